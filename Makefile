@@ -1,0 +1,40 @@
+# Two commands on a fresh machine: `make serve` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: serve test lint install migrate seed schema clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## Migrate and seed the embedded SQLite database, then serve http://127.0.0.1:8000/graphql
+serve: $(STAMP)
+	$(BIN)/carbongraph migrate
+	$(BIN)/carbongraph seed --demo
+	$(BIN)/carbongraph serve
+
+## The whole suite: every database test on SQLite and on PostgreSQL
+test: $(STAMP) gateway/node_modules
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+gateway/node_modules: gateway/package-lock.json
+	cd gateway && npm ci --no-audit --no-fund --loglevel=error
+	@touch gateway/node_modules
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+schema: $(STAMP)
+	$(BIN)/carbongraph export-schema
+
+clean:
+	rm -rf $(VENV) carbongraph.db carbongraph.db-wal carbongraph.db-shm gateway/node_modules

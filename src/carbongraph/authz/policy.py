@@ -1,0 +1,207 @@
+"""The one place that decides who may read or change what.
+
+A viewer's stored grants are loaded once per request (one statement) and resolved to
+materialised paths. Every decision after that is a prefix test on paths, in Python for single
+nodes and as a SQL ``WHERE`` for lists, so authorization never costs a statement per row.
+
+Rules, for a grant on node G and a target node T:
+- PLATFORM_ADMIN: everything.
+- subtree roles (ORG_ADMIN, COMMUNITY_MANAGER, ESG_ANALYST, PARTNER_SERVICE): T inside G's
+  subtree gets the role's level (``SUBTREE_ACCESS``); T an ancestor of G gets ``PUBLIC``.
+- RESIDENT on individual I: I itself and I's current household with its members get
+  ``PERSONAL``; the household's ancestors get ``PUBLIC``.
+- managing (create, update, archive, move, grant): ORG_ADMIN and COMMUNITY_MANAGER inside
+  their subtree; a resident may update their own profile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+
+import sqlalchemy as sa
+from sqlalchemy.sql.elements import ColumnElement
+
+from carbongraph.authz.roles import (
+    MANAGING_ROLES,
+    MAY_GRANT,
+    PLATFORM,
+    SUBTREE_ACCESS,
+    Access,
+    Role,
+)
+from carbongraph.authz.tokens import Principal
+from carbongraph.models import Community, Enterprise, Household, HouseholdMembership, RoleGrant
+
+
+@dataclass(frozen=True)
+class ResolvedGrant:
+    role: Role
+    node_type: str
+    node_id: int
+    # The subtree the grant covers; for RESIDENT, the current household's path (or None).
+    path: str | None
+
+
+@dataclass(frozen=True)
+class Target:
+    """What policy needs to know about a node: where it sits and, for people, who they are."""
+
+    paths: tuple[str, ...]
+    individual_id: int | None = None
+
+
+def individual_path(household_path: str, individual_id: int) -> str:
+    return f"{household_path}i{individual_id}/"
+
+
+def tenant_of(path: str) -> str:
+    return path.split("/", 1)[0]
+
+
+class Viewer:
+    def __init__(self, principal: Principal | None, grants: Sequence[ResolvedGrant]) -> None:
+        self.principal = principal
+        self.grants = tuple(grants)
+        self.is_platform_admin = any(g.role is Role.PLATFORM_ADMIN for g in self.grants)
+        self.resident_individual_ids = frozenset(
+            g.node_id for g in self.grants if g.role is Role.RESIDENT
+        )
+        self._paths = [g.path for g in self.grants if g.path]
+        self.tenants = frozenset(tenant_of(p) for p in self._paths)
+
+    @property
+    def subject(self) -> str | None:
+        return self.principal.subject if self.principal else None
+
+    # -- single nodes ---------------------------------------------------------------------
+    def access(self, target: Target) -> Access:
+        if self.is_platform_admin:
+            return Access.PERSONAL
+        best = Access.NONE
+        for grant in self.grants:
+            best = max(best, self._grant_access(grant, target))
+            if best is Access.PERSONAL:
+                break
+        return best
+
+    def _grant_access(self, grant: ResolvedGrant, target: Target) -> Access:
+        if grant.role is Role.RESIDENT:
+            if target.individual_id is not None and target.individual_id == grant.node_id:
+                return Access.PERSONAL
+            level = Access.PERSONAL
+        else:
+            level = SUBTREE_ACCESS.get(grant.role, Access.NONE)
+        if grant.path is None:
+            return Access.NONE
+        for path in target.paths:
+            if path.startswith(grant.path):
+                return level
+        if target.individual_id is None and any(grant.path.startswith(p) for p in target.paths):
+            return Access.PUBLIC
+        return Access.NONE
+
+    def may_know_exists(self, target: Target) -> bool:
+        """Whether a refusal may say FORBIDDEN (same tenant) rather than NOT_FOUND."""
+        return self.is_platform_admin or any(tenant_of(p) in self.tenants for p in target.paths)
+
+    def can_manage(self, target: Target) -> bool:
+        if self.is_platform_admin:
+            return True
+        for grant in self.grants:
+            in_subtree = grant.path and any(p.startswith(grant.path) for p in target.paths)
+            if grant.role in MANAGING_ROLES and in_subtree:
+                return True
+        return False
+
+    def can_edit_profile(self, target: Target) -> bool:
+        return self.can_manage(target) or (
+            target.individual_id is not None
+            and target.individual_id in self.resident_individual_ids
+        )
+
+    def can_create_root(self) -> bool:
+        """Enterprises and communities without an enterprise hang off the platform itself."""
+        return self.is_platform_admin
+
+    def can_grant(self, role: Role, target: Target) -> bool:
+        if self.is_platform_admin:
+            return True
+        for grant in self.grants:
+            allowed = MAY_GRANT.get(grant.role, frozenset())
+            in_subtree = grant.path and any(p.startswith(grant.path) for p in target.paths)
+            if role in allowed and in_subtree:
+                return True
+        return False
+
+    # -- lists (SQL) ------------------------------------------------------------------------
+    def node_filter(self, path_col: ColumnElement[str]) -> ColumnElement[bool] | None:
+        """Rows of enterprise, community or household with at least PUBLIC access.
+
+        None means "no restriction" (platform admin)."""
+        if self.is_platform_admin:
+            return None
+        clauses: list[ColumnElement[bool]] = []
+        for grant in self.grants:
+            if grant.path is None:
+                continue
+            clauses.append(path_col.startswith(grant.path, autoescape=False))
+            clauses.append(sa.literal(grant.path).startswith(path_col))
+        return sa.or_(*clauses) if clauses else sa.false()
+
+    def member_filter(
+        self, individual_id_col: ColumnElement[int], container_path_col: ColumnElement[str]
+    ) -> ColumnElement[bool] | None:
+        """Individuals with at least AGGREGATE access, reached through a household or an
+        enterprise whose path is ``container_path_col``."""
+        if self.is_platform_admin:
+            return None
+        clauses: list[ColumnElement[bool]] = []
+        for grant in self.grants:
+            if grant.role is Role.RESIDENT:
+                clauses.append(individual_id_col == grant.node_id)
+            if grant.path is not None:
+                clauses.append(container_path_col.startswith(grant.path, autoescape=False))
+        return sa.or_(*clauses) if clauses else sa.false()
+
+
+ANONYMOUS = Viewer(None, ())
+
+
+def grants_statement(subject: str, today: date) -> sa.Select[tuple[object, ...]]:
+    g = RoleGrant.__table__
+    e = Enterprise.__table__.alias("e")
+    c = Community.__table__.alias("c")
+    m = HouseholdMembership.__table__.alias("m")
+    mh = Household.__table__.alias("mh")
+    return (
+        sa.select(g.c.role, g.c.node_type, g.c.node_id, e.c.path, c.c.path, mh.c.path)
+        .select_from(g)
+        .outerjoin(e, sa.and_(g.c.node_type == "Enterprise", e.c.id == g.c.node_id))
+        .outerjoin(c, sa.and_(g.c.node_type == "Community", c.c.id == g.c.node_id))
+        .outerjoin(
+            m,
+            sa.and_(
+                g.c.node_type == "Individual",
+                m.c.individual_id == g.c.node_id,
+                m.c.valid_from <= today,
+                sa.or_(m.c.valid_to.is_(None), m.c.valid_to > today),
+            ),
+        )
+        .outerjoin(mh, mh.c.id == m.c.household_id)
+        .where(g.c.principal == subject)
+        .order_by(g.c.id)
+    )
+
+
+def resolve_grants(rows: Iterable[Sequence[object]]) -> list[ResolvedGrant]:
+    grants = []
+    for role, node_type, node_id, e_path, c_path, home_path in rows:
+        path = {"Enterprise": e_path, "Community": c_path, "Individual": home_path}.get(
+            str(node_type)
+        )
+        if node_type == PLATFORM:
+            path = None
+        grants.append(ResolvedGrant(Role(str(role)), str(node_type), int(node_id), path))  # type: ignore[call-overload]
+    return grants

@@ -1,0 +1,236 @@
+"""The ``carbongraph`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from datetime import timedelta
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from carbongraph.config import ConfigError, Settings
+
+app = typer.Typer(
+    help="carbongraph: federated GraphQL for personal, household, community and enterprise "
+    "carbon accounts. Configure with CARBONGRAPH_* environment variables (see README).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except ConfigError as exc:
+        err.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+@app.command()
+def migrate() -> None:
+    """Apply all database migrations (creates the SQLite file if needed)."""
+    from carbongraph import migrate as migrations
+    from carbongraph.app import redact
+    from carbongraph.db import create_engine
+
+    settings = _settings()
+
+    async def run() -> str | None:
+        engine = create_engine(settings)
+        try:
+            await migrations.upgrade(engine)
+            return await migrations.current_revision(engine)
+        finally:
+            await engine.dispose()
+
+    revision = asyncio.run(run())
+    console.print(f"database {redact(settings.database_url)} is at migration {revision}")
+
+
+@app.command()
+def seed(
+    demo: Annotated[bool, typer.Option("--demo", help="Load the demo pilots' data.")] = False,
+) -> None:
+    """Load demo data (idempotent) and print one development token per role."""
+    from carbongraph.authz import mint_token
+    from carbongraph.db import create_engine
+    from carbongraph.seed import DEMO_PRINCIPALS, seed_demo
+
+    if not demo:
+        err.print("nothing to do: pass --demo")
+        raise typer.Exit(2)
+    settings = _settings()
+
+    async def run() -> dict[str, int]:
+        engine = create_engine(settings)
+        try:
+            from carbongraph.app import ensure_migrated
+
+            await ensure_migrated(engine, settings)
+            return await seed_demo(engine)
+        finally:
+            await engine.dispose()
+
+    try:
+        counts = asyncio.run(run())
+    except RuntimeError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    console.print("demo data: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    table = Table(title="Development tokens (valid 30 days; send as 'Authorization: Bearer …')")
+    table.add_column("role")
+    table.add_column("subject")
+    table.add_column("scope")
+    for p in DEMO_PRINCIPALS:
+        table.add_row(p.role.value, p.subject, p.note)
+    console.print(table)
+    for p in DEMO_PRINCIPALS:
+        token = mint_token(settings, p.subject, roles=[p.role.value], ttl=timedelta(days=30))
+        # Printed plainly (no wrapping) so it can be copied whole.
+        sys.stdout.write(f"{p.role.value}={token}\n")
+
+
+@app.command()
+def token(
+    sub: Annotated[str, typer.Option(help="Subject (principal) the token is for.")],
+    role: Annotated[
+        list[str] | None,
+        typer.Option(help="Also store this role grant (repeat for several), on --node."),
+    ] = None,
+    node: Annotated[
+        str | None,
+        typer.Option(help="Node for --role: a global ID or Type:id, e.g. Enterprise:1."),
+    ] = None,
+    hours: Annotated[float, typer.Option(help="Lifetime in hours.")] = 24.0,
+) -> None:
+    """Mint a development token. With --role, the grant is stored too (what a principal may do
+    is decided by stored grants, not by the token)."""
+    from carbongraph.authz import GRANTABLE_ON, PLATFORM, Role, mint_token
+
+    settings = _settings()
+    roles = [r.upper() for r in role or []]
+    for r in roles:
+        if r not in Role.__members__:
+            err.print(f"unknown role {r}; one of {', '.join(Role.__members__)}")
+            raise typer.Exit(2)
+    if roles:
+        node_type, node_id = _parse_node(node)
+        for r in roles:
+            if node_type not in GRANTABLE_ON[Role(r)]:
+                where = ", ".join(sorted(GRANTABLE_ON[Role(r)]))
+                err.print(
+                    f"{r} is granted on: {where}" + (" (omit --node)" if PLATFORM in where else "")
+                )
+                raise typer.Exit(2)
+        asyncio.run(_store_grants(settings, sub, roles, node_type, node_id))
+    sys.stdout.write(mint_token(settings, sub, roles=roles, ttl=timedelta(hours=hours)) + "\n")
+
+
+def _parse_node(node: str | None) -> tuple[str, int]:
+    from carbongraph.authz import PLATFORM
+    from carbongraph.schema.relay import decode_global_id
+
+    if node is None:
+        return PLATFORM, 0
+    if ":" in node:
+        type_name, _, raw = node.partition(":")
+        if raw.isdigit():
+            return type_name, int(raw)
+    try:
+        return decode_global_id(node)
+    except Exception as exc:
+        err.print(f"--node {node!r} is neither a global ID nor Type:id")
+        raise typer.Exit(2) from exc
+
+
+async def _store_grants(
+    settings: Settings, sub: str, roles: list[str], node_type: str, node_id: int
+) -> None:
+    import sqlalchemy as sa
+
+    from carbongraph.app import ensure_migrated
+    from carbongraph.db import create_engine
+    from carbongraph.models.base import utcnow
+    from carbongraph.services.access import G
+
+    engine = create_engine(settings)
+    try:
+        await ensure_migrated(engine, settings)
+        async with engine.begin() as conn:
+            for r in roles:
+                exists = await conn.scalar(
+                    sa.select(G.c.id).where(
+                        G.c.principal == sub,
+                        G.c.role == r,
+                        G.c.node_type == node_type,
+                        G.c.node_id == node_id,
+                    )
+                )
+                if exists is None:
+                    await conn.execute(
+                        sa.insert(G).values(
+                            principal=sub,
+                            role=r,
+                            node_type=node_type,
+                            node_id=node_id,
+                            created_at=utcnow(),
+                            created_by="cli",
+                        )
+                    )
+    finally:
+        await engine.dispose()
+
+
+@app.command("export-schema")
+def export_schema() -> None:
+    """Print the subgraph SDL (what the gateway composes)."""
+    from carbongraph.schema.schema import schema
+
+    sys.stdout.write(schema.as_str() + "\n")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+) -> None:
+    """Serve /graphql, /healthz and /readyz with uvicorn. Refuses an unmigrated database."""
+    import uvicorn
+
+    from carbongraph.app import DatabaseNotMigrated, ensure_migrated
+    from carbongraph.db import create_engine
+
+    settings = _settings()
+
+    async def check() -> None:
+        engine = create_engine(settings)
+        try:
+            await ensure_migrated(engine, settings)
+        finally:
+            await engine.dispose()
+
+    try:
+        asyncio.run(check())
+    except DatabaseNotMigrated as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    console.print(f"carbongraph serving http://{host}:{port}/graphql ({settings.env})")
+    uvicorn.run(
+        "carbongraph.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        timeout_graceful_shutdown=10,
+        log_level="info",
+    )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,95 @@
+"""Settings read from the environment (``CARBONGRAPH_*``); one frozen object per process."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./carbongraph.db"
+# Only ever used when CARBONGRAPH_ENV is "development": production refuses to start without a key.
+DEV_JWT_SECRET = "carbongraph-development-secret-do-not-use-in-production"
+
+
+class ConfigError(RuntimeError):
+    """The environment does not describe a runnable configuration."""
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    env: str = "development"
+    jwt_secret: str | None = None
+    jwt_public_key_file: Path | None = None
+    jwt_jwks_file: Path | None = None
+    jwt_private_key_file: Path | None = None
+    jwt_issuer: str = "carbongraph"
+    jwt_audience: str = "carbongraph"
+    db_pool_size: int = 10
+    max_page_size: int = 100
+    default_page_size: int = 20
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        env = os.environ.get("CARBONGRAPH_ENV", "development").strip().lower()
+        if env not in {"development", "production"}:
+            raise ConfigError("CARBONGRAPH_ENV must be 'development' or 'production'")
+
+        def path(name: str) -> Path | None:
+            raw = os.environ.get(name)
+            return Path(raw) if raw else None
+
+        values: dict[str, object] = {
+            "database_url": os.environ.get("CARBONGRAPH_DATABASE_URL") or DEFAULT_DATABASE_URL,
+            "env": env,
+            "jwt_secret": os.environ.get("CARBONGRAPH_JWT_SECRET") or None,
+            "jwt_public_key_file": path("CARBONGRAPH_JWT_PUBLIC_KEY_FILE"),
+            "jwt_jwks_file": path("CARBONGRAPH_JWT_JWKS_FILE"),
+            "jwt_private_key_file": path("CARBONGRAPH_JWT_PRIVATE_KEY_FILE"),
+            "jwt_issuer": os.environ.get("CARBONGRAPH_JWT_ISSUER", "carbongraph"),
+            "jwt_audience": os.environ.get("CARBONGRAPH_JWT_AUDIENCE", "carbongraph"),
+            "db_pool_size": _int("CARBONGRAPH_DB_POOL_SIZE", 10),
+            "max_page_size": _int("CARBONGRAPH_MAX_PAGE_SIZE", 100),
+            "default_page_size": _int("CARBONGRAPH_DEFAULT_PAGE_SIZE", 20),
+        }
+        values.update(overrides)
+        settings = cls(**values)  # type: ignore[arg-type]
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        has_key = bool(self.jwt_secret or self.jwt_public_key_file or self.jwt_jwks_file)
+        if self.is_production and not has_key:
+            raise ConfigError(
+                "production needs CARBONGRAPH_JWT_PUBLIC_KEY_FILE, CARBONGRAPH_JWT_JWKS_FILE "
+                "or CARBONGRAPH_JWT_SECRET"
+            )
+        if not 1 <= self.default_page_size <= self.max_page_size:
+            raise ConfigError("CARBONGRAPH_DEFAULT_PAGE_SIZE must be between 1 and the maximum")
+
+    @property
+    def effective_jwt_secret(self) -> str | None:
+        if self.jwt_secret:
+            return self.jwt_secret
+        if not self.is_production and not (self.jwt_public_key_file or self.jwt_jwks_file):
+            return DEV_JWT_SECRET
+        return None

@@ -1,0 +1,170 @@
+"""Engines, per-request connections and statement counting.
+
+A request uses one connection for all its statements (lazily opened, one transaction), so that
+later row-level security can ``set_config`` per transaction and so that a request reads one
+consistent snapshot. DataLoaders of one request run concurrently under asyncio, but a connection
+runs one statement at a time, hence the lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Result
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.sql import Executable
+
+from carbongraph.config import Settings
+
+_STATEMENT_LISTENERS: contextvars.ContextVar[list[Callable[[str], None]] | None] = (
+    contextvars.ContextVar("carbongraph_statement_listeners", default=None)
+)
+_CONTROL_PREFIXES = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "PRAGMA", "SET ")
+
+
+def _on_cursor_execute(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+    listeners = _STATEMENT_LISTENERS.get()
+    if not listeners:
+        return
+    if statement.lstrip().upper().startswith(_CONTROL_PREFIXES):
+        return
+    for listener in listeners:
+        listener(statement)
+
+
+class StatementLog:
+    """Collects the data statements (not BEGIN/COMMIT/SAVEPOINT) run in the current context."""
+
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+
+    @property
+    def count(self) -> int:
+        return len(self.statements)
+
+    def __enter__(self) -> StatementLog:
+        listeners = list(_STATEMENT_LISTENERS.get() or [])
+        listeners.append(self.statements.append)
+        self._token = _STATEMENT_LISTENERS.set(listeners)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _STATEMENT_LISTENERS.reset(self._token)
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    # pysqlite's own transaction handling breaks SAVEPOINT; take it over (SQLAlchemy's recipe).
+    @event.listens_for(engine.sync_engine, "connect")
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def on_begin(conn: Any) -> None:
+        # Writers take the lock up front: a deferred transaction that upgrades from read to
+        # write fails at once with SQLITE_BUSY instead of waiting its turn.
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("sqlite_write") else "BEGIN")
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    url = settings.database_url
+    if settings.is_sqlite:
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+        _configure_sqlite(engine)
+    else:
+        engine = create_async_engine(
+            url,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_pool_size,
+            pool_pre_ping=True,
+        )
+    event.listen(engine.sync_engine, "before_cursor_execute", _on_cursor_execute)
+    return engine
+
+
+class RequestDB:
+    """One request's database access: a lazily opened connection inside one transaction."""
+
+    def __init__(self, engine: AsyncEngine, *, write: bool = False) -> None:
+        self.engine = engine
+        self.write = write
+        self._conn: AsyncConnection | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    async def _connection(self) -> AsyncConnection:
+        if self._conn is None:
+            conn = await self.engine.connect()
+            if self.write and self.dialect == "sqlite":
+                conn.sync_connection.info["sqlite_write"] = True  # type: ignore[union-attr]
+            await conn.begin()
+            self._conn = conn
+        return self._conn
+
+    async def execute(self, statement: Executable, params: Any = None) -> Result[Any]:
+        async with self._lock:
+            conn = await self._connection()
+            # AsyncConnection buffers the rows, so the lock may go before the caller iterates.
+            return await conn.execute(statement, params)
+
+    async def scalar(self, statement: Executable, params: Any = None) -> Any:
+        return (await self.execute(statement, params)).scalar()
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        """All statements inside either land together or not at all (a mutation's unit)."""
+        conn = await self._connection()
+        async with self._lock:
+            nested = await conn.begin_nested()
+        try:
+            yield
+        except BaseException:
+            async with self._lock:
+                await nested.rollback()
+            raise
+        else:
+            async with self._lock:
+                await nested.commit()
+
+    async def close(self, *, commit: bool) -> None:
+        if self._conn is None:
+            return
+        conn, self._conn = self._conn, None
+        try:
+            if commit:
+                await conn.commit()
+            else:
+                await conn.rollback()
+        finally:
+            await conn.close()
+
+
+@asynccontextmanager
+async def request_db(engine: AsyncEngine, *, write: bool = False) -> AsyncIterator[RequestDB]:
+    db = RequestDB(engine, write=write)
+    try:
+        yield db
+    except BaseException:
+        await db.close(commit=False)
+        raise
+    else:
+        await db.close(commit=True)
+
+
+async def ping(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        await conn.execute(sa.text("SELECT 1"))

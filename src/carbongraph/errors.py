@@ -1,0 +1,80 @@
+"""Error codes that clients can rely on.
+
+Query-side failures are GraphQL errors whose ``extensions.code`` is one of ``ErrorCode``;
+mutation-side failures are ``userErrors`` on the payload with a ``UserErrorCode``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from graphql import GraphQLError
+
+
+class ErrorCode(StrEnum):
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    FORBIDDEN = "FORBIDDEN"
+    NOT_FOUND = "NOT_FOUND"
+    BAD_USER_INPUT = "BAD_USER_INPUT"
+    INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
+
+
+class CodedError(GraphQLError):
+    code: ErrorCode = ErrorCode.INTERNAL_SERVER_ERROR
+
+    def __init__(self, message: str, **extensions: object) -> None:
+        super().__init__(message, extensions={"code": str(self.code), **extensions})
+
+
+class Forbidden(CodedError):
+    code = ErrorCode.FORBIDDEN
+
+    def __init__(self, message: str = "You are not allowed to read this.") -> None:
+        super().__init__(message)
+
+
+class NotFound(CodedError):
+    code = ErrorCode.NOT_FOUND
+
+    def __init__(self, message: str = "No such object.") -> None:
+        super().__init__(message)
+
+
+class BadUserInput(CodedError):
+    code = ErrorCode.BAD_USER_INPUT
+
+
+class UserErrorCode(StrEnum):
+    INVALID = "INVALID"
+    REQUIRED = "REQUIRED"
+    TOO_LONG = "TOO_LONG"
+    NOT_FOUND = "NOT_FOUND"
+    FORBIDDEN = "FORBIDDEN"
+    DUPLICATE = "DUPLICATE"
+    ARCHIVED = "ARCHIVED"
+    INVALID_TIMEZONE = "INVALID_TIMEZONE"
+    INVALID_REGION = "INVALID_REGION"
+    INVALID_DATE = "INVALID_DATE"
+    OVERLAPPING_MEMBERSHIP = "OVERLAPPING_MEMBERSHIP"
+    HAS_ACTIVE_CHILDREN = "HAS_ACTIVE_CHILDREN"
+    NOT_GRANTABLE = "NOT_GRANTABLE"
+
+
+@dataclass(frozen=True)
+class UserErrorData:
+    field: list[str]
+    message: str
+    code: UserErrorCode
+
+
+@dataclass
+class MutationFailed(Exception):
+    """Raised by a domain service: the mutation's savepoint rolls back and the payload carries
+    these errors."""
+
+    errors: list[UserErrorData] = field(default_factory=list)
+
+    @classmethod
+    def single(cls, field_path: list[str], code: UserErrorCode, message: str) -> MutationFailed:
+        return cls([UserErrorData(field_path, message, code)])

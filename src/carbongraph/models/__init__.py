@@ -1,0 +1,26 @@
+"""SQLModel tables. Every table registers on ``SQLModel.metadata``, which Alembic reads."""
+
+from sqlmodel import SQLModel
+
+from carbongraph.models.access import RoleGrant
+from carbongraph.models.hierarchy import (
+    Community,
+    Employment,
+    Enterprise,
+    Household,
+    HouseholdMembership,
+    Individual,
+)
+
+metadata = SQLModel.metadata
+
+__all__ = [
+    "Community",
+    "Employment",
+    "Enterprise",
+    "Household",
+    "HouseholdMembership",
+    "Individual",
+    "RoleGrant",
+    "metadata",
+]

@@ -1,0 +1,1 @@
+"""Query and mutation resolvers, per-request DataLoaders and keyset pagination."""

@@ -1,0 +1,61 @@
+"""The per-request context every resolver receives as ``info.context``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any
+
+from carbongraph.authz import ANONYMOUS, Principal, Viewer, grants_statement, resolve_grants
+from carbongraph.config import Settings
+from carbongraph.db import RequestDB
+from carbongraph.resolvers.dataloaders import Loaders
+
+if TYPE_CHECKING:
+    from strawberry.types import Info as _Info
+
+
+@dataclass
+class Context:
+    settings: Settings
+    db: RequestDB
+    viewer: Viewer
+    loaders: Loaders
+    today: date
+    request: Any = None
+    response: Any = None
+
+
+async def load_viewer(db: RequestDB, principal: Principal | None, today: date) -> Viewer:
+    if principal is None:
+        return ANONYMOUS
+    rows = await db.execute(grants_statement(principal.subject, today))
+    return Viewer(principal, resolve_grants(rows))
+
+
+async def build_context(
+    settings: Settings,
+    db: RequestDB,
+    principal: Principal | None,
+    *,
+    request: Any = None,
+    today: date | None = None,
+) -> Context:
+    today = today or datetime.now(UTC).date()
+    viewer = await load_viewer(db, principal, today)
+    return Context(
+        settings=settings,
+        db=db,
+        viewer=viewer,
+        loaders=Loaders(db, viewer, today),
+        today=today,
+        request=request,
+    )
+
+
+if TYPE_CHECKING:
+    Info = _Info[Context, None]
+else:
+    from strawberry.types import Info as _RuntimeInfo
+
+    Info = _RuntimeInfo

@@ -1,0 +1,293 @@
+"""Per-request DataLoaders: every relation in the graph loads through one of these, so a nested
+query costs one statement per level, whatever the number of rows.
+
+Each loader applies the viewer's visibility filter in SQL (see ``authz.policy``); nothing is
+fetched and then thrown away in Python, so page sizes and counts are exact.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.sql.elements import ColumnElement
+from strawberry.dataloader import DataLoader
+
+from carbongraph.authz import Target, Viewer, individual_path
+from carbongraph.db import RequestDB
+from carbongraph.models import (
+    Community,
+    Employment,
+    Enterprise,
+    Household,
+    HouseholdMembership,
+    Individual,
+)
+from carbongraph.resolvers.pagination import (
+    Page,
+    PageArgs,
+    partitioned_page_statement,
+    split_pages,
+)
+
+E = Enterprise.__table__
+C = Community.__table__
+H = Household.__table__
+I = Individual.__table__  # noqa: E741
+M = HouseholdMembership.__table__
+EM = Employment.__table__
+
+
+def current(table: sa.Table, on: date) -> ColumnElement[bool]:
+    """The dated row (membership, employment) is in force on ``on``."""
+    return sa.and_(
+        table.c.valid_from <= on, sa.or_(table.c.valid_to.is_(None), table.c.valid_to > on)
+    )
+
+
+@dataclass
+class IndividualRecord:
+    id: int
+    display_name: str
+    email: str | None
+    subject: str | None
+    external_ref: str | None
+    created_at: datetime
+    updated_at: datetime
+    archived_at: datetime | None
+    # Paths through which the person is reached: current household, current employers.
+    paths: tuple[str, ...] = field(default=())
+
+    @property
+    def target(self) -> Target:
+        return Target(self.paths, individual_id=self.id)
+
+    @classmethod
+    def from_row(cls, row: Any, paths: Sequence[str]) -> IndividualRecord:
+        return cls(
+            id=row.id,
+            display_name=row.display_name,
+            email=row.email,
+            subject=row.subject,
+            external_ref=row.external_ref,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            archived_at=row.archived_at,
+            paths=tuple(paths),
+        )
+
+
+def node_target(row: Any) -> Target:
+    """Target of an enterprise, community or household row (they carry ``path``)."""
+    return Target((row.path,))
+
+
+@dataclass(frozen=True)
+class Relation:
+    """A parent → children list: the statement for a set of parents, and how rows become
+    records. ``partition`` and ``order_id`` are columns of ``build``'s select."""
+
+    build: Callable[[Sequence[Any], Viewer, date], sa.Select[Any]]
+    partition: ColumnElement[Any]
+    order_id: ColumnElement[int]
+    to_record: Callable[[Any], Any] = lambda row: row
+
+
+def _visible(select: sa.Select[Any], clause: ColumnElement[bool] | None) -> sa.Select[Any]:
+    return select if clause is None else select.where(clause)
+
+
+def _member_record(row: Any) -> IndividualRecord:
+    return IndividualRecord.from_row(row, [individual_path(row.container_path, row.id)])
+
+
+ENTERPRISE_COMMUNITIES = Relation(
+    build=lambda keys, viewer, _on: _visible(
+        sa.select(C).where(
+            C.c.enterprise_id.in_(keys), C.c.parent_id.is_(None), C.c.archived_at.is_(None)
+        ),
+        viewer.node_filter(C.c.path),
+    ),
+    partition=C.c.enterprise_id,
+    order_id=C.c.id,
+)
+
+SUB_COMMUNITIES = Relation(
+    build=lambda keys, viewer, _on: _visible(
+        sa.select(C).where(C.c.parent_id.in_(keys), C.c.archived_at.is_(None)),
+        viewer.node_filter(C.c.path),
+    ),
+    partition=C.c.parent_id,
+    order_id=C.c.id,
+)
+
+COMMUNITY_HOUSEHOLDS = Relation(
+    build=lambda keys, viewer, _on: _visible(
+        sa.select(H).where(H.c.community_id.in_(keys), H.c.archived_at.is_(None)),
+        viewer.node_filter(H.c.path),
+    ),
+    partition=H.c.community_id,
+    order_id=H.c.id,
+)
+
+HOUSEHOLD_MEMBERS = Relation(
+    build=lambda keys, viewer, on: _visible(
+        sa.select(I, H.c.path.label("container_path"))
+        .select_from(M.join(I, I.c.id == M.c.individual_id).join(H, H.c.id == M.c.household_id))
+        .where(M.c.household_id.in_(keys), current(M, on), I.c.archived_at.is_(None)),
+        viewer.member_filter(I.c.id, H.c.path),
+    ),
+    partition=M.c.household_id,
+    order_id=I.c.id,
+    to_record=_member_record,
+)
+
+_SUBTREE = C.alias("subtree_root")
+COMMUNITY_MEMBERS = Relation(
+    build=lambda keys, viewer, on: _visible(
+        sa.select(I, H.c.path.label("container_path"))
+        .select_from(
+            M.join(I, I.c.id == M.c.individual_id)
+            .join(H, H.c.id == M.c.household_id)
+            .join(_SUBTREE, H.c.path.startswith(_SUBTREE.c.path, autoescape=False))
+        )
+        .where(_SUBTREE.c.id.in_(keys), current(M, on), I.c.archived_at.is_(None)),
+        viewer.member_filter(I.c.id, H.c.path),
+    ),
+    partition=_SUBTREE.c.id,
+    order_id=I.c.id,
+    to_record=_member_record,
+)
+
+ENTERPRISE_EMPLOYEES = Relation(
+    build=lambda keys, viewer, on: _visible(
+        sa.select(I, E.c.path.label("container_path"))
+        .select_from(EM.join(I, I.c.id == EM.c.individual_id).join(E, E.c.id == EM.c.enterprise_id))
+        .where(EM.c.enterprise_id.in_(keys), current(EM, on), I.c.archived_at.is_(None)),
+        viewer.member_filter(I.c.id, E.c.path),
+    ),
+    partition=EM.c.enterprise_id,
+    order_id=I.c.id,
+    to_record=_member_record,
+)
+
+
+class Loaders:
+    """Created once per request; holds that request's DataLoaders."""
+
+    def __init__(self, db: RequestDB, viewer: Viewer, today: date) -> None:
+        self.db = db
+        self.viewer = viewer
+        self.today = today
+        self.enterprise = DataLoader(load_fn=self._by_id(E))
+        self.community = DataLoader(load_fn=self._by_id(C))
+        self.household = DataLoader(load_fn=self._by_id(H))
+        self.individual = DataLoader(load_fn=self._individuals)
+        self.current_household = DataLoader(load_fn=self._current_households)
+        self.membership_history = DataLoader(load_fn=self._membership_history)
+        self._pages: dict[Relation, DataLoader[tuple[Any, PageArgs], Page]] = {}
+        self._counts: dict[Relation, DataLoader[Any, int]] = {}
+
+    # -- by id ------------------------------------------------------------------------------
+    def _by_id(self, table: sa.Table) -> Callable[[list[int]], Any]:
+        async def load(keys: list[int]) -> list[Any]:
+            rows = await self.db.execute(sa.select(table).where(table.c.id.in_(keys)))
+            by_id = {row.id: row for row in rows}
+            return [by_id.get(key) for key in keys]
+
+        return load
+
+    async def _individuals(self, keys: list[int]) -> list[IndividualRecord | None]:
+        hh = H.alias("home")
+        em = EM.alias("em")
+        ee = E.alias("employer")
+        statement = (
+            sa.select(I, hh.c.path.label("home_path"), ee.c.path.label("employer_path"))
+            .select_from(
+                I.outerjoin(M, sa.and_(M.c.individual_id == I.c.id, current(M, self.today)))
+                .outerjoin(hh, hh.c.id == M.c.household_id)
+                .outerjoin(em, sa.and_(em.c.individual_id == I.c.id, current(em, self.today)))
+                .outerjoin(ee, ee.c.id == em.c.enterprise_id)
+            )
+            .where(I.c.id.in_(keys))
+        )
+        rows = await self.db.execute(statement)
+        first: dict[int, Any] = {}
+        paths: dict[int, list[str]] = defaultdict(list)
+        for row in rows:
+            first.setdefault(row.id, row)
+            for container in (row.home_path, row.employer_path):
+                if container:
+                    path = individual_path(container, row.id)
+                    if path not in paths[row.id]:
+                        paths[row.id].append(path)
+        return [
+            IndividualRecord.from_row(first[key], paths[key]) if key in first else None
+            for key in keys
+        ]
+
+    async def _current_households(self, keys: list[int]) -> list[Any]:
+        statement = (
+            sa.select(H, M.c.individual_id.label("_individual"))
+            .select_from(M.join(H, H.c.id == M.c.household_id))
+            .where(M.c.individual_id.in_(keys), current(M, self.today))
+        )
+        rows = await self.db.execute(statement)
+        by_individual = {row._individual: row for row in rows}
+        return [by_individual.get(key) for key in keys]
+
+    async def _membership_history(self, keys: list[int]) -> list[list[Any]]:
+        statement = sa.select(M).where(M.c.individual_id.in_(keys)).order_by(M.c.valid_from, M.c.id)
+        history: dict[int, list[Any]] = defaultdict(list)
+        for row in await self.db.execute(statement):
+            history[row.individual_id].append(row)
+        return [history[key] for key in keys]
+
+    # -- relations ----------------------------------------------------------------------------
+    def page(self, relation: Relation) -> DataLoader[tuple[Any, PageArgs], Page]:
+        loader = self._pages.get(relation)
+        if loader is None:
+            loader = DataLoader(load_fn=lambda keys: self._load_pages(relation, keys))
+            self._pages[relation] = loader
+        return loader
+
+    def count(self, relation: Relation) -> DataLoader[Any, int]:
+        loader = self._counts.get(relation)
+        if loader is None:
+            loader = DataLoader(load_fn=lambda keys: self._load_counts(relation, keys))
+            self._counts[relation] = loader
+        return loader
+
+    async def _load_pages(
+        self, relation: Relation, keys: Sequence[tuple[Hashable, PageArgs]]
+    ) -> list[Page]:
+        # Usually every parent asks for the same page; one statement per distinct PageArgs.
+        by_args: dict[PageArgs, list[Hashable]] = defaultdict(list)
+        for parent, args in keys:
+            by_args[args].append(parent)
+        pages: dict[tuple[Hashable, PageArgs], Page] = {}
+        for args, parents in by_args.items():
+            statement = partitioned_page_statement(
+                relation.build(parents, self.viewer, self.today),
+                partition_col=relation.partition,
+                id_col=relation.order_id,
+                args=args,
+            )
+            rows = list(await self.db.execute(statement))
+            for parent, page in split_pages(rows, parents, args).items():
+                page.rows[:] = [relation.to_record(row) for row in page.rows]
+                pages[(parent, args)] = page
+        return [pages[key] for key in keys]
+
+    async def _load_counts(self, relation: Relation, keys: Sequence[Hashable]) -> list[int]:
+        statement = (
+            relation.build(keys, self.viewer, self.today)
+            .with_only_columns(relation.partition, sa.func.count(), maintain_column_froms=True)
+            .group_by(relation.partition)
+        )
+        counts = {parent: n for parent, n in await self.db.execute(statement)}
+        return [counts.get(key, 0) for key in keys]

@@ -1,0 +1,374 @@
+"""Enterprise → Community → Household → Individual as federation entities and Relay nodes."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Self
+
+import strawberry
+from strawberry import relay
+
+from carbongraph.authz import Access, Target
+from carbongraph.errors import NotFound
+from carbongraph.resolvers import dataloaders as dl
+from carbongraph.resolvers.dataloaders import IndividualRecord, node_target
+from carbongraph.schema.common import require
+from carbongraph.schema.enums import CommunityKind, DwellingType, EnterpriseKind
+from carbongraph.schema.relay import Connection, child_connection, decode_global_id
+
+PAGE_ARGS_DOC = "Keyset pagination: `first`/`after` forwards, `last`/`before` backwards."
+
+
+async def fetch_row(info: Any, type_name: str, pk: int) -> Any:
+    """Load one node by primary key for ``info.context.viewer``; NOT_FOUND / FORBIDDEN when it
+    does not exist or may not be seen (PUBLIC access is enough to see an organisation)."""
+    loaders = info.context.loaders
+    loader = {
+        "Enterprise": loaders.enterprise,
+        "Community": loaders.community,
+        "Household": loaders.household,
+        "Individual": loaders.individual,
+    }[type_name]
+    row = await loader.load(pk)
+    if row is None:
+        raise NotFound()
+    target = row.target if isinstance(row, IndividualRecord) else node_target(row)
+    minimum = Access.AGGREGATE if type_name in {"Household", "Individual"} else Access.PUBLIC
+    require(info, target, minimum)
+    return row
+
+
+class _Entity(relay.Node):
+    """Shared behaviour: built from a database row; looked up by global ID. (Each concrete type
+    declares its own ``pk: relay.NodeID[int]``: a plain base class contributes no fields.)"""
+
+    pk: int
+
+    @classmethod
+    def from_row(cls, row: Any) -> Self:
+        raise NotImplementedError
+
+    @classmethod
+    async def fetch(cls, info: Any, pk: int) -> Self:
+        return cls.from_row(await fetch_row(info, cls._graphql_name(), pk))
+
+    @classmethod
+    def _graphql_name(cls) -> str:
+        return cls.__strawberry_definition__.name  # type: ignore[attr-defined]
+
+    @classmethod
+    async def resolve_reference(cls, info: strawberry.Info, id: strawberry.ID) -> Self:
+        _, pk = decode_global_id(id, [cls._graphql_name()])
+        return await cls.fetch(info, pk)
+
+
+@strawberry.federation.type(
+    name="Enterprise",
+    keys=["id"],
+    description="A partner organisation: company, university, property manager, city programme.",
+)
+class EnterpriseNode(_Entity):
+    pk: relay.NodeID[int]
+    name: str
+    kind: EnterpriseKind
+    external_ref: str | None = strawberry.field(description="The partner's own identifier.")
+    created_at: datetime
+    updated_at: datetime
+    archived_at: datetime | None
+    path: strawberry.Private[str]
+
+    @classmethod
+    def from_row(cls, row: Any) -> EnterpriseNode:
+        return cls(
+            pk=row.id,
+            name=row.name,
+            kind=EnterpriseKind(row.kind),
+            external_ref=row.external_ref,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            archived_at=row.archived_at,
+            path=row.path,
+        )
+
+    @strawberry.field(description="Top-level communities of this enterprise. " + PAGE_ARGS_DOC)
+    async def communities(
+        self,
+        info: strawberry.Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[CommunityNode]:
+        return await child_connection(
+            info,
+            dl.ENTERPRISE_COMMUNITIES,
+            self.pk,
+            CommunityNode.from_row,
+            first,
+            after,
+            last,
+            before,
+        )
+
+    @strawberry.field(description="People currently employed by this enterprise. " + PAGE_ARGS_DOC)
+    async def employees(
+        self,
+        info: strawberry.Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[IndividualNode]:
+        return await child_connection(
+            info,
+            dl.ENTERPRISE_EMPLOYEES,
+            self.pk,
+            IndividualNode.from_row,
+            first,
+            after,
+            last,
+            before,
+        )
+
+
+@strawberry.federation.type(
+    name="Community",
+    keys=["id"],
+    description="A village, campus, building, residential compound or office park. Communities "
+    "nest (campus → dorm building) and may stand directly under the platform.",
+)
+class CommunityNode(_Entity):
+    pk: relay.NodeID[int]
+    name: str
+    kind: CommunityKind
+    region_code: str = strawberry.field(
+        description="ISO 3166-2 subdivision (e.g. CN-GD); selects regional emission factors."
+    )
+    timezone: str = strawberry.field(description="IANA time zone; days are local days here.")
+    external_ref: str | None
+    created_at: datetime
+    updated_at: datetime
+    archived_at: datetime | None
+    enterprise_id: strawberry.Private[int | None]
+    parent_id: strawberry.Private[int | None]
+    path: strawberry.Private[str]
+
+    @classmethod
+    def from_row(cls, row: Any) -> CommunityNode:
+        return cls(
+            pk=row.id,
+            name=row.name,
+            kind=CommunityKind(row.kind),
+            region_code=row.region_code,
+            timezone=row.timezone,
+            external_ref=row.external_ref,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            archived_at=row.archived_at,
+            enterprise_id=row.enterprise_id,
+            parent_id=row.parent_id,
+            path=row.path,
+        )
+
+    @strawberry.field(description="The enterprise that runs this community, if any.")
+    async def enterprise(self, info: strawberry.Info) -> EnterpriseNode | None:
+        if self.enterprise_id is None:
+            return None
+        return await EnterpriseNode.fetch(info, self.enterprise_id)
+
+    @strawberry.field(description="The community this one is part of, if any.")
+    async def parent(self, info: strawberry.Info) -> CommunityNode | None:
+        if self.parent_id is None:
+            return None
+        return await CommunityNode.fetch(info, self.parent_id)
+
+    @strawberry.field(description="Communities directly inside this one. " + PAGE_ARGS_DOC)
+    async def sub_communities(
+        self,
+        info: strawberry.Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[CommunityNode]:
+        return await child_connection(
+            info, dl.SUB_COMMUNITIES, self.pk, CommunityNode.from_row, first, after, last, before
+        )
+
+    @strawberry.field(description="Households directly in this community. " + PAGE_ARGS_DOC)
+    async def households(
+        self,
+        info: strawberry.Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[HouseholdNode]:
+        return await child_connection(
+            info,
+            dl.COMMUNITY_HOUSEHOLDS,
+            self.pk,
+            HouseholdNode.from_row,
+            first,
+            after,
+            last,
+            before,
+        )
+
+    @strawberry.field(
+        description="People currently living anywhere in this community, sub-communities "
+        "included. " + PAGE_ARGS_DOC
+    )
+    async def members(
+        self,
+        info: strawberry.Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[IndividualNode]:
+        return await child_connection(
+            info,
+            dl.COMMUNITY_MEMBERS,
+            self.pk,
+            IndividualNode.from_row,
+            first,
+            after,
+            last,
+            before,
+        )
+
+
+@strawberry.federation.type(
+    name="Household",
+    keys=["id"],
+    description="A home or a dorm room. Its account sums its members and its own meters.",
+)
+class HouseholdNode(_Entity):
+    pk: relay.NodeID[int]
+    dwelling_type: DwellingType
+    has_rooftop_solar: bool
+    external_ref: str | None
+    created_at: datetime
+    updated_at: datetime
+    archived_at: datetime | None
+    community_id: strawberry.Private[int]
+    path: strawberry.Private[str]
+    name_value: strawberry.Private[str]
+
+    @classmethod
+    def from_row(cls, row: Any) -> HouseholdNode:
+        return cls(
+            pk=row.id,
+            name_value=row.name,
+            dwelling_type=DwellingType(row.dwelling_type),
+            has_rooftop_solar=row.has_rooftop_solar,
+            external_ref=row.external_ref,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            archived_at=row.archived_at,
+            community_id=row.community_id,
+            path=row.path,
+        )
+
+    @strawberry.field(description="The household's label. Personal data.")
+    def name(self, info: strawberry.Info) -> str | None:
+        require(info, Target((self.path,)), Access.PERSONAL)
+        return self.name_value
+
+    @strawberry.field
+    async def community(self, info: strawberry.Info) -> CommunityNode | None:
+        return await CommunityNode.fetch(info, self.community_id)
+
+    @strawberry.field(description="People living here today. " + PAGE_ARGS_DOC)
+    async def members(
+        self,
+        info: strawberry.Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[IndividualNode]:
+        return await child_connection(
+            info,
+            dl.HOUSEHOLD_MEMBERS,
+            self.pk,
+            IndividualNode.from_row,
+            first,
+            after,
+            last,
+            before,
+        )
+
+
+@strawberry.type(description="A dated period during which a person lived in a household.")
+class HouseholdMembershipPeriod:
+    valid_from: date
+    valid_to: date | None = strawberry.field(description="Exclusive end; null while current.")
+    household_id: strawberry.Private[int]
+
+    @strawberry.field
+    async def household(self, info: strawberry.Info) -> HouseholdNode | None:
+        return await HouseholdNode.fetch(info, self.household_id)
+
+
+@strawberry.federation.type(
+    name="Individual",
+    keys=["id"],
+    description="A person's carbon account. Belongs to at most one household at a time.",
+)
+class IndividualNode(_Entity):
+    pk: relay.NodeID[int]
+    external_ref: str | None
+    created_at: datetime
+    updated_at: datetime
+    archived_at: datetime | None
+    record: strawberry.Private[IndividualRecord]
+
+    @classmethod
+    def from_row(cls, row: IndividualRecord) -> IndividualNode:
+        return cls(
+            pk=row.id,
+            external_ref=row.external_ref,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            archived_at=row.archived_at,
+            record=row,
+        )
+
+    @strawberry.field(description="Personal data.")
+    def display_name(self, info: strawberry.Info) -> str | None:
+        require(info, self.record.target, Access.PERSONAL)
+        return self.record.display_name
+
+    @strawberry.field(description="Personal data.")
+    def email(self, info: strawberry.Info) -> str | None:
+        require(info, self.record.target, Access.PERSONAL)
+        return self.record.email
+
+    @strawberry.field(description="The household this person lives in today.")
+    async def household(self, info: strawberry.Info) -> HouseholdNode | None:
+        row = await info.context.loaders.current_household.load(self.pk)
+        if row is None:
+            return None
+        require(info, node_target(row), Access.AGGREGATE)
+        return HouseholdNode.from_row(row)
+
+    @strawberry.field(description="Every household this person has lived in, oldest first.")
+    async def household_history(self, info: strawberry.Info) -> list[HouseholdMembershipPeriod]:
+        require(info, self.record.target, Access.PERSONAL)
+        rows = await info.context.loaders.membership_history.load(self.pk)
+        return [
+            HouseholdMembershipPeriod(
+                valid_from=r.valid_from, valid_to=r.valid_to, household_id=r.household_id
+            )
+            for r in rows
+        ]
+
+
+NODE_TYPES: dict[str, type[_Entity]] = {
+    "Enterprise": EnterpriseNode,
+    "Community": CommunityNode,
+    "Household": HouseholdNode,
+    "Individual": IndividualNode,
+}

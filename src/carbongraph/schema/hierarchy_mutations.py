@@ -1,0 +1,411 @@
+"""Create, update, archive and move across the hierarchy. Each returns a payload with the node
+and ``userErrors``; on any error nothing is written."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import strawberry
+
+from carbongraph.schema.common import UserError
+from carbongraph.schema.enums import CommunityKind, DwellingType, EnterpriseKind
+from carbongraph.schema.hierarchy import (
+    CommunityNode,
+    EnterpriseNode,
+    HouseholdNode,
+    IndividualNode,
+)
+from carbongraph.schema.mutation_support import input_id, optional_input_id, run_mutation
+from carbongraph.services import hierarchy as service
+from carbongraph.services.validation import Checker
+
+
+def _value(enum_value: Any) -> Any:
+    return None if enum_value is None else enum_value.value
+
+
+# -- payloads ---------------------------------------------------------------------------------
+@strawberry.type
+class EnterprisePayload:
+    enterprise: EnterpriseNode | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class CommunityPayload:
+    community: CommunityNode | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class HouseholdPayload:
+    household: HouseholdNode | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class IndividualPayload:
+    individual: IndividualNode | None
+    user_errors: list[UserError]
+
+
+# -- inputs -----------------------------------------------------------------------------------
+@strawberry.input
+class CreateEnterpriseInput:
+    name: str
+    kind: EnterpriseKind
+    external_ref: str | None = None
+
+
+@strawberry.input
+class UpdateEnterpriseInput:
+    id: strawberry.ID
+    name: str | None = None
+    kind: EnterpriseKind | None = None
+
+
+@strawberry.input
+class CreateCommunityInput:
+    name: str
+    kind: CommunityKind
+    region_code: str | None = strawberry.field(
+        default=None, description="ISO 3166-2, e.g. CN-GD. Defaults to the parent's."
+    )
+    timezone: str | None = strawberry.field(
+        default=None, description="IANA time zone. Defaults to the parent's."
+    )
+    enterprise_id: strawberry.ID | None = None
+    parent_id: strawberry.ID | None = None
+    external_ref: str | None = None
+
+
+@strawberry.input
+class UpdateCommunityInput:
+    id: strawberry.ID
+    name: str | None = None
+    kind: CommunityKind | None = None
+    region_code: str | None = None
+    timezone: str | None = None
+
+
+@strawberry.input
+class CreateHouseholdInput:
+    community_id: strawberry.ID
+    name: str
+    dwelling_type: DwellingType
+    has_rooftop_solar: bool = False
+    external_ref: str | None = None
+
+
+@strawberry.input
+class UpdateHouseholdInput:
+    id: strawberry.ID
+    name: str | None = None
+    dwelling_type: DwellingType | None = None
+    has_rooftop_solar: bool | None = None
+
+
+@strawberry.input
+class CreateIndividualInput:
+    display_name: str
+    email: str | None = None
+    subject: str | None = strawberry.field(
+        default=None, description="Login subject (JWT sub) that owns this account."
+    )
+    household_id: strawberry.ID | None = None
+    member_from: date | None = strawberry.field(default=None, description="Defaults to today.")
+    employer_id: strawberry.ID | None = None
+    employed_from: date | None = strawberry.field(default=None, description="Defaults to today.")
+    external_ref: str | None = None
+
+
+@strawberry.input
+class UpdateIndividualInput:
+    id: strawberry.ID
+    display_name: str | None = None
+    email: str | None = None
+
+
+@strawberry.input
+class ArchiveInput:
+    id: strawberry.ID
+
+
+@strawberry.input
+class ArchiveIndividualInput:
+    id: strawberry.ID
+    effective_on: date | None = strawberry.field(
+        default=None, description="Day the household and employments end. Defaults to today."
+    )
+
+
+@strawberry.input
+class MoveIndividualInput:
+    individual_id: strawberry.ID
+    household_id: strawberry.ID | None = strawberry.field(
+        description="The new household; null moves the person out of any household."
+    )
+    effective_from: date = strawberry.field(
+        description="First day in the new household; earlier days keep rolling up to the old one."
+    )
+
+
+@strawberry.input
+class EmploymentInput:
+    individual_id: strawberry.ID
+    enterprise_id: strawberry.ID
+    effective_from: date
+
+
+# -- resolvers --------------------------------------------------------------------------------
+async def _enterprise(info: Any, action: Any) -> EnterprisePayload:
+    row, errors = await run_mutation(info, action)
+    return EnterprisePayload(
+        enterprise=EnterpriseNode.from_row(row) if row else None, user_errors=errors
+    )
+
+
+async def _community(info: Any, action: Any) -> CommunityPayload:
+    row, errors = await run_mutation(info, action)
+    return CommunityPayload(
+        community=CommunityNode.from_row(row) if row else None, user_errors=errors
+    )
+
+
+async def _household(info: Any, action: Any) -> HouseholdPayload:
+    row, errors = await run_mutation(info, action)
+    return HouseholdPayload(
+        household=HouseholdNode.from_row(row) if row else None, user_errors=errors
+    )
+
+
+async def _individual(info: Any, action: Any) -> IndividualPayload:
+    row, errors = await run_mutation(info, action)
+    return IndividualPayload(
+        individual=IndividualNode.from_row(row) if row else None, user_errors=errors
+    )
+
+
+@strawberry.type
+class HierarchyMutations:
+    @strawberry.mutation(description="Create a partner enterprise (platform admins).")
+    async def create_enterprise(
+        self, info: strawberry.Info, input: CreateEnterpriseInput
+    ) -> EnterprisePayload:
+        return await _enterprise(
+            info,
+            lambda: service.create_enterprise(
+                info.context,
+                name=input.name,
+                kind=input.kind.value,
+                external_ref=input.external_ref,
+            ),
+        )
+
+    @strawberry.mutation
+    async def update_enterprise(
+        self, info: strawberry.Info, input: UpdateEnterpriseInput
+    ) -> EnterprisePayload:
+        async def action() -> Any:
+            pk = input_id(input.id, "Enterprise", "id")
+            check = Checker()
+            name = check.text("name", input.name, required=False)
+            return await service.update_node(
+                info.context, "Enterprise", pk, {"name": name, "kind": _value(input.kind)}, check
+            )
+
+        return await _enterprise(info, action)
+
+    @strawberry.mutation(description="Archive an enterprise that has no active communities.")
+    async def archive_enterprise(
+        self, info: strawberry.Info, input: ArchiveInput
+    ) -> EnterprisePayload:
+        return await _enterprise(
+            info,
+            lambda: service.archive_node(
+                info.context, "Enterprise", input_id(input.id, "Enterprise", "id")
+            ),
+        )
+
+    @strawberry.mutation(
+        description="Create a community under an enterprise, under another community, or "
+        "(platform admins) directly under the platform."
+    )
+    async def create_community(
+        self, info: strawberry.Info, input: CreateCommunityInput
+    ) -> CommunityPayload:
+        async def action() -> Any:
+            return await service.create_community(
+                info.context,
+                name=input.name,
+                kind=input.kind.value,
+                region_code=input.region_code,
+                timezone=input.timezone,
+                enterprise_id=optional_input_id(input.enterprise_id, "Enterprise", "enterpriseId"),
+                parent_id=optional_input_id(input.parent_id, "Community", "parentId"),
+                external_ref=input.external_ref,
+            )
+
+        return await _community(info, action)
+
+    @strawberry.mutation
+    async def update_community(
+        self, info: strawberry.Info, input: UpdateCommunityInput
+    ) -> CommunityPayload:
+        async def action() -> Any:
+            pk = input_id(input.id, "Community", "id")
+            check = Checker()
+            changes = {
+                "name": check.text("name", input.name, required=False),
+                "kind": _value(input.kind),
+                "region_code": check.region("regionCode", input.region_code),
+                "timezone": check.timezone("timezone", input.timezone),
+            }
+            return await service.update_node(info.context, "Community", pk, changes, check)
+
+        return await _community(info, action)
+
+    @strawberry.mutation(
+        description="Archive a community with no active sub-communities or households."
+    )
+    async def archive_community(
+        self, info: strawberry.Info, input: ArchiveInput
+    ) -> CommunityPayload:
+        return await _community(
+            info,
+            lambda: service.archive_node(
+                info.context, "Community", input_id(input.id, "Community", "id")
+            ),
+        )
+
+    @strawberry.mutation
+    async def create_household(
+        self, info: strawberry.Info, input: CreateHouseholdInput
+    ) -> HouseholdPayload:
+        async def action() -> Any:
+            return await service.create_household(
+                info.context,
+                community_id=input_id(input.community_id, "Community", "communityId"),
+                name=input.name,
+                dwelling_type=input.dwelling_type.value,
+                has_rooftop_solar=input.has_rooftop_solar,
+                external_ref=input.external_ref,
+            )
+
+        return await _household(info, action)
+
+    @strawberry.mutation
+    async def update_household(
+        self, info: strawberry.Info, input: UpdateHouseholdInput
+    ) -> HouseholdPayload:
+        async def action() -> Any:
+            pk = input_id(input.id, "Household", "id")
+            check = Checker()
+            changes = {
+                "name": check.text("name", input.name, required=False),
+                "dwelling_type": _value(input.dwelling_type),
+                "has_rooftop_solar": input.has_rooftop_solar,
+            }
+            return await service.update_node(info.context, "Household", pk, changes, check)
+
+        return await _household(info, action)
+
+    @strawberry.mutation(description="Archive a household nobody lives in any more.")
+    async def archive_household(
+        self, info: strawberry.Info, input: ArchiveInput
+    ) -> HouseholdPayload:
+        return await _household(
+            info,
+            lambda: service.archive_node(
+                info.context, "Household", input_id(input.id, "Household", "id")
+            ),
+        )
+
+    @strawberry.mutation(description="Open a carbon account for a person.")
+    async def create_individual(
+        self, info: strawberry.Info, input: CreateIndividualInput
+    ) -> IndividualPayload:
+        async def action() -> Any:
+            return await service.create_individual(
+                info.context,
+                display_name=input.display_name,
+                email=input.email,
+                subject=input.subject,
+                household_id=optional_input_id(input.household_id, "Household", "householdId"),
+                member_from=input.member_from,
+                employer_id=optional_input_id(input.employer_id, "Enterprise", "employerId"),
+                employed_from=input.employed_from,
+                external_ref=input.external_ref,
+            )
+
+        return await _individual(info, action)
+
+    @strawberry.mutation(description="Change a person's profile (managers, or the person).")
+    async def update_individual(
+        self, info: strawberry.Info, input: UpdateIndividualInput
+    ) -> IndividualPayload:
+        return await _individual(
+            info,
+            lambda: service.update_individual(
+                info.context,
+                input_id(input.id, "Individual", "id"),
+                display_name=input.display_name,
+                email=input.email,
+            ),
+        )
+
+    @strawberry.mutation(description="Close a person's account; their history stays.")
+    async def archive_individual(
+        self, info: strawberry.Info, input: ArchiveIndividualInput
+    ) -> IndividualPayload:
+        return await _individual(
+            info,
+            lambda: service.archive_individual(
+                info.context, input_id(input.id, "Individual", "id"), input.effective_on
+            ),
+        )
+
+    @strawberry.mutation(description="Move a person to another household from a date on.")
+    async def move_individual(
+        self, info: strawberry.Info, input: MoveIndividualInput
+    ) -> IndividualPayload:
+        async def action() -> Any:
+            return await service.move_individual(
+                info.context,
+                input_id(input.individual_id, "Individual", "individualId"),
+                optional_input_id(input.household_id, "Household", "householdId"),
+                input.effective_from,
+            )
+
+        return await _individual(info, action)
+
+    @strawberry.mutation(description="Record that a person works for an enterprise from a date.")
+    async def link_employee(
+        self, info: strawberry.Info, input: EmploymentInput
+    ) -> IndividualPayload:
+        return await _individual(
+            info,
+            lambda: service.set_employment(
+                info.context,
+                input_id(input.individual_id, "Individual", "individualId"),
+                input_id(input.enterprise_id, "Enterprise", "enterpriseId"),
+                input.effective_from,
+                employed=True,
+            ),
+        )
+
+    @strawberry.mutation(description="End a person's employment at an enterprise on a date.")
+    async def end_employment(
+        self, info: strawberry.Info, input: EmploymentInput
+    ) -> IndividualPayload:
+        return await _individual(
+            info,
+            lambda: service.set_employment(
+                info.context,
+                input_id(input.individual_id, "Individual", "individualId"),
+                input_id(input.enterprise_id, "Enterprise", "enterpriseId"),
+                input.effective_from,
+                employed=False,
+            ),
+        )

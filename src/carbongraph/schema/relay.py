@@ -1,0 +1,89 @@
+"""Relay plumbing: global IDs and cursor connections with ``totalCount``."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Generic
+
+import strawberry
+from strawberry import relay
+from strawberry.relay.types import NodeType
+
+from carbongraph.errors import NotFound
+from carbongraph.resolvers.dataloaders import Relation
+from carbongraph.resolvers.pagination import Page, PageArgs, encode_cursor
+
+NodeT = NodeType  # the TypeVar relay.Edge is generic over; a new one breaks resolution
+
+
+@strawberry.type(description="A page of a list, with cursors for the next and previous pages.")
+class Connection(relay.Connection[NodeType], Generic[NodeType]):
+    _count: strawberry.Private[Callable[[], Awaitable[int]]]
+
+    @strawberry.field(description="How many items the whole list has, across all pages.")
+    async def total_count(self) -> int:
+        return await self._count()
+
+
+def build_connection(
+    page: Page, to_node: Callable[[Any], NodeT], count: Callable[[], Awaitable[int]]
+) -> Connection[NodeT]:
+    edges = [relay.Edge(cursor=encode_cursor(row.id), node=to_node(row)) for row in page.rows]
+    return Connection(
+        page_info=relay.PageInfo(
+            has_next_page=page.has_next_page,
+            has_previous_page=page.has_previous_page,
+            start_cursor=edges[0].cursor if edges else None,
+            end_cursor=edges[-1].cursor if edges else None,
+        ),
+        edges=edges,
+        _count=count,
+    )
+
+
+def page_args(
+    info: Any, first: int | None, after: str | None, last: int | None, before: str | None
+) -> PageArgs:
+    settings = info.context.settings
+    return PageArgs.parse(
+        first=first,
+        after=after,
+        last=last,
+        before=before,
+        default_size=settings.default_page_size,
+        max_size=settings.max_page_size,
+    )
+
+
+async def child_connection(
+    info: Any,
+    relation: Relation,
+    parent_key: int,
+    to_node: Callable[[Any], NodeT],
+    first: int | None,
+    after: str | None,
+    last: int | None,
+    before: str | None,
+) -> Connection[NodeT]:
+    args = page_args(info, first, after, last, before)
+    loaders = info.context.loaders
+    page = await loaders.page(relation).load((parent_key, args))
+    return build_connection(page, to_node, lambda: loaders.count(relation).load(parent_key))
+
+
+def decode_global_id(
+    value: str | relay.GlobalID, expected: Sequence[str] | None = None
+) -> tuple[str, int]:
+    """(type name, primary key) of a global ID; NOT_FOUND if it is malformed or of another type."""
+    try:
+        gid = value if isinstance(value, relay.GlobalID) else relay.GlobalID.from_id(value)
+        pk = int(gid.node_id)
+    except (ValueError, TypeError) as exc:
+        raise NotFound("No object has this ID.") from exc
+    if expected is not None and gid.type_name not in expected:
+        raise NotFound(f"This ID is not the ID of a {' or '.join(expected)}.")
+    return gid.type_name, pk
+
+
+def to_global_id(type_name: str, pk: int) -> str:
+    return str(relay.GlobalID(type_name, str(pk)))

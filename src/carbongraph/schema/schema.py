@@ -1,0 +1,127 @@
+"""The assembled Apollo Federation v2 subgraph schema."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry import relay
+
+from carbongraph.resolvers import hierarchy as roots
+from carbongraph.schema import access
+from carbongraph.schema.hierarchy import (
+    NODE_TYPES,
+    CommunityNode,
+    EnterpriseNode,
+    HouseholdNode,
+    IndividualNode,
+)
+from carbongraph.schema.hierarchy_mutations import HierarchyMutations
+from carbongraph.schema.relay import Connection, build_connection, decode_global_id, page_args
+
+PAGE = "Keyset pagination: `first`/`after` forwards, `last`/`before` backwards."
+
+
+@strawberry.type
+class Query:
+    me: access.Viewer | None = strawberry.field(
+        resolver=access.resolve_me, description="The authenticated principal."
+    )
+
+    @strawberry.field(description="Any object by its global ID.")
+    async def node(self, info: strawberry.Info, id: strawberry.ID) -> relay.Node | None:
+        type_name, pk = decode_global_id(id, list(NODE_TYPES))
+        return await NODE_TYPES[type_name].fetch(info, pk)
+
+    @strawberry.field(
+        description="Objects by global ID, in order; null where an ID is unknown or not visible."
+    )
+    async def nodes(
+        self, info: strawberry.Info, ids: list[strawberry.ID]
+    ) -> list[relay.Node | None]:
+        async def one(raw: strawberry.ID) -> relay.Node | None:
+            try:
+                type_name, pk = decode_global_id(raw, list(NODE_TYPES))
+                return await NODE_TYPES[type_name].fetch(info, pk)
+            except strawberry.exceptions.StrawberryGraphQLError:
+                return None
+            except Exception as exc:  # FORBIDDEN / NOT_FOUND: the entry is null
+                from carbongraph.errors import CodedError
+
+                if isinstance(exc, CodedError):
+                    return None
+                raise
+
+        import asyncio
+
+        return list(await asyncio.gather(*(one(i) for i in ids)))
+
+    @strawberry.field
+    async def enterprise(self, info: strawberry.Info, id: strawberry.ID) -> EnterpriseNode | None:
+        return await EnterpriseNode.fetch(info, decode_global_id(id, ["Enterprise"])[1])
+
+    @strawberry.field
+    async def community(self, info: strawberry.Info, id: strawberry.ID) -> CommunityNode | None:
+        return await CommunityNode.fetch(info, decode_global_id(id, ["Community"])[1])
+
+    @strawberry.field
+    async def household(self, info: strawberry.Info, id: strawberry.ID) -> HouseholdNode | None:
+        return await HouseholdNode.fetch(info, decode_global_id(id, ["Household"])[1])
+
+    @strawberry.field
+    async def individual(self, info: strawberry.Info, id: strawberry.ID) -> IndividualNode | None:
+        return await IndividualNode.fetch(info, decode_global_id(id, ["Individual"])[1])
+
+    @strawberry.field(description="Enterprises the viewer can see. " + PAGE)
+    async def enterprises(
+        self,
+        info: strawberry.Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[EnterpriseNode]:
+        args = page_args(info, first, after, last, before)
+        db = info.context.db
+        select = roots.visible_enterprises(info.context.viewer)
+        page = await roots.root_page(db, select, args)
+        return build_connection(page, EnterpriseNode.from_row, lambda: roots.root_count(db, select))
+
+    @strawberry.field(
+        description="Communities the viewer can see, at any depth, optionally of one enterprise. "
+        + PAGE
+    )
+    async def communities(
+        self,
+        info: strawberry.Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+        enterprise_id: strawberry.ID | None = None,
+    ) -> Connection[CommunityNode]:
+        args = page_args(info, first, after, last, before)
+        enterprise_pk = (
+            decode_global_id(enterprise_id, ["Enterprise"])[1] if enterprise_id else None
+        )
+        db = info.context.db
+        select = roots.visible_communities(info.context.viewer, enterprise_pk)
+        page = await roots.root_page(db, select, args)
+        return build_connection(page, CommunityNode.from_row, lambda: roots.root_count(db, select))
+
+
+@strawberry.type
+class Mutation(HierarchyMutations):
+    grant_role = strawberry.mutation(
+        resolver=access.grant_role, description="Give a principal a role on a node."
+    )
+    revoke_role = strawberry.mutation(resolver=access.revoke_role, description="Take a role back.")
+
+
+def build_schema() -> strawberry.federation.Schema:
+    return strawberry.federation.Schema(
+        query=Query,
+        mutation=Mutation,
+        types=[EnterpriseNode, CommunityNode, HouseholdNode, IndividualNode],
+    )
+
+
+schema = build_schema()

@@ -1,0 +1,403 @@
+"""Demo data modelled on the Energy Expert pilots (see ``shared/seed``). Idempotent: a second
+run finds the demo rows by ``external_ref`` and adds nothing.
+
+- Xinqiao Shiju heritage village (Shenzhen): 589 residents in 200 households, directly under
+  the platform; some homes have rooftop solar.
+- China Academy of Art: Xiangshan campus → 5 dorm buildings → 100 dorm rooms of 4 students.
+- Two partner enterprises with employees: a property manager running a residential compound,
+  and a tech company whose staff live in the village and the compound.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from carbongraph.authz import PLATFORM, Role
+from carbongraph.models.base import utcnow
+from carbongraph.resolvers.dataloaders import EM, C, E, H, I, M
+from carbongraph.services.access import G
+
+SURNAMES = [
+    "Li",
+    "Wang",
+    "Zhang",
+    "Liu",
+    "Chen",
+    "Yang",
+    "Huang",
+    "Zhao",
+    "Wu",
+    "Zhou",
+    "Xu",
+    "Sun",
+    "Ma",
+    "Zhu",
+    "Hu",
+    "Guo",
+    "He",
+    "Lin",
+    "Luo",
+    "Gao",
+]
+GIVEN = [
+    "Wei",
+    "Fang",
+    "Min",
+    "Jing",
+    "Li",
+    "Qiang",
+    "Lei",
+    "Jun",
+    "Yan",
+    "Hui",
+    "Xin",
+    "Yu",
+    "Ting",
+    "Hao",
+    "Chen",
+    "Yi",
+    "Jie",
+    "Lan",
+    "Ming",
+    "Xiu",
+    "Bo",
+    "Na",
+    "Tao",
+    "Ying",
+]
+
+
+@dataclass(frozen=True)
+class DemoPrincipal:
+    subject: str
+    role: Role
+    node_type: str
+    node_ref: str | None  # external_ref of the node, or None for the platform
+    note: str
+
+
+DEMO_PRINCIPALS = [
+    DemoPrincipal("demo-platform-admin", Role.PLATFORM_ADMIN, PLATFORM, None, "everything"),
+    DemoPrincipal(
+        "demo-org-admin",
+        Role.ORG_ADMIN,
+        "Enterprise",
+        "demo:pengcheng",
+        "Pengcheng Property Services and its Binhai Garden compound",
+    ),
+    DemoPrincipal(
+        "demo-esg-analyst",
+        Role.ESG_ANALYST,
+        "Enterprise",
+        "demo:caa",
+        "China Academy of Art aggregates, no personal data",
+    ),
+    DemoPrincipal(
+        "demo-community-manager",
+        Role.COMMUNITY_MANAGER,
+        "Community",
+        "demo:xinqiao",
+        "Xinqiao Shiju heritage village",
+    ),
+    DemoPrincipal(
+        "demo-resident",
+        Role.RESIDENT,
+        "Individual",
+        "demo:xinqiao:h1:p1",
+        "one villager: self and own household",
+    ),
+    DemoPrincipal(
+        "demo-partner-service",
+        Role.PARTNER_SERVICE,
+        "Enterprise",
+        "demo:qianhai",
+        "machine client of Qianhai Green Tech, nothing personal",
+    ),
+]
+
+
+class _Writer:
+    def __init__(self, conn: AsyncConnection, rng: random.Random) -> None:
+        self.conn = conn
+        self.rng = rng
+        self.now = utcnow()
+        self.names = 0
+
+    async def find(self, table: sa.Table, ref: str) -> Any:
+        return (
+            await self.conn.execute(sa.select(table).where(table.c.external_ref == ref))
+        ).first()
+
+    async def node(
+        self, table: sa.Table, ref: str, parent_path: str, prefix: str, **values: Any
+    ) -> Any:
+        existing = await self.find(table, ref)
+        if existing is not None:
+            return existing
+        pk = (
+            await self.conn.execute(
+                sa.insert(table)
+                .values(
+                    external_ref=ref,
+                    path=f"pending/{ref}/",
+                    created_at=self.now,
+                    updated_at=self.now,
+                    **values,
+                )
+                .returning(table.c.id)
+            )
+        ).scalar_one()
+        await self.conn.execute(
+            sa.update(table).where(table.c.id == pk).values(path=f"{parent_path}{prefix}{pk}/")
+        )
+        return (await self.conn.execute(sa.select(table).where(table.c.id == pk))).one()
+
+    def person_name(self) -> str:
+        self.names += 1
+        return (
+            f"{self.rng.choice(SURNAMES)} {self.rng.choice(GIVEN)}{self.rng.choice(GIVEN).lower()}"
+        )
+
+    async def people(
+        self,
+        household: Any,
+        count: int,
+        ref_prefix: str,
+        since: date,
+        subject_first: str | None = None,
+    ) -> list[int]:
+        ids = []
+        for n in range(1, count + 1):
+            ref = f"{ref_prefix}:p{n}"
+            existing = await self.find(I, ref)
+            if existing is not None:
+                ids.append(existing.id)
+                continue
+            name = self.person_name()
+            subject = subject_first if n == 1 and subject_first else None
+            pk = (
+                await self.conn.execute(
+                    sa.insert(I)
+                    .values(
+                        display_name=name,
+                        email=None,
+                        subject=subject,
+                        external_ref=ref,
+                        created_at=self.now,
+                        updated_at=self.now,
+                    )
+                    .returning(I.c.id)
+                )
+            ).scalar_one()
+            await self.conn.execute(
+                sa.insert(M).values(
+                    individual_id=pk,
+                    household_id=household.id,
+                    valid_from=since,
+                    valid_to=None,
+                    created_at=self.now,
+                )
+            )
+            ids.append(pk)
+        return ids
+
+    async def employ(self, individual_ids: list[int], enterprise_id: int, since: date) -> None:
+        for pk in individual_ids:
+            exists = await self.conn.scalar(
+                sa.select(EM.c.id).where(
+                    EM.c.individual_id == pk, EM.c.enterprise_id == enterprise_id
+                )
+            )
+            if exists is None:
+                await self.conn.execute(
+                    sa.insert(EM).values(
+                        individual_id=pk,
+                        enterprise_id=enterprise_id,
+                        valid_from=since,
+                        valid_to=None,
+                        created_at=self.now,
+                    )
+                )
+
+
+async def seed_demo(engine: AsyncEngine) -> dict[str, Any]:
+    """Create the demo hierarchy and grants; returns counts and the demo principals' nodes."""
+    rng = random.Random(20231101)
+    async with engine.begin() as conn:
+        w = _Writer(conn, rng)
+        village = await w.node(
+            C,
+            "demo:xinqiao",
+            "",
+            "c",
+            name="Xinqiao Shiju Heritage Village",
+            kind="VILLAGE",
+            region_code="CN-GD",
+            timezone="Asia/Shanghai",
+            enterprise_id=None,
+            parent_id=None,
+        )
+        village_people: list[int] = []
+        # 589 residents in 200 households: 189 homes of 3 and 11 of 2 (589 = 189*3 + 11*2).
+        for n in range(1, 201):
+            home = await w.node(
+                H,
+                f"demo:xinqiao:h{n}",
+                village.path,
+                "h",
+                name=f"Xinqiao No. {n}",
+                community_id=village.id,
+                dwelling_type="HOUSE",
+                has_rooftop_solar=n % 6 == 0,
+            )
+            size = 3 if n <= 189 else 2
+            village_people += await w.people(
+                home,
+                size,
+                f"demo:xinqiao:h{n}",
+                date(2023, 1, 1),
+                subject_first="demo-resident" if n == 1 else None,
+            )
+
+        caa = await w.node(E, "demo:caa", "", "e", name="China Academy of Art", kind="UNIVERSITY")
+        campus = await w.node(
+            C,
+            "demo:caa:xiangshan",
+            caa.path,
+            "c",
+            name="Xiangshan Campus",
+            kind="CAMPUS",
+            region_code="CN-ZJ",
+            timezone="Asia/Shanghai",
+            enterprise_id=caa.id,
+            parent_id=None,
+        )
+        students = 0
+        for b in range(1, 6):
+            building = await w.node(
+                C,
+                f"demo:caa:b{b}",
+                campus.path,
+                "c",
+                name=f"Dorm Building {b}",
+                kind="BUILDING",
+                region_code="CN-ZJ",
+                timezone="Asia/Shanghai",
+                enterprise_id=caa.id,
+                parent_id=campus.id,
+            )
+            for r in range(1, 21):
+                room = await w.node(
+                    H,
+                    f"demo:caa:b{b}:r{r}",
+                    building.path,
+                    "h",
+                    name=f"Room {b}{r:02d}",
+                    community_id=building.id,
+                    dwelling_type="DORM_ROOM",
+                    has_rooftop_solar=False,
+                )
+                students += len(await w.people(room, 4, f"demo:caa:b{b}:r{r}", date(2025, 9, 1)))
+
+        pengcheng = await w.node(
+            E,
+            "demo:pengcheng",
+            "",
+            "e",
+            name="Pengcheng Property Services",
+            kind="PROPERTY_MANAGER",
+        )
+        compound = await w.node(
+            C,
+            "demo:pengcheng:binhai",
+            pengcheng.path,
+            "c",
+            name="Binhai Garden",
+            kind="RESIDENTIAL_COMPOUND",
+            region_code="CN-GD",
+            timezone="Asia/Shanghai",
+            enterprise_id=pengcheng.id,
+            parent_id=None,
+        )
+        compound_people: list[int] = []
+        for n in range(1, 41):
+            flat = await w.node(
+                H,
+                f"demo:binhai:h{n}",
+                compound.path,
+                "h",
+                name=f"Binhai Garden {1 + (n - 1) // 8}-{n:02d}",
+                community_id=compound.id,
+                dwelling_type="APARTMENT",
+                has_rooftop_solar=False,
+            )
+            compound_people += await w.people(
+                flat, 2 + n % 2, f"demo:binhai:h{n}", date(2024, 3, 1)
+            )
+        await w.employ(compound_people[:6] + village_people[10:16], pengcheng.id, date(2022, 5, 1))
+
+        qianhai = await w.node(
+            E, "demo:qianhai", "", "e", name="Qianhai Green Tech", kind="COMPANY"
+        )
+        await w.node(
+            C,
+            "demo:qianhai:park",
+            qianhai.path,
+            "c",
+            name="Qianhai Office Park",
+            kind="OFFICE_PARK",
+            region_code="CN-GD",
+            timezone="Asia/Shanghai",
+            enterprise_id=qianhai.id,
+            parent_id=None,
+        )
+        await w.employ(
+            village_people[100:120] + compound_people[20:30],
+            qianhai.id,
+            date(2024, 1, 1) + timedelta(days=0),
+        )
+
+        for principal in DEMO_PRINCIPALS:
+            node_id = 0
+            if principal.node_ref is not None:
+                table = {"Enterprise": E, "Community": C, "Individual": I}[principal.node_type]
+                node_id = (await w.find(table, principal.node_ref)).id
+            exists = await conn.scalar(
+                sa.select(G.c.id).where(
+                    G.c.principal == principal.subject,
+                    G.c.role == principal.role.value,
+                    G.c.node_type == principal.node_type,
+                    G.c.node_id == node_id,
+                )
+            )
+            if exists is None:
+                await conn.execute(
+                    sa.insert(G).values(
+                        principal=principal.subject,
+                        role=principal.role.value,
+                        node_type=principal.node_type,
+                        node_id=node_id,
+                        created_at=w.now,
+                        created_by="seed",
+                    )
+                )
+
+        counts = {
+            "village_residents": len(village_people),
+            "students": students,
+            "compound_residents": len(compound_people),
+        }
+        for name, table in (
+            ("enterprises", E),
+            ("communities", C),
+            ("households", H),
+            ("individuals", I),
+        ):
+            counts[name] = await conn.scalar(sa.select(sa.func.count()).select_from(table))
+        return counts

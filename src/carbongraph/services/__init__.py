@@ -1,0 +1,1 @@
+"""Domain services: validated writes, each inside the calling mutation's savepoint."""

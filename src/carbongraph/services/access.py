@@ -1,0 +1,95 @@
+"""Granting and revoking roles."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from carbongraph.authz import GRANTABLE_ON, PLATFORM, Role, Target
+from carbongraph.errors import MutationFailed, UserErrorCode
+from carbongraph.models import RoleGrant
+from carbongraph.models.base import utcnow
+from carbongraph.resolvers.context import Context
+from carbongraph.services.hierarchy import load_target
+from carbongraph.services.validation import Checker
+
+G = RoleGrant.__table__
+
+
+async def _grant_target(ctx: Context, node_type: str, node_id: int) -> Target | None:
+    if node_type == PLATFORM:
+        return None
+    row = await load_target(ctx, node_type, node_id, ["input", "nodeId"], manage=False)
+    return row.target if node_type == "Individual" else Target((row.path,))
+
+
+def _may_grant(ctx: Context, role: Role, target: Target | None) -> bool:
+    if target is None:
+        return ctx.viewer.is_platform_admin
+    return ctx.viewer.can_grant(role, target)
+
+
+async def grant_role(
+    ctx: Context, *, principal: str, role: Role, node_type: str, node_id: int
+) -> Any:
+    check = Checker()
+    principal = check.text("principal", principal, max_length=256)  # type: ignore[assignment]
+    if node_type not in GRANTABLE_ON[role]:
+        allowed = ", ".join(sorted(GRANTABLE_ON[role]))
+        raise MutationFailed.single(
+            ["input", "nodeId"], UserErrorCode.NOT_GRANTABLE, f"{role} is granted on: {allowed}."
+        )
+    target = await _grant_target(ctx, node_type, node_id)
+    if not _may_grant(ctx, role, target):
+        raise MutationFailed.single(
+            ["input", "role"], UserErrorCode.FORBIDDEN, f"You may not grant {role} here."
+        )
+    if not check.ok:
+        raise MutationFailed(check.errors)
+    existing = (
+        await ctx.db.execute(
+            sa.select(G).where(
+                G.c.principal == principal,
+                G.c.role == role.value,
+                G.c.node_type == node_type,
+                G.c.node_id == node_id,
+            )
+        )
+    ).first()
+    if existing is not None:
+        return existing  # granting twice is a no-op, not an error
+    pk = (
+        await ctx.db.execute(
+            sa.insert(G)
+            .values(
+                principal=principal,
+                role=role.value,
+                node_type=node_type,
+                node_id=node_id,
+                created_at=utcnow(),
+                created_by=ctx.viewer.subject,
+            )
+            .returning(G.c.id)
+        )
+    ).scalar_one()
+    return (await ctx.db.execute(sa.select(G).where(G.c.id == pk))).one()
+
+
+async def revoke_role(ctx: Context, grant_id: int) -> Any:
+    row = (await ctx.db.execute(sa.select(G).where(G.c.id == grant_id))).first()
+    if row is None:
+        raise MutationFailed.single(["input", "grantId"], UserErrorCode.NOT_FOUND, "No such grant.")
+    target = await _grant_target(ctx, row.node_type, row.node_id)
+    if not _may_grant(ctx, Role(row.role), target):
+        raise MutationFailed.single(
+            ["input", "grantId"], UserErrorCode.FORBIDDEN, "You may not revoke this grant."
+        )
+    await ctx.db.execute(sa.delete(G).where(G.c.id == grant_id))
+    return row
+
+
+async def grants_of(ctx: Context, principal: str) -> list[Any]:
+    return list(
+        await ctx.db.execute(sa.select(G).where(G.c.principal == principal).order_by(G.c.id))
+    )
