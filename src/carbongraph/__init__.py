@@ -1,3 +1,3 @@
-"""carbongraph: federated GraphQL for personal, household, community and enterprise carbon accounts."""
+"""carbongraph: federated GraphQL for personal, household, community and enterprise accounts."""
 
 __version__ = "0.1.0"

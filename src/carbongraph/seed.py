@@ -122,7 +122,9 @@ DEMO_PRINCIPALS = [
 ]
 
 
-class _Writer:
+class HierarchyWriter:
+    """Direct inserts for demo and test data (no GraphQL, no per-row authz)."""
+
     def __init__(self, conn: AsyncConnection, rng: random.Random) -> None:
         self.conn = conn
         self.rng = rng
@@ -230,7 +232,7 @@ async def seed_demo(engine: AsyncEngine) -> dict[str, Any]:
     """Create the demo hierarchy and grants; returns counts and the demo principals' nodes."""
     rng = random.Random(20231101)
     async with engine.begin() as conn:
-        w = _Writer(conn, rng)
+        w = HierarchyWriter(conn, rng)
         village = await w.node(
             C,
             "demo:xinqiao",

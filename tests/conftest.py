@@ -1,0 +1,170 @@
+"""Fixtures: every database test runs on SQLite and on PostgreSQL.
+
+PostgreSQL: ``CARBONGRAPH_TEST_POSTGRES_URL`` (default the local server, database ``test``, trust
+auth). The suite creates a fresh database for the run and drops it at the end. When
+``CARBONGRAPH_REQUIRE_POSTGRES=1`` (as ``.ci/run`` sets), an unreachable server fails the run
+instead of skipping the PostgreSQL half.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import random
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from carbongraph import migrate
+from carbongraph.app import create_app
+from carbongraph.authz import mint_token
+from carbongraph.config import Settings
+from carbongraph.db import create_engine
+from carbongraph.models import metadata
+
+DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+BACKENDS = ["sqlite", "postgresql"]
+
+
+def _pg_url() -> str:
+    return os.environ.get("CARBONGRAPH_TEST_POSTGRES_URL", DEFAULT_PG)
+
+
+def _asyncpg_dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def _run_outside_loop(coro: Any) -> Any:
+    # Session set-up runs inside pytest-asyncio's loop; admin statements get a loop of their own.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+async def _admin(base: str, statement: str) -> None:
+    conn = await asyncpg.connect(_asyncpg_dsn(base), timeout=10)
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for this run; yields its SQLAlchemy URL."""
+    base = _pg_url()
+    name = f"carbongraph_test_{uuid.uuid4().hex[:12]}"
+    try:
+        _run_outside_loop(_admin(base, f'CREATE DATABASE "{name}"'))
+    except (OSError, asyncpg.PostgresError) as exc:
+        message = f"PostgreSQL at {make_url(base).render_as_string()} is unusable: {exc}"
+        if os.environ.get("CARBONGRAPH_REQUIRE_POSTGRES") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    yield make_url(base).set(database=name).render_as_string(hide_password=False)
+    _run_outside_loop(_admin(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    path = tmp_path_factory.mktemp("db") / "carbongraph-test.db"
+    return f"sqlite+aiosqlite:///{path}"
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+async def migrated_engine(request: pytest.FixtureRequest, sqlite_url: str) -> AsyncIterator[
+    AsyncEngine
+]:
+    if request.param == "sqlite":
+        url = sqlite_url
+    else:
+        url = request.getfixturevalue("postgres_database")
+    engine = create_engine(Settings.from_env(database_url=url))
+    await migrate.upgrade(engine)
+    yield engine
+    await engine.dispose()
+
+
+async def _wipe(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            names = ", ".join(t.name for t in metadata.sorted_tables)
+            await conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        else:
+            for table in reversed(metadata.sorted_tables):
+                await conn.execute(table.delete())
+
+
+@pytest.fixture
+async def engine(migrated_engine: AsyncEngine) -> AsyncEngine:
+    """A migrated, empty database of the current backend."""
+    await _wipe(migrated_engine)
+    return migrated_engine
+
+
+@pytest.fixture
+def backend(engine: AsyncEngine) -> str:
+    return engine.dialect.name
+
+
+@pytest.fixture
+def settings(engine: AsyncEngine) -> Settings:
+    return Settings.from_env(database_url=engine.url.render_as_string(hide_password=False))
+
+
+@dataclass
+class Api:
+    """A GraphQL client for the app, in-process over ASGI."""
+
+    client: httpx.AsyncClient
+    settings: Settings
+
+    def token(self, subject: str, ttl: timedelta = timedelta(hours=1)) -> str:
+        return mint_token(self.settings, subject, ttl=ttl)
+
+    async def post(self, query: str, variables: dict[str, Any] | None = None, *,
+                   subject: str | None = None, token: str | None = None,
+                   headers: dict[str, str] | None = None) -> httpx.Response:
+        all_headers = dict(headers or {})
+        if token is None and subject is not None:
+            token = self.token(subject)
+        if token is not None:
+            all_headers["Authorization"] = f"Bearer {token}"
+        return await self.client.post(
+            "/graphql", json={"query": query, "variables": variables or {}}, headers=all_headers
+        )
+
+    async def gql(self, query: str, variables: dict[str, Any] | None = None, *,
+                  subject: str, allow_errors: bool = False) -> dict[str, Any]:
+        response = await self.post(query, variables, subject=subject)
+        body = response.json()
+        if not allow_errors:
+            assert response.status_code == 200, body
+            assert "errors" not in body, body["errors"]
+        return body
+
+
+@pytest.fixture
+async def api(engine: AsyncEngine, settings: Settings) -> AsyncIterator[Api]:
+    app = create_app(settings, engine=engine)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        yield Api(client, settings)
+
+
+@pytest.fixture
+def rng() -> random.Random:
+    return random.Random(7)
+
+
+REPO = Path(__file__).resolve().parents[1]

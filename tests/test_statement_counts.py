@@ -1,0 +1,98 @@
+"""SQL statements per request are bounded by the query's depth, not its row count.
+
+Pinned as Saleor pins its benchmark queries: if a change adds a statement, the count changes
+here on purpose or the change is wrong. The grants lookup of the viewer is one statement.
+"""
+
+from __future__ import annotations
+
+from carbongraph.db import StatementLog
+from tests.world import build_world, gid
+
+NESTED = """
+query($id: ID!) {
+  enterprise(id: $id) {
+    name
+    communities(first: 20) {
+      edges { node { name households(first: 20) {
+        edges { node { name members(first: 10) { edges { node { id displayName } } } } }
+      } } }
+    }
+  }
+}
+"""
+
+
+async def test_enterprise_20_communities_20_households_members_in_5_statements(engine, api):
+    world = await build_world(engine, communities=20, households=20, members=2)
+    with StatementLog() as log:
+        body = await api.gql(NESTED, {"id": gid("Enterprise", world.a.enterprise)}, subject="org-a")
+    communities = body["data"]["enterprise"]["communities"]["edges"]
+    assert len(communities) == 20
+    households = [h for c in communities for h in c["node"]["households"]["edges"]]
+    assert len(households) == 400
+    assert all(len(h["node"]["members"]["edges"]) == 2 for h in households)
+    # grants, enterprise, communities, households, members
+    assert log.count == 5, log.statements
+
+
+async def test_statement_count_does_not_grow_with_rows(engine, api):
+    world = await build_world(engine, communities=3, households=2, members=1)
+    with StatementLog() as log:
+        await api.gql(NESTED, {"id": gid("Enterprise", world.a.enterprise)}, subject="org-a")
+    assert log.count == 5
+
+
+async def test_total_counts_cost_one_statement_per_level(engine, api):
+    world = await build_world(engine, communities=4, households=3, members=2)
+    query = """
+    query($id: ID!) { enterprise(id: $id) {
+      communities { totalCount edges { node { households { totalCount
+        edges { node { members { totalCount } } } } } } } } }
+    """
+    with StatementLog() as log:
+        body = await api.gql(query, {"id": gid("Enterprise", world.a.enterprise)}, subject="org-a")
+    enterprise = body["data"]["enterprise"]
+    assert enterprise["communities"]["totalCount"] == 4
+    for edge in enterprise["communities"]["edges"]:
+        households = edge["node"]["households"]
+        assert households["totalCount"] == 3
+        assert all(h["node"]["members"]["totalCount"] == 2 for h in households["edges"])
+    # grants, enterprise, 3 pages + 3 counts
+    assert log.count == 8, log.statements
+
+
+async def test_entities_with_100_representations_cost_one_statement_per_type(engine, api):
+    world = await build_world(engine, communities=5, households=10, members=2)
+    households = world.a.all_households[:50]
+    members = world.a.all_members[:50]
+    representations = [{"__typename": "Household", "id": gid("Household", h)} for h in households]
+    representations += [{"__typename": "Individual", "id": gid("Individual", i)} for i in members]
+    query = """
+    query($r: [_Any!]!) { _entities(representations: $r) {
+      ... on Household { id dwellingType }
+      ... on Individual { id displayName }
+    } }
+    """
+    with StatementLog() as log:
+        body = await api.gql(query, {"r": representations}, subject="org-a")
+    entities = body["data"]["_entities"]
+    assert len(entities) == 100 and all(e is not None for e in entities)
+    # grants, households, individuals
+    assert log.count == 3, log.statements
+
+
+async def test_community_members_across_the_subtree_is_one_statement(engine, api):
+    world = await build_world(engine, communities=6, households=4, members=3)
+    query = """
+    query { communities(first: 50) { edges { node { members(first: 50) { edges { node { id } } } }
+    } } }
+    """
+    with StatementLog() as log:
+        body = await api.gql(query, subject="org-a")
+    edges = body["data"]["communities"]["edges"]
+    assert len(edges) == 6
+    assert all(len(e["node"]["members"]["edges"]) == 12 for e in edges)
+    assert world.a.enterprise
+    # grants, communities, members
+    assert log.count == 3, log.statements
