@@ -107,8 +107,10 @@ class GraphQLEndpoint(GraphQL):
                 context = await build_context(self.settings, db, principal, request=request)
                 return await self.run(request, context=context)
         except HTTPException as exc:
-            status = 400 if exc.status_code == 400 else exc.status_code
-            return _error_response(status, exc.reason, ErrorCode.BAD_USER_INPUT)
+            if request.method == "GET" and "mutation" in exc.reason.lower():
+                # GraphQL over HTTP: a mutation over GET is 405, and is never executed.
+                return _error_response(405, exc.reason, ErrorCode.BAD_USER_INPUT, Allow="POST")
+            return _error_response(exc.status_code, exc.reason, ErrorCode.BAD_USER_INPUT)
 
     def create_response(
         self, response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse], sub_response: Response

@@ -7,6 +7,7 @@ fetched and then thrown away in Python, so page sizes and counts are exact.
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
@@ -191,6 +192,21 @@ class Loaders:
         self.membership_history = DataLoader(load_fn=self._membership_history)
         self._pages: dict[Relation, DataLoader[tuple[Any, PageArgs], Page]] = {}
         self._counts: dict[Relation, DataLoader[Any, int]] = {}
+
+    def by_type(self, type_name: str) -> DataLoader[int, Any]:
+        """The by-primary-key loader of a node type."""
+        return {
+            "Enterprise": self.enterprise,
+            "Community": self.community,
+            "Household": self.household,
+            "Individual": self.individual,
+        }[type_name]
+
+    @staticmethod
+    def forget(loader: DataLoader[Any, Any], key: Any) -> None:
+        """Drop a cached value so later loads in this request see a write."""
+        with contextlib.suppress(KeyError):  # strawberry's clear() raises for unknown keys
+            loader.clear(key)
 
     # -- by id ------------------------------------------------------------------------------
     def _by_id(self, table: sa.Table) -> Callable[[list[int]], Any]:

@@ -22,14 +22,7 @@ PAGE_ARGS_DOC = "Keyset pagination: `first`/`after` forwards, `last`/`before` ba
 async def fetch_row(info: Any, type_name: str, pk: int) -> Any:
     """Load one node by primary key for ``info.context.viewer``; NOT_FOUND / FORBIDDEN when it
     does not exist or may not be seen (PUBLIC access is enough to see an organisation)."""
-    loaders = info.context.loaders
-    loader = {
-        "Enterprise": loaders.enterprise,
-        "Community": loaders.community,
-        "Household": loaders.household,
-        "Individual": loaders.individual,
-    }[type_name]
-    row = await loader.load(pk)
+    row = await info.context.loaders.by_type(type_name).load(pk)
     if row is None:
         raise NotFound()
     target = row.target if isinstance(row, IndividualRecord) else node_target(row)

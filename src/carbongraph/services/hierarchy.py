@@ -27,13 +27,7 @@ async def load_target(
 ) -> Any:
     """The row to act on, or MutationFailed: NOT_FOUND if the viewer cannot see it at all,
     FORBIDDEN if they see it but may not change it."""
-    loader = {
-        "Enterprise": ctx.loaders.enterprise,
-        "Community": ctx.loaders.community,
-        "Household": ctx.loaders.household,
-        "Individual": ctx.loaders.individual,
-    }[type_name]
-    row = await loader.load(pk)
+    row = await ctx.loaders.by_type(type_name).load(pk)
     target = _target(row) if row is not None else None
     if row is None or ctx.viewer.access(target) is Access.NONE:  # type: ignore[arg-type]
         raise MutationFailed.single(field, UserErrorCode.NOT_FOUND, f"No such {type_name}.")
@@ -60,13 +54,7 @@ async def _fresh(ctx: Context, table: sa.Table, pk: int) -> Any:
 
 def _forget(ctx: Context, type_name: str, pk: int) -> None:
     """Drop a cached row so later reads in this request see the write."""
-    loader = {
-        "Enterprise": ctx.loaders.enterprise,
-        "Community": ctx.loaders.community,
-        "Household": ctx.loaders.household,
-        "Individual": ctx.loaders.individual,
-    }[type_name]
-    loader.clear(pk)
+    ctx.loaders.forget(ctx.loaders.by_type(type_name), pk)
 
 
 async def _external_ref_free(
@@ -340,9 +328,9 @@ async def create_individual(
 
 
 async def reload_individual(ctx: Context, pk: int) -> IndividualRecord:
-    ctx.loaders.individual.clear(pk)
-    ctx.loaders.current_household.clear(pk)
-    ctx.loaders.membership_history.clear(pk)
+    for loader in (ctx.loaders.individual, ctx.loaders.current_household,
+                   ctx.loaders.membership_history):
+        ctx.loaders.forget(loader, pk)
     record = await ctx.loaders.individual.load(pk)
     assert record is not None
     return record
