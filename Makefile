@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint install migrate seed schema clean
+.PHONY: serve test lint install schema supergraph clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,7 +23,7 @@ serve: $(STAMP)
 ## The whole suite: every database test on SQLite and on PostgreSQL
 test: $(STAMP) gateway/node_modules
 	$(BIN)/ruff check .
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_ARGS)
 
 gateway/node_modules: gateway/package-lock.json
 	cd gateway && npm ci --no-audit --no-fund --loglevel=error
@@ -38,3 +38,9 @@ schema: $(STAMP)
 
 clean:
 	rm -rf $(VENV) carbongraph.db carbongraph.db-wal carbongraph.db-shm gateway/node_modules
+
+## Recompose gateway/supergraph.graphql from our SDL (and partners' SDLs, as they are added)
+supergraph: $(STAMP) gateway/node_modules
+	$(BIN)/carbongraph export-schema > gateway/subgraphs/carbongraph.graphql
+	node gateway/compose.mjs --out gateway/supergraph.graphql \
+		carbongraph=gateway/subgraphs/carbongraph.graphql@http://127.0.0.1:8000/graphql

@@ -82,9 +82,9 @@ def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
-async def migrated_engine(request: pytest.FixtureRequest, sqlite_url: str) -> AsyncIterator[
-    AsyncEngine
-]:
+async def migrated_engine(
+    request: pytest.FixtureRequest, sqlite_url: str
+) -> AsyncIterator[AsyncEngine]:
     if request.param == "sqlite":
         url = sqlite_url
     else:
@@ -132,9 +132,15 @@ class Api:
     def token(self, subject: str, ttl: timedelta = timedelta(hours=1)) -> str:
         return mint_token(self.settings, subject, ttl=ttl)
 
-    async def post(self, query: str, variables: dict[str, Any] | None = None, *,
-                   subject: str | None = None, token: str | None = None,
-                   headers: dict[str, str] | None = None) -> httpx.Response:
+    async def post(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        subject: str | None = None,
+        token: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
         all_headers = dict(headers or {})
         if token is None and subject is not None:
             token = self.token(subject)
@@ -144,8 +150,14 @@ class Api:
             "/graphql", json={"query": query, "variables": variables or {}}, headers=all_headers
         )
 
-    async def gql(self, query: str, variables: dict[str, Any] | None = None, *,
-                  subject: str, allow_errors: bool = False) -> dict[str, Any]:
+    async def gql(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        subject: str,
+        allow_errors: bool = False,
+    ) -> dict[str, Any]:
         response = await self.post(query, variables, subject=subject)
         body = response.json()
         if not allow_errors:

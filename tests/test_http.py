@@ -28,14 +28,24 @@ async def test_invalid_tokens_are_401(api, mangle):
     if mangle == "garbage":
         token = "not.a.jwt"
     elif mangle == "wrong-secret":
-        token = jwt.encode({"sub": "x", "iss": settings.jwt_issuer, "aud": settings.jwt_audience,
-                            "exp": 4102444800}, "another-secret-that-is-long-enough-32b",
-                           algorithm="HS256")
+        token = jwt.encode(
+            {
+                "sub": "x",
+                "iss": settings.jwt_issuer,
+                "aud": settings.jwt_audience,
+                "exp": 4102444800,
+            },
+            "another-secret-that-is-long-enough-32b",
+            algorithm="HS256",
+        )
     elif mangle == "expired":
         token = mint_token(settings, "x", ttl=timedelta(hours=-1))
     else:
-        token = jwt.encode({"sub": "x", "iss": settings.jwt_issuer, "aud": "someone-else",
-                            "exp": 4102444800}, settings.effective_jwt_secret, algorithm="HS256")
+        token = jwt.encode(
+            {"sub": "x", "iss": settings.jwt_issuer, "aud": "someone-else", "exp": 4102444800},
+            settings.effective_jwt_secret,
+            algorithm="HS256",
+        )
     response = await api.post("{ me { subject } }", token=token)
     assert response.status_code == 401, response.text
     assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
@@ -52,11 +62,14 @@ async def test_malformed_graphql_is_400(api):
 async def test_get_runs_queries_but_never_mutations(api):
     token = api.token("anyone")
     headers = {"Authorization": f"Bearer {token}"}
-    response = await api.client.get("/graphql", params={"query": "{ me { subject } }"},
-                                    headers=headers)
+    response = await api.client.get(
+        "/graphql", params={"query": "{ me { subject } }"}, headers=headers
+    )
     assert response.status_code == 200
     assert response.json()["data"]["me"]["subject"] == "anyone"
-    mutation = 'mutation { createEnterprise(input: {name: "x", kind: COMPANY}) { userErrors { code } } }'
+    mutation = (
+        'mutation { createEnterprise(input: {name: "x", kind: COMPANY}) { userErrors { code } } }'
+    )
     response = await api.client.get("/graphql", params={"query": mutation}, headers=headers)
     assert response.status_code == 405
 
@@ -66,11 +79,15 @@ async def test_graphiql_in_development_only(engine, settings, api):
     assert response.status_code == 200 and "graphiql" in response.text.lower()
     import httpx
 
-    production = Settings.from_env(database_url=settings.database_url, env="production",
-                                   jwt_secret="a-production-secret-of-enough-length")
+    production = Settings.from_env(
+        database_url=settings.database_url,
+        env="production",
+        jwt_secret="a-production-secret-of-enough-length",
+    )
     app = create_app(production, engine=engine)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://test") as client:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as client:
         response = await client.get("/graphql", headers={"accept": "text/html"})
         assert response.status_code == 404
 
@@ -85,13 +102,21 @@ def test_rs256_with_public_key_and_jwks(tmp_path):
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     private = tmp_path / "private.pem"
     public = tmp_path / "public.pem"
-    private.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                          serialization.PrivateFormat.PKCS8,
-                                          serialization.NoEncryption()))
-    public.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
-                                                     serialization.PublicFormat.SubjectPublicKeyInfo))
-    minting = Settings.from_env(env="production", jwt_private_key_file=private,
-                                jwt_public_key_file=public)
+    private.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    public.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    minting = Settings.from_env(
+        env="production", jwt_private_key_file=private, jwt_public_key_file=public
+    )
     token = mint_token(minting, "svc")
     assert TokenVerifier(minting).verify(token).subject == "svc"
 
@@ -100,13 +125,19 @@ def test_rs256_with_public_key_and_jwks(tmp_path):
     jwks = tmp_path / "jwks.json"
     jwks.write_text(json.dumps({"keys": [jwk]}))
     verifying = Settings.from_env(env="production", jwt_jwks_file=jwks)
-    signed = jwt.encode({"sub": "svc", "iss": "carbongraph", "aud": "carbongraph",
-                         "exp": 4102444800}, private.read_text(), algorithm="RS256",
-                        headers={"kid": "k1"})
+    signed = jwt.encode(
+        {"sub": "svc", "iss": "carbongraph", "aud": "carbongraph", "exp": 4102444800},
+        private.read_text(),
+        algorithm="RS256",
+        headers={"kid": "k1"},
+    )
     assert TokenVerifier(verifying).verify(signed).subject == "svc"
     # An HS256 token is not accepted by an RS256-only production configuration.
-    forged = jwt.encode({"sub": "svc", "iss": "carbongraph", "aud": "carbongraph",
-                         "exp": 4102444800}, "x" * 32, algorithm="HS256")
+    forged = jwt.encode(
+        {"sub": "svc", "iss": "carbongraph", "aud": "carbongraph", "exp": 4102444800},
+        "x" * 32,
+        algorithm="HS256",
+    )
     with pytest.raises(InvalidToken):
         TokenVerifier(verifying).verify(forged)
 

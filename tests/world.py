@@ -47,51 +47,98 @@ def gid(type_name: str, pk: int) -> str:
     return to_global_id(type_name, pk)
 
 
-async def grant(engine: AsyncEngine, principal: str, role: Role, node_type: str,
-                node_id: int) -> None:
+async def grant(
+    engine: AsyncEngine, principal: str, role: Role, node_type: str, node_id: int
+) -> None:
     async with engine.begin() as conn:
-        await conn.execute(sa.insert(G).values(principal=principal, role=role.value,
-                                               node_type=node_type, node_id=node_id,
-                                               created_at=utcnow(), created_by="test"))
+        await conn.execute(
+            sa.insert(G).values(
+                principal=principal,
+                role=role.value,
+                node_type=node_type,
+                node_id=node_id,
+                created_at=utcnow(),
+                created_by="test",
+            )
+        )
 
 
-async def build_world(engine: AsyncEngine, *, communities: int = 2, households: int = 3,
-                      members: int = 2) -> World:
+async def build_world(
+    engine: AsyncEngine, *, communities: int = 2, households: int = 3, members: int = 2
+) -> World:
     tenants = []
     async with engine.begin() as conn:
         w = HierarchyWriter(conn, random.Random(1))
         for letter in "ab":
-            ent = await w.node(E, f"t:{letter}", "", "e", name=f"Enterprise {letter.upper()}",
-                               kind="COMPANY")
+            ent = await w.node(
+                E, f"t:{letter}", "", "e", name=f"Enterprise {letter.upper()}", kind="COMPANY"
+            )
             tenant = Tenant(ent.id)
             for c in range(communities):
-                com = await w.node(C, f"t:{letter}:c{c}", ent.path, "c",
-                                   name=f"{letter.upper()} community {c}", kind="VILLAGE",
-                                   region_code="CN-GD", timezone="Asia/Shanghai",
-                                   enterprise_id=ent.id, parent_id=None)
+                com = await w.node(
+                    C,
+                    f"t:{letter}:c{c}",
+                    ent.path,
+                    "c",
+                    name=f"{letter.upper()} community {c}",
+                    kind="VILLAGE",
+                    region_code="CN-GD",
+                    timezone="Asia/Shanghai",
+                    enterprise_id=ent.id,
+                    parent_id=None,
+                )
                 tenant.communities.append(com.id)
                 tenant.households[com.id] = []
                 for h in range(households):
                     ref = f"t:{letter}:c{c}:h{h}"
-                    home = await w.node(H, ref, com.path, "h", name=f"Home {letter}{c}-{h}",
-                                        community_id=com.id, dwelling_type="HOUSE",
-                                        has_rooftop_solar=False)
+                    home = await w.node(
+                        H,
+                        ref,
+                        com.path,
+                        "h",
+                        name=f"Home {letter}{c}-{h}",
+                        community_id=com.id,
+                        dwelling_type="HOUSE",
+                        has_rooftop_solar=False,
+                    )
                     tenant.households[com.id].append(home.id)
                     tenant.members[home.id] = await w.people(home, members, ref, SINCE)
             tenants.append(tenant)
-        root = await w.node(C, "t:root", "", "c", name="Standalone village", kind="VILLAGE",
-                            region_code="CN-ZJ", timezone="Asia/Shanghai", enterprise_id=None,
-                            parent_id=None)
-        root_home = await w.node(H, "t:root:h0", root.path, "h", name="Root home",
-                                 community_id=root.id, dwelling_type="HOUSE",
-                                 has_rooftop_solar=True)
+        root = await w.node(
+            C,
+            "t:root",
+            "",
+            "c",
+            name="Standalone village",
+            kind="VILLAGE",
+            region_code="CN-ZJ",
+            timezone="Asia/Shanghai",
+            enterprise_id=None,
+            parent_id=None,
+        )
+        root_home = await w.node(
+            H,
+            "t:root:h0",
+            root.path,
+            "h",
+            name="Root home",
+            community_id=root.id,
+            dwelling_type="HOUSE",
+            has_rooftop_solar=True,
+        )
         root_people = await w.people(root_home, 2, "t:root:h0", SINCE)
         # Employees of A: one person living in B's tenant, one in the standalone village.
         employees = [tenants[1].all_members[0], root_people[0]]
         for pk in employees:
-            await conn.execute(sa.insert(EM).values(individual_id=pk, enterprise_id=tenants[0]
-                                                    .enterprise, valid_from=SINCE,
-                                                    valid_to=None, created_at=utcnow()))
+            await conn.execute(
+                sa.insert(EM).values(
+                    individual_id=pk,
+                    enterprise_id=tenants[0].enterprise,
+                    valid_from=SINCE,
+                    valid_to=None,
+                    created_at=utcnow(),
+                )
+            )
     a, b = tenants
     await grant(engine, "admin", Role.PLATFORM_ADMIN, PLATFORM, 0)
     await grant(engine, "org-a", Role.ORG_ADMIN, "Enterprise", a.enterprise)

@@ -19,8 +19,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-console = Console()
-err = Console(stderr=True)
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def _settings() -> Settings:
@@ -81,7 +81,7 @@ def seed(
     except RuntimeError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from exc
-    console.print("demo data: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    sys.stdout.write("demo data: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + "\n")
     table = Table(title="Development tokens (valid 30 days; send as 'Authorization: Bearer …')")
     table.add_column("role")
     table.add_column("subject")

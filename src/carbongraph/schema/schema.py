@@ -121,6 +121,9 @@ def build_schema() -> strawberry.federation.Schema:
         query=Query,
         mutation=Mutation,
         types=[EnterpriseNode, CommunityNode, HouseholdNode, IndividualNode],
+        # 2.9: the newest version both Strawberry and the gateway's composer know; it has
+        # @authenticated/@requiresScopes (2.5) and @cost/@listSize (2.9).
+        federation_version="2.9",
     )
 
 

@@ -328,8 +328,11 @@ async def create_individual(
 
 
 async def reload_individual(ctx: Context, pk: int) -> IndividualRecord:
-    for loader in (ctx.loaders.individual, ctx.loaders.current_household,
-                   ctx.loaders.membership_history):
+    for loader in (
+        ctx.loaders.individual,
+        ctx.loaders.current_household,
+        ctx.loaders.membership_history,
+    ):
         ctx.loaders.forget(loader, pk)
     record = await ctx.loaders.individual.load(pk)
     assert record is not None

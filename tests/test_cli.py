@@ -1,0 +1,122 @@
+"""The command line: migrate, seed, token, export-schema, serve's refusal of an old database."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+
+import jwt
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from carbongraph.app import DatabaseNotMigrated, ensure_migrated
+from carbongraph.cli import app
+from carbongraph.config import Settings
+from carbongraph.db import create_engine
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def sqlite_env(tmp_path, monkeypatch):
+    url = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
+    monkeypatch.setenv("CARBONGRAPH_DATABASE_URL", url)
+    return url
+
+
+def test_export_schema_is_a_federation_v2_subgraph():
+    result = runner.invoke(app, ["export-schema"])
+    assert result.exit_code == 0
+    sdl = result.stdout
+    assert '@link(url: "https://specs.apollo.dev/federation/v2' in sdl
+    for entity in ("Enterprise", "Community", "Household", "Individual"):
+        assert f'type {entity} implements Node @key(fields: "id")' in sdl
+
+
+def test_migrate_seed_token_on_a_fresh_sqlite_file(sqlite_env):
+    result = runner.invoke(app, ["migrate"])
+    assert result.exit_code == 0, result.output
+    assert "is at migration" in result.stdout
+    first = runner.invoke(app, ["seed", "--demo"])
+    assert first.exit_code == 0, first.output
+    assert "individuals 1089" in first.stdout  # 589 villagers, 400 students, 100 in Binhai
+    tokens = dict(
+        line.split("=", 1)
+        for line in first.stdout.splitlines()
+        if line.split("=", 1)[0]
+        in {
+            "PLATFORM_ADMIN",
+            "ORG_ADMIN",
+            "ESG_ANALYST",
+            "COMMUNITY_MANAGER",
+            "RESIDENT",
+            "PARTNER_SERVICE",
+        }
+    )
+    assert len(tokens) == 6
+    claims = jwt.decode(tokens["ORG_ADMIN"], options={"verify_signature": False})
+    assert claims["sub"] == "demo-org-admin"
+    # Idempotent: a second run adds nothing.
+    second = runner.invoke(app, ["seed", "--demo"])
+    assert second.exit_code == 0
+    counts = [line for line in second.stdout.splitlines() if line.startswith("demo data")]
+    assert counts and counts[0] in first.stdout
+
+    result = runner.invoke(
+        app,
+        [
+            "token",
+            "--sub",
+            "ops",
+            "--role",
+            "COMMUNITY_MANAGER",
+            "--node",
+            "Community:1",
+            "--hours",
+            "2",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert jwt.decode(result.stdout.strip(), options={"verify_signature": False})["sub"] == "ops"
+
+    async def grants() -> list[tuple[str, str]]:
+        engine = create_engine(Settings.from_env())
+        try:
+            async with engine.connect() as conn:
+                rows = await conn.execute(
+                    sa.text("SELECT role, node_type FROM role_grant WHERE principal = 'ops'")
+                )
+                return [tuple(r) for r in rows]
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(grants()) == [("COMMUNITY_MANAGER", "Community")]
+    bad = runner.invoke(
+        app, ["token", "--sub", "x", "--role", "ORG_ADMIN", "--node", "Community:1"]
+    )
+    assert bad.exit_code == 2
+
+
+def test_server_refuses_an_unmigrated_database(sqlite_env):
+    async def check() -> None:
+        engine = create_engine(Settings.from_env())
+        try:
+            await ensure_migrated(engine, Settings.from_env())
+        finally:
+            await engine.dispose()
+
+    with pytest.raises(DatabaseNotMigrated, match="carbongraph migrate"):
+        asyncio.run(check())
+    # The real command exits non-zero with the message, before binding a port.
+    result = subprocess.run(
+        [sys.executable, "-m", "carbongraph.cli", "serve", "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ),
+    )
+    assert result.returncode == 1
+    assert "carbongraph migrate" in result.stderr
