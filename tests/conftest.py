@@ -85,10 +85,7 @@ def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 async def migrated_engine(
     request: pytest.FixtureRequest, sqlite_url: str
 ) -> AsyncIterator[AsyncEngine]:
-    if request.param == "sqlite":
-        url = sqlite_url
-    else:
-        url = request.getfixturevalue("postgres_database")
+    url = sqlite_url if request.param == "sqlite" else request.getfixturevalue("postgres_database")
     engine = create_engine(Settings.from_env(database_url=url))
     await migrate.upgrade(engine)
     yield engine

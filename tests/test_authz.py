@@ -124,7 +124,7 @@ async def test_tenant_a_sees_nothing_of_tenant_b(engine, api):
         ("Household", world.b.all_households[0]),
         ("Individual", world.b.all_members[1]),
     ]
-    for type_name, pk in b_nodes + [("Community", 999_999)]:
+    for type_name, pk in [*b_nodes, ("Community", 999999)]:
         field = type_name[0].lower() + type_name[1:]
         body = await api.gql(
             f"query($id: ID!) {{ {field}(id: $id) {{ id }} }}",
