@@ -1,72 +1,136 @@
 #!/usr/bin/env node
-// Compose subgraph SDLs into a supergraph with @theguild/federation-composition.
+// Compose Apollo Federation v2 subgraph SDLs into a supergraph SDL.
 //
-//   node compose.mjs [--out FILE] [--check] name=path.graphql[@url] ...
+//   node compose.mjs [--out FILE] [--check] NAME=PATH[@URL] [NAME=PATH[@URL] ...]
 //
-// `path` may be `-` for standard input. Without --out the supergraph goes to standard output.
-// --check composes and compares with --out instead of writing it (exit 1 when it differs).
-// Composition errors are printed with the composer's own messages and exit 1.
-import { readFileSync, writeFileSync, existsSync } from "node:fs";
+// PATH "-" reads that subgraph's SDL from stdin. URL defaults to
+// http://127.0.0.1:4000/NAME. With --check, nothing is written: the result is
+// compared with the existing --out file and exit code 1 means it differs.
+// Exit codes: 0 ok; 1 invalid SDL, composition failed or out of date; 2 bad usage or unreadable file.
+import { readFileSync, writeFileSync } from "node:fs";
 import { parse } from "graphql";
 import { composeServices } from "@theguild/federation-composition";
 
-function usage(message) {
-  if (message) console.error(`compose: ${message}`);
-  console.error("usage: node compose.mjs [--out FILE] [--check] name=path.graphql[@url] ...");
-  process.exit(2);
+const USAGE =
+  "usage: node compose.mjs [--out FILE] [--check] NAME=PATH[@URL] [NAME=PATH[@URL] ...]\n" +
+  "  PATH '-' reads SDL from stdin; URL defaults to http://127.0.0.1:4000/NAME";
+
+function die(msg, code = 2) {
+  process.stderr.write(`compose: ${msg}\n`);
+  process.exit(code);
 }
 
-const args = process.argv.slice(2);
-let out = null;
-let check = false;
-const specs = [];
-for (let i = 0; i < args.length; i++) {
-  if (args[i] === "--out") out = args[++i] ?? usage("--out needs a file");
-  else if (args[i] === "--check") check = true;
-  else if (args[i].includes("=")) specs.push(args[i]);
-  else usage(`unexpected argument ${args[i]}`);
+function parseArgs(argv) {
+  const opts = { out: null, check: false, subgraphs: [] };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === "-h" || arg === "--help") {
+      process.stdout.write(USAGE + "\n");
+      process.exit(0);
+    } else if (arg === "--check") {
+      opts.check = true;
+    } else if (arg === "--out" || arg === "-o") {
+      if (i + 1 >= argv.length) die(`${arg} needs a file argument\n${USAGE}`);
+      opts.out = argv[++i];
+    } else if (arg.startsWith("--out=")) {
+      opts.out = arg.slice("--out=".length);
+    } else if (arg.startsWith("-") && arg !== "-") {
+      die(`unknown option ${arg}\n${USAGE}`);
+    } else {
+      opts.subgraphs.push(parseSpec(arg));
+    }
+  }
+  if (opts.subgraphs.length === 0) die(`no subgraphs given\n${USAGE}`);
+  if (opts.check && !opts.out) die("--check needs --out FILE to compare against");
+  const names = new Set();
+  for (const { name } of opts.subgraphs) {
+    if (names.has(name)) die(`subgraph name '${name}' given twice`);
+    names.add(name);
+  }
+  if (opts.subgraphs.filter((s) => s.path === "-").length > 1) {
+    die("only one subgraph can be read from stdin");
+  }
+  return opts;
 }
-if (specs.length === 0) usage("no subgraphs given");
-if (check && !out) usage("--check needs --out");
 
-const services = specs.map((spec) => {
-  const [name, rest] = [spec.slice(0, spec.indexOf("=")), spec.slice(spec.indexOf("=") + 1)];
-  const at = rest.lastIndexOf("@");
-  const path = at > 0 ? rest.slice(0, at) : rest;
-  const url = at > 0 ? rest.slice(at + 1) : `http://127.0.0.1:4000/${name}`;
-  const sdl = readFileSync(path === "-" ? 0 : path, "utf8");
-  let typeDefs;
+// NAME=PATH[@URL]; the URL part is recognised by its scheme (e.g. @http://...),
+// so paths that happen to contain '@' still work.
+function parseSpec(spec) {
+  const eq = spec.indexOf("=");
+  if (eq <= 0 || eq === spec.length - 1) die(`bad subgraph '${spec}', expected NAME=PATH[@URL]`);
+  const name = spec.slice(0, eq);
+  if (!/^[A-Za-z_][A-Za-z0-9_-]*$/.test(name)) die(`bad subgraph name '${name}'`);
+  let path = spec.slice(eq + 1);
+  let url = `http://127.0.0.1:4000/${name}`;
+  const m = /^(.*?)@([A-Za-z][A-Za-z0-9+.-]*:\/\/.+)$/.exec(path);
+  if (m) [, path, url] = m;
+  if (!path) die(`bad subgraph '${spec}', empty path`);
+  return { name, path, url };
+}
+
+function loadSubgraph({ name, path, url }) {
+  let sdl;
   try {
-    typeDefs = parse(sdl);
-  } catch (error) {
-    console.error(`compose: subgraph ${name} (${path}) is not valid SDL: ${error.message}`);
-    process.exit(1);
+    sdl = readFileSync(path === "-" ? 0 : path, "utf8");
+  } catch (err) {
+    die(`subgraph '${name}': cannot read ${path === "-" ? "stdin" : path}: ${err.message}`);
   }
-  return { name, url, typeDefs };
-});
+  try {
+    return { name, url, typeDefs: parse(sdl) };
+  } catch (err) {
+    const loc = err.locations?.[0];
+    const where = loc ? `:${loc.line}:${loc.column}` : "";
+    die(`subgraph '${name}' (${path === "-" ? "stdin" : path}${where}) is not valid SDL: ${err.message}`, 1);
+  }
+}
 
-const result = composeServices(services);
-for (const hint of result.hints ?? []) console.error(`hint: ${hint.message ?? hint}`);
-if (result.errors && result.errors.length > 0) {
-  console.error(`compose: ${result.errors.length} composition error(s):`);
-  for (const error of result.errors) {
-    const code = error.extensions?.code ? `[${error.extensions.code}] ` : "";
-    console.error(`  ${code}${error.message}`);
-  }
+function formatError(err) {
+  const code = err.extensions?.code;
+  return `  - ${code ? `[${code}] ` : ""}${err.message}`;
+}
+
+const opts = parseArgs(process.argv.slice(2));
+const services = opts.subgraphs.map(loadSubgraph);
+
+let result;
+try {
+  result = composeServices(services);
+} catch (err) {
+  // e.g. "Unsupported federation version: v2.11" is thrown, not returned.
+  die(`composition crashed: ${err.message}`, 1);
+}
+
+if (result.errors?.length) {
+  process.stderr.write(`compose: composition failed with ${result.errors.length} error(s):\n`);
+  for (const err of result.errors) process.stderr.write(formatError(err) + "\n");
   process.exit(1);
 }
+// Note: @theguild/federation-composition does not expose composition hints.
 
-const supergraph = result.supergraphSdl.endsWith("\n") ? result.supergraphSdl : `${result.supergraphSdl}\n`;
-if (check) {
-  const current = existsSync(out) ? readFileSync(out, "utf8") : "";
-  if (current !== supergraph) {
-    console.error(`compose: ${out} is out of date; run \`make supergraph\``);
+const supergraph = result.supergraphSdl.endsWith("\n")
+  ? result.supergraphSdl
+  : result.supergraphSdl + "\n";
+
+if (!opts.out) {
+  process.stdout.write(supergraph);
+  process.exit(0);
+}
+
+let existing = null;
+try {
+  existing = readFileSync(opts.out, "utf8");
+} catch {
+  existing = null;
+}
+
+if (opts.check) {
+  if (existing !== supergraph) {
+    process.stderr.write(`${opts.out} is out of date; run make supergraph\n`);
     process.exit(1);
   }
-  console.error(`compose: ${out} is up to date`);
-} else if (out) {
-  writeFileSync(out, supergraph);
-  console.error(`compose: wrote ${out} (${services.map((s) => s.name).join(", ")})`);
-} else {
-  process.stdout.write(supergraph);
+  process.exit(0);
 }
+
+// Only rewrite when the content changes, so make's timestamps stay meaningful.
+if (existing !== supergraph) writeFileSync(opts.out, supergraph);
+process.stderr.write(`compose: wrote ${opts.out} (${services.map((s) => s.name).join(", ")})\n`);
