@@ -27,6 +27,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from carbongraph import migrate
+from carbongraph.accounting.factors import ensure_default_factors
 from carbongraph.app import create_app
 from carbongraph.authz import mint_token
 from carbongraph.config import Settings
@@ -100,6 +101,7 @@ async def _wipe(engine: AsyncEngine) -> None:
         else:
             for table in reversed(metadata.sorted_tables):
                 await conn.execute(table.delete())
+        await ensure_default_factors(conn)
 
 
 @pytest.fixture

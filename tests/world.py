@@ -11,9 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from carbongraph.authz import PLATFORM, Role
 from carbongraph.models.base import utcnow
-from carbongraph.resolvers.dataloaders import EM, C, E, H
+from carbongraph.resolvers.dataloaders import C, E, H
 from carbongraph.schema.relay import to_global_id
 from carbongraph.seed import HierarchyWriter
+from carbongraph.services import periods
 from carbongraph.services.access import G
 
 SINCE = date(2024, 1, 1)
@@ -130,15 +131,7 @@ async def build_world(
         # Employees of A: one person living in B's tenant, one in the standalone village.
         employees = [tenants[1].all_members[0], root_people[0]]
         for pk in employees:
-            await conn.execute(
-                sa.insert(EM).values(
-                    individual_id=pk,
-                    enterprise_id=tenants[0].enterprise,
-                    valid_from=SINCE,
-                    valid_to=None,
-                    created_at=utcnow(),
-                )
-            )
+            await periods.open_employment(conn, pk, tenants[0].enterprise, SINCE)
     a, b = tenants
     await grant(engine, "admin", Role.PLATFORM_ADMIN, PLATFORM, 0)
     await grant(engine, "org-a", Role.ORG_ADMIN, "Enterprise", a.enterprise)

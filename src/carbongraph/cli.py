@@ -33,23 +33,30 @@ def _settings() -> Settings:
 
 @app.command()
 def migrate() -> None:
-    """Apply all database migrations (creates the SQLite file if needed)."""
+    """Apply all database migrations (creates the SQLite file if needed) and load the shipped
+    emission factors that are missing."""
     from carbongraph import migrate as migrations
     from carbongraph.app import redact
     from carbongraph.db import create_engine
 
     settings = _settings()
 
-    async def run() -> str | None:
+    from carbongraph.accounting.factors import ensure_default_factors
+
+    async def run() -> tuple[str | None, int]:
         engine = create_engine(settings)
         try:
             await migrations.upgrade(engine)
-            return await migrations.current_revision(engine)
+            async with engine.begin() as conn:
+                added = await ensure_default_factors(conn)
+            return await migrations.current_revision(engine), added
         finally:
             await engine.dispose()
 
-    revision = asyncio.run(run())
+    revision, added = asyncio.run(run())
     console.print(f"database {redact(settings.database_url)} is at migration {revision}")
+    if added:
+        console.print(f"loaded {added} default emission factors")
 
 
 @app.command()

@@ -20,7 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from carbongraph.authz import PLATFORM, Role
 from carbongraph.models.base import utcnow
-from carbongraph.resolvers.dataloaders import EM, C, E, H, I, M
+from carbongraph.resolvers.dataloaders import EM, C, E, H, I
+from carbongraph.services import periods
 from carbongraph.services.access import G
 
 SURNAMES = [
@@ -197,15 +198,7 @@ class HierarchyWriter:
                     .returning(I.c.id)
                 )
             ).scalar_one()
-            await self.conn.execute(
-                sa.insert(M).values(
-                    individual_id=pk,
-                    household_id=household.id,
-                    valid_from=since,
-                    valid_to=None,
-                    created_at=self.now,
-                )
-            )
+            await periods.open_membership(self.conn, pk, household.id, since, household.path)
             ids.append(pk)
         return ids
 
@@ -217,15 +210,7 @@ class HierarchyWriter:
                 )
             )
             if exists is None:
-                await self.conn.execute(
-                    sa.insert(EM).values(
-                        individual_id=pk,
-                        enterprise_id=enterprise_id,
-                        valid_from=since,
-                        valid_to=None,
-                        created_at=self.now,
-                    )
-                )
+                await periods.open_employment(self.conn, pk, enterprise_id, since)
 
 
 async def seed_demo(engine: AsyncEngine) -> dict[str, Any]:

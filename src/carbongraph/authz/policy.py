@@ -121,6 +121,22 @@ class Viewer:
             and target.individual_id in self.resident_individual_ids
         )
 
+    def can_record_activity(self, target: Target) -> bool:
+        """Activity data: managers and partner services in their subtree, residents for
+        themselves and their own household's meters."""
+        if self.can_manage(target):
+            return True
+        for grant in self.grants:
+            in_subtree = grant.path and any(p.startswith(grant.path) for p in target.paths)
+            if grant.role is Role.PARTNER_SERVICE and in_subtree:
+                return True
+            if grant.role is Role.RESIDENT:
+                if target.individual_id is not None and target.individual_id == grant.node_id:
+                    return True
+                if target.individual_id is None and grant.path and grant.path in target.paths:
+                    return True
+        return False
+
     def can_create_root(self) -> bool:
         """Enterprises and communities without an enterprise hang off the platform itself."""
         return self.is_platform_admin

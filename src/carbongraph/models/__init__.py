@@ -3,6 +3,12 @@
 from sqlmodel import SQLModel
 
 from carbongraph.models.access import RoleGrant
+from carbongraph.models.accounting import (
+    ActivityRecord,
+    EmissionFactor,
+    FootprintTotal,
+    PopulationChange,
+)
 from carbongraph.models.hierarchy import (
     Community,
     Employment,
@@ -15,12 +21,16 @@ from carbongraph.models.hierarchy import (
 metadata = SQLModel.metadata
 
 __all__ = [
+    "ActivityRecord",
     "Community",
+    "EmissionFactor",
     "Employment",
     "Enterprise",
+    "FootprintTotal",
     "Household",
     "HouseholdMembership",
     "Individual",
+    "PopulationChange",
     "RoleGrant",
     "metadata",
 ]

@@ -18,6 +18,8 @@ import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 from strawberry.dataloader import DataLoader
 
+from carbongraph.accounting.reads import FootprintData, Period, load_footprints
+from carbongraph.accounting.rollup import NodeKey
 from carbongraph.authz import Target, Viewer, individual_path
 from carbongraph.db import RequestDB
 from carbongraph.models import (
@@ -190,6 +192,8 @@ class Loaders:
         self.individual = DataLoader(load_fn=self._individuals)
         self.current_household = DataLoader(load_fn=self._current_households)
         self.membership_history = DataLoader(load_fn=self._membership_history)
+        # Keyed by ((node, id, via), Period): one statement per distinct period.
+        self.footprint = DataLoader(load_fn=self._footprints)
         self._pages: dict[Relation, DataLoader[tuple[Any, PageArgs], Page]] = {}
         self._counts: dict[Relation, DataLoader[Any, int]] = {}
 
@@ -262,6 +266,16 @@ class Loaders:
         for row in await self.db.execute(statement):
             history[row.individual_id].append(row)
         return [history[key] for key in keys]
+
+    async def _footprints(self, keys: list[tuple[NodeKey, Period]]) -> list[FootprintData]:
+        by_period: dict[Period, list[NodeKey]] = defaultdict(list)
+        for node_key, period in keys:
+            by_period[period].append(node_key)
+        found: dict[tuple[NodeKey, Period], FootprintData] = {}
+        for period, node_keys in by_period.items():
+            for node_key, data in (await load_footprints(self.db, node_keys, period)).items():
+                found[(node_key, period)] = data
+        return [found[key] for key in keys]
 
     # -- relations ----------------------------------------------------------------------------
     def page(self, relation: Relation) -> DataLoader[tuple[Any, PageArgs], Page]:

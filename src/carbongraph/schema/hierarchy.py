@@ -12,6 +12,14 @@ from carbongraph.authz import Access, Target
 from carbongraph.errors import NotFound
 from carbongraph.resolvers import dataloaders as dl
 from carbongraph.resolvers.dataloaders import IndividualRecord, node_target
+from carbongraph.schema.accounting import (
+    Footprint,
+    PeriodInput,
+    Reductions,
+    RollupPath,
+    footprint_of,
+    reductions_of,
+)
 from carbongraph.schema.common import require
 from carbongraph.schema.enums import CommunityKind, DwellingType, EnterpriseKind
 from carbongraph.schema.relay import Connection, child_connection, decode_global_id
@@ -82,6 +90,22 @@ class EnterpriseNode(_Entity):
             archived_at=row.archived_at,
             path=row.path,
         )
+
+    @strawberry.field(
+        description="Emissions over a period, gathered via its communities or its employees."
+    )
+    async def footprint(
+        self, info: strawberry.Info, period: PeriodInput, via: RollupPath = RollupPath.COMMUNITIES
+    ) -> Footprint:
+        require(info, Target((self.path,)), Access.AGGREGATE)
+        return await footprint_of(info, ("E", self.pk, via.value), period)
+
+    @strawberry.field(description="Avoided emissions over a period, by scope.")
+    async def reductions(
+        self, info: strawberry.Info, period: PeriodInput, via: RollupPath = RollupPath.COMMUNITIES
+    ) -> Reductions:
+        require(info, Target((self.path,)), Access.AGGREGATE)
+        return await reductions_of(info, ("E", self.pk, via.value), period)
 
     @strawberry.field(description="Top-level communities of this enterprise. " + PAGE_ARGS_DOC)
     async def communities(
@@ -162,6 +186,16 @@ class CommunityNode(_Entity):
             parent_id=row.parent_id,
             path=row.path,
         )
+
+    @strawberry.field(description="Emissions over a period, split by scope.")
+    async def footprint(self, info: strawberry.Info, period: PeriodInput) -> Footprint:
+        require(info, Target((self.path,)), Access.AGGREGATE)
+        return await footprint_of(info, ("C", self.pk, ""), period)
+
+    @strawberry.field(description="Avoided emissions over a period, by scope.")
+    async def reductions(self, info: strawberry.Info, period: PeriodInput) -> Reductions:
+        require(info, Target((self.path,)), Access.AGGREGATE)
+        return await reductions_of(info, ("C", self.pk, ""), period)
 
     @strawberry.field(description="The enterprise that runs this community, if any.")
     async def enterprise(self, info: strawberry.Info) -> EnterpriseNode | None:
@@ -264,6 +298,16 @@ class HouseholdNode(_Entity):
             path=row.path,
         )
 
+    @strawberry.field(description="Emissions over a period, split by scope.")
+    async def footprint(self, info: strawberry.Info, period: PeriodInput) -> Footprint:
+        require(info, Target((self.path,)), Access.AGGREGATE)
+        return await footprint_of(info, ("H", self.pk, ""), period)
+
+    @strawberry.field(description="Avoided emissions over a period, by scope.")
+    async def reductions(self, info: strawberry.Info, period: PeriodInput) -> Reductions:
+        require(info, Target((self.path,)), Access.AGGREGATE)
+        return await reductions_of(info, ("H", self.pk, ""), period)
+
     @strawberry.field(description="The household's label. Personal data.")
     def name(self, info: strawberry.Info) -> str | None:
         require(info, Target((self.path,)), Access.PERSONAL)
@@ -328,6 +372,16 @@ class IndividualNode(_Entity):
             archived_at=row.archived_at,
             record=row,
         )
+
+    @strawberry.field(description="Emissions over a period, split by scope.")
+    async def footprint(self, info: strawberry.Info, period: PeriodInput) -> Footprint:
+        require(info, self.record.target, Access.AGGREGATE)
+        return await footprint_of(info, ("I", self.pk, ""), period)
+
+    @strawberry.field(description="Avoided emissions over a period, by scope.")
+    async def reductions(self, info: strawberry.Info, period: PeriodInput) -> Reductions:
+        require(info, self.record.target, Access.AGGREGATE)
+        return await reductions_of(info, ("I", self.pk, ""), period)
 
     @strawberry.field(description="Personal data.")
     def display_name(self, info: strawberry.Info) -> str | None:

@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
+from datetime import date
+
+import sqlalchemy as sa
 import strawberry
 from strawberry import relay
+from strawberry.schema.config import StrawberryConfig
 
+from carbongraph.accounting.factors import F as FACTORS
+from carbongraph.errors import Forbidden
 from carbongraph.resolvers import hierarchy as roots
 from carbongraph.schema import access
+from carbongraph.schema.accounting import (
+    GRAMS_SCALAR,
+    ActivityTypeInfo,
+    EmissionFactor,
+    Footprint,
+    Grams,
+    PeriodInput,
+    Reductions,
+    activity_types,
+    footprint_of,
+    reductions_of,
+)
+from carbongraph.schema.accounting_mutations import AccountingMutations
 from carbongraph.schema.hierarchy import (
     NODE_TYPES,
     CommunityNode,
@@ -107,9 +126,57 @@ class Query:
         page = await roots.root_page(db, select, args)
         return build_connection(page, CommunityNode.from_row, lambda: roots.root_count(db, select))
 
+    @strawberry.field(description="Everything on the platform (platform admins).")
+    async def platform_footprint(self, info: strawberry.Info, period: PeriodInput) -> Footprint:
+        _require_platform(info)
+        return await footprint_of(info, ("P", 0, ""), period)
+
+    @strawberry.field(description="Reductions across the platform (platform admins).")
+    async def platform_reductions(self, info: strawberry.Info, period: PeriodInput) -> Reductions:
+        _require_platform(info)
+        return await reductions_of(info, ("P", 0, ""), period)
+
+    @strawberry.field(description="The activity types that can be recorded.")
+    def activity_types(self) -> list[ActivityTypeInfo]:
+        return activity_types()
+
+    @strawberry.field(description="The emission factor library, newest first.")
+    async def emission_factors(
+        self,
+        info: strawberry.Info,
+        factor_key: str | None = None,
+        region_code: str | None = None,
+        valid_on: date | None = None,
+        basis: str | None = None,
+    ) -> list[EmissionFactor]:
+        select = sa.select(FACTORS)
+        if factor_key:
+            select = select.where(FACTORS.c.factor_key == factor_key)
+        if region_code:
+            select = select.where(FACTORS.c.region_code == region_code)
+        if basis:
+            select = select.where(FACTORS.c.basis == basis)
+        if valid_on:
+            select = select.where(
+                FACTORS.c.valid_from <= valid_on,
+                sa.or_(FACTORS.c.valid_to.is_(None), FACTORS.c.valid_to > valid_on),
+            )
+        select = select.order_by(
+            FACTORS.c.factor_key,
+            FACTORS.c.region_code,
+            FACTORS.c.valid_from.desc(),
+            FACTORS.c.version.desc(),
+        )
+        return [EmissionFactor.from_row(r) for r in await info.context.db.execute(select)]
+
+
+def _require_platform(info: strawberry.Info) -> None:
+    if not info.context.viewer.is_platform_admin:
+        raise Forbidden("Only platform admins read platform totals.")
+
 
 @strawberry.type
-class Mutation(HierarchyMutations):
+class Mutation(HierarchyMutations, AccountingMutations):
     grant_role = strawberry.mutation(
         resolver=access.grant_role, description="Give a principal a role on a node."
     )
@@ -124,6 +191,7 @@ def build_schema() -> strawberry.federation.Schema:
         # 2.9: the newest version both Strawberry and the gateway's composer know; it has
         # @authenticated/@requiresScopes (2.5) and @cost/@listSize (2.9).
         federation_version="2.9",
+        config=StrawberryConfig(scalar_map={Grams: GRAMS_SCALAR}),
     )
 
 

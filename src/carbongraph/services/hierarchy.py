@@ -12,11 +12,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from carbongraph.accounting.attribution import reattribute
 from carbongraph.authz import Access, Target
 from carbongraph.errors import MutationFailed, UserErrorCode
 from carbongraph.models.base import utcnow
 from carbongraph.resolvers.context import Context
 from carbongraph.resolvers.dataloaders import EM, C, E, H, I, IndividualRecord, M, current
+from carbongraph.services import periods
 from carbongraph.services.validation import Checker, placeholder_path
 
 TABLES = {"Enterprise": E, "Community": C, "Household": H, "Individual": I}
@@ -305,25 +307,9 @@ async def create_individual(
         )
     ).scalar_one()
     if household_id is not None:
-        await ctx.db.execute(
-            sa.insert(M).values(
-                individual_id=pk,
-                household_id=household_id,
-                valid_from=member_from or ctx.today,
-                valid_to=None,
-                created_at=now,
-            )
-        )
+        await periods.open_membership(ctx.db, pk, household_id, member_from or ctx.today)
     if employer_id is not None:
-        await ctx.db.execute(
-            sa.insert(EM).values(
-                individual_id=pk,
-                enterprise_id=employer_id,
-                valid_from=employed_from or ctx.today,
-                valid_to=None,
-                created_at=now,
-            )
-        )
+        await periods.open_employment(ctx.db, pk, employer_id, employed_from or ctx.today)
     return await reload_individual(ctx, pk)
 
 
@@ -363,18 +349,6 @@ async def update_individual(
     return await reload_individual(ctx, pk)
 
 
-async def _close_open_periods(ctx: Context, table: sa.Table, individual_id: int, on: date) -> None:
-    await ctx.db.execute(
-        sa.update(table)
-        .where(
-            table.c.individual_id == individual_id,
-            table.c.valid_to.is_(None),
-            table.c.valid_from < on,
-        )
-        .values(valid_to=on)
-    )
-
-
 async def _latest_start(
     ctx: Context, table: sa.Table, individual_id: int, extra: sa.ColumnElement[bool] | None = None
 ) -> date | None:
@@ -398,7 +372,12 @@ async def archive_individual(ctx: Context, pk: int, effective_on: date | None) -
                 UserErrorCode.INVALID_DATE,
                 "effectiveOn must come after the start of the current household or employment.",
             )
-        await _close_open_periods(ctx, table, pk, on)
+
+    async def close() -> None:
+        for table in (M, EM):
+            await periods.close_open_periods(ctx.db, table, pk, on)
+
+    await reattribute(ctx.db, pk, on, close)
     now = utcnow()
     await ctx.db.execute(sa.update(I).where(I.c.id == pk).values(archived_at=now, updated_at=now))
     return await reload_individual(ctx, pk)
@@ -426,17 +405,13 @@ async def move_individual(
             "household period; history is not rewritten.",
         )
     _raise(check)
-    await _close_open_periods(ctx, M, individual_id, effective_from)
-    if household_id is not None:
-        await ctx.db.execute(
-            sa.insert(M).values(
-                individual_id=individual_id,
-                household_id=household_id,
-                valid_from=effective_from,
-                valid_to=None,
-                created_at=utcnow(),
-            )
-        )
+
+    async def move() -> None:
+        await periods.close_open_periods(ctx.db, M, individual_id, effective_from)
+        if household_id is not None:
+            await periods.open_membership(ctx.db, individual_id, household_id, effective_from)
+
+    await reattribute(ctx.db, individual_id, effective_from, move)
     return await reload_individual(ctx, individual_id)
 
 
@@ -468,14 +443,11 @@ async def set_employment(
                 "effectiveFrom overlaps an earlier employment there.",
             )
         _raise(check)
-        await ctx.db.execute(
-            sa.insert(EM).values(
-                individual_id=individual_id,
-                enterprise_id=enterprise_id,
-                valid_from=on,
-                valid_to=None,
-                created_at=utcnow(),
-            )
+        await reattribute(
+            ctx.db,
+            individual_id,
+            on,
+            lambda: periods.open_employment(ctx.db, individual_id, enterprise_id, on),
         )
     else:
         if open_period is None:
@@ -487,5 +459,12 @@ async def set_employment(
                 "effectiveFrom must come after the employment started.",
             )
         _raise(check)
-        await ctx.db.execute(sa.update(EM).where(EM.c.id == open_period.id).values(valid_to=on))
+        await reattribute(
+            ctx.db,
+            individual_id,
+            on,
+            lambda: periods.close_open_periods(
+                ctx.db, EM, individual_id, on, only=EM.c.enterprise_id == enterprise_id
+            ),
+        )
     return await reload_individual(ctx, individual_id)

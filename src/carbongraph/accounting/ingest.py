@@ -1,0 +1,402 @@
+"""Recording activity data: validation, idempotency, emissions, roll-up — all or nothing.
+
+One code path serves the GraphQL mutations and ``carbongraph import activities``. A batch is
+checked completely before anything is written; any row error means nothing of the batch is.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+
+from carbongraph.accounting.activities import ACTIVITY_TYPES, UnitError, to_canonical_milli
+from carbongraph.accounting.compute import NoFactor, compute
+from carbongraph.accounting.factors import FactorLibrary
+from carbongraph.accounting.rollup import Attribution, TotalsDelta
+from carbongraph.authz import Target, Viewer, individual_path
+from carbongraph.models import Community, Household, Individual
+from carbongraph.models.accounting import ActivityRecord
+from carbongraph.models.base import utcnow
+
+R = ActivityRecord.__table__
+I = Individual.__table__  # noqa: E741
+H = Household.__table__
+C = Community.__table__
+
+SOURCES = ("METER", "APP", "PARTNER", "IMPORT")
+DATA_QUALITIES = ("METERED", "ESTIMATED", "SELF_REPORTED")
+
+
+class RecordErrorCode(StrEnum):
+    NEGATIVE_QUANTITY = "NEGATIVE_QUANTITY"
+    INVALID_QUANTITY = "INVALID_QUANTITY"
+    UNKNOWN_UNIT = "UNKNOWN_UNIT"
+    UNKNOWN_ACTIVITY_TYPE = "UNKNOWN_ACTIVITY_TYPE"
+    INVALID_PERIOD = "INVALID_PERIOD"
+    FUTURE_PERIOD = "FUTURE_PERIOD"
+    OVERLAPPING_PERIOD = "OVERLAPPING_PERIOD"
+    ARCHIVED_ACCOUNT = "ARCHIVED_ACCOUNT"
+    NOT_FOUND = "NOT_FOUND"
+    FORBIDDEN = "FORBIDDEN"
+    EXTERNAL_ID_CONFLICT = "EXTERNAL_ID_CONFLICT"
+    NO_EMISSION_FACTOR = "NO_EMISSION_FACTOR"
+    INVALID = "INVALID"
+
+
+@dataclass
+class ActivityInput:
+    account_type: str  # "Individual" or "Household"
+    account_id: int
+    activity_type: str
+    quantity: str
+    unit: str
+    period_start: date
+    period_end: date
+    source: str = "APP"
+    external_id: str | None = None
+    meter_ref: str | None = None
+    data_quality: str = "METERED"
+
+
+@dataclass(frozen=True)
+class RowError:
+    index: int
+    field: str
+    code: RecordErrorCode
+    message: str
+
+
+@dataclass
+class IngestResult:
+    created: list[int] = field(default_factory=list)
+    unchanged: list[int] = field(default_factory=list)  # replays of known externalIds
+    errors: list[RowError] = field(default_factory=list)
+    total_cells: int = 0
+
+
+@dataclass
+class _Row:
+    index: int
+    data: ActivityInput
+    quantity_milli: int = 0
+    household_id: int | None = None
+    values: dict[str, Any] = field(default_factory=dict)
+
+
+def _same(existing: Any, row: _Row) -> bool:
+    d = row.data
+    return (
+        existing.account_type == d.account_type
+        and existing.account_id == d.account_id
+        and existing.activity_type == d.activity_type
+        and existing.quantity_milli == row.quantity_milli
+        and existing.period_start == d.period_start
+        and existing.period_end == d.period_end
+        and existing.meter_ref == d.meter_ref
+    )
+
+
+async def ingest(
+    db: Any,
+    inputs: list[ActivityInput],
+    *,
+    today: date,
+    viewer: Viewer | None = None,
+    recorded_by: str | None = None,
+    library: FactorLibrary | None = None,
+) -> IngestResult:
+    """Validate and, if every row is valid, write ``inputs`` with their emissions and totals.
+
+    ``viewer`` None means a trusted operator (the CLI); otherwise each row is authorised.
+    With errors, nothing is written and ``result.errors`` says why, row by row."""
+    result = IngestResult()
+    rows = [_Row(i, d) for i, d in enumerate(inputs)]
+
+    def fail(row: _Row, field_name: str, code: RecordErrorCode, message: str) -> None:
+        result.errors.append(RowError(row.index, field_name, code, message))
+
+    # 1. Each row on its own.
+    for row in rows:
+        d = row.data
+        activity = ACTIVITY_TYPES.get(d.activity_type)
+        if d.account_type not in {"Individual", "Household"}:
+            fail(
+                row,
+                "accountId",
+                RecordErrorCode.NOT_FOUND,
+                "accountId must be an Individual or a Household",
+            )
+        if activity is None:
+            fail(
+                row,
+                "activityType",
+                RecordErrorCode.UNKNOWN_ACTIVITY_TYPE,
+                f"unknown activity type {d.activity_type!r}; one of {', '.join(ACTIVITY_TYPES)}",
+            )
+        else:
+            try:
+                row.quantity_milli = to_canonical_milli(d.quantity, d.unit, activity)
+                if row.quantity_milli < 0:
+                    fail(
+                        row,
+                        "quantity",
+                        RecordErrorCode.NEGATIVE_QUANTITY,
+                        "quantity must not be negative",
+                    )
+            except UnitError as exc:
+                code = (
+                    RecordErrorCode.INVALID_QUANTITY
+                    if "number" in str(exc)
+                    else RecordErrorCode.UNKNOWN_UNIT
+                )
+                fail(
+                    row,
+                    "quantity" if code is RecordErrorCode.INVALID_QUANTITY else "unit",
+                    code,
+                    str(exc),
+                )
+        if d.period_end < d.period_start:
+            fail(
+                row, "periodEnd", RecordErrorCode.INVALID_PERIOD, "periodEnd is before periodStart"
+            )
+        elif (d.period_end - d.period_start).days > 366:
+            fail(
+                row, "periodEnd", RecordErrorCode.INVALID_PERIOD, "a record covers at most one year"
+            )
+        if d.period_end > today:
+            fail(
+                row,
+                "periodEnd",
+                RecordErrorCode.FUTURE_PERIOD,
+                "the period has not ended yet: record it when it has",
+            )
+        if d.source not in SOURCES:
+            fail(row, "source", RecordErrorCode.INVALID, f"source is one of {', '.join(SOURCES)}")
+        if d.data_quality not in DATA_QUALITIES:
+            fail(
+                row,
+                "dataQuality",
+                RecordErrorCode.INVALID,
+                f"dataQuality is one of {', '.join(DATA_QUALITIES)}",
+            )
+    if result.errors:
+        return result
+
+    # 2. Idempotency: rows whose externalId is known are replays (or conflicts).
+    external = [r.data.external_id for r in rows if r.data.external_id]
+    if len(set(external)) != len(external):
+        seen: set[str] = set()
+        for row in rows:
+            if row.data.external_id in seen:
+                fail(
+                    row,
+                    "externalId",
+                    RecordErrorCode.EXTERNAL_ID_CONFLICT,
+                    "externalId appears twice in this batch",
+                )
+            seen.add(row.data.external_id or "")
+        return result
+    known: dict[str, Any] = {}
+    for start in range(0, len(external), 1000):
+        chunk = external[start : start + 1000]
+        for existing in await db.execute(sa.select(R).where(R.c.external_id.in_(chunk))):
+            known[existing.external_id] = existing
+    fresh: list[_Row] = []
+    for row in rows:
+        existing = known.get(row.data.external_id or "")
+        if existing is None:
+            fresh.append(row)
+        elif _same(existing, row):
+            result.unchanged.append(existing.id)
+        else:
+            fail(
+                row,
+                "externalId",
+                RecordErrorCode.EXTERNAL_ID_CONFLICT,
+                "externalId was recorded before with different values",
+            )
+    if result.errors or not fresh:
+        return result
+
+    # 3. Accounts, authorization, attribution.
+    individual_ids = {r.data.account_id for r in fresh if r.data.account_type == "Individual"}
+    household_ids = {r.data.account_id for r in fresh if r.data.account_type == "Household"}
+    individuals = {}
+    if individual_ids:
+        individuals = {
+            row.id: row
+            for row in await db.execute(
+                sa.select(I.c.id, I.c.archived_at).where(I.c.id.in_(individual_ids))
+            )
+        }
+    attribution = await Attribution.load(db, individual_ids, household_ids)
+    all_households = set(household_ids) | {
+        h for periods in attribution.memberships.values() for _, _, h in periods
+    }
+    households = {}
+    if all_households:
+        households = {
+            row.id: row
+            for row in await db.execute(
+                sa.select(H.c.id, H.c.path, H.c.archived_at, C.c.region_code)
+                .select_from(H.join(C, C.c.id == H.c.community_id))
+                .where(H.c.id.in_(all_households))
+            )
+        }
+    library = library or await FactorLibrary.load(db)
+
+    for row in fresh:
+        d = row.data
+        if d.account_type == "Individual":
+            account = individuals.get(d.account_id)
+            row.household_id = attribution.household_on(d.account_id, d.period_start)
+        else:
+            account = households.get(d.account_id)
+            row.household_id = d.account_id
+        if account is None:
+            fail(row, "accountId", RecordErrorCode.NOT_FOUND, "no such account")
+            continue
+        if viewer is not None and not viewer.can_record_activity(
+            _target(d, row.household_id, households, attribution)
+        ):
+            known_tenant = viewer.may_know_exists(
+                _target(d, row.household_id, households, attribution)
+            )
+            fail(
+                row,
+                "accountId",
+                RecordErrorCode.FORBIDDEN if known_tenant else RecordErrorCode.NOT_FOUND,
+                "you may not record activity for this account"
+                if known_tenant
+                else "no such account",
+            )
+            continue
+        if account.archived_at is not None:
+            fail(row, "accountId", RecordErrorCode.ARCHIVED_ACCOUNT, "the account is archived")
+            continue
+        # Without a household on that day, the factor region falls back to the country.
+        region = households[row.household_id].region_code if row.household_id else "CN"
+        activity = ACTIVITY_TYPES[d.activity_type]
+        try:
+            emissions = compute(activity, row.quantity_milli, region, d.period_start, library)
+        except NoFactor as exc:
+            fail(row, "activityType", RecordErrorCode.NO_EMISSION_FACTOR, str(exc))
+            continue
+        row.values = {
+            "account_type": d.account_type,
+            "account_id": d.account_id,
+            "household_id": row.household_id,
+            "activity_type": d.activity_type,
+            "quantity_milli": row.quantity_milli,
+            "entered_quantity": str(d.quantity)[:40],
+            "entered_unit": d.unit,
+            "period_start": d.period_start,
+            "period_end": d.period_end,
+            "meter_ref": d.meter_ref,
+            "source": d.source,
+            "external_id": d.external_id,
+            "data_quality": d.data_quality,
+            "scope": emissions.scope,
+            "category": emissions.category,
+            "location_g": emissions.location_g,
+            "market_g": emissions.market_g,
+            "offset_g": emissions.offset_g,
+            "factor_id": emissions.factor.id,
+            "market_factor_id": emissions.market_factor.id if emissions.market_factor else None,
+            "recorded_by": recorded_by,
+            "recorded_at": utcnow(),
+        }
+    if result.errors:
+        return result
+
+    # 4. Overlaps with the same meter, in the batch and in the database.
+    await _check_overlaps(db, fresh, fail)
+    if result.errors:
+        return result
+
+    # 5. Write records and totals.
+    delta = TotalsDelta()
+    for row in fresh:
+        record = _RecordView(row.values)
+        delta.add_record(
+            attribution.targets(
+                row.data.account_type, row.data.account_id, row.data.period_start, row.household_id
+            ),
+            record,
+        )
+    values = [row.values for row in fresh]
+    for start in range(0, len(values), 5000):
+        ids = await db.execute(sa.insert(R).returning(R.c.id), values[start : start + 5000])
+        result.created.extend(ids.scalars().all())
+    result.total_cells = await delta.flush(db)
+    return result
+
+
+class _RecordView:
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.__dict__.update(values)
+
+
+def _target(
+    d: ActivityInput, household_id: int | None, households: dict[int, Any], attribution: Attribution
+) -> Target:
+    if d.account_type == "Household":
+        return Target((households[d.account_id].path,))
+    paths = []
+    # Someone without a household that day (e.g. archived) is judged by their last household.
+    household_id = household_id or attribution.last_household(d.account_id)
+    if household_id is not None:
+        paths.append(individual_path(households[household_id].path, d.account_id))
+    return Target(tuple(paths), individual_id=d.account_id)
+
+
+async def _check_overlaps(db: Any, rows: list[_Row], fail: Any) -> None:
+    def meter(d: ActivityInput) -> tuple[str, int, str, str | None]:
+        return (d.account_type, d.account_id, d.activity_type, d.meter_ref)
+
+    by_meter: dict[tuple[str, int, str, str | None], list[_Row]] = defaultdict(list)
+    for row in rows:
+        by_meter[meter(row.data)].append(row)
+    # In the batch: sort each meter's rows and compare neighbours.
+    for group in by_meter.values():
+        group.sort(key=lambda r: r.data.period_start)
+        for before, after in itertools.pairwise(group):
+            if after.data.period_start <= before.data.period_end:
+                fail(
+                    after,
+                    "periodStart",
+                    RecordErrorCode.OVERLAPPING_PERIOD,
+                    f"overlaps row {before.index} of the same meter",
+                )
+    # In the database: one statement per batch over the accounts and dates involved.
+    low = min(r.data.period_start for r in rows)
+    high = max(r.data.period_end for r in rows)
+    for account_type in ("Individual", "Household"):
+        ids = sorted({r.data.account_id for r in rows if r.data.account_type == account_type})
+        if not ids:
+            continue
+        existing = await db.execute(
+            sa.select(
+                R.c.account_id, R.c.activity_type, R.c.meter_ref, R.c.period_start, R.c.period_end
+            ).where(
+                R.c.account_type == account_type,
+                R.c.account_id.in_(ids),
+                R.c.period_start <= high,
+                R.c.period_end >= low,
+            )
+        )
+        for account_id, activity_type, meter_ref, start, end in existing:
+            for row in by_meter.get((account_type, account_id, activity_type, meter_ref), ()):
+                if row.data.period_start <= end and row.data.period_end >= start:
+                    fail(
+                        row,
+                        "periodStart",
+                        RecordErrorCode.OVERLAPPING_PERIOD,
+                        f"overlaps a recorded period {start}..{end} of the same meter",
+                    )

@@ -1,0 +1,335 @@
+"""Footprints, reductions, emission factors and activity records in the graph."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+from enum import Enum
+from typing import Any, NewType
+
+import strawberry
+
+from carbongraph.accounting import reads
+from carbongraph.accounting.activities import ACTIVITY_TYPES
+from carbongraph.accounting.reads import FootprintData, Period
+from carbongraph.errors import BadUserInput
+from carbongraph.schema.relay import to_global_id
+
+Grams = NewType("Grams", int)
+GRAMS_SCALAR = strawberry.scalar(
+    name="Grams",
+    serialize=int,
+    parse_value=int,
+    description="A mass of CO2e in grams, as a JSON integer (exact up to 9 million tonnes).",
+)
+
+
+@strawberry.enum(description="Bucket size of a time series.")
+class Granularity(Enum):
+    DAY = "DAY"
+    WEEK = "WEEK"
+    MONTH = "MONTH"
+    YEAR = "YEAR"
+
+
+@strawberry.enum(description="How an enterprise's total is gathered; the two are never mixed.")
+class RollupPath(Enum):
+    COMMUNITIES = "communities"
+    EMPLOYEES = "employees"
+
+
+@strawberry.input(
+    description='A period of local days: exactly one of `month` ("2023-05"), `year`, or '
+    "`from` with `to` (inclusive)."
+)
+class PeriodInput:
+    month: str | None = None
+    year: int | None = None
+    from_: date | None = strawberry.field(default=None, name="from")
+    to: date | None = None
+
+    def to_period(self) -> Period:
+        forms = [
+            self.month is not None,
+            self.year is not None,
+            self.from_ is not None or self.to is not None,
+        ]
+        if sum(forms) != 1:
+            raise BadUserInput(
+                "Give exactly one of `month`, `year`, or `from` and `to`.", argument="period"
+            )
+        try:
+            if self.month is not None:
+                start = date.fromisoformat(f"{self.month}-01")
+                return Period(start, reads.bucket_end(start, "MONTH"))
+            if self.year is not None:
+                start = date(self.year, 1, 1)
+                return Period(start, date(self.year, 12, 31))
+            if self.from_ is None or self.to is None:
+                raise ValueError("`from` and `to` go together")
+            if (self.to - self.from_).days > 366 * 10:
+                raise ValueError("a period spans at most ten years")
+            return Period(self.from_, self.to)
+        except ValueError as exc:
+            raise BadUserInput(f"Invalid period: {exc}.", argument="period") from exc
+
+
+@strawberry.type
+class PeriodRange:
+    from_: date = strawberry.field(name="from")
+    to: date
+
+
+@strawberry.type(description="Scope 3 emissions of one GHG Protocol category.")
+class Scope3Category:
+    category: int
+    name: str
+    grams: Grams
+
+
+def _figures(data: FootprintData) -> dict[str, Any]:
+    return {
+        "scope1": data.scope1,
+        "scope2_location_based": data.scope2_location,
+        "scope2_market_based": data.scope2_market,
+        "scope3": data.scope3,
+        "gross": data.gross,
+        "clean_energy_offset": data.offset,
+        "net": data.net,
+    }
+
+
+@strawberry.type(description="One bucket of a footprint's time series.")
+class FootprintPoint:
+    from_: date = strawberry.field(name="from")
+    to: date
+    scope1: Grams
+    scope2_location_based: Grams
+    scope2_market_based: Grams
+    scope3: Grams
+    gross: Grams
+    clean_energy_offset: Grams
+    net: Grams
+
+
+@strawberry.type(description="A published emission factor (kgCO2e per unit).")
+class EmissionFactor:
+    id: strawberry.ID
+    factor_key: str
+    basis: str = strawberry.field(description="`location`, or `residual` for market-based.")
+    region_code: str
+    unit: str
+    valid_from: date
+    valid_to: date | None
+    kg_co2e_per_unit: str = strawberry.field(description="Exact decimal.")
+    gas_breakdown: strawberry.scalars.JSON | None
+    gwp_set: str
+    source: str
+    citation: str
+    version: int
+
+    @classmethod
+    def from_row(cls, row: Any) -> EmissionFactor:
+        kg = (Decimal(row.ug_per_unit) / Decimal(1_000_000_000)).normalize()
+        return cls(
+            id=strawberry.ID(to_global_id("EmissionFactor", row.id)),
+            factor_key=row.factor_key,
+            basis=row.basis,
+            region_code=row.region_code,
+            unit=row.unit,
+            valid_from=row.valid_from,
+            valid_to=row.valid_to,
+            kg_co2e_per_unit=f"{kg:f}",
+            gas_breakdown=json.loads(row.gas_breakdown) if row.gas_breakdown else None,
+            gwp_set=row.gwp_set,
+            source=row.source,
+            citation=row.citation,
+            version=row.version,
+        )
+
+
+@strawberry.type(description="Records of one activity type priced by one factor version.")
+class FootprintSource:
+    activity_type: str
+    record_count: int
+    quantity: str = strawberry.field(description="Sum, in the activity's canonical unit.")
+    unit: str
+    location_based: Grams
+    market_based: Grams
+    clean_energy_offset: Grams
+    factor: EmissionFactor
+    market_factor: EmissionFactor | None
+
+
+@strawberry.type(
+    description="Emissions of a node over a period, split by scope. Net = gross − clean-energy "
+    "offset; Scope 3+ reductions are reported apart and never netted."
+)
+class Footprint:
+    period: PeriodRange
+    scope1: Grams
+    scope2_location_based: Grams
+    scope2_market_based: Grams
+    scope3: Grams
+    scope3_categories: list[Scope3Category]
+    scope3_plus: Grams = strawberry.field(
+        description="Reductions facilitated outside Scopes 1–3 (never netted)."
+    )
+    gross: Grams
+    clean_energy_offset: Grams
+    net: Grams
+    record_count: int
+    member_count: int = strawberry.field(description="People in the node at the period's end.")
+    per_capita: Grams | None = strawberry.field(description="Net per member; null without members.")
+    key: strawberry.Private[tuple[str, int, str]]
+    span: strawberry.Private[Period]
+
+    @classmethod
+    def build(cls, key: tuple[str, int, str], period: Period, data: FootprintData) -> Footprint:
+        per_capita = None
+        if data.member_count > 0:
+            per_capita = int(
+                (Decimal(data.net) / data.member_count).quantize(
+                    Decimal(1), rounding=ROUND_HALF_EVEN
+                )
+            )
+        return cls(
+            period=PeriodRange(from_=period.start, to=period.end),
+            scope3_categories=[
+                Scope3Category(category=c, name=reads.SCOPE3_CATEGORIES.get(c, "Other"), grams=g)
+                for c, g in sorted(data.scope3_by_category.items())
+            ],
+            scope3_plus=data.reductions.get("3+", 0),
+            record_count=data.record_count,
+            member_count=data.member_count,
+            per_capita=per_capita,
+            key=key,
+            span=period,
+            **_figures(data),
+        )
+
+    @strawberry.field(description="The same figures bucketed by day, week, month or year.")
+    async def series(self, info: strawberry.Info, granularity: Granularity) -> list[FootprintPoint]:
+        points = await reads.load_series(info.context.db, self.key, self.span, granularity.value)
+        return [FootprintPoint(from_=p.start, to=p.end, **_figures(p.data)) for p in points]
+
+    @strawberry.field(
+        description="The factor versions and record counts behind this footprint: records that "
+        "start in the period, grouped by activity type and factor."
+    )
+    async def explain(self, info: strawberry.Info) -> list[FootprintSource]:
+        rows = await reads.explain(info.context.db, self.key, self.span)
+        return [
+            FootprintSource(
+                activity_type=r.activity_type,
+                record_count=r.record_count,
+                quantity=f"{(Decimal(r.quantity_milli) / 1000).normalize():f}",
+                unit=ACTIVITY_TYPES[r.activity_type].unit,
+                location_based=r.location_g,
+                market_based=r.market_g,
+                clean_energy_offset=r.offset_g,
+                factor=EmissionFactor.from_row(r.factor),
+                market_factor=EmissionFactor.from_row(r.market_factor) if r.market_factor else None,
+            )
+            for r in rows
+        ]
+
+
+@strawberry.type(description="Avoided emissions of low-carbon actions, by scope.")
+class Reductions:
+    period: PeriodRange
+    scope1: Grams
+    scope2: Grams
+    scope3: Grams
+    scope3_plus: Grams = strawberry.field(
+        description="Facilitated among ecosystem participants; kept apart from the inventory."
+    )
+    total_within_scopes: Grams = strawberry.field(description="Scopes 1–3 only.")
+
+    @classmethod
+    def build(cls, period: Period, data: FootprintData) -> Reductions:
+        r = data.reductions
+        return cls(
+            period=PeriodRange(from_=period.start, to=period.end),
+            scope1=r.get("1", 0),
+            scope2=r.get("2", 0),
+            scope3=r.get("3", 0),
+            scope3_plus=r.get("3+", 0),
+            total_within_scopes=r.get("1", 0) + r.get("2", 0) + r.get("3", 0),
+        )
+
+
+async def footprint_of(info: Any, key: tuple[str, int, str], period: PeriodInput) -> Footprint:
+    span = period.to_period()
+    data = await info.context.loaders.footprint.load((key, span))
+    return Footprint.build(key, span, data)
+
+
+async def reductions_of(info: Any, key: tuple[str, int, str], period: PeriodInput) -> Reductions:
+    span = period.to_period()
+    data = await info.context.loaders.footprint.load((key, span))
+    return Reductions.build(span, data)
+
+
+@strawberry.type(description="A kind of activity that can be recorded.")
+class ActivityTypeInfo:
+    code: str
+    kind: str
+    unit: str
+    scope: str
+    category: int
+    description: str
+
+
+def activity_types() -> list[ActivityTypeInfo]:
+    return [
+        ActivityTypeInfo(
+            code=t.code,
+            kind=t.kind.value,
+            unit=t.unit,
+            scope=t.scope,
+            category=t.category,
+            description=t.description,
+        )
+        for t in ACTIVITY_TYPES.values()
+    ]
+
+
+@strawberry.type(description="One recorded consumption or clean-energy reading.")
+class ActivityRecord:
+    id: strawberry.ID
+    activity_type: str
+    quantity: str = strawberry.field(description="In the activity type's canonical unit.")
+    unit: str
+    period_start: date
+    period_end: date
+    source: str
+    external_id: str | None
+    data_quality: str
+    scope: str
+    category: int
+    location_based: Grams
+    market_based: Grams
+    clean_energy_offset: Grams
+    recorded_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Any) -> ActivityRecord:
+        return cls(
+            id=strawberry.ID(to_global_id("ActivityRecord", row.id)),
+            activity_type=row.activity_type,
+            quantity=f"{(Decimal(row.quantity_milli) / 1000).normalize():f}",
+            unit=ACTIVITY_TYPES[row.activity_type].unit,
+            period_start=row.period_start,
+            period_end=row.period_end,
+            source=row.source,
+            external_id=row.external_id,
+            data_quality=row.data_quality,
+            scope=row.scope,
+            category=row.category,
+            location_based=row.location_g,
+            market_based=row.market_g,
+            clean_energy_offset=row.offset_g,
+            recorded_at=row.recorded_at,
+        )
