@@ -141,8 +141,9 @@ async def test_series_explain_and_recalculate(engine, api):
         await conn.execute(
             sa.text(
                 "INSERT INTO emission_factor (factor_key, basis, region_code, unit, valid_from, "
-                "ug_per_unit, gwp_set, source, citation, version, created_at) VALUES ('electricity',"
-                " 'location', 'CN-SOUTHERN-GRID', 'kWh', '2022-01-01', 400000000, 'AR5', 'test', "
+                "ug_per_unit, gwp_set, source, citation, version, created_at) VALUES ("
+                "'electricity', 'location', 'CN-SOUTHERN-GRID', 'kWh', '2022-01-01', 400000000, "
+                "'AR5', 'test', "
                 "'corrected value for the test', 2, CURRENT_TIMESTAMP)"
             )
         )
