@@ -36,33 +36,50 @@ from tests.world import grant
 
 BASE = date(2025, 1, 1)
 EXAMPLES = int(os.environ.get("CARBONGRAPH_RECONCILE_EXAMPLES", "25"))
-ACTIVITIES = [("ELECTRICITY", "kWh"), ("NATURAL_GAS", "m3"), ("WATER", "m3"),
-              ("ROOFTOP_SOLAR", "kWh"), ("COMMUNITY_WIND", "kWh"), ("HEAT", "GJ")]
+ACTIVITIES = [
+    ("ELECTRICITY", "kWh"),
+    ("NATURAL_GAS", "m3"),
+    ("WATER", "m3"),
+    ("ROOFTOP_SOLAR", "kWh"),
+    ("COMMUNITY_WIND", "kWh"),
+    ("HEAT", "GJ"),
+]
 
-record = st.tuples(st.just("record"), st.integers(0, 99), st.booleans(), st.integers(0, 5),
-                   st.decimals("0.001", 500, places=3), st.integers(0, 300), st.integers(0, 40))
+record = st.tuples(
+    st.just("record"),
+    st.integers(0, 99),
+    st.booleans(),
+    st.integers(0, 5),
+    st.decimals("0.001", 500, places=3),
+    st.integers(0, 300),
+    st.integers(0, 40),
+)
 operation = st.one_of(
     record,
     record,
     st.tuples(st.just("move"), st.integers(0, 99), st.integers(0, 99), st.integers(1, 300)),
     st.tuples(st.just("employ"), st.integers(0, 99), st.integers(0, 9), st.integers(0, 300)),
 )
-scenario = st.fixed_dictionaries({
-    "seed": st.integers(0, 2**16),
-    "enterprises": st.integers(1, 2),
-    "communities": st.integers(1, 5),
-    "households": st.integers(1, 8),
-    "people": st.integers(1, 14),
-    "operations": st.lists(operation, min_size=8, max_size=40),
-})
+scenario = st.fixed_dictionaries(
+    {
+        "seed": st.integers(0, 2**16),
+        "enterprises": st.integers(1, 2),
+        "communities": st.integers(1, 5),
+        "households": st.integers(1, 8),
+        "people": st.integers(1, 14),
+        "operations": st.lists(operation, min_size=8, max_size=40),
+    }
+)
 
 
 async def _build(engine, spec):
     rng = random.Random(spec["seed"])
     async with engine.begin() as conn:
         w = HierarchyWriter(conn, rng)
-        enterprises = [await w.node(E, f"r:e{n}", "", "e", name=f"E{n}", kind="COMPANY")
-                       for n in range(spec["enterprises"])]
+        enterprises = [
+            await w.node(E, f"r:e{n}", "", "e", name=f"E{n}", kind="COMPANY")
+            for n in range(spec["enterprises"])
+        ]
         communities = []
         for n in range(spec["communities"]):
             parent = rng.choice([None, *communities]) if communities else None
@@ -71,22 +88,39 @@ async def _build(engine, spec):
             else:
                 ent = rng.choice([None, *enterprises])
                 owner, parent_path = (ent.id, ent.path) if ent else (None, "")
-            communities.append(await w.node(
-                C, f"r:c{n}", parent_path, "c", name=f"C{n}", kind="VILLAGE",
-                region_code=rng.choice(["CN-GD", "CN-ZJ", "CN-YN", "CN-BJ"]),
-                timezone="Asia/Shanghai", enterprise_id=owner,
-                parent_id=parent.id if parent else None))
+            communities.append(
+                await w.node(
+                    C,
+                    f"r:c{n}",
+                    parent_path,
+                    "c",
+                    name=f"C{n}",
+                    kind="VILLAGE",
+                    region_code=rng.choice(["CN-GD", "CN-ZJ", "CN-YN", "CN-BJ"]),
+                    timezone="Asia/Shanghai",
+                    enterprise_id=owner,
+                    parent_id=parent.id if parent else None,
+                )
+            )
         households = []
         for n in range(spec["households"]):
             com = rng.choice(communities)
-            households.append(await w.node(H, f"r:h{n}", com.path, "h", name=f"H{n}",
-                                           community_id=com.id, dwelling_type="HOUSE",
-                                           has_rooftop_solar=False))
+            households.append(
+                await w.node(
+                    H,
+                    f"r:h{n}",
+                    com.path,
+                    "h",
+                    name=f"H{n}",
+                    community_id=com.id,
+                    dwelling_type="HOUSE",
+                    has_rooftop_solar=False,
+                )
+            )
         people = []
         for n in range(spec["people"]):
             home = rng.choice(households)
-            people += await w.people(home, 1, f"r:p{n}",
-                                     BASE + timedelta(days=rng.randint(0, 30)))
+            people += await w.people(home, 1, f"r:p{n}", BASE + timedelta(days=rng.randint(0, 30)))
     await grant(engine, "admin", Role.PLATFORM_ADMIN, PLATFORM, 0)
     return enterprises, communities, households, people
 
@@ -106,23 +140,42 @@ async def _apply(engine, spec, enterprises, households, people):
                         else:
                             account = ("Individual", people[who % len(people)])
                         first = BASE + timedelta(days=start)
-                        result = await ingest(db, [ActivityInput(
-                            account[0], account[1], activity, str(quantity), unit, first,
-                            first + timedelta(days=length), external_id=f"op{index}",
-                            meter_ref=f"m{index}")], today=ctx.today, viewer=ctx.viewer)
+                        result = await ingest(
+                            db,
+                            [
+                                ActivityInput(
+                                    account[0],
+                                    account[1],
+                                    activity,
+                                    str(quantity),
+                                    unit,
+                                    first,
+                                    first + timedelta(days=length),
+                                    external_id=f"op{index}",
+                                    meter_ref=f"m{index}",
+                                )
+                            ],
+                            today=ctx.today,
+                            viewer=ctx.viewer,
+                        )
                         assert result.errors == [] and len(result.created) == 1
                     elif op[0] == "move":
                         _, who, where, day = op
                         await hierarchy.move_individual(
-                            ctx, people[who % len(people)],
+                            ctx,
+                            people[who % len(people)],
                             households[where % len(households)].id,
-                            BASE + timedelta(days=day))
+                            BASE + timedelta(days=day),
+                        )
                     else:
                         _, who, which, day = op
                         await hierarchy.set_employment(
-                            ctx, people[who % len(people)],
+                            ctx,
+                            people[who % len(people)],
                             enterprises[which % len(enterprises)].id,
-                            BASE + timedelta(days=day), employed=True)
+                            BASE + timedelta(days=day),
+                            employed=True,
+                        )
             except MutationFailed:
                 pass  # e.g. a move dated before the person's latest move: refused, as it must
 
@@ -159,8 +212,11 @@ async def _recompute(conn) -> dict:
                 targets.append((node, int(segment[1:]), "communities" if node == "E" else ""))
         if r.account_type == "Individual":
             targets.append(("I", r.account_id, ""))
-            targets += [("E", e.enterprise_id, "employees") for e in employments[r.account_id]
-                        if in_force(e, day0)]
+            targets += [
+                ("E", e.enterprise_id, "employees")
+                for e in employments[r.account_id]
+                if in_force(e, day0)
+            ]
         n = (r.period_end - r.period_start).days + 1
         days = [r.period_start + timedelta(days=i) for i in range(n)]
         if r.scope == "CLEAN":
@@ -168,8 +224,9 @@ async def _recompute(conn) -> dict:
             if r.market_g:
                 parts.append(("emission", "2", 0, [0] * n, _spread(r.market_g, n)))
         else:
-            parts = [("emission", r.scope, r.category, _spread(r.location_g, n),
-                      _spread(r.market_g, n))]
+            parts = [
+                ("emission", r.scope, r.category, _spread(r.location_g, n), _spread(r.market_g, n))
+            ]
         for kind, scope, category, locations, markets in parts:
             for day, location, market in zip(days, locations, markets, strict=True):
                 for target in targets:
@@ -179,8 +236,12 @@ async def _recompute(conn) -> dict:
     return {k: tuple(v) for k, v in expected.items() if v != [0, 0]}
 
 
-@settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(spec=scenario)
 async def test_totals_reconcile(migrated_engine, spec):
     engine = migrated_engine
@@ -190,8 +251,10 @@ async def test_totals_reconcile(migrated_engine, spec):
     T = FootprintTotal.__table__
     async with engine.connect() as conn:
         stored = {
-            (r.node, r.node_id, r.via, r.day, r.kind, r.scope, r.category):
-            (r.location_g, r.market_g)
+            (r.node, r.node_id, r.via, r.day, r.kind, r.scope, r.category): (
+                r.location_g,
+                r.market_g,
+            )
             for r in await conn.execute(sa.select(T))
             if r.location_g or r.market_g
         }
@@ -213,8 +276,9 @@ async def test_totals_reconcile(migrated_engine, spec):
             children |= {("C", c.id, "") for c in rows if c.parent_id == com.id}
             assert node_sum({("C", com.id, "")}) == node_sum(children)
         for ent in enterprises:
-            tops = {("C", c.id, "") for c in rows if c.enterprise_id == ent.id
-                    and c.parent_id is None}
+            tops = {
+                ("C", c.id, "") for c in rows if c.enterprise_id == ent.id and c.parent_id is None
+            }
             assert node_sum({("E", ent.id, "communities")}) == node_sum(tops)
 
         # Population: each household counts the memberships in force, at every day.
@@ -227,6 +291,11 @@ async def test_totals_reconcile(migrated_engine, spec):
             day = BASE + timedelta(days=probe)
             for home in homes:
                 counted = sum(d for (h, d0), d in deltas.items() if h == home.id and d0 <= day)
-                actual = sum(1 for m in memberships if m.household_id == home.id
-                             and m.valid_from <= day and (m.valid_to is None or m.valid_to > day))
+                actual = sum(
+                    1
+                    for m in memberships
+                    if m.household_id == home.id
+                    and m.valid_from <= day
+                    and (m.valid_to is None or m.valid_to > day)
+                )
                 assert counted == actual

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import sys
 from datetime import timedelta
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -191,6 +192,137 @@ async def _store_grants(
                     )
     finally:
         await engine.dispose()
+
+
+import_app = typer.Typer(help="Bulk loads.", no_args_is_help=True)
+app.add_typer(import_app, name="import")
+factors_app = typer.Typer(help="The emission factor library.", no_args_is_help=True)
+app.add_typer(factors_app, name="factors")
+
+
+@import_app.command("activities")
+def import_activities(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="CSV (with a header) or JSONL (.jsonl).",
+        ),
+    ],
+    batch_size: Annotated[
+        int, typer.Option(min=1, max=100_000, help="Rows per all-or-nothing batch.")
+    ] = 5000,
+    report: Annotated[Path | None, typer.Option(help="Write every row error to this CSV.")] = None,
+) -> None:
+    """Import activity records: each batch commits whole or not at all; re-importing a file
+    changes nothing (rows are idempotent by external_id). Columns: account (Individual:12,
+    Household:3, a global ID, or Individual/ref:EXTERNAL_REF), activity_type, quantity, unit,
+    period_start, period_end, external_id, and optionally source, meter_ref, data_quality."""
+    import csv
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from carbongraph.accounting.importer import count_rows
+    from carbongraph.accounting.importer import import_activities as run_import
+    from carbongraph.db import create_engine
+
+    settings = _settings()
+    total = count_rows(file)
+
+    async def run() -> Any:
+        engine = create_engine(settings)
+        try:
+            from carbongraph.app import ensure_migrated
+
+            await ensure_migrated(engine, settings)
+            with Progress(
+                "[progress.description]{task.description}",
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=err,
+            ) as progress:
+                task = progress.add_task(f"importing {file.name}", total=total)
+                return await run_import(
+                    engine,
+                    file,
+                    batch_size=batch_size,
+                    on_progress=lambda n: progress.advance(task, n),
+                )
+        finally:
+            await engine.dispose()
+
+    try:
+        result = asyncio.run(run())
+    except RuntimeError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    if result.errors:
+        table = Table(title=f"{len(result.errors)} row errors (their batches were not written)")
+        for column in ("line", "field", "code", "message"):
+            table.add_column(column)
+        for line, field_name, code, message in result.errors[:50]:
+            table.add_row(str(line), field_name, code, message)
+        err.print(table)
+        if len(result.errors) > 50:
+            err.print(
+                f"… and {len(result.errors) - 50} more"
+                + ("" if report else "; use --report FILE for all of them")
+            )
+        if report:
+            with report.open("w", newline="", encoding="utf-8") as handle:
+                writer = csv.writer(handle)
+                writer.writerow(["line", "field", "code", "message"])
+                writer.writerows(result.errors)
+    sys.stdout.write(
+        f"rows {result.rows}: created {result.created}, unchanged {result.unchanged}; "
+        f"batches committed {result.batches_committed}, failed {result.batches_failed}\n"
+    )
+    if result.batches_failed:
+        raise typer.Exit(1)
+
+
+@factors_app.command("import")
+def factors_import(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="JSON as shipped, or CSV with the same columns.",
+        ),
+    ],
+) -> None:
+    """Add emission factors (new series, years or versions). A changed value must come as a
+    new version; existing rows are never overwritten. Run `recalculate` afterwards to apply
+    them to recorded activity."""
+    from carbongraph.accounting.factors import FactorFileError, import_factors, read_factor_file
+    from carbongraph.db import create_engine
+
+    settings = _settings()
+    try:
+        rows = read_factor_file(file)
+    except (FactorFileError, ValueError) as exc:
+        err.print(f"[red]{file}: {exc}[/red]")
+        raise typer.Exit(1) from exc
+
+    async def run() -> tuple[int, int]:
+        engine = create_engine(settings)
+        try:
+            async with engine.begin() as conn:
+                return await import_factors(conn, rows)
+        finally:
+            await engine.dispose()
+
+    try:
+        added, present = asyncio.run(run())
+    except FactorFileError as exc:
+        err.print(f"[red]{exc}; nothing was imported[/red]")
+        raise typer.Exit(1) from exc
+    sys.stdout.write(f"factors: added {added}, already present {present}\n")
 
 
 @app.command("export-schema")

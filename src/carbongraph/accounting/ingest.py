@@ -74,7 +74,8 @@ class RowError:
 
 @dataclass
 class IngestResult:
-    created: list[int] = field(default_factory=list)
+    created: list[int] = field(default_factory=list)  # ids (empty when written by COPY)
+    created_count: int = 0
     unchanged: list[int] = field(default_factory=list)  # replays of known externalIds
     errors: list[RowError] = field(default_factory=list)
     total_cells: int = 0
@@ -110,11 +111,13 @@ async def ingest(
     viewer: Viewer | None = None,
     recorded_by: str | None = None,
     library: FactorLibrary | None = None,
+    use_copy: bool = False,
 ) -> IngestResult:
     """Validate and, if every row is valid, write ``inputs`` with their emissions and totals.
 
     ``viewer`` None means a trusted operator (the CLI); otherwise each row is authorised.
-    With errors, nothing is written and ``result.errors`` says why, row by row."""
+    With errors, nothing is written and ``result.errors`` says why, row by row. ``use_copy``
+    writes the records with COPY on PostgreSQL (the bulk path; no ids come back)."""
     result = IngestResult()
     rows = [_Row(i, d) for i, d in enumerate(inputs)]
 
@@ -331,11 +334,32 @@ async def ingest(
             record,
         )
     values = [row.values for row in fresh]
-    for start in range(0, len(values), 5000):
-        ids = await db.execute(sa.insert(R).returning(R.c.id), values[start : start + 5000])
-        result.created.extend(ids.scalars().all())
+    if use_copy and _dialect(db) == "postgresql":
+        await _copy_records(db, values)
+    else:
+        for start in range(0, len(values), 5000):
+            ids = await db.execute(sa.insert(R).returning(R.c.id), values[start : start + 5000])
+            result.created.extend(ids.scalars().all())
+    result.created_count = len(values)
     result.total_cells = await delta.flush(db)
     return result
+
+
+def _dialect(db: Any) -> str:
+    return db.dialect if isinstance(db.dialect, str) else db.dialect.name
+
+
+_COPY_COLUMNS = [c.name for c in R.columns if c.name != "id"]
+
+
+async def _copy_records(conn: Any, values: list[dict[str, Any]]) -> None:
+    """COPY … FROM STDIN through asyncpg, inside the caller's transaction."""
+    raw = await conn.get_raw_connection()
+    await raw.driver_connection.copy_records_to_table(
+        R.name,
+        records=[tuple(v[c] for c in _COPY_COLUMNS) for v in values],
+        columns=_COPY_COLUMNS,
+    )
 
 
 class _RecordView:
