@@ -63,7 +63,8 @@ def test_migrate_seed_token_on_a_fresh_sqlite_file(sqlite_env):
     second = runner.invoke(app, ["seed", "--demo"])
     assert second.exit_code == 0
     counts = [line for line in second.stdout.splitlines() if line.startswith("demo data")]
-    assert counts and counts[0] in first.stdout
+    assert counts and counts[0].startswith("demo data: activity_records_added 0,")
+    assert counts[0].split(", ", 1)[1] in first.stdout  # same hierarchy counts
 
     result = runner.invoke(
         app,

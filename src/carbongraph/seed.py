@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -213,6 +213,74 @@ class HierarchyWriter:
                 await periods.open_employment(self.conn, pk, enterprise_id, since)
 
 
+# Daily readings per dwelling type: (activity, unit, low, high) per day.
+DAILY_USE = {
+    "HOUSE": [
+        ("ELECTRICITY", "kWh", 4.0, 14.0),
+        ("WATER", "m3", 0.25, 0.7),
+        ("NATURAL_GAS", "m3", 0.2, 1.1),
+    ],
+    "APARTMENT": [
+        ("ELECTRICITY", "kWh", 3.0, 10.0),
+        ("WATER", "m3", 0.15, 0.5),
+        ("NATURAL_GAS", "m3", 0.1, 0.8),
+    ],
+    "DORM_ROOM": [("ELECTRICITY", "kWh", 1.5, 7.5)],
+}
+DEMO_DAYS = 28
+
+
+async def seed_activity(conn: AsyncConnection) -> int:
+    """Daily meter readings for every demo household over the 28 days up to yesterday, and
+    rooftop solar where homes have it. Keys carry the date, so a later run adds only new days."""
+    from carbongraph.accounting.ingest import ActivityInput, ingest
+
+    today = datetime.now(UTC).date()
+    first = today - timedelta(days=DEMO_DAYS)
+    homes = list(
+        await conn.execute(
+            sa.select(H.c.id, H.c.external_ref, H.c.dwelling_type, H.c.has_rooftop_solar)
+            .where(H.c.external_ref.like("demo:%"))
+            .order_by(H.c.id)
+        )
+    )
+    inputs = []
+    for home in homes:
+        # Each home keeps its own habits: a per-home scale, stable across runs.
+        scale = random.Random(home.external_ref).uniform(0.7, 1.3)
+        for offset in range(DEMO_DAYS):
+            day = first + timedelta(days=offset)
+            daily = random.Random(f"{home.external_ref}:{day}")
+            uses = list(DAILY_USE[home.dwelling_type])
+            if home.has_rooftop_solar:
+                uses.append(("ROOFTOP_SOLAR", "kWh", 2.0, 7.0))
+            for activity, unit, low, high in uses:
+                quantity = round(daily.uniform(low, high) * scale, 2)
+                inputs.append(
+                    ActivityInput(
+                        "Household",
+                        home.id,
+                        activity,
+                        str(quantity),
+                        unit,
+                        day,
+                        day,
+                        source="METER",
+                        external_id=f"{home.external_ref}:{activity}:{day}",
+                        meter_ref="main",
+                    )
+                )
+    added = 0
+    for start in range(0, len(inputs), 5000):
+        result = await ingest(
+            conn, inputs[start : start + 5000], today=today, recorded_by="seed", use_copy=True
+        )
+        if result.errors:
+            raise RuntimeError(f"demo activity refused: {result.errors[:3]}")
+        added += result.created_count
+    return added
+
+
 async def seed_demo(engine: AsyncEngine) -> dict[str, Any]:
     """Create the demo hierarchy and grants; returns counts and the demo principals' nodes."""
     rng = random.Random(20231101)
@@ -375,7 +443,10 @@ async def seed_demo(engine: AsyncEngine) -> dict[str, Any]:
                     )
                 )
 
+        activity_added = await seed_activity(conn)
+
         counts = {
+            "activity_records_added": activity_added,
             "village_residents": len(village_people),
             "students": students,
             "compound_residents": len(compound_people),
