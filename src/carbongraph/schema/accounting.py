@@ -9,6 +9,7 @@ from enum import Enum
 from typing import Any, NewType
 
 import strawberry
+from strawberry.federation.schema_directives import Cost
 
 from carbongraph.accounting import reads
 from carbongraph.accounting.activities import ACTIVITY_TYPES
@@ -209,14 +210,18 @@ class Footprint:
             **_figures(data),
         )
 
-    @strawberry.field(description="The same figures bucketed by day, week, month or year.")
+    @strawberry.federation.field(
+        description="The same figures bucketed by day, week, month or year.",
+        directives=[Cost(weight=5)],
+    )
     async def series(self, info: strawberry.Info, granularity: Granularity) -> list[FootprintPoint]:
         points = await reads.load_series(info.context.db, self.key, self.span, granularity.value)
         return [FootprintPoint(from_=p.start, to=p.end, **_figures(p.data)) for p in points]
 
-    @strawberry.field(
+    @strawberry.federation.field(
         description="The factor versions and record counts behind this footprint: records that "
-        "start in the period, grouped by activity type and factor."
+        "start in the period, grouped by activity type and factor. Reads raw records.",
+        directives=[Cost(weight=50)],
     )
     async def explain(self, info: strawberry.Info) -> list[FootprintSource]:
         rows = await reads.explain(info.context.db, self.key, self.span)

@@ -12,7 +12,9 @@ from carbongraph.errors import Forbidden, NotFound, UserErrorCode, UserErrorData
 UserErrorCodeEnum = strawberry.enum(UserErrorCode, name="UserErrorCode")
 
 
-@strawberry.type(description="Why a mutation did not apply. Nothing was written.")
+@strawberry.federation.type(
+    shareable=True, description="Why a mutation did not apply. Nothing was written."
+)
 class UserError:
     field: list[str] | None = strawberry.field(
         description="Path to the input field at fault, e.g. ['input', 'timezone']."

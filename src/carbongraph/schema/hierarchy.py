@@ -7,6 +7,7 @@ from typing import Any, Self
 
 import strawberry
 from strawberry import relay
+from strawberry.federation.schema_directives import Cost, ListSize
 
 from carbongraph.authz import Access, Target
 from carbongraph.errors import NotFound
@@ -25,6 +26,35 @@ from carbongraph.schema.enums import CommunityKind, DwellingType, EnterpriseKind
 from carbongraph.schema.relay import Connection, child_connection, decode_global_id
 
 PAGE_ARGS_DOC = "Keyset pagination: `first`/`after` forwards, `last`/`before` backwards."
+# Demand control (IBM cost spec, enforced by the gateway): a connection costs its page size;
+# without `first`/`last` it is assumed to be a full page.
+MAX_PAGE_SIZE_ASSUMED = 100
+
+
+def connection_field(description: str) -> Any:
+    return strawberry.federation.field(
+        description=f"{description} {PAGE_ARGS_DOC}",
+        directives=[
+            ListSize(
+                assumed_size=MAX_PAGE_SIZE_ASSUMED,
+                slicing_arguments=["first", "last"],
+                sized_fields=["edges"],
+                require_one_slicing_argument=False,
+            )
+        ],
+    )
+
+
+def aggregate_field(description: str) -> Any:
+    """A roll-up read: one indexed range scan, priced above a plain field."""
+    return strawberry.federation.field(description=description, directives=[Cost(weight=5)])
+
+
+def personal_field(description: str) -> Any:
+    """Personal data: tagged so that a partner contract can leave it out."""
+    return strawberry.federation.field(
+        description=f"{description} Personal data.".strip(), tags=["personal"]
+    )
 
 
 async def fetch_row(info: Any, type_name: str, pk: int) -> Any:
@@ -66,6 +96,7 @@ class _Entity(relay.Node):
 @strawberry.federation.type(
     name="Enterprise",
     keys=["id"],
+    authenticated=True,
     description="A partner organisation: company, university, property manager, city programme.",
 )
 class EnterpriseNode(_Entity):
@@ -91,23 +122,21 @@ class EnterpriseNode(_Entity):
             path=row.path,
         )
 
-    @strawberry.field(
-        description="Emissions over a period, gathered via its communities or its employees."
-    )
+    @aggregate_field("Emissions over a period, gathered via its communities or its employees.")
     async def footprint(
         self, info: strawberry.Info, period: PeriodInput, via: RollupPath = RollupPath.COMMUNITIES
     ) -> Footprint:
         require(info, Target((self.path,)), Access.AGGREGATE)
         return await footprint_of(info, ("E", self.pk, via.value), period)
 
-    @strawberry.field(description="Avoided emissions over a period, by scope.")
+    @aggregate_field("Avoided emissions over a period, by scope.")
     async def reductions(
         self, info: strawberry.Info, period: PeriodInput, via: RollupPath = RollupPath.COMMUNITIES
     ) -> Reductions:
         require(info, Target((self.path,)), Access.AGGREGATE)
         return await reductions_of(info, ("E", self.pk, via.value), period)
 
-    @strawberry.field(description="Top-level communities of this enterprise. " + PAGE_ARGS_DOC)
+    @connection_field("Top-level communities of this enterprise. ")
     async def communities(
         self,
         info: strawberry.Info,
@@ -127,7 +156,7 @@ class EnterpriseNode(_Entity):
             before,
         )
 
-    @strawberry.field(description="People currently employed by this enterprise. " + PAGE_ARGS_DOC)
+    @connection_field("People currently employed by this enterprise. ")
     async def employees(
         self,
         info: strawberry.Info,
@@ -151,6 +180,7 @@ class EnterpriseNode(_Entity):
 @strawberry.federation.type(
     name="Community",
     keys=["id"],
+    authenticated=True,
     description="A village, campus, building, residential compound or office park. Communities "
     "nest (campus → dorm building) and may stand directly under the platform.",
 )
@@ -187,12 +217,12 @@ class CommunityNode(_Entity):
             path=row.path,
         )
 
-    @strawberry.field(description="Emissions over a period, split by scope.")
+    @aggregate_field("Emissions over a period, split by scope.")
     async def footprint(self, info: strawberry.Info, period: PeriodInput) -> Footprint:
         require(info, Target((self.path,)), Access.AGGREGATE)
         return await footprint_of(info, ("C", self.pk, ""), period)
 
-    @strawberry.field(description="Avoided emissions over a period, by scope.")
+    @aggregate_field("Avoided emissions over a period, by scope.")
     async def reductions(self, info: strawberry.Info, period: PeriodInput) -> Reductions:
         require(info, Target((self.path,)), Access.AGGREGATE)
         return await reductions_of(info, ("C", self.pk, ""), period)
@@ -209,7 +239,7 @@ class CommunityNode(_Entity):
             return None
         return await CommunityNode.fetch(info, self.parent_id)
 
-    @strawberry.field(description="Communities directly inside this one. " + PAGE_ARGS_DOC)
+    @connection_field("Communities directly inside this one. ")
     async def sub_communities(
         self,
         info: strawberry.Info,
@@ -222,7 +252,7 @@ class CommunityNode(_Entity):
             info, dl.SUB_COMMUNITIES, self.pk, CommunityNode.from_row, first, after, last, before
         )
 
-    @strawberry.field(description="Households directly in this community. " + PAGE_ARGS_DOC)
+    @connection_field("Households directly in this community. ")
     async def households(
         self,
         info: strawberry.Info,
@@ -242,9 +272,8 @@ class CommunityNode(_Entity):
             before,
         )
 
-    @strawberry.field(
-        description="People currently living anywhere in this community, sub-communities "
-        "included. " + PAGE_ARGS_DOC
+    @connection_field(
+        "People currently living anywhere in this community, sub-communities included."
     )
     async def members(
         self,
@@ -269,6 +298,7 @@ class CommunityNode(_Entity):
 @strawberry.federation.type(
     name="Household",
     keys=["id"],
+    authenticated=True,
     description="A home or a dorm room. Its account sums its members and its own meters.",
 )
 class HouseholdNode(_Entity):
@@ -298,17 +328,17 @@ class HouseholdNode(_Entity):
             path=row.path,
         )
 
-    @strawberry.field(description="Emissions over a period, split by scope.")
+    @aggregate_field("Emissions over a period, split by scope.")
     async def footprint(self, info: strawberry.Info, period: PeriodInput) -> Footprint:
         require(info, Target((self.path,)), Access.AGGREGATE)
         return await footprint_of(info, ("H", self.pk, ""), period)
 
-    @strawberry.field(description="Avoided emissions over a period, by scope.")
+    @aggregate_field("Avoided emissions over a period, by scope.")
     async def reductions(self, info: strawberry.Info, period: PeriodInput) -> Reductions:
         require(info, Target((self.path,)), Access.AGGREGATE)
         return await reductions_of(info, ("H", self.pk, ""), period)
 
-    @strawberry.field(description="The household's label. Personal data.")
+    @personal_field("The household's label.")
     def name(self, info: strawberry.Info) -> str | None:
         require(info, Target((self.path,)), Access.PERSONAL)
         return self.name_value
@@ -317,7 +347,18 @@ class HouseholdNode(_Entity):
     async def community(self, info: strawberry.Info) -> CommunityNode | None:
         return await CommunityNode.fetch(info, self.community_id)
 
-    @strawberry.field(description="People living here today. " + PAGE_ARGS_DOC)
+    @strawberry.federation.field(
+        inaccessible=True,
+        shareable=True,
+        description="The factor region of the household's community, for subgraphs that "
+        "`@requires` it (e.g. to price avoided trips); not part of the client API.",
+    )
+    async def region_code(self, info: strawberry.Info) -> str:
+        require(info, Target((self.path,)), Access.AGGREGATE)
+        row = await info.context.loaders.community.load(self.community_id)
+        return str(row.region_code)
+
+    @connection_field("People living here today. ")
     async def members(
         self,
         info: strawberry.Info,
@@ -352,6 +393,7 @@ class HouseholdMembershipPeriod:
 @strawberry.federation.type(
     name="Individual",
     keys=["id"],
+    authenticated=True,
     description="A person's carbon account. Belongs to at most one household at a time.",
 )
 class IndividualNode(_Entity):
@@ -373,22 +415,22 @@ class IndividualNode(_Entity):
             record=row,
         )
 
-    @strawberry.field(description="Emissions over a period, split by scope.")
+    @aggregate_field("Emissions over a period, split by scope.")
     async def footprint(self, info: strawberry.Info, period: PeriodInput) -> Footprint:
         require(info, self.record.target, Access.AGGREGATE)
         return await footprint_of(info, ("I", self.pk, ""), period)
 
-    @strawberry.field(description="Avoided emissions over a period, by scope.")
+    @aggregate_field("Avoided emissions over a period, by scope.")
     async def reductions(self, info: strawberry.Info, period: PeriodInput) -> Reductions:
         require(info, self.record.target, Access.AGGREGATE)
         return await reductions_of(info, ("I", self.pk, ""), period)
 
-    @strawberry.field(description="Personal data.")
+    @personal_field("")
     def display_name(self, info: strawberry.Info) -> str | None:
         require(info, self.record.target, Access.PERSONAL)
         return self.record.display_name
 
-    @strawberry.field(description="Personal data.")
+    @personal_field("")
     def email(self, info: strawberry.Info) -> str | None:
         require(info, self.record.target, Access.PERSONAL)
         return self.record.email
@@ -401,7 +443,7 @@ class IndividualNode(_Entity):
         require(info, node_target(row), Access.AGGREGATE)
         return HouseholdNode.from_row(row)
 
-    @strawberry.field(description="Every household this person has lived in, oldest first.")
+    @personal_field("Every household this person has lived in, oldest first.")
     async def household_history(self, info: strawberry.Info) -> list[HouseholdMembershipPeriod]:
         require(info, self.record.target, Access.PERSONAL)
         rows = await info.context.loaders.membership_history.load(self.pk)

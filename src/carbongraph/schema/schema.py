@@ -7,6 +7,7 @@ from datetime import date
 import sqlalchemy as sa
 import strawberry
 from strawberry import relay
+from strawberry.federation.schema_directives import Cost
 from strawberry.schema.config import StrawberryConfig
 
 from carbongraph.accounting.factors import F as FACTORS
@@ -126,12 +127,20 @@ class Query:
         page = await roots.root_page(db, select, args)
         return build_connection(page, CommunityNode.from_row, lambda: roots.root_count(db, select))
 
-    @strawberry.field(description="Everything on the platform (platform admins).")
+    @strawberry.federation.field(
+        description="Everything on the platform (platform admins).",
+        requires_scopes=[["PLATFORM_ADMIN"]],
+        directives=[Cost(weight=5)],
+    )
     async def platform_footprint(self, info: strawberry.Info, period: PeriodInput) -> Footprint:
         _require_platform(info)
         return await footprint_of(info, ("P", 0, ""), period)
 
-    @strawberry.field(description="Reductions across the platform (platform admins).")
+    @strawberry.federation.field(
+        description="Reductions across the platform (platform admins).",
+        requires_scopes=[["PLATFORM_ADMIN"]],
+        directives=[Cost(weight=5)],
+    )
     async def platform_reductions(self, info: strawberry.Info, period: PeriodInput) -> Reductions:
         _require_platform(info)
         return await reductions_of(info, ("P", 0, ""), period)
