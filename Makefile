@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint install schema supergraph clean
+.PHONY: serve test lint install schema supergraph gateway clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,8 +39,15 @@ schema: $(STAMP)
 clean:
 	rm -rf $(VENV) carbongraph.db carbongraph.db-wal carbongraph.db-shm gateway/node_modules
 
+## carbongraph, the metro partner subgraph and Hive Gateway (http://127.0.0.1:4000/graphql)
+gateway: $(STAMP) gateway/node_modules
+	$(BIN)/python scripts/local_federation.py
+
 ## Recompose gateway/supergraph.graphql from our SDL (and partners' SDLs, as they are added)
 supergraph: $(STAMP) gateway/node_modules
 	$(BIN)/carbongraph export-schema > gateway/subgraphs/carbongraph.graphql
+	PYTHONPATH=examples/metro_partner $(BIN)/python -m metro_partner export-schema \
+		> gateway/subgraphs/metro.graphql
 	node gateway/compose.mjs --out gateway/supergraph.graphql \
-		carbongraph=gateway/subgraphs/carbongraph.graphql@http://127.0.0.1:8000/graphql
+		carbongraph=gateway/subgraphs/carbongraph.graphql@http://127.0.0.1:8000/graphql \
+		metro=gateway/subgraphs/metro.graphql@http://127.0.0.1:4002/graphql
