@@ -38,6 +38,8 @@ class Settings:
     db_pool_size: int = 10
     max_page_size: int = 100
     default_page_size: int = 20
+    # Adds extensions.sqlStatements to every response (benchmarks, end-to-end tests).
+    report_sql_statements: bool = False
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -70,6 +72,7 @@ class Settings:
             "db_pool_size": _int("CARBONGRAPH_DB_POOL_SIZE", 10),
             "max_page_size": _int("CARBONGRAPH_MAX_PAGE_SIZE", 100),
             "default_page_size": _int("CARBONGRAPH_DEFAULT_PAGE_SIZE", 20),
+            "report_sql_statements": os.environ.get("CARBONGRAPH_REPORT_SQL_STATEMENTS") == "1",
         }
         values.update(overrides)
         settings = cls(**values)  # type: ignore[arg-type]

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from carbongraph.authz import ANONYMOUS, Principal, Viewer, grants_statement, resolve_grants
 from carbongraph.config import Settings
-from carbongraph.db import RequestDB
+from carbongraph.db import RequestDB, StatementLog
 from carbongraph.resolvers.dataloaders import Loaders
 
 if TYPE_CHECKING:
@@ -24,6 +24,7 @@ class Context:
     today: date
     request: Any = None
     response: Any = None
+    statements: StatementLog | None = None
 
 
 async def load_viewer(db: RequestDB, principal: Principal | None, today: date) -> Viewer:
@@ -42,6 +43,10 @@ async def build_context(
     today: date | None = None,
 ) -> Context:
     today = today or datetime.now(UTC).date()
+    statements = None
+    if settings.report_sql_statements:
+        # Entered for the rest of this request's task; the task ends with the request.
+        statements = StatementLog().__enter__()
     viewer = await load_viewer(db, principal, today)
     return Context(
         settings=settings,
@@ -50,6 +55,7 @@ async def build_context(
         loaders=Loaders(db, viewer, today),
         today=today,
         request=request,
+        statements=statements,
     )
 
 

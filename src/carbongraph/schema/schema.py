@@ -7,6 +7,7 @@ from datetime import date
 import sqlalchemy as sa
 import strawberry
 from strawberry import relay
+from strawberry.extensions import SchemaExtension
 from strawberry.federation.schema_directives import Cost
 from strawberry.schema.config import StrawberryConfig
 
@@ -192,6 +193,15 @@ class Mutation(HierarchyMutations, AccountingMutations):
     revoke_role = strawberry.mutation(resolver=access.revoke_role, description="Take a role back.")
 
 
+class SqlStatementsExtension(SchemaExtension):
+    """With CARBONGRAPH_REPORT_SQL_STATEMENTS=1: extensions.sqlStatements, the data statements
+    this request ran (the viewer's grants included)."""
+
+    def get_results(self) -> dict[str, object]:
+        statements = getattr(self.execution_context.context, "statements", None)
+        return {} if statements is None else {"sqlStatements": statements.count}
+
+
 def build_schema() -> strawberry.federation.Schema:
     return strawberry.federation.Schema(
         query=Query,
@@ -201,6 +211,7 @@ def build_schema() -> strawberry.federation.Schema:
         # @authenticated/@requiresScopes (2.5) and @cost/@listSize (2.9).
         federation_version="2.9",
         config=StrawberryConfig(scalar_map={Grams: GRAMS_SCALAR}),
+        extensions=[SqlStatementsExtension],
     )
 
 
