@@ -63,16 +63,24 @@ def migrate() -> None:
 @app.command()
 def seed(
     demo: Annotated[bool, typer.Option("--demo", help="Load the demo pilots' data.")] = False,
+    scale: Annotated[
+        str | None,
+        typer.Option(help="Benchmark dataset into an empty database: small or city."),
+    ] = None,
 ) -> None:
-    """Load demo data (idempotent) and print one development token per role."""
+    """Load demo data (idempotent; prints one development token per role), or a deterministic
+    benchmark dataset (--scale small|city)."""
     from carbongraph.authz import mint_token
     from carbongraph.db import create_engine
     from carbongraph.seed import DEMO_PRINCIPALS, seed_demo
 
-    if not demo:
-        err.print("nothing to do: pass --demo")
+    if demo == (scale is not None):
+        err.print("pass exactly one of --demo or --scale small|city")
         raise typer.Exit(2)
     settings = _settings()
+    if scale is not None:
+        _seed_scale(settings, scale)
+        return
 
     async def run() -> dict[str, int]:
         engine = create_engine(settings)
@@ -101,6 +109,45 @@ def seed(
         token = mint_token(settings, p.subject, roles=[p.role.value], ttl=timedelta(days=30))
         # Printed plainly (no wrapping) so it can be copied whole.
         sys.stdout.write(f"{p.role.value}={token}\n")
+
+
+def _seed_scale(settings: Settings, scale: str) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from carbongraph.app import ensure_migrated
+    from carbongraph.db import create_engine
+    from carbongraph.scale import SCALES, seed_scale
+
+    if scale not in SCALES:
+        err.print(f"--scale is one of {', '.join(SCALES)}")
+        raise typer.Exit(2)
+
+    async def run() -> dict[str, int]:
+        engine = create_engine(settings)
+        try:
+            await ensure_migrated(engine, settings)
+            with Progress(
+                "[progress.description]{task.description}",
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=err,
+            ) as progress:
+                task = progress.add_task(f"{scale} dataset", total=None)
+
+                def report(_stage: str, done: int, total: int) -> None:
+                    progress.update(task, completed=done, total=total)
+
+                return await seed_scale(engine, scale, on_progress=report)
+        finally:
+            await engine.dispose()
+
+    try:
+        counts = asyncio.run(run())
+    except RuntimeError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    sys.stdout.write(f"{scale} dataset: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + "\n")
 
 
 @app.command()
