@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint install schema supergraph gateway clean
+.PHONY: serve test lint install schema supergraph gateway bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,18 @@ test: $(STAMP) gateway/node_modules
 gateway/node_modules: gateway/package-lock.json
 	cd gateway && npm ci --no-audit --no-fund --loglevel=error
 	@touch gateway/node_modules
+
+## Benchmarks at city scale (about 15 minutes; needs PostgreSQL, wrk, Node)
+bench: $(STAMP) bench/peers/postgraphile/node_modules
+	$(BIN)/python -m bench.run --scale city --seconds 20 --iterations 300
+
+## The same scenarios at small scale (CI runs it so the harness never rots)
+bench-quick: $(STAMP) bench/peers/postgraphile/node_modules
+	$(BIN)/python -m bench.run --scale small --seconds 3 --iterations 60
+
+bench/peers/postgraphile/node_modules: bench/peers/postgraphile/package-lock.json
+	cd bench/peers/postgraphile && npm ci --no-audit --no-fund --loglevel=error
+	@touch bench/peers/postgraphile/node_modules
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

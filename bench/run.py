@@ -1,0 +1,548 @@
+"""carbongraph benchmark harness: `make bench` (city scale) and `make bench-quick` (small).
+
+Every comparison is a ratio measured in the same run, on the same machine and the same
+PostgreSQL. Absolute times are reported, never asserted. Writes bench/results/<timestamp>.json
+and the table in docs/benchmarks.md.
+
+Scenarios:
+  B1  ingest: records/s through the product's bulk path vs raw COPY into a bare table
+  B2  footprint(period: month) at household, community, enterprise and platform level
+  B3  community → 50 households → members → monthly footprints over HTTP (wrk), c = 1, 8, 32
+  B3-peer  the same data and query shape served by PostGraphile v5, same wrk, same run
+  B4  a 1,000-object GraphQL response vs raw asyncpg + orjson of the same rows
+  B5  peak RSS of the server during B3 and of the importer during B1
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import orjson
+import sqlalchemy as sa
+
+from carbongraph.authz import PLATFORM, Principal, Role, mint_token
+from carbongraph.config import Settings
+from carbongraph.db import StatementLog, create_engine, request_db
+from carbongraph.models.base import utcnow
+from carbongraph.resolvers.context import build_context
+from carbongraph.schema.relay import to_global_id
+from carbongraph.schema.schema import schema
+from carbongraph.services.access import G
+
+ROOT = Path(__file__).resolve().parents[1]
+PEER = ROOT / "bench" / "peers" / "postgraphile"
+PG_BASE = os.environ.get("BENCH_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+MONTH = "2026-10"
+PRINCIPAL = "bench-admin"
+
+PERIOD = {"month": MONTH}
+NESTED = """query($c: ID!, $p: PeriodInput!) { community(id: $c) { name households(first: 50) {
+  edges { node { id dwellingType
+    footprint(period: $p) { scope1 scope2LocationBased scope3 gross cleanEnergyOffset net }
+    members(first: 10) { edges { node { id displayName footprint(period: $p) { gross net } } } }
+  } } } } }"""
+FOOTPRINT = """query($id: ID!, $p: PeriodInput!) { node(id: $id) {
+  ... on Household { footprint(period: $p) { gross net } }
+  ... on Community { footprint(period: $p) { gross net } }
+  ... on Enterprise { footprint(period: $p) { gross net } } } }"""
+PLATFORM_FOOTPRINT = "query($p: PeriodInput!) { platformFootprint(period: $p) { gross net } }"
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def summary(ms: list[float]) -> dict[str, float]:
+    return {
+        "p50_ms": round(statistics.median(ms), 3),
+        "p99_ms": round(pct(ms, 0.99), 3),
+        "n": len(ms),
+    }
+
+
+def url_for(database: str) -> str:
+    return sa.engine.make_url(PG_BASE).set(database=database).render_as_string(hide_password=False)
+
+
+async def admin(statement: str) -> None:
+    dsn = (
+        sa.engine.make_url(PG_BASE)
+        .set(drivername="postgresql")
+        .render_as_string(hide_password=False)
+    )
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "carbongraph.cli", *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+    )
+
+
+# -- B1 ------------------------------------------------------------------------------------------
+async def b1_ingest(scale: str, database_url: str) -> dict[str, Any]:
+    env = {"CARBONGRAPH_DATABASE_URL": database_url}
+    cli("migrate", env=env)
+    started = time.perf_counter()
+    result = cli("seed", "--scale", scale, env=env)
+    seconds = time.perf_counter() - started
+    importer_rss_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    counts = dict(re.findall(r"(\w+) (\d+)", result.stdout.split(":", 1)[1]))
+    records = int(counts["records"])
+    engine = create_engine(Settings.from_env(database_url=database_url))
+    try:
+        async with engine.connect() as conn:
+            rows = [
+                tuple(r)
+                for r in await conn.execute(
+                    sa.text(
+                        "SELECT account_id, activity_type, entered_quantity, entered_unit, "
+                        "period_start, period_end, external_id FROM activity_record"
+                    )
+                )
+            ]
+    finally:
+        await engine.dispose()
+    # Raw COPY of the same rows into a bare table without indexes.
+    dsn = (
+        sa.engine.make_url(database_url)
+        .set(drivername="postgresql")
+        .render_as_string(hide_password=False)
+    )
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("DROP TABLE IF EXISTS bench_raw_copy")
+        await conn.execute(
+            "CREATE UNLOGGED TABLE bench_raw_copy (account_id int, activity_type"
+            " text, quantity text, unit text, period_start date, period_end date,"
+            " external_id text)"
+        )
+        await conn.execute("ALTER TABLE bench_raw_copy SET LOGGED")
+        copy_started = time.perf_counter()
+        await conn.copy_records_to_table("bench_raw_copy", records=rows)
+        copy_seconds = time.perf_counter() - copy_started
+        await conn.execute("DROP TABLE bench_raw_copy")
+    finally:
+        await conn.close()
+    return {
+        "dataset": {k: int(v) for k, v in counts.items()},
+        # Wall time of the whole `seed --scale` command: hierarchy and process start included.
+        "product": {
+            "records": records,
+            "seconds_total_with_hierarchy": round(seconds, 2),
+            "records_per_s": round(records / seconds),
+        },
+        "raw_copy": {
+            "records": len(rows),
+            "seconds": round(copy_seconds, 3),
+            "records_per_s": round(len(rows) / copy_seconds),
+        },
+        "ratio_product_to_raw": round((records / seconds) / (len(rows) / copy_seconds), 4),
+        "importer_peak_rss_mb": round(importer_rss_kb / 1024, 1),
+    }
+
+
+# -- in-process GraphQL timing ---------------------------------------------------------------------
+class Executor:
+    def __init__(self, database_url: str) -> None:
+        self.settings = Settings.from_env(database_url=database_url)
+        self.engine = create_engine(self.settings)
+
+    async def run(
+        self, query: str, variables: dict[str, Any] | None = None
+    ) -> tuple[float, Any, int]:
+        """One request's server work (transaction, grants, execution); ms, data, statements."""
+        with StatementLog() as log:
+            started = time.perf_counter()
+            async with request_db(self.engine) as db:
+                context = await build_context(self.settings, db, Principal(PRINCIPAL))
+                result = await schema.execute(
+                    query, variable_values=variables, context_value=context
+                )
+            elapsed = (time.perf_counter() - started) * 1000
+        if result.errors:
+            raise RuntimeError(result.errors)
+        return elapsed, result.data, log.count
+
+    async def timed(
+        self, query: str, variables: dict[str, Any] | None, n: int, warmup: int
+    ) -> dict[str, Any]:
+        for _ in range(warmup):
+            await self.run(query, variables)
+        times = []
+        statements = 0
+        for _ in range(n):
+            ms, _, statements = await self.run(query, variables)
+            times.append(ms)
+        return {**summary(times), "sql_statements": statements}
+
+
+async def pick_nodes(engine: Any) -> dict[str, int]:
+    async with engine.connect() as conn:
+        household = await conn.scalar(
+            sa.text(
+                "SELECT household_id FROM household_membership GROUP BY household_id "
+                "HAVING count(*) = 1 ORDER BY household_id LIMIT 1"
+            )
+        )
+        building = await conn.scalar(
+            sa.text(
+                "SELECT community_id FROM household GROUP BY community_id HAVING count(*) >= 50 "
+                "ORDER BY community_id LIMIT 1"
+            )
+        )
+        village = await conn.scalar(
+            sa.text(
+                "SELECT c.id FROM community c JOIN household h ON h.community_id = c.id "
+                "WHERE c.kind <> 'BUILDING' GROUP BY c.id ORDER BY count(*) DESC, c.id LIMIT 1"
+            )
+        )
+        enterprise = await conn.scalar(
+            sa.text(
+                "SELECT e.id FROM enterprise e JOIN community c ON c.enterprise_id = e.id "
+                "JOIN household h ON h.community_id = c.id GROUP BY e.id ORDER BY count(*) DESC "
+                "LIMIT 1"
+            )
+        )
+    return {
+        "household": household,
+        "community": village,
+        "enterprise": enterprise,
+        "building": building,
+    }
+
+
+async def b2_rollups(executor: Executor, nodes: dict[str, int], n: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for level, type_name in (
+        ("household", "Household"),
+        ("community", "Community"),
+        ("enterprise", "Enterprise"),
+    ):
+        out[level] = await executor.timed(
+            FOOTPRINT, {"id": to_global_id(type_name, nodes[level])}, n, 20
+        )
+    out["platform"] = await executor.timed(PLATFORM_FOOTPRINT, None, n, 20)
+    out["ratio_enterprise_to_household_p50"] = round(
+        out["enterprise"]["p50_ms"] / out["household"]["p50_ms"], 3
+    )
+    return out
+
+
+async def b4_overhead(executor: Executor, database_url: str, n: int) -> dict[str, Any]:
+    async with executor.engine.connect() as conn:
+        ids = [
+            r[0]
+            for r in await conn.execute(sa.text("SELECT id FROM household ORDER BY id LIMIT 1000"))
+        ]
+    query = (
+        "query($ids: [ID!]!) { nodes(ids: $ids) { ... on Household { id dwellingType "
+        "hasRooftopSolar } } }"
+    )
+    variables = {"ids": [to_global_id("Household", i) for i in ids]}
+    graphql = await executor.timed(query, variables, n, 5)
+    dsn = (
+        sa.engine.make_url(database_url)
+        .set(drivername="postgresql")
+        .render_as_string(hide_password=False)
+    )
+    conn = await asyncpg.connect(dsn)
+    times = []
+    try:
+        for i in range(n + 5):
+            started = time.perf_counter()
+            rows = await conn.fetch(
+                "SELECT id, dwelling_type, has_rooftop_solar FROM household"
+                " WHERE id = ANY($1::int[])",
+                ids,
+            )
+            orjson.dumps({"data": {"nodes": [dict(r) for r in rows]}})
+            if i >= 5:
+                times.append((time.perf_counter() - started) * 1000)
+    finally:
+        await conn.close()
+    raw = summary(times)
+    return {
+        "objects": len(ids),
+        "graphql": graphql,
+        "raw_asyncpg_orjson": raw,
+        "ratio_graphql_to_raw_p50": round(graphql["p50_ms"] / raw["p50_ms"], 2),
+    }
+
+
+# -- HTTP load (wrk) -----------------------------------------------------------------------------
+def wrk(
+    url: str, body: dict[str, Any], token: str | None, connections: int, seconds: int
+) -> dict[str, Any]:
+    if shutil.which("wrk") is None:
+        raise RuntimeError("wrk is not installed (apt-get install wrk)")
+    script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)  # noqa: SIM115
+    headers = 'wrk.headers["Content-Type"] = "application/json"\n'
+    if token:
+        headers += f'wrk.headers["Authorization"] = "Bearer {token}"\n'
+    body_json = json.dumps(json.dumps(body))
+    script.write(
+        f'wrk.method = "POST"\nwrk.body = {body_json}\n{headers}'
+        "done = function(summary, latency, requests)\n"
+        '  io.write(string.format("BENCH %d %d %d %f %f %f\\n", summary.requests, '
+        "summary.errors.status + summary.errors.connect + summary.errors.read + "
+        "summary.errors.write + summary.errors.timeout, summary.duration, "
+        "latency:percentile(50), latency:percentile(99), latency.mean))\nend\n"
+    )
+    script.close()
+    threads = 1 if connections == 1 else 2
+    result = subprocess.run(
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--timeout",
+            "30s",
+            "-s",
+            script.name,
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    os.unlink(script.name)
+    line = next(ln for ln in result.stdout.splitlines() if ln.startswith("BENCH "))
+    requests, errors, duration_us, p50_us, p99_us, _mean = line.split()[1:]
+    return {
+        "connections": connections,
+        "requests": int(requests),
+        "errors": int(errors),
+        "requests_per_s": round(int(requests) / (int(duration_us) / 1e6), 1),
+        "p50_ms": round(float(p50_us) / 1000, 2),
+        "p99_ms": round(float(p99_us) / 1000, 2),
+    }
+
+
+def wait_http(url: str, timeout: float = 60) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.3)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+def b3_nested(
+    database_url: str, nodes: dict[str, int], seconds: int, token: str, statements: int
+) -> dict[str, Any]:
+    port = 8765
+    env = {**os.environ, "CARBONGRAPH_DATABASE_URL": database_url}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "carbongraph.cli", "serve", "--port", str(port), "--workers", "1"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/readyz")
+        body = {"query": NESTED, "variables": {"c": to_global_id("Community", nodes["building"])}}
+        url = f"http://127.0.0.1:{port}/graphql"
+        wrk(url, body, token, 8, 2)  # warm-up, same for both sides
+        runs = [wrk(url, body, token, c, seconds) for c in (1, 8, 32)]
+        rss = peak_rss_mb(server.pid)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return {
+        "server": "carbongraph (uvicorn, 1 worker)",
+        "community_id": nodes["building"],
+        "sql_statements_per_request": statements,
+        "runs": runs,
+        "server_peak_rss_mb": rss,
+    }
+
+
+def b3_peer(database_url: str, seconds: int) -> dict[str, Any]:
+    if not (PEER / "node_modules").is_dir():
+        subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=PEER, check=True
+        )
+    request = json.loads((PEER / "request.json").read_text())
+    port = 8766
+    pg = (
+        sa.engine.make_url(database_url)
+        .set(drivername="postgres")
+        .render_as_string(hide_password=False)
+    )
+    env = {**os.environ, "DATABASE_URL": pg, "NODE_ENV": "production"}
+    if (PEER / "setup.mjs").exists():
+        subprocess.run(["node", "setup.mjs"], cwd=PEER, env=env, check=True, capture_output=True)
+    server = subprocess.Popen(
+        ["node", "server.mjs", "--port", str(port)],
+        cwd=PEER,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/graphql"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                import urllib.request
+
+                req = urllib.request.Request(
+                    url,
+                    data=json.dumps(request).encode(),
+                    headers={"Content-Type": "application/json"},
+                )
+                with urllib.request.urlopen(req, timeout=5) as answer:
+                    if "errors" not in json.loads(answer.read()):
+                        break
+            except OSError:
+                time.sleep(0.5)
+        wrk(url, request, None, 8, 2)
+        runs = [wrk(url, request, None, c, seconds) for c in (1, 8, 32)]
+        rss = peak_rss_mb(server.pid)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return {"server": "PostGraphile v5 (Node, 1 process)", "runs": runs, "server_peak_rss_mb": rss}
+
+
+# -- results ---------------------------------------------------------------------------------------
+def write_results(results: dict[str, Any], command: str) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = ROOT / "bench" / "results" / f"{stamp}-{results['scale']}.json"
+    path.write_text(json.dumps(results, indent=1) + "\n")
+    if results["scale"] == "city" or not (ROOT / "docs" / "benchmarks.md").exists():
+        from bench.report import render
+
+        (ROOT / "docs" / "benchmarks.md").write_text(render(results, path.name, command))
+    return path
+
+
+def machine() -> dict[str, Any]:
+    commit = subprocess.run(
+        ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT
+    ).stdout.strip()
+    pg_version = subprocess.run(["psql", "--version"], capture_output=True, text=True).stdout
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "commit": commit,
+        "psql": pg_version.strip(),
+        "node": subprocess.run(
+            ["node", "--version"], capture_output=True, text=True
+        ).stdout.strip(),
+    }
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", choices=["small", "city"], default="small")
+    parser.add_argument("--seconds", type=int, default=10, help="wrk duration per run")
+    parser.add_argument("--iterations", type=int, default=200, help="B2/B4 samples")
+    args = parser.parse_args()
+    database = f"carbongraph_bench_{args.scale}"
+    database_url = url_for(database)
+    await admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    await admin(f'CREATE DATABASE "{database}"')
+    results: dict[str, Any] = {
+        "scale": args.scale,
+        "started": datetime.now(UTC).isoformat(),
+        "machine": machine(),
+        "wrk_seconds": args.seconds,
+    }
+    print(f"B1 ingest ({args.scale})", flush=True)
+    results["B1"] = await b1_ingest(args.scale, database_url)
+    executor = Executor(database_url)
+    try:
+        async with executor.engine.begin() as conn:
+            await conn.execute(
+                sa.insert(G).values(
+                    principal=PRINCIPAL,
+                    role=Role.PLATFORM_ADMIN.value,
+                    node_type=PLATFORM,
+                    node_id=0,
+                    created_at=utcnow(),
+                    created_by="bench",
+                )
+            )
+            await conn.execute(sa.text("ANALYZE"))
+        nodes = await pick_nodes(executor.engine)
+        results["nodes"] = nodes
+        print("B2 roll-up reads", flush=True)
+        results["B2"] = await b2_rollups(executor, nodes, args.iterations)
+        print("B4 GraphQL overhead", flush=True)
+        results["B4"] = await b4_overhead(executor, database_url, args.iterations // 4)
+        _, _, statements = await executor.run(
+            NESTED, {"c": to_global_id("Community", nodes["building"])}
+        )
+    finally:
+        await executor.engine.dispose()
+    token = mint_token(Settings.from_env(), PRINCIPAL, ttl=timedelta(hours=2))
+    print("B3 nested query (carbongraph)", flush=True)
+    results["B3"] = b3_nested(database_url, nodes, args.seconds, token, statements)
+    print("B3-peer (PostGraphile)", flush=True)
+    results["B3_peer"] = b3_peer(database_url, args.seconds)
+    ours = {r["connections"]: r["requests_per_s"] for r in results["B3"]["runs"]}
+    theirs = {r["connections"]: r["requests_per_s"] for r in results["B3_peer"]["runs"]}
+    results["B3"]["ratio_to_postgraphile"] = {c: round(ours[c] / theirs[c], 3) for c in ours}
+    results["B5"] = {
+        "server_peak_rss_mb_during_B3": results["B3"]["server_peak_rss_mb"],
+        "importer_peak_rss_mb_during_B1": results["B1"]["importer_peak_rss_mb"],
+    }
+    results["finished"] = datetime.now(UTC).isoformat()
+    path = write_results(results, f"make {'bench' if args.scale == 'city' else 'bench-quick'}")
+    print(f"results: {path.relative_to(ROOT)}")
+    print(
+        json.dumps(
+            {
+                "B1": results["B1"]["ratio_product_to_raw"],
+                "B2": results["B2"]["ratio_enterprise_to_household_p50"],
+                "B3": results["B3"]["ratio_to_postgraphile"],
+                "B4": results["B4"]["ratio_graphql_to_raw_p50"],
+            }
+        )
+    )
+    await admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(asyncio.run(main()))
