@@ -244,10 +244,9 @@ async def b2_rollups(executor: Executor, nodes: dict[str, int], n: int) -> dict[
         ("community", "Community"),
         ("enterprise", "Enterprise"),
     ):
-        out[level] = await executor.timed(
-            FOOTPRINT, {"id": to_global_id(type_name, nodes[level])}, n, 20
-        )
-    out["platform"] = await executor.timed(PLATFORM_FOOTPRINT, None, n, 20)
+        variables = {"id": to_global_id(type_name, nodes[level]), "p": PERIOD}
+        out[level] = await executor.timed(FOOTPRINT, variables, n, 20)
+    out["platform"] = await executor.timed(PLATFORM_FOOTPRINT, {"p": PERIOD}, n, 20)
     out["ratio_enterprise_to_household_p50"] = round(
         out["enterprise"]["p50_ms"] / out["household"]["p50_ms"], 3
     )
@@ -378,7 +377,10 @@ def b3_nested(
     )
     try:
         wait_http(f"http://127.0.0.1:{port}/readyz")
-        body = {"query": NESTED, "variables": {"c": to_global_id("Community", nodes["building"])}}
+        body = {
+            "query": NESTED,
+            "variables": {"c": to_global_id("Community", nodes["building"]), "p": PERIOD},
+        }
         url = f"http://127.0.0.1:{port}/graphql"
         wrk(url, body, token, 8, 2)  # warm-up, same for both sides
         runs = [wrk(url, body, token, c, seconds) for c in (1, 8, 32)]
@@ -511,7 +513,7 @@ async def main() -> int:
         print("B4 GraphQL overhead", flush=True)
         results["B4"] = await b4_overhead(executor, database_url, args.iterations // 4)
         _, _, statements = await executor.run(
-            NESTED, {"c": to_global_id("Community", nodes["building"])}
+            NESTED, {"c": to_global_id("Community", nodes["building"]), "p": PERIOD}
         )
     finally:
         await executor.engine.dispose()
