@@ -219,6 +219,8 @@ async def seed_scale(
             if result.errors:
                 raise RuntimeError(f"generated data refused: {result.errors[:3]}")
         loaded += len(batch)
+        if loaded == len(batch) or loaded % 200_000 < len(batch):
+            await refresh_statistics(engine)
         if on_progress:
             on_progress("activity", loaded, total)
     return {
@@ -230,6 +232,16 @@ async def seed_scale(
         "employees": len(employments),
         "records": total,
     }
+
+
+async def refresh_statistics(engine: AsyncEngine) -> None:
+    """A bulk load into fresh tables outgrows the planner's statistics (it would keep choosing
+    sequential scans for the idempotency and overlap look-ups); refresh them as the load grows."""
+    if engine.dialect.name != "postgresql":
+        return
+    async with engine.connect() as conn:
+        await conn.execute(sa.text("ANALYZE activity_record, footprint_total"))
+        await conn.commit()
 
 
 def _activity(households: list[dict[str, Any]], rng: random.Random) -> Any:

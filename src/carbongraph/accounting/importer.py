@@ -17,6 +17,7 @@ from carbongraph.accounting.factors import FactorLibrary
 from carbongraph.accounting.ingest import ActivityInput, RecordErrorCode, RowError, ingest
 from carbongraph.errors import CodedError
 from carbongraph.models import Household, Individual
+from carbongraph.scale import refresh_statistics
 from carbongraph.schema.relay import decode_global_id
 
 COLUMNS = (
@@ -203,6 +204,8 @@ async def import_activities(
             else:
                 await transaction.commit()
                 report.batches_committed += 1
+                if report.batches_committed % 20 == 1:
+                    await refresh_statistics(engine)
                 report.created += result.created_count
                 report.unchanged += len(result.unchanged)
         report.rows += len(batch)

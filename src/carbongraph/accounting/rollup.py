@@ -194,15 +194,21 @@ class TotalsDelta:
         return len(rows)
 
 
+def _dialect(db: Any) -> str:
+    return db.dialect if isinstance(db.dialect, str) else db.dialect.name
+
+
 def _insert_for(db: Any, table: sa.Table) -> Any:
-    dialect = db.dialect if isinstance(db.dialect, str) else db.dialect.name
-    return (postgresql if dialect == "postgresql" else sqlite).insert(table)
+    return (postgresql if _dialect(db) == "postgresql" else sqlite).insert(table)
 
 
 async def upsert_add(
     db: Any, table: sa.Table, rows: list[dict[str, Any]], counters: list[str]
 ) -> None:
     """INSERT … ON CONFLICT (primary key) DO UPDATE SET counter = counter + excluded.counter."""
+    if len(rows) >= 1000 and _dialect(db) == "postgresql" and hasattr(db, "get_raw_connection"):
+        await _upsert_add_by_copy(db, table, rows, counters)
+        return
     statement = _insert_for(db, table)
     statement = statement.on_conflict_do_update(
         index_elements=[c.name for c in table.primary_key.columns],
@@ -212,6 +218,32 @@ async def upsert_add(
     rows.sort(key=lambda r: tuple(str(r[c.name]) for c in table.primary_key.columns))
     for start in range(0, len(rows), 5000):
         await db.execute(statement, rows[start : start + 5000])
+
+
+async def _upsert_add_by_copy(
+    conn: Any, table: sa.Table, rows: list[dict[str, Any]], counters: list[str]
+) -> None:
+    """Bulk path on PostgreSQL: COPY into a temporary table, then one INSERT … SELECT …
+    ON CONFLICT. Several times faster than multi-row VALUES for thousands of cells."""
+    keys = [c.name for c in table.primary_key.columns]
+    columns = [c.name for c in table.columns]
+    raw = (await conn.get_raw_connection()).driver_connection
+    staging = f"staging_{table.name}"
+    await raw.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS {staging} "
+        f"(LIKE {table.name} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+    )
+    await raw.copy_records_to_table(
+        staging, records=[tuple(r[c] for c in columns) for r in rows], columns=columns
+    )
+    updates = ", ".join(f"{c} = {table.name}.{c} + excluded.{c}" for c in counters)
+    # Ordered by key: concurrent writers lock rows in the same order and cannot deadlock.
+    await raw.execute(
+        f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT {', '.join(columns)} "
+        f"FROM {staging} ORDER BY {', '.join(keys)} "
+        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
+    )
+    await raw.execute(f"TRUNCATE {staging}")
 
 
 class PopulationDelta:
