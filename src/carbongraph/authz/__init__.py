@@ -3,10 +3,10 @@ resolver and loader asks."""
 
 from carbongraph.authz.policy import (
     ANONYMOUS,
+    GRANTS_STATEMENT,
     ResolvedGrant,
     Target,
     Viewer,
-    grants_statement,
     individual_path,
     resolve_grants,
 )
@@ -16,6 +16,7 @@ from carbongraph.authz.tokens import InvalidToken, Principal, TokenVerifier, min
 __all__ = [
     "ANONYMOUS",
     "GRANTABLE_ON",
+    "GRANTS_STATEMENT",
     "PLATFORM",
     "Access",
     "InvalidToken",
@@ -25,7 +26,6 @@ __all__ = [
     "Target",
     "TokenVerifier",
     "Viewer",
-    "grants_statement",
     "individual_path",
     "mint_token",
     "resolve_grants",

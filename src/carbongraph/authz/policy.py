@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
@@ -185,12 +184,13 @@ class Viewer:
 ANONYMOUS = Viewer(None, ())
 
 
-def grants_statement(subject: str, today: date) -> sa.Select[tuple[object, ...]]:
+def _grants_statement() -> sa.Select[tuple[object, ...]]:
     g = RoleGrant.__table__
     e = Enterprise.__table__.alias("e")
     c = Community.__table__.alias("c")
     m = HouseholdMembership.__table__.alias("m")
     mh = Household.__table__.alias("mh")
+    today = sa.bindparam("today", type_=sa.Date())
     return (
         sa.select(g.c.role, g.c.node_type, g.c.node_id, e.c.path, c.c.path, mh.c.path)
         .select_from(g)
@@ -206,9 +206,13 @@ def grants_statement(subject: str, today: date) -> sa.Select[tuple[object, ...]]
             ),
         )
         .outerjoin(mh, mh.c.id == m.c.household_id)
-        .where(g.c.principal == subject)
+        .where(g.c.principal == sa.bindparam("subject", type_=sa.String()))
         .order_by(g.c.id)
     )
+
+
+# Built once: it runs on every request, and constructing it costs more than executing it.
+GRANTS_STATEMENT = _grants_statement()
 
 
 def resolve_grants(rows: Iterable[Sequence[object]]) -> list[ResolvedGrant]:

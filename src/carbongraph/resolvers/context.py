@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
-from carbongraph.authz import ANONYMOUS, Principal, Viewer, grants_statement, resolve_grants
+from carbongraph.authz import ANONYMOUS, GRANTS_STATEMENT, Principal, Viewer, resolve_grants
 from carbongraph.config import Settings
 from carbongraph.db import RequestDB, StatementLog
 from carbongraph.resolvers.dataloaders import Loaders
@@ -30,7 +30,7 @@ class Context:
 async def load_viewer(db: RequestDB, principal: Principal | None, today: date) -> Viewer:
     if principal is None:
         return ANONYMOUS
-    rows = await db.execute(grants_statement(principal.subject, today))
+    rows = await db.execute(GRANTS_STATEMENT, {"subject": principal.subject, "today": today})
     return Viewer(principal, resolve_grants(rows))
 
 

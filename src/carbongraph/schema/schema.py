@@ -7,7 +7,7 @@ from datetime import date
 import sqlalchemy as sa
 import strawberry
 from strawberry import relay
-from strawberry.extensions import SchemaExtension
+from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
 from strawberry.federation.schema_directives import Cost
 from strawberry.schema.config import StrawberryConfig
 
@@ -211,7 +211,12 @@ def build_schema() -> strawberry.federation.Schema:
         # @authenticated/@requiresScopes (2.5) and @cost/@listSize (2.9).
         federation_version="2.9",
         config=StrawberryConfig(scalar_map={Grams: GRAMS_SCALAR}),
-        extensions=[SqlStatementsExtension],
+        # Parsing and validating the same documents again costs several ms per request.
+        extensions=[
+            ParserCache(maxsize=1024),
+            ValidationCache(maxsize=1024),
+            SqlStatementsExtension,
+        ],
     )
 
 
