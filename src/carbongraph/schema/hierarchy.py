@@ -63,10 +63,17 @@ async def fetch_row(info: Any, type_name: str, pk: int) -> Any:
     row = await info.context.loaders.by_type(type_name).load(pk)
     if row is None:
         raise NotFound()
-    target = row.target if isinstance(row, IndividualRecord) else node_target(row)
-    minimum = Access.AGGREGATE if type_name in {"Household", "Individual"} else Access.PUBLIC
-    require(info, target, minimum)
+    require(info, row_target(row), minimum_access(type_name))
     return row
+
+
+def row_target(row: Any) -> Target:
+    return row.target if isinstance(row, IndividualRecord) else node_target(row)
+
+
+def minimum_access(type_name: str) -> Access:
+    """Seeing a node at all: PUBLIC for organisations, AGGREGATE for households and people."""
+    return Access.AGGREGATE if type_name in {"Household", "Individual"} else Access.PUBLIC
 
 
 class _Entity(relay.Node):
