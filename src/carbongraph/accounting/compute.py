@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
-from decimal import ROUND_HALF_EVEN, Decimal
 
 from carbongraph.accounting.activities import ActivityKind, ActivityType
 from carbongraph.accounting.factors import Factor, FactorLibrary
@@ -26,9 +25,14 @@ class Emissions:
 
 
 def grams(quantity_milli: int, factor: Factor) -> int:
-    """quantity (thousandths of a unit) × µg per unit → grams, rounded half-even per record."""
-    exact = Decimal(quantity_milli) * factor.ug_per_unit / Decimal(1_000_000_000)
-    return int(exact.quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+    """quantity (thousandths of a unit) × µg per unit → grams, rounded half-even per record.
+
+    Integer arithmetic throughout (exact, and several times faster than Decimal): the product
+    is in nanograms."""
+    whole, rest = divmod(quantity_milli * factor.ug_per_unit, 1_000_000_000)
+    if rest > 500_000_000 or (rest == 500_000_000 and whole % 2):
+        whole += 1
+    return whole
 
 
 def compute(

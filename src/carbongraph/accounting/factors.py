@@ -54,6 +54,7 @@ class FactorLibrary:
             self._by_series[(factor.factor_key, factor.basis, factor.region_code)].append(factor)
         for series in self._by_series.values():
             series.sort(key=lambda f: (f.valid_from, f.version), reverse=True)
+        self._selected: dict[tuple[str, str, date, str], Factor | None] = {}
 
     @classmethod
     async def load(cls, db: Any) -> FactorLibrary:

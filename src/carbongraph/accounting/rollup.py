@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -114,18 +113,14 @@ class Attribution:
         return keys
 
 
-@dataclass
-class _Cell:
-    location_g: int = 0
-    market_g: int = 0
-    record_count: int = 0
-
-
 class TotalsDelta:
     """Changes to ``footprint_total`` accumulated in memory, written as one upsert batch."""
 
     def __init__(self) -> None:
-        self.cells: dict[tuple[str, int, str, date, str, str, int], _Cell] = defaultdict(_Cell)
+        # cell → [location_g, market_g, record_count]; plain lists: this is the ingest hot loop.
+        self.cells: dict[tuple[str, int, str, date, str, str, int], list[int]] = defaultdict(
+            lambda: [0, 0, 0]
+        )
 
     def add_record(self, targets: Sequence[NodeKey], record: Any, sign: int = 1) -> None:
         """``record`` has period_start/end, scope, category, location_g, market_g, offset_g."""
@@ -150,11 +145,13 @@ class TotalsDelta:
                 counted = 1 if index == 0 and day == record.period_start else 0
                 if not (location or market or counted):
                     continue
+                location, market, counted = sign * location, sign * market, sign * counted
+                cells = self.cells
                 for node, node_id, via in targets:
-                    cell = self.cells[(node, node_id, via, day, kind, scope, category)]
-                    cell.location_g += sign * location
-                    cell.market_g += sign * market
-                    cell.record_count += sign * counted
+                    cell = cells[(node, node_id, via, day, kind, scope, category)]
+                    cell[0] += location
+                    cell[1] += market
+                    cell[2] += counted
 
     def add_reduction(
         self,
@@ -167,9 +164,9 @@ class TotalsDelta:
     ) -> None:
         for node, node_id, via in targets:
             cell = self.cells[(node, node_id, via, day, "reduction", scope, category)]
-            cell.location_g += sign * grams
-            cell.market_g += sign * grams
-            cell.record_count += sign
+            cell[0] += sign * grams
+            cell[1] += sign * grams
+            cell[2] += sign
 
     async def flush(self, db: Any) -> int:
         rows = [
@@ -181,12 +178,12 @@ class TotalsDelta:
                 "kind": k[4],
                 "scope": k[5],
                 "category": k[6],
-                "location_g": c.location_g,
-                "market_g": c.market_g,
-                "record_count": c.record_count,
+                "location_g": c[0],
+                "market_g": c[1],
+                "record_count": c[2],
             }
             for k, c in self.cells.items()
-            if c.location_g or c.market_g or c.record_count
+            if c[0] or c[1] or c[2]
         ]
         self.cells.clear()
         if rows:
