@@ -228,8 +228,8 @@ def build_schema() -> strawberry.federation.Schema:
         config=StrawberryConfig(scalar_map={Grams: GRAMS_SCALAR}),
         # Parsing and validating the same documents again costs several ms per request.
         extensions=[
-            ParserCache(maxsize=1024),
-            ValidationCache(maxsize=1024),
+            lambda: ParserCache(maxsize=1024),
+            lambda: ValidationCache(maxsize=1024),
             SqlStatementsExtension,
         ],
     )
