@@ -60,9 +60,9 @@ async def _admin(base: str, statement: str) -> None:
         await conn.close()
 
 
-@pytest.fixture(scope="session")
-def postgres_database() -> Iterator[str]:
-    """A fresh PostgreSQL database for this run; yields its SQLAlchemy URL."""
+def fresh_postgres_database() -> Iterator[str]:
+    """Create a PostgreSQL database, yield its SQLAlchemy URL, drop it afterwards. Skips (or,
+    under CARBONGRAPH_REQUIRE_POSTGRES=1, fails) when the server is unusable."""
     base = _pg_url()
     name = f"carbongraph_test_{uuid.uuid4().hex[:12]}"
     try:
@@ -74,6 +74,12 @@ def postgres_database() -> Iterator[str]:
         pytest.skip(message)
     yield make_url(base).set(database=name).render_as_string(hide_password=False)
     _run_outside_loop(_admin(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for this run; yields its SQLAlchemy URL."""
+    yield from fresh_postgres_database()
 
 
 @pytest.fixture(scope="session")

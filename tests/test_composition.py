@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -62,9 +64,17 @@ def test_a_conflicting_partner_fails_with_the_composers_message(node, tmp_path):
     assert "FIELD_TYPE_MISMATCH" in result.stderr
 
 
-def test_committed_supergraph_is_current(node, tmp_path):
+def test_committed_supergraph_is_current(node):
     committed = (GATEWAY / "subgraphs" / "carbongraph.graphql").read_text()
     assert committed == schema.as_str() + "\n", "run `make supergraph`"
+    metro = subprocess.run(
+        [sys.executable, "-m", "metro_partner", "export-schema"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(REPO / "examples" / "metro_partner")},
+    ).stdout
+    assert (GATEWAY / "subgraphs" / "metro.graphql").read_text() == metro, "run `make supergraph`"
     result = subprocess.run(
         [
             node,
@@ -74,6 +84,7 @@ def test_committed_supergraph_is_current(node, tmp_path):
             str(GATEWAY / "supergraph.graphql"),
             f"carbongraph={GATEWAY / 'subgraphs' / 'carbongraph.graphql'}"
             "@http://127.0.0.1:8000/graphql",
+            f"metro={GATEWAY / 'subgraphs' / 'metro.graphql'}@http://127.0.0.1:4002/graphql",
         ],
         capture_output=True,
         text=True,

@@ -1,0 +1,345 @@
+"""The supergraph for real: carbongraph (2 workers, PostgreSQL) + the metro partner subgraph
+behind Hive Gateway, all as separate processes on loopback ports."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import REPO, fresh_postgres_database
+from tests.processes import Processes, free_port
+from tests.world import gid
+
+GATEWAY = REPO / "gateway"
+METRO = REPO / "examples" / "metro_partner"
+HIVE = GATEWAY / "node_modules" / ".bin" / "hive-gateway"
+
+
+class Stack:
+    def __init__(
+        self, processes: Processes, tokens: dict[str, str], ports: dict[str, int], supergraph: Path
+    ) -> None:
+        self.processes = processes
+        self.tokens = tokens
+        self.ports = ports
+        self.supergraph = supergraph
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.ports[name]}/graphql"
+
+    def post(
+        self,
+        query: str,
+        variables: dict | None = None,
+        *,
+        role: str | None = None,
+        token: str | None = None,
+        target: str = "gateway",
+    ) -> httpx.Response:
+        headers = {}
+        if role or token:
+            headers["Authorization"] = f"Bearer {token or self.tokens[role]}"
+        return httpx.post(
+            self.url(target),
+            json={"query": query, "variables": variables or {}},
+            headers=headers,
+            timeout=60,
+        )
+
+
+def _compose(out: Path, subgraphs: dict[str, tuple[str, str]]) -> None:
+    args = ["node", str(GATEWAY / "compose.mjs"), "--out", str(out)]
+    for name, (sdl, url) in subgraphs.items():
+        path = out.parent / f"{name}.graphql"
+        path.write_text(sdl)
+        args.append(f"{name}={path}@{url}")
+    subprocess.run(args, check=True, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory):
+    if not HIVE.exists():
+        pytest.fail("gateway/node_modules is missing: run `make test` (it runs npm ci)")
+    tmp = tmp_path_factory.mktemp("federation")
+    database = fresh_postgres_database()
+    pg_url = next(database)
+    cg_env = {"CARBONGRAPH_DATABASE_URL": pg_url, "CARBONGRAPH_REPORT_SQL_STATEMENTS": "1"}
+    metro_env = {
+        "PYTHONPATH": str(METRO),
+        "METRO_DATABASE_URL": f"sqlite+aiosqlite:///{tmp / 'metro.db'}",
+    }
+    cli = [sys.executable, "-m", "carbongraph.cli"]
+    run = dict(check=True, capture_output=True, text=True, timeout=300)
+    subprocess.run([*cli, "migrate"], env={**os.environ, **cg_env}, **run)
+    seeded = subprocess.run([*cli, "seed", "--demo"], env={**os.environ, **cg_env}, **run)
+    tokens = dict(
+        line.split("=", 1)
+        for line in seeded.stdout.splitlines()
+        if line.split("=", 1)[0]
+        in {
+            "PLATFORM_ADMIN",
+            "ORG_ADMIN",
+            "ESG_ANALYST",
+            "COMMUNITY_MANAGER",
+            "RESIDENT",
+            "PARTNER_SERVICE",
+        }
+    )
+    metro = [sys.executable, "-m", "metro_partner"]
+    subprocess.run([*metro, "seed"], env={**os.environ, **metro_env}, **run)
+    ports = {"carbongraph": free_port(), "metro": free_port(), "gateway": free_port()}
+    sdl = {
+        "carbongraph": subprocess.run([*cli, "export-schema"], **run).stdout,
+        "metro": subprocess.run(
+            [*metro, "export-schema"], env={**os.environ, **metro_env}, **run
+        ).stdout,
+    }
+    supergraph = tmp / "supergraph.graphql"
+    _compose(
+        supergraph, {name: (sdl[name], f"http://127.0.0.1:{ports[name]}/graphql") for name in sdl}
+    )
+    processes = Processes(tmp)
+    try:
+        processes.start(
+            "carbongraph",
+            [*cli, "serve", "--port", str(ports["carbongraph"]), "--workers", "2"],
+            env=cg_env,
+            health=f"http://127.0.0.1:{ports['carbongraph']}/readyz",
+        )
+        processes.start(
+            "metro",
+            [*metro, "serve", "--port", str(ports["metro"])],
+            env=metro_env,
+            health=f"http://127.0.0.1:{ports['metro']}/healthz",
+        )
+        processes.start(
+            "gateway",
+            [
+                str(HIVE),
+                "supergraph",
+                str(supergraph),
+                "-c",
+                "gateway.config.mjs",
+                "--port",
+                str(ports["gateway"]),
+                "--host",
+                "127.0.0.1",
+            ],
+            cwd=GATEWAY,
+            health=f"http://127.0.0.1:{ports['gateway']}/healthcheck",
+        )
+        yield Stack(processes, tokens, ports, supergraph)
+    finally:
+        processes.stop_all()
+        next(database, None)
+
+
+PERIOD = {
+    "from": (datetime.now(UTC).date() - timedelta(days=28)).isoformat(),
+    "to": (datetime.now(UTC).date() - timedelta(days=1)).isoformat(),
+}
+VILLAGE = gid("Community", 1)
+CROSS = """
+query($c: ID!, $p: PeriodInput!) { community(id: $c) { name households(first: 5) { edges { node {
+  id footprint(period: $p) { gross net }
+  members { edges { node { id displayName
+    metroTrips(first: 3) { totalCount edges { node { distanceKm avoidedGramsCo2e } } }
+  } } } } } } } }
+"""
+
+
+def test_one_request_joins_carbongraph_and_partner_data(stack):
+    response = stack.post(CROSS, {"c": VILLAGE, "p": PERIOD}, role="COMMUNITY_MANAGER")
+    body = response.json()
+    assert response.status_code == 200 and "errors" not in body, body
+    households = body["data"]["community"]["households"]["edges"]
+    assert len(households) == 5
+    assert all(h["node"]["footprint"]["gross"] > 0 for h in households)
+    members = [m["node"] for h in households for m in h["node"]["members"]["edges"]]
+    assert all(m["displayName"] for m in members)
+    assert sum(m["metroTrips"]["totalCount"] for m in members) > 0
+    assert any(t["node"]["avoidedGramsCo2e"] > 0 for m in members for t in m["metroTrips"]["edges"])
+
+
+def test_entities_cost_one_statement_per_type(stack):
+    representations = [
+        {"__typename": "Individual", "id": gid("Individual", n)} for n in range(1, 101)
+    ]
+    representations += [
+        {"__typename": "Household", "id": gid("Household", n)} for n in range(1, 101)
+    ]
+    query = """query($r: [_Any!]!) { _entities(representations: $r) {
+      ... on Individual { id displayName } ... on Household { id dwellingType } } }"""
+    response = stack.post(
+        query, {"r": representations}, role="PLATFORM_ADMIN", target="carbongraph"
+    )
+    body = response.json()
+    assert len(body["data"]["_entities"]) == 200 and all(body["data"]["_entities"])
+    assert body["extensions"]["sqlStatements"] == 3  # grants, individuals, households
+
+
+def test_authorization_holds_through_the_gateway(stack):
+    own = stack.post("{ me { subject individual { household { id } } } }", role="RESIDENT")
+    home = own.json()["data"]["me"]["individual"]["household"]["id"]
+    assert own.json()["data"]["me"]["subject"] == "demo-resident"  # the header reached us
+    other = gid("Household", 2)
+    assert other != home
+    body = stack.post(
+        "query($h: ID!) { household(id: $h) { members { edges { node { displayName } } } } }",
+        {"h": other},
+        role="RESIDENT",
+    ).json()
+    assert body["data"]["household"] is None
+    assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    # An ESG analyst reads no names through the gateway either.
+    body = stack.post(
+        "query($i: ID!) { individual(id: $i) { displayName } }",
+        {"i": gid("Individual", 700)},
+        role="ESG_ANALYST",
+    ).json()
+    assert body["data"]["individual"] == {"displayName": None}
+
+
+def test_the_gateway_refuses_bad_tokens_scopes_and_expensive_queries(stack):
+    assert stack.post("{ me { subject } }").status_code == 401
+    assert stack.post("{ me { subject } }", token="not-a-jwt").status_code == 401
+    assert stack.post("{ me { subject } }", token="a.b.c").status_code == 401
+    body = stack.post(
+        "{ platformFootprint(period: {year: 2026}) { gross } }", role="ORG_ADMIN"
+    ).json()
+    assert body["errors"][0]["extensions"]["code"] == "UNAUTHORIZED_FIELD_OR_TYPE"
+    expensive = """{ communities(first: 100) { edges { node { households(first: 100) {
+      edges { node { members(first: 100) { edges { node { id } } } } } } } } } }"""
+    body = stack.post(expensive, role="PLATFORM_ADMIN").json()
+    assert body["data"] is None
+    assert body["errors"][0]["extensions"]["code"] == "COST_ESTIMATED_TOO_EXPENSIVE"
+
+
+def test_a_contract_without_personal_data(stack, tmp_path):
+    contract = tmp_path / "contract.graphql"
+    with stack.supergraph.open() as source, contract.open("w") as out:
+        subprocess.run(
+            ["node", str(GATEWAY / "contract.mjs"), "--exclude", "personal"],
+            stdin=source,
+            stdout=out,
+            check=True,
+            timeout=60,
+        )
+    port = free_port()
+    stack.processes.start(
+        "contract-gateway",
+        [
+            str(HIVE),
+            "supergraph",
+            str(contract),
+            "-c",
+            "gateway.config.mjs",
+            "--port",
+            str(port),
+            "--host",
+            "127.0.0.1",
+        ],
+        cwd=GATEWAY,
+        health=f"http://127.0.0.1:{port}/healthcheck",
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/graphql"
+        headers = {"Authorization": f"Bearer {stack.tokens['PLATFORM_ADMIN']}"}
+        ok = httpx.post(url, json={"query": "{ enterprises { totalCount } }"}, headers=headers)
+        assert ok.json()["data"]["enterprises"]["totalCount"] == 3
+        refused = httpx.post(
+            url,
+            json={
+                "query": "{ enterprises { edges { node { employees {"
+                " edges { node { displayName } } } } } } }"
+            },
+            headers=headers,
+        )
+        assert "displayName" in refused.json()["errors"][0]["message"]
+    finally:
+        stack.processes.stop("contract-gateway")
+
+
+async def test_200_concurrent_reads_and_writes_on_2_workers_reconcile(stack):
+    platform = "query($p: PeriodInput!) { platformFootprint(period: $p) { gross recordCount } }"
+    period = {"year": 2024}
+    headers = {"Authorization": f"Bearer {stack.tokens['PLATFORM_ADMIN']}"}
+    url = stack.url("gateway")
+    write = """mutation($r: RecordActivityInput!) { recordActivity(input: $r) {
+      records { locationBased } userErrors { code message } } }"""
+    read = """query($c: ID!, $p: PeriodInput!) { community(id: $c) { footprint(period: $p) {
+      gross } households(first: 10) { edges { node { footprint(period: $p) { gross } } } } } }"""
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    async with httpx.AsyncClient(headers=headers, timeout=120, limits=limits) as client:
+        before = (
+            await client.post(url, json={"query": platform, "variables": {"p": period}})
+        ).json()
+        requests = []
+        for n in range(200):
+            if n % 2 == 0:  # writes: gas readings of 100 villagers on 2024-03-01
+                variables = {
+                    "r": {
+                        "accountId": gid("Individual", n // 2 + 1),
+                        "activityType": "NATURAL_GAS",
+                        "quantity": f"{n % 7 + 1}",
+                        "unit": "m3",
+                        "periodStart": "2024-03-01",
+                        "periodEnd": "2024-03-01",
+                        "externalId": f"e2e-{n}",
+                    }
+                }
+                requests.append(client.post(url, json={"query": write, "variables": variables}))
+            else:
+                requests.append(
+                    client.post(
+                        url,
+                        json={
+                            "query": read,
+                            "variables": {"c": VILLAGE, "p": {"month": "2024-03"}},
+                        },
+                    )
+                )
+        responses = await asyncio.gather(*requests)
+        after = (
+            await client.post(url, json={"query": platform, "variables": {"p": period}})
+        ).json()
+    bodies = [r.json() for r in responses]
+    assert all(r.status_code == 200 for r in responses)
+    assert all("errors" not in b for b in bodies), [b for b in bodies if "errors" in b][:2]
+    written = [b["data"]["recordActivity"] for b in bodies[::2]]
+    assert all(w["userErrors"] == [] for w in written)
+    grams = sum(w["records"][0]["locationBased"] for w in written)
+    assert grams == sum(round((n % 7 + 1) * 21622 / 10) for n in range(0, 200, 2))  # per record
+    start = before["data"]["platformFootprint"]
+    end = after["data"]["platformFootprint"]
+    assert end["gross"] - start["gross"] == grams
+    assert end["recordCount"] - start["recordCount"] == 100
+    # The village equals the sum of its households, exactly.
+    village_query = """query($c: ID!, $p: PeriodInput!) { community(id: $c) {
+      footprint(period: $p) { gross } households(first: 100) { totalCount } } }"""
+    village = stack.post(
+        village_query, {"c": VILLAGE, "p": {"month": "2024-03"}}, role="PLATFORM_ADMIN"
+    ).json()["data"]["community"]
+    assert village["households"]["totalCount"] == 200
+    assert village["footprint"]["gross"] == grams
+
+
+def test_a_subgraph_that_is_down_fails_only_its_fields(stack):
+    stack.processes.stop("metro")
+    response = stack.post(CROSS, {"c": VILLAGE, "p": PERIOD}, role="COMMUNITY_MANAGER")
+    body = response.json()
+    households = body["data"]["community"]["households"]["edges"]
+    assert len(households) == 5 and households[0]["node"]["footprint"]["gross"] > 0
+    members = [m["node"] for h in households for m in h["node"]["members"]["edges"]]
+    assert all(m["displayName"] for m in members)
+    assert all(m["metroTrips"] is None for m in members)
+    assert body["errors"] and all("metroTrips" in e.get("path", []) for e in body["errors"])
+    assert json.dumps(body["errors"]).count("metro") >= 1
