@@ -45,10 +45,12 @@ class RollupPath(Enum):
     "`from` with `to` (inclusive)."
 )
 class PeriodInput:
-    month: str | None = None
-    year: int | None = None
+    # Explicit names: Strawberry otherwise camel-cases every field name on every conversion,
+    # and this input is converted once per footprint in a list.
+    month: str | None = strawberry.field(default=None, name="month")
+    year: int | None = strawberry.field(default=None, name="year")
     from_: date | None = strawberry.field(default=None, name="from")
-    to: date | None = None
+    to: date | None = strawberry.field(default=None, name="to")
 
     def to_period(self) -> Period:
         forms = [
