@@ -449,6 +449,7 @@ def b3_peer(database_url: str, seconds: int) -> dict[str, Any]:
 def write_results(results: dict[str, Any], command: str) -> Path:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     path = ROOT / "bench" / "results" / f"{stamp}-{results['scale']}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=1) + "\n")
     if results["scale"] == "city" or not (ROOT / "docs" / "benchmarks.md").exists():
         from bench.report import render
