@@ -15,7 +15,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 from strawberry.asgi import GraphQL
-from strawberry.http import GraphQLHTTPResponse
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.types.graphql import OperationType
 
 try:  # strawberry >= 0.28x moved it into cross_web
     from cross_web import HTTPException
@@ -37,15 +39,45 @@ class DatabaseNotMigrated(RuntimeError):
     pass
 
 
-def _error_response(status: int, message: str, code: str, **headers: str) -> Response:
+def _error_response(
+    status: int,
+    message: str,
+    code: str,
+    *,
+    media_type: str = "application/json",
+    **headers: str,
+) -> Response:
+    """A GraphQL-shaped error body (``{"errors": [...]}``, no ``data``) for a request that never
+    reached execution, in ``media_type`` (always UTF-8)."""
     body = {"errors": [{"message": message, "extensions": {"code": code}}]}
     return Response(
-        orjson.dumps(body), status_code=status, media_type="application/json", headers=headers
+        orjson.dumps(body),
+        status_code=status,
+        media_type=f"{media_type}; charset=utf-8",
+        headers=headers,
     )
 
 
 class GraphQLEndpoint(GraphQL):
-    """Strawberry's ASGI view with our authentication, per-request transaction and status codes."""
+    """Strawberry's ASGI view with our authentication, per-request transaction and the
+    GraphQL-over-HTTP rules (media types, content negotiation, status codes).
+
+    Negotiation (``Accept``) picks one of two response media types:
+
+    * ``application/graphql-response+json``: a request error (syntax, validation, variable
+      coercion: nothing was executed) is 400; anything that executed is 200.
+    * ``application/json``: every well-formed request is 200, errors or not.
+
+    When the client leaves the choice to us (no ``Accept``, or only ``*/*`` / ``application/*``
+    ranges that rank both types equally), a response from execution uses ``application/json``
+    and a request error uses ``application/graphql-response+json`` with 400. A malformed HTTP
+    request (bad JSON, missing or mistyped parameters) is 400 in any media type; an unsupported
+    request ``Content-Type`` is 415, an ``Accept`` that allows neither media type is 406, a
+    mutation over GET is 405 with ``Allow: POST``. A request error never carries ``data``.
+    """
+
+    GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
+    JSON = "application/json"
 
     def __init__(self, settings: Settings, engine_ref: dict[str, Any], **kwargs: Any) -> None:
         super().__init__(
@@ -77,12 +109,95 @@ class GraphQLEndpoint(GraphQL):
             and "text/html" in request.headers.get("accept", "")
         )
 
+    # -- content negotiation ----------------------------------------------------------------
+
+    @classmethod
+    def negotiate(cls, accept: str | None) -> tuple[str, str] | None:
+        """The response media types ``(after execution, for a request error)`` for an
+        ``Accept`` header, or ``None`` when it allows neither (406).
+
+        Each type takes the quality of its most specific matching range (RFC 9110 §12.5.1); a
+        range with a charset other than UTF-8 matches nothing. The higher quality wins, then
+        the more specific match, then (both named explicitly) the one listed first. Equal by
+        all three, only a wildcard matched both, and the choice is ours."""
+        ours = (cls.GRAPHQL_RESPONSE_JSON, cls.JSON)
+        if accept is None or not accept.strip():
+            return cls.JSON, cls.GRAPHQL_RESPONSE_JSON
+        # candidate -> (specificity, quality, position) of its most specific matching range
+        best: dict[str, tuple[int, float, int]] = {}
+        for position, item in enumerate(accept.split(",")):
+            mime, *params = (part.strip() for part in item.split(";"))
+            mime = mime.lower()
+            quality = 1.0
+            acceptable_charset = True
+            for param in params:
+                name, _, value = param.partition("=")
+                name, value = name.strip().lower(), value.strip().strip('"').lower()
+                if name == "q":
+                    try:
+                        quality = float(value)
+                    except ValueError:
+                        quality = -1.0
+                elif name == "charset":
+                    acceptable_charset = value in ("utf-8", "utf8")
+            if not acceptable_charset or not 0.0 <= quality <= 1.0:
+                continue
+            for candidate in ours:
+                if mime == candidate:
+                    specificity = 2
+                elif mime in ("application/*", "*/*"):
+                    specificity = 1 if mime == "application/*" else 0
+                else:
+                    continue
+                current = best.get(candidate)
+                if current is None or specificity > current[0]:
+                    best[candidate] = (specificity, quality, position)
+                elif specificity == current[0] and quality > current[1]:
+                    best[candidate] = (specificity, quality, current[2])
+        acceptable = {c: v for c, v in best.items() if v[1] > 0}
+        if not acceptable:
+            return None
+        if len(acceptable) == 1:
+            (only,) = acceptable
+            return only, only
+        (gr_spec, gr_q, gr_pos) = acceptable[cls.GRAPHQL_RESPONSE_JSON]
+        (js_spec, js_q, js_pos) = acceptable[cls.JSON]
+        if gr_q != js_q:
+            winner = cls.GRAPHQL_RESPONSE_JSON if gr_q > js_q else cls.JSON
+        elif gr_spec != js_spec:
+            winner = cls.GRAPHQL_RESPONSE_JSON if gr_spec > js_spec else cls.JSON
+        elif gr_spec == 2:
+            winner = cls.GRAPHQL_RESPONSE_JSON if gr_pos < js_pos else cls.JSON
+        else:
+            return cls.JSON, cls.GRAPHQL_RESPONSE_JSON
+        return winner, winner
+
+    @classmethod
+    def _unsupported_content_type(cls, content_type: str | None) -> str | None:
+        """Why a POST body's ``Content-Type`` is not accepted (415), or ``None``."""
+        if not content_type or not content_type.strip():
+            return "A POST request needs 'Content-Type: application/json'."
+        mime, *params = (part.strip() for part in content_type.split(";"))
+        if mime.lower() != cls.JSON:
+            return f"Unsupported Content-Type {mime!r}: send the request as application/json."
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in (
+                "utf-8",
+                "utf8",
+            ):
+                return "Unsupported charset: send the request body as UTF-8."
+        return None
+
+    # -- request handling ---------------------------------------------------------------------
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
         request = Request(scope, receive)
         response = await self._handle(request)
+        response.headers.add_vary_header("Accept")  # the media type and status depend on it
         await response(scope, receive, send)
 
     async def _handle(self, request: Request) -> Response:
@@ -90,6 +205,8 @@ class GraphQLEndpoint(GraphQL):
             if self.graphql_ide:
                 return await self.render_graphql_ide(request)
             return _error_response(404, "Not found.", ErrorCode.NOT_FOUND)
+        media = self.negotiate(request.headers.get("accept"))
+        error_media = media[1] if media else self.JSON
         try:
             principal = self._authenticate(request)
         except InvalidToken as exc:
@@ -97,8 +214,21 @@ class GraphQLEndpoint(GraphQL):
                 401,
                 f"Unauthenticated: {exc}.",
                 ErrorCode.UNAUTHENTICATED,
+                media_type=error_media,
                 **{"WWW-Authenticate": 'Bearer realm="carbongraph"'},
             )
+        if media is None:
+            return _error_response(
+                406,
+                f"Not acceptable: this endpoint responds with {self.GRAPHQL_RESPONSE_JSON} "
+                f"or {self.JSON}.",
+                ErrorCode.BAD_USER_INPUT,
+            )
+        if request.method == "POST" and (
+            problem := self._unsupported_content_type(request.headers.get("content-type"))
+        ):
+            return _error_response(415, problem, ErrorCode.BAD_USER_INPUT, media_type=error_media)
+        request.state.graphql_media = media
         # SQLite: a request that may write takes the write lock at BEGIN, so it waits its turn
         # rather than failing on upgrade. A false positive only costs a little concurrency.
         write = request.method == "POST" and b"mutation" in await request.body()
@@ -107,20 +237,109 @@ class GraphQLEndpoint(GraphQL):
                 context = await build_context(self.settings, db, principal, request=request)
                 return await self.run(request, context=context)
         except HTTPException as exc:
-            if request.method == "GET" and "mutation" in exc.reason.lower():
+            cause = exc.__cause__
+            if (
+                isinstance(cause, InvalidOperationTypeError)
+                and cause.operation_type is OperationType.MUTATION
+                and request.method == "GET"
+            ):
                 # GraphQL over HTTP: a mutation over GET is 405, and is never executed.
-                return _error_response(405, exc.reason, ErrorCode.BAD_USER_INPUT, Allow="POST")
-            return _error_response(exc.status_code, exc.reason, ErrorCode.BAD_USER_INPUT)
+                return _error_response(
+                    405, exc.reason, ErrorCode.BAD_USER_INPUT, media_type=error_media, Allow="POST"
+                )
+            if isinstance(cause, CannotGetOperationTypeError):
+                # No operation to run (unknown operationName, several anonymous ones): a
+                # GraphQL request error, with the same status rules as a validation error.
+                status = 400 if error_media == self.GRAPHQL_RESPONSE_JSON else 200
+                return _error_response(
+                    status, exc.reason, ErrorCode.BAD_USER_INPUT, media_type=error_media
+                )
+            extra = {"Allow": "GET, POST"} if exc.status_code == 405 else {}
+            return _error_response(
+                exc.status_code,
+                exc.reason,
+                ErrorCode.BAD_USER_INPUT,
+                media_type=error_media,
+                **extra,
+            )
+
+    def should_render_graphql_ide(self, request: Any) -> bool:
+        # Decided in _handle (browsers only, before authentication); a GET without a query that
+        # gets this far is an API request without a query: 400.
+        return False
+
+    async def parse_http_body(self, request: Any) -> GraphQLRequestData:
+        """The GraphQL-over-HTTP request parameters, type-checked (400 when malformed). The
+        ``Content-Type`` was checked in ``_handle``; batching is not enabled."""
+        if request.method == "GET":
+            data: Any = self.parse_query_params(request.query_params)
+            for name in ("variables", "extensions"):
+                if data.get(name) == "":
+                    data[name] = None
+        else:
+            data = self.parse_json(await request.get_body())  # 400 when not JSON
+            if not isinstance(data, dict):
+                raise HTTPException(400, "The request body must be a JSON object.")
+        query = data.get("query")
+        if query is None:
+            raise HTTPException(400, "No GraphQL query found in the request")
+        if not isinstance(query, str):
+            raise HTTPException(400, "The GraphQL operation's `query` must be a string.")
+        operation_name = data.get("operationName")
+        if not isinstance(operation_name, str | None):
+            raise HTTPException(
+                400, "The GraphQL operation's `operationName` must be a string or null."
+            )
+        for name in ("variables", "extensions"):
+            if not isinstance(data.get(name), dict | None):
+                raise HTTPException(
+                    400, f"The GraphQL operation's `{name}` must be an object or null."
+                )
+        return GraphQLRequestData(
+            query=query,
+            variables=data.get("variables"),
+            operation_name=operation_name,
+            extensions=data.get("extensions"),
+        )
+
+    async def get_sub_response(self, request: Any) -> Response:
+        sub_response = await super().get_sub_response(request)
+        sub_response.graphql_media = getattr(  # type: ignore[attr-defined]
+            request.state, "graphql_media", (self.JSON, self.JSON)
+        )
+        return sub_response
+
+    @staticmethod
+    def _is_request_error(response_data: GraphQLHTTPResponse) -> bool:
+        """Nothing was executed: syntax, validation or variable coercion errors (an execution
+        error always has a ``path``)."""
+        errors = response_data.get("errors") or []
+        return (
+            response_data.get("data") is None
+            and bool(errors)
+            and all(isinstance(e, dict) and "path" not in e for e in errors)
+        )
 
     def create_response(
         self, response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse], sub_response: Response
     ) -> Response:
-        response = super().create_response(response_data, sub_response)
-        # A request that never reached execution (syntax or validation errors) is a 400.
-        if isinstance(response_data, dict) and response_data.get("data") is None:
-            errors = response_data.get("errors") or []
-            if errors and all("path" not in e for e in errors):
-                response.status_code = 400
+        executed_media, error_media = getattr(sub_response, "graphql_media", (self.JSON, self.JSON))
+        media_type, status = executed_media, 200
+        if isinstance(response_data, dict) and self._is_request_error(response_data):
+            # A request error has no `data` entry at all (GraphQL spec, "Response Format").
+            response_data = {k: v for k, v in response_data.items() if k != "data"}  # type: ignore[assignment]
+            media_type = error_media
+            status = 400 if error_media == self.GRAPHQL_RESPONSE_JSON else 200
+        response = Response(
+            self.encode_json(response_data),
+            status_code=status,
+            media_type=f"{media_type}; charset=utf-8",
+        )
+        response.headers.raw.extend(sub_response.headers.raw)
+        if sub_response.background:
+            response.background = sub_response.background
+        if sub_response.status_code:
+            response.status_code = sub_response.status_code
         return response
 
 
