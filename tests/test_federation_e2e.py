@@ -332,6 +332,25 @@ async def test_200_concurrent_reads_and_writes_on_2_workers_reconcile(stack):
     assert village["footprint"]["gross"] == grams
 
 
+def test_graphql_http_audit_through_the_gateway(stack):
+    result = subprocess.run(
+        [
+            "node",
+            str(GATEWAY / "audit.mjs"),
+            "--url",
+            stack.url("gateway"),
+            "--token",
+            stack.tokens["PLATFORM_ADMIN"],
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    summary = json.loads(result.stdout)
+    assert summary["total"] >= 50
+    assert summary["ok"] == summary["total"], summary["failures"]
+
+
 def test_a_subgraph_that_is_down_fails_only_its_fields(stack):
     stack.processes.stop("metro")
     response = stack.post(CROSS, {"c": VILLAGE, "p": PERIOD}, role="COMMUNITY_MANAGER")
