@@ -91,3 +91,9 @@ def test_committed_supergraph_is_current(node):
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_malformed_sdl_fails_with_the_parsers_message(node, tmp_path):
+    result = compose(node, tmp_path, ("carbongraph", schema.as_str()), ("broken", "type {"))
+    assert result.returncode == 1
+    assert "Syntax Error" in result.stderr and "broken" in result.stderr
