@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 TARGETS = {
@@ -17,6 +18,9 @@ TARGETS = {
 
 def _verdict(ok: bool) -> str:
     return "met" if ok else "**missed**"
+
+
+ANALYSIS = Path(__file__).with_name("analysis.md")
 
 
 def render(r: dict[str, Any], results_file: str, command: str) -> str:
@@ -159,4 +163,5 @@ How each is measured (`bench/run.py`):
 - **B4** times `nodes(ids: [1,000 households])` in-process against `asyncpg` fetching the same
   rows plus `orjson` encoding.
 - **B5** reads `VmHWM` of the server process after B3.
-"""
+
+""" + (ANALYSIS.read_text() if ANALYSIS.exists() else "")
