@@ -67,6 +67,10 @@ def seed(
         str | None,
         typer.Option(help="Benchmark dataset into an empty database: small or city."),
     ] = None,
+    activity_file: Annotated[
+        Path | None,
+        typer.Option(help="With --scale: write the activity to this CSV instead of loading it."),
+    ] = None,
 ) -> None:
     """Load demo data (idempotent; prints one development token per role), or a deterministic
     benchmark dataset (--scale small|city)."""
@@ -79,7 +83,7 @@ def seed(
         raise typer.Exit(2)
     settings = _settings()
     if scale is not None:
-        _seed_scale(settings, scale)
+        _seed_scale(settings, scale, activity_file)
         return
 
     async def run() -> dict[str, int]:
@@ -111,7 +115,7 @@ def seed(
         sys.stdout.write(f"{p.role.value}={token}\n")
 
 
-def _seed_scale(settings: Settings, scale: str) -> None:
+def _seed_scale(settings: Settings, scale: str, activity_file: Path | None) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     from carbongraph.app import ensure_migrated
@@ -138,7 +142,9 @@ def _seed_scale(settings: Settings, scale: str) -> None:
                 def report(_stage: str, done: int, total: int) -> None:
                     progress.update(task, completed=done, total=total)
 
-                return await seed_scale(engine, scale, on_progress=report)
+                return await seed_scale(
+                    engine, scale, activity_file=activity_file, on_progress=report
+                )
         finally:
             await engine.dispose()
 

@@ -13,10 +13,12 @@ per-row path would take longer than the activity itself.
 
 from __future__ import annotations
 
+import csv
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -63,8 +65,11 @@ async def seed_scale(
     scale: str,
     *,
     seed: int = 2026,
+    activity_file: Path | None = None,
     on_progress: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, int]:
+    """Load the dataset; with ``activity_file``, write the activity there as CSV for
+    `carbongraph import activities` instead of loading it."""
     if scale not in SCALES:
         raise ValueError(f"scale is one of {', '.join(SCALES)}")
     p = plan(scale)
@@ -199,6 +204,12 @@ async def seed_scale(
 
     inputs = list(_activity(households, rng))
     total = len(inputs)
+    if activity_file is not None:
+        write_activity_csv(inputs, activity_file)
+        return {
+            **_counts(enterprises, communities, households, people, employments),
+            "records": total,
+        }
     if on_progress:
         on_progress("activity", 0, total)
     async with engine.connect() as conn:
@@ -223,6 +234,16 @@ async def seed_scale(
             await refresh_statistics(engine)
         if on_progress:
             on_progress("activity", loaded, total)
+    return {**_counts(enterprises, communities, households, people, employments), "records": total}
+
+
+def _counts(
+    enterprises: list[Any],
+    communities: list[Any],
+    households: list[Any],
+    people: list[Any],
+    employments: list[Any],
+) -> dict[str, int]:
     return {
         "enterprises": len(enterprises),
         "communities": len(communities),
@@ -230,8 +251,40 @@ async def seed_scale(
         "households": len(households),
         "individuals": len(people),
         "employees": len(employments),
-        "records": total,
     }
+
+
+def write_activity_csv(inputs: list[ActivityInput], path: Path) -> None:
+    """The activity as a file for `carbongraph import activities` (benchmark B1)."""
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(
+            [
+                "account",
+                "activity_type",
+                "quantity",
+                "unit",
+                "period_start",
+                "period_end",
+                "external_id",
+                "source",
+                "meter_ref",
+            ]
+        )
+        for i in inputs:
+            writer.writerow(
+                [
+                    f"{i.account_type}:{i.account_id}",
+                    i.activity_type,
+                    i.quantity,
+                    i.unit,
+                    i.period_start,
+                    i.period_end,
+                    i.external_id,
+                    i.source,
+                    i.meter_ref,
+                ]
+            )
 
 
 async def refresh_statistics(engine: AsyncEngine) -> None:
