@@ -13,6 +13,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from carbongraph.seed import demo_tokens
+
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 CARBONGRAPH_PORT = 8000
@@ -37,11 +39,11 @@ def main() -> int:
     carbongraph = str(VENV_BIN / "carbongraph")
     metro_env = dict(os.environ, PYTHONPATH=str(ROOT / "examples" / "metro_partner"))
     subprocess.run([carbongraph, "migrate"], check=True)
-    seed = subprocess.run([carbongraph, "seed", "--demo"], check=True, capture_output=True,
-                          text=True)
+    seed = subprocess.run(
+        [carbongraph, "seed", "--demo"], check=True, capture_output=True, text=True
+    )
     subprocess.run([sys.executable, "-m", "metro_partner", "seed"], check=True, env=metro_env)
-    tokens = [line for line in seed.stdout.splitlines() if "=" in line and line.isascii()
-              and line.split("=", 1)[0].isupper()]
+    tokens = [f"{role}={token}" for role, token in demo_tokens(seed.stdout).items()]
 
     processes: list[tuple[str, subprocess.Popen[bytes]]] = []
 
@@ -57,23 +59,51 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, lambda *_: (stop(), sys.exit(0)))
     try:
-        processes.append(("carbongraph", subprocess.Popen(
-            [carbongraph, "serve", "--port", str(CARBONGRAPH_PORT)])))
+        processes.append(
+            (
+                "carbongraph",
+                subprocess.Popen([carbongraph, "serve", "--port", str(CARBONGRAPH_PORT)]),
+            )
+        )
         wait_for(f"http://127.0.0.1:{CARBONGRAPH_PORT}/healthz", processes[-1][1], "carbongraph")
-        processes.append(("metro", subprocess.Popen(
-            [sys.executable, "-m", "metro_partner", "serve", "--port", str(METRO_PORT)],
-            env=metro_env)))
+        processes.append(
+            (
+                "metro",
+                subprocess.Popen(
+                    [sys.executable, "-m", "metro_partner", "serve", "--port", str(METRO_PORT)],
+                    env=metro_env,
+                ),
+            )
+        )
         wait_for(f"http://127.0.0.1:{METRO_PORT}/healthz", processes[-1][1], "metro partner")
-        processes.append(("gateway", subprocess.Popen(
-            [str(ROOT / "gateway" / "node_modules" / ".bin" / "hive-gateway"), "supergraph",
-             "supergraph.graphql", "-c", "gateway.config.mjs", "--port", str(GATEWAY_PORT),
-             "--host", "127.0.0.1"], cwd=ROOT / "gateway")))
+        processes.append(
+            (
+                "gateway",
+                subprocess.Popen(
+                    [
+                        str(ROOT / "gateway" / "node_modules" / ".bin" / "hive-gateway"),
+                        "supergraph",
+                        "supergraph.graphql",
+                        "-c",
+                        "gateway.config.mjs",
+                        "--port",
+                        str(GATEWAY_PORT),
+                        "--host",
+                        "127.0.0.1",
+                    ],
+                    cwd=ROOT / "gateway",
+                ),
+            )
+        )
         wait_for(f"http://127.0.0.1:{GATEWAY_PORT}/healthcheck", processes[-1][1], "gateway")
         print("\nDevelopment tokens (send as 'Authorization: Bearer …'):")
         print("\n".join(tokens))
         print(f"\nsupergraph: http://127.0.0.1:{GATEWAY_PORT}/graphql   (Ctrl-C stops all three)")
-        print(f"  carbongraph http://127.0.0.1:{CARBONGRAPH_PORT}/graphql, "
-              f"metro partner http://127.0.0.1:{METRO_PORT}/graphql\n", flush=True)
+        print(
+            f"  carbongraph http://127.0.0.1:{CARBONGRAPH_PORT}/graphql, "
+            f"metro partner http://127.0.0.1:{METRO_PORT}/graphql\n",
+            flush=True,
+        )
         while all(p.poll() is None for _, p in processes):
             time.sleep(0.5)
         failed = [name for name, p in processes if p.poll() is not None]

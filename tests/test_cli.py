@@ -16,6 +16,7 @@ from carbongraph.app import DatabaseNotMigrated, ensure_migrated
 from carbongraph.cli import app
 from carbongraph.config import Settings
 from carbongraph.db import create_engine
+from carbongraph.seed import demo_tokens
 
 runner = CliRunner()
 
@@ -43,19 +44,7 @@ def test_migrate_seed_token_on_a_fresh_sqlite_file(sqlite_env):
     first = runner.invoke(app, ["seed", "--demo"])
     assert first.exit_code == 0, first.output
     assert "individuals 1089" in first.stdout  # 589 villagers, 400 students, 100 in Binhai
-    tokens = dict(
-        line.split("=", 1)
-        for line in first.stdout.splitlines()
-        if line.split("=", 1)[0]
-        in {
-            "PLATFORM_ADMIN",
-            "ORG_ADMIN",
-            "ESG_ANALYST",
-            "COMMUNITY_MANAGER",
-            "RESIDENT",
-            "PARTNER_SERVICE",
-        }
-    )
+    tokens = demo_tokens(first.stdout)
     assert len(tokens) == 6
     claims = jwt.decode(tokens["ORG_ADMIN"], options={"verify_signature": False})
     assert claims["sub"] == "demo-org-admin"

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from carbongraph.seed import demo_tokens
 from tests.conftest import REPO, fresh_postgres_database
 from tests.processes import Processes, free_port
 from tests.world import gid
@@ -80,19 +81,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
     run = dict(check=True, capture_output=True, text=True, timeout=300)
     subprocess.run([*cli, "migrate"], env={**os.environ, **cg_env}, **run)
     seeded = subprocess.run([*cli, "seed", "--demo"], env={**os.environ, **cg_env}, **run)
-    tokens = dict(
-        line.split("=", 1)
-        for line in seeded.stdout.splitlines()
-        if line.split("=", 1)[0]
-        in {
-            "PLATFORM_ADMIN",
-            "ORG_ADMIN",
-            "ESG_ANALYST",
-            "COMMUNITY_MANAGER",
-            "RESIDENT",
-            "PARTNER_SERVICE",
-        }
-    )
+    tokens = demo_tokens(seeded.stdout)
     metro = [sys.executable, "-m", "metro_partner"]
     subprocess.run([*metro, "seed"], env={**os.environ, **metro_env}, **run)
     ports = {"carbongraph": free_port(), "metro": free_port(), "gateway": free_port()}

@@ -32,6 +32,19 @@ def _settings() -> Settings:
         raise typer.Exit(2) from exc
 
 
+def _progress() -> Any:
+    """The progress bar of long commands (on stderr, so stdout stays machine-readable)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+    )
+
+
 @app.command()
 def migrate() -> None:
     """Apply all database migrations (creates the SQLite file if needed) and load the shipped
@@ -116,8 +129,6 @@ def seed(
 
 
 def _seed_scale(settings: Settings, scale: str, activity_file: Path | None) -> None:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
     from carbongraph.app import ensure_migrated
     from carbongraph.db import create_engine
     from carbongraph.scale import SCALES, seed_scale
@@ -130,13 +141,7 @@ def _seed_scale(settings: Settings, scale: str, activity_file: Path | None) -> N
         engine = create_engine(settings)
         try:
             await ensure_migrated(engine, settings)
-            with Progress(
-                "[progress.description]{task.description}",
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=err,
-            ) as progress:
+            with _progress() as progress:
                 task = progress.add_task(f"{scale} dataset", total=None)
 
                 def report(_stage: str, done: int, total: int) -> None:
@@ -275,8 +280,6 @@ def import_activities(
     period_start, period_end, external_id, and optionally source, meter_ref, data_quality."""
     import csv
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
     from carbongraph.accounting.importer import count_rows
     from carbongraph.accounting.importer import import_activities as run_import
     from carbongraph.db import create_engine
@@ -290,13 +293,7 @@ def import_activities(
             from carbongraph.app import ensure_migrated
 
             await ensure_migrated(engine, settings)
-            with Progress(
-                "[progress.description]{task.description}",
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=err,
-            ) as progress:
+            with _progress() as progress:
                 task = progress.add_task(f"importing {file.name}", total=total)
                 return await run_import(
                     engine,

@@ -123,6 +123,13 @@ DEMO_PRINCIPALS = [
 ]
 
 
+def demo_tokens(seed_output: str) -> dict[str, str]:
+    """Role → token, from the ``ROLE=token`` lines that ``carbongraph seed --demo`` prints."""
+    roles = {p.role.value for p in DEMO_PRINCIPALS}
+    pairs = (line.split("=", 1) for line in seed_output.splitlines() if "=" in line)
+    return {role: token for role, token in pairs if role in roles}
+
+
 class HierarchyWriter:
     """Direct inserts for demo and test data (no GraphQL, no per-row authz)."""
 
