@@ -31,7 +31,7 @@ def render(r: dict[str, Any], results_file: str, command: str) -> str:
     rows = [
         (
             "B1",
-            "ingest records/s (product bulk path, incl. hierarchy)",
+            "ingest records/s (`carbongraph import activities`)",
             f"{b1['product']['records_per_s']:,}",
             TARGETS["B1 records/s"],
             _verdict(b1["product"]["records_per_s"] >= 50_000),
