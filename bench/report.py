@@ -153,7 +153,7 @@ How each is measured (`bench/run.py`):
 - **B1** loads the hierarchy with `carbongraph seed --scale … --activity-file`, then times
   `carbongraph import activities` on that CSV (process start, parsing, validation, emissions,
   roll-up totals, COPY on PostgreSQL; batches of 20,000) and COPYs the same rows into a bare
-  table without indexes. Peak RSS of the importer is the children's `ru_maxrss`.
+  table without indexes. The importer reports its own peak RSS.
 - **B2** times the server's work for one request in-process (transaction, the viewer's grants,
   GraphQL execution) for `footprint(period: month)`, warm-up 20, then n samples.
 - **B3** and **B3-peer** serve the nested query over HTTP, one server process each (uvicorn 1
