@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from carbongraph import migrate
 from carbongraph.accounting.factors import ensure_default_factors
+from carbongraph.actions.catalog import ensure_default_action_types
 from carbongraph.app import create_app
 from carbongraph.authz import mint_token
 from carbongraph.config import Settings
@@ -108,6 +109,7 @@ async def _wipe(engine: AsyncEngine) -> None:
             for table in reversed(metadata.sorted_tables):
                 await conn.execute(table.delete())
         await ensure_default_factors(conn)
+        await ensure_default_action_types(conn)
 
 
 @pytest.fixture

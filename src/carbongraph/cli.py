@@ -56,6 +56,7 @@ def migrate() -> None:
     settings = _settings()
 
     from carbongraph.accounting.factors import ensure_default_factors
+    from carbongraph.actions.catalog import ensure_default_action_types
 
     async def run() -> tuple[str | None, int]:
         engine = create_engine(settings)
@@ -63,6 +64,7 @@ def migrate() -> None:
             await migrations.upgrade(engine)
             async with engine.begin() as conn:
                 added = await ensure_default_factors(conn)
+                await ensure_default_action_types(conn)
             return await migrations.current_revision(engine), added
         finally:
             await engine.dispose()

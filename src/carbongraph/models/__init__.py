@@ -9,6 +9,8 @@ from carbongraph.models.accounting import (
     FootprintTotal,
     PopulationChange,
 )
+from carbongraph.models.actions import ActionRecord as ActionRecordRow
+from carbongraph.models.actions import ActionType, CreditEntry
 from carbongraph.models.hierarchy import (
     Community,
     Employment,
@@ -21,8 +23,11 @@ from carbongraph.models.hierarchy import (
 metadata = SQLModel.metadata
 
 __all__ = [
+    "ActionRecordRow",
+    "ActionType",
     "ActivityRecord",
     "Community",
+    "CreditEntry",
     "EmissionFactor",
     "Employment",
     "Enterprise",

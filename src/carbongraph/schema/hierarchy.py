@@ -21,6 +21,7 @@ from carbongraph.schema.accounting import (
     footprint_of,
     reductions_of,
 )
+from carbongraph.schema.actions import Credits, credits_of
 from carbongraph.schema.common import require
 from carbongraph.schema.enums import CommunityKind, DwellingType, EnterpriseKind
 from carbongraph.schema.relay import Connection, child_connection, decode_global_id
@@ -449,6 +450,11 @@ class IndividualNode(_Entity):
             return None
         require(info, node_target(row), Access.AGGREGATE)
         return HouseholdNode.from_row(row)
+
+    @personal_field("Credits earned by low-carbon actions, and the ledger behind them.")
+    async def credits(self, info: strawberry.Info) -> Credits | None:
+        require(info, self.record.target, Access.PERSONAL)
+        return await credits_of(info, self.pk)
 
     @personal_field("Every household this person has lived in, oldest first.")
     async def household_history(self, info: strawberry.Info) -> list[HouseholdMembershipPeriod]:

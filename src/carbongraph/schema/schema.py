@@ -16,7 +16,7 @@ from strawberry.schema.config import StrawberryConfig
 from carbongraph.accounting.factors import F as FACTORS
 from carbongraph.errors import BadUserInput, CodedError, Forbidden
 from carbongraph.resolvers import hierarchy as roots
-from carbongraph.schema import access
+from carbongraph.schema import access, actions
 from carbongraph.schema.accounting import (
     GRAMS_SCALAR,
     ActivityTypeInfo,
@@ -30,6 +30,7 @@ from carbongraph.schema.accounting import (
     reductions_of,
 )
 from carbongraph.schema.accounting_mutations import AccountingMutations
+from carbongraph.schema.actions import ActionMutations, ActionTypeInfo
 from carbongraph.schema.hierarchy import (
     NODE_TYPES,
     CommunityNode,
@@ -161,6 +162,10 @@ class Query:
         _require_platform(info)
         return await reductions_of(info, ("P", 0, ""), period)
 
+    @strawberry.field(description="The low-carbon actions that earn credits.")
+    async def action_types(self, info: strawberry.Info) -> list[ActionTypeInfo]:
+        return await actions.action_types(info)
+
     @strawberry.field(description="The activity types that can be recorded.")
     def activity_types(self) -> list[ActivityTypeInfo]:
         return activity_types()
@@ -201,7 +206,7 @@ def _require_platform(info: strawberry.Info) -> None:
 
 
 @strawberry.type
-class Mutation(HierarchyMutations, AccountingMutations):
+class Mutation(HierarchyMutations, AccountingMutations, ActionMutations):
     grant_role = strawberry.mutation(
         resolver=access.grant_role, description="Give a principal a role on a node."
     )

@@ -1,0 +1,283 @@
+"""Recording actions: validation, caps, idempotency, credits and reductions — all or nothing.
+
+Evidence rules: NONE → approved; PARTNER → approved when a PARTNER_SERVICE posts it, or
+self-reported up to the action's ``self_report_cap`` per day; PHOTO → needs an uploaded photo,
+which is refused here as EVIDENCE_REQUIRED until evidence upload lands.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import sqlalchemy as sa
+
+from carbongraph.accounting.rollup import VIA_EMPLOYEES, Attribution, TotalsDelta
+from carbongraph.actions.catalog import Catalog
+from carbongraph.authz import Role, Target, Viewer, individual_path
+from carbongraph.models import ActionRecordRow, CreditEntry, Household, Individual
+from carbongraph.models.base import utcnow
+
+AR = ActionRecordRow.__table__
+CE = CreditEntry.__table__
+I = Individual.__table__  # noqa: E741
+H = Household.__table__
+
+
+@dataclass
+class ActionInput:
+    individual_id: int
+    action_type: str
+    units: int
+    occurred_on: date
+    external_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ActionError:
+    index: int
+    field: str
+    code: str
+    message: str
+
+
+@dataclass
+class ActionResult:
+    created: list[int] = field(default_factory=list)
+    unchanged: list[int] = field(default_factory=list)
+    errors: list[ActionError] = field(default_factory=list)
+
+
+def _targets_with_scope(
+    attribution: Attribution, individual_id: int, day: date, household_id: int | None, action: Any
+) -> list[tuple[list[tuple[str, int, str]], str, int]]:
+    """Reductions roll up like the person's records; through an employer they are reported
+    with the action's employer mapping (commuting → Scope 3 category 7)."""
+    targets = attribution.targets("Individual", individual_id, day, household_id)
+    own = [t for t in targets if t[2] != VIA_EMPLOYEES]
+    employers = [t for t in targets if t[2] == VIA_EMPLOYEES]
+    groups = [(own, action.scope, action.category)]
+    if employers:
+        groups.append((employers, action.employer_scope, action.employer_category))
+    return groups
+
+
+async def record_actions(
+    db: Any,
+    inputs: list[ActionInput],
+    *,
+    today: date,
+    viewer: Viewer | None,
+    recorded_by: str | None,
+) -> ActionResult:
+    result = ActionResult()
+    catalog = await Catalog.load(db)
+    partner = viewer is None or any(g.role is Role.PARTNER_SERVICE for g in viewer.grants)
+
+    def fail(index: int, name: str, code: str, message: str) -> None:
+        result.errors.append(ActionError(index, name, code, message))
+
+    actions: list[Any] = []
+    for n, item in enumerate(inputs):
+        action = catalog.valid_on(item.action_type, item.occurred_on)
+        actions.append(action)
+        if item.action_type not in catalog.by_code:
+            fail(n, "actionType", "ACTION_NOT_ALLOWED", f"unknown action type {item.action_type!r}")
+        elif action is None:
+            fail(n, "occurredOn", "ACTION_NOT_ALLOWED", "the action type is not valid that day")
+        if item.units <= 0:
+            fail(n, "units", "INVALID", "units must be positive")
+        if item.occurred_on > today:
+            fail(n, "occurredOn", "INVALID_DATE", "the action has not happened yet")
+    if result.errors:
+        return result
+
+    # Idempotency by externalId.
+    known = {}
+    external = [i.external_id for i in inputs if i.external_id]
+    if len(set(external)) != len(external):
+        fail(0, "externalId", "EXTERNAL_ID_CONFLICT", "an externalId appears twice in the batch")
+        return result
+    for start in range(0, len(external), 1000):
+        for row in await db.execute(
+            sa.select(AR).where(AR.c.external_id.in_(external[start : start + 1000]))
+        ):
+            known[row.external_id] = row
+    fresh: list[int] = []
+    for n, item in enumerate(inputs):
+        existing = known.get(item.external_id or "")
+        if existing is None:
+            fresh.append(n)
+        elif (
+            existing.individual_id,
+            existing.action_type_id,
+            existing.units,
+            existing.occurred_on,
+        ) == (item.individual_id, actions[n].id, item.units, item.occurred_on):
+            result.unchanged.append(existing.id)
+        else:
+            fail(
+                n,
+                "externalId",
+                "EXTERNAL_ID_CONFLICT",
+                "externalId was recorded before with different values",
+            )
+    if result.errors or not fresh:
+        return result
+
+    people = sorted({inputs[n].individual_id for n in fresh})
+    accounts = {
+        r.id: r
+        for r in await db.execute(sa.select(I.c.id, I.c.archived_at).where(I.c.id.in_(people)))
+    }
+    attribution = await Attribution.load(db, people, [])
+    # Units already recorded per person, action type and day count against the daily cap.
+    days = {inputs[n].occurred_on for n in fresh}
+    used: dict[tuple[int, int, date], int] = defaultdict(int)
+    self_used: dict[tuple[int, int, date], int] = defaultdict(int)
+    for row in await db.execute(
+        sa.select(
+            AR.c.individual_id,
+            AR.c.action_type_id,
+            AR.c.occurred_on,
+            AR.c.source,
+            sa.func.sum(AR.c.units),
+        )
+        .where(
+            AR.c.individual_id.in_(people),
+            AR.c.occurred_on.in_(sorted(days)),
+            AR.c.status != "REJECTED",
+        )
+        .group_by(AR.c.individual_id, AR.c.action_type_id, AR.c.occurred_on, AR.c.source)
+    ):
+        used[(row[0], row[1], row[2])] += int(row[4])
+        if row[3] == "SELF":
+            self_used[(row[0], row[1], row[2])] += int(row[4])
+
+    rows = []
+    for n in fresh:
+        item, action = inputs[n], actions[n]
+        account = accounts.get(item.individual_id)
+        household_id = attribution.household_on(
+            item.individual_id, item.occurred_on
+        ) or attribution.last_household(item.individual_id)
+        path = attribution.household_paths.get(household_id) if household_id else None
+        target = Target(
+            (individual_path(path, item.individual_id),) if path else (),
+            individual_id=item.individual_id,
+        )
+        if account is None or (viewer is not None and not viewer.can_record_activity(target)):
+            known_tenant = (
+                viewer is not None and account is not None and viewer.may_know_exists(target)
+            )
+            fail(
+                n,
+                "individualId",
+                "FORBIDDEN" if known_tenant else "NOT_FOUND",
+                "you may not record actions for this person" if known_tenant else "no such person",
+            )
+            continue
+        if account.archived_at is not None:
+            fail(n, "individualId", "ARCHIVED_ACCOUNT", "the account is archived")
+            continue
+        key = (item.individual_id, action.id, item.occurred_on)
+        source = "PARTNER" if partner else "SELF"
+        if action.evidence == "PHOTO":
+            fail(n, "evidence", "EVIDENCE_REQUIRED", f"{action.code} needs a photo")
+            continue
+        if (
+            action.evidence == "PARTNER"
+            and source == "SELF"
+            and (self_used[key] + item.units > action.self_report_cap)
+        ):
+            fail(
+                n,
+                "units",
+                "DAILY_CAP_REACHED",
+                f"at most {action.self_report_cap} self-reported {action.unit} a day; "
+                "more must come verified from a partner",
+            )
+            continue
+        if used[key] + item.units > action.daily_cap:
+            fail(
+                n,
+                "units",
+                "DAILY_CAP_REACHED",
+                f"at most {action.daily_cap} {action.unit} of {action.code} a day",
+            )
+            continue
+        used[key] += item.units
+        if source == "SELF":
+            self_used[key] += item.units
+        rows.append(
+            (
+                n,
+                {
+                    "individual_id": item.individual_id,
+                    "action_type_id": action.id,
+                    "units": item.units,
+                    "occurred_on": item.occurred_on,
+                    "status": "APPROVED",
+                    "source": source,
+                    "external_id": item.external_id,
+                    "credits": item.units * action.credits_per_unit,
+                    "avoided_g": item.units * action.avoided_g_per_unit,
+                    "household_id": attribution.household_on(item.individual_id, item.occurred_on),
+                    "recorded_by": recorded_by,
+                    "decided_by": "auto",
+                    "decided_at": utcnow(),
+                    "created_at": utcnow(),
+                },
+            )
+        )
+    if result.errors:
+        return result
+
+    delta = TotalsDelta()
+    entries = []
+    values_list = [values for _, values in rows]
+    ids: list[int] = []
+    for start in range(0, len(values_list), 5000):
+        inserted = await db.execute(
+            sa.insert(AR).returning(AR.c.id, sort_by_parameter_order=True),
+            values_list[start : start + 5000],
+        )
+        ids.extend(inserted.scalars().all())
+    for (n, values), pk in zip(rows, ids, strict=True):
+        result.created.append(pk)
+        entries.append(
+            {
+                "individual_id": values["individual_id"],
+                "kind": "GRANT",
+                "amount": values["credits"],
+                "action_record_id": pk,
+                "note": inputs[n].action_type,
+                "created_by": recorded_by,
+                "created_at": utcnow(),
+            }
+        )
+        for targets, scope, category in _targets_with_scope(
+            attribution,
+            values["individual_id"],
+            values["occurred_on"],
+            values["household_id"],
+            actions[n],
+        ):
+            delta.add_reduction(
+                targets, values["occurred_on"], scope, category, values["avoided_g"]
+            )
+    for start in range(0, len(entries), 5000):
+        await db.execute(sa.insert(CE), entries[start : start + 5000])
+    await delta.flush(db)
+    return result
+
+
+async def balance(db: Any, individual_id: int) -> int:
+    total = await db.scalar(
+        sa.select(sa.func.coalesce(sa.func.sum(CE.c.amount), 0)).where(
+            CE.c.individual_id == individual_id
+        )
+    )
+    return int(total or 0)

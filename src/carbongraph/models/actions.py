@@ -1,0 +1,86 @@
+"""Low-carbon actions and the credits ledger."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from carbongraph.models.accounting import BIGINT
+from carbongraph.models.base import timestamp_column, utcnow
+
+
+class ActionType(SQLModel, table=True):
+    """A kind of low-carbon action, versioned by methodology."""
+
+    __tablename__ = "action_type"
+    __table_args__ = (sa.UniqueConstraint("code", "version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=64)
+    version: int = Field(default=1)
+    methodology: str = Field(max_length=64)
+    name: str = Field(max_length=200)
+    unit: str = Field(max_length=32)
+    credits_per_unit: int
+    avoided_g_per_unit: int
+    # Where the avoided emissions are reported: "1", "2", "3" (with a category) or "3+"; and
+    # how they map when the person rolls up through an employer (commuting → "3", 7).
+    scope: str = Field(max_length=4)
+    category: int = Field(default=0)
+    employer_scope: str = Field(max_length=4)
+    employer_category: int = Field(default=0)
+    daily_cap: int  # units per person per day
+    evidence: str = Field(max_length=16)  # NONE, PHOTO or PARTNER
+    self_report_cap: int = Field(default=0)  # PARTNER actions a person may self-report per day
+    valid_from: date
+    valid_to: date | None = None
+    citation: str = Field(max_length=1000)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+
+
+class ActionRecord(SQLModel, table=True):
+    __tablename__ = "action_record"
+    __table_args__ = (
+        sa.Index("ix_action_record_individual_day", "individual_id", "occurred_on"),
+        sa.Index("ix_action_record_status", "status", "occurred_on"),
+    )
+
+    id: int | None = Field(
+        default=None, sa_column=sa.Column(BIGINT, primary_key=True, autoincrement=True)
+    )
+    individual_id: int = Field(foreign_key="individual.id")
+    action_type_id: int = Field(foreign_key="action_type.id")
+    units: int
+    occurred_on: date
+    status: str = Field(max_length=12)  # PENDING, APPROVED, REJECTED
+    source: str = Field(max_length=12)  # SELF or PARTNER
+    external_id: str | None = Field(default=None, max_length=200, unique=True)
+    credits: int
+    avoided_g: int = Field(sa_column=sa.Column(sa.BigInteger(), nullable=False))
+    household_id: int | None = None
+    reason: str | None = Field(default=None, max_length=500)
+    decided_by: str | None = Field(default=None, max_length=256)
+    decided_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
+    recorded_by: str | None = Field(default=None, max_length=256)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+
+
+class CreditEntry(SQLModel, table=True):
+    """Append-only: a balance is the sum of entries; a correction is a reversal, never an
+    update."""
+
+    __tablename__ = "credit_entry"
+    __table_args__ = (sa.Index("ix_credit_entry_individual", "individual_id", "id"),)
+
+    id: int | None = Field(
+        default=None, sa_column=sa.Column(BIGINT, primary_key=True, autoincrement=True)
+    )
+    individual_id: int = Field(foreign_key="individual.id")
+    kind: str = Field(max_length=12)  # GRANT, REVERSAL, REDEMPTION, EXPIRY
+    amount: int = Field(sa_column=sa.Column(sa.BigInteger(), nullable=False))
+    action_record_id: int | None = Field(default=None)
+    note: str | None = Field(default=None, max_length=500)
+    created_by: str | None = Field(default=None, max_length=256)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())

@@ -1,0 +1,245 @@
+"""Low-carbon actions and credits in the graph."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+import strawberry
+
+from carbongraph.actions import record as service
+from carbongraph.actions.catalog import A as ACTION_TYPES
+from carbongraph.errors import MutationFailed, UserErrorCode, UserErrorData
+from carbongraph.schema.common import UserError
+from carbongraph.schema.mutation_support import run_mutation
+from carbongraph.schema.relay import decode_global_id, to_global_id
+
+MAX_BATCH = 10_000
+
+
+@strawberry.type(description="A kind of low-carbon action and what it earns.")
+class ActionTypeInfo:
+    code: str
+    version: int
+    methodology: str
+    name: str
+    unit: str
+    credits_per_unit: int
+    avoided_grams_per_unit: int
+    scope: str = strawberry.field(description="1, 2, 3 or 3+.")
+    category: int
+    employer_scope: str = strawberry.field(description="Reported this way via an employer.")
+    employer_category: int
+    daily_cap: int
+    evidence: str = strawberry.field(description="NONE, PHOTO or PARTNER.")
+    self_report_cap: int
+    valid_from: date
+    valid_to: date | None
+    citation: str
+
+    @classmethod
+    def from_row(cls, r: Any) -> ActionTypeInfo:
+        return cls(
+            code=r.code,
+            version=r.version,
+            methodology=r.methodology,
+            name=r.name,
+            unit=r.unit,
+            credits_per_unit=r.credits_per_unit,
+            avoided_grams_per_unit=r.avoided_g_per_unit,
+            scope=r.scope,
+            category=r.category,
+            employer_scope=r.employer_scope,
+            employer_category=r.employer_category,
+            daily_cap=r.daily_cap,
+            evidence=r.evidence,
+            self_report_cap=r.self_report_cap,
+            valid_from=r.valid_from,
+            valid_to=r.valid_to,
+            citation=r.citation,
+        )
+
+
+async def action_types(info: strawberry.Info) -> list[ActionTypeInfo]:
+    rows = await info.context.db.execute(
+        sa.select(ACTION_TYPES).order_by(ACTION_TYPES.c.code, ACTION_TYPES.c.version.desc())
+    )
+    return [ActionTypeInfo.from_row(r) for r in rows]
+
+
+@strawberry.type(description="A recorded low-carbon action.")
+class ActionRecord:
+    id: strawberry.ID
+    action_type: str
+    units: int
+    occurred_on: date
+    status: str
+    source: str
+    credits: int
+    avoided_grams: int
+    external_id: str | None
+    created_at: datetime
+
+
+@strawberry.type(description="One append-only entry of a credits ledger.")
+class CreditEntry:
+    id: strawberry.ID
+    kind: str = strawberry.field(description="GRANT, REVERSAL, REDEMPTION or EXPIRY.")
+    amount: int
+    note: str | None
+    created_at: datetime
+
+
+@strawberry.type(description="A person's credits: the balance is the sum of the ledger.")
+class Credits:
+    balance: int
+    individual_id: strawberry.Private[int]
+
+    @strawberry.field(description="Newest first; `after` is an entry ID's cursor.")
+    async def ledger(
+        self, info: strawberry.Info, first: int = 20, after: str | None = None
+    ) -> list[CreditEntry]:
+        first = max(0, min(first, info.context.settings.max_page_size))
+        select = sa.select(service.CE).where(service.CE.c.individual_id == self.individual_id)
+        if after:
+            select = select.where(service.CE.c.id < decode_global_id(after, ["CreditEntry"])[1])
+        rows = await info.context.db.execute(select.order_by(service.CE.c.id.desc()).limit(first))
+        return [
+            CreditEntry(
+                id=strawberry.ID(to_global_id("CreditEntry", r.id)),
+                kind=r.kind,
+                amount=r.amount,
+                note=r.note,
+                created_at=r.created_at,
+            )
+            for r in rows
+        ]
+
+
+async def credits_of(info: Any, individual_id: int) -> Credits:
+    return Credits(
+        balance=await service.balance(info.context.db, individual_id), individual_id=individual_id
+    )
+
+
+@strawberry.input
+class RecordActionInput:
+    individual_id: strawberry.ID
+    action_type: str = strawberry.field(description="A code from `actionTypes`.")
+    units: int = 1
+    occurred_on: date
+    external_id: str | None = strawberry.field(
+        default=None, description="Idempotency key: a replay changes nothing."
+    )
+
+
+@strawberry.input
+class RecordActionsInput:
+    actions: list[RecordActionInput]
+
+
+@strawberry.type
+class RecordActionsPayload:
+    actions: list[ActionRecord]
+    created_count: int
+    unchanged_count: int
+    user_errors: list[UserError]
+
+
+async def _record(info: Any, items: list[RecordActionInput]) -> RecordActionsPayload:
+    ctx = info.context
+    outcome: dict[str, Any] = {}
+
+    async def action() -> list[Any]:
+        if not items or len(items) > MAX_BATCH:
+            raise MutationFailed.single(
+                ["input", "actions"], UserErrorCode.INVALID, f"Give 1 to {MAX_BATCH} actions."
+            )
+        inputs = []
+        for n, item in enumerate(items):
+            try:
+                _, pk = decode_global_id(item.individual_id, ["Individual"])
+            except Exception as exc:
+                raise MutationFailed.single(
+                    ["input", "actions", str(n), "individualId"],
+                    UserErrorCode.NOT_FOUND,
+                    "individualId is not an Individual ID.",
+                ) from exc
+            inputs.append(
+                service.ActionInput(
+                    pk, item.action_type, item.units, item.occurred_on, item.external_id
+                )
+            )
+        result = await service.record_actions(
+            ctx.db, inputs, today=ctx.today, viewer=ctx.viewer, recorded_by=ctx.viewer.subject
+        )
+        if result.errors:
+            raise MutationFailed(
+                [
+                    UserErrorData(
+                        ["input", "actions", str(e.index), e.field],
+                        e.message,
+                        UserErrorCode(e.code),
+                    )
+                    for e in result.errors
+                ]
+            )
+        outcome["created"], outcome["unchanged"] = len(result.created), len(result.unchanged)
+        ids = result.created + result.unchanged
+        rows = (
+            list(
+                await ctx.db.execute(
+                    sa.select(service.AR, ACTION_TYPES.c.code)
+                    .join(ACTION_TYPES, ACTION_TYPES.c.id == service.AR.c.action_type_id)
+                    .where(service.AR.c.id.in_(ids))
+                    .order_by(service.AR.c.id)
+                )
+            )
+            if len(ids) <= 1000
+            else []
+        )
+        return rows
+
+    rows, errors = await run_mutation(info, action)
+    return RecordActionsPayload(
+        actions=[
+            ActionRecord(
+                id=strawberry.ID(to_global_id("ActionRecord", r.id)),
+                action_type=r.code,
+                units=r.units,
+                occurred_on=r.occurred_on,
+                status=r.status,
+                source=r.source,
+                credits=r.credits,
+                avoided_grams=r.avoided_g,
+                external_id=r.external_id,
+                created_at=r.created_at,
+            )
+            for r in rows or []
+        ],
+        created_count=outcome.get("created", 0),
+        unchanged_count=outcome.get("unchanged", 0),
+        user_errors=errors,
+    )
+
+
+@strawberry.type
+class ActionMutations:
+    @strawberry.mutation(
+        description="Record a low-carbon action for yourself (or, for managers and partner "
+        "services, for someone in their subtree). Approved actions earn credits at once."
+    )
+    async def record_action(
+        self, info: strawberry.Info, input: RecordActionInput
+    ) -> RecordActionsPayload:
+        return await _record(info, [input])
+
+    @strawberry.mutation(
+        description=f"Partner services post verified actions in bulk (up to {MAX_BATCH}), all "
+        "or nothing, idempotent by externalId. Lists the actions when at most 1,000."
+    )
+    async def record_verified_actions(
+        self, info: strawberry.Info, input: RecordActionsInput
+    ) -> RecordActionsPayload:
+        return await _record(info, input.actions)
