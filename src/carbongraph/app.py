@@ -8,6 +8,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
+
+# Strawberry's HTTP layer (cross_web ships with strawberry-graphql >= 0.340).
+from cross_web import FormData, HTTPException
+from cross_web.request._starlette import StarletteRequestAdapter
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -18,11 +22,6 @@ from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
-
-try:  # strawberry >= 0.28x moved it into cross_web
-    from cross_web import HTTPException
-except ImportError:  # pragma: no cover
-    from strawberry.http.exceptions import HTTPException  # type: ignore[no-redef]
 
 from carbongraph import migrate
 from carbongraph.authz import InvalidToken, Principal, TokenVerifier
@@ -37,6 +36,10 @@ log = logging.getLogger("carbongraph")
 
 class DatabaseNotMigrated(RuntimeError):
     pass
+
+
+PREFLIGHT_HEADERS = ("x-carbongraph-preflight", "apollo-require-preflight")
+MAX_UPLOAD_BYTES = 6 * 1024 * 1024
 
 
 def _error_response(
@@ -56,6 +59,14 @@ def _error_response(
         media_type=f"{media_type}; charset=utf-8",
         headers=headers,
     )
+
+
+class UploadAwareRequestAdapter(StarletteRequestAdapter):
+    """Starlette caps a multipart part at 1 MB; evidence photos may be 5 MB (checked later)."""
+
+    async def get_form_data(self) -> FormData:
+        form = await self._request.form(max_part_size=MAX_UPLOAD_BYTES + 1024)
+        return FormData(files=form, form=form)
 
 
 class GraphQLEndpoint(GraphQL):
@@ -79,11 +90,14 @@ class GraphQLEndpoint(GraphQL):
     GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
     JSON = "application/json"
 
+    request_adapter_class = UploadAwareRequestAdapter
+
     def __init__(self, settings: Settings, engine_ref: dict[str, Any], **kwargs: Any) -> None:
         super().__init__(
             default_schema,
             graphql_ide="graphiql" if not settings.is_production else None,
             allow_queries_via_get=True,
+            multipart_uploads_enabled=True,  # only with the preflight header (see _handle)
             **kwargs,
         )
         self.settings = settings
@@ -224,7 +238,18 @@ class GraphQLEndpoint(GraphQL):
                 f"or {self.JSON}.",
                 ErrorCode.BAD_USER_INPUT,
             )
-        if request.method == "POST" and (
+        content_type = request.headers.get("content-type") or ""
+        if request.method == "POST" and content_type.lower().startswith("multipart/form-data"):
+            # File uploads (GraphQL multipart request spec). A browser cannot send a custom
+            # header cross-site without a CORS preflight, so requiring one stops CSRF.
+            if not any(request.headers.get(h) for h in PREFLIGHT_HEADERS):
+                return _error_response(
+                    400,
+                    "Multipart requests need the 'X-Carbongraph-Preflight: 1' header.",
+                    ErrorCode.BAD_USER_INPUT,
+                    media_type=error_media,
+                )
+        elif request.method == "POST" and (
             problem := self._unsupported_content_type(request.headers.get("content-type"))
         ):
             return _error_response(415, problem, ErrorCode.BAD_USER_INPUT, media_type=error_media)
@@ -276,6 +301,8 @@ class GraphQLEndpoint(GraphQL):
             for name in ("variables", "extensions"):
                 if data.get(name) == "":
                     data[name] = None
+        elif (request.content_type or "").startswith("multipart/form-data"):
+            data = await self.parse_multipart(request)  # uploads: preflight checked in _handle
         else:
             data = self.parse_json(await request.get_body())  # 400 when not JSON
             if not isinstance(data, dict):

@@ -17,13 +17,14 @@ import sqlalchemy as sa
 from carbongraph.accounting.rollup import VIA_EMPLOYEES, Attribution, TotalsDelta
 from carbongraph.actions.catalog import Catalog
 from carbongraph.authz import Role, Target, Viewer, individual_path
-from carbongraph.models import ActionRecordRow, CreditEntry, Household, Individual
+from carbongraph.models import ActionRecordRow, CreditEntry, Evidence, Household, Individual
 from carbongraph.models.base import utcnow
 
 AR = ActionRecordRow.__table__
 CE = CreditEntry.__table__
 I = Individual.__table__  # noqa: E741
 H = Household.__table__
+EV = Evidence.__table__
 
 
 @dataclass
@@ -33,6 +34,7 @@ class ActionInput:
     units: int
     occurred_on: date
     external_id: str | None = None
+    evidence_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -156,6 +158,24 @@ async def record_actions(
         if row[3] == "SELF":
             self_used[(row[0], row[1], row[2])] += int(row[4])
 
+    evidence_ids = [inputs[n].evidence_id for n in fresh if inputs[n].evidence_id is not None]
+    evidence: dict[int, Any] = {}
+    used_evidence: set[int] = set()
+    if evidence_ids:
+        evidence = {
+            r.id: r
+            for r in await db.execute(
+                sa.select(EV.c.id, EV.c.individual_id).where(EV.c.id.in_(evidence_ids))
+            )
+        }
+        used_evidence = set(
+            (
+                await db.execute(
+                    sa.select(AR.c.evidence_id).where(AR.c.evidence_id.in_(evidence_ids))
+                )
+            ).scalars()
+        )
+
     rows = []
     for n in fresh:
         item, action = inputs[n], actions[n]
@@ -184,9 +204,25 @@ async def record_actions(
             continue
         key = (item.individual_id, action.id, item.occurred_on)
         source = "PARTNER" if partner else "SELF"
-        if action.evidence == "PHOTO":
-            fail(n, "evidence", "EVIDENCE_REQUIRED", f"{action.code} needs a photo")
-            continue
+        status = "APPROVED"
+        if action.evidence == "PHOTO" and source == "SELF":
+            photo = evidence.get(item.evidence_id) if item.evidence_id is not None else None
+            if item.evidence_id is None:
+                fail(n, "evidenceId", "EVIDENCE_REQUIRED", f"{action.code} needs a photo")
+                continue
+            if photo is None or photo.individual_id != item.individual_id:
+                fail(
+                    n,
+                    "evidenceId",
+                    "INVALID_EVIDENCE",
+                    "no such photo was uploaded for this person",
+                )
+                continue
+            if item.evidence_id in used_evidence:
+                fail(n, "evidenceId", "DUPLICATE_EVIDENCE", "this photo has already been used")
+                continue
+            used_evidence.add(item.evidence_id)
+            status = "PENDING"  # a community manager decides
         if (
             action.evidence == "PARTNER"
             and source == "SELF"
@@ -219,15 +255,16 @@ async def record_actions(
                     "action_type_id": action.id,
                     "units": item.units,
                     "occurred_on": item.occurred_on,
-                    "status": "APPROVED",
+                    "status": status,
                     "source": source,
                     "external_id": item.external_id,
                     "credits": item.units * action.credits_per_unit,
                     "avoided_g": item.units * action.avoided_g_per_unit,
                     "household_id": attribution.household_on(item.individual_id, item.occurred_on),
+                    "evidence_id": item.evidence_id if status == "PENDING" else None,
                     "recorded_by": recorded_by,
-                    "decided_by": "auto",
-                    "decided_at": utcnow(),
+                    "decided_by": "auto" if status == "APPROVED" else None,
+                    "decided_at": utcnow() if status == "APPROVED" else None,
                     "created_at": utcnow(),
                 },
             )
@@ -235,8 +272,6 @@ async def record_actions(
     if result.errors:
         return result
 
-    delta = TotalsDelta()
-    entries = []
     values_list = [values for _, values in rows]
     ids: list[int] = []
     for start in range(0, len(values_list), 5000):
@@ -245,16 +280,31 @@ async def record_actions(
             values_list[start : start + 5000],
         )
         ids.extend(inserted.scalars().all())
-    for (n, values), pk in zip(rows, ids, strict=True):
-        result.created.append(pk)
+    result.created.extend(ids)
+    approved = [
+        ({**values, "id": pk}, actions[n])
+        for (n, values), pk in zip(rows, ids, strict=True)
+        if values["status"] == "APPROVED"
+    ]
+    await grant(db, approved, attribution, recorded_by)
+    return result
+
+
+async def grant(
+    db: Any, approved: list[tuple[dict[str, Any], Any]], attribution: Attribution, by: str | None
+) -> None:
+    """Credits and reductions of approved actions: ledger entries, then the roll-up."""
+    delta = TotalsDelta()
+    entries = []
+    for values, action in approved:
         entries.append(
             {
                 "individual_id": values["individual_id"],
                 "kind": "GRANT",
                 "amount": values["credits"],
-                "action_record_id": pk,
-                "note": inputs[n].action_type,
-                "created_by": recorded_by,
+                "action_record_id": values["id"],
+                "note": action.code,
+                "created_by": by,
                 "created_at": utcnow(),
             }
         )
@@ -263,7 +313,7 @@ async def record_actions(
             values["individual_id"],
             values["occurred_on"],
             values["household_id"],
-            actions[n],
+            action,
         ):
             delta.add_reduction(
                 targets, values["occurred_on"], scope, category, values["avoided_g"]
@@ -271,7 +321,6 @@ async def record_actions(
     for start in range(0, len(entries), 5000):
         await db.execute(sa.insert(CE), entries[start : start + 5000])
     await delta.flush(db)
-    return result
 
 
 async def balance(db: Any, individual_id: int) -> int:

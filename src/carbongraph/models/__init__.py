@@ -10,7 +10,7 @@ from carbongraph.models.accounting import (
     PopulationChange,
 )
 from carbongraph.models.actions import ActionRecord as ActionRecordRow
-from carbongraph.models.actions import ActionType, CreditEntry
+from carbongraph.models.actions import ActionType, CreditEntry, Evidence
 from carbongraph.models.hierarchy import (
     Community,
     Employment,
@@ -31,6 +31,7 @@ __all__ = [
     "EmissionFactor",
     "Employment",
     "Enterprise",
+    "Evidence",
     "FootprintTotal",
     "Household",
     "HouseholdMembership",

@@ -60,6 +60,7 @@ class ActionRecord(SQLModel, table=True):
     credits: int
     avoided_g: int = Field(sa_column=sa.Column(sa.BigInteger(), nullable=False))
     household_id: int | None = None
+    evidence_id: int | None = Field(default=None)
     reason: str | None = Field(default=None, max_length=500)
     decided_by: str | None = Field(default=None, max_length=256)
     decided_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
@@ -83,4 +84,22 @@ class CreditEntry(SQLModel, table=True):
     action_record_id: int | None = Field(default=None)
     note: str | None = Field(default=None, max_length=500)
     created_by: str | None = Field(default=None, max_length=256)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+
+
+class Evidence(SQLModel, table=True):
+    """An uploaded photo. Its SHA-256 is unique: the same photo never earns twice."""
+
+    __tablename__ = "evidence"
+
+    id: int | None = Field(
+        default=None, sa_column=sa.Column(BIGINT, primary_key=True, autoincrement=True)
+    )
+    sha256: str = Field(max_length=64, unique=True)
+    content_type: str = Field(max_length=32)
+    size_bytes: int
+    storage_key: str = Field(max_length=200)
+    captured_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
+    individual_id: int = Field(foreign_key="individual.id")
+    uploaded_by: str | None = Field(default=None, max_length=256)
     created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from enum import Enum
 from typing import Any
 
 import sqlalchemy as sa
 import strawberry
+from strawberry.file_uploads import Upload
 
+from carbongraph import evidence as photos
 from carbongraph.actions import record as service
+from carbongraph.actions import review
 from carbongraph.actions.catalog import A as ACTION_TYPES
-from carbongraph.errors import MutationFailed, UserErrorCode, UserErrorData
+from carbongraph.authz import Target
+from carbongraph.errors import Forbidden, MutationFailed, UserErrorCode, UserErrorData
 from carbongraph.schema.common import UserError
 from carbongraph.schema.mutation_support import run_mutation
 from carbongraph.schema.relay import decode_global_id, to_global_id
@@ -68,9 +73,18 @@ async def action_types(info: strawberry.Info) -> list[ActionTypeInfo]:
     return [ActionTypeInfo.from_row(r) for r in rows]
 
 
+@strawberry.type(description="An uploaded photo.")
+class EvidenceInfo:
+    id: strawberry.ID
+    sha256: str
+    content_type: str
+    captured_at: datetime | None = strawberry.field(description="EXIF capture time, if any.")
+
+
 @strawberry.type(description="A recorded low-carbon action.")
 class ActionRecord:
     id: strawberry.ID
+    individual_id: strawberry.ID
     action_type: str
     units: int
     occurred_on: date
@@ -79,7 +93,35 @@ class ActionRecord:
     credits: int
     avoided_grams: int
     external_id: str | None
+    reason: str | None
     created_at: datetime
+    evidence: EvidenceInfo | None = None
+
+    @classmethod
+    def from_row(cls, r: Any) -> ActionRecord:
+        photo = None
+        if getattr(r, "sha256", None):
+            photo = EvidenceInfo(
+                id=strawberry.ID(to_global_id("Evidence", r.evidence_id)),
+                sha256=r.sha256,
+                content_type=r.content_type,
+                captured_at=r.captured_at,
+            )
+        return cls(
+            id=strawberry.ID(to_global_id("ActionRecord", r.id)),
+            individual_id=strawberry.ID(to_global_id("Individual", r.individual_id)),
+            action_type=r.code,
+            units=r.units,
+            occurred_on=r.occurred_on,
+            status=r.status,
+            source=r.source,
+            credits=r.credits,
+            avoided_grams=r.avoided_g,
+            external_id=r.external_id,
+            reason=r.reason,
+            created_at=r.created_at,
+            evidence=photo,
+        )
 
 
 @strawberry.type(description="One append-only entry of a credits ledger.")
@@ -132,6 +174,9 @@ class RecordActionInput:
     external_id: str | None = strawberry.field(
         default=None, description="Idempotency key: a replay changes nothing."
     )
+    evidence_id: strawberry.ID | None = strawberry.field(
+        default=None, description="An uploaded photo, for actions that need one."
+    )
 
 
 @strawberry.input
@@ -145,6 +190,19 @@ class RecordActionsPayload:
     created_count: int
     unchanged_count: int
     user_errors: list[UserError]
+
+
+def _evidence_pk(value: strawberry.ID | None, index: int) -> int | None:
+    if value is None:
+        return None
+    try:
+        return decode_global_id(value, ["Evidence"])[1]
+    except Exception as exc:
+        raise MutationFailed.single(
+            ["input", "actions", str(index), "evidenceId"],
+            UserErrorCode.INVALID_EVIDENCE,
+            "evidenceId is not an Evidence ID.",
+        ) from exc
 
 
 async def _record(info: Any, items: list[RecordActionInput]) -> RecordActionsPayload:
@@ -168,7 +226,12 @@ async def _record(info: Any, items: list[RecordActionInput]) -> RecordActionsPay
                 ) from exc
             inputs.append(
                 service.ActionInput(
-                    pk, item.action_type, item.units, item.occurred_on, item.external_id
+                    pk,
+                    item.action_type,
+                    item.units,
+                    item.occurred_on,
+                    item.external_id,
+                    _evidence_pk(item.evidence_id, n),
                 )
             )
         result = await service.record_actions(
@@ -190,8 +253,15 @@ async def _record(info: Any, items: list[RecordActionInput]) -> RecordActionsPay
         rows = (
             list(
                 await ctx.db.execute(
-                    sa.select(service.AR, ACTION_TYPES.c.code)
+                    sa.select(
+                        service.AR,
+                        ACTION_TYPES.c.code,
+                        service.EV.c.sha256,
+                        service.EV.c.content_type,
+                        service.EV.c.captured_at,
+                    )
                     .join(ACTION_TYPES, ACTION_TYPES.c.id == service.AR.c.action_type_id)
+                    .outerjoin(service.EV, service.EV.c.id == service.AR.c.evidence_id)
                     .where(service.AR.c.id.in_(ids))
                     .order_by(service.AR.c.id)
                 )
@@ -203,29 +273,147 @@ async def _record(info: Any, items: list[RecordActionInput]) -> RecordActionsPay
 
     rows, errors = await run_mutation(info, action)
     return RecordActionsPayload(
-        actions=[
-            ActionRecord(
-                id=strawberry.ID(to_global_id("ActionRecord", r.id)),
-                action_type=r.code,
-                units=r.units,
-                occurred_on=r.occurred_on,
-                status=r.status,
-                source=r.source,
-                credits=r.credits,
-                avoided_grams=r.avoided_g,
-                external_id=r.external_id,
-                created_at=r.created_at,
-            )
-            for r in rows or []
-        ],
+        actions=[ActionRecord.from_row(r) for r in rows or []],
         created_count=outcome.get("created", 0),
         unchanged_count=outcome.get("unchanged", 0),
         user_errors=errors,
     )
 
 
+@strawberry.input
+class UploadEvidenceInput:
+    individual_id: strawberry.ID
+    file: Upload = strawberry.field(description="JPEG, PNG or WebP, at most 5 MB.")
+
+
+@strawberry.type
+class UploadEvidencePayload:
+    evidence: EvidenceInfo | None
+    user_errors: list[UserError]
+
+
+@strawberry.enum
+class ReviewDecision(Enum):
+    APPROVE = "APPROVE"
+    REJECT = "REJECT"
+
+
+@strawberry.input
+class ReviewActionInput:
+    action_id: strawberry.ID
+    decision: ReviewDecision
+    reason: str | None = strawberry.field(default=None, description="Required to reject.")
+
+
+@strawberry.type
+class ReviewActionPayload:
+    action: ActionRecord | None
+    user_errors: list[UserError]
+
+
+async def _action_row(db: Any, pk: int) -> Any:
+    return (
+        await db.execute(
+            sa.select(
+                service.AR,
+                ACTION_TYPES.c.code,
+                service.EV.c.sha256,
+                service.EV.c.content_type,
+                service.EV.c.captured_at,
+            )
+            .join(ACTION_TYPES, ACTION_TYPES.c.id == service.AR.c.action_type_id)
+            .outerjoin(service.EV, service.EV.c.id == service.AR.c.evidence_id)
+            .where(service.AR.c.id == pk)
+        )
+    ).one()
+
+
+async def review_queue(
+    info: Any,
+    community_id: strawberry.ID,
+    status: str,
+    action_type: str | None,
+    first: int,
+    after: str | None,
+) -> list[ActionRecord]:
+    from carbongraph.schema.hierarchy import CommunityNode
+
+    community = await CommunityNode.fetch(info, decode_global_id(community_id, ["Community"])[1])
+    if not info.context.viewer.can_manage(Target((community.path,))):
+        raise Forbidden("Only the community's managers see its review queue.")
+    after_pk = decode_global_id(after, ["ActionRecord"])[1] if after else None
+    first = max(0, min(first, info.context.settings.max_page_size))
+    rows = await info.context.db.execute(
+        review.queue_statement(community.path, status, action_type, after_pk, first)
+    )
+    return [ActionRecord.from_row(r) for r in rows]
+
+
 @strawberry.type
 class ActionMutations:
+    @strawberry.mutation(
+        description="Upload a photo of an action (GraphQL multipart request; send the "
+        "'X-Carbongraph-Preflight: 1' header). The same photo is accepted once, ever."
+    )
+    async def upload_evidence(
+        self, info: strawberry.Info, input: UploadEvidenceInput
+    ) -> UploadEvidencePayload:
+        ctx = info.context
+
+        async def action() -> Any:
+            try:
+                _, pk = decode_global_id(input.individual_id, ["Individual"])
+            except Exception as exc:
+                raise MutationFailed.single(
+                    ["input", "individualId"],
+                    UserErrorCode.NOT_FOUND,
+                    "individualId is not an Individual ID.",
+                ) from exc
+            from carbongraph.services.hierarchy import load_target
+
+            person = await load_target(
+                ctx, "Individual", pk, ["input", "individualId"], manage=False
+            )
+            data = await input.file.read(photos.MAX_BYTES + 1)
+            store = photos.store_from_env()
+            return await review.upload_evidence(ctx.db, ctx.viewer, person.target, pk, data, store)
+
+        row, errors = await run_mutation(info, action)
+        evidence = None
+        if row is not None:
+            evidence = EvidenceInfo(
+                id=strawberry.ID(to_global_id("Evidence", row.id)),
+                sha256=row.sha256,
+                content_type=row.content_type,
+                captured_at=row.captured_at,
+            )
+        return UploadEvidencePayload(evidence=evidence, user_errors=errors)
+
+    @strawberry.mutation(description="A community manager approves or rejects a pending action.")
+    async def review_action(
+        self, info: strawberry.Info, input: ReviewActionInput
+    ) -> ReviewActionPayload:
+        ctx = info.context
+
+        async def action() -> Any:
+            try:
+                _, pk = decode_global_id(input.action_id, ["ActionRecord"])
+            except Exception as exc:
+                raise MutationFailed.single(
+                    ["input", "actionId"],
+                    UserErrorCode.NOT_FOUND,
+                    "actionId is not an ActionRecord ID.",
+                ) from exc
+            await review.review_action(
+                ctx.db, ctx.viewer, pk, input.decision is ReviewDecision.APPROVE, input.reason
+            )
+            return await _action_row(ctx.db, pk)
+
+        row, errors = await run_mutation(info, action)
+        return ReviewActionPayload(
+            action=ActionRecord.from_row(row) if row else None, user_errors=errors
+        )
+
     @strawberry.mutation(
         description="Record a low-carbon action for yourself (or, for managers and partner "
         "services, for someone in their subtree). Approved actions earn credits at once."

@@ -166,6 +166,18 @@ class Query:
     async def action_types(self, info: strawberry.Info) -> list[ActionTypeInfo]:
         return await actions.action_types(info)
 
+    @strawberry.field(description="Actions of a community awaiting (or past) a decision.")
+    async def action_review_queue(
+        self,
+        info: strawberry.Info,
+        community_id: strawberry.ID,
+        status: str = "PENDING",
+        action_type: str | None = None,
+        first: int = 20,
+        after: str | None = None,
+    ) -> list[actions.ActionRecord]:
+        return await actions.review_queue(info, community_id, status, action_type, first, after)
+
     @strawberry.field(description="The activity types that can be recorded.")
     def activity_types(self) -> list[ActivityTypeInfo]:
         return activity_types()

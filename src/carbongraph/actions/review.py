@@ -1,0 +1,134 @@
+"""Evidence uploads and the community manager's decisions on pending actions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from carbongraph import evidence as photos
+from carbongraph.accounting.rollup import Attribution
+from carbongraph.actions.catalog import A
+from carbongraph.actions.record import AR, EV, H, grant
+from carbongraph.authz import Access, Target, Viewer
+from carbongraph.errors import MutationFailed, UserErrorCode
+from carbongraph.models.base import utcnow
+
+
+async def upload_evidence(
+    db: Any,
+    viewer: Viewer,
+    target: Target,
+    individual_id: int,
+    data: bytes,
+    store: photos.EvidenceStore,
+) -> Any:
+    """Check, dedupe and store a photo for ``individual_id``; the row, or MutationFailed."""
+    if not viewer.can_record_activity(target):
+        raise MutationFailed.single(
+            ["input", "individualId"],
+            UserErrorCode.FORBIDDEN,
+            "You may not upload evidence for this person.",
+        )
+    try:
+        checked = photos.check(data)
+    except photos.EvidenceError as exc:
+        raise MutationFailed.single(
+            ["input", "file"], UserErrorCode.INVALID_EVIDENCE, str(exc)
+        ) from exc
+    if await db.scalar(sa.select(EV.c.id).where(EV.c.sha256 == checked.sha256)) is not None:
+        raise MutationFailed.single(
+            ["input", "file"],
+            UserErrorCode.DUPLICATE_EVIDENCE,
+            "This photo has been submitted before.",
+        )
+    key = f"{checked.sha256}.{checked.content_type.split('/')[1]}"
+    try:
+        await store.put(key, data, checked.content_type)
+    except OSError as exc:  # e.g. a full disk: nothing is recorded, nothing earns
+        raise MutationFailed.single(
+            ["input", "file"],
+            UserErrorCode.INVALID_EVIDENCE,
+            "The photo could not be stored; try again later.",
+        ) from exc
+    pk = (
+        await db.execute(
+            sa.insert(EV)
+            .values(
+                sha256=checked.sha256,
+                content_type=checked.content_type,
+                size_bytes=checked.size,
+                storage_key=key,
+                captured_at=checked.captured_at,
+                individual_id=individual_id,
+                uploaded_by=viewer.subject,
+                created_at=utcnow(),
+            )
+            .returning(EV.c.id)
+        )
+    ).scalar_one()
+    return (await db.execute(sa.select(EV).where(EV.c.id == pk))).one()
+
+
+async def review_action(
+    db: Any, viewer: Viewer, action_id: int, approve: bool, reason: str | None
+) -> Any:
+    row = (await db.execute(sa.select(AR).where(AR.c.id == action_id))).first()
+    path = None
+    if row is not None and row.household_id is not None:
+        path = await db.scalar(sa.select(H.c.path).where(H.c.id == row.household_id))
+    target = Target((path,)) if path else Target(())
+    if row is None or viewer.access(target) is Access.NONE:
+        raise MutationFailed.single(
+            ["input", "actionId"], UserErrorCode.NOT_FOUND, "No such action."
+        )
+    if not viewer.can_manage(target):
+        raise MutationFailed.single(
+            ["input", "actionId"],
+            UserErrorCode.FORBIDDEN,
+            "Only the community's managers decide on this action.",
+        )
+    if row.status != "PENDING":
+        raise MutationFailed.single(
+            ["input", "actionId"],
+            UserErrorCode.INVALID,
+            f"The action is already {row.status.lower()}.",
+        )
+    reason = (reason or "").strip() or None
+    if not approve and reason is None:
+        raise MutationFailed.single(
+            ["input", "reason"], UserErrorCode.REQUIRED, "Say why the action is rejected."
+        )
+    now = utcnow()
+    await db.execute(
+        sa.update(AR)
+        .where(AR.c.id == action_id, AR.c.status == "PENDING")
+        .values(
+            status="APPROVED" if approve else "REJECTED",
+            reason=reason,
+            decided_by=viewer.subject,
+            decided_at=now,
+        )
+    )
+    if approve:
+        action = (await db.execute(sa.select(A).where(A.c.id == row.action_type_id))).one()
+        attribution = await Attribution.load(db, [row.individual_id], [])
+        await grant(db, [(dict(row._mapping), action)], attribution, viewer.subject)
+    return (await db.execute(sa.select(AR).where(AR.c.id == action_id))).one()
+
+
+def queue_statement(
+    community_path: str, status: str, action_type: str | None, after: int | None, first: int
+) -> sa.Select[Any]:
+    select = (
+        sa.select(AR, A.c.code, EV.c.sha256, EV.c.content_type, EV.c.captured_at)
+        .join(A, A.c.id == AR.c.action_type_id)
+        .join(H, H.c.id == AR.c.household_id)
+        .outerjoin(EV, EV.c.id == AR.c.evidence_id)
+        .where(H.c.path.startswith(community_path, autoescape=False), AR.c.status == status)
+    )
+    if action_type:
+        select = select.where(A.c.code == action_type)
+    if after is not None:
+        select = select.where(AR.c.id > after)
+    return select.order_by(AR.c.id).limit(first)

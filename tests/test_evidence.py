@@ -1,0 +1,165 @@
+"""Photo evidence: upload (multipart), review, credits on approval only, dedupe, bad files."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from PIL import Image
+
+from tests.world import build_world, gid
+
+UPLOAD = """mutation($input: UploadEvidenceInput!) { uploadEvidence(input: $input) {
+  evidence { id sha256 contentType capturedAt } userErrors { field code message } } }"""
+
+
+def jpeg(color: tuple[int, int, int], taken: str | None = "2025:06:01 12:30:00") -> bytes:
+    image = Image.new("RGB", (16, 16), color)
+    exif = image.getexif()
+    if taken:
+        exif.get_ifd(0x8769)[36867] = taken
+    out = io.BytesIO()
+    image.save(out, "JPEG", exif=exif)
+    return out.getvalue()
+
+
+async def upload(
+    api,
+    subject: str,
+    individual: str,
+    data: bytes,
+    *,
+    preflight: bool = True,
+    name: str = "plate.jpg",
+):
+    headers = {"Authorization": f"Bearer {api.token(subject)}"}
+    if preflight:
+        headers["X-Carbongraph-Preflight"] = "1"
+    operations = {
+        "query": UPLOAD,
+        "variables": {"input": {"individualId": individual, "file": None}},
+    }
+    return await api.client.post(
+        "/graphql",
+        headers=headers,
+        data={
+            "operations": json.dumps(operations),
+            "map": json.dumps({"0": ["variables.input.file"]}),
+        },
+        files={"0": (name, data, "image/jpeg")},
+    )
+
+
+@pytest.fixture(autouse=True)
+def evidence_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("CARBONGRAPH_EVIDENCE_DIR", str(tmp_path / "evidence"))
+    return tmp_path / "evidence"
+
+
+async def test_clean_plate_photo_flow(engine, api, evidence_dir):
+    world = await build_world(engine)
+    community = world.a.communities[0]
+    home = world.a.households[community][0]
+    student = gid("Individual", world.a.members[home][0])
+    photo = jpeg((200, 30, 30))
+
+    # 1. The student uploads a clean-plate photo and records the action: pending.
+    response = await upload(api, "resident-a", student, photo)
+    payload = response.json()["data"]["uploadEvidence"]
+    assert payload["userErrors"] == []
+    evidence = payload["evidence"]
+    assert evidence["contentType"] == "image/jpeg"
+    assert evidence["capturedAt"].startswith("2025-06-01T12:30:00")
+    assert len(list(evidence_dir.rglob("*.jpeg"))) == 1
+    record = """mutation($a: RecordActionInput!) { recordAction(input: $a) {
+      actions { id status credits evidence { sha256 } } userErrors { code } } }"""
+    body = await api.gql(
+        record,
+        {
+            "a": {
+                "individualId": student,
+                "actionType": "CLEAN_PLATE",
+                "occurredOn": "2025-06-01",
+                "evidenceId": evidence["id"],
+            }
+        },
+        subject="resident-a",
+    )
+    assert body["data"]["recordAction"]["userErrors"] == [], body
+    action = body["data"]["recordAction"]["actions"][0]
+    assert action["status"] == "PENDING" and action["evidence"]["sha256"] == evidence["sha256"]
+    balance = (
+        "query($i: ID!) { individual(id: $i) { credits { balance ledger { kind amount note } } } }"
+    )
+    body = await api.gql(balance, {"i": student}, subject="resident-a")
+    assert body["data"]["individual"]["credits"]["balance"] == 0  # nothing before approval
+
+    # 2. The community manager sees it in the queue and approves it.
+    queue = """query($c: ID!) { actionReviewQueue(communityId: $c) { id actionType status } }"""
+    body = await api.gql(queue, {"c": gid("Community", community)}, subject="cm-a0")
+    assert [a["id"] for a in body["data"]["actionReviewQueue"]] == [action["id"]]
+    denied = await api.gql(
+        queue, {"c": gid("Community", community)}, subject="resident-a", allow_errors=True
+    )
+    assert denied["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    review = """mutation($id: ID!, $d: ReviewDecision!) { reviewAction(input: {actionId: $id,
+      decision: $d}) { action { status credits } userErrors { code } } }"""
+    body = await api.gql(review, {"id": action["id"], "d": "APPROVE"}, subject="cm-a0")
+    assert body["data"]["reviewAction"] == {
+        "action": {"status": "APPROVED", "credits": 200},
+        "userErrors": [],
+    }
+    again = await api.gql(review, {"id": action["id"], "d": "APPROVE"}, subject="cm-a0")
+    assert again["data"]["reviewAction"]["userErrors"] == [{"code": "INVALID"}]
+
+    # 3. 200 credits, and the community's Scope 3+ reductions grow by the catalog's 200 g.
+    body = await api.gql(balance, {"i": student}, subject="resident-a")
+    credits = body["data"]["individual"]["credits"]
+    assert credits["balance"] == 200
+    assert credits["ledger"] == [{"kind": "GRANT", "amount": 200, "note": "CLEAN_PLATE"}]
+    body = await api.gql(
+        "query($c: ID!) { community(id: $c) { reductions(period: {year: 2025}) { scope3Plus } } }",
+        {"c": gid("Community", community)},
+        subject="cm-a0",
+    )
+    assert body["data"]["community"]["reductions"]["scope3Plus"] == 200
+
+    # 4. The same photo again is refused, whoever sends it.
+    response = await upload(api, "cm-a0", student, photo)
+    assert (
+        response.json()["data"]["uploadEvidence"]["userErrors"][0]["code"] == "DUPLICATE_EVIDENCE"
+    )
+
+
+async def test_bad_files_and_missing_preflight(engine, api, evidence_dir):
+    world = await build_world(engine)
+    student = gid("Individual", world.a.members[world.a.households[world.a.communities[0]][0]][0])
+    response = await upload(api, "resident-a", student, b"%PDF-1.4 not an image")
+    assert response.json()["data"]["uploadEvidence"]["userErrors"][0]["code"] == "INVALID_EVIDENCE"
+    huge = b"\xff\xd8\xff" + b"\0" * (5 * 1024 * 1024)
+    response = await upload(api, "resident-a", student, huge)
+    assert response.json()["data"]["uploadEvidence"]["userErrors"][0]["code"] == "INVALID_EVIDENCE"
+    response = await upload(api, "resident-a", student, jpeg((1, 2, 3)), preflight=False)
+    assert response.status_code == 400  # CSRF: multipart needs the preflight header
+    assert not evidence_dir.exists() or not list(evidence_dir.rglob("*.jpeg"))
+    # A photo action without a photo, and someone else's photo.
+    record = """mutation($a: RecordActionInput!) { recordAction(input: $a) {
+      userErrors { code } } }"""
+    body = await api.gql(
+        record,
+        {"a": {"individualId": student, "actionType": "CLEAN_PLATE", "occurredOn": "2025-06-01"}},
+        subject="resident-a",
+    )
+    assert body["data"]["recordAction"]["userErrors"] == [{"code": "EVIDENCE_REQUIRED"}]
+
+
+async def test_a_full_disk_fails_cleanly_and_grants_nothing(engine, api, evidence_dir):
+    world = await build_world(engine)
+    student = gid("Individual", world.a.members[world.a.households[world.a.communities[0]][0]][0])
+    evidence_dir.parent.mkdir(parents=True, exist_ok=True)
+    evidence_dir.write_text("not a directory")  # every write under it fails like a full disk
+    response = await upload(api, "resident-a", student, jpeg((9, 9, 9)))
+    payload = response.json()["data"]["uploadEvidence"]
+    assert payload["evidence"] is None
+    assert payload["userErrors"][0]["code"] == "INVALID_EVIDENCE"
