@@ -10,7 +10,7 @@ from carbongraph.models.accounting import (
     PopulationChange,
 )
 from carbongraph.models.actions import ActionRecord as ActionRecordRow
-from carbongraph.models.actions import ActionType, CreditEntry, Evidence
+from carbongraph.models.actions import ActionType, CreditEntry, Evidence, Redemption, Reward
 from carbongraph.models.hierarchy import (
     Community,
     Employment,
@@ -37,6 +37,8 @@ __all__ = [
     "HouseholdMembership",
     "Individual",
     "PopulationChange",
+    "Redemption",
+    "Reward",
     "RoleGrant",
     "metadata",
 ]

@@ -103,3 +103,38 @@ class Evidence(SQLModel, table=True):
     individual_id: int = Field(foreign_key="individual.id")
     uploaded_by: str | None = Field(default=None, max_length=256)
     created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+
+
+class Reward(SQLModel, table=True):
+    """Something a community or enterprise offers for credits, while stock lasts."""
+
+    __tablename__ = "reward"
+
+    id: int | None = Field(default=None, primary_key=True)
+    owner_type: str = Field(max_length=16)  # Community or Enterprise
+    owner_id: int
+    owner_path: str = Field(max_length=512, index=True)
+    name: str = Field(max_length=200)
+    cost_credits: int
+    stock: int
+    valid_from: date
+    valid_to: date | None = None
+    created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+    __table_args__ = (
+        sa.CheckConstraint("stock >= 0", name="stock_not_negative"),
+        sa.CheckConstraint("cost_credits > 0", name="cost_positive"),
+    )
+
+
+class Redemption(SQLModel, table=True):
+    __tablename__ = "redemption"
+
+    id: int | None = Field(
+        default=None, sa_column=sa.Column(BIGINT, primary_key=True, autoincrement=True)
+    )
+    reward_id: int = Field(foreign_key="reward.id")
+    individual_id: int = Field(foreign_key="individual.id")
+    idempotency_key: str = Field(max_length=200, unique=True)
+    credit_entry_id: int
+    created_by: str | None = Field(default=None, max_length=256)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())

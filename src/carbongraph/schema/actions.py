@@ -12,7 +12,7 @@ from strawberry.file_uploads import Upload
 
 from carbongraph import evidence as photos
 from carbongraph.actions import record as service
-from carbongraph.actions import review
+from carbongraph.actions import review, rewards
 from carbongraph.actions.catalog import A as ACTION_TYPES
 from carbongraph.authz import Target
 from carbongraph.errors import Forbidden, MutationFailed, UserErrorCode, UserErrorData
@@ -431,3 +431,171 @@ class ActionMutations:
         self, info: strawberry.Info, input: RecordActionsInput
     ) -> RecordActionsPayload:
         return await _record(info, input.actions)
+
+
+@strawberry.type(description="Something a community or enterprise offers for credits.")
+class RewardInfo:
+    id: strawberry.ID
+    name: str
+    cost_credits: int
+    stock: int
+    valid_from: date
+    valid_to: date | None
+
+    @classmethod
+    def from_row(cls, r: Any) -> RewardInfo:
+        return cls(
+            id=strawberry.ID(to_global_id("Reward", r.id)),
+            name=r.name,
+            cost_credits=r.cost_credits,
+            stock=r.stock,
+            valid_from=r.valid_from,
+            valid_to=r.valid_to,
+        )
+
+
+@strawberry.input
+class CreateRewardInput:
+    owner_id: strawberry.ID = strawberry.field(description="A Community or an Enterprise.")
+    name: str
+    cost_credits: int
+    stock: int
+    valid_from: date
+    valid_to: date | None = None
+
+
+@strawberry.type
+class CreateRewardPayload:
+    reward: RewardInfo | None
+    user_errors: list[UserError]
+
+
+@strawberry.input
+class RedeemRewardInput:
+    reward_id: strawberry.ID
+    idempotency_key: str = strawberry.field(
+        description="Chosen by the client; retrying with it never spends twice."
+    )
+
+
+@strawberry.type
+class Redemption:
+    id: strawberry.ID
+    reward_id: strawberry.ID
+    created_at: datetime
+
+
+@strawberry.type
+class RedeemRewardPayload:
+    redemption: Redemption | None
+    balance: int | None
+    user_errors: list[UserError]
+
+
+async def _owner(info: Any, owner_id: strawberry.ID, field: str) -> tuple[str, int, Any]:
+    from carbongraph.services.hierarchy import load_target
+
+    try:
+        type_name, pk = decode_global_id(owner_id, ["Community", "Enterprise"])
+    except Exception as exc:
+        raise MutationFailed.single(
+            ["input", field],
+            UserErrorCode.NOT_FOUND,
+            f"{field} is not a Community or Enterprise ID.",
+        ) from exc
+    row = await load_target(info.context, type_name, pk, ["input", field], manage=False)
+    return type_name, pk, row
+
+
+async def rewards_of(info: Any, owner_id: strawberry.ID) -> list[RewardInfo]:
+    from carbongraph.schema.hierarchy import NODE_TYPES
+
+    type_name, pk = decode_global_id(owner_id, ["Community", "Enterprise"])
+    await NODE_TYPES[type_name].fetch(info, pk)  # NOT_FOUND / FORBIDDEN for strangers
+    rows = await info.context.db.execute(
+        sa.select(rewards.RW)
+        .where(rewards.RW.c.owner_type == type_name, rewards.RW.c.owner_id == pk)
+        .order_by(rewards.RW.c.id)
+    )
+    return [RewardInfo.from_row(r) for r in rows]
+
+
+@strawberry.type
+class RewardMutations:
+    @strawberry.mutation(description="Offer a reward (managers of the community or enterprise).")
+    async def create_reward(
+        self, info: strawberry.Info, input: CreateRewardInput
+    ) -> CreateRewardPayload:
+        async def action() -> Any:
+            type_name, pk, row = await _owner(info, input.owner_id, "ownerId")
+            if not info.context.viewer.can_manage(Target((row.path,))):
+                raise MutationFailed.single(
+                    ["input", "ownerId"],
+                    UserErrorCode.FORBIDDEN,
+                    "Only its managers offer rewards here.",
+                )
+            return await rewards.create_reward(
+                info.context.db,
+                owner_type=type_name,
+                owner_id=pk,
+                owner_path=row.path,
+                name=input.name,
+                cost_credits=input.cost_credits,
+                stock=input.stock,
+                valid_from=input.valid_from,
+                valid_to=input.valid_to,
+            )
+
+        row, errors = await run_mutation(info, action)
+        return CreateRewardPayload(
+            reward=RewardInfo.from_row(row) if row else None, user_errors=errors
+        )
+
+    @strawberry.mutation(
+        description="Spend your own credits on a reward: atomic, never overdrawn, never "
+        "oversold; the same idempotencyKey returns the same redemption."
+    )
+    async def redeem_reward(
+        self, info: strawberry.Info, input: RedeemRewardInput
+    ) -> RedeemRewardPayload:
+        ctx = info.context
+        viewer = ctx.viewer
+        holder: dict[str, int] = {}
+
+        async def action() -> Any:
+            residents = [g for g in viewer.grants if g.role.value == "RESIDENT"]
+            if len(residents) != 1:
+                raise MutationFailed.single(
+                    ["input"],
+                    UserErrorCode.FORBIDDEN,
+                    "Only the account holder redeems their credits.",
+                )
+            try:
+                _, reward_pk = decode_global_id(input.reward_id, ["Reward"])
+            except Exception as exc:
+                raise MutationFailed.single(
+                    ["input", "rewardId"], UserErrorCode.NOT_FOUND, "rewardId is not a Reward ID."
+                ) from exc
+            holder["id"] = residents[0].node_id
+            return await rewards.redeem(
+                ctx.db,
+                individual_id=residents[0].node_id,
+                reward_id=reward_pk,
+                idempotency_key=input.idempotency_key,
+                home_path=residents[0].path,
+                today=ctx.today,
+                by=viewer.subject,
+            )
+
+        row, errors = await run_mutation(info, action)
+        if row is None:
+            return RedeemRewardPayload(redemption=None, balance=None, user_errors=errors)
+        return RedeemRewardPayload(
+            redemption=Redemption(
+                id=strawberry.ID(to_global_id("Redemption", row.id)),
+                reward_id=strawberry.ID(to_global_id("Reward", row.reward_id)),
+                created_at=row.created_at,
+            ),
+            balance=await service.balance(ctx.db, holder["id"]),
+            user_errors=[],
+        )

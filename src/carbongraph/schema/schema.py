@@ -30,7 +30,7 @@ from carbongraph.schema.accounting import (
     reductions_of,
 )
 from carbongraph.schema.accounting_mutations import AccountingMutations
-from carbongraph.schema.actions import ActionMutations, ActionTypeInfo
+from carbongraph.schema.actions import ActionMutations, ActionTypeInfo, RewardMutations
 from carbongraph.schema.hierarchy import (
     NODE_TYPES,
     CommunityNode,
@@ -178,6 +178,12 @@ class Query:
     ) -> list[actions.ActionRecord]:
         return await actions.review_queue(info, community_id, status, action_type, first, after)
 
+    @strawberry.field(description="Rewards offered by a community or an enterprise.")
+    async def rewards(
+        self, info: strawberry.Info, owner_id: strawberry.ID
+    ) -> list[actions.RewardInfo]:
+        return await actions.rewards_of(info, owner_id)
+
     @strawberry.field(description="The activity types that can be recorded.")
     def activity_types(self) -> list[ActivityTypeInfo]:
         return activity_types()
@@ -218,7 +224,7 @@ def _require_platform(info: strawberry.Info) -> None:
 
 
 @strawberry.type
-class Mutation(HierarchyMutations, AccountingMutations, ActionMutations):
+class Mutation(HierarchyMutations, AccountingMutations, ActionMutations, RewardMutations):
     grant_role = strawberry.mutation(
         resolver=access.grant_role, description="Give a principal a role on a node."
     )

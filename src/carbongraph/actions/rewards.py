@@ -1,0 +1,158 @@
+"""Rewards and atomic redemption.
+
+A redemption locks the person's account row (PostgreSQL ``FOR UPDATE``; SQLite serialises
+writers), checks the balance, takes one unit of stock with a conditional ``UPDATE … WHERE
+stock > 0``, and appends a REDEMPTION entry — in one transaction. Every redemption locks the
+person first and the reward second, so concurrent ones cannot deadlock, the balance never goes
+negative and the stock never goes negative (a CHECK constraint backs the latter). The same
+idempotency key returns the same redemption and never spends twice.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import sqlalchemy as sa
+
+from carbongraph.actions.record import CE, I, balance
+from carbongraph.errors import MutationFailed, UserErrorCode
+from carbongraph.models import Redemption, Reward
+from carbongraph.models.base import utcnow
+
+RW = Reward.__table__
+RD = Redemption.__table__
+
+
+async def create_reward(
+    db: Any,
+    *,
+    owner_type: str,
+    owner_id: int,
+    owner_path: str,
+    name: str,
+    cost_credits: int,
+    stock: int,
+    valid_from: date,
+    valid_to: date | None,
+) -> Any:
+    errors = []
+    if cost_credits <= 0:
+        errors.append((["input", "costCredits"], "costCredits must be positive"))
+    if stock < 0:
+        errors.append((["input", "stock"], "stock must not be negative"))
+    if valid_to is not None and valid_to <= valid_from:
+        errors.append((["input", "validTo"], "validTo must come after validFrom"))
+    if not name.strip():
+        errors.append((["input", "name"], "name must not be blank"))
+    if errors:
+        from carbongraph.errors import UserErrorData
+
+        raise MutationFailed([UserErrorData(f, m, UserErrorCode.INVALID) for f, m in errors])
+    pk = (
+        await db.execute(
+            sa.insert(RW)
+            .values(
+                owner_type=owner_type,
+                owner_id=owner_id,
+                owner_path=owner_path,
+                name=name.strip(),
+                cost_credits=cost_credits,
+                stock=stock,
+                valid_from=valid_from,
+                valid_to=valid_to,
+                created_at=utcnow(),
+            )
+            .returning(RW.c.id)
+        )
+    ).scalar_one()
+    return (await db.execute(sa.select(RW).where(RW.c.id == pk))).one()
+
+
+async def redeem(
+    db: Any,
+    *,
+    individual_id: int,
+    reward_id: int,
+    idempotency_key: str,
+    home_path: str | None,
+    today: date,
+    by: str | None,
+) -> Any:
+    """The redemption row (new, or the earlier one with this key), or MutationFailed."""
+    key = idempotency_key.strip()
+    if not key or len(key) > 200:
+        raise MutationFailed.single(
+            ["input", "idempotencyKey"],
+            UserErrorCode.INVALID,
+            "idempotencyKey must be 1 to 200 characters.",
+        )
+    # Lock the account first: concurrent redemptions of one person run one after another.
+    await db.execute(sa.select(I.c.id).where(I.c.id == individual_id).with_for_update())
+    earlier = (await db.execute(sa.select(RD).where(RD.c.idempotency_key == key))).first()
+    if earlier is not None:
+        if (earlier.individual_id, earlier.reward_id) != (individual_id, reward_id):
+            raise MutationFailed.single(
+                ["input", "idempotencyKey"],
+                UserErrorCode.DUPLICATE,
+                "This idempotencyKey was used for another redemption.",
+            )
+        return earlier
+    reward = (await db.execute(sa.select(RW).where(RW.c.id == reward_id))).first()
+    if reward is None or home_path is None or not home_path.startswith(reward.owner_path):
+        raise MutationFailed.single(
+            ["input", "rewardId"], UserErrorCode.NOT_FOUND, "No such reward for you."
+        )
+    if reward.valid_from > today or (reward.valid_to is not None and reward.valid_to <= today):
+        raise MutationFailed.single(
+            ["input", "rewardId"],
+            UserErrorCode.ACTION_NOT_ALLOWED,
+            "The reward is not on offer today.",
+        )
+    if await balance(db, individual_id) < reward.cost_credits:
+        raise MutationFailed.single(
+            ["input", "rewardId"],
+            UserErrorCode.INSUFFICIENT_CREDITS,
+            f"The reward costs {reward.cost_credits} credits.",
+        )
+    taken = (
+        await db.execute(
+            sa.update(RW)
+            .where(RW.c.id == reward_id, RW.c.stock > 0)
+            .values(stock=RW.c.stock - 1)
+            .returning(RW.c.stock)
+        )
+    ).first()
+    if taken is None:
+        raise MutationFailed.single(
+            ["input", "rewardId"], UserErrorCode.OUT_OF_STOCK, "The reward is out of stock."
+        )
+    entry = (
+        await db.execute(
+            sa.insert(CE)
+            .values(
+                individual_id=individual_id,
+                kind="REDEMPTION",
+                amount=-reward.cost_credits,
+                note=f"reward {reward.id}: {reward.name}",
+                created_by=by,
+                created_at=utcnow(),
+            )
+            .returning(CE.c.id)
+        )
+    ).scalar_one()
+    pk = (
+        await db.execute(
+            sa.insert(RD)
+            .values(
+                reward_id=reward_id,
+                individual_id=individual_id,
+                idempotency_key=key,
+                credit_entry_id=entry,
+                created_by=by,
+                created_at=utcnow(),
+            )
+            .returning(RD.c.id)
+        )
+    ).scalar_one()
+    return (await db.execute(sa.select(RD).where(RD.c.id == pk))).one()
