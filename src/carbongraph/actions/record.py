@@ -318,6 +318,9 @@ async def grant(
             delta.add_reduction(
                 targets, values["occurred_on"], scope, category, values["avoided_g"]
             )
+    from carbongraph.actions.campaigns import bonus_entries  # campaigns build on records
+
+    entries += await bonus_entries(db, approved, by)
     for start in range(0, len(entries), 5000):
         await db.execute(sa.insert(CE), entries[start : start + 5000])
     await delta.flush(db)

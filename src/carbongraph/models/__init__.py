@@ -10,7 +10,14 @@ from carbongraph.models.accounting import (
     PopulationChange,
 )
 from carbongraph.models.actions import ActionRecord as ActionRecordRow
-from carbongraph.models.actions import ActionType, CreditEntry, Evidence, Redemption, Reward
+from carbongraph.models.actions import (
+    ActionType,
+    Campaign,
+    CreditEntry,
+    Evidence,
+    Redemption,
+    Reward,
+)
 from carbongraph.models.hierarchy import (
     Community,
     Employment,
@@ -26,6 +33,7 @@ __all__ = [
     "ActionRecordRow",
     "ActionType",
     "ActivityRecord",
+    "Campaign",
     "Community",
     "CreditEntry",
     "EmissionFactor",

@@ -138,3 +138,23 @@ class Redemption(SQLModel, table=True):
     credit_entry_id: int
     created_by: str | None = Field(default=None, max_length=256)
     created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+
+
+class Campaign(SQLModel, table=True):
+    """A community's or enterprise's campaign: eligible actions in a window, a goal, and an
+    optional credits multiplier for the actions it covers."""
+
+    __tablename__ = "campaign"
+
+    id: int | None = Field(default=None, primary_key=True)
+    owner_type: str = Field(max_length=16)
+    owner_id: int
+    owner_path: str = Field(max_length=512, index=True)
+    name: str = Field(max_length=200)
+    starts_on: date
+    ends_on: date  # inclusive
+    action_types: str = Field(max_length=1000)  # comma-separated codes
+    goal_kind: str = Field(max_length=16)  # KG_CO2E or PARTICIPANTS
+    goal_value: int
+    bonus_percent: int = Field(default=100)  # 150 = credits × 1.5
+    created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())

@@ -11,8 +11,8 @@ import strawberry
 from strawberry.file_uploads import Upload
 
 from carbongraph import evidence as photos
+from carbongraph.actions import campaigns, review, rewards
 from carbongraph.actions import record as service
-from carbongraph.actions import review, rewards
 from carbongraph.actions.catalog import A as ACTION_TYPES
 from carbongraph.authz import Target
 from carbongraph.errors import Forbidden, MutationFailed, UserErrorCode, UserErrorData
@@ -598,4 +598,151 @@ class RewardMutations:
             ),
             balance=await service.balance(ctx.db, holder["id"]),
             user_errors=[],
+        )
+
+
+@strawberry.type
+class CampaignProgress:
+    avoided_grams: int
+    participants: int
+    percent_of_goal: float
+
+
+@strawberry.type(description="One place on a campaign's board; ties share a rank.")
+class CampaignStanding:
+    rank: int
+    name: str = strawberry.field(description="A pseudonym unless you may see people's names.")
+    individual_id: strawberry.ID | None = strawberry.field(
+        description="Null when the viewer may not see who it is."
+    )
+    avoided_grams: int
+
+
+@strawberry.type(description="A time-boxed push for eligible actions towards a goal.")
+class CampaignInfo:
+    id: strawberry.ID
+    name: str
+    starts_on: date
+    ends_on: date
+    action_types: list[str]
+    goal_kind: str = strawberry.field(description="KG_CO2E or PARTICIPANTS.")
+    goal_value: int
+    bonus_percent: int = strawberry.field(description="Credits multiplier; 100 is none.")
+    row: strawberry.Private[Any]
+
+    @classmethod
+    def from_row(cls, r: Any) -> CampaignInfo:
+        return cls(
+            id=strawberry.ID(to_global_id("Campaign", r.id)),
+            name=r.name,
+            starts_on=r.starts_on,
+            ends_on=r.ends_on,
+            action_types=r.action_types.split(","),
+            goal_kind=r.goal_kind,
+            goal_value=r.goal_value,
+            bonus_percent=r.bonus_percent,
+            row=r,
+        )
+
+    @strawberry.field
+    async def progress(self, info: strawberry.Info) -> CampaignProgress:
+        p = await campaigns.progress(info.context.db, self.row)
+        return CampaignProgress(
+            avoided_grams=p.avoided_g,
+            participants=p.participants,
+            percent_of_goal=p.percent_of_goal,
+        )
+
+    @strawberry.field
+    async def top_participants(
+        self, info: strawberry.Info, first: int = 10
+    ) -> list[CampaignStanding]:
+        from carbongraph.authz import Access
+
+        first = max(0, min(first, info.context.settings.max_page_size))
+        standings = await campaigns.top_participants(info.context.db, self.row, first)
+        names: dict[int, Any] = {}
+        # Names only for viewers with personal access to the whole board's owner.
+        if info.context.viewer.access(Target((self.row.owner_path,))) >= Access.PERSONAL:
+            rows = await info.context.loaders.individual.load_many(
+                [s.individual_id for s in standings]
+            )
+            names = {r.id: r for r in rows if r is not None}
+        return [
+            CampaignStanding(
+                rank=s.rank,
+                name=names[s.individual_id].display_name
+                if s.individual_id in names
+                else campaigns.pseudonym(self.row.id, s.individual_id),
+                individual_id=strawberry.ID(to_global_id("Individual", s.individual_id))
+                if s.individual_id in names
+                else None,
+                avoided_grams=s.avoided_g,
+            )
+            for s in standings
+        ]
+
+
+@strawberry.input
+class CreateCampaignInput:
+    owner_id: strawberry.ID = strawberry.field(description="A Community or an Enterprise.")
+    name: str
+    starts_on: date
+    ends_on: date
+    action_types: list[str]
+    goal_kind: str = "KG_CO2E"
+    goal_value: int = 100
+    bonus_percent: int = 100
+
+
+@strawberry.type
+class CreateCampaignPayload:
+    campaign: CampaignInfo | None
+    user_errors: list[UserError]
+
+
+async def campaigns_of(info: Any, owner_id: strawberry.ID) -> list[CampaignInfo]:
+    from carbongraph.schema.hierarchy import NODE_TYPES
+
+    type_name, pk = decode_global_id(owner_id, ["Community", "Enterprise"])
+    await NODE_TYPES[type_name].fetch(info, pk)
+    rows = await info.context.db.execute(
+        sa.select(campaigns.CP)
+        .where(campaigns.CP.c.owner_type == type_name, campaigns.CP.c.owner_id == pk)
+        .order_by(campaigns.CP.c.id)
+    )
+    return [CampaignInfo.from_row(r) for r in rows]
+
+
+@strawberry.type
+class CampaignMutations:
+    @strawberry.mutation(description="Start a campaign (managers of the community/enterprise).")
+    async def create_campaign(
+        self, info: strawberry.Info, input: CreateCampaignInput
+    ) -> CreateCampaignPayload:
+        async def action() -> Any:
+            type_name, pk, row = await _owner(info, input.owner_id, "ownerId")
+            if not info.context.viewer.can_manage(Target((row.path,))):
+                raise MutationFailed.single(
+                    ["input", "ownerId"],
+                    UserErrorCode.FORBIDDEN,
+                    "Only its managers run campaigns here.",
+                )
+            return await campaigns.create_campaign(
+                info.context.db,
+                owner_type=type_name,
+                owner_id=pk,
+                owner_path=row.path,
+                name=input.name,
+                starts_on=input.starts_on,
+                ends_on=input.ends_on,
+                action_types=input.action_types,
+                goal_kind=input.goal_kind,
+                goal_value=input.goal_value,
+                bonus_percent=input.bonus_percent,
+            )
+
+        row, errors = await run_mutation(info, action)
+        return CreateCampaignPayload(
+            campaign=CampaignInfo.from_row(row) if row else None, user_errors=errors
         )

@@ -30,7 +30,12 @@ from carbongraph.schema.accounting import (
     reductions_of,
 )
 from carbongraph.schema.accounting_mutations import AccountingMutations
-from carbongraph.schema.actions import ActionMutations, ActionTypeInfo, RewardMutations
+from carbongraph.schema.actions import (
+    ActionMutations,
+    ActionTypeInfo,
+    CampaignMutations,
+    RewardMutations,
+)
 from carbongraph.schema.hierarchy import (
     NODE_TYPES,
     CommunityNode,
@@ -178,6 +183,12 @@ class Query:
     ) -> list[actions.ActionRecord]:
         return await actions.review_queue(info, community_id, status, action_type, first, after)
 
+    @strawberry.field(description="Campaigns run by a community or an enterprise.")
+    async def campaigns(
+        self, info: strawberry.Info, owner_id: strawberry.ID
+    ) -> list[actions.CampaignInfo]:
+        return await actions.campaigns_of(info, owner_id)
+
     @strawberry.field(description="Rewards offered by a community or an enterprise.")
     async def rewards(
         self, info: strawberry.Info, owner_id: strawberry.ID
@@ -224,7 +235,9 @@ def _require_platform(info: strawberry.Info) -> None:
 
 
 @strawberry.type
-class Mutation(HierarchyMutations, AccountingMutations, ActionMutations, RewardMutations):
+class Mutation(
+    HierarchyMutations, AccountingMutations, ActionMutations, RewardMutations, CampaignMutations
+):
     grant_role = strawberry.mutation(
         resolver=access.grant_role, description="Give a principal a role on a node."
     )

@@ -1,0 +1,196 @@
+"""Campaigns: progress, participants and rankings computed in SQL; credit bonuses on grant."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import sqlalchemy as sa
+
+from carbongraph.actions.catalog import A
+from carbongraph.actions.record import AR, H
+from carbongraph.errors import MutationFailed, UserErrorCode, UserErrorData
+from carbongraph.models import Campaign
+from carbongraph.models.base import utcnow
+
+CP = Campaign.__table__
+GOAL_KINDS = ("KG_CO2E", "PARTICIPANTS")
+
+
+async def create_campaign(
+    db: Any,
+    *,
+    owner_type: str,
+    owner_id: int,
+    owner_path: str,
+    name: str,
+    starts_on: date,
+    ends_on: date,
+    action_types: list[str],
+    goal_kind: str,
+    goal_value: int,
+    bonus_percent: int,
+) -> Any:
+    errors = []
+    known = set((await db.execute(sa.select(A.c.code))).scalars())
+    unknown = sorted(set(action_types) - known)
+    if not action_types or unknown:
+        errors.append(
+            (
+                "actionTypes",
+                UserErrorCode.ACTION_NOT_ALLOWED,
+                f"unknown or missing action types: {', '.join(unknown) or 'none given'}",
+            )
+        )
+    if ends_on < starts_on:
+        errors.append(("endsOn", UserErrorCode.INVALID_DATE, "endsOn is before startsOn"))
+    if goal_kind not in GOAL_KINDS or goal_value <= 0:
+        errors.append(("goalValue", UserErrorCode.INVALID, "goal must be positive"))
+    if not 100 <= bonus_percent <= 1000:
+        errors.append(
+            (
+                "bonusPercent",
+                UserErrorCode.INVALID,
+                "bonusPercent is between 100 (no bonus) and 1000",
+            )
+        )
+    if not name.strip():
+        errors.append(("name", UserErrorCode.REQUIRED, "name must not be blank"))
+    if errors:
+        raise MutationFailed([UserErrorData(["input", f], m, c) for f, c, m in errors])
+    pk = (
+        await db.execute(
+            sa.insert(CP)
+            .values(
+                owner_type=owner_type,
+                owner_id=owner_id,
+                owner_path=owner_path,
+                name=name.strip(),
+                starts_on=starts_on,
+                ends_on=ends_on,
+                action_types=",".join(sorted(set(action_types))),
+                goal_kind=goal_kind,
+                goal_value=goal_value,
+                bonus_percent=bonus_percent,
+                created_at=utcnow(),
+            )
+            .returning(CP.c.id)
+        )
+    ).scalar_one()
+    return (await db.execute(sa.select(CP).where(CP.c.id == pk))).one()
+
+
+def _eligible(campaign: Any) -> sa.ColumnElement[bool]:
+    """Approved actions of eligible types, in the window, of people living under the owner."""
+    return sa.and_(
+        AR.c.status == "APPROVED",
+        AR.c.occurred_on >= campaign.starts_on,
+        AR.c.occurred_on <= campaign.ends_on,
+        A.c.code.in_(campaign.action_types.split(",")),
+        H.c.path.startswith(campaign.owner_path, autoescape=False),
+    )
+
+
+def _joined() -> Any:
+    return AR.join(A, A.c.id == AR.c.action_type_id).join(H, H.c.id == AR.c.household_id)
+
+
+@dataclass
+class Progress:
+    avoided_g: int
+    participants: int
+    percent_of_goal: float
+
+
+async def progress(db: Any, campaign: Any) -> Progress:
+    avoided, people = (
+        await db.execute(
+            sa.select(
+                sa.func.coalesce(sa.func.sum(AR.c.avoided_g), 0),
+                sa.func.count(sa.distinct(AR.c.individual_id)),
+            )
+            .select_from(_joined())
+            .where(_eligible(campaign))
+        )
+    ).one()
+    reached = avoided / 1000 if campaign.goal_kind == "KG_CO2E" else people
+    return Progress(int(avoided), int(people), round(100 * reached / campaign.goal_value, 2))
+
+
+@dataclass
+class Standing:
+    rank: int
+    individual_id: int
+    avoided_g: int
+
+
+async def top_participants(db: Any, campaign: Any, first: int) -> list[Standing]:
+    """Ranked in SQL; ties share a rank."""
+    total = sa.func.sum(AR.c.avoided_g)
+    ranked = (
+        sa.select(
+            AR.c.individual_id,
+            total.label("avoided"),
+            sa.func.rank().over(order_by=total.desc()).label("rank"),
+        )
+        .select_from(_joined())
+        .where(_eligible(campaign))
+        .group_by(AR.c.individual_id)
+        .subquery()
+    )
+    rows = await db.execute(
+        sa.select(ranked).order_by(ranked.c.rank, ranked.c.individual_id).limit(first)
+    )
+    return [Standing(int(r.rank), r.individual_id, int(r.avoided)) for r in rows]
+
+
+def pseudonym(campaign_id: int, individual_id: int) -> str:
+    """Stable per board, unlinkable across boards."""
+    digest = hashlib.sha256(f"campaign:{campaign_id}:{individual_id}".encode()).hexdigest()
+    return f"Participant {digest[:6].upper()}"
+
+
+async def bonus_entries(
+    db: Any, approved: list[tuple[dict[str, Any], Any]], by: str | None
+) -> list[dict[str, Any]]:
+    """Extra GRANT entries for approved actions that active campaigns multiply."""
+    if not approved:
+        return []
+    days = [v["occurred_on"] for v, _ in approved]
+    campaigns = list(
+        await db.execute(
+            sa.select(CP).where(
+                CP.c.bonus_percent > 100, CP.c.starts_on <= max(days), CP.c.ends_on >= min(days)
+            )
+        )
+    )
+    if not campaigns:
+        return []
+    homes = {v["household_id"] for v, _ in approved if v["household_id"] is not None}
+    paths = dict(list(await db.execute(sa.select(H.c.id, H.c.path).where(H.c.id.in_(homes)))))
+    entries = []
+    for values, action in approved:
+        path = paths.get(values["household_id"])
+        for campaign in campaigns:
+            if (
+                path
+                and path.startswith(campaign.owner_path)
+                and campaign.starts_on <= values["occurred_on"] <= campaign.ends_on
+                and action.code in campaign.action_types.split(",")
+            ):
+                extra = values["credits"] * (campaign.bonus_percent - 100) // 100
+                if extra:
+                    entries.append(
+                        {
+                            "individual_id": values["individual_id"],
+                            "kind": "GRANT",
+                            "amount": extra,
+                            "action_record_id": values["id"],
+                            "note": f"campaign {campaign.id} bonus",
+                            "created_by": by,
+                            "created_at": utcnow(),
+                        }
+                    )
+    return entries
