@@ -260,6 +260,42 @@ factors_app = typer.Typer(help="The emission factor library.", no_args_is_help=T
 app.add_typer(factors_app, name="factors")
 
 
+credits_app = typer.Typer(help="Credits.", no_args_is_help=True)
+app.add_typer(credits_app, name="credits")
+
+
+@credits_app.command("expire")
+def credits_expire(
+    on: Annotated[
+        str | None, typer.Option("--date", help="As of this day (default today).")
+    ] = None,
+) -> None:
+    """Expire due credits in every programme with an expiry policy (safe to repeat; run it
+    daily from cron or a scheduler)."""
+    from datetime import UTC, date, datetime
+
+    from carbongraph.actions.expiry import expire_credits
+    from carbongraph.db import create_engine
+
+    settings = _settings()
+    try:
+        today = date.fromisoformat(on) if on else datetime.now(UTC).date()
+    except ValueError as exc:
+        err.print("--date is YYYY-MM-DD")
+        raise typer.Exit(2) from exc
+
+    async def run() -> dict[str, int]:
+        engine = create_engine(settings)
+        try:
+            async with engine.begin() as conn:
+                return await expire_credits(conn, today)
+        finally:
+            await engine.dispose()
+
+    result = asyncio.run(run())
+    sys.stdout.write(f"expired {result['credits']} credits of {result['people']} people\n")
+
+
 @import_app.command("activities")
 def import_activities(
     file: Annotated[

@@ -158,3 +158,19 @@ class Campaign(SQLModel, table=True):
     goal_value: int
     bonus_percent: int = Field(default=100)  # 150 = credits × 1.5
     created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+
+
+class CreditPolicy(SQLModel, table=True):
+    """A programme's rules for credits: the programme is a top-level enterprise or a community
+    standing directly under the platform."""
+
+    __tablename__ = "credit_policy"
+    __table_args__ = (sa.UniqueConstraint("owner_type", "owner_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    owner_type: str = Field(max_length=16)
+    owner_id: int
+    owner_path: str = Field(max_length=512)
+    # Credits expire this many months after they were granted, oldest first; null: never.
+    expiry_months: int | None = None
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())

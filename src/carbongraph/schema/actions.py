@@ -746,3 +746,80 @@ class CampaignMutations:
         return CreateCampaignPayload(
             campaign=CampaignInfo.from_row(row) if row else None, user_errors=errors
         )
+
+
+@strawberry.input
+class SetCreditPolicyInput:
+    programme_id: strawberry.ID = strawberry.field(
+        description="A top-level Enterprise, or a Community directly under the platform."
+    )
+    expiry_months: int | None = strawberry.field(
+        default=None, description="Credits expire this long after they were granted; null: never."
+    )
+
+
+@strawberry.type
+class CreditPolicyInfo:
+    programme_id: strawberry.ID
+    expiry_months: int | None
+
+
+@strawberry.type
+class SetCreditPolicyPayload:
+    policy: CreditPolicyInfo | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class CreditPolicyMutations:
+    @strawberry.mutation(description="Set a programme's credit expiry (its managers).")
+    async def set_credit_policy(
+        self, info: strawberry.Info, input: SetCreditPolicyInput
+    ) -> SetCreditPolicyPayload:
+        from carbongraph.actions.expiry import CPY
+        from carbongraph.models.base import utcnow
+
+        async def action() -> Any:
+            type_name, pk, row = await _owner(info, input.programme_id, "programmeId")
+            if type_name == "Community" and (row.enterprise_id or row.parent_id):
+                raise MutationFailed.single(
+                    ["input", "programmeId"],
+                    UserErrorCode.INVALID,
+                    "A programme is an enterprise or a community directly under the platform.",
+                )
+            if not info.context.viewer.can_manage(Target((row.path,))):
+                raise MutationFailed.single(
+                    ["input", "programmeId"],
+                    UserErrorCode.FORBIDDEN,
+                    "Only the programme's managers set its policy.",
+                )
+            if input.expiry_months is not None and not 1 <= input.expiry_months <= 120:
+                raise MutationFailed.single(
+                    ["input", "expiryMonths"],
+                    UserErrorCode.INVALID,
+                    "expiryMonths is between 1 and 120, or null.",
+                )
+            db = info.context.db
+            where = sa.and_(CPY.c.owner_type == type_name, CPY.c.owner_id == pk)
+            if (await db.execute(sa.select(CPY.c.id).where(where))).first():
+                await db.execute(
+                    sa.update(CPY)
+                    .where(where)
+                    .values(expiry_months=input.expiry_months, updated_at=utcnow())
+                )
+            else:
+                await db.execute(
+                    sa.insert(CPY).values(
+                        owner_type=type_name,
+                        owner_id=pk,
+                        owner_path=row.path,
+                        expiry_months=input.expiry_months,
+                        updated_at=utcnow(),
+                    )
+                )
+            return CreditPolicyInfo(
+                programme_id=input.programme_id, expiry_months=input.expiry_months
+            )
+
+        policy, errors = await run_mutation(info, action)
+        return SetCreditPolicyPayload(policy=policy, user_errors=errors)

@@ -34,6 +34,7 @@ from carbongraph.schema.actions import (
     ActionMutations,
     ActionTypeInfo,
     CampaignMutations,
+    CreditPolicyMutations,
     RewardMutations,
 )
 from carbongraph.schema.hierarchy import (
@@ -236,7 +237,12 @@ def _require_platform(info: strawberry.Info) -> None:
 
 @strawberry.type
 class Mutation(
-    HierarchyMutations, AccountingMutations, ActionMutations, RewardMutations, CampaignMutations
+    HierarchyMutations,
+    AccountingMutations,
+    ActionMutations,
+    RewardMutations,
+    CampaignMutations,
+    CreditPolicyMutations,
 ):
     grant_role = strawberry.mutation(
         resolver=access.grant_role, description="Give a principal a role on a node."

@@ -1,0 +1,87 @@
+"""Credit expiry per programme: oldest credits first, as appended EXPIRY entries.
+
+For a person whose programme expires credits after N months, everything granted before the
+cutoff that has not been spent, reversed or expired already expires now:
+``expiring = max(0, grants before cutoff − everything debited so far)``. Running it again
+expires nothing more, so the job is safe to repeat.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import sqlalchemy as sa
+
+from carbongraph.actions.record import CE, H
+from carbongraph.models import CreditPolicy, HouseholdMembership
+from carbongraph.models.base import utcnow
+
+CPY = CreditPolicy.__table__
+M = HouseholdMembership.__table__
+
+
+def months_before(day: date, months: int) -> date:
+    year, month = divmod(day.year * 12 + day.month - 1 - months, 12)
+    month += 1
+    last = [
+        31,
+        29 if year % 4 == 0 and (year % 100 or year % 400 == 0) else 28,
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ][month - 1]
+    return date(year, month, min(day.day, last))
+
+
+async def expire_credits(db: Any, today: date, by: str = "expiry") -> dict[str, int]:
+    """Expire due credits in every programme with a policy; returns people and credits."""
+    people = credits = 0
+    for policy in await db.execute(sa.select(CPY).where(CPY.c.expiry_months.is_not(None))):
+        cutoff = months_before(today, policy.expiry_months)
+        # People whose current household is in the programme.
+        members = (
+            sa.select(M.c.individual_id)
+            .join(H, H.c.id == M.c.household_id)
+            .where(
+                H.c.path.startswith(policy.owner_path, autoescape=False),
+                M.c.valid_from <= today,
+                sa.or_(M.c.valid_to.is_(None), M.c.valid_to > today),
+            )
+        )
+        old_grants = sa.func.coalesce(
+            sa.func.sum(
+                sa.case((sa.and_(CE.c.amount > 0, CE.c.created_at < cutoff), CE.c.amount), else_=0)
+            ),
+            0,
+        )
+        debits = sa.func.coalesce(sa.func.sum(sa.case((CE.c.amount < 0, -CE.c.amount), else_=0)), 0)
+        rows = await db.execute(
+            sa.select(CE.c.individual_id, old_grants - debits)
+            .where(CE.c.individual_id.in_(members))
+            .group_by(CE.c.individual_id)
+        )
+        entries = [
+            {
+                "individual_id": pk,
+                "kind": "EXPIRY",
+                "amount": -int(due),
+                "note": f"credits granted before {cutoff} expired",
+                "created_by": by,
+                "created_at": utcnow(),
+            }
+            for pk, due in rows
+            if due and due > 0
+        ]
+        if entries:
+            await db.execute(sa.insert(CE), entries)
+            people += len(entries)
+            credits += sum(-e["amount"] for e in entries)
+    return {"people": people, "credits": credits}
