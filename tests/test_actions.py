@@ -177,3 +177,24 @@ async def test_commuting_is_scope_3_category_7_through_the_employer(engine, api)
     assert data["a"]["via"] == {"scope3": 2 * SUBWAY, "scope3Plus": 0}
     assert data["a"]["own"] == {"scope3": 0, "scope3Plus": 0}
     assert data["b"]["reductions"] == {"scope3": 0, "scope3Plus": 2 * SUBWAY}
+
+
+async def test_platform_admins_publish_new_action_type_versions(engine, api):
+    await build_world(engine)
+    publish = """mutation($c: Int!) { publishActionType(input: {code: "SUBWAY_TRIP",
+      methodology: "carbongraph-2027.1", name: "Subway trip", unit: "trip",
+      creditsPerUnit: $c, avoidedGramsPerUnit: $c, scope: "3+", employerScope: "3",
+      employerCategory: 7, dailyCap: 6, evidence: "PARTNER", selfReportCap: 2,
+      validFrom: "2027-01-01", citation: "revised per-trip factor"}) {
+      actionType { code version creditsPerUnit } userErrors { code } } }"""
+    body = await api.gql(publish, {"c": 600}, subject="org-a")
+    assert body["data"]["publishActionType"]["userErrors"] == [{"code": "FORBIDDEN"}]
+    body = await api.gql(publish, {"c": 600}, subject="admin")
+    assert body["data"]["publishActionType"]["actionType"] == {
+        "code": "SUBWAY_TRIP",
+        "version": 2,
+        "creditsPerUnit": 600,
+    }
+    body = await api.gql("{ actionTypes { code version } }", subject="org-a")
+    versions = [t["version"] for t in body["data"]["actionTypes"] if t["code"] == "SUBWAY_TRIP"]
+    assert versions == [2, 1]

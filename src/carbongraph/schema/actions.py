@@ -823,3 +823,103 @@ class CreditPolicyMutations:
 
         policy, errors = await run_mutation(info, action)
         return SetCreditPolicyPayload(policy=policy, user_errors=errors)
+
+
+@strawberry.input(description="A new version of an action type (platform admins).")
+class PublishActionTypeInput:
+    code: str
+    methodology: str
+    name: str
+    unit: str
+    credits_per_unit: int
+    avoided_grams_per_unit: int
+    scope: str = strawberry.field(description="1, 2, 3 or 3+.")
+    category: int = 0
+    employer_scope: str = "3+"
+    employer_category: int = 0
+    daily_cap: int = 1
+    evidence: str = strawberry.field(default="NONE", description="NONE, PHOTO or PARTNER.")
+    self_report_cap: int = 0
+    valid_from: date
+    valid_to: date | None = None
+    citation: str
+
+
+@strawberry.type
+class PublishActionTypePayload:
+    action_type: ActionTypeInfo | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class CatalogMutations:
+    @strawberry.mutation(
+        description="Publish a new version of an action type (or a new type). Earlier versions "
+        "stay for the actions recorded under them."
+    )
+    async def publish_action_type(
+        self, info: strawberry.Info, input: PublishActionTypeInput
+    ) -> PublishActionTypePayload:
+        from carbongraph.models.base import utcnow
+
+        async def action() -> Any:
+            if not info.context.viewer.is_platform_admin:
+                raise MutationFailed.single(
+                    ["input"], UserErrorCode.FORBIDDEN, "Only platform admins publish action types."
+                )
+            problems = []
+            if input.scope not in {"1", "2", "3", "3+"}:
+                problems.append(("scope", "scope is 1, 2, 3 or 3+"))
+            if input.employer_scope not in {"1", "2", "3", "3+"}:
+                problems.append(("employerScope", "employerScope is 1, 2, 3 or 3+"))
+            if input.evidence not in {"NONE", "PHOTO", "PARTNER"}:
+                problems.append(("evidence", "evidence is NONE, PHOTO or PARTNER"))
+            for name in ("credits_per_unit", "avoided_grams_per_unit", "daily_cap"):
+                if getattr(input, name) < 0 or (name == "daily_cap" and input.daily_cap == 0):
+                    problems.append((name, f"{name} must be positive"))
+            if not input.code.strip() or not input.citation.strip():
+                problems.append(("citation", "code and citation are required"))
+            if input.valid_to is not None and input.valid_to <= input.valid_from:
+                problems.append(("validTo", "validTo must come after validFrom"))
+            if problems:
+                raise MutationFailed(
+                    [UserErrorData(["input", f], m, UserErrorCode.INVALID) for f, m in problems]
+                )
+            db = info.context.db
+            latest = await db.scalar(
+                sa.select(sa.func.max(ACTION_TYPES.c.version)).where(
+                    ACTION_TYPES.c.code == input.code
+                )
+            )
+            pk = (
+                await db.execute(
+                    sa.insert(ACTION_TYPES)
+                    .values(
+                        code=input.code.strip(),
+                        version=(latest or 0) + 1,
+                        methodology=input.methodology,
+                        name=input.name,
+                        unit=input.unit,
+                        credits_per_unit=input.credits_per_unit,
+                        avoided_g_per_unit=input.avoided_grams_per_unit,
+                        scope=input.scope,
+                        category=input.category,
+                        employer_scope=input.employer_scope,
+                        employer_category=input.employer_category,
+                        daily_cap=input.daily_cap,
+                        evidence=input.evidence,
+                        self_report_cap=input.self_report_cap,
+                        valid_from=input.valid_from,
+                        valid_to=input.valid_to,
+                        citation=input.citation,
+                        created_at=utcnow(),
+                    )
+                    .returning(ACTION_TYPES.c.id)
+                )
+            ).scalar_one()
+            return (await db.execute(sa.select(ACTION_TYPES).where(ACTION_TYPES.c.id == pk))).one()
+
+        row, errors = await run_mutation(info, action)
+        return PublishActionTypePayload(
+            action_type=ActionTypeInfo.from_row(row) if row else None, user_errors=errors
+        )

@@ -34,6 +34,7 @@ from carbongraph.schema.actions import (
     ActionMutations,
     ActionTypeInfo,
     CampaignMutations,
+    CatalogMutations,
     CreditPolicyMutations,
     RewardMutations,
 )
@@ -243,6 +244,7 @@ class Mutation(
     RewardMutations,
     CampaignMutations,
     CreditPolicyMutations,
+    CatalogMutations,
 ):
     grant_role = strawberry.mutation(
         resolver=access.grant_role, description="Give a principal a role on a node."
