@@ -125,6 +125,44 @@ async def test_clean_plate_photo_flow(engine, api, evidence_dir):
     )
     assert body["data"]["community"]["reductions"]["scope3Plus"] == 200
 
+    # 5. A redeem succeeds, and 6. the ledger explains the balance.
+    body = await api.gql(
+        """mutation($o: ID!) { createReward(input: {ownerId: $o, name: "Tea",
+      costCredits: 150, stock: 2, validFrom: "2025-01-01"}) { reward { id } } }""",
+        {"o": gid("Community", community)},
+        subject="cm-a0",
+    )
+    reward = body["data"]["createReward"]["reward"]["id"]
+    body = await api.gql(
+        """mutation($r: ID!) { redeemReward(input: {rewardId: $r,
+      idempotencyKey: "tea-1"}) { balance userErrors { code } } }""",
+        {"r": reward},
+        subject="resident-a",
+    )
+    assert body["data"]["redeemReward"] == {"balance": 50, "userErrors": []}
+    body = await api.gql(balance, {"i": student}, subject="resident-a")
+    credits = body["data"]["individual"]["credits"]
+    assert credits["balance"] == sum(e["amount"] for e in credits["ledger"]) == 50
+    assert [e["kind"] for e in credits["ledger"]] == ["REDEMPTION", "GRANT"]
+
+    # A reversal takes the credits back out and the reduction off the roll-up.
+    body = await api.gql(
+        """mutation($id: ID!) { reverseAction(input: {actionId: $id,
+      decision: REJECT, reason: "photo of someone else's plate"}) { action { status }
+      userErrors { code } } }""",
+        {"id": action["id"]},
+        subject="cm-a0",
+    )
+    assert body["data"]["reverseAction"] == {"action": {"status": "REVERSED"}, "userErrors": []}
+    body = await api.gql(balance, {"i": student}, subject="resident-a")
+    assert body["data"]["individual"]["credits"]["balance"] == -150
+    body = await api.gql(
+        "query($c: ID!) { community(id: $c) { reductions(period: {year: 2025}) { scope3Plus } } }",
+        {"c": gid("Community", community)},
+        subject="cm-a0",
+    )
+    assert body["data"]["community"]["reductions"]["scope3Plus"] == 0
+
     # 4. The same photo again is refused, whoever sends it.
     response = await upload(api, "cm-a0", student, photo)
     assert (

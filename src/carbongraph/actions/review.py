@@ -132,3 +132,66 @@ def queue_statement(
     if after is not None:
         select = select.where(AR.c.id > after)
     return select.order_by(AR.c.id).limit(first)
+
+
+async def reverse_action(db: Any, viewer: Viewer, action_id: int, reason: str | None) -> Any:
+    """Undo an approved action: a REVERSAL entry for its credits (and campaign bonuses) and the
+    negative of its reductions. Nothing is updated in the ledger; the action is marked."""
+    from carbongraph.accounting.rollup import TotalsDelta
+    from carbongraph.actions.record import CE, _targets_with_scope
+
+    row = (await db.execute(sa.select(AR).where(AR.c.id == action_id))).first()
+    path = None
+    if row is not None and row.household_id is not None:
+        path = await db.scalar(sa.select(H.c.path).where(H.c.id == row.household_id))
+    target = Target((path,)) if path else Target(())
+    if row is None or viewer.access(target) is Access.NONE:
+        raise MutationFailed.single(
+            ["input", "actionId"], UserErrorCode.NOT_FOUND, "No such action."
+        )
+    if not viewer.can_manage(target):
+        raise MutationFailed.single(
+            ["input", "actionId"],
+            UserErrorCode.FORBIDDEN,
+            "Only the community's managers reverse this action.",
+        )
+    if row.status != "APPROVED":
+        raise MutationFailed.single(
+            ["input", "actionId"], UserErrorCode.INVALID, "Only approved actions can be reversed."
+        )
+    if not (reason or "").strip():
+        raise MutationFailed.single(
+            ["input", "reason"], UserErrorCode.REQUIRED, "Say why the action is reversed."
+        )
+    granted = await db.scalar(
+        sa.select(sa.func.coalesce(sa.func.sum(CE.c.amount), 0)).where(
+            CE.c.action_record_id == action_id
+        )
+    )
+    now = utcnow()
+    await db.execute(
+        sa.update(AR)
+        .where(AR.c.id == action_id, AR.c.status == "APPROVED")
+        .values(status="REVERSED", reason=reason.strip(), decided_by=viewer.subject, decided_at=now)
+    )
+    if granted:
+        await db.execute(
+            sa.insert(CE).values(
+                individual_id=row.individual_id,
+                kind="REVERSAL",
+                amount=-int(granted),
+                action_record_id=action_id,
+                note=f"reversal: {reason.strip()}",
+                created_by=viewer.subject,
+                created_at=now,
+            )
+        )
+    action = (await db.execute(sa.select(A).where(A.c.id == row.action_type_id))).one()
+    attribution = await Attribution.load(db, [row.individual_id], [])
+    delta = TotalsDelta()
+    for targets, scope, category in _targets_with_scope(
+        attribution, row.individual_id, row.occurred_on, row.household_id, action
+    ):
+        delta.add_reduction(targets, row.occurred_on, scope, category, row.avoided_g, sign=-1)
+    await delta.flush(db)
+    return (await db.execute(sa.select(AR).where(AR.c.id == action_id))).one()

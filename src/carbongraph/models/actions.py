@@ -54,7 +54,7 @@ class ActionRecord(SQLModel, table=True):
     action_type_id: int = Field(foreign_key="action_type.id")
     units: int
     occurred_on: date
-    status: str = Field(max_length=12)  # PENDING, APPROVED, REJECTED
+    status: str = Field(max_length=12)  # PENDING, APPROVED, REJECTED, REVERSED
     source: str = Field(max_length=12)  # SELF or PARTNER
     external_id: str | None = Field(default=None, max_length=200, unique=True)
     credits: int

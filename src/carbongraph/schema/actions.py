@@ -389,6 +389,32 @@ class ActionMutations:
             )
         return UploadEvidencePayload(evidence=evidence, user_errors=errors)
 
+    @strawberry.mutation(
+        description="Reverse an approved action (e.g. found to be false): its credits come back "
+        "out as a REVERSAL entry and its reductions leave the roll-up."
+    )
+    async def reverse_action(
+        self, info: strawberry.Info, input: ReviewActionInput
+    ) -> ReviewActionPayload:
+        ctx = info.context
+
+        async def action() -> Any:
+            try:
+                _, pk = decode_global_id(input.action_id, ["ActionRecord"])
+            except Exception as exc:
+                raise MutationFailed.single(
+                    ["input", "actionId"],
+                    UserErrorCode.NOT_FOUND,
+                    "actionId is not an ActionRecord ID.",
+                ) from exc
+            await review.reverse_action(ctx.db, ctx.viewer, pk, input.reason)
+            return await _action_row(ctx.db, pk)
+
+        row, errors = await run_mutation(info, action)
+        return ReviewActionPayload(
+            action=ActionRecord.from_row(row) if row else None, user_errors=errors
+        )
+
     @strawberry.mutation(description="A community manager approves or rejects a pending action.")
     async def review_action(
         self, info: strawberry.Info, input: ReviewActionInput
