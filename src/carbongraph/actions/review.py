@@ -70,9 +70,9 @@ async def upload_evidence(
     return (await db.execute(sa.select(EV).where(EV.c.id == pk))).one()
 
 
-async def review_action(
-    db: Any, viewer: Viewer, action_id: int, approve: bool, reason: str | None
-) -> Any:
+async def _managed_action(db: Any, viewer: Viewer, action_id: int) -> Any:
+    """The action, if the viewer manages the community of the person's household that day:
+    NOT_FOUND when they cannot see it, FORBIDDEN when they see but do not manage it."""
     row = (await db.execute(sa.select(AR).where(AR.c.id == action_id))).first()
     path = None
     if row is not None and row.household_id is not None:
@@ -88,6 +88,13 @@ async def review_action(
             UserErrorCode.FORBIDDEN,
             "Only the community's managers decide on this action.",
         )
+    return row
+
+
+async def review_action(
+    db: Any, viewer: Viewer, action_id: int, approve: bool, reason: str | None
+) -> Any:
+    row = await _managed_action(db, viewer, action_id)
     if row.status != "PENDING":
         raise MutationFailed.single(
             ["input", "actionId"],
@@ -140,21 +147,7 @@ async def reverse_action(db: Any, viewer: Viewer, action_id: int, reason: str | 
     from carbongraph.accounting.rollup import TotalsDelta
     from carbongraph.actions.record import CE, _targets_with_scope
 
-    row = (await db.execute(sa.select(AR).where(AR.c.id == action_id))).first()
-    path = None
-    if row is not None and row.household_id is not None:
-        path = await db.scalar(sa.select(H.c.path).where(H.c.id == row.household_id))
-    target = Target((path,)) if path else Target(())
-    if row is None or viewer.access(target) is Access.NONE:
-        raise MutationFailed.single(
-            ["input", "actionId"], UserErrorCode.NOT_FOUND, "No such action."
-        )
-    if not viewer.can_manage(target):
-        raise MutationFailed.single(
-            ["input", "actionId"],
-            UserErrorCode.FORBIDDEN,
-            "Only the community's managers reverse this action.",
-        )
+    row = await _managed_action(db, viewer, action_id)
     if row.status != "APPROVED":
         raise MutationFailed.single(
             ["input", "actionId"], UserErrorCode.INVALID, "Only approved actions can be reversed."

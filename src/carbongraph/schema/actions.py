@@ -311,6 +311,28 @@ class ReviewActionPayload:
     user_errors: list[UserError]
 
 
+async def _decide(info: Any, input: ReviewActionInput, decide: Any) -> ReviewActionPayload:
+    """Run a manager's decision on one action; the payload shows the action afterwards."""
+    ctx = info.context
+
+    async def action() -> Any:
+        try:
+            _, pk = decode_global_id(input.action_id, ["ActionRecord"])
+        except Exception as exc:
+            raise MutationFailed.single(
+                ["input", "actionId"],
+                UserErrorCode.NOT_FOUND,
+                "actionId is not an ActionRecord ID.",
+            ) from exc
+        await decide(ctx.db, ctx.viewer, pk)
+        return await _action_row(ctx.db, pk)
+
+    row, errors = await run_mutation(info, action)
+    return ReviewActionPayload(
+        action=ActionRecord.from_row(row) if row else None, user_errors=errors
+    )
+
+
 async def _action_row(db: Any, pk: int) -> Any:
     return (
         await db.execute(
@@ -396,48 +418,19 @@ class ActionMutations:
     async def reverse_action(
         self, info: strawberry.Info, input: ReviewActionInput
     ) -> ReviewActionPayload:
-        ctx = info.context
-
-        async def action() -> Any:
-            try:
-                _, pk = decode_global_id(input.action_id, ["ActionRecord"])
-            except Exception as exc:
-                raise MutationFailed.single(
-                    ["input", "actionId"],
-                    UserErrorCode.NOT_FOUND,
-                    "actionId is not an ActionRecord ID.",
-                ) from exc
-            await review.reverse_action(ctx.db, ctx.viewer, pk, input.reason)
-            return await _action_row(ctx.db, pk)
-
-        row, errors = await run_mutation(info, action)
-        return ReviewActionPayload(
-            action=ActionRecord.from_row(row) if row else None, user_errors=errors
+        return await _decide(
+            info, input, lambda db, viewer, pk: review.reverse_action(db, viewer, pk, input.reason)
         )
 
     @strawberry.mutation(description="A community manager approves or rejects a pending action.")
     async def review_action(
         self, info: strawberry.Info, input: ReviewActionInput
     ) -> ReviewActionPayload:
-        ctx = info.context
-
-        async def action() -> Any:
-            try:
-                _, pk = decode_global_id(input.action_id, ["ActionRecord"])
-            except Exception as exc:
-                raise MutationFailed.single(
-                    ["input", "actionId"],
-                    UserErrorCode.NOT_FOUND,
-                    "actionId is not an ActionRecord ID.",
-                ) from exc
-            await review.review_action(
-                ctx.db, ctx.viewer, pk, input.decision is ReviewDecision.APPROVE, input.reason
-            )
-            return await _action_row(ctx.db, pk)
-
-        row, errors = await run_mutation(info, action)
-        return ReviewActionPayload(
-            action=ActionRecord.from_row(row) if row else None, user_errors=errors
+        approve = input.decision is ReviewDecision.APPROVE
+        return await _decide(
+            info,
+            input,
+            lambda db, viewer, pk: review.review_action(db, viewer, pk, approve, input.reason),
         )
 
     @strawberry.mutation(
