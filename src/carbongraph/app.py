@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import secrets
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -23,7 +25,7 @@ from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 
-from carbongraph import migrate
+from carbongraph import limits, migrate
 from carbongraph.authz import InvalidToken, Principal, TokenVerifier
 from carbongraph.config import Settings
 from carbongraph.db import create_engine, ping, request_db
@@ -102,6 +104,13 @@ class GraphQLEndpoint(GraphQL):
         )
         self.settings = settings
         self._engine_ref = engine_ref
+        self.limits = limits.Limits(
+            max_depth=settings.max_depth,
+            max_aliases=settings.max_aliases,
+            max_directives=settings.max_directives,
+            max_tokens=settings.max_tokens,
+            max_characters=settings.max_query_characters,
+        )
         self.verifier = TokenVerifier(settings)
 
     def encode_json(self, data: object) -> bytes:
@@ -256,11 +265,29 @@ class GraphQLEndpoint(GraphQL):
         request.state.graphql_media = media
         # SQLite: a request that may write takes the write lock at BEGIN, so it waits its turn
         # rather than failing on upgrade. A false positive only costs a little concurrency.
+        limit = self.settings.max_body_bytes
+        if content_type.lower().startswith("multipart/form-data"):
+            limit = MAX_UPLOAD_BYTES + 64 * 1024  # one photo and the operation around it
+        declared = request.headers.get("content-length")
+        if (declared and declared.isdigit() and int(declared) > limit) or (
+            request.method == "POST" and len(await request.body()) > limit
+        ):
+            return _error_response(
+                413,
+                f"The request body is larger than {limit} bytes.",
+                "REQUEST_TOO_LARGE",
+                media_type=error_media,
+            )
         write = request.method == "POST" and b"mutation" in await request.body()
         try:
             async with request_db(self._engine_ref["engine"], write=write) as db:
                 context = await build_context(self.settings, db, principal, request=request)
-                return await self.run(request, context=context)
+                async with asyncio.timeout(self.settings.request_timeout_seconds):
+                    return await self.run(request, context=context)
+        except TimeoutError:
+            return _error_response(
+                504, "The request took too long and was stopped.", "TIMEOUT", media_type=error_media
+            )
         except HTTPException as exc:
             cause = exc.__cause__
             if (
@@ -283,7 +310,7 @@ class GraphQLEndpoint(GraphQL):
             return _error_response(
                 exc.status_code,
                 exc.reason,
-                ErrorCode.BAD_USER_INPUT,
+                getattr(exc, "graphql_code", ErrorCode.BAD_USER_INPUT),
                 media_type=error_media,
                 **extra,
             )
@@ -292,6 +319,24 @@ class GraphQLEndpoint(GraphQL):
         # Decided in _handle (browsers only, before authentication); a GET without a query that
         # gets this far is an API request without a query: 400.
         return False
+
+    def _check_limits(self, query: str, request: Any) -> None:
+        """Static limits, introspection and the gateway-only fields, before execution."""
+        settings = self.settings
+        try:
+            limits.check(query, self.limits, allow_introspection=not settings.is_production)
+        except limits.LimitExceeded as exc:
+            error = HTTPException(400, str(exc))
+            error.graphql_code = exc.code  # type: ignore[attr-defined]
+            raise error from exc
+        if settings.is_production and ("_service" in query or "_entities" in query):
+            secret = request.headers.get("x-carbongraph-gateway-secret")
+            if not settings.gateway_secret or not secrets.compare_digest(
+                secret or "", settings.gateway_secret
+            ):
+                error = HTTPException(403, "Federation fields are answered to the gateway only.")
+                error.graphql_code = ErrorCode.FORBIDDEN  # type: ignore[attr-defined]
+                raise error
 
     async def parse_http_body(self, request: Any) -> GraphQLRequestData:
         """The GraphQL-over-HTTP request parameters, type-checked (400 when malformed). The
@@ -312,6 +357,7 @@ class GraphQLEndpoint(GraphQL):
             raise HTTPException(400, "No GraphQL query found in the request")
         if not isinstance(query, str):
             raise HTTPException(400, "The GraphQL operation's `query` must be a string.")
+        self._check_limits(query, request)
         operation_name = data.get("operationName")
         if not isinstance(operation_name, str | None):
             raise HTTPException(

@@ -40,6 +40,17 @@ class Settings:
     default_page_size: int = 20
     # Adds extensions.sqlStatements to every response (benchmarks, end-to-end tests).
     report_sql_statements: bool = False
+    # Limits on documents and requests (docs/security.md).
+    max_depth: int = 6
+    max_aliases: int = 15
+    max_directives: int = 50
+    max_tokens: int = 1000
+    max_query_characters: int = 15_000
+    max_body_bytes: int = 1_000_000
+    request_timeout_seconds: int = 10
+    # In production, `_service` and `_entities` answer only requests carrying this secret in
+    # the X-Carbongraph-Gateway-Secret header (the gateway adds it).
+    gateway_secret: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -73,6 +84,14 @@ class Settings:
             "max_page_size": _int("CARBONGRAPH_MAX_PAGE_SIZE", 100),
             "default_page_size": _int("CARBONGRAPH_DEFAULT_PAGE_SIZE", 20),
             "report_sql_statements": os.environ.get("CARBONGRAPH_REPORT_SQL_STATEMENTS") == "1",
+            "max_depth": _int("CARBONGRAPH_MAX_DEPTH", 6),
+            "max_aliases": _int("CARBONGRAPH_MAX_ALIASES", 15),
+            "max_directives": _int("CARBONGRAPH_MAX_DIRECTIVES", 50),
+            "max_tokens": _int("CARBONGRAPH_MAX_TOKENS", 1000),
+            "max_query_characters": _int("CARBONGRAPH_MAX_QUERY_CHARACTERS", 15_000),
+            "max_body_bytes": _int("CARBONGRAPH_MAX_BODY_BYTES", 1_000_000),
+            "request_timeout_seconds": _int("CARBONGRAPH_REQUEST_TIMEOUT_SECONDS", 10),
+            "gateway_secret": os.environ.get("CARBONGRAPH_GATEWAY_SECRET") or None,
         }
         values.update(overrides)
         settings = cls(**values)  # type: ignore[arg-type]

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+import re
+import uuid
 from collections import defaultdict
+from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
 import strawberry
+from graphql import GraphQLError
 from strawberry import relay
 from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
 from strawberry.federation.schema_directives import Cost
@@ -252,6 +257,45 @@ class Mutation(
     revoke_role = strawberry.mutation(resolver=access.revoke_role, description="Take a role back.")
 
 
+class ProductionErrors(SchemaExtension):
+    """In production: unexpected errors become "Internal server error." with a request ID that
+    is logged with the real error, and validation messages lose their "Did you mean …?" hints
+    (they would reveal the schema when introspection is off)."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        context = self.execution_context.context
+        result = self.execution_context.result
+        settings = getattr(context, "settings", None)
+        if result is None or not result.errors or settings is None or not settings.is_production:
+            return
+        cleaned = []
+        for error in result.errors:
+            if not (error.extensions or {}).get("code") and error.original_error is not None:
+                request_id = uuid.uuid4().hex
+                log.error("request %s failed", request_id, exc_info=error.original_error)
+                cleaned.append(
+                    GraphQLError(
+                        "Internal server error.",
+                        nodes=error.nodes,
+                        path=error.path,
+                        extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
+                    )
+                )
+            else:
+                message = SUGGESTION.sub("", error.message)
+                cleaned.append(
+                    GraphQLError(
+                        message, nodes=error.nodes, path=error.path, extensions=error.extensions
+                    )
+                )
+        result.errors = cleaned
+
+
+SUGGESTION = re.compile(r"\s*Did you mean .*?\?$")
+log = logging.getLogger("carbongraph")
+
+
 class SqlStatementsExtension(SchemaExtension):
     """With CARBONGRAPH_REPORT_SQL_STATEMENTS=1: extensions.sqlStatements, the data statements
     this request ran (the viewer's grants included)."""
@@ -274,6 +318,7 @@ def build_schema() -> strawberry.federation.Schema:
         extensions=[
             lambda: ParserCache(maxsize=1024),
             lambda: ValidationCache(maxsize=1024),
+            ProductionErrors,
             SqlStatementsExtension,
         ],
     )

@@ -1,0 +1,131 @@
+"""Static limits on GraphQL documents, checked before anything executes (graphql-armor's
+defaults): depth, aliases, directives, tokens and characters; and, in production, no
+introspection.
+
+Depth does not count Relay's wrapper fields (``edges``, ``node``, ``pageInfo``): they add two
+levels per connection without fetching anything, so counting them would refuse ordinary nested
+queries while adding no protection. Every other field counts, through fragments too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLSyntaxError,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    parse,
+)
+
+RELAY_WRAPPERS = frozenset({"edges", "node", "pageInfo"})
+INTROSPECTION = frozenset({"__schema", "__type"})
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_depth: int = 6
+    max_aliases: int = 15
+    max_directives: int = 50
+    max_tokens: int = 1000
+    max_characters: int = 15_000
+
+
+class LimitExceeded(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@lru_cache(maxsize=1024)
+def _parse(query: str, max_tokens: int) -> DocumentNode | None:
+    try:
+        return parse(query, max_tokens=max_tokens)
+    except GraphQLSyntaxError as exc:
+        if "tokens" in exc.message:
+            raise LimitExceeded("TOO_MANY_TOKENS", exc.message) from exc
+        return None  # a plain syntax error: the executor reports it as usual
+
+
+def check(query: str, limits: Limits, *, allow_introspection: bool) -> None:
+    """Raise LimitExceeded with a stable code for the first limit the document breaks."""
+    if len(query) > limits.max_characters:
+        raise LimitExceeded(
+            "QUERY_TOO_LARGE", f"The document has more than {limits.max_characters} characters."
+        )
+    document = _parse(query, limits.max_tokens)
+    if document is None:
+        return
+    fragments = {
+        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+    }
+    aliases = directives = 0
+    for definition in document.definitions:
+        for node in _walk(definition):
+            directives += len(getattr(node, "directives", None) or ())
+            if isinstance(node, FieldNode):
+                if node.alias is not None:
+                    aliases += 1
+                if not allow_introspection and node.name.value in INTROSPECTION:
+                    raise LimitExceeded(
+                        "INTROSPECTION_DISABLED", "Introspection is disabled in production."
+                    )
+    if aliases > limits.max_aliases:
+        raise LimitExceeded(
+            "TOO_MANY_ALIASES",
+            f"The document uses {aliases} aliases; at most {limits.max_aliases} are allowed.",
+        )
+    if directives > limits.max_directives:
+        raise LimitExceeded(
+            "TOO_MANY_DIRECTIVES",
+            f"The document uses {directives} directives; at most "
+            f"{limits.max_directives} are allowed.",
+        )
+    for definition in document.definitions:
+        if isinstance(definition, OperationDefinitionNode):
+            depth = _depth(definition.selection_set, fragments, set())
+            if depth > limits.max_depth:
+                raise LimitExceeded(
+                    "QUERY_TOO_DEEP",
+                    f"The operation is {depth} levels deep; at most "
+                    f"{limits.max_depth} are allowed (Relay's edges/node "
+                    "are not counted).",
+                )
+
+
+def _walk(node: object):  # type: ignore[no-untyped-def]
+    yield node
+    selection_set = getattr(node, "selection_set", None)
+    if selection_set is not None:
+        for selection in selection_set.selections:
+            yield from _walk(selection)
+
+
+def _depth(
+    selection_set: SelectionSetNode | None,
+    fragments: dict[str, FragmentDefinitionNode],
+    seen: set[str],
+) -> int:
+    if selection_set is None:
+        return 0
+    deepest = 0
+    for selection in selection_set.selections:
+        if isinstance(selection, FieldNode):
+            below = _depth(selection.selection_set, fragments, seen)
+            own = 0 if selection.name.value in RELAY_WRAPPERS else 1
+            deepest = max(deepest, own + below if selection.selection_set else own)
+        elif isinstance(selection, InlineFragmentNode):
+            deepest = max(deepest, _depth(selection.selection_set, fragments, seen))
+        elif isinstance(selection, FragmentSpreadNode):
+            name = selection.name.value
+            if name in fragments and name not in seen:  # cycles are a validation error anyway
+                deepest = max(
+                    deepest, _depth(fragments[name].selection_set, fragments, seen | {name})
+                )
+    return deepest

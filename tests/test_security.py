@@ -1,0 +1,99 @@
+"""Static limits in every mode, and production hardening (issue 7, first part)."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from carbongraph.app import create_app
+from carbongraph.config import Settings
+
+
+def _code(response: httpx.Response) -> str:
+    return response.json()["errors"][0]["extensions"]["code"]
+
+
+@pytest.mark.parametrize(
+    ("query", "code"),
+    [
+        ("{ me " + "{ individual " * 20 + "{ id }" + " }" * 21, "QUERY_TOO_DEEP"),
+        ("{ " + " ".join(f"a{n}: me {{ subject }}" for n in range(101)) + " }", "TOO_MANY_ALIASES"),
+        ("{ me { " + "subject " * 1200 + "} }", "TOO_MANY_TOKENS"),
+        ("{ me { subject } }" + " " * 20_000, "QUERY_TOO_LARGE"),
+        ("{ me { subject " + "@include(if: true) " * 60 + "} }", "TOO_MANY_DIRECTIVES"),
+    ],
+)
+async def test_limits_refuse_before_execution(api, query, code):
+    response = await api.post(query, subject="anyone")
+    assert response.status_code == 400, response.text
+    assert _code(response) == code
+
+
+async def test_relay_wrappers_do_not_count_towards_depth(api):
+    query = """{ enterprises { edges { node { communities { edges { node { households {
+      edges { node { members { edges { node { id } } } } } } } } } } } } }"""
+    response = await api.post(query, subject="anyone")
+    assert response.status_code == 200 and "errors" not in response.json()
+
+
+async def test_large_bodies_and_batches_are_refused(api):
+    response = await api.post("{ me { subject } }", {"pad": "x" * 1_100_000}, subject="anyone")
+    assert response.status_code == 413 and _code(response) == "REQUEST_TOO_LARGE"
+    response = await api.client.post(
+        "/graphql",
+        json=[{"query": "{ me { subject } }"}] * 10,
+        headers={"Authorization": f"Bearer {api.token('anyone')}"},
+    )
+    assert response.status_code == 400
+
+
+@pytest.fixture
+async def production(engine, settings, monkeypatch):
+    prod = Settings.from_env(
+        database_url=settings.database_url,
+        env="production",
+        jwt_secret=settings.effective_jwt_secret,
+        gateway_secret="gateway-shared-secret",
+    )
+    app = create_app(prod, engine=engine)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as client:
+        yield client
+
+
+async def test_production_hardening(api, production, monkeypatch):
+    headers = {"Authorization": f"Bearer {api.token('anyone')}"}
+
+    async def post(query: str, extra: dict[str, str] | None = None) -> httpx.Response:
+        return await production.post(
+            "/graphql", json={"query": query}, headers={**headers, **(extra or {})}
+        )
+
+    response = await post("{ __schema { types { name } } }")
+    assert response.status_code == 400 and _code(response) == "INTROSPECTION_DISABLED"
+    response = await post("{ me { subjec } }")
+    assert "Did you mean" not in response.text
+    response = await post("{ _service { sdl } }")
+    assert response.status_code == 403 and _code(response) == "FORBIDDEN"
+    response = await post(
+        "{ _service { sdl } }", {"X-Carbongraph-Gateway-Secret": "gateway-shared-secret"}
+    )
+    assert (
+        response.status_code == 200
+        and "type Community" in response.json()["data"]["_service"]["sdl"]
+    )
+    assert (await production.get("/graphql", headers={"accept": "text/html"})).status_code == 404
+
+    from carbongraph.resolvers import hierarchy
+
+    def broken(*_args: object) -> object:
+        raise RuntimeError("SELECT secret FROM somewhere failed")
+
+    monkeypatch.setattr(hierarchy, "visible_enterprises", broken)
+    response = await post("{ enterprises { totalCount } }")
+    error = response.json()["errors"][0]
+    assert error["message"] == "Internal server error."
+    assert error["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
+    assert len(error["extensions"]["requestId"]) == 32
+    assert "SELECT" not in response.text
