@@ -97,3 +97,34 @@ async def test_production_hardening(api, production, monkeypatch):
     assert error["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
     assert len(error["extensions"]["requestId"]) == 32
     assert "SELECT" not in response.text
+
+
+async def test_security_headers_and_cors(engine, settings, api):
+    response = await api.post("{ me { subject } }", subject="anyone")
+    for header in (
+        "x-content-type-options",
+        "referrer-policy",
+        "x-frame-options",
+        "content-security-policy",
+        "cache-control",
+    ):
+        assert header in response.headers
+    configured = Settings.from_env(
+        database_url=settings.database_url, cors_origins=("https://app.example",)
+    )
+    app = create_app(configured, engine=engine)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as client:
+        preflight = {
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type",
+        }
+        ok = await client.options(
+            "/graphql", headers={"Origin": "https://app.example", **preflight}
+        )
+        assert ok.headers["access-control-allow-origin"] == "https://app.example"
+        refused = await client.options(
+            "/graphql", headers={"Origin": "https://evil.example", **preflight}
+        )
+        assert "access-control-allow-origin" not in refused.headers

@@ -16,6 +16,8 @@ from cross_web import FormData, HTTPException
 from cross_web.request._starlette import StarletteRequestAdapter
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -416,6 +418,40 @@ class GraphQLEndpoint(GraphQL):
         return response
 
 
+class SecurityHeaders:
+    """Headers every response carries (pure ASGI: no buffering of bodies)."""
+
+    def __init__(self, app: Any, production: bool) -> None:
+        self.app = app
+        self.headers = [
+            (b"x-content-type-options", b"nosniff"),
+            (b"referrer-policy", b"no-referrer"),
+            (b"x-frame-options", b"DENY"),
+            (b"cache-control", b"no-store"),
+        ]
+        if production:
+            self.headers.append((b"strict-transport-security", b"max-age=63072000"))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                content_type = dict(headers).get(b"content-type", b"")
+                headers += self.headers
+                if not content_type.startswith(b"text/html"):  # GraphiQL loads its scripts
+                    headers.append(
+                        (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+                    )
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 async def healthz(_request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
@@ -453,7 +489,19 @@ def create_app(
         return JSONResponse({"status": "ok", "database": "reachable"})
 
     graphql = GraphQLEndpoint(settings, engine_ref)
+    middleware = [Middleware(SecurityHeaders, production=settings.is_production)]
+    if settings.cors_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(settings.cors_origins),
+                allow_methods=["GET", "POST"],
+                max_age=600,
+                allow_headers=["authorization", "content-type", "accept", *PREFLIGHT_HEADERS],
+            )
+        )
     return Starlette(
+        middleware=middleware,
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
             Route("/healthz", healthz),

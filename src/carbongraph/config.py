@@ -51,6 +51,8 @@ class Settings:
     # In production, `_service` and `_entities` answer only requests carrying this secret in
     # the X-Carbongraph-Gateway-Secret header (the gateway adds it).
     gateway_secret: str | None = None
+    # Browser origins allowed to call the API (CORS); none by default.
+    cors_origins: tuple[str, ...] = ()
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -92,6 +94,11 @@ class Settings:
             "max_body_bytes": _int("CARBONGRAPH_MAX_BODY_BYTES", 1_000_000),
             "request_timeout_seconds": _int("CARBONGRAPH_REQUEST_TIMEOUT_SECONDS", 10),
             "gateway_secret": os.environ.get("CARBONGRAPH_GATEWAY_SECRET") or None,
+            "cors_origins": tuple(
+                o.strip()
+                for o in os.environ.get("CARBONGRAPH_CORS_ORIGINS", "").split(",")
+                if o.strip()
+            ),
         }
         values.update(overrides)
         settings = cls(**values)  # type: ignore[arg-type]
