@@ -58,8 +58,9 @@ async def test_resident_cannot_read_another_households_members(engine, api):
 
 async def test_esg_analyst_reads_no_names(engine, api):
     world = await build_world(engine)
-    query = """query($id: ID!) { enterprise(id: $id) { name communities { edges { node { name
-      members { totalCount edges { node { id displayName email } } } } } } } }"""
+    query = """query($id: ID!) { enterprise(id: $id) { name communities(first: 10) { edges {
+      node { name members(first: 50) { totalCount edges { node { id displayName email } } } }
+    } } } }"""
     body = await api.gql(
         query, {"id": gid("Enterprise", world.a.enterprise)}, subject="esg-a", allow_errors=True
     )

@@ -30,10 +30,62 @@ async def test_limits_refuse_before_execution(api, query, code):
 
 
 async def test_relay_wrappers_do_not_count_towards_depth(api):
-    query = """{ enterprises { edges { node { communities { edges { node { households {
-      edges { node { members { edges { node { id } } } } } } } } } } } } }"""
+    query = """{ enterprises(first: 5) { edges { node { communities(first: 5) { edges { node {
+      households(first: 5) { edges { node { members(first: 5) { edges { node { id } } } } } }
+      } } } } } } }"""
     response = await api.post(query, subject="anyone")
     assert response.status_code == 200 and "errors" not in response.json()
+
+
+async def test_static_cost_limit(api):
+    unbounded = """{ enterprises { edges { node { communities { edges { node {
+      households { edges { node { id } } } } } } } } } }"""
+    response = await api.post(unbounded, subject="anyone")
+    assert response.status_code == 400 and _code(response) == "COST_LIMIT_EXCEEDED"
+
+
+async def test_rate_limit_by_cost_per_principal(engine, settings):
+    limited = Settings.from_env(database_url=settings.database_url, rate_limit_per_minute=30)
+    app = create_app(limited, engine=engine)
+    from carbongraph.authz import mint_token
+
+    headers = {"Authorization": f"Bearer {mint_token(limited, 'busy')}"}
+    query = {"query": "{ communities(first: 9) { edges { node { id } } } }"}  # cost 10
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as client:
+        statuses = [
+            (await client.post("/graphql", json=query, headers=headers)).status_code
+            for _ in range(4)
+        ]
+        assert statuses[:3] == [200, 200, 200] and statuses[3] == 429
+        refused = await client.post("/graphql", json=query, headers=headers)
+        assert int(refused.headers["retry-after"]) >= 1
+        assert _code(refused) == "RATE_LIMITED"
+
+
+async def test_rate_limit_is_shared_through_redis(engine, settings):
+    """Two app instances (as two processes would) share one budget in Redis."""
+    import uuid
+
+    url = "redis://127.0.0.1:6379/15"
+    limited = Settings.from_env(
+        database_url=settings.database_url, rate_limit_per_minute=20, redis_url=url
+    )
+    from carbongraph.authz import mint_token
+
+    headers = {"Authorization": f"Bearer {mint_token(limited, f'shared-{uuid.uuid4().hex}')}"}
+    query = {"query": "{ communities(first: 9) { edges { node { id } } } }"}  # cost 10
+    apps = [create_app(limited, engine=engine) for _ in range(2)]
+    client_ip = f"127.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.9"  # its own IP budget
+    statuses = []
+    for app in apps + apps:
+        transport = httpx.ASGITransport(app=app, client=(client_ip, 4000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            statuses.append(
+                (await client.post("/graphql", json=query, headers=headers)).status_code
+            )
+    assert statuses.count(200) == 2 and statuses.count(429) == 2
 
 
 async def test_large_bodies_and_batches_are_refused(api):

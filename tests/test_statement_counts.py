@@ -47,7 +47,7 @@ async def test_total_counts_cost_one_statement_per_level(engine, api):
     world = await build_world(engine, communities=4, households=3, members=2)
     query = """
     query($id: ID!) { enterprise(id: $id) {
-      communities { totalCount edges { node { households { totalCount
+      communities(first: 10) { totalCount edges { node { households(first: 10) { totalCount
         edges { node { members { totalCount } } } } } } } } }
     """
     with StatementLog() as log:

@@ -32,6 +32,7 @@ from carbongraph.authz import InvalidToken, Principal, TokenVerifier
 from carbongraph.config import Settings
 from carbongraph.db import create_engine, ping, request_db
 from carbongraph.errors import ErrorCode
+from carbongraph.ratelimit import RateLimiter
 from carbongraph.resolvers.context import build_context
 from carbongraph.schema.schema import schema as default_schema
 
@@ -106,6 +107,11 @@ class GraphQLEndpoint(GraphQL):
         )
         self.settings = settings
         self._engine_ref = engine_ref
+        self.rate_limiter = (
+            RateLimiter(settings.rate_limit_per_minute, settings.redis_url)
+            if settings.rate_limit_per_minute > 0
+            else None
+        )
         self.limits = limits.Limits(
             max_depth=settings.max_depth,
             max_aliases=settings.max_aliases,
@@ -280,6 +286,19 @@ class GraphQLEndpoint(GraphQL):
                 "REQUEST_TOO_LARGE",
                 media_type=error_media,
             )
+        if self.rate_limiter is not None:
+            decision = await self.rate_limiter.check(
+                [f"p:{principal.subject}", f"ip:{request.client.host if request.client else '-'}"],
+                await self._request_cost(request, content_type),
+            )
+            if not decision.allowed:
+                return _error_response(
+                    429,
+                    "Too many requests; retry later.",
+                    "RATE_LIMITED",
+                    media_type=error_media,
+                    **{"Retry-After": str(decision.retry_after)},
+                )
         write = request.method == "POST" and b"mutation" in await request.body()
         try:
             async with request_db(self._engine_ref["engine"], write=write) as db:
@@ -322,6 +341,24 @@ class GraphQLEndpoint(GraphQL):
         # gets this far is an API request without a query: 400.
         return False
 
+    async def _request_cost(self, request: Request, content_type: str) -> int:
+        """The static cost the rate limiter spends (1 when the query cannot be read here)."""
+        query: Any = request.query_params.get("query")
+        if request.method == "POST" and content_type.lower().startswith("application/json"):
+            try:
+                body = orjson.loads(await request.body())
+                query = body.get("query") if isinstance(body, dict) else None
+            except orjson.JSONDecodeError:
+                query = None
+        if not isinstance(query, str):
+            return 1
+        try:
+            estimated = limits.cost(query, self.limits, default_page=self.settings.max_page_size)
+        except limits.LimitExceeded:
+            return 1
+        # An over-cost request is refused before it runs; it spends only 1.
+        return 1 if estimated > self.settings.max_cost else max(1, estimated)
+
     def _check_limits(self, query: str, request: Any) -> None:
         """Static limits, introspection and the gateway-only fields, before execution."""
         settings = self.settings
@@ -331,6 +368,15 @@ class GraphQLEndpoint(GraphQL):
             error = HTTPException(400, str(exc))
             error.graphql_code = exc.code  # type: ignore[attr-defined]
             raise error from exc
+        estimated = limits.cost(query, self.limits, default_page=settings.max_page_size)
+        if estimated > settings.max_cost:
+            error = HTTPException(
+                400,
+                f"The operation's estimated cost {estimated} exceeds "
+                f"{settings.max_cost} (lists cost their page size).",
+            )
+            error.graphql_code = "COST_LIMIT_EXCEEDED"  # type: ignore[attr-defined]
+            raise error
         if settings.is_production and ("_service" in query or "_entities" in query):
             secret = request.headers.get("x-carbongraph-gateway-secret")
             if not settings.gateway_secret or not secrets.compare_digest(

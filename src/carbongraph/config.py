@@ -51,6 +51,10 @@ class Settings:
     # In production, `_service` and `_entities` answer only requests carrying this secret in
     # the X-Carbongraph-Gateway-Secret header (the gateway adds it).
     gateway_secret: str | None = None
+    max_cost: int = 5000
+    # Cost units per principal and per client IP per minute; 0 disables rate limiting.
+    rate_limit_per_minute: int = 60_000
+    redis_url: str | None = None
     # Browser origins allowed to call the API (CORS); none by default.
     cors_origins: tuple[str, ...] = ()
     extra: dict[str, str] = field(default_factory=dict)
@@ -94,6 +98,9 @@ class Settings:
             "max_body_bytes": _int("CARBONGRAPH_MAX_BODY_BYTES", 1_000_000),
             "request_timeout_seconds": _int("CARBONGRAPH_REQUEST_TIMEOUT_SECONDS", 10),
             "gateway_secret": os.environ.get("CARBONGRAPH_GATEWAY_SECRET") or None,
+            "max_cost": _int("CARBONGRAPH_MAX_COST", 5000),
+            "rate_limit_per_minute": _int("CARBONGRAPH_RATE_LIMIT_PER_MINUTE", 60_000),
+            "redis_url": os.environ.get("CARBONGRAPH_REDIS_URL") or None,
             "cors_origins": tuple(
                 o.strip()
                 for o in os.environ.get("CARBONGRAPH_CORS_ORIGINS", "").split(",")
