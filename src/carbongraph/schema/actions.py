@@ -511,7 +511,11 @@ class RedeemRewardPayload:
     user_errors: list[UserError]
 
 
-async def _owner(info: Any, owner_id: strawberry.ID, field: str) -> tuple[str, int, Any]:
+async def _owner(
+    info: Any, owner_id: strawberry.ID, field: str, managed_for: str | None = None
+) -> tuple[str, int, Any]:
+    """A Community or Enterprise from mutation input; with ``managed_for``, the viewer must
+    manage it (FORBIDDEN otherwise: "Only its managers {managed_for} here.")."""
     from carbongraph.services.hierarchy import load_target
 
     try:
@@ -523,20 +527,30 @@ async def _owner(info: Any, owner_id: strawberry.ID, field: str) -> tuple[str, i
             f"{field} is not a Community or Enterprise ID.",
         ) from exc
     row = await load_target(info.context, type_name, pk, ["input", field], manage=False)
+    if managed_for and not info.context.viewer.can_manage(Target((row.path,))):
+        raise MutationFailed.single(
+            ["input", field], UserErrorCode.FORBIDDEN, f"Only its managers {managed_for} here."
+        )
     return type_name, pk, row
 
 
-async def rewards_of(info: Any, owner_id: strawberry.ID) -> list[RewardInfo]:
+async def _owned_rows(info: Any, owner_id: strawberry.ID, table: sa.Table) -> list[Any]:
+    """Rows of ``table`` owned by a Community or Enterprise the viewer can see."""
     from carbongraph.schema.hierarchy import NODE_TYPES
 
     type_name, pk = decode_global_id(owner_id, ["Community", "Enterprise"])
     await NODE_TYPES[type_name].fetch(info, pk)  # NOT_FOUND / FORBIDDEN for strangers
-    rows = await info.context.db.execute(
-        sa.select(rewards.RW)
-        .where(rewards.RW.c.owner_type == type_name, rewards.RW.c.owner_id == pk)
-        .order_by(rewards.RW.c.id)
+    return list(
+        await info.context.db.execute(
+            sa.select(table)
+            .where(table.c.owner_type == type_name, table.c.owner_id == pk)
+            .order_by(table.c.id)
+        )
     )
-    return [RewardInfo.from_row(r) for r in rows]
+
+
+async def rewards_of(info: Any, owner_id: strawberry.ID) -> list[RewardInfo]:
+    return [RewardInfo.from_row(r) for r in await _owned_rows(info, owner_id, rewards.RW)]
 
 
 @strawberry.type
@@ -546,13 +560,7 @@ class RewardMutations:
         self, info: strawberry.Info, input: CreateRewardInput
     ) -> CreateRewardPayload:
         async def action() -> Any:
-            type_name, pk, row = await _owner(info, input.owner_id, "ownerId")
-            if not info.context.viewer.can_manage(Target((row.path,))):
-                raise MutationFailed.single(
-                    ["input", "ownerId"],
-                    UserErrorCode.FORBIDDEN,
-                    "Only its managers offer rewards here.",
-                )
+            type_name, pk, row = await _owner(info, input.owner_id, "ownerId", "offer rewards")
             return await rewards.create_reward(
                 info.context.db,
                 owner_type=type_name,
@@ -721,15 +729,7 @@ class CreateCampaignPayload:
 
 
 async def campaigns_of(info: Any, owner_id: strawberry.ID) -> list[CampaignInfo]:
-    from carbongraph.schema.hierarchy import NODE_TYPES
-
-    type_name, pk = decode_global_id(owner_id, ["Community", "Enterprise"])
-    await NODE_TYPES[type_name].fetch(info, pk)
-    rows = await info.context.db.execute(
-        sa.select(campaigns.CP)
-        .where(campaigns.CP.c.owner_type == type_name, campaigns.CP.c.owner_id == pk)
-        .order_by(campaigns.CP.c.id)
-    )
+    rows = await _owned_rows(info, owner_id, campaigns.CP)
     return [CampaignInfo.from_row(r) for r in rows]
 
 
@@ -740,13 +740,7 @@ class CampaignMutations:
         self, info: strawberry.Info, input: CreateCampaignInput
     ) -> CreateCampaignPayload:
         async def action() -> Any:
-            type_name, pk, row = await _owner(info, input.owner_id, "ownerId")
-            if not info.context.viewer.can_manage(Target((row.path,))):
-                raise MutationFailed.single(
-                    ["input", "ownerId"],
-                    UserErrorCode.FORBIDDEN,
-                    "Only its managers run campaigns here.",
-                )
+            type_name, pk, row = await _owner(info, input.owner_id, "ownerId", "run campaigns")
             return await campaigns.create_campaign(
                 info.context.db,
                 owner_type=type_name,
