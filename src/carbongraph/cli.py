@@ -32,6 +32,18 @@ def _settings() -> Settings:
         raise typer.Exit(2) from exc
 
 
+async def _in_transaction(settings: Settings, work: Any) -> Any:
+    """Run ``work(connection)`` in one transaction on a short-lived engine."""
+    from carbongraph.db import create_engine
+
+    engine = create_engine(settings)
+    try:
+        async with engine.begin() as conn:
+            return await work(conn)
+    finally:
+        await engine.dispose()
+
+
 def _progress() -> Any:
     """The progress bar of long commands (on stderr, so stdout stays machine-readable)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
@@ -275,7 +287,6 @@ def credits_expire(
     from datetime import UTC, date, datetime
 
     from carbongraph.actions.expiry import expire_credits
-    from carbongraph.db import create_engine
 
     settings = _settings()
     try:
@@ -284,15 +295,7 @@ def credits_expire(
         err.print("--date is YYYY-MM-DD")
         raise typer.Exit(2) from exc
 
-    async def run() -> dict[str, int]:
-        engine = create_engine(settings)
-        try:
-            async with engine.begin() as conn:
-                return await expire_credits(conn, today)
-        finally:
-            await engine.dispose()
-
-    result = asyncio.run(run())
+    result = asyncio.run(_in_transaction(settings, lambda conn: expire_credits(conn, today)))
     sys.stdout.write(f"expired {result['credits']} credits of {result['people']} people\n")
 
 
@@ -388,7 +391,6 @@ def factors_import(
     new version; existing rows are never overwritten. Run `recalculate` afterwards to apply
     them to recorded activity."""
     from carbongraph.accounting.factors import FactorFileError, import_factors, read_factor_file
-    from carbongraph.db import create_engine
 
     settings = _settings()
     try:
@@ -397,13 +399,8 @@ def factors_import(
         err.print(f"[red]{file}: {exc}[/red]")
         raise typer.Exit(1) from exc
 
-    async def run() -> tuple[int, int]:
-        engine = create_engine(settings)
-        try:
-            async with engine.begin() as conn:
-                return await import_factors(conn, rows)
-        finally:
-            await engine.dispose()
+    def run() -> Any:
+        return _in_transaction(settings, lambda conn: import_factors(conn, rows))
 
     try:
         added, present = asyncio.run(run())
