@@ -12,8 +12,9 @@ CREATE = """mutation($o: ID!) { createCampaign(input: {ownerId: $o, name: "Green
   startsOn: "2025-06-01", endsOn: "2025-06-30", actionTypes: ["SUBWAY_TRIP"],
   goalKind: "PARTICIPANTS", goalValue: 4, bonusPercent: 150}) {
   campaign { id } userErrors { field code } } }"""
-BOARD = """query($o: ID!) { campaigns(ownerId: $o) { name progress { avoidedGrams participants
-  percentOfGoal } topParticipants(first: 5) { rank name individualId avoidedGrams } } }"""
+BOARD = """query($o: ID!) { campaigns(ownerId: $o) { name progress { suppressed avoidedGrams
+  participants percentOfGoal } topParticipants(first: 5) { rank name individualId avoidedGrams
+  suppressed } } }"""
 
 
 async def test_campaign_bonus_progress_and_board(engine, api):
@@ -39,6 +40,7 @@ async def test_campaign_bonus_progress_and_board(engine, api):
     body = await api.gql(BOARD, {"o": gid("Community", community)}, subject="cm-a0")
     campaign = body["data"]["campaigns"][0]
     assert campaign["progress"] == {
+        "suppressed": False,
         "avoidedGrams": 5 * 554,
         "participants": 3,
         "percentOfGoal": 75.0,
@@ -53,6 +55,16 @@ async def test_campaign_bonus_progress_and_board(engine, api):
     again = await api.gql(BOARD, {"o": gid("Community", community)}, subject="resident-a")
     assert [s["name"] for s in again["data"]["campaigns"][0]["topParticipants"]] == names
     assert all(s["individualId"] is None for s in seen["data"]["campaigns"][0]["topParticipants"])
+    # Seen from outside, three participants are a small cell: only the resident's own figure.
+    outside_view = seen["data"]["campaigns"][0]
+    assert outside_view["progress"] == {
+        "suppressed": True,
+        "avoidedGrams": None,
+        "participants": None,
+        "percentOfGoal": None,
+    }
+    own = [(s["avoidedGrams"], s["suppressed"]) for s in outside_view["topParticipants"]]
+    assert sorted(own, key=str) == [(1108, False), (None, True), (None, True)]
     # The multiplier: 2 trips in June earn 1,108 + 554 bonus; July earns no bonus.
     body = await api.gql(
         """query($i: ID!) { individual(id: $i) { credits { balance } } }""",

@@ -57,6 +57,9 @@ class Settings:
     redis_url: str | None = None
     # Browser origins allowed to call the API (CORS); none by default.
     cors_origins: tuple[str, ...] = ()
+    # Aggregates covering fewer people are withheld from viewers who may not see them
+    # individually (docs/privacy.md); 1 turns suppression off.
+    small_cell_k: int = 10
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -106,6 +109,7 @@ class Settings:
                 for o in os.environ.get("CARBONGRAPH_CORS_ORIGINS", "").split(",")
                 if o.strip()
             ),
+            "small_cell_k": _int("CARBONGRAPH_SMALL_CELL_K", 10),
         }
         values.update(overrides)
         settings = cls(**values)  # type: ignore[arg-type]
@@ -119,6 +123,8 @@ class Settings:
                 "production needs CARBONGRAPH_JWT_PUBLIC_KEY_FILE, CARBONGRAPH_JWT_JWKS_FILE "
                 "or CARBONGRAPH_JWT_SECRET"
             )
+        if self.small_cell_k < 1:
+            raise ConfigError("CARBONGRAPH_SMALL_CELL_K must be at least 1")
         if not 1 <= self.default_page_size <= self.max_page_size:
             raise ConfigError("CARBONGRAPH_DEFAULT_PAGE_SIZE must be between 1 and the maximum")
 

@@ -30,6 +30,7 @@ from carbongraph.models import (
     HouseholdMembership,
     Individual,
 )
+from carbongraph.privacy import GroupLoader
 from carbongraph.resolvers.pagination import (
     Page,
     PageArgs,
@@ -194,6 +195,8 @@ class Loaders:
         self.membership_history = DataLoader(load_fn=self._membership_history)
         # Keyed by ((node, id, via), Period): one statement per distinct period.
         self.footprint = DataLoader(load_fn=self._footprints)
+        # Sibling groups with populations, for small-cell suppression (carbongraph.privacy).
+        self.cell_groups = GroupLoader(db)
         self._pages: dict[Relation, DataLoader[tuple[Any, PageArgs], Page]] = {}
         self._counts: dict[Relation, DataLoader[Any, int]] = {}
 

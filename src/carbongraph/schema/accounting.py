@@ -11,9 +11,11 @@ from typing import Any, NewType
 import strawberry
 from strawberry.federation.schema_directives import Cost
 
+from carbongraph import privacy
 from carbongraph.accounting import reads
 from carbongraph.accounting.activities import ACTIVITY_TYPES
 from carbongraph.accounting.reads import FootprintData, Period
+from carbongraph.authz import Access, Target
 from carbongraph.errors import BadUserInput
 from carbongraph.schema.relay import to_global_id
 
@@ -165,25 +167,42 @@ class FootprintSource:
     market_factor: EmissionFactor | None
 
 
+@strawberry.enum(description="Why an aggregate is withheld (docs/privacy.md).")
+class SuppressionReason(Enum):
+    SMALL_CELL = "SMALL_CELL"
+    COMPLEMENTARY = "COMPLEMENTARY"
+
+
+SUPPRESSED_NOTE = " Null when `suppressed`."
+
+
 @strawberry.type(
     description="Emissions of a node over a period, split by scope. Net = gross − clean-energy "
-    "offset; Scope 3+ reductions are reported apart and never netted."
+    "offset; Scope 3+ reductions are reported apart and never netted. Viewers who may not see "
+    "the node's people individually get null figures with `suppressed: true` when the node "
+    "covers too few people (small-cell rule, docs/privacy.md)."
 )
 class Footprint:
     period: PeriodRange
-    scope1: Grams
-    scope2_location_based: Grams
-    scope2_market_based: Grams
-    scope3: Grams
-    scope3_categories: list[Scope3Category]
-    scope3_plus: Grams = strawberry.field(
-        description="Reductions facilitated outside Scopes 1–3 (never netted)."
+    suppressed: bool = strawberry.field(
+        description="The figures are withheld to protect a small group of people."
     )
-    gross: Grams
-    clean_energy_offset: Grams
-    net: Grams
-    record_count: int
-    member_count: int = strawberry.field(description="People in the node at the period's end.")
+    suppression_reason: SuppressionReason | None
+    scope1: Grams | None
+    scope2_location_based: Grams | None
+    scope2_market_based: Grams | None
+    scope3: Grams | None
+    scope3_categories: list[Scope3Category] | None
+    scope3_plus: Grams | None = strawberry.field(
+        description="Reductions facilitated outside Scopes 1–3 (never netted)." + SUPPRESSED_NOTE
+    )
+    gross: Grams | None
+    clean_energy_offset: Grams | None
+    net: Grams | None
+    record_count: int | None
+    member_count: int | None = strawberry.field(
+        description="People in the node at the period's end." + SUPPRESSED_NOTE
+    )
     per_capita: Grams | None = strawberry.field(description="Net per member; null without members.")
     key: strawberry.Private[tuple[str, int, str]]
     span: strawberry.Private[Period]
@@ -199,6 +218,8 @@ class Footprint:
             )
         return cls(
             period=PeriodRange(from_=period.start, to=period.end),
+            suppressed=False,
+            suppression_reason=None,
             scope3_categories=[
                 Scope3Category(category=c, name=reads.SCOPE3_CATEGORIES.get(c, "Other"), grams=g)
                 for c, g in sorted(data.scope3_by_category.items())
@@ -212,11 +233,39 @@ class Footprint:
             **_figures(data),
         )
 
+    @classmethod
+    def withheld(
+        cls, key: tuple[str, int, str], period: Period, reason: SuppressionReason
+    ) -> Footprint:
+        return cls(
+            period=PeriodRange(from_=period.start, to=period.end),
+            suppressed=True,
+            suppression_reason=reason,
+            scope1=None,
+            scope2_location_based=None,
+            scope2_market_based=None,
+            scope3=None,
+            scope3_categories=None,
+            scope3_plus=None,
+            gross=None,
+            clean_energy_offset=None,
+            net=None,
+            record_count=None,
+            member_count=None,
+            per_capita=None,
+            key=key,
+            span=period,
+        )
+
     @strawberry.federation.field(
         description="The same figures bucketed by day, week, month or year.",
         directives=[Cost(weight=5)],
     )
-    async def series(self, info: strawberry.Info, granularity: Granularity) -> list[FootprintPoint]:
+    async def series(
+        self, info: strawberry.Info, granularity: Granularity
+    ) -> list[FootprintPoint] | None:
+        if self.suppressed:
+            return None
         points = await reads.load_series(info.context.db, self.key, self.span, granularity.value)
         return [FootprintPoint(from_=p.start, to=p.end, **_figures(p.data)) for p in points]
 
@@ -225,7 +274,9 @@ class Footprint:
         "start in the period, grouped by activity type and factor. Reads raw records.",
         directives=[Cost(weight=50)],
     )
-    async def explain(self, info: strawberry.Info) -> list[FootprintSource]:
+    async def explain(self, info: strawberry.Info) -> list[FootprintSource] | None:
+        if self.suppressed:
+            return None
         rows = await reads.explain(info.context.db, self.key, self.span)
         return [
             FootprintSource(
@@ -243,22 +294,29 @@ class Footprint:
         ]
 
 
-@strawberry.type(description="Avoided emissions of low-carbon actions, by scope.")
+@strawberry.type(
+    description="Avoided emissions of low-carbon actions, by scope; withheld like a footprint "
+    "for too few people."
+)
 class Reductions:
     period: PeriodRange
-    scope1: Grams
-    scope2: Grams
-    scope3: Grams
-    scope3_plus: Grams = strawberry.field(
+    suppressed: bool
+    suppression_reason: SuppressionReason | None
+    scope1: Grams | None
+    scope2: Grams | None
+    scope3: Grams | None
+    scope3_plus: Grams | None = strawberry.field(
         description="Facilitated among ecosystem participants; kept apart from the inventory."
     )
-    total_within_scopes: Grams = strawberry.field(description="Scopes 1–3 only.")
+    total_within_scopes: Grams | None = strawberry.field(description="Scopes 1–3 only.")
 
     @classmethod
     def build(cls, period: Period, data: FootprintData) -> Reductions:
         r = data.reductions
         return cls(
             period=PeriodRange(from_=period.start, to=period.end),
+            suppressed=False,
+            suppression_reason=None,
             scope1=r.get("1", 0),
             scope2=r.get("2", 0),
             scope3=r.get("3", 0),
@@ -266,15 +324,56 @@ class Reductions:
             total_within_scopes=r.get("1", 0) + r.get("2", 0) + r.get("3", 0),
         )
 
+    @classmethod
+    def withheld(cls, period: Period, reason: SuppressionReason) -> Reductions:
+        return cls(
+            period=PeriodRange(from_=period.start, to=period.end),
+            suppressed=True,
+            suppression_reason=reason,
+            scope1=None,
+            scope2=None,
+            scope3=None,
+            scope3_plus=None,
+            total_within_scopes=None,
+        )
 
-async def footprint_of(info: Any, key: tuple[str, int, str], period: PeriodInput) -> Footprint:
+
+async def suppression(
+    info: Any, key: tuple[str, int, str], target: Target | None, span: Period
+) -> SuppressionReason | None:
+    """The small-cell decision for this viewer (docs/privacy.md); None: show the figures."""
+    ctx = info.context
+    k = ctx.settings.small_cell_k
+    if k <= 1 or target is None or ctx.viewer.access(target) >= Access.PERSONAL:
+        return None  # the platform's own figures, or a viewer who may see everyone in the node
+    if key[0] == "I":
+        return SuppressionReason.SMALL_CELL  # one person
+    path = target.paths[0]
+    # Enterprises above a community count their people through their communities.
+    via = key[2] if key[0] == "E" else "communities"
+    groups = await ctx.loaders.cell_groups.groups([path], via, span.end)
+    reason = privacy.decide(path, groups, k)
+    return SuppressionReason(reason.value) if reason else None
+
+
+async def footprint_of(
+    info: Any, key: tuple[str, int, str], period: PeriodInput, target: Target | None
+) -> Footprint:
     span = period.to_period()
+    reason = await suppression(info, key, target, span)
+    if reason is not None:
+        return Footprint.withheld(key, span, reason)
     data = await info.context.loaders.footprint.load((key, span))
     return Footprint.build(key, span, data)
 
 
-async def reductions_of(info: Any, key: tuple[str, int, str], period: PeriodInput) -> Reductions:
+async def reductions_of(
+    info: Any, key: tuple[str, int, str], period: PeriodInput, target: Target | None
+) -> Reductions:
     span = period.to_period()
+    reason = await suppression(info, key, target, span)
+    if reason is not None:
+        return Reductions.withheld(span, reason)
     data = await info.context.loaders.footprint.load((key, span))
     return Reductions.build(span, data)
 

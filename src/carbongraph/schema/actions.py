@@ -14,7 +14,7 @@ from carbongraph import evidence as photos
 from carbongraph.actions import campaigns, review, rewards
 from carbongraph.actions import record as service
 from carbongraph.actions.catalog import A as ACTION_TYPES
-from carbongraph.authz import Target
+from carbongraph.authz import Access, Target
 from carbongraph.errors import Forbidden, MutationFailed, UserErrorCode, UserErrorData
 from carbongraph.schema.common import UserError
 from carbongraph.schema.mutation_support import run_mutation
@@ -628,11 +628,15 @@ class RewardMutations:
         )
 
 
-@strawberry.type
+@strawberry.type(
+    description="Withheld (nulls, `suppressed: true`) from viewers outside the owner's "
+    "management when fewer than k people took part (docs/privacy.md)."
+)
 class CampaignProgress:
-    avoided_grams: int
-    participants: int
-    percent_of_goal: float
+    suppressed: bool
+    avoided_grams: int | None
+    participants: int | None
+    percent_of_goal: float | None
 
 
 @strawberry.type(description="One place on a campaign's board; ties share a rank.")
@@ -642,7 +646,11 @@ class CampaignStanding:
     individual_id: strawberry.ID | None = strawberry.field(
         description="Null when the viewer may not see who it is."
     )
-    avoided_grams: int
+    avoided_grams: int | None = strawberry.field(
+        description="Null (`suppressed`) unless the viewer may see this person: one person is "
+        "always a small cell."
+    )
+    suppressed: bool
 
 
 @strawberry.type(description="A time-boxed push for eligible actions towards a goal.")
@@ -674,7 +682,12 @@ class CampaignInfo:
     @strawberry.field
     async def progress(self, info: strawberry.Info) -> CampaignProgress:
         p = await campaigns.progress(info.context.db, self.row)
+        if p.participants < info.context.settings.small_cell_k and not self._manages(info):
+            return CampaignProgress(
+                suppressed=True, avoided_grams=None, participants=None, percent_of_goal=None
+            )
         return CampaignProgress(
+            suppressed=False,
             avoided_grams=p.avoided_g,
             participants=p.participants,
             percent_of_goal=p.percent_of_goal,
@@ -684,13 +697,12 @@ class CampaignInfo:
     async def top_participants(
         self, info: strawberry.Info, first: int = 10
     ) -> list[CampaignStanding]:
-        from carbongraph.authz import Access
-
         first = max(0, min(first, info.context.settings.max_page_size))
         standings = await campaigns.top_participants(info.context.db, self.row, first)
         names: dict[int, Any] = {}
+        manages = self._manages(info)
         # Names only for viewers with personal access to the whole board's owner.
-        if info.context.viewer.access(Target((self.row.owner_path,))) >= Access.PERSONAL:
+        if manages:
             rows = await info.context.loaders.individual.load_many(
                 [s.individual_id for s in standings]
             )
@@ -704,10 +716,23 @@ class CampaignInfo:
                 individual_id=strawberry.ID(to_global_id("Individual", s.individual_id))
                 if s.individual_id in names
                 else None,
-                avoided_grams=s.avoided_g,
+                # A resident still sees their own figure; one person is always a small cell.
+                avoided_grams=s.avoided_g if self._shown(info, manages, s.individual_id) else None,
+                suppressed=not self._shown(info, manages, s.individual_id),
             )
             for s in standings
         ]
+
+    def _manages(self, info: strawberry.Info) -> bool:
+        return info.context.viewer.access(Target((self.row.owner_path,))) >= Access.PERSONAL
+
+    @staticmethod
+    def _shown(info: strawberry.Info, manages: bool, individual_id: int) -> bool:
+        return (
+            manages
+            or info.context.settings.small_cell_k <= 1
+            or individual_id in info.context.viewer.resident_individual_ids
+        )
 
 
 @strawberry.input

@@ -134,15 +134,17 @@ class EnterpriseNode(_Entity):
     async def footprint(
         self, info: strawberry.Info, period: PeriodInput, via: RollupPath = RollupPath.COMMUNITIES
     ) -> Footprint:
-        require(info, Target((self.path,)), Access.AGGREGATE)
-        return await footprint_of(info, ("E", self.pk, via.value), period)
+        target = Target((self.path,))
+        require(info, target, Access.AGGREGATE)
+        return await footprint_of(info, ("E", self.pk, via.value), period, target)
 
     @aggregate_field("Avoided emissions over a period, by scope.")
     async def reductions(
         self, info: strawberry.Info, period: PeriodInput, via: RollupPath = RollupPath.COMMUNITIES
     ) -> Reductions:
-        require(info, Target((self.path,)), Access.AGGREGATE)
-        return await reductions_of(info, ("E", self.pk, via.value), period)
+        target = Target((self.path,))
+        require(info, target, Access.AGGREGATE)
+        return await reductions_of(info, ("E", self.pk, via.value), period, target)
 
     @connection_field("Top-level communities of this enterprise. ")
     async def communities(
@@ -227,13 +229,15 @@ class CommunityNode(_Entity):
 
     @aggregate_field("Emissions over a period, split by scope.")
     async def footprint(self, info: strawberry.Info, period: PeriodInput) -> Footprint:
-        require(info, Target((self.path,)), Access.AGGREGATE)
-        return await footprint_of(info, ("C", self.pk, ""), period)
+        target = Target((self.path,))
+        require(info, target, Access.AGGREGATE)
+        return await footprint_of(info, ("C", self.pk, ""), period, target)
 
     @aggregate_field("Avoided emissions over a period, by scope.")
     async def reductions(self, info: strawberry.Info, period: PeriodInput) -> Reductions:
-        require(info, Target((self.path,)), Access.AGGREGATE)
-        return await reductions_of(info, ("C", self.pk, ""), period)
+        target = Target((self.path,))
+        require(info, target, Access.AGGREGATE)
+        return await reductions_of(info, ("C", self.pk, ""), period, target)
 
     @strawberry.field(description="The enterprise that runs this community, if any.")
     async def enterprise(self, info: strawberry.Info) -> EnterpriseNode | None:
@@ -338,13 +342,15 @@ class HouseholdNode(_Entity):
 
     @aggregate_field("Emissions over a period, split by scope.")
     async def footprint(self, info: strawberry.Info, period: PeriodInput) -> Footprint:
-        require(info, Target((self.path,)), Access.AGGREGATE)
-        return await footprint_of(info, ("H", self.pk, ""), period)
+        target = Target((self.path,))
+        require(info, target, Access.AGGREGATE)
+        return await footprint_of(info, ("H", self.pk, ""), period, target)
 
     @aggregate_field("Avoided emissions over a period, by scope.")
     async def reductions(self, info: strawberry.Info, period: PeriodInput) -> Reductions:
-        require(info, Target((self.path,)), Access.AGGREGATE)
-        return await reductions_of(info, ("H", self.pk, ""), period)
+        target = Target((self.path,))
+        require(info, target, Access.AGGREGATE)
+        return await reductions_of(info, ("H", self.pk, ""), period, target)
 
     @personal_field("The household's label.")
     def name(self, info: strawberry.Info) -> str | None:
@@ -426,12 +432,12 @@ class IndividualNode(_Entity):
     @aggregate_field("Emissions over a period, split by scope.")
     async def footprint(self, info: strawberry.Info, period: PeriodInput) -> Footprint:
         require(info, self.record.target, Access.AGGREGATE)
-        return await footprint_of(info, ("I", self.pk, ""), period)
+        return await footprint_of(info, ("I", self.pk, ""), period, self.record.target)
 
     @aggregate_field("Avoided emissions over a period, by scope.")
     async def reductions(self, info: strawberry.Info, period: PeriodInput) -> Reductions:
         require(info, self.record.target, Access.AGGREGATE)
-        return await reductions_of(info, ("I", self.pk, ""), period)
+        return await reductions_of(info, ("I", self.pk, ""), period, self.record.target)
 
     @personal_field("")
     def display_name(self, info: strawberry.Info) -> str | None:

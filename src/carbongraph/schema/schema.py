@@ -163,7 +163,7 @@ class Query:
     )
     async def platform_footprint(self, info: strawberry.Info, period: PeriodInput) -> Footprint:
         _require_platform(info)
-        return await footprint_of(info, ("P", 0, ""), period)
+        return await footprint_of(info, ("P", 0, ""), period, None)
 
     @strawberry.federation.field(
         description="Reductions across the platform (platform admins).",
@@ -172,7 +172,7 @@ class Query:
     )
     async def platform_reductions(self, info: strawberry.Info, period: PeriodInput) -> Reductions:
         _require_platform(info)
-        return await reductions_of(info, ("P", 0, ""), period)
+        return await reductions_of(info, ("P", 0, ""), period, None)
 
     @strawberry.field(description="The low-carbon actions that earn credits.")
     async def action_types(self, info: strawberry.Info) -> list[ActionTypeInfo]:
