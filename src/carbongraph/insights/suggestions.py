@@ -413,9 +413,11 @@ async def household_members(db: Any, household_id: int, today: date) -> int:
     )
 
 
-async def suggestions_for(db: Any, account: Account, today: date) -> list[Suggestion]:
+async def suggestions_for(
+    db: Any, account: Account, today: date, library: FactorLibrary | None = None
+) -> list[Suggestion]:
     usage = await load_usage(db, account.account_type, account.account_id, today)
     if not usage:
         return []
-    library = await FactorLibrary.load(db)
+    library = library or await FactorLibrary.load(db)
     return evaluate(account, usage, library, today)

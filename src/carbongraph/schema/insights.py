@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -10,6 +11,7 @@ import strawberry
 
 from carbongraph.accounting import reads
 from carbongraph.accounting.activities import ACTIVITY_TYPES
+from carbongraph.accounting.factors import FactorLibrary
 from carbongraph.authz import Access, Target
 from carbongraph.errors import BadUserInput, Forbidden
 from carbongraph.insights import inventory as inv
@@ -79,6 +81,18 @@ class Suggestion:
         )
 
 
+# One factor library per request (keyed by the request's loaders): a list of households with
+# their suggestions then costs one factor read, not one per household.
+_LIBRARIES: weakref.WeakKeyDictionary[Any, FactorLibrary] = weakref.WeakKeyDictionary()
+
+
+async def _library(ctx: Any) -> FactorLibrary:
+    library = _LIBRARIES.get(ctx.loaders)
+    if library is None:
+        library = _LIBRARIES[ctx.loaders] = await FactorLibrary.load(ctx.db)
+    return library
+
+
 async def household_suggestions(info: Any, household: Any) -> list[Suggestion]:
     """``household`` is a HouseholdNode; PERSONAL access (see docs/authorization.md)."""
     require(info, Target((household.path,)), Access.PERSONAL)
@@ -92,7 +106,8 @@ async def household_suggestions(info: Any, household: Any) -> list[Suggestion]:
         has_rooftop_solar=household.has_rooftop_solar,
         members=await sg.household_members(ctx.db, household.pk, ctx.today),
     )
-    return [Suggestion.build(s) for s in await sg.suggestions_for(ctx.db, account, ctx.today)]
+    found = await sg.suggestions_for(ctx.db, account, ctx.today, await _library(ctx))
+    return [Suggestion.build(s) for s in found]
 
 
 async def individual_suggestions(info: Any, individual: Any) -> list[Suggestion]:
@@ -105,7 +120,8 @@ async def individual_suggestions(info: Any, individual: Any) -> list[Suggestion]
         community = await ctx.loaders.community.load(home.community_id)
         region, dwelling, solar = community.region_code, home.dwelling_type, home.has_rooftop_solar
     account = sg.Account("Individual", individual.pk, region, dwelling, solar, 1)
-    return [Suggestion.build(s) for s in await sg.suggestions_for(ctx.db, account, ctx.today)]
+    found = await sg.suggestions_for(ctx.db, account, ctx.today, await _library(ctx))
+    return [Suggestion.build(s) for s in found]
 
 
 @strawberry.type(description="Per-member figures of an inventory (members at the year's end).")
