@@ -144,7 +144,7 @@ def _money(value: Decimal) -> Decimal:
 
 
 def _observed(usage: Usage) -> str:
-    return f"annualised from {usage.days} days of records ({usage.first} to {usage.last})"
+    return f"annualised from {usage.days} days of records, {usage.first} to {usage.last}"
 
 
 Result = tuple[int, Decimal, str, list[Evidence], Usage] | None
