@@ -368,56 +368,56 @@ def evaluate(
     return out
 
 
-def record_filter(account_type: str, account_id: int) -> sa.ColumnElement[bool]:
-    if account_type == "Household":
-        # The household's own meters and its members' records made while they lived there,
-        # exactly as its footprint counts them.
-        return R.c.household_id == account_id
-    return sa.and_(R.c.account_type == "Individual", R.c.account_id == account_id)
+def _account_column(account_type: str) -> sa.ColumnElement[int]:
+    # A household: its own meters and its members' records made while they lived there,
+    # exactly as its footprint counts them; a person: their own records.
+    return R.c.household_id if account_type == "Household" else R.c.account_id
 
 
 async def load_usage(
-    db: Any, account_type: str, account_id: int, today: date, book: dict[str, Any] | None = None
-) -> dict[str, Usage]:
-    """The window's records of one account by activity type, in one statement."""
+    db: Any,
+    account_type: str,
+    account_ids: list[int],
+    today: date,
+    book: dict[str, Any] | None = None,
+) -> dict[int, dict[str, Usage]]:
+    """The window's records of many accounts of one type, by activity type, in one statement."""
     book = book or rule_book()
     start = today - timedelta(days=int(book["window_days"]))
     night = R.c.meter_ref.in_(book["night_register_meter_refs"])
+    account = _account_column(account_type)
+    condition = account.in_(account_ids)
+    if account_type == "Individual":
+        condition = sa.and_(R.c.account_type == "Individual", condition)
     rows = await db.execute(
         sa.select(
+            account,
             R.c.activity_type,
             sa.func.sum(R.c.quantity_milli),
             sa.func.sum(sa.case((night, R.c.quantity_milli), else_=0)),
             sa.func.min(R.c.period_start),
             sa.func.max(R.c.period_end),
         )
-        .where(record_filter(account_type, account_id), R.c.period_start >= start)
-        .group_by(R.c.activity_type)
+        .where(condition, R.c.period_start >= start)
+        .group_by(account, R.c.activity_type)
     )
-    return {
-        activity: Usage(int(quantity or 0), int(night_q or 0), first, last)
-        for activity, quantity, night_q, first, last in rows
-    }
+    out: dict[int, dict[str, Usage]] = {pk: {} for pk in account_ids}
+    for pk, activity, quantity, night_q, first, last in rows:
+        out[pk][activity] = Usage(int(quantity or 0), int(night_q or 0), first, last)
+    return out
 
 
-async def household_members(db: Any, household_id: int, today: date) -> int:
-    return int(
-        await db.scalar(
-            sa.select(sa.func.count()).where(
-                M.c.household_id == household_id,
-                M.c.valid_from <= today,
-                sa.or_(M.c.valid_to.is_(None), M.c.valid_to > today),
-            )
+async def household_members(db: Any, household_ids: list[int], today: date) -> dict[int, int]:
+    """People living in each household today, in one statement."""
+    rows = await db.execute(
+        sa.select(M.c.household_id, sa.func.count())
+        .where(
+            M.c.household_id.in_(household_ids),
+            M.c.valid_from <= today,
+            sa.or_(M.c.valid_to.is_(None), M.c.valid_to > today),
         )
-        or 0
+        .group_by(M.c.household_id)
     )
-
-
-async def suggestions_for(
-    db: Any, account: Account, today: date, library: FactorLibrary | None = None
-) -> list[Suggestion]:
-    usage = await load_usage(db, account.account_type, account.account_id, today)
-    if not usage:
-        return []
-    library = library or await FactorLibrary.load(db)
-    return evaluate(account, usage, library, today)
+    counts = {pk: 0 for pk in household_ids}
+    counts.update({pk: int(n) for pk, n in rows})
+    return counts

@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import strawberry
+from strawberry.dataloader import DataLoader
 
 from carbongraph.accounting import reads
 from carbongraph.accounting.activities import ACTIVITY_TYPES
@@ -81,16 +82,54 @@ class Suggestion:
         )
 
 
-# One factor library per request (keyed by the request's loaders): a list of households with
-# their suggestions then costs one factor read, not one per household.
-_LIBRARIES: weakref.WeakKeyDictionary[Any, FactorLibrary] = weakref.WeakKeyDictionary()
+class _SuggestionLoaders:
+    """Per request: the factor library once, and usage and member counts batched over every
+    account in the response, so a page of households with suggestions costs a fixed number of
+    statements."""
+
+    def __init__(self, ctx: Any) -> None:
+        self.ctx = ctx
+        self.library = DataLoader(load_fn=self._library)
+        self.members = DataLoader(load_fn=self._members)
+        self.usage = {
+            account_type: DataLoader(load_fn=self._usage_of(account_type))
+            for account_type in ("Household", "Individual")
+        }
+
+    async def _library(self, keys: list[int]) -> list[FactorLibrary]:
+        library = await FactorLibrary.load(self.ctx.db)
+        return [library for _ in keys]
+
+    async def _members(self, keys: list[int]) -> list[int]:
+        counts = await sg.household_members(self.ctx.db, keys, self.ctx.today)
+        return [counts[k] for k in keys]
+
+    def _usage_of(self, account_type: str) -> Any:
+        async def load(keys: list[int]) -> list[dict[str, sg.Usage]]:
+            usage = await sg.load_usage(self.ctx.db, account_type, keys, self.ctx.today)
+            return [usage[k] for k in keys]
+
+        return load
 
 
-async def _library(ctx: Any) -> FactorLibrary:
-    library = _LIBRARIES.get(ctx.loaders)
-    if library is None:
-        library = _LIBRARIES[ctx.loaders] = await FactorLibrary.load(ctx.db)
-    return library
+# Keyed by the request's loaders object, which lives exactly as long as the request.
+_LOADERS: weakref.WeakKeyDictionary[Any, _SuggestionLoaders] = weakref.WeakKeyDictionary()
+
+
+def _loaders(ctx: Any) -> _SuggestionLoaders:
+    loaders = _LOADERS.get(ctx.loaders)
+    if loaders is None:
+        loaders = _LOADERS[ctx.loaders] = _SuggestionLoaders(ctx)
+    return loaders
+
+
+async def _suggestions(ctx: Any, account: sg.Account) -> list[Suggestion]:
+    loaders = _loaders(ctx)
+    usage = await loaders.usage[account.account_type].load(account.account_id)
+    if not usage:
+        return []
+    library = await loaders.library.load(0)
+    return [Suggestion.build(s) for s in sg.evaluate(account, usage, library, ctx.today)]
 
 
 async def household_suggestions(info: Any, household: Any) -> list[Suggestion]:
@@ -104,10 +143,9 @@ async def household_suggestions(info: Any, household: Any) -> list[Suggestion]:
         region_code=community.region_code,
         dwelling_type=household.dwelling_type.value,
         has_rooftop_solar=household.has_rooftop_solar,
-        members=await sg.household_members(ctx.db, household.pk, ctx.today),
+        members=await _loaders(ctx).members.load(household.pk),
     )
-    found = await sg.suggestions_for(ctx.db, account, ctx.today, await _library(ctx))
-    return [Suggestion.build(s) for s in found]
+    return await _suggestions(ctx, account)
 
 
 async def individual_suggestions(info: Any, individual: Any) -> list[Suggestion]:
@@ -120,8 +158,7 @@ async def individual_suggestions(info: Any, individual: Any) -> list[Suggestion]
         community = await ctx.loaders.community.load(home.community_id)
         region, dwelling, solar = community.region_code, home.dwelling_type, home.has_rooftop_solar
     account = sg.Account("Individual", individual.pk, region, dwelling, solar, 1)
-    found = await sg.suggestions_for(ctx.db, account, ctx.today, await _library(ctx))
-    return [Suggestion.build(s) for s in found]
+    return await _suggestions(ctx, account)
 
 
 @strawberry.type(description="Per-member figures of an inventory (members at the year's end).")
