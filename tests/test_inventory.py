@@ -268,3 +268,67 @@ async def test_data_quality_mix_empty_years_and_bad_input(api, engine, tmp_path)
     assert document["gross"] == 0 and document["data_quality"] == []
     done = await _cli(engine, "--node", community, "--year", "2023", "--output", str(out))
     assert done.exit_code == 0 and out.read_text() == inventory["csv"]
+
+
+async def test_scope3_plus_apart_and_records_straddling_new_year(api, engine):
+    from datetime import date
+
+    from carbongraph.accounting.ingest import ActivityInput, ingest
+    from carbongraph.actions.record import ActionInput
+    from tests.test_actions import _partner_post
+    from tests.world import build_world
+
+    world = await build_world(engine, communities=2, households=2, members=2)
+    people = world.a.all_members
+    trips = [
+        ActionInput(pk, "SUBWAY_TRIP", 1, date(2025, 3, 1 + d), f"trip-{pk}-{d}")
+        for pk in people
+        for d in range(3)
+    ]
+    assert (await _partner_post(engine, trips)).errors == []
+    home = world.a.all_households[0]
+    async with engine.begin() as conn:
+        bill = ActivityInput(
+            "Household",
+            home,
+            "ELECTRICITY",
+            "310",
+            "kWh",
+            date(2024, 12, 17),
+            date(2025, 1, 15),
+            "METER",
+            "bill-dec-jan",
+        )
+        assert not (await ingest(conn, [bill], today=date(2025, 6, 1))).errors
+    node = gid("Enterprise", world.a.enterprise)
+    by_year = {}
+    for year in (2024, 2025):
+        body = await api.gql(
+            FOOTPRINT_AND_INVENTORY,
+            {"id": node, "year": year, "via": "COMMUNITIES"},
+            subject="org-a",
+        )
+        inventory, footprint = body["data"]["ghgInventory"], body["data"]["node"]["footprint"]
+        for key in CSV_KEYS.values():
+            assert inventory[key] == footprint[key], (year, key)
+        assert inventory["scope3Plus"] == footprint["scope3Plus"]
+        by_year[year] = inventory
+    # 15 of the bill's 30 days fall in each year: the totals split it, to the gram.
+    assert by_year[2024]["scope2LocationBased"] + by_year[2025]["scope2LocationBased"] == sum(
+        f["locationBased"] for f in by_year[2024]["factors"]
+    )
+    # 310 kWh × 0.3869 = 119,939 g over 30 days: 3,998 g on the first 29, 3,997 on the last.
+    assert (by_year[2024]["scope2LocationBased"], by_year[2025]["scope2LocationBased"]) == (
+        15 * 3_998,
+        14 * 3_998 + 3_997,
+    )
+    # The factor table lists the whole bill under its start year (as `explain` does).
+    assert [f["recordCount"] for f in by_year[2024]["factors"]] == [1]
+    assert by_year[2025]["factors"] == [] and by_year[2025]["dataQuality"] == []
+    # Subway trips are Scope 3+ on the communities path: reported apart, never in gross/net.
+    assert by_year[2025]["scope3Plus"] == len(trips) * 554
+    assert by_year[2025]["gross"] == by_year[2025]["scope2LocationBased"]
+    rows = _csv_rows(by_year[2025]["csv"])
+    (plus,) = [r for r in rows if r["item"] == "scope_3_plus"]
+    assert int(plus["grams"]) == len(trips) * 554 and plus["section"] == "reported_apart"
+    assert json.loads(by_year[2025]["json"])["reported_apart"]["scope_3_plus"] == len(trips) * 554
