@@ -96,3 +96,44 @@ async def test_community_members_across_the_subtree_is_one_statement(engine, api
     assert world.a.enterprise
     # grants, communities, members
     assert log.count == 3, log.statements
+
+
+async def test_a_page_of_households_with_suggestions_costs_a_fixed_number_of_statements(
+    engine, api
+):
+    from datetime import UTC, datetime, timedelta
+
+    from carbongraph.accounting.ingest import ActivityInput, ingest
+
+    world = await build_world(engine, communities=1, households=12, members=2)
+    homes = world.a.all_households
+    today = datetime.now(UTC).date()
+    async with engine.begin() as conn:
+        inputs = [
+            ActivityInput(
+                "Household",
+                home,
+                "ELECTRICITY",
+                "300",
+                "kWh",
+                today - timedelta(days=30),
+                today - timedelta(days=1),
+                "METER",
+                f"sc:{home}",
+            )
+            for home in homes
+        ]
+        assert not (await ingest(conn, inputs, today=today)).errors
+    query = """
+    query($id: ID!) { community(id: $id) { households(first: 20) { edges { node {
+      suggestions { code annualCo2eSaved } } } } } }
+    """
+    with StatementLog() as log:
+        body = await api.gql(
+            query, {"id": gid("Community", world.a.communities[0])}, subject="org-a"
+        )
+    edges = body["data"]["community"]["households"]["edges"]
+    assert len(edges) == 12
+    assert all(e["node"]["suggestions"][0]["code"] == "ROOFTOP_SOLAR" for e in edges)
+    # grants, community, households, members today, usage, factor library
+    assert log.count == 6, log.statements

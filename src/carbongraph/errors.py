@@ -17,6 +17,8 @@ class ErrorCode(StrEnum):
     FORBIDDEN = "FORBIDDEN"
     NOT_FOUND = "NOT_FOUND"
     BAD_USER_INPUT = "BAD_USER_INPUT"
+    # An aggregate withheld under the small-cell rule (docs/privacy.md).
+    SUPPRESSED = "SUPPRESSED"
     INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
 
 
@@ -43,6 +45,16 @@ class NotFound(CodedError):
 
 class BadUserInput(CodedError):
     code = ErrorCode.BAD_USER_INPUT
+
+
+class Suppressed(CodedError):
+    code = ErrorCode.SUPPRESSED
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(
+            "Withheld: the figures cover too few people for this viewer (docs/privacy.md).",
+            reason=reason,
+        )
 
 
 class UserErrorCode(StrEnum):

@@ -26,6 +26,7 @@ from carbongraph.authz.roles import (
     MANAGING_ROLES,
     MAY_GRANT,
     PLATFORM,
+    REPORTING_ROLES,
     SUBTREE_ACCESS,
     Access,
     Role,
@@ -135,6 +136,18 @@ class Viewer:
                 if target.individual_id is None and grant.path and grant.path in target.paths:
                     return True
         return False
+
+    def can_report(self, target: Target) -> bool:
+        """GHG inventory exports: ORG_ADMIN, ESG_ANALYST and COMMUNITY_MANAGER in their subtree
+        (partner services and residents read footprints, not inventories)."""
+        if self.is_platform_admin:
+            return True
+        return any(
+            grant.role in REPORTING_ROLES
+            and grant.path
+            and any(p.startswith(grant.path) for p in target.paths)
+            for grant in self.grants
+        )
 
     def can_create_root(self) -> bool:
         """Enterprises and communities without an enterprise hang off the platform itself."""

@@ -63,3 +63,6 @@ MAY_GRANT: dict[Role, frozenset[Role]] = {
     ),
     Role.COMMUNITY_MANAGER: frozenset({Role.COMMUNITY_MANAGER, Role.RESIDENT}),
 }
+
+# Roles whose holders may export a GHG inventory of their subtree (aggregates only).
+REPORTING_ROLES = frozenset({Role.ORG_ADMIN, Role.ESG_ANALYST, Role.COMMUNITY_MANAGER})

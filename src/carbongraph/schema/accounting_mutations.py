@@ -55,7 +55,10 @@ class RecordActivityInput:
         default=None, description="Your idempotency key: replaying it changes nothing."
     )
     meter_ref: str | None = strawberry.field(
-        default=None, description="Which meter; periods of one meter never overlap."
+        default=None,
+        description="Which meter or register; periods of one meter never overlap. `night` (or "
+        "`valley`) is a time-of-use meter's night register, read by suggestions; record the "
+        "other register (e.g. `day`) apart so that the two add up to the total.",
     )
     data_quality: DataQuality = DataQuality.METERED
 

@@ -24,6 +24,13 @@ from carbongraph.schema.accounting import (
 from carbongraph.schema.actions import Credits, credits_of
 from carbongraph.schema.common import require
 from carbongraph.schema.enums import CommunityKind, DwellingType, EnterpriseKind
+from carbongraph.schema.insights import (
+    GhgInventory,
+    Suggestion,
+    household_suggestions,
+    individual_suggestions,
+    inventory_of,
+)
 from carbongraph.schema.relay import Connection, child_connection, decode_global_id
 
 PAGE_ARGS_DOC = "Keyset pagination: `first`/`after` forwards, `last`/`before` backwards."
@@ -146,6 +153,17 @@ class EnterpriseNode(_Entity):
         require(info, target, Access.AGGREGATE)
         return await reductions_of(info, ("E", self.pk, via.value), period, target)
 
+    @strawberry.federation.field(
+        description="The GHG inventory of a calendar year, with CSV and JSON renderings (org "
+        "admins, ESG analysts, community managers). Reads raw records for factors and data "
+        "quality.",
+        directives=[Cost(weight=50)],
+    )
+    async def inventory(
+        self, info: strawberry.Info, year: int, via: RollupPath = RollupPath.COMMUNITIES
+    ) -> GhgInventory | None:
+        return await inventory_of(info, "Enterprise", self.pk, self.name, self.path, year, via)
+
     @connection_field("Top-level communities of this enterprise. ")
     async def communities(
         self,
@@ -238,6 +256,15 @@ class CommunityNode(_Entity):
         target = Target((self.path,))
         require(info, target, Access.AGGREGATE)
         return await reductions_of(info, ("C", self.pk, ""), period, target)
+
+    @strawberry.federation.field(
+        description="The GHG inventory of a calendar year, with CSV and JSON renderings (org "
+        "admins, ESG analysts, community managers). Reads raw records for factors and data "
+        "quality.",
+        directives=[Cost(weight=50)],
+    )
+    async def inventory(self, info: strawberry.Info, year: int) -> GhgInventory | None:
+        return await inventory_of(info, "Community", self.pk, self.name, self.path, year)
 
     @strawberry.field(description="The enterprise that runs this community, if any.")
     async def enterprise(self, info: strawberry.Info) -> EnterpriseNode | None:
@@ -352,6 +379,15 @@ class HouseholdNode(_Entity):
         require(info, target, Access.AGGREGATE)
         return await reductions_of(info, ("H", self.pk, ""), period, target)
 
+    @strawberry.federation.field(
+        description="Personalised ways to cut emissions, from this home's records of the last "
+        "year. Personal data.",
+        tags=["personal"],
+        directives=[Cost(weight=20)],
+    )
+    async def suggestions(self, info: strawberry.Info) -> list[Suggestion] | None:
+        return await household_suggestions(info, self)
+
     @personal_field("The household's label.")
     def name(self, info: strawberry.Info) -> str | None:
         require(info, Target((self.path,)), Access.PERSONAL)
@@ -438,6 +474,15 @@ class IndividualNode(_Entity):
     async def reductions(self, info: strawberry.Info, period: PeriodInput) -> Reductions:
         require(info, self.record.target, Access.AGGREGATE)
         return await reductions_of(info, ("I", self.pk, ""), period, self.record.target)
+
+    @strawberry.federation.field(
+        description="Personalised ways to cut emissions, from this person's records of the last "
+        "year. Personal data.",
+        tags=["personal"],
+        directives=[Cost(weight=20)],
+    )
+    async def suggestions(self, info: strawberry.Info) -> list[Suggestion] | None:
+        return await individual_suggestions(info, self)
 
     @personal_field("")
     def display_name(self, info: strawberry.Info) -> str | None:

@@ -30,6 +30,7 @@ from carbongraph.schema.accounting import (
     Grams,
     PeriodInput,
     Reductions,
+    RollupPath,
     activity_types,
     footprint_of,
     reductions_of,
@@ -53,6 +54,7 @@ from carbongraph.schema.hierarchy import (
     row_target,
 )
 from carbongraph.schema.hierarchy_mutations import HierarchyMutations
+from carbongraph.schema.insights import GhgInventory, inventory_of
 from carbongraph.schema.relay import Connection, build_connection, decode_global_id, page_args
 
 MAX_NODES = 1000
@@ -173,6 +175,34 @@ class Query:
     async def platform_reductions(self, info: strawberry.Info, period: PeriodInput) -> Reductions:
         _require_platform(info)
         return await reductions_of(info, ("P", 0, ""), period, None)
+
+    @strawberry.federation.field(
+        description="The GHG inventory of an enterprise or community for a calendar year (org "
+        "admins, ESG analysts, community managers); as `Enterprise.inventory`.",
+        directives=[Cost(weight=50)],
+    )
+    async def ghg_inventory(
+        self,
+        info: strawberry.Info,
+        node_id: strawberry.ID,
+        year: int,
+        via: RollupPath = RollupPath.COMMUNITIES,
+    ) -> GhgInventory | None:
+        type_name, pk = decode_global_id(node_id, list(NODE_TYPES))
+        if type_name not in {"Enterprise", "Community"}:
+            raise BadUserInput(
+                "An inventory is reported for an enterprise or a community.", argument="nodeId"
+            )
+        node = await NODE_TYPES[type_name].fetch(info, pk)
+        return await inventory_of(
+            info,
+            type_name,
+            pk,
+            node.name,
+            node.path,
+            year,
+            via,  # type: ignore[attr-defined]
+        )
 
     @strawberry.field(description="The low-carbon actions that earn credits.")
     async def action_types(self, info: strawberry.Info) -> list[ActionTypeInfo]:

@@ -1,0 +1,1 @@
+"""Insights from the accounts: suggestions for people and homes, GHG inventory exports."""
