@@ -233,9 +233,12 @@ async def _store_grants(
 ) -> None:
     import sqlalchemy as sa
 
+    from carbongraph import audit
     from carbongraph.app import ensure_migrated
+    from carbongraph.authz import PLATFORM
     from carbongraph.db import create_engine
     from carbongraph.models.base import utcnow
+    from carbongraph.schema.relay import to_global_id as gid
     from carbongraph.services.access import G
 
     engine = create_engine(settings)
@@ -260,6 +263,21 @@ async def _store_grants(
                             node_id=node_id,
                             created_at=utcnow(),
                             created_by="cli",
+                        )
+                    )
+                    # Grant changes are audited whichever way they are made.
+                    await conn.execute(
+                        sa.insert(audit.A).values(
+                            **audit.event_values(
+                                actor_subject=audit.cli_actor(),
+                                actor_kind="CLI",
+                                operation="token --role",
+                                outcome=audit.Outcome.OK,
+                                targets=[] if node_type == PLATFORM else [gid(node_type, node_id)],
+                                summary=audit.summary_json(
+                                    {"principal": sub, "role": r, "nodeType": node_type}
+                                ),
+                            )
                         )
                     )
     finally:

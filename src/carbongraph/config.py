@@ -58,6 +58,8 @@ class Settings:
     # Browser origins allowed to call the API (CORS); none by default.
     cors_origins: tuple[str, ...] = ()
     extra: dict[str, str] = field(default_factory=dict)
+    # API keys: a key's last use is written at most once per this many seconds.
+    api_key_last_used_seconds: int = 60
 
     @property
     def is_production(self) -> bool:
@@ -106,6 +108,8 @@ class Settings:
                 for o in os.environ.get("CARBONGRAPH_CORS_ORIGINS", "").split(",")
                 if o.strip()
             ),
+            # API keys
+            "api_key_last_used_seconds": _int("CARBONGRAPH_API_KEY_LAST_USED_SECONDS", 60),
         }
         values.update(overrides)
         settings = cls(**values)  # type: ignore[arg-type]
