@@ -84,6 +84,20 @@ def test_migrate_seed_token_on_a_fresh_sqlite_file(sqlite_env):
             await engine.dispose()
 
     assert asyncio.run(grants()) == [("COMMUNITY_MANAGER", "Community")]
+
+    async def audited() -> list[tuple[str, str, str]]:
+        engine = create_engine(Settings.from_env())
+        try:
+            async with engine.connect() as conn:
+                rows = await conn.execute(
+                    sa.text("SELECT actor_kind, operation, target_ids FROM audit_event")
+                )
+                return [tuple(r) for r in rows]
+        finally:
+            await engine.dispose()
+
+    # Grant changes made from the command line are audited too.
+    assert asyncio.run(audited()) == [("CLI", "token --role", " Q29tbXVuaXR5OjE= ")]
     bad = runner.invoke(
         app, ["token", "--sub", "x", "--role", "ORG_ADMIN", "--node", "Community:1"]
     )
