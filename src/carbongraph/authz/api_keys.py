@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -63,7 +63,8 @@ class ApiKeyPrincipal(Principal):
     """A key as presented, before the database has vouched for it (see ``load_key_viewer``).
     The subject, ``apikey:<prefix>``, is what rate limits and the audit log see."""
 
-    secret: str = ""
+    # Kept out of repr() so that a logged principal never shows it.
+    secret: str = field(default="", repr=False, compare=False)
 
     @classmethod
     def parse(cls, token: str) -> ApiKeyPrincipal:
