@@ -98,7 +98,8 @@ async def test_a_key_reads_with_exactly_its_scopes(engine, api):
     people = await with_key(
         api,
         secret,
-        "query($id: ID!) { household(id: $id) { members(first: 2) { edges { node { displayName } } } } }",
+        "query($id: ID!) { household(id: $id) { members(first: 2) { edges { node {"
+        " displayName } } } } }",
         {"id": gid("Household", world.a.households[world.a.communities[0]][0])},
     )
     assert people.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"

@@ -84,9 +84,9 @@ async def test_grant_changes_are_recorded_with_what_was_revoked(engine, api):
     world = await build_world(engine)
     community = gid("Community", world.a.communities[0])
     granted = await api.gql(
-        """mutation { grantRole(input: {principal: "new-cm", role: COMMUNITY_MANAGER,
-           nodeId: "%s"}) { grant { id } userErrors { code } } }"""
-        % community,
+        """mutation($n: ID!) { grantRole(input: {principal: "new-cm", role: COMMUNITY_MANAGER,
+           nodeId: $n}) { grant { id } userErrors { code } } }""",
+        {"n": community},
         subject="org-a",
     )
     grant_id = granted["data"]["grantRole"]["grant"]["id"]
@@ -131,9 +131,9 @@ async def test_api_key_actors_and_no_secrets_in_summaries(engine, api):
     token = api.token("someone")
     # A key tries to grant; a user pastes a token where a principal goes.
     by_key = await api.post(
-        'mutation($p: String!) { grantRole(input: {principal: $p, role: RESIDENT, nodeId: "%s"}) '
-        "{ userErrors { code } } }" % gid("Individual", world.a.all_members[0]),
-        {"p": token},
+        "mutation($p: String!, $n: ID!) { grantRole(input: {principal: $p, role: RESIDENT,"
+        " nodeId: $n}) { userErrors { code } } }",
+        {"p": token, "n": gid("Individual", world.a.all_members[0])},
         token=secret,
     )
     assert by_key.json()["data"]["grantRole"]["userErrors"][0]["code"] == "FORBIDDEN"

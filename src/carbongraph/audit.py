@@ -46,7 +46,7 @@ REDACTED = "[redacted]"
 _SECRET_NAME = re.compile(r"secret|token|password|credential|apikey|authorization", re.I)
 # JWTs (three base64url segments, header starting "eyJ") and our API keys.
 _SECRET_VALUE = re.compile(r"^(eyJ[\w-]*\.[\w-]+\.[\w-]*|cgk_\w+)$")
-_ID_NAME = re.compile(r"(^id$|Id$|Ids$)")
+_ID_NAME = re.compile(r"(^ids?$|Ids?$)")
 
 
 class Outcome:
