@@ -229,3 +229,32 @@ async def test_only_platform_admins_read_the_log_and_it_pages_newest_first(engin
         allow_errors=True,
     )
     assert by_id["data"]["node"] is None
+
+
+def test_summaries_leave_out_secrets_files_and_bulk():
+    class Upload:
+        filename = "plate.jpg"
+
+        def read(self) -> bytes:
+            return b"\xff\xd8"
+
+    arguments = {
+        "input": {
+            "file": Upload(),
+            "clientSecret": "hunter2",
+            "note": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln",
+            "apiKey": "cgk_0123456789ab_abc",
+            "records": [{"quantity": n} for n in range(25)],
+            "label": "x" * 500,
+        }
+    }
+    summary = json.loads(audit.summary_json(arguments))["input"]
+    assert summary["file"] == "[file]"
+    assert summary["clientSecret"] == summary["note"] == summary["apiKey"] == "[redacted]"
+    assert len(summary["records"]) == 21 and summary["records"][-1] == "… 5 more"
+    assert len(summary["label"]) == 201
+    bulk = {"input": {"records": [{"externalId": "x" * 199, "n": n} for n in range(1000)]}}
+    assert json.loads(audit.summary_json(bulk)) == {
+        "truncated": True,
+        "input": {"input": {"records": "1000 items"}},
+    }
