@@ -34,6 +34,7 @@ from carbongraph.authz import mint_token
 from carbongraph.config import Settings
 from carbongraph.db import create_engine
 from carbongraph.models import metadata
+from carbongraph.models.security import clear_audit_events_for_tests
 
 DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 BACKENDS = ["sqlite", "postgresql"]
@@ -102,12 +103,15 @@ async def migrated_engine(
 
 async def _wipe(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
+        # audit_event is append-only at the database; emptying it takes a test-only detour.
+        tables = [t for t in metadata.sorted_tables if t.name != "audit_event"]
         if engine.dialect.name == "postgresql":
-            names = ", ".join(t.name for t in metadata.sorted_tables)
+            names = ", ".join(t.name for t in tables)
             await conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
         else:
-            for table in reversed(metadata.sorted_tables):
+            for table in reversed(tables):
                 await conn.execute(table.delete())
+        await clear_audit_events_for_tests(conn)
         await ensure_default_factors(conn)
         await ensure_default_action_types(conn)
 

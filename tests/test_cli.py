@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import subprocess
 import sys
@@ -84,10 +85,53 @@ def test_migrate_seed_token_on_a_fresh_sqlite_file(sqlite_env):
             await engine.dispose()
 
     assert asyncio.run(grants()) == [("COMMUNITY_MANAGER", "Community")]
+
+    async def audited() -> list[tuple[str, str, str]]:
+        engine = create_engine(Settings.from_env())
+        try:
+            async with engine.connect() as conn:
+                rows = await conn.execute(
+                    sa.text("SELECT actor_kind, operation, target_ids FROM audit_event")
+                )
+                return [tuple(r) for r in rows]
+        finally:
+            await engine.dispose()
+
+    # Grant changes made from the command line are audited too.
+    assert asyncio.run(audited()) == [("CLI", "token --role", " Q29tbXVuaXR5OjE= ")]
     bad = runner.invoke(
         app, ["token", "--sub", "x", "--role", "ORG_ADMIN", "--node", "Community:1"]
     )
     assert bad.exit_code == 2
+
+    created = runner.invoke(
+        app,
+        ["apikey", "create", "--name", "metro", "--scope", "PARTNER_SERVICE@Enterprise:1"],
+    )
+    assert created.exit_code == 0, created.output
+    presented = created.stdout.strip()
+    _, prefix, secret = presented.split("_", 2)
+
+    async def stored_key() -> tuple[str, list[tuple[str, str]]]:
+        engine = create_engine(Settings.from_env())
+        try:
+            async with engine.connect() as conn:
+                digest = await conn.scalar(
+                    sa.text("SELECT secret_sha256 FROM api_key WHERE prefix = :p"), {"p": prefix}
+                )
+                events = await conn.execute(
+                    sa.text("SELECT actor_kind, operation FROM audit_event ORDER BY id")
+                )
+                return digest, [tuple(r) for r in events]
+        finally:
+            await engine.dispose()
+
+    digest, events = asyncio.run(stored_key())
+    assert digest == hashlib.sha256(secret.encode()).hexdigest()
+    assert events[-1] == ("CLI", "apikey create")
+    for scope, code in (("ORG_ADMIN@Enterprise:1", 1), ("PARTNER_SERVICE", 2)):
+        refused = runner.invoke(app, ["apikey", "create", "--name", "x", "--scope", scope])
+        assert refused.exit_code == code, refused.output
 
 
 def test_server_refuses_an_unmigrated_database(sqlite_env):

@@ -137,3 +137,41 @@ async def test_a_page_of_households_with_suggestions_costs_a_fixed_number_of_sta
     assert all(e["node"]["suggestions"][0]["code"] == "ROOFTOP_SOLAR" for e in edges)
     # grants, community, households, members today, usage, factor library
     assert log.count == 6, log.statements
+
+
+PARTNER_NESTED = """
+query($id: ID!) {
+  enterprise(id: $id) {
+    name
+    communities(first: 20) {
+      edges { node { name households(first: 20) {
+        edges { node { id members(first: 10) { edges { node { id } } } } }
+      } } }
+    }
+  }
+}
+"""
+
+
+async def test_an_api_key_costs_what_a_token_costs(engine, api):
+    """The key and its scopes are one statement, like a token's grants. The first use in a
+    minute adds one UPDATE of the key's last use, after the response."""
+    world = await build_world(engine, communities=5, households=4, members=2)
+    enterprise = gid("Enterprise", world.a.enterprise)
+    created = await api.gql(
+        """mutation($n: ID!) { createApiKey(input: {name: "feed",
+           scopes: [{role: PARTNER_SERVICE, nodeId: $n}]}) { secret } }""",
+        {"n": enterprise},
+        subject="org-a",
+    )
+    key = created["data"]["createApiKey"]["secret"]
+    with StatementLog() as token_log:
+        by_token = await api.gql(PARTNER_NESTED, {"id": enterprise}, subject="partner-a")
+    with StatementLog() as first_log:
+        first = (await api.post(PARTNER_NESTED, {"id": enterprise}, token=key)).json()
+    with StatementLog() as key_log:
+        again = (await api.post(PARTNER_NESTED, {"id": enterprise}, token=key)).json()
+    assert first == again == by_token
+    # key and scopes, enterprise, communities, households, members
+    assert key_log.count == token_log.count == 5, key_log.statements
+    assert first_log.count == 6 and first_log.statements[-1].lstrip().upper().startswith("UPDATE")

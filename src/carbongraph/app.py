@@ -7,6 +7,7 @@ import contextlib
 import logging
 import secrets
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -16,6 +17,7 @@ from cross_web import FormData, HTTPException
 from cross_web.request._starlette import StarletteRequestAdapter
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
+from starlette.background import BackgroundTasks
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
@@ -29,6 +31,7 @@ from strawberry.types.graphql import OperationType
 
 from carbongraph import limits, migrate
 from carbongraph.authz import InvalidToken, Principal, TokenVerifier
+from carbongraph.authz.api_keys import ApiKeyPrincipal, looks_like_key, touch_statement
 from carbongraph.config import Settings
 from carbongraph.db import create_engine, ping, request_db
 from carbongraph.errors import ErrorCode
@@ -131,7 +134,31 @@ class GraphQLEndpoint(GraphQL):
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise InvalidToken("the Authorization header must be 'Bearer <token>'")
+        if looks_like_key(token.strip()):
+            # Checked against the database with the viewer's scopes (build_context).
+            return ApiKeyPrincipal.parse(token.strip())
         return self.verifier.verify(token.strip())
+
+    @staticmethod
+    def _unauthenticated(exc: InvalidToken, media_type: str) -> Response:
+        return _error_response(
+            401,
+            f"Unauthenticated: {exc}.",
+            ErrorCode.UNAUTHENTICATED,
+            media_type=media_type,
+            **{"WWW-Authenticate": 'Bearer realm="carbongraph"'},
+        )
+
+    async def _touch_key(self, key_id: int) -> None:
+        """Write a key's last use after the response, in its own short transaction: the
+        request's statements stay as they are, and a read-only request does not become a
+        writer (on SQLite that would take the database's one write lock)."""
+        interval = timedelta(seconds=self.settings.api_key_last_used_seconds)
+        try:
+            async with self._engine_ref["engine"].begin() as conn:
+                await conn.execute(touch_statement(key_id, datetime.now(UTC), interval))
+        except Exception:  # a lost "last used" must never fail or delay anything else
+            log.warning("could not record the use of API key %s", key_id, exc_info=True)
 
     def _wants_ide(self, request: Request) -> bool:
         return (
@@ -241,13 +268,7 @@ class GraphQLEndpoint(GraphQL):
         try:
             principal = self._authenticate(request)
         except InvalidToken as exc:
-            return _error_response(
-                401,
-                f"Unauthenticated: {exc}.",
-                ErrorCode.UNAUTHENTICATED,
-                media_type=error_media,
-                **{"WWW-Authenticate": 'Bearer realm="carbongraph"'},
-            )
+            return self._unauthenticated(exc, error_media)
         if media is None:
             return _error_response(
                 406,
@@ -304,7 +325,16 @@ class GraphQLEndpoint(GraphQL):
             async with request_db(self._engine_ref["engine"], write=write) as db:
                 context = await build_context(self.settings, db, principal, request=request)
                 async with asyncio.timeout(self.settings.request_timeout_seconds):
-                    return await self.run(request, context=context)
+                    response = await self.run(request, context=context)
+            if context.api_key is not None and context.api_key.touch:
+                tasks = BackgroundTasks()
+                if response.background is not None:
+                    tasks.tasks.append(response.background)  # type: ignore[arg-type]
+                tasks.add_task(self._touch_key, context.api_key.key_id)
+                response.background = tasks
+            return response
+        except InvalidToken as exc:  # an unknown, revoked or expired API key
+            return self._unauthenticated(exc, error_media)
         except TimeoutError:
             return _error_response(
                 504, "The request took too long and was stopped.", "TIMEOUT", media_type=error_media

@@ -61,6 +61,8 @@ class Settings:
     # individually (docs/privacy.md); 1 turns suppression off.
     small_cell_k: int = 10
     extra: dict[str, str] = field(default_factory=dict)
+    # API keys: a key's last use is written at most once per this many seconds.
+    api_key_last_used_seconds: int = 60
 
     @property
     def is_production(self) -> bool:
@@ -110,6 +112,8 @@ class Settings:
                 if o.strip()
             ),
             "small_cell_k": _int("CARBONGRAPH_SMALL_CELL_K", 10),
+            # API keys
+            "api_key_last_used_seconds": _int("CARBONGRAPH_API_KEY_LAST_USED_SECONDS", 60),
         }
         values.update(overrides)
         settings = cls(**values)  # type: ignore[arg-type]

@@ -27,6 +27,7 @@ from carbongraph.models.hierarchy import (
     HouseholdMembership,
     Individual,
 )
+from carbongraph.models.security import ApiKey, ApiKeyScope, AuditEvent
 
 metadata = SQLModel.metadata
 
@@ -34,6 +35,9 @@ __all__ = [
     "ActionRecordRow",
     "ActionType",
     "ActivityRecord",
+    "ApiKey",
+    "ApiKeyScope",
+    "AuditEvent",
     "Campaign",
     "Community",
     "CreditEntry",

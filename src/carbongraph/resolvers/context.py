@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from carbongraph.authz import ANONYMOUS, GRANTS_STATEMENT, Principal, Viewer, resolve_grants
+from carbongraph.authz.api_keys import KEY_STATEMENT, ApiKeyPrincipal, KeyUse, verify_key_rows
 from carbongraph.config import Settings
 from carbongraph.db import RequestDB, StatementLog
 from carbongraph.resolvers.dataloaders import Loaders
@@ -25,6 +27,10 @@ class Context:
     request: Any = None
     response: Any = None
     statements: StatementLog | None = None
+    # API keys and the audit log
+    api_key: KeyUse | None = None
+    request_id: str | None = None
+    audit_notes: dict[str, Any] = field(default_factory=dict)
 
 
 async def load_viewer(db: RequestDB, principal: Principal | None, today: date) -> Viewer:
@@ -32,6 +38,18 @@ async def load_viewer(db: RequestDB, principal: Principal | None, today: date) -
         return ANONYMOUS
     rows = await db.execute(GRANTS_STATEMENT, {"subject": principal.subject, "today": today})
     return Viewer(principal, resolve_grants(rows))
+
+
+async def load_key_viewer(
+    settings: Settings, db: RequestDB, principal: ApiKeyPrincipal
+) -> tuple[Viewer, KeyUse]:
+    """A key's viewer holds exactly the key's scopes, never its creator's grants; InvalidToken
+    (HTTP 401) for an unknown, revoked or expired key."""
+    rows = list(await db.execute(KEY_STATEMENT, {"prefix": principal.prefix}))
+    grants, use = verify_key_rows(
+        principal, rows, datetime.now(UTC), timedelta(seconds=settings.api_key_last_used_seconds)
+    )
+    return Viewer(principal, grants), use
 
 
 async def build_context(
@@ -47,7 +65,11 @@ async def build_context(
     if settings.report_sql_statements:
         # Entered for the rest of this request's task; the task ends with the request.
         statements = StatementLog().__enter__()
-    viewer = await load_viewer(db, principal, today)
+    api_key = None
+    if isinstance(principal, ApiKeyPrincipal):
+        viewer, api_key = await load_key_viewer(settings, db, principal)
+    else:
+        viewer = await load_viewer(db, principal, today)
     return Context(
         settings=settings,
         db=db,
@@ -56,7 +78,18 @@ async def build_context(
         today=today,
         request=request,
         statements=statements,
+        api_key=api_key,
+        request_id=request_id_of(request),
     )
+
+
+def request_id_of(request: Any) -> str:
+    """The caller's X-Request-Id (a gateway's trace id) when it is sane, else a new one."""
+    headers = getattr(request, "headers", None)
+    given = headers.get("x-request-id") if headers is not None else None
+    if given and len(given) <= 64 and given.isascii() and given.isprintable():
+        return given
+    return uuid.uuid4().hex
 
 
 if TYPE_CHECKING:

@@ -7,7 +7,7 @@ import re
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,9 +19,10 @@ from strawberry.federation.schema_directives import Cost
 from strawberry.schema.config import StrawberryConfig
 
 from carbongraph.accounting.factors import F as FACTORS
+from carbongraph.audit import audit_mutations
 from carbongraph.errors import BadUserInput, CodedError, Forbidden
 from carbongraph.resolvers import hierarchy as roots
-from carbongraph.schema import access, actions
+from carbongraph.schema import access, actions, security
 from carbongraph.schema.accounting import (
     GRAMS_SCALAR,
     ActivityTypeInfo,
@@ -69,7 +70,9 @@ class Query:
 
     @strawberry.field(description="Any object by its global ID.")
     async def node(self, info: strawberry.Info, id: strawberry.ID) -> relay.Node | None:
-        type_name, pk = decode_global_id(id, list(NODE_TYPES))
+        type_name, pk = decode_global_id(id, [*NODE_TYPES, *security.SECURITY_NODE_TYPES])
+        if type_name in security.SECURITY_NODE_TYPES:
+            return await security.SECURITY_NODE_TYPES[type_name](info, pk)
         return await NODE_TYPES[type_name].fetch(info, pk)
 
     @strawberry.field(
@@ -265,6 +268,40 @@ class Query:
         )
         return [EmissionFactor.from_row(r) for r in await info.context.db.execute(select)]
 
+    @strawberry.field(
+        description="API keys the viewer manages (every scope's node in their subtree). " + PAGE
+    )
+    async def api_keys(
+        self,
+        info: strawberry.Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+        include_inactive: bool = False,
+    ) -> Connection[security.ApiKeyNode]:
+        return await security.api_keys(info, first, after, last, before, include_inactive)
+
+    @strawberry.federation.field(
+        description="The audit log, newest first (platform admins). `after` pages to older "
+        "events; `since` inclusive, `until` exclusive.",
+        requires_scopes=[["PLATFORM_ADMIN"]],
+    )
+    async def audit_events(
+        self,
+        info: strawberry.Info,
+        first: int | None = None,
+        after: str | None = None,
+        actor: str | None = None,
+        operation: str | None = None,
+        target_id: strawberry.ID | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Connection[security.AuditEventNode]:
+        return await security.audit_events(
+            info, first, after, actor, operation, target_id, since, until
+        )
+
 
 def _require_platform(info: strawberry.Info) -> None:
     if not info.context.viewer.is_platform_admin:
@@ -280,6 +317,7 @@ class Mutation(
     CampaignMutations,
     CreditPolicyMutations,
     CatalogMutations,
+    security.ApiKeyMutations,
 ):
     grant_role = strawberry.mutation(
         resolver=access.grant_role, description="Give a principal a role on a node."
@@ -336,6 +374,7 @@ class SqlStatementsExtension(SchemaExtension):
 
 
 def build_schema() -> strawberry.federation.Schema:
+    audit_mutations(Mutation)  # every mutation, present and future, writes an audit event
     return strawberry.federation.Schema(
         query=Query,
         mutation=Mutation,

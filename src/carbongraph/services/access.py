@@ -6,6 +6,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from carbongraph import audit
 from carbongraph.authz import GRANTABLE_ON, PLATFORM, Role, Target
 from carbongraph.errors import MutationFailed, UserErrorCode
 from carbongraph.models import RoleGrant
@@ -86,6 +87,9 @@ async def revoke_role(ctx: Context, grant_id: int) -> Any:
             ["input", "grantId"], UserErrorCode.FORBIDDEN, "You may not revoke this grant."
         )
     await ctx.db.execute(sa.delete(G).where(G.c.id == grant_id))
+    # The input names only the grant's ID, which is gone now: the audit event keeps what it was.
+    audit.note(ctx, principal=row.principal, role=row.role, nodeType=row.node_type)
+    audit.note(ctx, nodeId=row.node_id)
     return row
 
 
