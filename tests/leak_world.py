@@ -6,12 +6,12 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import random
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
 import httpx
-import random
 import sqlalchemy as sa
 from PIL import Image
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -181,7 +181,9 @@ async def build_leak_world(engine: AsyncEngine, client: Client, today: date) -> 
             if anchor is None:
                 await grant(engine, viewer.subject, Role(role), PLATFORM, 0)
             else:
-                await grant(engine, viewer.subject, Role(role), PLACES[anchor].kind, world.pk[anchor])
+                await grant(
+                    engine, viewer.subject, Role(role), PLACES[anchor].kind, world.pk[anchor]
+                )
     await _seed_records(world)
     return world
 
@@ -245,7 +247,7 @@ async def _seed_records(world: LeakWorld) -> None:
         payload = await client.ok("admin", RECORD_ACTION, {"input": action})
         world.approved[person] = payload["actions"][0]["id"]
         world.approved_input[person] = action
-        status, body = await client.upload(
+        _status, body = await client.upload(
             "admin",
             UPLOAD,
             {"input": {"individualId": world.gid(person), "file": None}},
@@ -280,4 +282,3 @@ async def _seed_records(world: LeakWorld) -> None:
                 },
             )
             world.revocable[(viewer.subject, rel)] = payload["grant"]["id"]
-

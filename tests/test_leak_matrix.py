@@ -10,8 +10,9 @@ collected and reported together; the number of checks is asserted so the matrix 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -32,14 +33,20 @@ from tests.leak_oracle import (
     PLACES,
     VIEWERS,
     ViewerSpec,
+    chain,
+    edits_profile,
     expected_list,
     level,
+    manages,
+    may_grant,
     read_refusal,
+    records_for,
     relation,
+    seen,
     visible,
 )
-from tests.leak_world import MISSING_PK, Client, LeakWorld, build_leak_world
-from tests.world import gid
+from tests.leak_world import MISSING_PK, Client, LeakWorld, build_leak_world, photo
+from tests.world import SINCE, gid
 
 ENTITIES = list(PLACES)
 MAX_ALIASES = 15  # docs/security.md
@@ -128,7 +135,9 @@ async def check_single_reads(m: Matrix, w: LeakWorld, viewer: ViewerSpec, root: 
         parts = []
         for alias, kind, node_id in fields:
             if root == "typed":
-                parts.append(f'{alias}: {field_name(kind)}(id: "{node_id}") {{ {selection(kind)} }}')
+                parts.append(
+                    f'{alias}: {field_name(kind)}(id: "{node_id}") {{ {selection(kind)} }}'
+                )
             else:
                 parts.append(
                     f'{alias}: node(id: "{node_id}") {{ __typename id '
@@ -142,8 +151,8 @@ async def check_single_reads(m: Matrix, w: LeakWorld, viewer: ViewerSpec, root: 
             missing = errors_at(body, f"missing{kind}")
             m.check(
                 f"{root}:missing",
-                data[f"missing{kind}"] is None and [e["extensions"]["code"] for e in missing]
-                == ["NOT_FOUND"],
+                data[f"missing{kind}"] is None
+                and [e["extensions"]["code"] for e in missing] == ["NOT_FOUND"],
                 f"{viewer.subject} {root} missing {kind}: {body}",
             )
         for n, name in enumerate(batch):
@@ -158,7 +167,9 @@ async def check_single_reads(m: Matrix, w: LeakWorld, viewer: ViewerSpec, root: 
                     f"{where}: expected the object, got {got} {errors}",
                 )
                 # (node() leaves Household.name out: String vs String! would conflict.)
-                fields = PERSONAL_FIELDS.get(kind, ()) if root == "typed" or kind != "Household" else ()
+                fields = (
+                    PERSONAL_FIELDS.get(kind, ()) if root == "typed" or kind != "Household" else ()
+                )
                 for field in fields:
                     value = None if got is None else got.get(field)
                     codes = [e["extensions"]["code"] for e in errors_at(body, alias, field)]
@@ -278,8 +289,10 @@ async def check_deep_fields(m: Matrix, w: LeakWorld, viewer: ViewerSpec) -> None
             have = level(viewer, name)
             if probe == "footprint":
                 # Footprint is non-null: a refusal nulls the whole object.
-                ok = (got is not None and not errors) if have >= AGGREGATE else (
-                    got is None and codes == ["FORBIDDEN"]
+                ok = (
+                    (got is not None and not errors)
+                    if have >= AGGREGATE
+                    else (got is None and codes == ["FORBIDDEN"])
                 )
                 m.check("aggregate", ok, f"{where}: level {have}, got {got} {codes}")
             elif probe == "credits":
@@ -331,9 +344,7 @@ async def check_lists(m: Matrix, w: LeakWorld, viewer: ViewerSpec) -> None:
     """Root lists and every connection of every visible node: exactly the oracle's set, and a
     ``totalCount`` that counts only those."""
     conn = "(first: 50) { totalCount edges { node { id } } }"
-    status, body = await w.client.post(
-        viewer.subject, f"{{ enterprises{conn} communities{conn} }}"
-    )
+    status, body = await w.client.post(viewer.subject, f"{{ enterprises{conn} communities{conn} }}")
     assert status == 200 and "errors" not in body, body
     for field, kind in (("enterprises", "Enterprise"), ("communities", "Community")):
         want = {w.gid(n) for n in ENTITIES if PLACES[n].kind == kind and visible(viewer, n)}
@@ -372,8 +383,6 @@ async def check_lists(m: Matrix, w: LeakWorld, viewer: ViewerSpec) -> None:
 async def check_actions_rewards_campaigns(m: Matrix, w: LeakWorld, viewer: ViewerSpec) -> None:
     """The review queue (managers of the community), rewards and campaigns (anyone who sees
     the owner; names on the board only with PERSONAL access to the owner), and ``me``."""
-    from tests.leak_oracle import manages
-
     communities = [n for n in ENTITIES if PLACES[n].kind == "Community"]
     for community in [*communities, None]:
         node_id = w.gid(community) if community else missing_id("Community")
@@ -392,7 +401,8 @@ async def check_actions_rewards_campaigns(m: Matrix, w: LeakWorld, viewer: Viewe
             want = {
                 w.pending[p]
                 for p in ENTITIES
-                if PLACES[p].kind == "Individual" and community in (PLACES[PLACES[p].parent or ""].parent,)
+                if PLACES[p].kind == "Individual"
+                and community in (PLACES[PLACES[p].parent or ""].parent,)
             }
             got = {a["id"] for a in (body["data"] or {}).get("actionReviewQueue") or []}
             m.check("review-queue", got == want and not codes, f"{where}: {got} != {want} {codes}")
@@ -419,7 +429,7 @@ async def check_actions_rewards_campaigns(m: Matrix, w: LeakWorld, viewer: Viewe
             "query($o: ID!) { rewards(ownerId: $o) { id } }",
             {"o": owner_id},
         )
-        status2, board = await w.client.post(
+        _status2, board = await w.client.post(
             viewer.subject,
             """query($o: ID!) { campaigns(ownerId: $o) { id
               topParticipants(first: 50) { name individualId } } }""",
@@ -473,8 +483,9 @@ async def check_actions_rewards_campaigns(m: Matrix, w: LeakWorld, viewer: Viewe
     status, body = await w.client.post(
         viewer.subject, "{ emissionFactors { id } actionTypes { code } activityTypes { code } }"
     )
-    reference = await w.client.post("admin", "{ emissionFactors { id } actionTypes { code } "
-                                     "activityTypes { code } }")
+    reference = await w.client.post(
+        "admin", "{ emissionFactors { id } actionTypes { code } activityTypes { code } }"
+    )
     m.check(
         "reference-data",
         status == 200 and body == reference[1] and len(body["data"]["emissionFactors"]) > 0,
@@ -485,9 +496,7 @@ async def check_actions_rewards_campaigns(m: Matrix, w: LeakWorld, viewer: Viewe
         viewer.subject, "{ me { subject grants { role nodeId } individual { id } } }"
     )
     me = body["data"]["me"]
-    want = sorted(
-        (role, w.gid(anchor) if anchor else None) for role, anchor in viewer.grants
-    )
+    want = sorted((role, w.gid(anchor) if anchor else None) for role, anchor in viewer.grants)
     got = sorted((g["role"], g["nodeId"]) for g in me["grants"])
     resident = viewer.resident_of
     m.check(
@@ -574,3 +583,662 @@ async def test_read_leak_matrix(leak_world: LeakWorld) -> None:
     # At least: 2 root paths × viewers × entities, nodes and _entities the same, anonymous 4 each.
     minimum = len(VIEWERS) * len(ENTITIES) * 4 + len(ENTITIES) * 4
     m.report(f"read leak matrix ({leak_world.engine.dialect.name})", minimum)
+
+
+# -- mutations ------------------------------------------------------------------------------
+# The targets of each relation. Viewers hold grants on enterprise A, community a1 or the
+# resident a1x.p, so "self" is the resident's own home and person, "own" their neighbours in a1.
+TARGETS = {
+    "self": {"ent": "a", "com": "a1", "hh": "a1x", "person": "a1x.p"},
+    "own": {"ent": "a", "com": "a1", "hh": "a1y", "person": "a1y.p"},
+    "sibling": {"ent": "a", "com": "a2", "hh": "a2x", "person": "a2x.p"},
+    "foreign": {"ent": "b", "com": "b1", "hh": "b1x", "person": "b1x.p"},
+}
+ORG_RELATIONS = ("own", "sibling", "foreign")
+PERSON_RELATIONS = ("self", "own", "sibling", "foreign")
+NO_TARGET = ("-",)
+AUTH_CODES = {"NOT_FOUND", "FORBIDDEN"}
+
+
+class Ids:
+    """Global IDs for mutation input: real ones, or (``missing=True``) IDs that exist nowhere,
+    to compare a refusal of a foreign object with the answer for a missing one."""
+
+    def __init__(self, world: LeakWorld, viewer: ViewerSpec, missing: bool = False) -> None:
+        self.w, self.viewer, self.missing = world, viewer, missing
+
+    def _pick(self, type_name: str, real: str) -> str:
+        return gid(type_name, MISSING_PK) if self.missing else real
+
+    def node(self, place: str) -> str:
+        return self._pick(PLACES[place].kind, self.w.gid(place))
+
+    def pending(self, person: str) -> str:
+        return self._pick("ActionRecord", self.w.pending[person])
+
+    def approved(self, person: str) -> str:
+        return self._pick("ActionRecord", self.w.approved[person])
+
+    def reward(self, owner: str) -> str:
+        return self._pick("Reward", self.w.rewards[owner])
+
+    def grant(self, rel: str) -> str:
+        return self._pick("RoleGrant", self.w.revocable[(self.viewer.subject, rel)])
+
+
+@dataclass(frozen=True)
+class MCase:
+    label: str
+    field: str
+    input_type: str
+    payload: str
+    make: Callable[[Ids, dict[str, str], int, date], dict[str, Any]]
+    targets: Callable[[dict[str, str]], list[str]]
+    allowed: Callable[[ViewerSpec, dict[str, str]], bool]
+    relations: tuple[str, ...] = ORG_RELATIONS
+    ok_codes: frozenset[str] = frozenset()
+    upload: bool = False
+    replays: str | None = None  # "activity" / "action": the payload must return the seeded one
+
+    def document(self) -> str:
+        return (
+            f"mutation($input: {self.input_type}!) {{ {self.field}(input: $input) "
+            f"{{ {self.payload} userErrors {{ field code message }} }} }}"
+        )
+
+
+def _past(today: date, n: int) -> str:
+    return (today - timedelta(days=3 + n % 1000)).isoformat()
+
+
+def _activity(ids: Ids, account: str, n: int, today: date) -> dict[str, Any]:
+    day = _past(today, n)
+    return {
+        "accountId": ids.node(account),
+        "activityType": "ELECTRICITY",
+        "quantity": "1",
+        "unit": "kWh",
+        "periodStart": day,
+        "periodEnd": day,
+        "externalId": f"leak-matrix-activity:{n}",
+    }
+
+
+def _action(ids: Ids, person: str, n: int, today: date) -> dict[str, Any]:
+    return {
+        "individualId": ids.node(person),
+        "actionType": "SUBWAY_TRIP",
+        "units": 1,
+        "occurredOn": _past(today, n),
+    }
+
+
+def _seeded_activity(ids: Ids, t: dict[str, str], world: LeakWorld) -> dict[str, Any]:
+    seeded = {k: v for k, v in world.activity[t["person"]].items() if k != "id"}
+    return {**seeded, "accountId": ids.node(t["person"])}
+
+
+ENT_PAYLOAD, COM_PAYLOAD = "enterprise { id }", "community { id }"
+HH_PAYLOAD, PERSON_PAYLOAD = "household { id }", "individual { id }"
+RECORDS = "records { id } createdCount unchangedCount"
+ACTIONS = "actions { id } createdCount unchangedCount"
+PLACE_KIND = {"ent": "Enterprise", "com": "Community", "hh": "Household", "person": "Individual"}
+
+
+def _admin(v: ViewerSpec, _t: dict[str, str]) -> bool:
+    return v.is_admin
+
+
+def _manages(*keys: str) -> Callable[[ViewerSpec, dict[str, str]], bool]:
+    return lambda v, t: all(manages(v, t[k]) for k in keys)
+
+
+def _on(*keys: str) -> Callable[[dict[str, str]], list[str]]:
+    return lambda t: [t[k] for k in keys]
+
+
+def _too_late(today: date) -> str:
+    """Further ahead than any date input accepts (a year's slack): INVALID_DATE."""
+    return (today + timedelta(days=400)).isoformat()
+
+
+def mutation_cases(world: LeakWorld) -> list[MCase]:
+    year = world.today.year
+    kinds = {"kind": "VILLAGE", "regionCode": "CN-GD", "timezone": "Asia/Shanghai"}
+    return [
+        MCase(
+            "createEnterprise",
+            "createEnterprise",
+            "CreateEnterpriseInput",
+            ENT_PAYLOAD,
+            lambda i, t, n, d: {"name": f"Leak enterprise {n}", "kind": "COMPANY"},
+            _on(),
+            _admin,
+            NO_TARGET,
+        ),
+        MCase(
+            "updateEnterprise",
+            "updateEnterprise",
+            "UpdateEnterpriseInput",
+            ENT_PAYLOAD,
+            lambda i, t, n, d: {"id": i.node(t["ent"]), "name": f"Enterprise {t['ent']}"},
+            _on("ent"),
+            _manages("ent"),
+        ),
+        MCase(
+            "archiveEnterprise",
+            "archiveEnterprise",
+            "ArchiveInput",
+            ENT_PAYLOAD,
+            lambda i, t, n, d: {"id": i.node(t["ent"])},
+            _on("ent"),
+            _manages("ent"),
+            ok_codes=frozenset({"HAS_ACTIVE_CHILDREN"}),
+        ),
+        MCase(
+            "createCommunity(enterprise)",
+            "createCommunity",
+            "CreateCommunityInput",
+            COM_PAYLOAD,
+            lambda i, t, n, d: {"name": f"Leak c{n}", **kinds, "enterpriseId": i.node(t["ent"])},
+            _on("ent"),
+            _manages("ent"),
+        ),
+        MCase(
+            "createCommunity(parent)",
+            "createCommunity",
+            "CreateCommunityInput",
+            COM_PAYLOAD,
+            lambda i, t, n, d: {
+                "name": f"Leak c{n}",
+                "kind": "VILLAGE",
+                "parentId": i.node(t["com"]),
+            },
+            _on("com"),
+            _manages("com"),
+        ),
+        MCase(
+            "createCommunity(root)",
+            "createCommunity",
+            "CreateCommunityInput",
+            COM_PAYLOAD,
+            lambda i, t, n, d: {"name": f"Leak root c{n}", **kinds},
+            _on(),
+            _admin,
+            NO_TARGET,
+        ),
+        MCase(
+            "updateCommunity",
+            "updateCommunity",
+            "UpdateCommunityInput",
+            COM_PAYLOAD,
+            lambda i, t, n, d: {"id": i.node(t["com"]), "name": f"Community {t['com']}"},
+            _on("com"),
+            _manages("com"),
+        ),
+        MCase(
+            "archiveCommunity",
+            "archiveCommunity",
+            "ArchiveInput",
+            COM_PAYLOAD,
+            lambda i, t, n, d: {"id": i.node(t["com"])},
+            _on("com"),
+            _manages("com"),
+            ok_codes=frozenset({"HAS_ACTIVE_CHILDREN"}),
+        ),
+        MCase(
+            "createHousehold",
+            "createHousehold",
+            "CreateHouseholdInput",
+            HH_PAYLOAD,
+            lambda i, t, n, d: {
+                "communityId": i.node(t["com"]),
+                "name": f"Leak h{n}",
+                "dwellingType": "APARTMENT",
+            },
+            _on("com"),
+            _manages("com"),
+        ),
+        MCase(
+            "updateHousehold",
+            "updateHousehold",
+            "UpdateHouseholdInput",
+            HH_PAYLOAD,
+            lambda i, t, n, d: {"id": i.node(t["hh"]), "name": f"Home {t['hh']}"},
+            _on("hh"),
+            _manages("hh"),
+            PERSON_RELATIONS,
+        ),
+        MCase(
+            "archiveHousehold",
+            "archiveHousehold",
+            "ArchiveInput",
+            HH_PAYLOAD,
+            lambda i, t, n, d: {"id": i.node(t["hh"])},
+            _on("hh"),
+            _manages("hh"),
+            PERSON_RELATIONS,
+            ok_codes=frozenset({"HAS_ACTIVE_CHILDREN"}),
+        ),
+        MCase(
+            "createIndividual",
+            "createIndividual",
+            "CreateIndividualInput",
+            PERSON_PAYLOAD,
+            lambda i, t, n, d: {"displayName": f"Leak person {n}", "householdId": i.node(t["hh"])},
+            _on("hh"),
+            _manages("hh"),
+            PERSON_RELATIONS,
+        ),
+        MCase(
+            "updateIndividual",
+            "updateIndividual",
+            "UpdateIndividualInput",
+            PERSON_PAYLOAD,
+            lambda i, t, n, d: {"id": i.node(t["person"]), "email": f"{t['person']}@example.org"},
+            _on("person"),
+            lambda v, t: edits_profile(v, t["person"]),
+            PERSON_RELATIONS,
+        ),
+        # Domain checks that come after authorization keep allowed calls from writing.
+        MCase(
+            "archiveIndividual",
+            "archiveIndividual",
+            "ArchiveIndividualInput",
+            PERSON_PAYLOAD,
+            lambda i, t, n, d: {"id": i.node(t["person"]), "effectiveOn": SINCE.isoformat()},
+            _on("person"),
+            _manages("person"),
+            PERSON_RELATIONS,
+            ok_codes=frozenset({"INVALID_DATE"}),
+        ),
+        MCase(
+            "moveIndividual",
+            "moveIndividual",
+            "MoveIndividualInput",
+            PERSON_PAYLOAD,
+            lambda i, t, n, d: {
+                "individualId": i.node(t["person"]),
+                "householdId": i.node(t["hh"]),
+                "effectiveFrom": SINCE.isoformat(),
+            },
+            _on("person", "hh"),
+            _manages("person", "hh"),
+            PERSON_RELATIONS,
+            ok_codes=frozenset({"OVERLAPPING_MEMBERSHIP"}),
+        ),
+        MCase(
+            "linkEmployee",
+            "linkEmployee",
+            "EmploymentInput",
+            PERSON_PAYLOAD,
+            lambda i, t, n, d: {
+                "individualId": i.node(t["person"]),
+                "enterpriseId": i.node(t["ent"]),
+                "effectiveFrom": _too_late(d),
+            },
+            _on("person", "ent"),
+            lambda v, t: seen(v, t["person"]) and manages(v, t["ent"]),
+            PERSON_RELATIONS,
+            ok_codes=frozenset({"INVALID_DATE"}),
+        ),
+        MCase(
+            "endEmployment",
+            "endEmployment",
+            "EmploymentInput",
+            PERSON_PAYLOAD,
+            lambda i, t, n, d: {
+                "individualId": i.node(t["person"]),
+                "enterpriseId": i.node(t["ent"]),
+                "effectiveFrom": _too_late(d),
+            },
+            _on("person", "ent"),
+            lambda v, t: seen(v, t["person"]) and manages(v, t["ent"]),
+            PERSON_RELATIONS,
+            ok_codes=frozenset({"INVALID_DATE", "NOT_FOUND"}),
+        ),
+        MCase(
+            "recordActivity(person)",
+            "recordActivity",
+            "RecordActivityInput",
+            RECORDS,
+            lambda i, t, n, d: _activity(i, t["person"], n, d),
+            _on("person"),
+            lambda v, t: records_for(v, t["person"]),
+            PERSON_RELATIONS,
+        ),
+        MCase(
+            "recordActivity(household)",
+            "recordActivity",
+            "RecordActivityInput",
+            RECORDS,
+            lambda i, t, n, d: _activity(i, t["hh"], n, d),
+            _on("hh"),
+            lambda v, t: records_for(v, t["hh"]),
+            PERSON_RELATIONS,
+        ),
+        MCase(
+            "recordActivities",
+            "recordActivities",
+            "RecordActivitiesInput",
+            RECORDS,
+            lambda i, t, n, d: {"records": [_activity(i, t["person"], n, d)]},
+            _on("person"),
+            lambda v, t: records_for(v, t["person"]),
+            PERSON_RELATIONS,
+        ),
+        MCase(
+            "recordActivity(replay)",
+            "recordActivity",
+            "RecordActivityInput",
+            RECORDS,
+            lambda i, t, n, d: _seeded_activity(i, t, world),
+            _on("person"),
+            lambda v, t: records_for(v, t["person"]),
+            PERSON_RELATIONS,
+            replays="activity",
+        ),
+        MCase(
+            "recalculateFootprint",
+            "recalculateFootprint",
+            "RecalculateFootprintInput",
+            "examinedCount changedCount footprint { gross }",
+            lambda i, t, n, d: {"nodeId": i.node(t["com"]), "period": {"year": year}},
+            _on("com"),
+            _manages("com"),
+        ),
+        MCase(
+            "uploadEvidence",
+            "uploadEvidence",
+            "UploadEvidenceInput",
+            "evidence { id }",
+            lambda i, t, n, d: {"individualId": i.node(t["person"]), "file": None},
+            _on("person"),
+            lambda v, t: records_for(v, t["person"]),
+            PERSON_RELATIONS,
+            upload=True,
+        ),
+        MCase(
+            "reviewAction",
+            "reviewAction",
+            "ReviewActionInput",
+            "action { id }",
+            lambda i, t, n, d: {"actionId": i.pending(t["person"]), "decision": "REJECT"},
+            _on("hh"),
+            _manages("hh"),
+            PERSON_RELATIONS,
+            ok_codes=frozenset({"REQUIRED"}),
+        ),
+        MCase(
+            "reverseAction",
+            "reverseAction",
+            "ReviewActionInput",
+            "action { id }",
+            lambda i, t, n, d: {"actionId": i.approved(t["person"]), "decision": "APPROVE"},
+            _on("hh"),
+            _manages("hh"),
+            PERSON_RELATIONS,
+            ok_codes=frozenset({"REQUIRED"}),
+        ),
+        MCase(
+            "recordAction",
+            "recordAction",
+            "RecordActionInput",
+            ACTIONS,
+            lambda i, t, n, d: _action(i, t["person"], n, d),
+            _on("person"),
+            lambda v, t: records_for(v, t["person"]),
+            PERSON_RELATIONS,
+        ),
+        MCase(
+            "recordVerifiedActions",
+            "recordVerifiedActions",
+            "RecordActionsInput",
+            ACTIONS,
+            lambda i, t, n, d: {"actions": [_action(i, t["person"], n, d)]},
+            _on("person"),
+            lambda v, t: records_for(v, t["person"]),
+            PERSON_RELATIONS,
+        ),
+        MCase(
+            "recordAction(replay)",
+            "recordAction",
+            "RecordActionInput",
+            ACTIONS,
+            lambda i, t, n, d: {
+                **world.approved_input[t["person"]],
+                "individualId": i.node(t["person"]),
+            },
+            _on("person"),
+            lambda v, t: records_for(v, t["person"]),
+            PERSON_RELATIONS,
+            replays="action",
+        ),
+        MCase(
+            "createReward",
+            "createReward",
+            "CreateRewardInput",
+            "reward { id }",
+            lambda i, t, n, d: {
+                "ownerId": i.node(t["com"]),
+                "name": f"Leak reward {n}",
+                "costCredits": 1,
+                "stock": 1,
+                "validFrom": _past(d, 0),
+            },
+            _on("com"),
+            _manages("com"),
+        ),
+        MCase(
+            "createCampaign",
+            "createCampaign",
+            "CreateCampaignInput",
+            "campaign { id }",
+            lambda i, t, n, d: {
+                "ownerId": i.node(t["com"]),
+                "name": f"Leak campaign {n}",
+                "startsOn": _past(d, 0),
+                "endsOn": (d + timedelta(days=1)).isoformat(),
+                "actionTypes": ["BUS_TRIP"],
+            },
+            _on("com"),
+            _manages("com"),
+        ),
+        MCase(
+            "redeemReward",
+            "redeemReward",
+            "RedeemRewardInput",
+            "redemption { id } balance",
+            lambda i, t, n, d: {
+                "rewardId": i.reward(t["com"]),
+                "idempotencyKey": f"leak-matrix-{n}",
+            },
+            _on("com"),
+            lambda v, t: (
+                v.resident_of is not None and t["com"] in chain(PLACES[v.resident_of].parent or "")
+            ),
+            PERSON_RELATIONS,
+        ),
+        MCase(
+            "setCreditPolicy",
+            "setCreditPolicy",
+            "SetCreditPolicyInput",
+            "policy { programmeId }",
+            lambda i, t, n, d: {"programmeId": i.node(t["ent"]), "expiryMonths": 24},
+            _on("ent"),
+            _manages("ent"),
+        ),
+        MCase(
+            "publishActionType",
+            "publishActionType",
+            "PublishActionTypeInput",
+            "actionType { code }",
+            lambda i, t, n, d: {
+                "code": f"LEAK_{n}",
+                "methodology": "leak-matrix",
+                "name": "Leak",
+                "unit": "item",
+                "creditsPerUnit": 1,
+                "avoidedGramsPerUnit": 1,
+                "scope": "3+",
+                "validFrom": _past(d, 0),
+                "citation": "test",
+            },
+            _on(),
+            _admin,
+            NO_TARGET,
+        ),
+        MCase(
+            "grantRole(COMMUNITY_MANAGER)",
+            "grantRole",
+            "GrantRoleInput",
+            "grant { id }",
+            lambda i, t, n, d: {
+                "principal": f"leak-grantee-{n}",
+                "role": "COMMUNITY_MANAGER",
+                "nodeId": i.node(t["com"]),
+            },
+            _on("com"),
+            lambda v, t: may_grant(v, "COMMUNITY_MANAGER", t["com"]),
+        ),
+        MCase(
+            "grantRole(ESG_ANALYST)",
+            "grantRole",
+            "GrantRoleInput",
+            "grant { id }",
+            lambda i, t, n, d: {
+                "principal": f"leak-grantee-{n}",
+                "role": "ESG_ANALYST",
+                "nodeId": i.node(t["ent"]),
+            },
+            _on("ent"),
+            lambda v, t: may_grant(v, "ESG_ANALYST", t["ent"]),
+        ),
+        MCase(
+            "grantRole(RESIDENT)",
+            "grantRole",
+            "GrantRoleInput",
+            "grant { id }",
+            lambda i, t, n, d: {
+                "principal": f"leak-grantee-{n}",
+                "role": "RESIDENT",
+                "nodeId": i.node(t["person"]),
+            },
+            _on("person"),
+            lambda v, t: may_grant(v, "RESIDENT", t["person"]),
+            PERSON_RELATIONS,
+        ),
+        MCase(
+            "grantRole(PLATFORM_ADMIN)",
+            "grantRole",
+            "GrantRoleInput",
+            "grant { id }",
+            lambda i, t, n, d: {"principal": f"leak-grantee-{n}", "role": "PLATFORM_ADMIN"},
+            _on(),
+            _admin,
+            NO_TARGET,
+        ),
+        MCase(
+            "revokeRole",
+            "revokeRole",
+            "RevokeRoleInput",
+            "revokedGrantId",
+            lambda i, t, n, d: {"grantId": i.grant(relation(t["com"]))},
+            _on("com"),
+            lambda v, t: may_grant(v, "COMMUNITY_MANAGER", t["com"]),
+        ),
+    ]
+
+
+def _nothing_returned(payload: dict[str, Any]) -> bool:
+    return all(v in (None, [], 0) for k, v in payload.items() if k != "userErrors")
+
+
+async def _send(
+    w: LeakWorld, subject: str | None, case: MCase, variables: dict[str, Any], n: int
+) -> tuple[int, dict[str, Any]]:
+    if case.upload:
+        return await w.client.upload(subject, case.document(), variables, photo(n))
+    return await w.client.post(subject, case.document(), variables)
+
+
+async def test_mutation_leak_matrix(leak_world: LeakWorld) -> None:
+    w, m = leak_world, Matrix()
+    cases = mutation_cases(w)
+    counter = iter(range(10_000, 100_000))
+    for viewer in VIEWERS:
+        plan = []
+        for case in cases:
+            for rel in case.relations:
+                t = TARGETS.get(rel, TARGETS["own"])
+                plan.append((case, rel, t, case.allowed(viewer, t)))
+        # Refusals first, fenced by fingerprints of the whole database: they write nothing.
+        plan.sort(key=lambda item: item[3])
+        before = await w.fingerprint()
+        fenced = True
+        for case, rel, t, allowed in plan:
+            if allowed and fenced:
+                m.check(
+                    "refusals-wrote-nothing",
+                    await w.fingerprint() == before,
+                    f"{viewer.subject}: a refused mutation changed the database",
+                )
+                fenced = False
+            n = next(counter)
+            variables = {"input": case.make(Ids(w, viewer), t, n, w.today)}
+            status, body = await _send(w, viewer.subject, case, variables, n)
+            where = f"{viewer.subject} {case.label} [{rel}]"
+            if status != 200 or "errors" in body:
+                m.check("mutation", False, f"{where}: {status} {body}")
+                continue
+            payload = body["data"][case.field]
+            codes = {e["code"] for e in payload["userErrors"]}
+            if allowed:
+                ok = codes == case.ok_codes
+                if case.replays == "activity":
+                    ok = ok and payload["records"] == [{"id": w.activity[t["person"]]["id"]}]
+                if case.replays == "action":
+                    ok = ok and payload["actions"] == [{"id": w.approved[t["person"]]}]
+                m.check("mutation:allowed", ok, f"{where}: expected {case.ok_codes}: {payload}")
+                continue
+            targets = case.targets(t)
+            code_ok = bool(codes) and codes <= AUTH_CODES
+            if all(seen(viewer, p) for p in targets):
+                code_ok = codes == {"FORBIDDEN"}
+            m.check(
+                "mutation:refused",
+                code_ok and _nothing_returned(payload),
+                f"{where}: expected a refusal, got {payload}",
+            )
+            if rel == "foreign":
+                missing = {"input": case.make(Ids(w, viewer, missing=True), t, n, w.today)}
+                _, answer = await _send(w, viewer.subject, case, missing, n + 500_000)
+                m.check(
+                    "mutation:foreign-like-missing",
+                    answer.get("data", {}).get(case.field) == payload,
+                    f"{where}: {payload} differs from a missing ID's {answer}",
+                )
+        if fenced:
+            m.check("refusals-wrote-nothing", await w.fingerprint() == before, viewer.subject)
+
+    # Without a token nothing runs: 401, and nothing written.
+    before = await w.fingerprint()
+    for case in cases:
+        for rel in case.relations:
+            n = next(counter)
+            variables = {
+                "input": case.make(Ids(w, VIEWERS[0]), TARGETS.get(rel, TARGETS["own"]), n, w.today)
+            }
+            status, body = await _send(w, None, case, variables, n)
+            codes = [e["extensions"]["code"] for e in body.get("errors", [])]
+            m.check(
+                "mutation:anonymous",
+                status == 401 and body.get("data") is None and codes == ["UNAUTHENTICATED"],
+                f"anonymous {case.label} [{rel}]: {status} {body}",
+            )
+    m.check("refusals-wrote-nothing", await w.fingerprint() == before, "anonymous")
+    per_viewer = sum(len(c.relations) for c in cases)
+    m.report(
+        f"mutation leak matrix ({w.engine.dialect.name}, {len(cases)} mutation cases)",
+        per_viewer * (len(VIEWERS) + 1),
+    )
