@@ -40,11 +40,17 @@ def photo(seed: int) -> bytes:
 class Client:
     http: httpx.AsyncClient
     settings: Settings
+    headers: dict[str, str] = field(default_factory=dict)  # sent with every request
 
     async def post(
-        self, subject: str | None, query: str, variables: dict[str, Any] | None = None
+        self,
+        subject: str | None,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        headers: dict[str, str] | None = None,
     ) -> tuple[int, dict[str, Any]]:
-        headers = {}
+        headers = dict(self.headers if headers is None else headers)
         if subject is not None:
             headers["Authorization"] = f"Bearer {mint_token(self.settings, subject)}"
         response = await self.http.post(
@@ -83,6 +89,7 @@ class LeakWorld:
     client: Client
     engine: AsyncEngine
     today: date
+    gateway: Client | None = None  # a production app, with the gateway's secret
     pk: dict[str, int] = field(default_factory=dict)  # place name -> primary key
     names: dict[str, str] = field(default_factory=dict)  # person -> display name
     activity: dict[str, dict[str, Any]] = field(default_factory=dict)  # person -> seeded record

@@ -51,7 +51,7 @@ from tests.world import SINCE, gid
 ENTITIES = list(PLACES)
 MAX_ALIASES = 15  # docs/security.md
 # The matrix's size when it was written (docs/security.md quotes it); it may only grow.
-READ_CHECKS_AT_LEAST = 2012
+READ_CHECKS_AT_LEAST = 2284
 MUTATION_CHECKS_AT_LEAST = 1543
 
 
@@ -69,11 +69,27 @@ async def leak_world(
         database_url=migrated_engine.url.render_as_string(hide_password=False),
         rate_limit_per_minute=0,
     )
-    app = create_app(settings, engine=migrated_engine)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-        client = Client(http, settings)
-        yield await build_leak_world(migrated_engine, client, datetime.now(UTC).date())
+    # The same data behind a production app, as the gateway reaches it (with the secret).
+    production = Settings.from_env(
+        database_url=settings.database_url,
+        env="production",
+        jwt_secret=settings.effective_jwt_secret,
+        gateway_secret="leak-matrix-gateway",
+        rate_limit_per_minute=0,
+    )
+    development = httpx.ASGITransport(app=create_app(settings, engine=migrated_engine))
+    gateway = httpx.ASGITransport(app=create_app(production, engine=migrated_engine))
+    async with (
+        httpx.AsyncClient(transport=development, base_url="http://test") as http,
+        httpx.AsyncClient(transport=gateway, base_url="http://test") as gateway_http,
+    ):
+        world = await build_leak_world(
+            migrated_engine, Client(http, settings), datetime.now(UTC).date()
+        )
+        world.gateway = Client(
+            gateway_http, production, {"X-Carbongraph-Gateway-Secret": "leak-matrix-gateway"}
+        )
+        yield world
     monkeypatch.undo()
 
 
@@ -245,6 +261,13 @@ async def check_nodes_and_entities(m: Matrix, w: LeakWorld, viewer: ViewerSpec) 
             f"{viewer.subject} node({type_name}): {real} vs {missing}",
         )
 
+    await check_entities(m, w, viewer, w.client, "_entities")
+
+
+async def check_entities(
+    m: Matrix, w: LeakWorld, viewer: ViewerSpec, client: Client, label: str
+) -> None:
+    """``_entities`` as the gateway calls it (in production: only with the shared secret)."""
     reps = [{"__typename": PLACES[n].kind, "id": w.gid(n)} for n in ENTITIES]
     reps += [{"__typename": k, "id": missing_id(k)} for k in KINDS]
     query = (
@@ -252,32 +275,47 @@ async def check_nodes_and_entities(m: Matrix, w: LeakWorld, viewer: ViewerSpec) 
         + " ".join(f"... on {k} {{ id }}" for k in KINDS)
         + " } }"
     )
-    status, body = await w.client.post(viewer.subject, query, {"r": reps})
+    status, body = await client.post(viewer.subject, query, {"r": reps})
     assert status == 200, body
     got = body["data"]["_entities"]
     missing = {k: errors_at(body, "_entities", len(ENTITIES) + i) for i, k in enumerate(KINDS)}
     for n, name in enumerate(ENTITIES):
         kind, errors = PLACES[name].kind, errors_at(body, "_entities", n)
-        where = f"{viewer.subject} _entities[{name}, {relation(name)}]"
+        where = f"{viewer.subject} {label}[{name}, {relation(name)}]"
         if visible(viewer, name):
             m.check(
-                "_entities:visible",
+                f"{label}:visible",
                 got[n] == {"__typename": kind, "id": w.gid(name)} and not errors,
                 f"{where}: {got[n]} {errors}",
             )
         else:
             code = read_refusal(viewer, name)
             m.check(
-                "_entities:refused",
+                f"{label}:refused",
                 got[n] is None and [e["extensions"]["code"] for e in errors] == [code],
                 f"{where}: expected null + {code}, got {got[n]} {errors}",
             )
             if code == "NOT_FOUND" and errors:
                 m.check(
-                    "_entities:foreign-like-missing",
+                    f"{label}:foreign-like-missing",
                     same_error(errors[0], missing[kind][0]),
                     f"{where}: {errors[0]} differs from {missing[kind][0]}",
                 )
+
+
+async def check_production_gateway(m: Matrix, w: LeakWorld, viewer: ViewerSpec) -> None:
+    """Production: without the gateway's secret ``_entities`` is refused outright (403); with
+    it, the same matrix as in development."""
+    assert w.gateway is not None
+    query = '{ _entities(representations: [{__typename: "Enterprise", id: "x"}]) { __typename } }'
+    status, body = await w.gateway.post(viewer.subject, query, headers={})
+    codes = [e["extensions"]["code"] for e in body.get("errors", [])]
+    m.check(
+        "gateway:no-secret",
+        status == 403 and body.get("data") is None and codes == ["FORBIDDEN"],
+        f"{viewer.subject}: {status} {body}",
+    )
+    await check_entities(m, w, viewer, w.gateway, "gateway:_entities")
 
 
 async def check_deep_fields(m: Matrix, w: LeakWorld, viewer: ViewerSpec) -> None:
@@ -636,6 +674,7 @@ async def test_read_leak_matrix(leak_world: LeakWorld) -> None:
         await check_single_reads(m, leak_world, viewer, "typed")
         await check_single_reads(m, leak_world, viewer, "node")
         await check_nodes_and_entities(m, leak_world, viewer)
+        await check_production_gateway(m, leak_world, viewer)
         await check_deep_fields(m, leak_world, viewer)
         await check_lists(m, leak_world, viewer)
         await check_actions_rewards_campaigns(m, leak_world, viewer)
@@ -648,6 +687,7 @@ async def test_read_leak_matrix(leak_world: LeakWorld) -> None:
             ("node:visible", "node:refused"): grid,
             ("nodes",): grid,
             ("_entities:visible", "_entities:refused"): grid,
+            ("gateway:_entities:visible", "gateway:_entities:refused"): grid,
             ("anonymous-read",): 4 * len(ENTITIES),
         },
         READ_CHECKS_AT_LEAST,
