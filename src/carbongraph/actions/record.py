@@ -107,29 +107,10 @@ async def record_actions(
             sa.select(AR).where(AR.c.external_id.in_(external[start : start + 1000]))
         ):
             known[row.external_id] = row
-    fresh: list[int] = []
-    for n, item in enumerate(inputs):
-        existing = known.get(item.external_id or "")
-        if existing is None:
-            fresh.append(n)
-        elif (
-            existing.individual_id,
-            existing.action_type_id,
-            existing.units,
-            existing.occurred_on,
-        ) == (item.individual_id, actions[n].id, item.units, item.occurred_on):
-            result.unchanged.append(existing.id)
-        else:
-            fail(
-                n,
-                "externalId",
-                "EXTERNAL_ID_CONFLICT",
-                "externalId was recorded before with different values",
-            )
-    if result.errors or not fresh:
-        return result
-
-    people = sorted({inputs[n].individual_id for n in fresh})
+    # Replays are authorised like new actions (they answer with the stored action), before
+    # the externalId is compared, so someone else's externalId answers like an unknown person.
+    fresh = [n for n, item in enumerate(inputs) if (item.external_id or "") not in known]
+    people = sorted({item.individual_id for item in inputs})
     accounts = {
         r.id: r
         for r in await db.execute(sa.select(I.c.id, I.c.archived_at).where(I.c.id.in_(people)))
@@ -177,7 +158,7 @@ async def record_actions(
         )
 
     rows = []
-    for n in fresh:
+    for n in range(len(inputs)):
         item, action = inputs[n], actions[n]
         account = accounts.get(item.individual_id)
         household_id = attribution.household_on(
@@ -198,6 +179,23 @@ async def record_actions(
                 "FORBIDDEN" if known_tenant else "NOT_FOUND",
                 "you may not record actions for this person" if known_tenant else "no such person",
             )
+            continue
+        existing = known.get(item.external_id or "")
+        if existing is not None:
+            if (
+                existing.individual_id,
+                existing.action_type_id,
+                existing.units,
+                existing.occurred_on,
+            ) == (item.individual_id, action.id, item.units, item.occurred_on):
+                result.unchanged.append(existing.id)
+            else:
+                fail(
+                    n,
+                    "externalId",
+                    "EXTERNAL_ID_CONFLICT",
+                    "externalId was recorded before with different values",
+                )
             continue
         if account.archived_at is not None:
             fail(n, "individualId", "ARCHIVED_ACCOUNT", "the account is archived")
@@ -269,7 +267,7 @@ async def record_actions(
                 },
             )
         )
-    if result.errors:
+    if result.errors or not rows:
         return result
 
     values_list = [values for _, values in rows]

@@ -79,9 +79,16 @@ async def grant_role(
 
 async def revoke_role(ctx: Context, grant_id: int) -> Any:
     row = (await ctx.db.execute(sa.select(G).where(G.c.id == grant_id))).first()
+    target = None
+    if row is not None and row.node_type != PLATFORM:
+        try:
+            target = await _grant_target(ctx, row.node_type, row.node_id)
+        except MutationFailed:
+            row = None  # on a node the viewer cannot see: answered like a grant that is not there
+    elif row is not None and not ctx.viewer.is_platform_admin:
+        row = None  # platform grants are for platform admins to see
     if row is None:
         raise MutationFailed.single(["input", "grantId"], UserErrorCode.NOT_FOUND, "No such grant.")
-    target = await _grant_target(ctx, row.node_type, row.node_id)
     if not _may_grant(ctx, Role(row.role), target):
         raise MutationFailed.single(
             ["input", "grantId"], UserErrorCode.FORBIDDEN, "You may not revoke this grant."

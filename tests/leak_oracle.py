@@ -1,0 +1,224 @@
+"""The leak matrix's oracle: who may read and change what, written from docs/authorization.md.
+
+Deliberately independent of ``carbongraph.authz``: it knows the fixture world as a tree of place
+names (``a`` → ``a1`` → ``a1x`` → ``a1x.p``), not database paths, and restates the documented
+rules in a few lines. If policy.py and this file disagree, one of them is wrong.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+NONE, PUBLIC, AGGREGATE, PERSONAL = range(4)
+ORGANISATIONS = ("Enterprise", "Community")
+PERSONAL_FIELDS = {"Household": ("name",), "Individual": ("displayName", "email")}
+
+
+@dataclass(frozen=True)
+class Place:
+    name: str
+    kind: str  # Enterprise, Community, Household or Individual
+    parent: str | None = None  # for a person: the current household
+    employers: tuple[str, ...] = ()
+
+
+def _places() -> dict[str, Place]:
+    places: dict[str, Place] = {}
+    for t in "ab":
+        places[t] = Place(t, "Enterprise")
+        for c in (f"{t}1", f"{t}2"):
+            places[c] = Place(c, "Community", t)
+        for home, community in ((f"{t}1x", f"{t}1"), (f"{t}1y", f"{t}1"), (f"{t}2x", f"{t}2")):
+            places[home] = Place(home, "Household", community)
+        for person in (f"{t}1x.p", f"{t}1x.q", f"{t}1y.p", f"{t}2x.p"):
+            places[person] = Place(person, "Individual", person.split(".")[0])
+    # A's employees: the resident's housemate, and someone living in B (a second tenant path).
+    places["a1x.q"] = replace(places["a1x.q"], employers=("a",))
+    places["b1y.p"] = replace(places["b1y.p"], employers=("a",))
+    return places
+
+
+PLACES = _places()
+KINDS = ("Enterprise", "Community", "Household", "Individual")
+
+
+def relation(name: str) -> str:
+    """The place relative to the viewers, who all hold grants in enterprise A / community a1."""
+    if name.startswith("b"):
+        return "foreign"
+    return "sibling" if name.startswith("a2") else "own"
+
+
+def chain(name: str) -> list[str]:
+    out: list[str] = []
+    current: str | None = name
+    while current is not None:
+        out.append(current)
+        current = PLACES[current].parent
+    return out
+
+
+def containers(name: str) -> list[str]:
+    """Where a person is reached from: their current household and their current employers."""
+    place = PLACES[name]
+    return [c for c in (place.parent, *place.employers) if c is not None]
+
+
+def within(name: str, anchor: str, via: list[str] | None = None) -> bool:
+    if PLACES[name].kind == "Individual":
+        return any(anchor in chain(c) for c in (via if via is not None else containers(name)))
+    return anchor in chain(name)
+
+
+def tenants_of(name: str) -> set[str]:
+    if PLACES[name].kind == "Individual":
+        return {chain(c)[-1] for c in containers(name)}
+    return {chain(name)[-1]}
+
+
+@dataclass(frozen=True)
+class ViewerSpec:
+    subject: str
+    grants: tuple[tuple[str, str | None], ...]  # (role, place); None for the platform
+
+    @property
+    def is_admin(self) -> bool:
+        return any(role == "PLATFORM_ADMIN" for role, _ in self.grants)
+
+    @property
+    def resident_of(self) -> str | None:
+        return next((p for role, p in self.grants if role == "RESIDENT"), None)
+
+    @property
+    def tenants(self) -> set[str]:
+        out: set[str] = set()
+        for role, anchor in self.grants:
+            if anchor is not None:
+                out |= tenants_of(anchor) if role != "RESIDENT" else {chain(anchor)[-1]}
+        return out
+
+
+VIEWERS = (
+    ViewerSpec("admin", (("PLATFORM_ADMIN", None),)),
+    ViewerSpec("org-a", (("ORG_ADMIN", "a"),)),
+    ViewerSpec("esg-a", (("ESG_ANALYST", "a"),)),
+    ViewerSpec("esg-a1", (("ESG_ANALYST", "a1"),)),
+    ViewerSpec("cm-a1", (("COMMUNITY_MANAGER", "a1"),)),
+    ViewerSpec("resident-a1", (("RESIDENT", "a1x.p"),)),
+    ViewerSpec("partner-a", (("PARTNER_SERVICE", "a"),)),
+    ViewerSpec("partner-a1", (("PARTNER_SERVICE", "a1"),)),
+    ViewerSpec("nobody", ()),  # authenticated, no grants
+)
+
+# docs/authorization.md, "Levels": what a subtree grant shows on its subtree.
+SUBTREE_LEVEL = {
+    "ORG_ADMIN": PERSONAL,
+    "COMMUNITY_MANAGER": PERSONAL,
+    "ESG_ANALYST": AGGREGATE,
+    "PARTNER_SERVICE": AGGREGATE,
+}
+MANAGERS = ("ORG_ADMIN", "COMMUNITY_MANAGER")
+MAY_GRANT = {
+    "ORG_ADMIN": {"ORG_ADMIN", "ESG_ANALYST", "COMMUNITY_MANAGER", "RESIDENT", "PARTNER_SERVICE"},
+    "COMMUNITY_MANAGER": {"RESIDENT", "COMMUNITY_MANAGER"},
+}
+
+
+def level(viewer: ViewerSpec, name: str, via: list[str] | None = None) -> int:
+    """How much of ``name`` the viewer may read; ``via`` limits the containers a person is
+    reached through (lists reach people through the one they list)."""
+    place = PLACES[name]
+    best = NONE
+    for role, anchor in viewer.grants:
+        if role == "PLATFORM_ADMIN":
+            return PERSONAL
+        assert anchor is not None
+        if role == "RESIDENT":
+            home = PLACES[anchor].parent
+            assert home is not None
+            reach = via if via is not None else containers(name)
+            if name in (anchor, home) or (place.kind == "Individual" and home in reach):
+                best = max(best, PERSONAL)
+            elif place.kind in ORGANISATIONS and name in chain(home):
+                best = max(best, PUBLIC)
+        elif within(name, anchor, via):
+            best = max(best, SUBTREE_LEVEL[role])
+        elif place.kind in ORGANISATIONS and name in chain(anchor):
+            best = max(best, PUBLIC)
+    return best
+
+
+def minimum(kind: str) -> int:
+    """Seeing a node at all: organisations at PUBLIC, households and people at AGGREGATE."""
+    return PUBLIC if kind in ORGANISATIONS else AGGREGATE
+
+
+def visible(viewer: ViewerSpec, name: str, via: list[str] | None = None) -> bool:
+    return level(viewer, name, via) >= minimum(PLACES[name].kind)
+
+
+def read_refusal(viewer: ViewerSpec, name: str) -> str:
+    """FORBIDDEN inside one of the viewer's tenants, else NOT_FOUND (like a missing ID)."""
+    return "FORBIDDEN" if viewer.is_admin or tenants_of(name) & viewer.tenants else "NOT_FOUND"
+
+
+def seen(viewer: ViewerSpec, name: str) -> bool:
+    """A mutation target the viewer knows (any level): refusing it says FORBIDDEN."""
+    return level(viewer, name) > NONE
+
+
+def manages(viewer: ViewerSpec, name: str) -> bool:
+    return viewer.is_admin or any(
+        role in MANAGERS and anchor is not None and within(name, anchor)
+        for role, anchor in viewer.grants
+    )
+
+
+def records_for(viewer: ViewerSpec, account: str) -> bool:
+    """Activity data and actions: managers and partner services in their subtree, a resident
+    for themselves and their own household's meters."""
+    if manages(viewer, account):
+        return True
+    for role, anchor in viewer.grants:
+        if role == "PARTNER_SERVICE" and anchor is not None and within(account, anchor):
+            return True
+        if role == "RESIDENT" and anchor is not None and account in (anchor, PLACES[anchor].parent):
+            return True
+    return False
+
+
+def edits_profile(viewer: ViewerSpec, person: str) -> bool:
+    return manages(viewer, person) or viewer.resident_of == person
+
+
+def may_grant(viewer: ViewerSpec, role: str, name: str | None) -> bool:
+    if viewer.is_admin:
+        return True
+    if name is None:
+        return False
+    return any(
+        role in MAY_GRANT.get(held, set()) and anchor is not None and within(name, anchor)
+        for held, anchor in viewer.grants
+    )
+
+
+def children(kind: str, parent: str) -> list[str]:
+    return [p.name for p in PLACES.values() if p.kind == kind and p.parent == parent]
+
+
+def expected_list(viewer: ViewerSpec, parent: str, relation_name: str) -> set[str]:
+    """The places a connection of ``parent`` shows the viewer (lists filter, never refuse)."""
+    if relation_name == "communities":
+        return {c for c in children("Community", parent) if visible(viewer, c)}
+    if relation_name == "subCommunities":
+        return set()  # the world has no nested communities; the field must still answer []
+    if relation_name == "households":
+        return {h for h in children("Household", parent) if visible(viewer, h)}
+    if relation_name == "employees":
+        people = [p.name for p in PLACES.values() if parent in p.employers]
+        return {p for p in people if visible(viewer, p, via=[parent])}
+    if relation_name == "members":
+        homes = [parent] if PLACES[parent].kind == "Household" else children("Household", parent)
+        people = [p.name for p in PLACES.values() if p.kind == "Individual" and p.parent in homes]
+        return {p for p in people if visible(viewer, p, via=[PLACES[p].parent or ""])}
+    raise AssertionError(relation_name)

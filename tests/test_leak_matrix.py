@@ -1,0 +1,1356 @@
+"""The leak matrix: every viewer × every object × own / sibling / foreign place, through every
+read path (``node``, ``nodes``, the typed root fields and lists, ``_entities``, nested lists,
+personal and aggregate fields, actions, credits, rewards, campaigns, grants) and every mutation,
+checked against the oracle in tests/leak_oracle.py (written from docs/authorization.md).
+
+One world per backend (tests/leak_world.py), built once for this module. Mismatches are
+collected and reported together; the number of checks is asserted so the matrix cannot shrink.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from graphql import GraphQLNonNull, GraphQLObjectType, GraphQLScalarType
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from carbongraph.app import create_app
+from carbongraph.config import Settings
+from carbongraph.schema.schema import schema
+from tests.conftest import _wipe
+from tests.leak_oracle import (
+    AGGREGATE,
+    KINDS,
+    ORGANISATIONS,
+    PERSONAL,
+    PERSONAL_FIELDS,
+    PLACES,
+    VIEWERS,
+    ViewerSpec,
+    chain,
+    edits_profile,
+    expected_list,
+    level,
+    manages,
+    may_grant,
+    read_refusal,
+    records_for,
+    relation,
+    seen,
+    visible,
+)
+from tests.leak_world import MISSING_PK, Client, LeakWorld, build_leak_world, photo
+from tests.world import SINCE, gid
+
+ENTITIES = list(PLACES)
+MAX_ALIASES = 15  # docs/security.md
+# The matrix's size when it was written (docs/security.md quotes it); it may only grow.
+READ_CHECKS_AT_LEAST = 2284
+MUTATION_CHECKS_AT_LEAST = 1543
+
+
+@pytest.fixture(scope="module")
+async def leak_world(
+    migrated_engine: AsyncEngine, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[LeakWorld]:
+    """Built once per backend. It does not use the ``engine`` fixture (which empties the
+    database per test); it empties it once itself."""
+    await _wipe(migrated_engine)
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setenv("CARBONGRAPH_EVIDENCE_DIR", str(tmp_path_factory.mktemp("leak-evidence")))
+    # Rate limiting is tested elsewhere; here it would only throttle the matrix.
+    settings = Settings.from_env(
+        database_url=migrated_engine.url.render_as_string(hide_password=False),
+        rate_limit_per_minute=0,
+    )
+    # The same data behind a production app, as the gateway reaches it (with the secret).
+    production = Settings.from_env(
+        database_url=settings.database_url,
+        env="production",
+        jwt_secret=settings.effective_jwt_secret,
+        gateway_secret="leak-matrix-gateway",
+        rate_limit_per_minute=0,
+    )
+    development = httpx.ASGITransport(app=create_app(settings, engine=migrated_engine))
+    gateway = httpx.ASGITransport(app=create_app(production, engine=migrated_engine))
+    async with (
+        httpx.AsyncClient(transport=development, base_url="http://test") as http,
+        httpx.AsyncClient(transport=gateway, base_url="http://test") as gateway_http,
+    ):
+        world = await build_leak_world(
+            migrated_engine, Client(http, settings), datetime.now(UTC).date()
+        )
+        world.gateway = Client(
+            gateway_http, production, {"X-Carbongraph-Gateway-Secret": "leak-matrix-gateway"}
+        )
+        yield world
+    monkeypatch.undo()
+
+
+class Matrix:
+    """Counts checks and collects mismatches, so one run shows every leak at once."""
+
+    def __init__(self) -> None:
+        self.checks: Counter[str] = Counter()
+        self.failures: list[str] = []
+
+    def check(self, kind: str, ok: bool, message: str) -> None:
+        self.checks[kind] += 1
+        if not ok:
+            self.failures.append(f"[{kind}] {message}")
+
+    def report(self, title: str, grid: dict[tuple[str, ...], int], minimum: int) -> None:
+        """``grid``: check kinds that together must count exactly the product of the tables
+        (viewers × objects, viewers × mutation cases); ``minimum``: all checks together."""
+        total = sum(self.checks.values())
+        print(f"\n{title}: {total} checks ({dict(sorted(self.checks.items()))})")
+        assert not self.failures, f"{len(self.failures)} mismatches:\n" + "\n".join(
+            self.failures[:80]
+        )
+        for kinds, product in grid.items():
+            counted = sum(self.checks[k] for k in kinds)
+            assert counted == product, f"{kinds}: {counted} checks, expected {product}"
+        assert total >= minimum, f"the matrix shrank: {total} < {minimum} checks"
+
+
+def field_name(kind: str) -> str:
+    return kind[0].lower() + kind[1:]
+
+
+def selection(kind: str) -> str:
+    return "id " + " ".join(PERSONAL_FIELDS.get(kind, ("name",)))
+
+
+def errors_at(body: dict[str, Any], *path: Any) -> list[dict[str, Any]]:
+    return [e for e in body.get("errors", []) if tuple(e.get("path", ()))[: len(path)] == path]
+
+
+def same_error(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Two refusals answer alike: message and extensions (the path names the alias)."""
+    return (a["message"], a.get("extensions")) == (b["message"], b.get("extensions"))
+
+
+def chunks(items: list[Any], size: int) -> list[list[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def missing_id(kind: str) -> str:
+    return gid(kind, MISSING_PK)
+
+
+# -- reads ----------------------------------------------------------------------------------
+async def check_single_reads(m: Matrix, w: LeakWorld, viewer: ViewerSpec, root: str) -> None:
+    """``root`` is ``typed`` (enterprise(id), …) or ``node``: each entity's object or refusal,
+    personal fields only at PERSONAL, and a refusal outside the tenants exactly like a
+    missing ID of the same type (asked in the same request)."""
+    per_request = MAX_ALIASES - len(KINDS)
+    for batch in chunks(ENTITIES, per_request):
+        fields = []
+        for kind in KINDS:
+            fields.append((f"missing{kind}", kind, missing_id(kind)))
+        for n, name in enumerate(batch):
+            fields.append((f"e{n}", PLACES[name].kind, w.gid(name)))
+        parts = []
+        for alias, kind, node_id in fields:
+            if root == "typed":
+                parts.append(
+                    f'{alias}: {field_name(kind)}(id: "{node_id}") {{ {selection(kind)} }}'
+                )
+            else:
+                parts.append(
+                    f'{alias}: node(id: "{node_id}") {{ __typename id '
+                    "... on Enterprise { name } ... on Community { name } "
+                    "... on Individual { displayName email } }"
+                )
+        status, body = await w.client.post(viewer.subject, "{ " + " ".join(parts) + " }")
+        assert status == 200, body
+        data = body["data"]
+        for kind in KINDS:
+            missing = errors_at(body, f"missing{kind}")
+            m.check(
+                f"{root}:missing",
+                data[f"missing{kind}"] is None
+                and [e["extensions"]["code"] for e in missing] == ["NOT_FOUND"],
+                f"{viewer.subject} {root} missing {kind}: {body}",
+            )
+        for n, name in enumerate(batch):
+            alias, kind = f"e{n}", PLACES[name].kind
+            where = f"{viewer.subject} {root}({name}, {relation(name)})"
+            got, errors = data[alias], errors_at(body, alias)
+            if visible(viewer, name):
+                personal = level(viewer, name) >= PERSONAL
+                m.check(
+                    f"{root}:visible",
+                    got is not None and got["id"] == w.gid(name),
+                    f"{where}: expected the object, got {got} {errors}",
+                )
+                # (node() leaves Household.name out: String vs String! would conflict.)
+                fields = (
+                    PERSONAL_FIELDS.get(kind, ()) if root == "typed" or kind != "Household" else ()
+                )
+                for field in fields:
+                    value = None if got is None else got.get(field)
+                    codes = [e["extensions"]["code"] for e in errors_at(body, alias, field)]
+                    m.check(
+                        f"{root}:personal-field",
+                        (value is not None and codes == [])
+                        if personal
+                        else (value is None and codes == ["FORBIDDEN"]),
+                        f"{where}.{field}: personal={personal}, got {value!r} {codes}",
+                    )
+                if kind in ORGANISATIONS:
+                    m.check(
+                        f"{root}:organisation-name",
+                        got is not None and got["name"] == f"{kind} {name}" and errors == [],
+                        f"{where}: {got} {errors}",
+                    )
+            else:
+                code = read_refusal(viewer, name)
+                m.check(
+                    f"{root}:refused",
+                    got is None and [e["extensions"]["code"] for e in errors] == [code],
+                    f"{where}: expected null + {code}, got {got} {errors}",
+                )
+                if code == "NOT_FOUND" and errors:
+                    m.check(
+                        f"{root}:foreign-like-missing",
+                        same_error(errors[0], errors_at(body, f"missing{kind}")[0]),
+                        f"{where}: {errors[0]} differs from a missing ID",
+                    )
+
+
+async def check_nodes_and_entities(m: Matrix, w: LeakWorld, viewer: ViewerSpec) -> None:
+    ids = [w.gid(n) for n in ENTITIES] + [missing_id(k) for k in KINDS]
+    status, body = await w.client.post(
+        viewer.subject, "query($ids: [ID!]!) { nodes(ids: $ids) { id } }", {"ids": ids}
+    )
+    assert status == 200 and "errors" not in body, body
+    got = body["data"]["nodes"]
+    for n, name in enumerate(ENTITIES):
+        want = {"id": w.gid(name)} if visible(viewer, name) else None
+        m.check("nodes", got[n] == want, f"{viewer.subject} nodes[{name}]: {got[n]} != {want}")
+    m.check("nodes:missing", got[len(ENTITIES) :] == [None] * len(KINDS), f"{got}")
+
+    # IDs of objects that are not nodes (actions, rewards, campaigns, grants): node() answers
+    # by the ID's type alone, the same for one that exists and one that does not.
+    others = [
+        ("ActionRecord", w.approved["b1x.p"]),
+        ("Reward", w.rewards["b1"]),
+        ("Campaign", w.campaigns["b1"]),
+        ("RoleGrant", w.revocable[(viewer.subject, "foreign")]),
+    ]
+    text = []
+    for n, (type_name, real) in enumerate(others):
+        text.append(f'real{n}: node(id: "{real}") {{ id }}')
+        text.append(f'missing{n}: node(id: "{gid(type_name, MISSING_PK)}") {{ id }}')
+    status, body = await w.client.post(viewer.subject, "{ " + " ".join(text) + " }")
+    assert status == 200, body
+    for n, (type_name, _) in enumerate(others):
+        real, missing = errors_at(body, f"real{n}"), errors_at(body, f"missing{n}")
+        m.check(
+            "node:not-a-node",
+            body["data"][f"real{n}"] is None
+            and len(real) == len(missing) == 1
+            and same_error(real[0], missing[0]),
+            f"{viewer.subject} node({type_name}): {real} vs {missing}",
+        )
+
+    await check_entities(m, w, viewer, w.client, "_entities")
+
+
+async def check_entities(
+    m: Matrix, w: LeakWorld, viewer: ViewerSpec, client: Client, label: str
+) -> None:
+    """``_entities`` as the gateway calls it (in production: only with the shared secret)."""
+    reps = [{"__typename": PLACES[n].kind, "id": w.gid(n)} for n in ENTITIES]
+    reps += [{"__typename": k, "id": missing_id(k)} for k in KINDS]
+    query = (
+        "query($r: [_Any!]!) { _entities(representations: $r) { __typename "
+        + " ".join(f"... on {k} {{ id }}" for k in KINDS)
+        + " } }"
+    )
+    status, body = await client.post(viewer.subject, query, {"r": reps})
+    assert status == 200, body
+    got = body["data"]["_entities"]
+    missing = {k: errors_at(body, "_entities", len(ENTITIES) + i) for i, k in enumerate(KINDS)}
+    for n, name in enumerate(ENTITIES):
+        kind, errors = PLACES[name].kind, errors_at(body, "_entities", n)
+        where = f"{viewer.subject} {label}[{name}, {relation(name)}]"
+        if visible(viewer, name):
+            m.check(
+                f"{label}:visible",
+                got[n] == {"__typename": kind, "id": w.gid(name)} and not errors,
+                f"{where}: {got[n]} {errors}",
+            )
+        else:
+            code = read_refusal(viewer, name)
+            m.check(
+                f"{label}:refused",
+                got[n] is None and [e["extensions"]["code"] for e in errors] == [code],
+                f"{where}: expected null + {code}, got {got[n]} {errors}",
+            )
+            if code == "NOT_FOUND" and errors:
+                m.check(
+                    f"{label}:foreign-like-missing",
+                    same_error(errors[0], missing[kind][0]),
+                    f"{where}: {errors[0]} differs from {missing[kind][0]}",
+                )
+
+
+async def check_production_gateway(m: Matrix, w: LeakWorld, viewer: ViewerSpec) -> None:
+    """Production: without the gateway's secret ``_entities`` is refused outright (403); with
+    it, the same matrix as in development."""
+    assert w.gateway is not None
+    query = '{ _entities(representations: [{__typename: "Enterprise", id: "x"}]) { __typename } }'
+    status, body = await w.gateway.post(viewer.subject, query, headers={})
+    codes = [e["extensions"]["code"] for e in body.get("errors", [])]
+    m.check(
+        "gateway:no-secret",
+        status == 403 and body.get("data") is None and codes == ["FORBIDDEN"],
+        f"{viewer.subject}: {status} {body}",
+    )
+    await check_entities(m, w, viewer, w.gateway, "gateway:_entities")
+
+
+async def check_deep_fields(m: Matrix, w: LeakWorld, viewer: ViewerSpec) -> None:
+    """Aggregates (footprint) at AGGREGATE, credits and household history at PERSONAL, and the
+    objects a visible node links to (household, community, enterprise)."""
+    year = w.today.year
+    parts: list[tuple[str, str, str]] = []  # (alias, place, probe)
+    for name in ENTITIES:
+        if not visible(viewer, name):
+            continue
+        kind = PLACES[name].kind
+        parts.append((f"f_{len(parts)}", name, "footprint"))
+        if kind == "Individual":
+            parts.append((f"c_{len(parts)}", name, "credits"))
+            parts.append((f"h_{len(parts)}", name, "history"))
+            parts.append((f"l_{len(parts)}", name, "link"))
+        elif kind in ("Household", "Community"):
+            parts.append((f"l_{len(parts)}", name, "link"))
+    probes = {
+        "footprint": f"footprint(period: {{year: {year}}}) {{ gross }}",
+        "credits": "credits { balance ledger(first: 50) { id amount } }",
+        "history": "householdHistory { validFrom household { id } }",
+        "link": {
+            "Individual": "household { id }",
+            "Household": "community { id }",
+            "Community": "enterprise { id }",
+        },
+    }
+    for batch in chunks(parts, MAX_ALIASES):
+        text = []
+        for alias, name, probe in batch:
+            kind = PLACES[name].kind
+            body_text = probes[probe][kind] if probe == "link" else probes[probe]
+            text.append(f'{alias}: {field_name(kind)}(id: "{w.gid(name)}") {{ {body_text} }}')
+        status, body = await w.client.post(viewer.subject, "{ " + " ".join(text) + " }")
+        assert status == 200, body
+        for alias, name, probe in batch:
+            got, errors = body["data"][alias], errors_at(body, alias)
+            codes = [e["extensions"]["code"] for e in errors]
+            where = f"{viewer.subject} {name}.{probe} ({relation(name)})"
+            have = level(viewer, name)
+            if probe == "footprint":
+                # Footprint is non-null: a refusal nulls the whole object.
+                ok = (
+                    (got is not None and not errors)
+                    if have >= AGGREGATE
+                    else (got is None and codes == ["FORBIDDEN"])
+                )
+                m.check("aggregate", ok, f"{where}: level {have}, got {got} {codes}")
+            elif probe == "credits":
+                credits = (got or {}).get("credits")
+                ok = (
+                    (credits is not None and not errors)
+                    if have >= PERSONAL
+                    else (got is not None and credits is None and codes == ["FORBIDDEN"])
+                )
+                m.check("credits", ok, f"{where}: level {have}, got {got} {codes}")
+            elif probe == "history":
+                if have < PERSONAL:
+                    m.check("history", got is None and codes == ["FORBIDDEN"], f"{where}: {got}")
+                    continue
+                home = PLACES[name].parent or ""
+                if got is None or len(got["householdHistory"]) != 1:
+                    m.check("history", False, f"{where}: {got} {codes}")
+                    continue
+                [period] = got["householdHistory"]
+                want = {"id": w.gid(home)} if visible(viewer, home) else None
+                m.check("history", period["household"] == want, f"{where}: {period} != {want}")
+                if want is None:
+                    m.check("history", codes == [read_refusal(viewer, home)], f"{where}: {codes}")
+            else:
+                linked = PLACES[name].parent or ""
+                key = next(iter(got)) if got else None
+                want = {"id": w.gid(linked)} if visible(viewer, linked) else None
+                m.check(
+                    "linked-object",
+                    got is not None and got[key] == want,
+                    f"{where}: {got} != {want}",
+                )
+                if want is None:
+                    m.check(
+                        "linked-object",
+                        codes == [read_refusal(viewer, linked)],
+                        f"{where}: {codes}",
+                    )
+
+
+LIST_FIELDS = {
+    "Enterprise": ("communities", "employees"),
+    "Community": ("households", "members", "subCommunities"),
+    "Household": ("members",),
+}
+
+
+async def check_lists(m: Matrix, w: LeakWorld, viewer: ViewerSpec) -> None:
+    """Root lists and every connection of every visible node: exactly the oracle's set, and a
+    ``totalCount`` that counts only those."""
+    conn = "(first: 50) { totalCount edges { node { id } } }"
+    status, body = await w.client.post(viewer.subject, f"{{ enterprises{conn} communities{conn} }}")
+    assert status == 200 and "errors" not in body, body
+    for field, kind in (("enterprises", "Enterprise"), ("communities", "Community")):
+        want = {w.gid(n) for n in ENTITIES if PLACES[n].kind == kind and visible(viewer, n)}
+        got = body["data"][field]
+        ids = {e["node"]["id"] for e in got["edges"]}
+        m.check(
+            "root-list",
+            ids == want and got["totalCount"] == len(want),
+            f"{viewer.subject} {field}: {sorted(ids)} ({got['totalCount']}) != {sorted(want)}",
+        )
+    # communities(enterpriseId:): a foreign enterprise lists nothing, like a missing one.
+    enterprises = [n for n in ENTITIES if PLACES[n].kind == "Enterprise"]
+    text = [
+        f'p{n}: communities(first: 50, enterpriseId: "{w.gid(e)}") {{ totalCount }}'
+        for n, e in enumerate(enterprises)
+    ]
+    text.append(
+        f'missing: communities(first: 50, enterpriseId: "{missing_id("Enterprise")}") '
+        "{ totalCount }"
+    )
+    status, body = await w.client.post(viewer.subject, "{ " + " ".join(text) + " }")
+    assert status == 200 and "errors" not in body, body
+    m.check("list:communities-of", body["data"]["missing"] == {"totalCount": 0}, f"{body}")
+    for n, e in enumerate(enterprises):
+        want = len(expected_list(viewer, e, "communities"))
+        m.check(
+            "list:communities-of",
+            body["data"][f"p{n}"] == {"totalCount": want},
+            f"{viewer.subject} communities(enterpriseId: {e}): {body['data'][f'p{n}']} != {want}",
+        )
+
+    probes = [
+        (name, field)
+        for name in ENTITIES
+        if PLACES[name].kind in LIST_FIELDS and visible(viewer, name)
+        for field in LIST_FIELDS[PLACES[name].kind]
+    ]
+    for batch in chunks(probes, 10):  # 10 connections of 50: within the cost limit
+        text = [
+            f'p{n}: {field_name(PLACES[name].kind)}(id: "{w.gid(name)}") {{ {field}{conn} }}'
+            for n, (name, field) in enumerate(batch)
+        ]
+        status, body = await w.client.post(viewer.subject, "{ " + " ".join(text) + " }")
+        assert status == 200 and "errors" not in body, body
+        for n, (name, field) in enumerate(batch):
+            got = body["data"][f"p{n}"][field]
+            ids = {w.place_of(e["node"]["id"]) for e in got["edges"]}
+            want = expected_list(viewer, name, field)
+            m.check(
+                f"list:{field}",
+                ids == want and got["totalCount"] == len(want),
+                f"{viewer.subject} {name}.{field} ({relation(name)}): "
+                f"{sorted(ids)} ({got['totalCount']}) != {sorted(want)}",
+            )
+
+
+async def check_actions_rewards_campaigns(m: Matrix, w: LeakWorld, viewer: ViewerSpec) -> None:
+    """The review queue (managers of the community), rewards and campaigns (anyone who sees
+    the owner; names on the board only with PERSONAL access to the owner), and ``me``."""
+    communities = [n for n in ENTITIES if PLACES[n].kind == "Community"]
+    for community in [*communities, None]:
+        node_id = w.gid(community) if community else missing_id("Community")
+        status, body = await w.client.post(
+            viewer.subject,
+            """query($c: ID!) { actionReviewQueue(communityId: $c) {
+              id individualId evidence { sha256 } } }""",
+            {"c": node_id},
+        )
+        codes = [e["extensions"]["code"] for e in body.get("errors", [])]
+        if community is None:
+            missing_queue = body["errors"][0]
+            continue
+        where = f"{viewer.subject} actionReviewQueue({community}, {relation(community)})"
+        if manages(viewer, community):
+            want = {
+                w.pending[p]
+                for p in ENTITIES
+                if PLACES[p].kind == "Individual"
+                and community in (PLACES[PLACES[p].parent or ""].parent,)
+            }
+            got = {a["id"] for a in (body["data"] or {}).get("actionReviewQueue") or []}
+            m.check("review-queue", got == want and not codes, f"{where}: {got} != {want} {codes}")
+        else:
+            code = "FORBIDDEN" if visible(viewer, community) else read_refusal(viewer, community)
+            m.check("review-queue", body["data"] is None and codes == [code], f"{where}: {body}")
+    for community in communities:  # compare after the loop has seen the missing ID
+        if not manages(viewer, community) and read_refusal(viewer, community) == "NOT_FOUND":
+            status, body = await w.client.post(
+                viewer.subject,
+                "query($c: ID!) { actionReviewQueue(communityId: $c) { id } }",
+                {"c": w.gid(community)},
+            )
+            m.check(
+                "review-queue:foreign-like-missing",
+                same_error(body["errors"][0], missing_queue),
+                f"{viewer.subject} {community}: {body['errors'][0]} vs {missing_queue}",
+            )
+
+    for owner in [*w.rewards, None]:
+        owner_id = w.gid(owner) if owner else missing_id("Community")
+        status, body = await w.client.post(
+            viewer.subject,
+            "query($o: ID!) { rewards(ownerId: $o) { id } }",
+            {"o": owner_id},
+        )
+        _status2, board = await w.client.post(
+            viewer.subject,
+            """query($o: ID!) { campaigns(ownerId: $o) { id
+              topParticipants(first: 50) { name individualId } } }""",
+            {"o": owner_id},
+        )
+        if owner is None:
+            missing_rewards, missing_campaigns = body["errors"][0], board["errors"][0]
+            continue
+        where = f"{viewer.subject} rewards/campaigns({owner}, {relation(owner)})"
+        if visible(viewer, owner):
+            m.check(
+                "rewards",
+                body.get("errors") is None
+                and [r["id"] for r in body["data"]["rewards"]] == [w.rewards[owner]],
+                f"{where}: {body}",
+            )
+            [campaign] = board["data"]["campaigns"]
+            standings = campaign["topParticipants"]
+            m.check("campaigns", campaign["id"] == w.campaigns[owner], f"{where}: {campaign}")
+            personal = level(viewer, owner) >= PERSONAL
+            people = w.participants[owner]
+            real_names = set(w.names.values())
+            if personal:
+                ok = {s["individualId"] for s in standings} == {w.gid(p) for p in people} and {
+                    s["name"] for s in standings
+                } == {w.names[p] for p in people}
+            else:
+                ok = len(standings) == len(people) and all(
+                    s["individualId"] is None and s["name"] not in real_names for s in standings
+                )
+            m.check("campaign-board", ok, f"{where}: personal={personal} {standings}")
+        else:
+            code = read_refusal(viewer, owner)
+            for kind, answer in (("rewards", body), ("campaigns", board)):
+                codes = [e["extensions"]["code"] for e in answer.get("errors", [])]
+                m.check(kind, answer["data"] is None and codes == [code], f"{where}: {answer}")
+    for owner in w.rewards:
+        if not visible(viewer, owner) and read_refusal(viewer, owner) == "NOT_FOUND":
+            for query, missing in (
+                ("query($o: ID!) { rewards(ownerId: $o) { id } }", missing_rewards),
+                ("query($o: ID!) { campaigns(ownerId: $o) { id } }", missing_campaigns),
+            ):
+                status, body = await w.client.post(viewer.subject, query, {"o": w.gid(owner)})
+                m.check(
+                    "owner:foreign-like-missing",
+                    same_error(body["errors"][0], missing),
+                    f"{viewer.subject} {owner}: {body['errors'][0]} vs {missing}",
+                )
+
+    # Reference data belongs to no tenant: every viewer reads the same library and catalog.
+    status, body = await w.client.post(
+        viewer.subject, "{ emissionFactors { id } actionTypes { code } activityTypes { code } }"
+    )
+    reference = await w.client.post(
+        "admin", "{ emissionFactors { id } actionTypes { code } activityTypes { code } }"
+    )
+    m.check(
+        "reference-data",
+        status == 200 and body == reference[1] and len(body["data"]["emissionFactors"]) > 0,
+        f"{viewer.subject} reference data differs from the admin's",
+    )
+
+    status, body = await w.client.post(
+        viewer.subject, "{ me { subject grants { role nodeId } individual { id } } }"
+    )
+    me = body["data"]["me"]
+    want = sorted((role, w.gid(anchor) if anchor else None) for role, anchor in viewer.grants)
+    got = sorted((g["role"], g["nodeId"]) for g in me["grants"])
+    resident = viewer.resident_of
+    m.check(
+        "me",
+        me["subject"] == viewer.subject
+        and got == want
+        and me["individual"] == ({"id": w.gid(resident)} if resident else None),
+        f"{viewer.subject} me: {me}",
+    )
+
+
+async def check_anonymous_reads(m: Matrix, w: LeakWorld) -> None:
+    """Without a token every read is HTTP 401 UNAUTHENTICATED, and says nothing else."""
+    for name in ENTITIES:
+        kind = PLACES[name].kind
+        for query in (
+            f'{{ {field_name(kind)}(id: "{w.gid(name)}") {{ id }} }}',
+            f'{{ node(id: "{w.gid(name)}") {{ id }} }}',
+            f'{{ nodes(ids: ["{w.gid(name)}"]) {{ id }} }}',
+            f'{{ _entities(representations: [{{__typename: "{kind}", id: "{w.gid(name)}"}}]) '
+            f"{{ __typename }} }}",
+        ):
+            status, body = await w.client.post(None, query)
+            codes = [e["extensions"]["code"] for e in body.get("errors", [])]
+            m.check(
+                "anonymous-read",
+                status == 401 and body.get("data") is None and codes == ["UNAUTHENTICATED"],
+                f"anonymous {query}: {status} {body}",
+            )
+
+
+# -- every object type with an ID is covered ------------------------------------------------
+# How the matrix reaches each object type that has an ID. A new type makes
+# test_every_identified_type_is_in_the_matrix fail until it is added here (and checked).
+COVERAGE = {
+    "Enterprise": "node, nodes, enterprise, enterprises, _entities, lists, footprint",
+    "Community": "node, nodes, community, communities, _entities, lists, footprint",
+    "Household": "node, nodes, household, _entities, lists, name, footprint",
+    "Individual": "node, nodes, individual, _entities, lists, personal fields, footprint",
+    "ActionRecord": "actionReviewQueue; recordAction/reviewAction/reverseAction payloads",
+    "EvidenceInfo": "actionReviewQueue evidence; uploadEvidence",
+    "CreditEntry": "Individual.credits.ledger",
+    "RewardInfo": "rewards; createReward; redeemReward",
+    "Redemption": "redeemReward",
+    "CampaignInfo": "campaigns (with the board); createCampaign",
+    "RoleGrant": "me.grants; grantRole; revokeRole",
+    "ActivityRecord": "recordActivity payloads, replays included",
+    "EmissionFactor": "emissionFactors: the public factor library, the same for every viewer",
+}
+
+
+def _identified_types() -> set[str]:
+    out = set()
+    for name, type_ in schema._schema.type_map.items():
+        if name.startswith("_") or not isinstance(type_, GraphQLObjectType):
+            continue
+        id_field = type_.fields.get("id")
+        if id_field is None:
+            continue
+        inner = id_field.type.of_type if isinstance(id_field.type, GraphQLNonNull) else None
+        if isinstance(inner, GraphQLScalarType) and inner.name == "ID":
+            out.add(name)
+    return out
+
+
+def test_every_identified_type_is_in_the_matrix() -> None:
+    assert _identified_types() == set(COVERAGE)
+    nodes = {t.name for t in schema._schema.get_possible_types(schema._schema.type_map["Node"])}
+    entities = {t.name for t in schema._schema.type_map["_Entity"].types}
+    assert nodes == entities == set(KINDS)
+    assert {PLACES[n].kind for n in ENTITIES} == set(KINDS)
+
+
+def test_every_mutation_is_in_the_matrix() -> None:
+    """A new mutation fails here until the matrix has a case for it."""
+    mutations = set(schema._schema.mutation_type.fields)  # type: ignore[union-attr]
+    # The cases only touch the world when they run.
+    assert {c.field for c in mutation_cases(None)} == mutations  # type: ignore[arg-type]
+
+
+async def test_read_leak_matrix(leak_world: LeakWorld) -> None:
+    m = Matrix()
+    for viewer in VIEWERS:
+        await check_single_reads(m, leak_world, viewer, "typed")
+        await check_single_reads(m, leak_world, viewer, "node")
+        await check_nodes_and_entities(m, leak_world, viewer)
+        await check_production_gateway(m, leak_world, viewer)
+        await check_deep_fields(m, leak_world, viewer)
+        await check_lists(m, leak_world, viewer)
+        await check_actions_rewards_campaigns(m, leak_world, viewer)
+    await check_anonymous_reads(m, leak_world)
+    grid = len(VIEWERS) * len(ENTITIES)  # every viewer × every object, per read path
+    m.report(
+        f"read leak matrix ({leak_world.engine.dialect.name})",
+        {
+            ("typed:visible", "typed:refused"): grid,
+            ("node:visible", "node:refused"): grid,
+            ("nodes",): grid,
+            ("_entities:visible", "_entities:refused"): grid,
+            ("gateway:_entities:visible", "gateway:_entities:refused"): grid,
+            ("anonymous-read",): 4 * len(ENTITIES),
+        },
+        READ_CHECKS_AT_LEAST,
+    )
+
+
+# -- mutations ------------------------------------------------------------------------------
+# The targets of each relation. Viewers hold grants on enterprise A, community a1 or the
+# resident a1x.p, so "self" is the resident's own home and person, "own" their neighbours in a1.
+TARGETS = {
+    "self": {"ent": "a", "com": "a1", "hh": "a1x", "person": "a1x.p"},
+    "own": {"ent": "a", "com": "a1", "hh": "a1y", "person": "a1y.p"},
+    "sibling": {"ent": "a", "com": "a2", "hh": "a2x", "person": "a2x.p"},
+    "foreign": {"ent": "b", "com": "b1", "hh": "b1x", "person": "b1x.p"},
+}
+ORG_RELATIONS = ("own", "sibling", "foreign")
+PERSON_RELATIONS = ("self", "own", "sibling", "foreign")
+NO_TARGET = ("-",)
+AUTH_CODES = {"NOT_FOUND", "FORBIDDEN"}
+
+
+class Ids:
+    """Global IDs for mutation input: real ones, or (``missing=True``) IDs that exist nowhere,
+    to compare a refusal of a foreign object with the answer for a missing one."""
+
+    def __init__(self, world: LeakWorld, viewer: ViewerSpec, missing: bool = False) -> None:
+        self.w, self.viewer, self.missing = world, viewer, missing
+
+    def _pick(self, type_name: str, real: str) -> str:
+        return gid(type_name, MISSING_PK) if self.missing else real
+
+    def node(self, place: str) -> str:
+        return self._pick(PLACES[place].kind, self.w.gid(place))
+
+    def pending(self, person: str) -> str:
+        return self._pick("ActionRecord", self.w.pending[person])
+
+    def approved(self, person: str) -> str:
+        return self._pick("ActionRecord", self.w.approved[person])
+
+    def reward(self, owner: str) -> str:
+        return self._pick("Reward", self.w.rewards[owner])
+
+    def grant(self, rel: str) -> str:
+        return self._pick("RoleGrant", self.w.revocable[(self.viewer.subject, rel)])
+
+
+@dataclass(frozen=True)
+class MCase:
+    label: str
+    field: str
+    input_type: str
+    payload: str
+    make: Callable[[Ids, dict[str, str], int, date], dict[str, Any]]
+    targets: Callable[[dict[str, str]], list[str]]
+    allowed: Callable[[ViewerSpec, dict[str, str]], bool]
+    relations: tuple[str, ...] = ORG_RELATIONS
+    ok_codes: frozenset[str] = frozenset()
+    upload: bool = False
+    replays: str | None = None  # "activity" / "action": the payload must return the seeded one
+
+    def document(self) -> str:
+        return (
+            f"mutation($input: {self.input_type}!) {{ {self.field}(input: $input) "
+            f"{{ {self.payload} userErrors {{ field code message }} }} }}"
+        )
+
+
+def _past(today: date, n: int) -> str:
+    return (today - timedelta(days=3 + n % 1000)).isoformat()
+
+
+def _activity(ids: Ids, account: str, n: int, today: date) -> dict[str, Any]:
+    day = _past(today, n)
+    return {
+        "accountId": ids.node(account),
+        "activityType": "ELECTRICITY",
+        "quantity": "1",
+        "unit": "kWh",
+        "periodStart": day,
+        "periodEnd": day,
+        "externalId": f"leak-matrix-activity:{n}",
+    }
+
+
+def _action(ids: Ids, person: str, n: int, today: date) -> dict[str, Any]:
+    return {
+        "individualId": ids.node(person),
+        "actionType": "SUBWAY_TRIP",
+        "units": 1,
+        "occurredOn": _past(today, n),
+    }
+
+
+def _seeded_activity(ids: Ids, t: dict[str, str], world: LeakWorld) -> dict[str, Any]:
+    seeded = {k: v for k, v in world.activity[t["person"]].items() if k != "id"}
+    return {**seeded, "accountId": ids.node(t["person"])}
+
+
+ENT_PAYLOAD, COM_PAYLOAD = "enterprise { id }", "community { id }"
+HH_PAYLOAD, PERSON_PAYLOAD = "household { id }", "individual { id }"
+RECORDS = "records { id } createdCount unchangedCount"
+ACTIONS = "actions { id } createdCount unchangedCount"
+PLACE_KIND = {"ent": "Enterprise", "com": "Community", "hh": "Household", "person": "Individual"}
+
+
+def _admin(v: ViewerSpec, _t: dict[str, str]) -> bool:
+    return v.is_admin
+
+
+def _manages(*keys: str) -> Callable[[ViewerSpec, dict[str, str]], bool]:
+    return lambda v, t: all(manages(v, t[k]) for k in keys)
+
+
+def _on(*keys: str) -> Callable[[dict[str, str]], list[str]]:
+    return lambda t: [t[k] for k in keys]
+
+
+def _too_late(today: date) -> str:
+    """Further ahead than any date input accepts (a year's slack): INVALID_DATE."""
+    return (today + timedelta(days=400)).isoformat()
+
+
+def mutation_cases(world: LeakWorld) -> list[MCase]:
+    kinds = {"kind": "VILLAGE", "regionCode": "CN-GD", "timezone": "Asia/Shanghai"}
+    return [
+        MCase(
+            "createEnterprise",
+            "createEnterprise",
+            "CreateEnterpriseInput",
+            ENT_PAYLOAD,
+            lambda i, t, n, d: {"name": f"Leak enterprise {n}", "kind": "COMPANY"},
+            _on(),
+            _admin,
+            NO_TARGET,
+        ),
+        MCase(
+            "updateEnterprise",
+            "updateEnterprise",
+            "UpdateEnterpriseInput",
+            ENT_PAYLOAD,
+            lambda i, t, n, d: {"id": i.node(t["ent"]), "name": f"Enterprise {t['ent']}"},
+            _on("ent"),
+            _manages("ent"),
+        ),
+        MCase(
+            "archiveEnterprise",
+            "archiveEnterprise",
+            "ArchiveInput",
+            ENT_PAYLOAD,
+            lambda i, t, n, d: {"id": i.node(t["ent"])},
+            _on("ent"),
+            _manages("ent"),
+            ok_codes=frozenset({"HAS_ACTIVE_CHILDREN"}),
+        ),
+        MCase(
+            "createCommunity(enterprise)",
+            "createCommunity",
+            "CreateCommunityInput",
+            COM_PAYLOAD,
+            lambda i, t, n, d: {"name": f"Leak c{n}", **kinds, "enterpriseId": i.node(t["ent"])},
+            _on("ent"),
+            _manages("ent"),
+        ),
+        MCase(
+            "createCommunity(parent)",
+            "createCommunity",
+            "CreateCommunityInput",
+            COM_PAYLOAD,
+            lambda i, t, n, d: {
+                "name": f"Leak c{n}",
+                "kind": "VILLAGE",
+                "parentId": i.node(t["com"]),
+            },
+            _on("com"),
+            _manages("com"),
+        ),
+        MCase(
+            "createCommunity(root)",
+            "createCommunity",
+            "CreateCommunityInput",
+            COM_PAYLOAD,
+            lambda i, t, n, d: {"name": f"Leak root c{n}", **kinds},
+            _on(),
+            _admin,
+            NO_TARGET,
+        ),
+        MCase(
+            "updateCommunity",
+            "updateCommunity",
+            "UpdateCommunityInput",
+            COM_PAYLOAD,
+            lambda i, t, n, d: {"id": i.node(t["com"]), "name": f"Community {t['com']}"},
+            _on("com"),
+            _manages("com"),
+        ),
+        MCase(
+            "archiveCommunity",
+            "archiveCommunity",
+            "ArchiveInput",
+            COM_PAYLOAD,
+            lambda i, t, n, d: {"id": i.node(t["com"])},
+            _on("com"),
+            _manages("com"),
+            ok_codes=frozenset({"HAS_ACTIVE_CHILDREN"}),
+        ),
+        MCase(
+            "createHousehold",
+            "createHousehold",
+            "CreateHouseholdInput",
+            HH_PAYLOAD,
+            lambda i, t, n, d: {
+                "communityId": i.node(t["com"]),
+                "name": f"Leak h{n}",
+                "dwellingType": "APARTMENT",
+            },
+            _on("com"),
+            _manages("com"),
+        ),
+        MCase(
+            "updateHousehold",
+            "updateHousehold",
+            "UpdateHouseholdInput",
+            HH_PAYLOAD,
+            lambda i, t, n, d: {"id": i.node(t["hh"]), "name": f"Home {t['hh']}"},
+            _on("hh"),
+            _manages("hh"),
+            PERSON_RELATIONS,
+        ),
+        MCase(
+            "archiveHousehold",
+            "archiveHousehold",
+            "ArchiveInput",
+            HH_PAYLOAD,
+            lambda i, t, n, d: {"id": i.node(t["hh"])},
+            _on("hh"),
+            _manages("hh"),
+            PERSON_RELATIONS,
+            ok_codes=frozenset({"HAS_ACTIVE_CHILDREN"}),
+        ),
+        MCase(
+            "createIndividual",
+            "createIndividual",
+            "CreateIndividualInput",
+            PERSON_PAYLOAD,
+            lambda i, t, n, d: {"displayName": f"Leak person {n}", "householdId": i.node(t["hh"])},
+            _on("hh"),
+            _manages("hh"),
+            PERSON_RELATIONS,
+        ),
+        MCase(
+            "updateIndividual",
+            "updateIndividual",
+            "UpdateIndividualInput",
+            PERSON_PAYLOAD,
+            lambda i, t, n, d: {"id": i.node(t["person"]), "email": f"{t['person']}@example.org"},
+            _on("person"),
+            lambda v, t: edits_profile(v, t["person"]),
+            PERSON_RELATIONS,
+        ),
+        # Domain checks that come after authorization keep allowed calls from writing.
+        MCase(
+            "archiveIndividual",
+            "archiveIndividual",
+            "ArchiveIndividualInput",
+            PERSON_PAYLOAD,
+            lambda i, t, n, d: {"id": i.node(t["person"]), "effectiveOn": SINCE.isoformat()},
+            _on("person"),
+            _manages("person"),
+            PERSON_RELATIONS,
+            ok_codes=frozenset({"INVALID_DATE"}),
+        ),
+        MCase(
+            "moveIndividual",
+            "moveIndividual",
+            "MoveIndividualInput",
+            PERSON_PAYLOAD,
+            lambda i, t, n, d: {
+                "individualId": i.node(t["person"]),
+                "householdId": i.node(t["hh"]),
+                "effectiveFrom": SINCE.isoformat(),
+            },
+            _on("person", "hh"),
+            _manages("person", "hh"),
+            PERSON_RELATIONS,
+            ok_codes=frozenset({"OVERLAPPING_MEMBERSHIP"}),
+        ),
+        MCase(
+            "linkEmployee",
+            "linkEmployee",
+            "EmploymentInput",
+            PERSON_PAYLOAD,
+            lambda i, t, n, d: {
+                "individualId": i.node(t["person"]),
+                "enterpriseId": i.node(t["ent"]),
+                "effectiveFrom": _too_late(d),
+            },
+            _on("person", "ent"),
+            lambda v, t: seen(v, t["person"]) and manages(v, t["ent"]),
+            PERSON_RELATIONS,
+            ok_codes=frozenset({"INVALID_DATE"}),
+        ),
+        MCase(
+            "endEmployment",
+            "endEmployment",
+            "EmploymentInput",
+            PERSON_PAYLOAD,
+            lambda i, t, n, d: {
+                "individualId": i.node(t["person"]),
+                "enterpriseId": i.node(t["ent"]),
+                "effectiveFrom": _too_late(d),
+            },
+            _on("person", "ent"),
+            lambda v, t: seen(v, t["person"]) and manages(v, t["ent"]),
+            PERSON_RELATIONS,
+            ok_codes=frozenset({"INVALID_DATE", "NOT_FOUND"}),
+        ),
+        MCase(
+            "recordActivity(person)",
+            "recordActivity",
+            "RecordActivityInput",
+            RECORDS,
+            lambda i, t, n, d: _activity(i, t["person"], n, d),
+            _on("person"),
+            lambda v, t: records_for(v, t["person"]),
+            PERSON_RELATIONS,
+        ),
+        MCase(
+            "recordActivity(household)",
+            "recordActivity",
+            "RecordActivityInput",
+            RECORDS,
+            lambda i, t, n, d: _activity(i, t["hh"], n, d),
+            _on("hh"),
+            lambda v, t: records_for(v, t["hh"]),
+            PERSON_RELATIONS,
+        ),
+        MCase(
+            "recordActivities",
+            "recordActivities",
+            "RecordActivitiesInput",
+            RECORDS,
+            lambda i, t, n, d: {"records": [_activity(i, t["person"], n, d)]},
+            _on("person"),
+            lambda v, t: records_for(v, t["person"]),
+            PERSON_RELATIONS,
+        ),
+        MCase(
+            "recordActivity(replay)",
+            "recordActivity",
+            "RecordActivityInput",
+            RECORDS,
+            lambda i, t, n, d: _seeded_activity(i, t, world),
+            _on("person"),
+            lambda v, t: records_for(v, t["person"]),
+            PERSON_RELATIONS,
+            replays="activity",
+        ),
+        MCase(
+            "recalculateFootprint",
+            "recalculateFootprint",
+            "RecalculateFootprintInput",
+            "examinedCount changedCount footprint { gross }",
+            lambda i, t, n, d: {"nodeId": i.node(t["com"]), "period": {"year": d.year}},
+            _on("com"),
+            _manages("com"),
+        ),
+        MCase(
+            "uploadEvidence",
+            "uploadEvidence",
+            "UploadEvidenceInput",
+            "evidence { id }",
+            lambda i, t, n, d: {"individualId": i.node(t["person"]), "file": None},
+            _on("person"),
+            lambda v, t: records_for(v, t["person"]),
+            PERSON_RELATIONS,
+            upload=True,
+        ),
+        MCase(
+            "reviewAction",
+            "reviewAction",
+            "ReviewActionInput",
+            "action { id }",
+            lambda i, t, n, d: {"actionId": i.pending(t["person"]), "decision": "REJECT"},
+            _on("hh"),
+            _manages("hh"),
+            PERSON_RELATIONS,
+            ok_codes=frozenset({"REQUIRED"}),
+        ),
+        MCase(
+            "reverseAction",
+            "reverseAction",
+            "ReviewActionInput",
+            "action { id }",
+            lambda i, t, n, d: {"actionId": i.approved(t["person"]), "decision": "APPROVE"},
+            _on("hh"),
+            _manages("hh"),
+            PERSON_RELATIONS,
+            ok_codes=frozenset({"REQUIRED"}),
+        ),
+        MCase(
+            "recordAction",
+            "recordAction",
+            "RecordActionInput",
+            ACTIONS,
+            lambda i, t, n, d: _action(i, t["person"], n, d),
+            _on("person"),
+            lambda v, t: records_for(v, t["person"]),
+            PERSON_RELATIONS,
+        ),
+        MCase(
+            "recordVerifiedActions",
+            "recordVerifiedActions",
+            "RecordActionsInput",
+            ACTIONS,
+            lambda i, t, n, d: {"actions": [_action(i, t["person"], n, d)]},
+            _on("person"),
+            lambda v, t: records_for(v, t["person"]),
+            PERSON_RELATIONS,
+        ),
+        MCase(
+            "recordAction(replay)",
+            "recordAction",
+            "RecordActionInput",
+            ACTIONS,
+            lambda i, t, n, d: {
+                **world.approved_input[t["person"]],
+                "individualId": i.node(t["person"]),
+            },
+            _on("person"),
+            lambda v, t: records_for(v, t["person"]),
+            PERSON_RELATIONS,
+            replays="action",
+        ),
+        MCase(
+            "createReward",
+            "createReward",
+            "CreateRewardInput",
+            "reward { id }",
+            lambda i, t, n, d: {
+                "ownerId": i.node(t["com"]),
+                "name": f"Leak reward {n}",
+                "costCredits": 1,
+                "stock": 1,
+                "validFrom": _past(d, 0),
+            },
+            _on("com"),
+            _manages("com"),
+        ),
+        MCase(
+            "createCampaign",
+            "createCampaign",
+            "CreateCampaignInput",
+            "campaign { id }",
+            lambda i, t, n, d: {
+                "ownerId": i.node(t["com"]),
+                "name": f"Leak campaign {n}",
+                "startsOn": _past(d, 0),
+                "endsOn": (d + timedelta(days=1)).isoformat(),
+                "actionTypes": ["BUS_TRIP"],
+            },
+            _on("com"),
+            _manages("com"),
+        ),
+        MCase(
+            "redeemReward",
+            "redeemReward",
+            "RedeemRewardInput",
+            "redemption { id } balance",
+            lambda i, t, n, d: {
+                "rewardId": i.reward(t["com"]),
+                "idempotencyKey": f"leak-matrix-{n}",
+            },
+            _on("com"),
+            lambda v, t: (
+                v.resident_of is not None and t["com"] in chain(PLACES[v.resident_of].parent or "")
+            ),
+            PERSON_RELATIONS,
+        ),
+        MCase(
+            "setCreditPolicy",
+            "setCreditPolicy",
+            "SetCreditPolicyInput",
+            "policy { programmeId }",
+            lambda i, t, n, d: {"programmeId": i.node(t["ent"]), "expiryMonths": 24},
+            _on("ent"),
+            _manages("ent"),
+        ),
+        MCase(
+            "publishActionType",
+            "publishActionType",
+            "PublishActionTypeInput",
+            "actionType { code }",
+            lambda i, t, n, d: {
+                "code": f"LEAK_{n}",
+                "methodology": "leak-matrix",
+                "name": "Leak",
+                "unit": "item",
+                "creditsPerUnit": 1,
+                "avoidedGramsPerUnit": 1,
+                "scope": "3+",
+                "validFrom": _past(d, 0),
+                "citation": "test",
+            },
+            _on(),
+            _admin,
+            NO_TARGET,
+        ),
+        MCase(
+            "grantRole(COMMUNITY_MANAGER)",
+            "grantRole",
+            "GrantRoleInput",
+            "grant { id }",
+            lambda i, t, n, d: {
+                "principal": f"leak-grantee-{n}",
+                "role": "COMMUNITY_MANAGER",
+                "nodeId": i.node(t["com"]),
+            },
+            _on("com"),
+            lambda v, t: may_grant(v, "COMMUNITY_MANAGER", t["com"]),
+        ),
+        MCase(
+            "grantRole(ESG_ANALYST)",
+            "grantRole",
+            "GrantRoleInput",
+            "grant { id }",
+            lambda i, t, n, d: {
+                "principal": f"leak-grantee-{n}",
+                "role": "ESG_ANALYST",
+                "nodeId": i.node(t["ent"]),
+            },
+            _on("ent"),
+            lambda v, t: may_grant(v, "ESG_ANALYST", t["ent"]),
+        ),
+        MCase(
+            "grantRole(RESIDENT)",
+            "grantRole",
+            "GrantRoleInput",
+            "grant { id }",
+            lambda i, t, n, d: {
+                "principal": f"leak-grantee-{n}",
+                "role": "RESIDENT",
+                "nodeId": i.node(t["person"]),
+            },
+            _on("person"),
+            lambda v, t: may_grant(v, "RESIDENT", t["person"]),
+            PERSON_RELATIONS,
+        ),
+        MCase(
+            "grantRole(PLATFORM_ADMIN)",
+            "grantRole",
+            "GrantRoleInput",
+            "grant { id }",
+            lambda i, t, n, d: {"principal": f"leak-grantee-{n}", "role": "PLATFORM_ADMIN"},
+            _on(),
+            _admin,
+            NO_TARGET,
+        ),
+        MCase(
+            "revokeRole",
+            "revokeRole",
+            "RevokeRoleInput",
+            "revokedGrantId",
+            lambda i, t, n, d: {"grantId": i.grant(relation(t["com"]))},
+            _on("com"),
+            lambda v, t: may_grant(v, "COMMUNITY_MANAGER", t["com"]),
+        ),
+    ]
+
+
+def _nothing_returned(payload: dict[str, Any]) -> bool:
+    return all(v in (None, [], 0) for k, v in payload.items() if k != "userErrors")
+
+
+async def _send(
+    w: LeakWorld, subject: str | None, case: MCase, variables: dict[str, Any], n: int
+) -> tuple[int, dict[str, Any]]:
+    if case.upload:
+        return await w.client.upload(subject, case.document(), variables, photo(n))
+    return await w.client.post(subject, case.document(), variables)
+
+
+async def test_mutation_leak_matrix(leak_world: LeakWorld) -> None:
+    w, m = leak_world, Matrix()
+    cases = mutation_cases(w)
+    counter = iter(range(10_000, 100_000))
+    for viewer in VIEWERS:
+        plan = []
+        for case in cases:
+            for rel in case.relations:
+                t = TARGETS.get(rel, TARGETS["own"])
+                plan.append((case, rel, t, case.allowed(viewer, t)))
+        # Refusals first, fenced by fingerprints of the whole database: they write nothing.
+        plan.sort(key=lambda item: item[3])
+        before = await w.fingerprint()
+        fenced = True
+        for case, rel, t, allowed in plan:
+            if allowed and fenced:
+                m.check(
+                    "refusals-wrote-nothing",
+                    await w.fingerprint() == before,
+                    f"{viewer.subject}: a refused mutation changed the database",
+                )
+                fenced = False
+            n = next(counter)
+            variables = {"input": case.make(Ids(w, viewer), t, n, w.today)}
+            status, body = await _send(w, viewer.subject, case, variables, n)
+            where = f"{viewer.subject} {case.label} [{rel}]"
+            if status != 200 or "errors" in body:
+                m.check("mutation", False, f"{where}: {status} {body}")
+                continue
+            payload = body["data"][case.field]
+            codes = {e["code"] for e in payload["userErrors"]}
+            if allowed:
+                ok = codes == case.ok_codes
+                if case.replays == "activity":
+                    ok = ok and payload["records"] == [{"id": w.activity[t["person"]]["id"]}]
+                if case.replays == "action":
+                    ok = ok and payload["actions"] == [{"id": w.approved[t["person"]]}]
+                m.check("mutation:allowed", ok, f"{where}: expected {case.ok_codes}: {payload}")
+                continue
+            targets = case.targets(t)
+            code_ok = bool(codes) and codes <= AUTH_CODES
+            if all(seen(viewer, p) for p in targets):
+                code_ok = codes == {"FORBIDDEN"}
+            m.check(
+                "mutation:refused",
+                code_ok and _nothing_returned(payload),
+                f"{where}: expected a refusal, got {payload}",
+            )
+            if rel == "foreign":
+                missing = {"input": case.make(Ids(w, viewer, missing=True), t, n, w.today)}
+                _, answer = await _send(w, viewer.subject, case, missing, n + 500_000)
+                m.check(
+                    "mutation:foreign-like-missing",
+                    answer.get("data", {}).get(case.field) == payload,
+                    f"{where}: {payload} differs from a missing ID's {answer}",
+                )
+        if fenced:
+            m.check("refusals-wrote-nothing", await w.fingerprint() == before, viewer.subject)
+
+    # Without a token nothing runs: 401, and nothing written.
+    before = await w.fingerprint()
+    for case in cases:
+        for rel in case.relations:
+            n = next(counter)
+            variables = {
+                "input": case.make(Ids(w, VIEWERS[0]), TARGETS.get(rel, TARGETS["own"]), n, w.today)
+            }
+            status, body = await _send(w, None, case, variables, n)
+            codes = [e["extensions"]["code"] for e in body.get("errors", [])]
+            m.check(
+                "mutation:anonymous",
+                status == 401 and body.get("data") is None and codes == ["UNAUTHENTICATED"],
+                f"anonymous {case.label} [{rel}]: {status} {body}",
+            )
+    m.check("refusals-wrote-nothing", await w.fingerprint() == before, "anonymous")
+    per_viewer = sum(len(c.relations) for c in cases)
+    m.report(
+        f"mutation leak matrix ({w.engine.dialect.name}, {len(cases)} mutation cases)",
+        {
+            ("mutation:allowed", "mutation:refused"): per_viewer * len(VIEWERS),
+            ("mutation:anonymous",): per_viewer,
+        },
+        MUTATION_CHECKS_AT_LEAST,
+    )

@@ -1,0 +1,98 @@
+"""Leaks the leak matrix found, pinned one by one (tests/test_leak_matrix.py covers the rest)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from carbongraph.authz import PLATFORM, Role
+from carbongraph.services.access import G
+from tests.world import build_world, gid, grant
+
+ACTIVITY = """mutation($input: RecordActivityInput!) { recordActivity(input: $input) {
+  records { id } createdCount unchangedCount userErrors { field code message } } }"""
+ACTION = """mutation($input: RecordActionInput!) { recordAction(input: $input) {
+  actions { id } createdCount unchangedCount userErrors { field code message } } }"""
+REVOKE = """mutation($g: ID!) { revokeRole(input: {grantId: $g}) {
+  revokedGrantId userErrors { field code message } } }"""
+MISSING_PERSON = gid("Individual", 987_654_321)
+
+
+def _activity(person: str, external_id: str) -> dict:
+    day = (date.today() - timedelta(days=3)).isoformat()
+    return {
+        "accountId": person,
+        "activityType": "ELECTRICITY",
+        "quantity": "5",
+        "unit": "kWh",
+        "periodStart": day,
+        "periodEnd": day,
+        "externalId": external_id,
+    }
+
+
+def _action(person: str, external_id: str) -> dict:
+    return {
+        "individualId": person,
+        "actionType": "SUBWAY_TRIP",
+        "units": 1,
+        "occurredOn": (date.today() - timedelta(days=3)).isoformat(),
+        "externalId": external_id,
+    }
+
+
+@pytest.mark.parametrize(
+    ("document", "make", "field"),
+    [(ACTIVITY, _activity, "recordActivity"), (ACTION, _action, "recordAction")],
+    ids=["activity", "action"],
+)
+async def test_a_replay_is_authorised_like_a_new_record(engine, api, document, make, field):
+    """Before: replaying another tenant's externalId with the same values answered
+    ``unchangedCount: 1`` and the stored record, to anyone."""
+    world = await build_world(engine)
+    b_person = gid("Individual", world.b.all_members[0])
+    stored = await api.gql(document, {"input": make(b_person, "meter-42")}, subject="org-b")
+    assert stored["data"][field]["userErrors"] == [] and stored["data"][field]["createdCount"] == 1
+
+    # The owner's tenant may replay it: the same record comes back.
+    again = await api.gql(document, {"input": make(b_person, "meter-42")}, subject="org-b")
+    assert again["data"][field]["unchangedCount"] == 1
+
+    # Another tenant: refused exactly like a person that does not exist (same externalId).
+    foreign = await api.gql(document, {"input": make(b_person, "meter-42")}, subject="org-a")
+    missing = await api.gql(document, {"input": make(MISSING_PERSON, "meter-42")}, subject="org-a")
+    assert foreign == missing
+    payload = foreign["data"][field]
+    assert [e["code"] for e in payload["userErrors"]] == ["NOT_FOUND"]
+    assert payload["unchangedCount"] == 0 and not (payload.get("records") or payload.get("actions"))
+
+    # Inside the tenant but without the right to record (an ESG analyst): FORBIDDEN.
+    await grant(engine, "esg-b", Role.ESG_ANALYST, "Enterprise", world.b.enterprise)
+    body = await api.gql(document, {"input": make(b_person, "meter-42")}, subject="esg-b")
+    assert [e["code"] for e in body["data"][field]["userErrors"]] == ["FORBIDDEN"]
+
+
+async def test_revoking_a_grant_on_an_unseen_node_answers_like_a_missing_grant(engine, api):
+    """Before: a foreign grant's ID answered "No such Community." on ``nodeId``, a missing
+    one "No such grant." on ``grantId`` — which told grant IDs of other tenants apart."""
+    world = await build_world(engine)
+    granted = await api.gql(
+        """mutation($n: ID!) { grantRole(input: {principal: "someone", role: COMMUNITY_MANAGER,
+          nodeId: $n}) { grant { id } } }""",
+        {"n": gid("Community", world.b.communities[0])},
+        subject="org-b",
+    )
+    foreign_grant = granted["data"]["grantRole"]["grant"]["id"]
+    async with engine.connect() as conn:
+        admin_pk = await conn.scalar(sa.select(G.c.id).where(G.c.node_type == PLATFORM))
+    platform_grant = gid("RoleGrant", admin_pk)
+    missing = await api.gql(REVOKE, {"g": gid("RoleGrant", 987_654_321)}, subject="org-a")
+    assert missing["data"]["revokeRole"]["userErrors"][0]["code"] == "NOT_FOUND"
+    for grant_id in (foreign_grant, platform_grant):
+        body = await api.gql(REVOKE, {"g": grant_id}, subject="org-a")
+        assert body == missing
+    # Its own tenant's admin still revokes it.
+    body = await api.gql(REVOKE, {"g": foreign_grant}, subject="org-b")
+    assert body["data"]["revokeRole"] == {"revokedGrantId": foreign_grant, "userErrors": []}
