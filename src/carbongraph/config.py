@@ -58,6 +58,10 @@ class Settings:
     # Browser origins allowed to call the API (CORS); none by default.
     cors_origins: tuple[str, ...] = ()
     extra: dict[str, str] = field(default_factory=dict)
+    # Live updates (docs/live-updates.md): at most one leaderboardChanged per subscription per
+    # this many milliseconds (changes in between are coalesced); subscriptions per connection.
+    live_leaderboard_interval_ms: int = 1000
+    live_max_subscriptions_per_connection: int = 100
 
     @property
     def is_production(self) -> bool:
@@ -105,6 +109,10 @@ class Settings:
                 o.strip()
                 for o in os.environ.get("CARBONGRAPH_CORS_ORIGINS", "").split(",")
                 if o.strip()
+            ),
+            "live_leaderboard_interval_ms": _int("CARBONGRAPH_LIVE_LEADERBOARD_INTERVAL_MS", 1000),
+            "live_max_subscriptions_per_connection": _int(
+                "CARBONGRAPH_LIVE_MAX_SUBSCRIPTIONS_PER_CONNECTION", 100
             ),
         }
         values.update(overrides)
