@@ -191,8 +191,7 @@ async def _leaderboard_events(
 class Subscription:
     @strawberry.subscription(
         description="A person's credit balance: now, then after every grant, reversal, "
-        "redemption or expiry. Needs the right to read the person's credits. Over the "
-        "graphql-transport-ws WebSocket protocol."
+        "redemption or expiry. Needs the right to read the person's credits."
     )
     async def credits_changed(
         self, info: strawberry.Info, individual_id: strawberry.ID
