@@ -34,9 +34,9 @@ class GraphQLSocket:
     async def receive(self, timeout: float = 5.0) -> dict[str, Any]:  # noqa: ASYNC109
         return json.loads(await asyncio.wait_for(self._receive(), timeout))
 
-    async def init(self, token: str | None = None, **payload: Any) -> dict[str, Any]:
-        if token is not None:
-            payload["Authorization"] = f"Bearer {token}"
+    async def init(self, jwt: str | None = None, **payload: Any) -> dict[str, Any]:
+        if jwt is not None:
+            payload["Authorization"] = f"Bearer {jwt}"
         await self.send({"type": "connection_init", "payload": payload})
         return await self.receive()
 

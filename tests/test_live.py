@@ -196,6 +196,9 @@ async def test_connection_rules(engine, live):
         with pytest.raises(Closed) as closed:
             await ws.receive()
         assert closed.value.code == 4403 and closed.value.reason.startswith("Unauthenticated")
+    async with live.socket() as ws:  # the key Apollo Router uses
+        token = live.api.token("resident-a")
+        assert await ws.init(token=f"Bearer {token}") == {"type": "connection_ack"}
     # The upgrade request's Authorization header does as well as the payload.
     headers = {"Authorization": f"Bearer {live.api.token('resident-a')}"}
     async with live.socket(headers) as ws:

@@ -4,9 +4,9 @@ Strawberry's implementation of the protocol (message order, ``connection_init`` 
 ping/pong, close codes) with our rules on top:
 
 * authentication in ``connection_init``: ``{"Authorization": "Bearer <jwt>"}`` (or
-  ``authorization``) in its payload, else the upgrade request's ``Authorization`` header; a
-  missing or invalid token closes the socket with 4403 and says why; the socket closes (4403)
-  when the token expires;
+  ``authorization``, or ``token`` as Apollo Router sends it) in its payload, else the upgrade
+  request's ``Authorization`` header; a missing or invalid token closes the socket with 4403
+  and says why; the socket closes (4403) when the token expires;
 * only subscriptions: queries and mutations go over HTTP, where transactions, limits and rate
   limits are applied per request;
 * every subscribe passes the document limits, the cost limit and the rate limiter of HTTP
@@ -158,7 +158,10 @@ class LiveEndpoint(GraphQL):
         return LiveContext(settings=self.settings, engine_ref=self._engine_ref, request=request)
 
     def authenticate(self, payload: dict[str, Any], websocket: Any) -> Any:
-        header = payload.get("Authorization", payload.get("authorization"))
+        # `token`: what Apollo Router puts there (the client's Authorization header).
+        header = next(
+            (payload[k] for k in ("Authorization", "authorization", "token") if k in payload), None
+        )
         if header is None and websocket is not None:
             header = websocket.headers.get("authorization")
         if not header:
