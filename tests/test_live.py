@@ -328,3 +328,21 @@ async def test_the_listener_reconnects_and_wakes_every_subscription(
         await live.api.gql(REVIEW, {"id": action}, subject="cm-a0")
         event = await ws.receive(timeout=1.0)
         assert event["payload"]["data"]["creditsChanged"]["balance"] == 200
+
+
+async def test_production_rules_apply_to_subscriptions(engine, settings, api):
+    production = replace(settings, env="production", jwt_secret="live-test-secret-of-at-least-32-bytes")
+    app = create_app(production, engine=engine)
+    api.settings = production
+    await build_world(engine)
+    async with AsgiSocket(app) as ws:
+        assert await ws.init(api.token("resident-a")) == {"type": "connection_ack"}
+        await ws.subscribe("t", 'subscription { creditsChange(individualId: "x") { balance } }')
+        refused = await ws.receive()
+        assert refused["type"] == "error"
+        message = refused["payload"][0]["message"]
+        assert "creditsChange" in message and "Did you mean" not in message
+        introspection = "subscription { __schema { queryType { name } } }"
+        await ws.subscribe("i", introspection)
+        refused = await ws.receive()
+        assert refused["payload"][0]["extensions"]["code"] == "INTROSPECTION_DISABLED"
