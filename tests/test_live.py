@@ -331,7 +331,9 @@ async def test_the_listener_reconnects_and_wakes_every_subscription(
 
 
 async def test_production_rules_apply_to_subscriptions(engine, settings, api):
-    production = replace(settings, env="production", jwt_secret="live-test-secret-of-at-least-32-bytes")
+    production = replace(
+        settings, env="production", jwt_secret="live-test-secret-of-at-least-32-bytes"
+    )
     app = create_app(production, engine=engine)
     api.settings = production
     await build_world(engine)
@@ -346,3 +348,58 @@ async def test_production_rules_apply_to_subscriptions(engine, settings, api):
         await ws.subscribe("i", introspection)
         refused = await ws.receive()
         assert refused["payload"][0]["extensions"]["code"] == "INTROSPECTION_DISABLED"
+
+
+async def test_every_kind_of_ledger_entry_is_announced(engine, live):
+    from datetime import date
+
+    from carbongraph.actions.expiry import expire_credits
+
+    world = await build_world(engine)
+    home = world.a.households[world.a.communities[0]][0]
+    person = gid("Individual", world.a.members[home][0])
+
+    def subway(day: str) -> dict:
+        return {"a": {"individualId": person, "actionType": "SUBWAY_TRIP", "occurredOn": day}}
+
+    async with live.socket() as ws:
+        await ws.init(live.api.token("resident-a"))
+        await ws.subscribe("1", CREDITS, {"i": person})
+
+        async def balance() -> int:
+            event = await ws.receive(timeout=2)
+            return event["payload"]["data"]["creditsChanged"]["balance"]
+
+        assert await balance() == 0
+        body = await live.api.gql(RECORD, subway("2025-06-01"), subject="resident-a")
+        action = body["data"]["recordAction"]["actions"][0]
+        assert await balance() == 554  # GRANT
+        reverse = """mutation($id: ID!) { reverseAction(input: {actionId: $id, decision: APPROVE,
+          reason: "no such trip"}) { userErrors { code } } }"""
+        body = await live.api.gql(reverse, {"id": action["id"]}, subject="cm-a0")
+        assert body["data"]["reverseAction"]["userErrors"] == []
+        assert await balance() == 0  # REVERSAL
+        await live.api.gql(RECORD, subway("2025-06-02"), subject="resident-a")
+        assert await balance() == 554
+        body = await live.api.gql(
+            """mutation($o: ID!) { createReward(input: {ownerId: $o, name: "Tea", costCredits: 100,
+              stock: 1, validFrom: "2025-01-01"}) { reward { id } userErrors { code } } }""",
+            {"o": gid("Community", world.a.communities[0])},
+            subject="cm-a0",
+        )
+        reward = body["data"]["createReward"]["reward"]["id"]
+        assert await ws.quiet(0.2) == []  # a new reward is nobody's ledger
+        body = await live.api.gql(
+            """mutation($r: ID!) { redeemReward(input: {rewardId: $r, idempotencyKey: "k1"}) {
+              balance userErrors { code } } }""",
+            {"r": reward},
+            subject="resident-a",
+        )
+        assert body["data"]["redeemReward"] == {"balance": 454, "userErrors": []}
+        assert await balance() == 454  # REDEMPTION
+        policy = """mutation($p: ID!) { setCreditPolicy(input: {programmeId: $p, expiryMonths: 12})
+          { userErrors { code } } }"""
+        await live.api.gql(policy, {"p": gid("Enterprise", world.a.enterprise)}, subject="org-a")
+        async with request_db(engine, write=True) as db:  # as a server-side job would
+            assert (await expire_credits(db, date(2099, 1, 1)))["people"] >= 1
+        assert await balance() == 0  # EXPIRY
