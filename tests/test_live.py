@@ -400,3 +400,34 @@ async def test_every_kind_of_ledger_entry_is_announced(engine, live):
         async with request_db(engine, write=True) as db:  # as a server-side job would
             assert (await expire_credits(db, date(2099, 1, 1)))["people"] >= 1
         assert await balance() == 0  # EXPIRY
+
+
+async def test_a_revoked_grant_ends_the_subscription(engine, live):
+    from carbongraph.models import RoleGrant
+
+    world = await build_world(engine)
+    home = world.a.households[world.a.communities[0]][0]
+    person = gid("Individual", world.a.members[home][0])
+    async with live.socket() as ws:
+        await ws.init(live.api.token("cm-a0"))
+        await ws.subscribe("1", CREDITS, {"i": person})
+        assert (await ws.receive())["payload"]["data"]["creditsChanged"]["balance"] == 0
+        async with engine.begin() as conn:
+            table = RoleGrant.__table__
+            await conn.execute(table.delete().where(table.c.principal == "cm-a0"))
+        body = await live.api.gql(
+            RECORD,
+            {
+                "a": {
+                    "individualId": person,
+                    "actionType": "SUBWAY_TRIP",
+                    "occurredOn": "2025-06-01",
+                }
+            },
+            subject="resident-a",
+        )
+        assert body["data"]["recordAction"]["userErrors"] == []
+        last = await ws.receive(timeout=2)
+        assert last["type"] == "next" and last["payload"]["data"] is None
+        assert last["payload"]["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+        assert await ws.receive() == {"id": "1", "type": "complete"}
