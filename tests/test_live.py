@@ -431,3 +431,24 @@ async def test_a_revoked_grant_ends_the_subscription(engine, live):
         assert last["type"] == "next" and last["payload"]["data"] is None
         assert last["payload"]["errors"][0]["extensions"]["code"] == "NOT_FOUND"
         assert await ws.receive() == {"id": "1", "type": "complete"}
+
+
+async def test_unexpected_failures_are_masked(engine, live, monkeypatch):
+    import carbongraph.schema.live as live_schema
+
+    async def broken(_db, _pk):
+        raise RuntimeError("password=hunter2 in a driver message")
+
+    monkeypatch.setattr(live_schema, "balance", broken)
+    world = await build_world(engine)
+    person = gid("Individual", world.a.members[world.a.households[world.a.communities[0]][0]][0])
+    async with live.socket() as ws:
+        await ws.init(live.api.token("resident-a"))
+        await ws.subscribe("1", CREDITS, {"i": person})
+        failed = await ws.receive()
+        error = failed["payload"]["errors"][0]
+        assert error["message"] == "Internal server error."
+        assert error["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
+        assert len(error["extensions"]["requestId"]) == 32
+        assert "hunter2" not in str(failed)
+        assert await ws.receive() == {"id": "1", "type": "complete"}

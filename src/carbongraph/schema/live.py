@@ -16,7 +16,8 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -97,6 +98,17 @@ async def _listening(ctx: LiveContext) -> None:
 
 def _hub(ctx: LiveContext) -> Any:
     return hub_for(ctx.engine.url.render_as_string(hide_password=False))
+
+
+@asynccontextmanager
+async def _reported() -> AsyncIterator[None]:
+    """Coded errors pass as they are; anything else becomes INTERNAL_SERVER_ERROR."""
+    try:
+        yield
+    except (CodedError, GraphQLError):
+        raise
+    except Exception as exc:
+        raise _internal(exc) from exc
 
 
 def _internal(exc: Exception) -> GraphQLError:
@@ -198,8 +210,9 @@ class Subscription:
     ) -> AsyncGenerator[CreditsChange, None]:
         ctx: LiveContext = info.context
         pk = decode_global_id(individual_id, ["Individual"])[1]
-        await _authorized(ctx, "Individual", pk, Access.PERSONAL)
-        await _listening(ctx)
+        async with _reported():
+            await _authorized(ctx, "Individual", pk, Access.PERSONAL)
+            await _listening(ctx)
         return _credit_events(ctx, pk)
 
     @strawberry.subscription(
@@ -212,6 +225,7 @@ class Subscription:
     ) -> AsyncGenerator[LeaderboardChange, None]:
         ctx: LiveContext = info.context
         pk = decode_global_id(community_id, ["Community"])[1]
-        await _authorized(ctx, "Community", pk, Access.AGGREGATE)
-        await _listening(ctx)
+        async with _reported():
+            await _authorized(ctx, "Community", pk, Access.AGGREGATE)
+            await _listening(ctx)
         return _leaderboard_events(ctx, pk, metric)
