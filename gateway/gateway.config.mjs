@@ -64,6 +64,39 @@ async function bearerJwt(params) {
   return signature ? found : undefined;
 }
 
+// WebSocket clients (graphql-ws) put `{"authorization": "Bearer <jwt>"}` in connection_init
+// (lower case: that key is what reaches the subgraph, see transportEntries).
+function connectionParamsJwt({ serverContext }) {
+  const value = serverContext?.connectionParams?.authorization;
+  if (typeof value !== 'string') return undefined;
+  const [scheme, token] = value.split(' ');
+  return scheme === 'Bearer' && token && token.split('.').length === 3
+    ? { prefix: 'Bearer', token }
+    : undefined;
+}
+
+// A subgraph refuses a subscription with a graphql-transport-ws `error` message; the WebSocket
+// executor throws its errors as a bare array, which would reach the client with no message or
+// code. Deliver them as a result instead (then the subscription ends), codes intact.
+function subscriptionRefusals() {
+  return {
+    onSubgraphExecute({ executor, setExecutor }) {
+      setExecutor((request) => {
+        const result = executor(request);
+        if (!result || typeof result[Symbol.asyncIterator] !== 'function') return result;
+        return (async function* refusalsAsResults() {
+          try {
+            yield* result;
+          } catch (errors) {
+            if (!Array.isArray(errors)) throw errors;
+            yield { data: null, errors };
+          }
+        })();
+      });
+    },
+  };
+}
+
 const { key, alg } = signingKey();
 
 export const gatewayConfig = defineConfig({
@@ -72,7 +105,7 @@ export const gatewayConfig = defineConfig({
   maskedErrors: production,
   // Verify the bearer token here too: invalid or missing tokens never reach a subgraph.
   jwt: {
-    tokenLookupLocations: [bearerJwt],
+    tokenLookupLocations: [bearerJwt, connectionParamsJwt],
     signingKeyProviders: [createInlineSigningKeyProvider(key)],
     tokenVerification: {
       algorithms: [alg],
@@ -89,6 +122,22 @@ export const gatewayConfig = defineConfig({
     extractScopes: (user) => String(user?.scope ?? '').split(' ').filter(Boolean),
     rejectUnauthenticated: true,
   },
+  // Subscriptions go to carbongraph over WebSocket (graphql-transport-ws at /graphql), whatever
+  // the client used (SSE or graphql-ws). The caller's token travels in connection_init, where
+  // carbongraph authenticates it; one upstream socket per distinct token (docs/live-updates.md).
+  transportEntries: {
+    carbongraph: {
+      options: {
+        subscriptions: {
+          kind: 'ws',
+          location: '/graphql',
+          options: {
+            connectionParams: { authorization: '{context.headers.authorization}' },
+          },
+        },
+      },
+    },
+  },
   // Subgraphs enforce authorization themselves: they need the caller's token.
   propagateHeaders: {
     fromClientToSubgraphs: ({ request }) => ({
@@ -101,4 +150,5 @@ export const gatewayConfig = defineConfig({
     includeExtensionMetadata: !production,
   },
   persistedDocuments: persistedDocuments(),
+  plugins: () => [subscriptionRefusals()],
 });

@@ -197,6 +197,78 @@ def test_authorization_holds_through_the_gateway(stack):
     assert body["data"]["individual"] == {"displayName": None}
 
 
+LIVE_CREDITS = """subscription($i: ID!) { creditsChanged(individualId: $i) { balance } }"""
+SUBWAY = """mutation($a: RecordActionInput!) { recordAction(input: $a) {
+  actions { status credits } userErrors { code } } }"""
+
+
+async def _sse_events(
+    url: str, token: str, query: str, variables: dict, out: asyncio.Queue
+) -> None:
+    """GraphQL over SSE (distinct connections) to the gateway: each `next` payload into out."""
+    headers = {"Authorization": f"Bearer {token}", "Accept": "text/event-stream"}
+    body = {"query": query, "variables": variables}
+    async with (
+        httpx.AsyncClient(timeout=None) as client,
+        client.stream("POST", url, json=body, headers=headers) as response,
+    ):
+        assert response.status_code == 200, await response.aread()
+        event = None
+        async for line in response.aiter_lines():
+            if line.startswith("event:"):
+                event = line.split(":", 1)[1].strip()
+            elif line.startswith("data:") and event == "next":
+                await out.put(json.loads(line.split(":", 1)[1]))
+
+
+async def test_subscriptions_pass_the_gateway(stack):
+    """Client → gateway over SSE and over graphql-ws; gateway → carbongraph over
+    graphql-transport-ws with the token in connection_init (gateway.config.mjs)."""
+    from tests.live_client import RemoteSocket
+
+    token = stack.tokens["RESIDENT"]
+    me = stack.post("{ me { individual { id } } }", role="RESIDENT").json()
+    person = me["data"]["me"]["individual"]["id"]
+    events: asyncio.Queue = asyncio.Queue()
+    reader = asyncio.create_task(
+        _sse_events(stack.url("gateway"), token, LIVE_CREDITS, {"i": person}, events)
+    )
+    try:
+        start = (await asyncio.wait_for(events.get(), 30))["data"]["creditsChanged"]["balance"]
+        gateway_ws = stack.url("gateway").replace("http://", "ws://")
+        async with RemoteSocket(gateway_ws) as ws:
+            # Lower case: the gateway forwards `authorization` to carbongraph.
+            assert (await ws.init(authorization=f"Bearer {token}"))["type"] == "connection_ack"
+            await ws.subscribe("1", LIVE_CREDITS, {"i": person})
+            assert (await ws.receive(timeout=30))["payload"]["data"]["creditsChanged"] == {
+                "balance": start
+            }
+            day = datetime.now(UTC).date().isoformat()
+            body = stack.post(
+                SUBWAY,
+                {"a": {"individualId": person, "actionType": "SUBWAY_TRIP", "occurredOn": day}},
+                role="RESIDENT",
+            ).json()
+            assert body["data"]["recordAction"]["userErrors"] == [], body
+            earned = body["data"]["recordAction"]["actions"][0]["credits"]
+            over_sse = await asyncio.wait_for(events.get(), 5)
+            assert over_sse["data"]["creditsChanged"]["balance"] == start + earned
+            over_ws = await ws.receive(timeout=5)
+            assert over_ws["payload"]["data"]["creditsChanged"]["balance"] == start + earned
+            # Someone else's credits: refused by carbongraph, through the gateway.
+            await ws.subscribe("2", LIVE_CREDITS, {"i": gid("Individual", 700)})
+            refused = await ws.receive(timeout=30)
+            # The gateway delivers the refusal as a result with the error, then completes
+            # (gateway.config.mjs, subscriptionRefusals).
+            assert refused["id"] == "2" and refused["type"] == "next", refused
+            error = refused["payload"]["errors"][0]
+            assert error["extensions"]["code"] == "NOT_FOUND", refused  # another tenant
+            assert error["message"] == "No such object."
+            assert await ws.receive(timeout=5) == {"id": "2", "type": "complete"}
+    finally:
+        reader.cancel()
+
+
 def test_the_gateway_refuses_bad_tokens_scopes_and_expensive_queries(stack):
     assert stack.post("{ me { subject } }").status_code == 401
     assert stack.post("{ me { subject } }", token="not-a-jwt").status_code == 401

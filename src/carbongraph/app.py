@@ -1,4 +1,5 @@
-"""The Starlette application: ``/graphql``, ``/healthz``, ``/readyz``."""
+"""The Starlette application: ``/graphql`` (HTTP, and WebSocket for subscriptions), ``/healthz``,
+``/readyz``."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
@@ -35,6 +36,8 @@ from carbongraph.authz.api_keys import ApiKeyPrincipal, looks_like_key, touch_st
 from carbongraph.config import Settings
 from carbongraph.db import create_engine, ping, request_db
 from carbongraph.errors import ErrorCode
+from carbongraph.live import postgres as live_postgres
+from carbongraph.live.endpoint import LiveEndpoint
 from carbongraph.ratelimit import RateLimiter
 from carbongraph.resolvers.context import build_context
 from carbongraph.schema.schema import schema as default_schema
@@ -548,9 +551,15 @@ def create_app(
             engine_ref["engine"] = create_engine(settings)
         if check_migrations:
             await ensure_migrated(engine_ref["engine"], settings)
+        # Live updates: this process LISTENs for changes committed by any process.
+        listens = engine_ref["engine"].dialect.name == "postgresql"
+        if listens:
+            await live_postgres.acquire(engine_ref["engine"])
         try:
             yield
         finally:
+            if listens:
+                await live_postgres.release(engine_ref["engine"])
             if owns_engine:
                 await engine_ref["engine"].dispose()
 
@@ -565,6 +574,13 @@ def create_app(
         return JSONResponse({"status": "ok", "database": "reachable"})
 
     graphql = GraphQLEndpoint(settings, engine_ref)
+    live = LiveEndpoint(
+        settings,
+        engine_ref,
+        document_limits=graphql.limits,
+        rate_limiter=graphql.rate_limiter,
+        verifier=graphql.verifier,
+    )
     middleware = [Middleware(SecurityHeaders, production=settings.is_production)]
     if settings.cors_origins:
         middleware.append(
@@ -580,6 +596,7 @@ def create_app(
         middleware=middleware,
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", live),  # subscriptions: docs/live-updates.md
             Route("/healthz", healthz),
             Route("/readyz", readyz),
         ],

@@ -63,6 +63,10 @@ class Settings:
     extra: dict[str, str] = field(default_factory=dict)
     # API keys: a key's last use is written at most once per this many seconds.
     api_key_last_used_seconds: int = 60
+    # Live updates (docs/live-updates.md): at most one leaderboardChanged per subscription per
+    # this many milliseconds (changes in between are coalesced); subscriptions per connection.
+    live_leaderboard_interval_ms: int = 1000
+    live_max_subscriptions_per_connection: int = 100
 
     @property
     def is_production(self) -> bool:
@@ -114,6 +118,10 @@ class Settings:
             "small_cell_k": _int("CARBONGRAPH_SMALL_CELL_K", 10),
             # API keys
             "api_key_last_used_seconds": _int("CARBONGRAPH_API_KEY_LAST_USED_SECONDS", 60),
+            "live_leaderboard_interval_ms": _int("CARBONGRAPH_LIVE_LEADERBOARD_INTERVAL_MS", 1000),
+            "live_max_subscriptions_per_connection": _int(
+                "CARBONGRAPH_LIVE_MAX_SUBSCRIPTIONS_PER_CONNECTION", 100
+            ),
         }
         values.update(overrides)
         settings = cls(**values)  # type: ignore[arg-type]

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.sql import Executable
 
 from carbongraph.config import Settings
+from carbongraph.live.hub import hub_for
 
 _STATEMENT_LISTENERS: contextvars.ContextVar[list[Callable[[str], None]] | None] = (
     contextvars.ContextVar("carbongraph_statement_listeners", default=None)
@@ -107,6 +108,8 @@ class RequestDB:
         self.write = write
         self._conn: AsyncConnection | None = None
         self._lock = asyncio.Lock()
+        # Live updates waiting for the commit (SQLite only: see live/publish.py).
+        self.live_pending: list[tuple[list[str], Any]] = []
 
     @property
     def dialect(self) -> str:
@@ -136,11 +139,13 @@ class RequestDB:
         conn = await self._connection()
         async with self._lock:
             nested = await conn.begin_nested()
+        announced = len(self.live_pending)
         try:
             yield
         except BaseException:
             async with self._lock:
                 await nested.rollback()
+            del self.live_pending[announced:]
             raise
         else:
             async with self._lock:
@@ -157,6 +162,11 @@ class RequestDB:
                 await conn.rollback()
         finally:
             await conn.close()
+        pending, self.live_pending = self.live_pending, []
+        if commit and pending:
+            hub = hub_for(self.engine.url.render_as_string(hide_password=False))
+            for channels, changed_at in pending:
+                hub.dispatch(channels, changed_at)
 
 
 @asynccontextmanager

@@ -18,6 +18,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from carbongraph.accounting.compute import apportion, days
+from carbongraph.live import publish as live
+from carbongraph.live.hub import leaderboard_channel
 from carbongraph.models import Employment, Household, HouseholdMembership
 from carbongraph.models.accounting import FootprintTotal, PopulationChange
 
@@ -188,6 +190,20 @@ class TotalsDelta:
         self.cells.clear()
         if rows:
             await upsert_add(db, T, rows, ["location_g", "market_g", "record_count"])
+            # Every change of a community's totals is a change of its leaderboards' inputs.
+            await live.publish(
+                db,
+                (
+                    leaderboard_channel(
+                        r["node_id"],
+                        live.REDUCTIONS
+                        if r["kind"] == "reduction"
+                        else live.NET_EMISSIONS_PER_CAPITA,
+                    )
+                    for r in rows
+                    if r["node"] == "C"
+                ),
+            )
         return len(rows)
 
 
@@ -270,3 +286,7 @@ class PopulationDelta:
         self.cells.clear()
         if rows:
             await upsert_add(db, POP, rows, ["delta"])
+            # Head counts are the denominator of net emissions per capita.
+            await live.rankings_changed(
+                db, live.NET_EMISSIONS_PER_CAPITA, {r["node_id"] for r in rows if r["node"] == "C"}
+            )

@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from carbongraph.actions.record import CE, H
+from carbongraph.live import publish as live
 from carbongraph.models import CreditPolicy, HouseholdMembership
 from carbongraph.models.base import utcnow
 
@@ -82,6 +83,7 @@ async def expire_credits(db: Any, today: date, by: str = "expiry") -> dict[str, 
         ]
         if entries:
             await db.execute(sa.insert(CE), entries)
+            await live.credits_changed(db, [e["individual_id"] for e in entries])
             people += len(entries)
             credits += sum(-e["amount"] for e in entries)
     return {"people": people, "credits": credits}

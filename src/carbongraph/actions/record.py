@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from carbongraph.accounting.rollup import VIA_EMPLOYEES, Attribution, TotalsDelta
 from carbongraph.actions.catalog import Catalog
 from carbongraph.authz import Role, Target, Viewer, individual_path
+from carbongraph.live import publish as live
 from carbongraph.models import ActionRecordRow, CreditEntry, Evidence, Household, Individual
 from carbongraph.models.base import utcnow
 
@@ -321,6 +322,7 @@ async def grant(
     entries += await bonus_entries(db, approved, by)
     for start in range(0, len(entries), 5000):
         await db.execute(sa.insert(CE), entries[start : start + 5000])
+    await live.credits_changed(db, {e["individual_id"] for e in entries})
     await delta.flush(db)
 
 

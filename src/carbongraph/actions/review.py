@@ -12,6 +12,7 @@ from carbongraph.actions.catalog import A
 from carbongraph.actions.record import AR, EV, H, grant
 from carbongraph.authz import Access, Target, Viewer
 from carbongraph.errors import MutationFailed, UserErrorCode
+from carbongraph.live import publish as live
 from carbongraph.models.base import utcnow
 
 
@@ -179,6 +180,7 @@ async def reverse_action(db: Any, viewer: Viewer, action_id: int, reason: str | 
                 created_at=now,
             )
         )
+        await live.credits_changed(db, [row.individual_id])
     action = (await db.execute(sa.select(A).where(A.c.id == row.action_type_id))).one()
     attribution = await Attribution.load(db, [row.individual_id], [])
     delta = TotalsDelta()

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from carbongraph.actions.record import CE, I, balance
 from carbongraph.errors import MutationFailed, UserErrorCode
+from carbongraph.live import publish as live
 from carbongraph.models import Redemption, Reward
 from carbongraph.models.base import utcnow
 
@@ -141,6 +142,7 @@ async def redeem(
             .returning(CE.c.id)
         )
     ).scalar_one()
+    await live.credits_changed(db, [individual_id])
     pk = (
         await db.execute(
             sa.insert(RD)

@@ -56,6 +56,7 @@ from carbongraph.schema.hierarchy import (
 )
 from carbongraph.schema.hierarchy_mutations import HierarchyMutations
 from carbongraph.schema.insights import GhgInventory, inventory_of
+from carbongraph.schema.live import Subscription
 from carbongraph.schema.relay import Connection, build_connection, decode_global_id, page_args
 
 MAX_NODES = 1000
@@ -378,6 +379,7 @@ def build_schema() -> strawberry.federation.Schema:
     return strawberry.federation.Schema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         types=[EnterpriseNode, CommunityNode, HouseholdNode, IndividualNode],
         # 2.9: the newest version both Strawberry and the gateway's composer know; it has
         # @authenticated/@requiresScopes (2.5) and @cost/@listSize (2.9).
