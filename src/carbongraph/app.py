@@ -31,6 +31,7 @@ from carbongraph import limits, migrate
 from carbongraph.authz import InvalidToken, Principal, TokenVerifier
 from carbongraph.config import Settings
 from carbongraph.db import create_engine, ping, request_db
+from carbongraph.engagement.page import StatementPage
 from carbongraph.errors import ErrorCode
 from carbongraph.ratelimit import RateLimiter
 from carbongraph.resolvers.context import build_context
@@ -552,6 +553,12 @@ def create_app(
             Route("/graphql", graphql, methods=["GET", "POST"]),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            # Printable statements (engagement/page.py): same token auth, or a statement link.
+            Route(
+                "/statements/{household_id:path}",
+                StatementPage(settings, engine_ref, default_schema).handle,
+                methods=["GET"],
+            ),
         ],
         lifespan=lifespan,
     )

@@ -58,6 +58,12 @@ class Settings:
     # Browser origins allowed to call the API (CORS); none by default.
     cors_origins: tuple[str, ...] = ()
     extra: dict[str, str] = field(default_factory=dict)
+    # Engagement (statements, leaderboards): small-cell suppression threshold (CMS rule: cells
+    # of fewer than k people are withheld from viewers without personal access), and the key
+    # for statement links and leaderboard pseudonyms (falls back to the JWT secret).
+    small_cell_k: int = 10
+    engagement_secret: str | None = None
+    statement_link_minutes: int = 15
 
     @property
     def is_production(self) -> bool:
@@ -106,6 +112,10 @@ class Settings:
                 for o in os.environ.get("CARBONGRAPH_CORS_ORIGINS", "").split(",")
                 if o.strip()
             ),
+            # Engagement (statements, leaderboards)
+            "small_cell_k": _int("CARBONGRAPH_SMALL_CELL_K", 10),
+            "engagement_secret": os.environ.get("CARBONGRAPH_ENGAGEMENT_SECRET") or None,
+            "statement_link_minutes": _int("CARBONGRAPH_STATEMENT_LINK_MINUTES", 15),
         }
         values.update(overrides)
         settings = cls(**values)  # type: ignore[arg-type]
@@ -121,6 +131,10 @@ class Settings:
             )
         if not 1 <= self.default_page_size <= self.max_page_size:
             raise ConfigError("CARBONGRAPH_DEFAULT_PAGE_SIZE must be between 1 and the maximum")
+        if self.small_cell_k < 1:
+            raise ConfigError("CARBONGRAPH_SMALL_CELL_K must be at least 1")
+        if not 1 <= self.statement_link_minutes <= 24 * 60:
+            raise ConfigError("CARBONGRAPH_STATEMENT_LINK_MINUTES must be between 1 and 1440")
 
     @property
     def effective_jwt_secret(self) -> str | None:

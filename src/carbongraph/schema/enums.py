@@ -32,3 +32,9 @@ class DwellingType(Enum):
     HOUSE = "HOUSE"
     APARTMENT = "APARTMENT"
     DORM_ROOM = "DORM_ROOM"
+
+
+@strawberry.enum(description="What a leaderboard ranks by.")
+class LeaderboardMetric(Enum):
+    REDUCTIONS = "REDUCTIONS"
+    NET_EMISSIONS_PER_CAPITA = "NET_EMISSIONS_PER_CAPITA"

@@ -23,7 +23,18 @@ from carbongraph.schema.accounting import (
 )
 from carbongraph.schema.actions import Credits, credits_of
 from carbongraph.schema.common import require
-from carbongraph.schema.enums import CommunityKind, DwellingType, EnterpriseKind
+from carbongraph.schema.engagement import (
+    Leaderboard,
+    LeaderboardMembers,
+    Statement,
+    StatementLink,
+    board_field,
+    community_board,
+    enterprise_board,
+    statement_link_of,
+    statement_of,
+)
+from carbongraph.schema.enums import CommunityKind, DwellingType, EnterpriseKind, LeaderboardMetric
 from carbongraph.schema.relay import Connection, child_connection, decode_global_id
 
 PAGE_ARGS_DOC = "Keyset pagination: `first`/`after` forwards, `last`/`before` backwards."
@@ -144,6 +155,20 @@ class EnterpriseNode(_Entity):
         require(info, Target((self.path,)), Access.AGGREGATE)
         return await reductions_of(info, ("E", self.pk, via.value), period)
 
+    @board_field(
+        "Its top-level communities ranked by a metric over a period (default: the last four weeks)."
+    )
+    async def leaderboard(
+        self,
+        info: strawberry.Info,
+        metric: LeaderboardMetric,
+        period: PeriodInput | None = None,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> Leaderboard:
+        require(info, Target((self.path,)), Access.PUBLIC)
+        return await enterprise_board(info, self.pk, self.path, metric, period, first, after)
+
     @connection_field("Top-level communities of this enterprise. ")
     async def communities(
         self,
@@ -234,6 +259,32 @@ class CommunityNode(_Entity):
     async def reductions(self, info: strawberry.Info, period: PeriodInput) -> Reductions:
         require(info, Target((self.path,)), Access.AGGREGATE)
         return await reductions_of(info, ("C", self.pk, ""), period)
+
+    @board_field(
+        "Its households (or the people living in them), sub-communities included, "
+        "ranked by a metric over a period (default: the last four weeks)."
+    )
+    async def leaderboard(
+        self,
+        info: strawberry.Info,
+        metric: LeaderboardMetric,
+        members: LeaderboardMembers = LeaderboardMembers.HOUSEHOLDS,
+        dwelling_type: DwellingType | None = None,
+        period: PeriodInput | None = None,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> Leaderboard:
+        require(info, Target((self.path,)), Access.PUBLIC)
+        return await community_board(
+            info,
+            self.path,
+            members,
+            metric,
+            dwelling_type.value if dwelling_type else None,
+            period,
+            first,
+            after,
+        )
 
     @strawberry.field(description="The enterprise that runs this community, if any.")
     async def enterprise(self, info: strawberry.Info) -> EnterpriseNode | None:
@@ -346,6 +397,25 @@ class HouseholdNode(_Entity):
         require(info, Target((self.path,)), Access.AGGREGATE)
         return await reductions_of(info, ("H", self.pk, ""), period)
 
+    @aggregate_field(
+        "Weekly use, emissions, credits and the standing among peers over a "
+        "period (default: the last four weeks)."
+    )
+    async def statement(
+        self, info: strawberry.Info, period: PeriodInput | None = None
+    ) -> Statement:
+        require(info, Target((self.path,)), Access.AGGREGATE)
+        return await statement_of(
+            info, "H", self.pk, period, (self.pk, self.path, self.dwelling_type.value)
+        )
+
+    @strawberry.field(description="A short-lived link to this household's printable statement.")
+    def statement_link(
+        self, info: strawberry.Info, period: PeriodInput | None = None
+    ) -> StatementLink:
+        require(info, Target((self.path,)), Access.AGGREGATE)
+        return statement_link_of(info, self.pk, period)
+
     @personal_field("The household's label.")
     def name(self, info: strawberry.Info) -> str | None:
         require(info, Target((self.path,)), Access.PERSONAL)
@@ -432,6 +502,18 @@ class IndividualNode(_Entity):
     async def reductions(self, info: strawberry.Info, period: PeriodInput) -> Reductions:
         require(info, self.record.target, Access.AGGREGATE)
         return await reductions_of(info, ("I", self.pk, ""), period)
+
+    @strawberry.federation.field(
+        description="Own use, emissions, credits and the standing among the people of peer "
+        "households over a period (default: the last four weeks). Personal data.",
+        tags=["personal"],
+        directives=[Cost(weight=5)],
+    )
+    async def statement(
+        self, info: strawberry.Info, period: PeriodInput | None = None
+    ) -> Statement:
+        require(info, self.record.target, Access.PERSONAL)
+        return await statement_of(info, "I", self.pk, period)
 
     @personal_field("")
     def display_name(self, info: strawberry.Info) -> str | None:
