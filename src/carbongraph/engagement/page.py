@@ -24,7 +24,7 @@ import logging
 import secrets
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import jwt
 from starlette.requests import Request
@@ -34,6 +34,7 @@ from carbongraph.authz import InvalidToken, Principal, TokenVerifier
 from carbongraph.config import Settings
 from carbongraph.db import request_db
 from carbongraph.engagement import keys
+from carbongraph.errors import BadUserInput
 from carbongraph.resolvers.context import build_context
 
 log = logging.getLogger("carbongraph")
@@ -81,8 +82,10 @@ class StatementPage:
             from carbongraph.schema.engagement import parse_period_param
 
             period = parse_period_param(request.query_params.get("period"))
-        except Exception as exc:  # BadUserInput: message is safe to show
-            return _page(400, "Invalid period", str(getattr(exc, "message", exc)))
+            if period is not None:
+                period.to_period()  # validated before execution, to answer 400 cleanly
+        except BadUserInput as exc:
+            return _page(400, "Invalid period", exc.message)
         if bound is not None and bound != _household_pk(household_id):
             return _not_found()
         variables: dict[str, Any] = {"id": household_id}
@@ -139,7 +142,8 @@ class StatementPage:
         if link.household_id != _household_pk(household_id):
             return _not_found()
         rest = {k: v for k, v in request.query_params.items() if k != "token"}
-        target = request.url.path + (f"?{urlencode(rest)}" if rest else "")
+        # Same-origin path only (never a Location from user input), the ID re-encoded.
+        target = quote(request.url.path, safe="/") + (f"?{urlencode(rest)}" if rest else "")
         response = RedirectResponse(target, status_code=303)
         seconds = int((link.expires_at - datetime.now(UTC)).total_seconds())
         response.set_cookie(
