@@ -27,7 +27,8 @@ PAGE_PERIOD = f"{PERIOD['from']}..{PERIOD['to']}"
 LINK = """query($id: ID!, $p: PeriodInput) { household(id: $id) {
   statementLink(period: $p) { url expiresAt } } }"""
 STATEMENT = """query($id: ID!, $p: PeriodInput) { household(id: $id) { statement(period: $p) {
-  net creditsEarned weeks { from net gross } ranking { rank peerCount percentile } } } }"""
+  net creditsEarned weeks { from net gross usage { activityType quantity } }
+  ranking { rank peerCount percentile } } } }"""
 
 
 def _path(household: int) -> str:
@@ -182,6 +183,14 @@ async def test_headless_chromium_renders_the_graphql_numbers(engine, api, tmp_pa
     assert [(b["data-from"], int(b["data-net"]), int(b["data-gross"])) for b in bars] == [
         (w["from"], w["net"], w["gross"]) for w in expected["weeks"]
     ]
+    uses = [a for tag, a in elements if tag == "rect" and a.get("class") == "use"]
+    # One bar per week and utility (zero where a week had none of it).
+    assert len(uses) == len(expected["weeks"]) * 3
+    drawn = {(u["data-from"], u["data-activity"], u["data-quantity"]) for u in uses}
+    assert {d for d in drawn if d[2] != "0"} == {
+        (w["from"], u["activityType"], u["quantity"]) for w in expected["weeks"] for u in w["usage"]
+    }
+    assert {u["data-activity"] for u in uses} == {"ELECTRICITY", "GASOLINE", "WATER"}
     ranking = next(a for tag, a in elements if tag == "svg" and a.get("id") == "ranking-chart")
     assert int(ranking["data-rank"]) == expected["ranking"]["rank"] == 3
     assert int(ranking["data-peer-count"]) == expected["ranking"]["peerCount"]

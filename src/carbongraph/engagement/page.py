@@ -265,6 +265,63 @@ def _weekly_chart(weeks: list[dict[str, Any]]) -> str:
     return "".join(parts)
 
 
+COLOURS = ("#2f6f9f", "#3f9f8f", "#c08a2f", "#8f5fa8", "#a84f4f", "#6f7f3f")
+
+
+def _usage_chart(weeks: list[dict[str, Any]], usage: list[dict[str, Any]]) -> str:
+    """Use per week, one bar per utility; each utility on its own scale (units differ), with
+    the quantity written above the bar and kept in data attributes."""
+    width, height, left, bottom, top = 640, 230, 8, 56, 18
+    plot_h = height - top - bottom
+    kinds = [(u["activityType"], u["unit"]) for u in usage]
+    highs = {
+        kind: max(
+            [float(x["quantity"]) for w in weeks for x in w["usage"] if x["activityType"] == kind]
+            + [1e-9]
+        )
+        for kind, _ in kinds
+    }
+    slot = (width - left - 8) / max(len(weeks), 1)
+    bar_w = slot * 0.8 / max(len(kinds), 1)
+    parts = [
+        f"<svg id='usage-chart' role='img' viewBox='0 0 {width} {height}' width='100%' "
+        "xmlns='http://www.w3.org/2000/svg' aria-labelledby='usage-title'>",
+        "<title id='usage-title'>Use per week, by utility</title>",
+        f"<line x1='{left}' x2='{width - 8}' y1='{top + plot_h}' y2='{top + plot_h}' "
+        "stroke='#9aa9a0'/>",
+    ]
+    for index, week in enumerate(weeks):
+        by_kind = {x["activityType"]: x["quantity"] for x in week["usage"]}
+        for n, (kind, unit) in enumerate(kinds):
+            quantity = by_kind.get(kind, "0")
+            bar_h = float(quantity) / highs[kind] * plot_h
+            x = left + index * slot + slot * 0.1 + n * bar_w
+            y = top + plot_h - bar_h
+            parts.append(
+                f"<rect class='use' x='{x:.1f}' y='{y:.1f}' width='{bar_w * 0.9:.1f}' "
+                f"height='{max(bar_h, 0.5):.1f}' fill='{COLOURS[n % len(COLOURS)]}' "
+                f"data-from='{week['from']}' data-activity='{html.escape(kind)}' "
+                f"data-quantity='{html.escape(quantity)}' data-unit='{html.escape(unit)}'>"
+                f"<title>{html.escape(kind)}: {html.escape(quantity)} {html.escape(unit)}"
+                "</title></rect>"
+                f"<text x='{x + bar_w * 0.45:.1f}' y='{y - 4:.1f}' text-anchor='middle'>"
+                f"{html.escape(quantity)}</text>"
+            )
+        parts.append(
+            f"<text x='{left + index * slot + slot / 2:.1f}' y='{top + plot_h + 16}' "
+            f"text-anchor='middle'>{html.escape(week['from'][5:])}</text>"
+        )
+    for n, (kind, unit) in enumerate(kinds):
+        x = left + n * 150
+        parts.append(
+            f"<rect x='{x}' y='{height - 18}' width='10' height='10' "
+            f"fill='{COLOURS[n % len(COLOURS)]}'/><text x='{x + 14}' y='{height - 9}'>"
+            f"{html.escape(kind.lower().replace('_', ' '))} ({html.escape(unit)})</text>"
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
 def _ranking_chart(ranking: dict[str, Any]) -> str:
     """A track from the worst to the best of the peers, with this household's place on it."""
     width, height = 640, 70
@@ -309,9 +366,15 @@ def _render(household: dict[str, Any]) -> Response:
         f"<div>Clean energy<b>{e(_kg(s['cleanEnergyOffset']))}</b></div>"
         f"<div>Credits earned<b id='credits'>{s['creditsEarned']}</b></div>"
         f"<div>vs previous period<b id='change' data-grams='{s['netChange']}'>"
-        f"{e(_kg(s['netChange']))}"
-        f"{'' if change is None else f' ({change:+.1f}%)'}</b></div></div>"
+        + (
+            "no data before"
+            if s["previousNet"] == 0
+            else f"{e(_kg(s['netChange']))}{'' if change is None else f' ({change:+.1f}%)'}"
+        )
+        + "</b></div></div>"
     )
+    out.append("<h2>Use per week</h2>")
+    out.append(_usage_chart(s["weeks"], s["usage"]))
     out.append("<h2>Net emissions per week</h2>")
     out.append(_weekly_chart(s["weeks"]))
     activities = [u["activityType"] for u in s["usage"]]
