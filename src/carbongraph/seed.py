@@ -451,14 +451,13 @@ async def seed_demo(engine: AsyncEngine) -> dict[str, Any]:
                 )
 
         activity_added = await seed_activity(conn)
-        campus_water_added = await seed_campus_statement_demo(conn)
+        activity_added += await seed_campus_statement_demo(conn)
 
         counts = {
             "activity_records_added": activity_added,
             "village_residents": len(village_people),
             "students": students,
             "compound_residents": len(compound_people),
-            "campus_water_records_added": campus_water_added,
         }
         for name, table in (
             ("enterprises", E),
