@@ -199,3 +199,43 @@ async def test_headless_chromium_renders_the_graphql_numbers(engine, api, tmp_pa
     assert int(net["data-grams"]) == expected["net"]
     assert f"rank {expected['ranking']['rank']} of {expected['ranking']['peerCount']}" in document
     _assert_self_contained(document)
+
+
+async def test_cli_statement_link_opens_the_page(engine, api, monkeypatch):
+    from typer.testing import CliRunner
+
+    from carbongraph.cli import app
+
+    world = await build_campus(engine)
+    monkeypatch.setenv("CARBONGRAPH_DATABASE_URL", engine.url.render_as_string(hide_password=False))
+    for household in (
+        "t:r1",
+        f"Household:{world.rooms['r1']}",
+        gid("Household", world.rooms["r1"]),
+    ):
+        result = await asyncio.to_thread(
+            CliRunner().invoke,
+            app,
+            [
+                "statement-link",
+                "--sub",
+                "student",
+                "--household",
+                household,
+                "--base-url",
+                "http://test/",
+                "--period",
+                "2026-10",
+            ],
+        )
+        assert result.exit_code == 0, result.output
+        url = result.stdout.strip()
+        assert url.startswith(f"http://test{_path(world.rooms['r1'])}?token=")
+        opened = await api.client.get(url)
+        assert opened.status_code == 303
+        page = await api.client.get(opened.headers["location"])
+        assert page.status_code == 200 and "2026-10-01 – 2026-10-31" in page.text
+    missing = await asyncio.to_thread(
+        CliRunner().invoke, app, ["statement-link", "--sub", "x", "--household", "t:nowhere"]
+    )
+    assert missing.exit_code == 1
