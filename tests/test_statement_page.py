@@ -239,3 +239,23 @@ async def test_cli_statement_link_opens_the_page(engine, api, monkeypatch):
         CliRunner().invoke, app, ["statement-link", "--sub", "x", "--household", "t:nowhere"]
     )
     assert missing.exit_code == 1
+
+
+async def test_pages_spend_the_api_rate_limit_budget(engine):
+    from carbongraph.app import create_app
+    from carbongraph.authz import mint_token
+    from carbongraph.config import Settings
+
+    world = await build_campus(engine)
+    settings = Settings.from_env(
+        database_url=engine.url.render_as_string(hide_password=False), rate_limit_per_minute=12
+    )
+    app = create_app(settings, engine=engine)
+    bearer = {"Authorization": f"Bearer {mint_token(settings, 'student')}"}
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as client:
+        first = await client.get(_path(world.rooms["r1"]), headers=bearer)
+        second = await client.get(_path(world.rooms["r1"]), headers=bearer)
+    assert first.status_code == 200
+    assert second.status_code == 429 and int(second.headers["retry-after"]) > 0

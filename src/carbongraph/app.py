@@ -556,7 +556,7 @@ def create_app(
             # Printable statements (engagement/page.py): same token auth, or a statement link.
             Route(
                 "/statements/{household_id:path}",
-                StatementPage(settings, engine_ref, default_schema).handle,
+                StatementPage(settings, engine_ref, default_schema, graphql.rate_limiter).handle,
                 methods=["GET"],
             ),
         ],

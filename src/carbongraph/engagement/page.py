@@ -30,6 +30,7 @@ import jwt
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from carbongraph import limits
 from carbongraph.authz import InvalidToken, Principal, TokenVerifier
 from carbongraph.config import Settings
 from carbongraph.db import request_db
@@ -63,11 +64,34 @@ query Statement($id: ID!, $period: PeriodInput) {
 
 
 class StatementPage:
-    def __init__(self, settings: Settings, engine_ref: dict[str, Any], schema: Any) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        engine_ref: dict[str, Any],
+        schema: Any,
+        rate_limiter: Any = None,
+    ) -> None:
         self.settings = settings
         self.engine_ref = engine_ref
         self.schema = schema
         self.verifier = TokenVerifier(settings)
+        # The /graphql budget (per principal and per IP) is shared, so pages are no way around it.
+        self.rate_limiter = rate_limiter
+        # A page spends what its GraphQL document would cost on /graphql.
+        self.cost = max(
+            1,
+            limits.cost(
+                QUERY,
+                limits.Limits(
+                    max_depth=settings.max_depth,
+                    max_aliases=settings.max_aliases,
+                    max_directives=settings.max_directives,
+                    max_tokens=settings.max_tokens,
+                    max_characters=settings.max_query_characters,
+                ),
+                default_page=settings.max_page_size,
+            ),
+        )
 
     async def handle(self, request: Request) -> Response:
         household_id = request.path_params["household_id"]
@@ -88,6 +112,15 @@ class StatementPage:
             return _page(400, "Invalid period", exc.message)
         if bound is not None and bound != _household_pk(household_id):
             return _not_found()
+        if self.rate_limiter is not None:
+            host = request.client.host if request.client else "-"
+            decision = await self.rate_limiter.check(
+                [f"p:{principal.subject}", f"ip:{host}"], self.cost
+            )
+            if not decision.allowed:
+                response = _page(429, "Too many requests", "Too many requests; retry later.")
+                response.headers["Retry-After"] = str(decision.retry_after)
+                return response
         variables: dict[str, Any] = {"id": household_id}
         if period is not None:
             variables["period"] = {
