@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -49,6 +50,21 @@ class Board:
     # Households (or their people) of one dwelling type only, or of every type but one.
     dwelling_type: str | None = None
     exclude_dwelling_type: str | None = None
+
+    @property
+    def shape(self) -> tuple[str, str, str]:
+        """What the statement's text depends on; the rest are bound parameters."""
+        dwelling = "only" if self.dwelling_type else "except" if self.exclude_dwelling_type else ""
+        return self.level, self.metric, dwelling
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "scope_path": self.scope_path,
+            "enterprise_id": self.enterprise_id,
+            "dwelling": self.dwelling_type or self.exclude_dwelling_type,
+            "start": self.period.start,
+            "end": self.period.end,
+        }
 
     @property
     def key(self) -> str:
@@ -93,23 +109,31 @@ class Entry:
         return self.reduced_g if metric == REDUCTIONS else self.per_capita_g
 
 
-def _members(board: Board) -> sa.Select[Any]:
+START = sa.bindparam("start", type_=sa.Date())
+END = sa.bindparam("end", type_=sa.Date())
+
+
+def _members(level: str, dwelling_mode: str) -> sa.Select[Any]:
     """(id, path, name) of the members; ``path`` is what authorization tests."""
-    if board.level == COMMUNITIES:
+    if level == COMMUNITIES:
         return sa.select(C.c.id, C.c.path, C.c.name).where(
-            C.c.enterprise_id == board.enterprise_id,
+            C.c.enterprise_id == sa.bindparam("enterprise_id", type_=sa.Integer()),
             C.c.parent_id.is_(None),
             C.c.archived_at.is_(None),
         )
-    homes = [H.c.path.startswith(board.scope_path, autoescape=False), H.c.archived_at.is_(None)]
-    if board.dwelling_type:
-        homes.append(H.c.dwelling_type == board.dwelling_type)
-    if board.exclude_dwelling_type:
-        homes.append(H.c.dwelling_type != board.exclude_dwelling_type)
-    if board.level == HOUSEHOLDS:
+    homes = [
+        H.c.path.startswith(sa.bindparam("scope_path", type_=sa.String()), autoescape=False),
+        H.c.archived_at.is_(None),
+    ]
+    dwelling = sa.bindparam("dwelling", type_=sa.String())
+    if dwelling_mode == "only":
+        homes.append(H.c.dwelling_type == dwelling)
+    elif dwelling_mode == "except":
+        homes.append(H.c.dwelling_type != dwelling)
+    if level == HOUSEHOLDS:
         return sa.select(H.c.id, H.c.path, H.c.name).where(*homes)
     # People who live in such a household at the end of the period.
-    end = board.period.end
+    end = END
     return (
         sa.select(I.c.id, H.c.path, I.c.display_name.label("name"))
         .select_from(M.join(H, H.c.id == M.c.household_id).join(I, I.c.id == M.c.individual_id))
@@ -122,10 +146,13 @@ def _members(board: Board) -> sa.Select[Any]:
     )
 
 
-def ranked(board: Board) -> Any:
-    """The whole board as a subquery with rank, percent_rank and position windows."""
-    members = _members(board).cte("board_members")
-    start, end = board.period.start, board.period.end
+@functools.cache
+def ranked(shape: tuple[str, str, str]) -> Any:
+    """The whole board of this shape as a subquery with rank, percent_rank and position
+    windows; built once per shape (building it costs more than running it), bound per board."""
+    level, metric, dwelling_mode = shape
+    members = _members(level, dwelling_mode).cte("board_members")
+    start, end = START, END
     net = sa.func.sum(
         sa.case(
             (T.c.kind == "emission", T.c.location_g),
@@ -145,7 +172,7 @@ def ranked(board: Board) -> Any:
             reduction_rows.label("reduction_rows"),
         )
         .where(
-            T.c.node == board.level,
+            T.c.node == level,
             T.c.via == "",
             T.c.day >= start,
             T.c.day <= end,
@@ -154,14 +181,14 @@ def ranked(board: Board) -> Any:
         .group_by(T.c.node_id)
         .subquery("board_totals")
     )
-    if board.level == INDIVIDUALS:
+    if level == INDIVIDUALS:
         population: Any = sa.literal(1)
         source = members.join(totals, totals.c.member_id == members.c.id)
     else:
         people = (
             sa.select(POP.c.node_id.label("member_id"), sa.func.sum(POP.c.delta).label("people"))
             .where(
-                POP.c.node == board.level,
+                POP.c.node == level,
                 POP.c.via == "",
                 POP.c.day <= end,
                 POP.c.node_id.in_(sa.select(members.c.id)),
@@ -173,7 +200,7 @@ def ranked(board: Board) -> Any:
         source = members.join(totals, totals.c.member_id == members.c.id).outerjoin(
             people, people.c.member_id == members.c.id
         )
-    if board.metric == REDUCTIONS:
+    if metric == REDUCTIONS:
         value: Any = totals.c.reduced
         has_data = totals.c.reduction_rows > 0
     else:
@@ -195,7 +222,7 @@ def ranked(board: Board) -> Any:
         .subquery("board_rows")
     )
     b = board_rows
-    order = b.c.value.desc() if board.metric == REDUCTIONS else b.c.value.asc()
+    order = b.c.value.desc() if metric == REDUCTIONS else b.c.value.asc()
     return sa.select(
         b.c.member_id,
         b.c.path,
@@ -229,6 +256,25 @@ def _entry(row: Any) -> Entry:
     )
 
 
+@functools.cache
+def _page_statement(shape: tuple[str, str, str]) -> Any:
+    r = ranked(shape)
+    return (
+        sa.select(r)
+        .where(r.c.position > sa.bindparam("after", type_=sa.Integer()))
+        .order_by(r.c.position)
+        .limit(sa.bindparam("limit", type_=sa.Integer()))
+    )
+
+
+@functools.cache
+def _standing_statement(shape: tuple[str, str, str]) -> Any:
+    r = ranked(shape)
+    return sa.select(r).where(
+        sa.or_(r.c.member_id == sa.bindparam("member", type_=sa.Integer()), r.c.position == 1)
+    )
+
+
 @dataclass
 class BoardPage:
     entries: list[Entry]
@@ -240,10 +286,10 @@ class BoardPage:
 async def page(db: Any, board: Board, first: int, after: int) -> BoardPage:
     """Entries after position ``after`` (0: from the top), at most ``first``; one statement,
     plus one for the board's size only when the page is empty but the board may not be."""
-    r = ranked(board)
+    r = ranked(board.shape)
     rows = list(
         await db.execute(
-            sa.select(r).where(r.c.position > after).order_by(r.c.position).limit(first + 1)
+            _page_statement(board.shape), {**board.params(), "after": after, "limit": first + 1}
         )
     )
     entries = [_entry(row) for row in rows[:first]]
@@ -255,7 +301,8 @@ async def page(db: Any, board: Board, first: int, after: int) -> BoardPage:
         return BoardPage([], False, 0, 0)
     count, population = (
         await db.execute(
-            sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(r.c.population), 0))
+            sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(r.c.population), 0)),
+            board.params(),
         )
     ).one()
     return BoardPage([], False, int(count), int(population))
@@ -264,11 +311,10 @@ async def page(db: Any, board: Board, first: int, after: int) -> BoardPage:
 async def standing(db: Any, board: Board, member_id: int) -> tuple[Entry | None, Entry | None]:
     """(the member's entry or None, the top entry for board-wide figures or None): one
     statement."""
-    r = ranked(board)
     rows = [
         _entry(row)
         for row in await db.execute(
-            sa.select(r).where(sa.or_(r.c.member_id == member_id, r.c.position == 1))
+            _standing_statement(board.shape), {**board.params(), "member": member_id}
         )
     ]
     mine = next((e for e in rows if e.member_id == member_id), None)
