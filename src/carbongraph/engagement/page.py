@@ -19,6 +19,7 @@ numbers and its authorization are those of ``Household.statement``.
 
 from __future__ import annotations
 
+import asyncio
 import html
 import logging
 import secrets
@@ -35,8 +36,10 @@ from carbongraph.authz import InvalidToken, Principal, TokenVerifier
 from carbongraph.config import Settings
 from carbongraph.db import request_db
 from carbongraph.engagement import keys
-from carbongraph.errors import BadUserInput
+from carbongraph.errors import BadUserInput, CodedError
 from carbongraph.resolvers.context import build_context
+from carbongraph.schema.engagement import parse_period_param
+from carbongraph.schema.relay import decode_global_id
 
 log = logging.getLogger("carbongraph")
 
@@ -103,8 +106,6 @@ class StatementPage:
         except InvalidToken as exc:
             return _page(401, "Sign-in needed", f"Unauthenticated: {exc}.")
         try:
-            from carbongraph.schema.engagement import parse_period_param
-
             period = parse_period_param(request.query_params.get("period"))
             if period is not None:
                 period.to_period()  # validated before execution, to answer 400 cleanly
@@ -133,11 +134,15 @@ class StatementPage:
                 )
                 if v is not None
             }
-        async with request_db(self.engine_ref["engine"], write=False) as db:
-            context = await build_context(self.settings, db, principal, request=request)
-            result = await self.schema.execute(
-                QUERY, variable_values=variables, context_value=context
-            )
+        try:
+            async with request_db(self.engine_ref["engine"], write=False) as db:
+                context = await build_context(self.settings, db, principal, request=request)
+                async with asyncio.timeout(self.settings.request_timeout_seconds):
+                    result = await self.schema.execute(
+                        QUERY, variable_values=variables, context_value=context
+                    )
+        except TimeoutError:
+            return _page(504, "Too slow", "The statement took too long and was stopped.")
         if result.errors:
             codes = {(e.extensions or {}).get("code") for e in result.errors}
             if "BAD_USER_INPUT" in codes:
@@ -192,9 +197,6 @@ class StatementPage:
 
 
 def _household_pk(global_id: str) -> int | None:
-    from carbongraph.errors import CodedError
-    from carbongraph.schema.relay import decode_global_id
-
     try:
         return decode_global_id(global_id, ["Household"])[1]
     except CodedError:
