@@ -387,3 +387,21 @@ async def test_authorization_of_statements_and_boards(engine, api):
     }
     assert statement["creditsEarned"] == 0  # the cycling was a roommate's
     assert statement["net"] > 0
+
+
+async def test_bad_input_beside_other_fields_nulls_only_the_field(engine, api):
+    # Statement and leaderboard fields are nullable: a bad argument nulls them alone, and the
+    # sibling fields' loads finish inside the request's transaction.
+    world = await build_campus(engine)
+    body = await api.gql(
+        """query($id: ID!) { household(id: $id) { community { name
+          leaderboard(metric: REDUCTIONS, after: "xx") { totalCount } }
+          statement(period: {month: "2026-13"}) { net } } }""",
+        {"id": gid("Household", world.rooms["r1"])},
+        subject="admin",
+        allow_errors=True,
+    )
+    household = body["data"]["household"]
+    assert household["community"] == {"name": "Building 1", "leaderboard": None}
+    assert household["statement"] is None
+    assert sorted(e["extensions"]["argument"] for e in body["errors"]) == ["after", "period"]

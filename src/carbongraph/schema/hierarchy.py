@@ -165,7 +165,7 @@ class EnterpriseNode(_Entity):
         period: PeriodInput | None = None,
         first: int | None = None,
         after: str | None = None,
-    ) -> Leaderboard:
+    ) -> Leaderboard | None:
         require(info, Target((self.path,)), Access.PUBLIC)
         return await enterprise_board(info, self.pk, self.path, metric, period, first, after)
 
@@ -273,7 +273,7 @@ class CommunityNode(_Entity):
         period: PeriodInput | None = None,
         first: int | None = None,
         after: str | None = None,
-    ) -> Leaderboard:
+    ) -> Leaderboard | None:
         require(info, Target((self.path,)), Access.PUBLIC)
         return await community_board(
             info,
@@ -403,7 +403,7 @@ class HouseholdNode(_Entity):
     )
     async def statement(
         self, info: strawberry.Info, period: PeriodInput | None = None
-    ) -> Statement:
+    ) -> Statement | None:
         require(info, Target((self.path,)), Access.AGGREGATE)
         return await statement_of(
             info, "H", self.pk, period, (self.pk, self.path, self.dwelling_type.value)
@@ -412,7 +412,7 @@ class HouseholdNode(_Entity):
     @strawberry.field(description="A short-lived link to this household's printable statement.")
     def statement_link(
         self, info: strawberry.Info, period: PeriodInput | None = None
-    ) -> StatementLink:
+    ) -> StatementLink | None:
         require(info, Target((self.path,)), Access.AGGREGATE)
         return statement_link_of(info, self.pk, period)
 
@@ -511,7 +511,7 @@ class IndividualNode(_Entity):
     )
     async def statement(
         self, info: strawberry.Info, period: PeriodInput | None = None
-    ) -> Statement:
+    ) -> Statement | None:
         require(info, self.record.target, Access.PERSONAL)
         return await statement_of(info, "I", self.pk, period)
 
