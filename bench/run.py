@@ -11,6 +11,8 @@ Scenarios:
   B3-peer  the same data and query shape served by PostGraphile v5, same wrk, same run
   B4  a 1,000-object GraphQL response vs raw asyncpg + orjson of the same rows
   B5  peak RSS of the server during B3 and of the importer during B1
+  B6  engagement: a household's statement, leaderboard pages (households, people of the
+      largest community; the largest enterprise's communities), ranked in SQL
 """
 
 from __future__ import annotations
@@ -267,6 +269,48 @@ async def b2_rollups(executor: Executor, nodes: dict[str, int], n: int) -> dict[
     out["ratio_enterprise_to_household_p50"] = round(
         out["enterprise"]["p50_ms"] / out["household"]["p50_ms"], 3
     )
+    return out
+
+
+STATEMENT = """query($id: ID!, $p: PeriodInput) { household(id: $id) { statement(period: $p) {
+  weeks { net usage { activityType quantity } } net previousNet creditsEarned
+  ranking { rank percentile peerCount peerAverageNet } } } }"""
+COMMUNITY_BOARD = """query($id: ID!, $p: PeriodInput, $m: LeaderboardMembers!) {
+  community(id: $id) { leaderboard(metric: NET_EMISSIONS_PER_CAPITA, members: $m, period: $p,
+    first: 20) { totalCount population edges { node { rank percentile name value } } } } }"""
+ENTERPRISE_BOARD = """query($id: ID!, $p: PeriodInput) { enterprise(id: $id) {
+  leaderboard(metric: NET_EMISSIONS_PER_CAPITA, period: $p, first: 20) {
+    totalCount edges { node { rank name value } } } } }"""
+
+
+async def b6_engagement(executor: Executor, nodes: dict[str, int], n: int) -> dict[str, Any]:
+    """Statements and leaderboard pages: times, statements, and the size of each board."""
+    community = to_global_id("Community", nodes["community"])
+    cases = {
+        "household_statement": (
+            STATEMENT,
+            {"id": to_global_id("Household", nodes["household"]), "p": PERIOD},
+        ),
+        "community_households_board": (
+            COMMUNITY_BOARD,
+            {"id": community, "p": PERIOD, "m": "HOUSEHOLDS"},
+        ),
+        "community_people_board": (
+            COMMUNITY_BOARD,
+            {"id": community, "p": PERIOD, "m": "INDIVIDUALS"},
+        ),
+        "enterprise_communities_board": (
+            ENTERPRISE_BOARD,
+            {"id": to_global_id("Enterprise", nodes["enterprise"]), "p": PERIOD},
+        ),
+    }
+    out: dict[str, Any] = {}
+    for name, (query, variables) in cases.items():
+        out[name] = await executor.timed(query, variables, n, 5)
+        _, data, _ = await executor.run(query, variables)
+        root = next(iter(data.values()))
+        if "leaderboard" in root:
+            out[name]["board_entries"] = root["leaderboard"]["totalCount"]
     return out
 
 
@@ -528,6 +572,8 @@ async def main() -> int:
         results["nodes"] = nodes
         print("B2 roll-up reads", flush=True)
         results["B2"] = await b2_rollups(executor, nodes, args.iterations)
+        print("B6 statements and leaderboards", flush=True)
+        results["B6"] = await b6_engagement(executor, nodes, max(args.iterations // 4, 10))
         print("B4 GraphQL overhead", flush=True)
         results["B4"] = await b4_overhead(executor, database_url, args.iterations // 4)
         _, _, statements = await executor.run(

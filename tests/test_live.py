@@ -158,12 +158,17 @@ async def test_subscriptions_without_permission_get_an_error_and_no_events(engin
         refused = await ws.receive()
         assert refused["type"] == "error" and refused["id"] == "f"
         assert refused["payload"][0]["extensions"]["code"] == "NOT_FOUND"  # like a missing one
-        # A resident reads no community aggregates, so no leaderboard either.
+        # A resident watches their own community's board, not a sibling community's.
         await ws.subscribe(
-            "b", BOARD, {"c": gid("Community", world.a.communities[0]), "m": "REDUCTIONS"}
+            "own", BOARD, {"c": gid("Community", world.a.communities[0]), "m": "REDUCTIONS"}
+        )
+        first = await ws.receive()
+        assert first["type"] == "next" and first["id"] == "own"
+        await ws.subscribe(
+            "b", BOARD, {"c": gid("Community", world.a.communities[1]), "m": "REDUCTIONS"}
         )
         refused = await ws.receive()
-        assert refused["type"] == "error"
+        assert refused["type"] == "error" and refused["id"] == "b"
         assert refused["payload"][0]["extensions"]["code"] == "FORBIDDEN"
         # The neighbour's credits change: nothing reaches the refused subscriber.
         action = await pending_clean_plate(live.api, "cm-a0", neighbour)

@@ -175,3 +175,30 @@ async def test_an_api_key_costs_what_a_token_costs(engine, api):
     # key and scopes, enterprise, communities, households, members
     assert key_log.count == token_log.count == 5, key_log.statements
     assert first_log.count == 6 and first_log.statements[-1].lstrip().upper().startswith("UPDATE")
+
+
+async def test_statement_and_leaderboard_page_statements(engine, api):
+    from tests.engagement_world import PERIOD, build_campus
+
+    campus = await build_campus(engine)
+    statement = """query($id: ID!, $p: PeriodInput) { household(id: $id) { statement(period: $p) {
+      weeks { net usage { activityType quantity } } net previousNet creditsEarned
+      ranking { rank percentile peerCount peerAverageNet } } } }"""
+    with StatementLog() as log:
+        body = await api.gql(
+            statement, {"id": gid("Household", campus.rooms["r1"]), "p": PERIOD}, subject="admin"
+        )
+    assert body["data"]["household"]["statement"]["ranking"]["peerCount"] == 6
+    # grants, household, usage by day, totals by day ∪ population, credits, the household's
+    # communities (to find its campus), the ranked board cut to this room and the top row
+    assert log.count == 7, log.statements
+    board = """query($id: ID!, $p: PeriodInput) { community(id: $id) {
+      leaderboard(metric: NET_EMISSIONS_PER_CAPITA, period: $p, first: 3) {
+        totalCount population edges { node { rank name value } } } } }"""
+    with StatementLog() as log:
+        body = await api.gql(
+            board, {"id": gid("Community", campus.campus), "p": PERIOD}, subject="admin"
+        )
+    assert body["data"]["community"]["leaderboard"]["totalCount"] == 7
+    # grants, community, one ranked page (totals, population and windows in one statement)
+    assert log.count == 3, log.statements

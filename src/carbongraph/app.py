@@ -35,6 +35,7 @@ from carbongraph.authz import InvalidToken, Principal, TokenVerifier
 from carbongraph.authz.api_keys import ApiKeyPrincipal, looks_like_key, touch_statement
 from carbongraph.config import Settings
 from carbongraph.db import create_engine, ping, request_db
+from carbongraph.engagement.page import StatementPage
 from carbongraph.errors import ErrorCode
 from carbongraph.live import postgres as live_postgres
 from carbongraph.live.endpoint import LiveEndpoint
@@ -599,6 +600,12 @@ def create_app(
             WebSocketRoute("/graphql", live),  # subscriptions: docs/live-updates.md
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            # Printable statements (engagement/page.py): same token auth, or a statement link.
+            Route(
+                "/statements/{household_id:path}",
+                StatementPage(settings, engine_ref, default_schema, graphql.rate_limiter).handle,
+                methods=["GET"],
+            ),
         ],
         lifespan=lifespan,
     )

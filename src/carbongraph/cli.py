@@ -140,6 +140,7 @@ def seed(
         token = mint_token(settings, p.subject, roles=[p.role.value], ttl=timedelta(days=30))
         # Printed plainly (no wrapping) so it can be copied whole.
         sys.stdout.write(f"{p.role.value}={token}\n")
+    _print_demo_statement(settings)
 
 
 def _seed_scale(settings: Settings, scale: str, activity_file: Path | None) -> None:
@@ -209,6 +210,83 @@ def token(
                 raise typer.Exit(2)
         asyncio.run(_store_grants(settings, sub, roles, node_type, node_id))
     sys.stdout.write(mint_token(settings, sub, roles=roles, ttl=timedelta(hours=hours)) + "\n")
+
+
+def _print_demo_statement(settings: Settings) -> None:
+    """Where the campus demo's dorm statement page is, and how to open it (engagement)."""
+    from carbongraph.seed import DEMO_STUDENT, DEMO_STUDENT_ROOM
+
+    household = asyncio.run(_household_id(settings, DEMO_STUDENT_ROOM))
+    if household is None:
+        return
+    sys.stdout.write(
+        f"dorm statement page ({DEMO_STUDENT}), valid {settings.statement_link_minutes} minutes: "
+        f"{_statement_url(settings, DEMO_STUDENT, household, None, 'http://127.0.0.1:8000')}\n"
+        f"a fresh link: carbongraph statement-link --sub {DEMO_STUDENT} "
+        f"--household {DEMO_STUDENT_ROOM}\n"
+    )
+
+
+async def _household_id(settings: Settings, ref: str) -> int | None:
+    """A household by global ID, Household:N, or external reference."""
+    import sqlalchemy as sa
+
+    from carbongraph.db import create_engine
+    from carbongraph.models import Household
+
+    if ref.startswith("Household:") and ref[10:].isdigit():
+        return int(ref[10:])
+    from carbongraph.errors import CodedError
+    from carbongraph.schema.relay import decode_global_id
+
+    try:
+        return decode_global_id(ref, ["Household"])[1]
+    except CodedError:  # not a global ID: an external reference then
+        pass
+    engine = create_engine(settings)
+    try:
+        async with engine.connect() as conn:
+            h = Household.__table__
+            return await conn.scalar(sa.select(h.c.id).where(h.c.external_ref == ref))
+    finally:
+        await engine.dispose()
+
+
+def _statement_url(
+    settings: Settings, sub: str, household: int, period: str | None, base_url: str
+) -> str:
+    from urllib.parse import quote, urlencode
+
+    from carbongraph.engagement.keys import mint_statement_link
+    from carbongraph.schema.relay import to_global_id
+
+    token, _ = mint_statement_link(settings, sub, household)
+    query = {"token": token, **({"period": period} if period else {})}
+    path = quote(to_global_id("Household", household), safe="")
+    return f"{base_url.rstrip('/')}/statements/{path}?{urlencode(query)}"
+
+
+@app.command("statement-link")
+def statement_link(
+    sub: Annotated[str, typer.Option(help="Subject (principal) who will read the statement.")],
+    household: Annotated[
+        str, typer.Option(help="A global ID, Household:N, or the household's external ref.")
+    ],
+    period: Annotated[
+        str | None, typer.Option(help="2026-10, 2026, or 2026-10-01..2026-10-28.")
+    ] = None,
+    base_url: Annotated[str, typer.Option(help="Where the API is served.")] = (
+        "http://127.0.0.1:8000"
+    ),
+) -> None:
+    """Print a short-lived link to a household's printable statement page. The page still
+    checks the subject's stored grants; the link only stands in for a bearer token."""
+    settings = _settings()
+    pk = asyncio.run(_household_id(settings, household))
+    if pk is None:
+        err.print(f"no household {household!r}")
+        raise typer.Exit(1)
+    sys.stdout.write(_statement_url(settings, sub, pk, period, base_url) + "\n")
 
 
 def _parse_node(node: str | None) -> tuple[str, int]:

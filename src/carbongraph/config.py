@@ -67,6 +67,10 @@ class Settings:
     # this many milliseconds (changes in between are coalesced); subscriptions per connection.
     live_leaderboard_interval_ms: int = 1000
     live_max_subscriptions_per_connection: int = 100
+    # Engagement: the key for statement links and leaderboard pseudonyms (falls back to the JWT
+    # secret), and how long a statement link lasts.
+    engagement_secret: str | None = None
+    statement_link_minutes: int = 15
 
     @property
     def is_production(self) -> bool:
@@ -122,6 +126,8 @@ class Settings:
             "live_max_subscriptions_per_connection": _int(
                 "CARBONGRAPH_LIVE_MAX_SUBSCRIPTIONS_PER_CONNECTION", 100
             ),
+            "engagement_secret": os.environ.get("CARBONGRAPH_ENGAGEMENT_SECRET") or None,
+            "statement_link_minutes": _int("CARBONGRAPH_STATEMENT_LINK_MINUTES", 15),
         }
         values.update(overrides)
         settings = cls(**values)  # type: ignore[arg-type]
@@ -139,6 +145,8 @@ class Settings:
             raise ConfigError("CARBONGRAPH_SMALL_CELL_K must be at least 1")
         if not 1 <= self.default_page_size <= self.max_page_size:
             raise ConfigError("CARBONGRAPH_DEFAULT_PAGE_SIZE must be between 1 and the maximum")
+        if not 1 <= self.statement_link_minutes <= 24 * 60:
+            raise ConfigError("CARBONGRAPH_STATEMENT_LINK_MINUTES must be between 1 and 1440")
 
     @property
     def effective_jwt_secret(self) -> str | None:

@@ -451,6 +451,7 @@ async def seed_demo(engine: AsyncEngine) -> dict[str, Any]:
                 )
 
         activity_added = await seed_activity(conn)
+        activity_added += await seed_campus_statement_demo(conn)
 
         counts = {
             "activity_records_added": activity_added,
@@ -466,3 +467,71 @@ async def seed_demo(engine: AsyncEngine) -> dict[str, Any]:
         ):
             counts[name] = await conn.scalar(sa.select(sa.func.count()).select_from(table))
         return counts
+
+
+# -- Campus statement demo (engagement) ---------------------------------------------------------
+# Kept apart from the pilots above: water readings for the dorm rooms (their electricity comes
+# from seed_activity) and a student's login, so that `make serve` shows a dorm room's statement
+# page with a real ranking among the campus's 100 rooms.
+
+DEMO_STUDENT = "demo-student"
+DEMO_STUDENT_ROOM = "demo:caa:b1:r1"
+
+
+async def seed_campus_statement_demo(conn: AsyncConnection) -> int:
+    """Daily water readings per dorm room over the demo days (deterministic per room and day;
+    keys carry the date, so a later run adds only new days), and a RESIDENT grant for the first
+    student of room 101 as ``demo-student``. Returns the records added."""
+    from carbongraph.accounting.ingest import ActivityInput, ingest
+
+    today = datetime.now(UTC).date()
+    first = today - timedelta(days=DEMO_DAYS)
+    rooms = list(
+        await conn.execute(
+            sa.select(H.c.id, H.c.external_ref)
+            .where(H.c.external_ref.like("demo:caa:%"), H.c.dwelling_type == "DORM_ROOM")
+            .order_by(H.c.id)
+        )
+    )
+    inputs = []
+    for room in rooms:
+        scale = random.Random(f"{room.external_ref}:water").uniform(0.7, 1.4)
+        for offset in range(DEMO_DAYS):
+            day = first + timedelta(days=offset)
+            # Four students, 60–160 litres each a day.
+            litres = random.Random(f"{room.external_ref}:water:{day}").uniform(240, 640) * scale
+            inputs.append(
+                ActivityInput(
+                    "Household",
+                    room.id,
+                    "WATER",
+                    f"{litres / 1000:.3f}",
+                    "m3",
+                    day,
+                    day,
+                    source="METER",
+                    external_id=f"{room.external_ref}:WATER:{day}",
+                    meter_ref="water",
+                )
+            )
+    result = await ingest(conn, inputs, today=today, recorded_by="seed", use_copy=True)
+    if result.errors:
+        raise RuntimeError(f"demo water readings refused: {result.errors[:3]}")
+    student = await conn.scalar(
+        sa.select(I.c.id).where(I.c.external_ref == f"{DEMO_STUDENT_ROOM}:p1")
+    )
+    granted = await conn.scalar(
+        sa.select(G.c.id).where(G.c.principal == DEMO_STUDENT, G.c.role == Role.RESIDENT.value)
+    )
+    if student is not None and granted is None:
+        await conn.execute(
+            sa.insert(G).values(
+                principal=DEMO_STUDENT,
+                role=Role.RESIDENT.value,
+                node_type="Individual",
+                node_id=student,
+                created_at=utcnow(),
+                created_by="seed",
+            )
+        )
+    return result.created_count

@@ -23,7 +23,18 @@ from carbongraph.schema.accounting import (
 )
 from carbongraph.schema.actions import Credits, credits_of
 from carbongraph.schema.common import require
-from carbongraph.schema.enums import CommunityKind, DwellingType, EnterpriseKind
+from carbongraph.schema.engagement import (
+    Leaderboard,
+    LeaderboardMembers,
+    Statement,
+    StatementLink,
+    board_field,
+    community_board,
+    enterprise_board,
+    statement_link_of,
+    statement_of,
+)
+from carbongraph.schema.enums import CommunityKind, DwellingType, EnterpriseKind, LeaderboardMetric
 from carbongraph.schema.insights import (
     GhgInventory,
     Suggestion,
@@ -164,6 +175,20 @@ class EnterpriseNode(_Entity):
     ) -> GhgInventory | None:
         return await inventory_of(info, "Enterprise", self.pk, self.name, self.path, year, via)
 
+    @board_field(
+        "Its top-level communities ranked by a metric over a period (default: the last four weeks)."
+    )
+    async def leaderboard(
+        self,
+        info: strawberry.Info,
+        metric: LeaderboardMetric,
+        period: PeriodInput | None = None,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> Leaderboard | None:
+        require(info, Target((self.path,)), Access.PUBLIC)
+        return await enterprise_board(info, self.pk, self.path, metric, period, first, after)
+
     @connection_field("Top-level communities of this enterprise. ")
     async def communities(
         self,
@@ -265,6 +290,32 @@ class CommunityNode(_Entity):
     )
     async def inventory(self, info: strawberry.Info, year: int) -> GhgInventory | None:
         return await inventory_of(info, "Community", self.pk, self.name, self.path, year)
+
+    @board_field(
+        "Its households (or the people living in them), sub-communities included, "
+        "ranked by a metric over a period (default: the last four weeks)."
+    )
+    async def leaderboard(
+        self,
+        info: strawberry.Info,
+        metric: LeaderboardMetric,
+        members: LeaderboardMembers = LeaderboardMembers.HOUSEHOLDS,
+        dwelling_type: DwellingType | None = None,
+        period: PeriodInput | None = None,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> Leaderboard | None:
+        require(info, Target((self.path,)), Access.PUBLIC)
+        return await community_board(
+            info,
+            self.path,
+            members,
+            metric,
+            dwelling_type.value if dwelling_type else None,
+            period,
+            first,
+            after,
+        )
 
     @strawberry.field(description="The enterprise that runs this community, if any.")
     async def enterprise(self, info: strawberry.Info) -> EnterpriseNode | None:
@@ -388,6 +439,25 @@ class HouseholdNode(_Entity):
     async def suggestions(self, info: strawberry.Info) -> list[Suggestion] | None:
         return await household_suggestions(info, self)
 
+    @aggregate_field(
+        "Weekly use, emissions, credits and the standing among peers over a "
+        "period (default: the last four weeks)."
+    )
+    async def statement(
+        self, info: strawberry.Info, period: PeriodInput | None = None
+    ) -> Statement | None:
+        require(info, Target((self.path,)), Access.AGGREGATE)
+        return await statement_of(
+            info, "H", self.pk, period, (self.pk, self.path, self.dwelling_type.value)
+        )
+
+    @strawberry.field(description="A short-lived link to this household's printable statement.")
+    def statement_link(
+        self, info: strawberry.Info, period: PeriodInput | None = None
+    ) -> StatementLink | None:
+        require(info, Target((self.path,)), Access.AGGREGATE)
+        return statement_link_of(info, self.pk, period)
+
     @personal_field("The household's label.")
     def name(self, info: strawberry.Info) -> str | None:
         require(info, Target((self.path,)), Access.PERSONAL)
@@ -483,6 +553,18 @@ class IndividualNode(_Entity):
     )
     async def suggestions(self, info: strawberry.Info) -> list[Suggestion] | None:
         return await individual_suggestions(info, self)
+
+    @strawberry.federation.field(
+        description="Own use, emissions, credits and the standing among the people of peer "
+        "households over a period (default: the last four weeks). Personal data.",
+        tags=["personal"],
+        directives=[Cost(weight=5)],
+    )
+    async def statement(
+        self, info: strawberry.Info, period: PeriodInput | None = None
+    ) -> Statement | None:
+        require(info, self.record.target, Access.PERSONAL)
+        return await statement_of(info, "I", self.pk, period)
 
     @personal_field("")
     def display_name(self, info: strawberry.Info) -> str | None:

@@ -188,7 +188,7 @@ async def _leaderboard_events(
             if delay > 0:
                 await asyncio.sleep(delay)
             changed_at = watch.take()
-            await _authorized(ctx, "Community", pk, Access.AGGREGATE)
+            await _authorized(ctx, "Community", pk, Access.PUBLIC)
             sent = time.monotonic()
             yield LeaderboardChange(community_id=community_id, metric=metric, changed_at=changed_at)
     except (CodedError, GraphQLError):
@@ -218,7 +218,8 @@ class Subscription:
     @strawberry.subscription(
         description="Tells when a community's leaderboard by `metric` may have changed (approved "
         "actions, activity records, people moving in or out): now, then at most once per "
-        "interval. Needs the right to read the community's aggregates."
+        "interval. Needs the right to read the community's leaderboard (anyone who sees the "
+        "community, its residents included)."
     )
     async def leaderboard_changed(
         self, info: strawberry.Info, community_id: strawberry.ID, metric: LeaderboardMetric
@@ -226,6 +227,6 @@ class Subscription:
         ctx: LiveContext = info.context
         pk = decode_global_id(community_id, ["Community"])[1]
         async with _reported():
-            await _authorized(ctx, "Community", pk, Access.AGGREGATE)
+            await _authorized(ctx, "Community", pk, Access.PUBLIC)
             await _listening(ctx)
         return _leaderboard_events(ctx, pk, metric)

@@ -1,0 +1,1 @@
+"""Engagement: printable statements and leaderboards, computed from the pre-aggregated totals."""
