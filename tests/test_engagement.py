@@ -152,7 +152,7 @@ async def test_home_statement_compares_homes_of_its_community_after_clean_energy
     withheld = analyst["data"]["household"]["statement"]["ranking"]
     assert withheld["suppressed"] is True
     assert withheld["peerAverageNet"] is None and withheld["peerAveragePerCapita"] is None
-    assert withheld["suppressionReason"] == "the peers are fewer than 10 people"
+    assert withheld["suppressionReason"] == "SMALL_CELL"
     assert withheld["rank"] == ranking["rank"]
 
 
@@ -207,21 +207,18 @@ async def test_reductions_boards_for_people_households_and_communities(engine, a
     body = await api.gql(
         """query($id: ID!, $p: PeriodInput) { enterprise(id: $id) {
           leaderboard(metric: NET_EMISSIONS_PER_CAPITA, period: $p) { totalCount edges { node {
-            name rank value memberCount suppressed } } } } }""",
+            name rank value memberCount suppressed suppressionReason } } } } }""",
         {"id": gid("Enterprise", world.enterprise), "p": PERIOD},
         subject="analyst",
     )
     communities = body["data"]["enterprise"]["leaderboard"]
     # Top-level communities only: the campus (18 students + 2 in the apartment) and the village
-    # (5 people: values withheld from an analyst).
-    assert [(e["node"]["name"], e["node"]["memberCount"]) for e in communities["edges"]] in (
-        [("Lakeside Campus", 20), ("Staff Village", None)],
-        [("Staff Village", None), ("Lakeside Campus", 20)],
-    )
-    village = next(e["node"] for e in communities["edges"] if e["node"]["name"] == "Staff Village")
-    assert village["suppressed"] is True and village["value"] is None
-    campus = next(e["node"] for e in communities["edges"] if e["node"]["name"] == "Lakeside Campus")
-    assert campus["value"] is not None and campus["suppressed"] is False
+    # (5 people: withheld from an analyst); the campus is withheld as its complement, or the
+    # enterprise's total minus the campus would give the village away (docs/privacy.md).
+    reasons = {e["node"]["name"]: e["node"]["suppressionReason"] for e in communities["edges"]}
+    assert reasons == {"Lakeside Campus": "COMPLEMENTARY", "Staff Village": "SMALL_CELL"}
+    assert all(e["node"]["memberCount"] is None for e in communities["edges"])
+    assert all(e["node"]["value"] is None for e in communities["edges"])
 
 
 async def test_pseudonyms_are_stable_per_board_and_unlinkable(engine, api_k3):
@@ -258,9 +255,15 @@ async def test_pseudonyms_are_stable_per_board_and_unlinkable(engine, api_k3):
     # Values: rooms of 3 or 4 people are shown with k = 3; r3 (2 people) is withheld.
     r3 = next(e["node"] for e in analyst["edges"] if e["node"]["rank"] == 2)
     assert r3["suppressed"] is True and r3["value"] is None and r3["memberCount"] is None
-    assert r3["suppressionReason"] == "covers fewer than 3 people"
-    shown = [e["node"] for e in analyst["edges"] if e["node"]["rank"] != 2]
-    assert all(not n["suppressed"] and n["value"] is not None for n in shown)
+    assert r3["suppressionReason"] == "SMALL_CELL"
+    # Complements go with it (a sibling room, and a room of the building withheld as the
+    # complement of r3's building: docs/privacy.md); the rest are shown.
+    others = [e["node"] for e in analyst["edges"] if e["node"]["rank"] != 2]
+    complements = [n for n in others if n["suppressionReason"] == "COMPLEMENTARY"]
+    assert len(complements) == 2 and all(n["value"] is None for n in complements)
+    assert all(
+        not n["suppressed"] and n["value"] is not None for n in others if n not in complements
+    )
     # A resident sees the real name of their own room only, and its value.
     student = await _board(api_k3, world.campus, "student", dwelling="DORM_ROOM")
     named = [e["node"] for e in student["edges"] if not e["node"]["pseudonymous"]]
@@ -280,7 +283,7 @@ async def test_small_cell_suppression_of_entries_and_whole_boards(engine, api):
     # The people board covers 3 people: withheld whole from the analyst...
     people = await _board(api, world.campus, "analyst", metric="REDUCTIONS", members="INDIVIDUALS")
     assert people["suppressed"] is True and people["edges"] == [] and people["population"] is None
-    assert people["suppressionReason"] == "the board covers fewer than 10 people"
+    assert people["suppressionReason"] == "SMALL_CELL"
     # ... and shown to the campus manager, who has personal access to everyone on it.
     manager = await _board(api, world.campus, "manager", metric="REDUCTIONS", members="INDIVIDUALS")
     assert manager["suppressed"] is False and len(manager["edges"]) == 3

@@ -430,9 +430,7 @@ def _render(household: dict[str, Any]) -> Response:
         out.append(f"<h2>Among the {e(ranking['peers'])}</h2>")
         out.append(_ranking_chart(ranking))
         if ranking["suppressed"]:
-            out.append(
-                f"<p class='muted'>Peer averages withheld: {e(ranking['suppressionReason'])}.</p>"
-            )
+            out.append("<p class='muted'>Peer averages withheld: the peers are too few people.</p>")
         else:
             out.append(
                 f"<p>Peer average: <span id='peer-average'>{e(_kg(ranking['peerAverageNet']))}"

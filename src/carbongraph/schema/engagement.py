@@ -12,13 +12,14 @@ import strawberry
 from strawberry import relay
 from strawberry.federation.schema_directives import Cost
 
+from carbongraph import privacy
 from carbongraph.accounting.reads import Period
 from carbongraph.authz import Access, Target
 from carbongraph.engagement import keys
 from carbongraph.engagement import leaderboards as lb
 from carbongraph.engagement import statements as st
 from carbongraph.errors import BadUserInput
-from carbongraph.schema.accounting import Grams, PeriodInput, PeriodRange
+from carbongraph.schema.accounting import Grams, PeriodInput, PeriodRange, SuppressionReason
 from carbongraph.schema.enums import LeaderboardMetric
 from carbongraph.schema.relay import to_global_id
 
@@ -84,7 +85,7 @@ class StatementRanking:
     suppressed: bool = strawberry.field(
         description="The peers' averages are withheld (small-cell rule)."
     )
-    suppression_reason: str | None
+    suppression_reason: SuppressionReason | None
 
 
 @strawberry.type(
@@ -129,7 +130,7 @@ def _ranking(info: Any, ranking: st.Ranking | None) -> StatementRanking | None:
         peer_average_net=None if suppressed else ranking.average_net_g,
         peer_average_per_capita=None if suppressed else ranking.average_per_capita_g,
         suppressed=suppressed,
-        suppression_reason=f"the peers are fewer than {k} people" if suppressed else None,
+        suppression_reason=SuppressionReason.SMALL_CELL if suppressed else None,
     )
 
 
@@ -207,7 +208,7 @@ class LeaderboardEntry:
         description="People the entry covers at the period's end; null when suppressed."
     )
     suppressed: bool
-    suppression_reason: str | None
+    suppression_reason: SuppressionReason | None
 
 
 @strawberry.type
@@ -231,7 +232,7 @@ class Leaderboard:
     suppressed: bool = strawberry.field(
         description="The whole board is withheld: it covers too few people for this viewer."
     )
-    suppression_reason: str | None
+    suppression_reason: SuppressionReason | None
     edges: list[LeaderboardEdge]
     page_info: relay.PageInfo
 
@@ -307,21 +308,41 @@ async def leaderboard_of(
             total_count=0,
             population=None,
             suppressed=True,
-            suppression_reason=f"the board covers fewer than {k} people",
+            suppression_reason=SuppressionReason.SMALL_CELL,
             edges=[],
             page_info=relay.PageInfo(
                 has_next_page=False, has_previous_page=False, start_cursor=None, end_cursor=None
             ),
         )
     type_name, label = LABELS.get(board.level, ("Community", "Community"))
-    edges = []
-    for entry in result.entries:
-        target = Target(
+    targets = [
+        Target(
             (entry.path,), individual_id=entry.member_id if board.level == lb.INDIVIDUALS else None
         )
+        for entry in result.entries
+    ]
+    # Households and communities are withheld exactly as their footprints are (small cells
+    # and their complements, docs/privacy.md), so a board and a footprint never combine into
+    # more than either shows; a person is always a small cell.
+    groups: dict[str, Any] = {}
+    if k > 1 and board.level != lb.INDIVIDUALS:
+        outside = [t.paths[0] for t in targets if viewer.access(t) < Access.PERSONAL]
+        if outside:
+            groups = await info.context.loaders.cell_groups.groups(
+                outside, "communities", board.period.end
+            )
+    edges = []
+    for entry, target in zip(result.entries, targets, strict=True):
         access = viewer.access(target)
         named = access >= (Access.PUBLIC if board.level == lb.COMMUNITIES else Access.PERSONAL)
-        hidden = access < Access.PERSONAL and entry.population < k
+        reason: privacy.SuppressionReason | None = None
+        if access < Access.PERSONAL and k > 1:
+            reason = (
+                privacy.decide(entry.path, groups, k)
+                if board.level != lb.INDIVIDUALS
+                else privacy.SuppressionReason.SMALL_CELL
+            )
+        hidden = reason is not None
         node = LeaderboardEntry(
             rank=entry.rank,
             percentile=entry.percentile,
@@ -333,7 +354,7 @@ async def leaderboard_of(
             value=None if hidden else entry.value(board.metric),
             member_count=None if hidden else entry.population,
             suppressed=hidden,
-            suppression_reason=f"covers fewer than {k} people" if hidden else None,
+            suppression_reason=SuppressionReason(reason.value) if reason else None,
         )
         edges.append(LeaderboardEdge(cursor=lb.encode_cursor(entry.position), node=node))
     return Leaderboard(
