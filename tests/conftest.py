@@ -89,6 +89,26 @@ def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return f"sqlite+aiosqlite:///{path}"
 
 
+# The application's login role on PostgreSQL (docs/security.md): not a superuser, no BYPASSRLS,
+# owns nothing. The API under test connects as it, so every PostgreSQL test runs under
+# row-level security; fixtures write as the owner (the superuser of the test server).
+APP_ROLE = "carbongraph_app"
+# Cluster-wide and shared by concurrent test runs: create it only if missing, and tolerate the
+# race in which another run creates it between the check and the CREATE. Never dropped.
+_CREATE_APP_ROLE = f"""
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN
+    CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
+  END IF;
+EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+END $$
+"""
+
+
+def app_role_url(owner_url: str) -> str:
+    return make_url(owner_url).set(username=APP_ROLE, password=None).render_as_string()
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
 async def migrated_engine(
     request: pytest.FixtureRequest, sqlite_url: str
@@ -96,6 +116,22 @@ async def migrated_engine(
     url = sqlite_url if request.param == "sqlite" else request.getfixturevalue("postgres_database")
     engine = create_engine(Settings.from_env(database_url=url))
     await migrate.upgrade(engine)
+    if engine.dialect.name == "postgresql":
+        async with engine.begin() as conn:
+            await conn.exec_driver_sql(_CREATE_APP_ROLE)
+        await migrate.grant_app_role(engine, APP_ROLE)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+async def app_engine(migrated_engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
+    """The engine the API uses: on PostgreSQL connected as the application role."""
+    if migrated_engine.dialect.name != "postgresql":
+        yield migrated_engine
+        return
+    owner_url = migrated_engine.url.render_as_string(hide_password=False)
+    engine = create_engine(Settings.from_env(database_url=app_role_url(owner_url)))
     yield engine
     await engine.dispose()
 
@@ -174,8 +210,10 @@ class Api:
 
 
 @pytest.fixture
-async def api(engine: AsyncEngine, settings: Settings) -> AsyncIterator[Api]:
-    app = create_app(settings, engine=engine)
+async def api(
+    engine: AsyncEngine, app_engine: AsyncEngine, settings: Settings
+) -> AsyncIterator[Api]:
+    app = create_app(settings, engine=app_engine)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         yield Api(client, settings)

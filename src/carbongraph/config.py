@@ -57,6 +57,11 @@ class Settings:
     redis_url: str | None = None
     # Browser origins allowed to call the API (CORS); none by default.
     cors_origins: tuple[str, ...] = ()
+    # Row-level security on PostgreSQL (docs/security.md): the table owner's URL, used by
+    # `carbongraph migrate` only; the server and the other commands use database_url. When its
+    # user differs, migrate grants that user (the app role) what it needs. Unset: database_url
+    # does both (one role: the policies still apply unless it is a superuser).
+    migration_database_url: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -106,6 +111,7 @@ class Settings:
                 for o in os.environ.get("CARBONGRAPH_CORS_ORIGINS", "").split(",")
                 if o.strip()
             ),
+            "migration_database_url": os.environ.get("CARBONGRAPH_MIGRATION_DATABASE_URL") or None,
         }
         values.update(overrides)
         settings = cls(**values)  # type: ignore[arg-type]
@@ -121,6 +127,10 @@ class Settings:
             )
         if not 1 <= self.default_page_size <= self.max_page_size:
             raise ConfigError("CARBONGRAPH_DEFAULT_PAGE_SIZE must be between 1 and the maximum")
+
+    @property
+    def migration_url(self) -> str:
+        return self.migration_database_url or self.database_url
 
     @property
     def effective_jwt_secret(self) -> str | None:

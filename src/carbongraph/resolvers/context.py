@@ -6,7 +6,14 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
-from carbongraph.authz import ANONYMOUS, GRANTS_STATEMENT, Principal, Viewer, resolve_grants
+from carbongraph.authz import (
+    ANONYMOUS,
+    GRANTS_STATEMENT,
+    SCOPED_GRANTS_STATEMENT,
+    Principal,
+    Viewer,
+    resolve_grants,
+)
 from carbongraph.config import Settings
 from carbongraph.db import RequestDB, StatementLog
 from carbongraph.resolvers.dataloaders import Loaders
@@ -28,9 +35,14 @@ class Context:
 
 
 async def load_viewer(db: RequestDB, principal: Principal | None, today: date) -> Viewer:
+    """The viewer's grants, in one statement. On PostgreSQL the same statement sets the
+    transaction's row-level security scope; RequestDB keeps one transaction per request, so the
+    scope holds for every later statement of the request. Anonymous requests set none: nothing
+    personal is visible to them."""
     if principal is None:
         return ANONYMOUS
-    rows = await db.execute(GRANTS_STATEMENT, {"subject": principal.subject, "today": today})
+    statement = SCOPED_GRANTS_STATEMENT if db.dialect == "postgresql" else GRANTS_STATEMENT
+    rows = await db.execute(statement, {"subject": principal.subject, "today": today})
     return Viewer(principal, resolve_grants(rows))
 
 
