@@ -106,7 +106,12 @@ END $$
 
 
 def app_role_url(owner_url: str) -> str:
+    """The same database, as the application role (which the test server trusts)."""
     return make_url(owner_url).set(username=APP_ROLE, password=None).render_as_string()
+
+
+def create_app_role() -> None:
+    _run_outside_loop(_admin(_pg_url(), _CREATE_APP_ROLE))
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
@@ -117,8 +122,7 @@ async def migrated_engine(
     engine = create_engine(Settings.from_env(database_url=url))
     await migrate.upgrade(engine)
     if engine.dialect.name == "postgresql":
-        async with engine.begin() as conn:
-            await conn.exec_driver_sql(_CREATE_APP_ROLE)
+        create_app_role()
         await migrate.grant_app_role(engine, APP_ROLE)
     yield engine
     await engine.dispose()

@@ -134,6 +134,25 @@ def upgrade() -> None:
         op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
         # FORCE: the owner is held to the policies too (unless it is a superuser).
         op.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
+        if table == "individual":
+            # A new person belongs to no tenant until their membership or employment is written
+            # (which its own policy checks); until then any viewer with a tenant may insert
+            # them, without seeing them. Reading and changing people follows the scope.
+            op.execute(
+                f"CREATE POLICY individual_read ON individual FOR SELECT USING ({condition})"
+            )
+            op.execute(
+                f"CREATE POLICY individual_update ON individual FOR UPDATE "
+                f"USING ({condition}) WITH CHECK ({condition})"
+            )
+            op.execute(
+                f"CREATE POLICY individual_delete ON individual FOR DELETE USING ({condition})"
+            )
+            op.execute(
+                "CREATE POLICY individual_create ON individual FOR INSERT WITH CHECK "
+                "(carbongraph_scope_all() OR carbongraph_scope_patterns() <> '{}')"
+            )
+            continue
         op.execute(
             f"CREATE POLICY {table}_in_scope ON {table} "
             f"USING ({condition}) WITH CHECK ({condition})"
@@ -143,6 +162,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
+    for name in ("read", "update", "delete", "create"):
+        op.execute(f"DROP POLICY IF EXISTS individual_{name} ON individual")
     for table in PERSONAL_TABLES:
         op.execute(f"DROP POLICY IF EXISTS {table}_in_scope ON {table}")
         op.execute(f"ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY")
