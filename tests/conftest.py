@@ -93,16 +93,8 @@ def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 # owns nothing. The API under test connects as it, so every PostgreSQL test runs under
 # row-level security; fixtures write as the owner (the superuser of the test server).
 APP_ROLE = "carbongraph_app"
-# Cluster-wide and shared by concurrent test runs: create it only if missing, and tolerate the
-# race in which another run creates it between the check and the CREATE. Never dropped.
-_CREATE_APP_ROLE = f"""
-DO $$ BEGIN
-  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN
-    CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
-  END IF;
-EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
-END $$
-"""
+# Cluster-wide and shared by concurrent test runs (created if missing, never dropped).
+_CREATE_APP_ROLE = migrate.create_app_role_sql(APP_ROLE)
 
 
 def app_role_url(owner_url: str) -> str:

@@ -79,3 +79,18 @@ async def grant_app_role(engine: AsyncEngine, role: str) -> None:
     async with engine.begin() as conn:
         for statement in statements:
             await conn.exec_driver_sql(statement)
+
+
+def create_app_role_sql(role: str) -> str:
+    """SQL creating the application's login role if it is missing: no superuser, no BYPASSRLS,
+    owns nothing. Cluster-wide, so it tolerates another session creating the same role at the
+    same moment (parallel test runs). A password, if any, is set separately by the operator."""
+    literal = role.replace("'", "''")
+    return f"""
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{literal}') THEN
+    CREATE ROLE {_quote(role)} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
+  END IF;
+EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+END $$
+"""
