@@ -363,3 +363,26 @@ async def test_org_admin_creates_a_person_in_their_household(engine, api):
     assert created["userErrors"] == []
     assert created["individual"]["displayName"] == "New tenant"
     assert created["individual"]["household"]["id"] == home
+
+
+async def test_an_identifier_taken_in_another_tenant_is_a_plain_duplicate(engine, api):
+    """The look-up that checks a login subject is free cannot see B's people; the unique index
+    can, and the mutation answers DUPLICATE, saying nothing about where, and writes nothing."""
+    world = await build_world(engine)
+    b_person = next(p for p in world.b.all_members if p not in world.employees_a)
+    async with engine.begin() as conn:
+        i = _table("individual")
+        await conn.execute(sa.update(i).where(i.c.id == b_person).values(subject="taken@b"))
+        before = await conn.scalar(sa.select(sa.func.count()).select_from(i))
+    body = await api.gql(
+        """mutation($h: ID!) { createIndividual(input: {displayName: "Copycat",
+        householdId: $h, subject: "taken@b"}) { individual { id } userErrors { code } } }""",
+        {"h": gid("Household", world.a.all_households[0])},
+        subject="org-a",
+    )
+    assert body["data"]["createIndividual"] == {
+        "individual": None,
+        "userErrors": [{"code": "DUPLICATE"}],
+    }
+    async with engine.connect() as conn:
+        assert await conn.scalar(sa.select(sa.func.count()).select_from(i)) == before
