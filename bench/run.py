@@ -112,12 +112,21 @@ def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 # -- B1 ------------------------------------------------------------------------------------------
 async def b1_ingest(scale: str, database_url: str, app_url: str) -> dict[str, Any]:
     """The hierarchy from `seed --scale`, then its activity through `carbongraph import`.
-    Migrations run as the owner (``database_url``), seed and import as the application role."""
+    Migrations and the dataset run as the owner (``database_url``), the import as the
+    application role."""
     env = {"CARBONGRAPH_MIGRATION_DATABASE_URL": database_url, "CARBONGRAPH_DATABASE_URL": app_url}
     cli("migrate", env=env)
     with tempfile.TemporaryDirectory() as tmp:
         activity = Path(tmp) / "activity.csv"
-        seeded = cli("seed", "--scale", scale, "--activity-file", str(activity), env=env)
+        # The dataset writes its own ids and moves the sequences on (setval): the owner's job.
+        seeded = cli(
+            "seed",
+            "--scale",
+            scale,
+            "--activity-file",
+            str(activity),
+            env={"CARBONGRAPH_DATABASE_URL": database_url},
+        )
         counts = dict(re.findall(r"(\w+) (\d+)", seeded.stdout.split(":", 1)[1]))
         # The importer runs in a child that reports its own peak RSS when it is done.
         probe = (
