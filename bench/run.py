@@ -405,7 +405,13 @@ def b3_nested(
     tenant_token: str,
 ) -> dict[str, Any]:
     port = 8765
-    env = {**os.environ, "CARBONGRAPH_DATABASE_URL": database_url}
+    # Throughput, not the rate limiter: with the default budget every request after the first
+    # few dozen would be a 429.
+    env = {
+        **os.environ,
+        "CARBONGRAPH_DATABASE_URL": database_url,
+        "CARBONGRAPH_RATE_LIMIT_PER_MINUTE": "0",
+    }
     server = subprocess.Popen(
         [sys.executable, "-m", "carbongraph.cli", "serve", "--port", str(port), "--workers", "1"],
         env=env,
