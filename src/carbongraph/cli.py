@@ -108,7 +108,10 @@ def seed(
     demo: Annotated[bool, typer.Option("--demo", help="Load the demo pilots' data.")] = False,
     scale: Annotated[
         str | None,
-        typer.Option(help="Benchmark dataset into an empty database: small or city."),
+        typer.Option(
+            help="Benchmark dataset into an empty database: small or city (on PostgreSQL as "
+            "the table owner: it sets the id sequences)."
+        ),
     ] = None,
     activity_file: Annotated[
         Path | None,
