@@ -99,21 +99,6 @@ async def test_large_bodies_and_batches_are_refused(api):
     assert response.status_code == 400
 
 
-@pytest.fixture
-async def production(engine, settings, monkeypatch):
-    prod = Settings.from_env(
-        database_url=settings.database_url,
-        env="production",
-        jwt_secret=settings.effective_jwt_secret,
-        gateway_secret="gateway-shared-secret",
-    )
-    app = create_app(prod, engine=engine)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://test"
-    ) as client:
-        yield client
-
-
 async def test_production_hardening(api, production, monkeypatch):
     headers = {"Authorization": f"Bearer {api.token('anyone')}"}
 

@@ -118,6 +118,7 @@ class GraphQLEndpoint(GraphQL):
             max_directives=settings.max_directives,
             max_tokens=settings.max_tokens,
             max_characters=settings.max_query_characters,
+            max_field_repeats=settings.max_field_repeats,
         )
         self.verifier = TokenVerifier(settings)
 
@@ -399,7 +400,11 @@ class GraphQLEndpoint(GraphQL):
         else:
             data = self.parse_json(await request.get_body())  # 400 when not JSON
             if not isinstance(data, dict):
-                raise HTTPException(400, "The request body must be a JSON object.")
+                error = HTTPException(
+                    400, "The request body must be one JSON object: batching is not supported."
+                )
+                error.graphql_code = "BATCHING_NOT_SUPPORTED"  # type: ignore[attr-defined]
+                raise error
         query = data.get("query")
         if query is None:
             raise HTTPException(400, "No GraphQL query found in the request")
@@ -449,6 +454,7 @@ class GraphQLEndpoint(GraphQL):
         if isinstance(response_data, dict) and self._is_request_error(response_data):
             # A request error has no `data` entry at all (GraphQL spec, "Response Format").
             response_data = {k: v for k, v in response_data.items() if k != "data"}  # type: ignore[assignment]
+            response_data["errors"] = [_with_request_error_code(e) for e in response_data["errors"]]
             media_type = error_media
             status = 400 if error_media == self.GRAPHQL_RESPONSE_JSON else 200
         response = Response(
@@ -462,6 +468,21 @@ class GraphQLEndpoint(GraphQL):
         if sub_response.status_code:
             response.status_code = sub_response.status_code
         return response
+
+
+def _with_request_error_code(error: Any) -> Any:
+    """A stable ``extensions.code`` for syntax, validation and variable errors, which
+    graphql-core leaves without one (the names Apollo Server uses)."""
+    if not isinstance(error, dict) or (error.get("extensions") or {}).get("code"):
+        return error
+    message = str(error.get("message", ""))
+    if message.startswith("Syntax Error"):
+        code = "GRAPHQL_PARSE_FAILED"
+    elif message.startswith("Variable '$"):
+        code = ErrorCode.BAD_USER_INPUT
+    else:
+        code = "GRAPHQL_VALIDATION_FAILED"
+    return {**error, "extensions": {**(error.get("extensions") or {}), "code": str(code)}}
 
 
 class SecurityHeaders:

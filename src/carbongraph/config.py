@@ -58,6 +58,8 @@ class Settings:
     # Browser origins allowed to call the API (CORS); none by default.
     cors_origins: tuple[str, ...] = ()
     extra: dict[str, str] = field(default_factory=dict)
+    # Attack suites (issue 7): the same field at most this often in one selection set.
+    max_field_repeats: int = 20
 
     @property
     def is_production(self) -> bool:
@@ -106,6 +108,8 @@ class Settings:
                 for o in os.environ.get("CARBONGRAPH_CORS_ORIGINS", "").split(",")
                 if o.strip()
             ),
+            # Attack suites (issue 7)
+            "max_field_repeats": _int("CARBONGRAPH_MAX_FIELD_REPEATS", 20),
         }
         values.update(overrides)
         settings = cls(**values)  # type: ignore[arg-type]

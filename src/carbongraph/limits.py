@@ -35,6 +35,9 @@ class Limits:
     max_directives: int = 50
     max_tokens: int = 1000
     max_characters: int = 15_000
+    # The same field (response key) written more often than this in one selection set: a
+    # cheap way to make the server do needless work (graphql-cop's "field duplication").
+    max_field_repeats: int = 20
 
 
 class LimitExceeded(Exception):
@@ -69,6 +72,7 @@ def check(query: str, limits: Limits, *, allow_introspection: bool) -> None:
     for definition in document.definitions:
         for node in _walk(definition):
             directives += len(getattr(node, "directives", None) or ())
+            _check_repeats(node, limits.max_field_repeats)
             if isinstance(node, FieldNode):
                 if node.alias is not None:
                     aliases += 1
@@ -96,6 +100,22 @@ def check(query: str, limits: Limits, *, allow_introspection: bool) -> None:
                     f"The operation is {depth} levels deep; at most "
                     f"{limits.max_depth} are allowed (Relay's edges/node "
                     "are not counted).",
+                )
+
+
+def _check_repeats(node: object, most: int) -> None:
+    selection_set = getattr(node, "selection_set", None)
+    if selection_set is None:
+        return
+    counts: dict[str, int] = {}
+    for selection in selection_set.selections:
+        if isinstance(selection, FieldNode):
+            key = (selection.alias or selection.name).value
+            counts[key] = counts.get(key, 0) + 1
+            if counts[key] > most:
+                raise LimitExceeded(
+                    "TOO_MANY_DUPLICATE_FIELDS",
+                    f"The field {key!r} is selected more than {most} times in one selection set.",
                 )
 
 
