@@ -30,7 +30,7 @@ from strawberry.types.graphql import OperationType
 from carbongraph import limits, migrate
 from carbongraph.authz import InvalidToken, Principal, TokenVerifier
 from carbongraph.config import Settings
-from carbongraph.db import create_engine, ping, request_db
+from carbongraph.db import create_engine, is_database_unavailable, ping, request_db
 from carbongraph.errors import ErrorCode
 from carbongraph.ratelimit import RateLimiter
 from carbongraph.resolvers.context import build_context
@@ -41,6 +41,10 @@ log = logging.getLogger("carbongraph")
 
 class DatabaseNotMigrated(RuntimeError):
     pass
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The database could not be reached while answering this request (503)."""
 
 
 PREFLIGHT_HEADERS = ("x-carbongraph-preflight", "apollo-require-preflight")
@@ -336,6 +340,27 @@ class GraphQLEndpoint(GraphQL):
                 media_type=error_media,
                 **extra,
             )
+        except Exception as exc:
+            if not (isinstance(exc, DatabaseUnavailable) or is_database_unavailable(exc)):
+                raise
+            # The transaction was rolled back (or died with its connection): nothing happened.
+            # The pool pings connections before use, so a later request reconnects by itself.
+            log.warning("database unavailable: %s", exc.__cause__ or exc)
+            return _error_response(
+                503,
+                "The database is unavailable; retry shortly.",
+                "SERVICE_UNAVAILABLE",
+                media_type=error_media,
+                **{"Retry-After": "1"},
+            )
+
+    async def process_result(self, request: Any, result: Any) -> GraphQLHTTPResponse:
+        for error in result.errors or ():
+            if is_database_unavailable(error.original_error):
+                # Raised out of the transaction so that it rolls back and the client gets 503
+                # rather than a partial answer with an internal error.
+                raise DatabaseUnavailable(str(error.original_error)) from error.original_error
+        return await super().process_result(request, result)
 
     def should_render_graphql_ide(self, request: Any) -> bool:
         # Decided in _handle (browsers only, before authentication); a GET without a query that
@@ -421,6 +446,8 @@ class GraphQLEndpoint(GraphQL):
                 raise HTTPException(
                     400, f"The GraphQL operation's `{name}` must be an object or null."
                 )
+        if limits.has_unstorable_text(data.get("variables")):
+            raise HTTPException(400, limits.UNSTORABLE_MESSAGE)
         return GraphQLRequestData(
             query=query,
             variables=data.get("variables"),

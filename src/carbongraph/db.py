@@ -174,3 +174,33 @@ async def request_db(engine: AsyncEngine, *, write: bool = False) -> AsyncIterat
 async def ping(engine: AsyncEngine) -> None:
     async with engine.connect() as conn:
         await conn.execute(sa.text("SELECT 1"))
+
+
+# SQLSTATE class 08 (connection exception) and the server going away or not yet accepting
+# connections (admin/crash shutdown, "cannot connect now").
+_UNAVAILABLE_SQLSTATES = ("57P01", "57P02", "57P03")
+
+
+def is_database_unavailable(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (or what caused it) means the database cannot be reached right now,
+    rather than that a statement was wrong: a lost or refused connection, or a server shutting
+    down or starting up. Such a request is answered 503 and the pool reconnects by itself."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+            return True
+        if isinstance(exc, ConnectionError):
+            return True
+        sqlstate = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
+        if isinstance(sqlstate, str) and (
+            sqlstate.startswith("08") or sqlstate in _UNAVAILABLE_SQLSTATES
+        ):
+            return True
+        if type(exc).__name__ in {"ConnectionDoesNotExistError", "InterfaceError"} and (
+            "connection" in str(exc).lower() and "closed" in str(exc).lower()
+        ):
+            return True
+        orig = getattr(exc, "orig", None)
+        exc = orig if isinstance(orig, BaseException) else (exc.__cause__ or exc.__context__)
+        seen += 1
+    return False
