@@ -319,3 +319,31 @@ async def test_full_evidence_store_fails_cleanly(engine, api, tmp_path, monkeypa
     response = await upload(api, "resident-a", student, photo)
     assert response.json()["data"]["uploadEvidence"]["userErrors"] == []
     assert len([p for p in store.rglob("*") if p.is_file()]) == 1
+
+
+async def test_connection_lost_inside_a_resolver_is_a_503(production, api, monkeypatch):
+    """The deterministic half of the restart test: a connection dying while a resolver runs
+    (not only while the request starts) is a 503, also when production masks errors."""
+    from carbongraph.resolvers import hierarchy
+
+    def lost(*_args: object) -> object:
+        raise sa.exc.DBAPIError(
+            "SELECT 1", None, ConnectionResetError("connection reset"), connection_invalidated=True
+        )
+
+    monkeypatch.setattr(hierarchy, "visible_enterprises", lost)
+    response = await production.post(
+        "/graphql",
+        json={"query": "{ enterprises { totalCount } }"},
+        headers={"Authorization": f"Bearer {api.token('anyone')}"},
+    )
+    assert response.status_code == 503, response.text
+    assert response.headers["retry-after"] == "1"
+    assert response.json() == {
+        "errors": [
+            {
+                "message": "The database is unavailable; retry shortly.",
+                "extensions": {"code": "SERVICE_UNAVAILABLE"},
+            }
+        ]
+    }
