@@ -347,3 +347,26 @@ async def test_connection_lost_inside_a_resolver_is_a_503(production, api, monke
             }
         ]
     }
+
+
+async def test_request_end_waits_for_a_left_over_statement(engine):
+    """Found by the fuzzer (a 500 on SQLite): when an error nulls a parent, GraphQL answers
+    without waiting for the siblings' resolvers, and the request's connection was closed under
+    a statement still running. Ending the request now waits for it, and a later statement is
+    refused instead of opening a transaction nobody would end."""
+    from carbongraph.db import RequestDB, RequestFinished
+
+    db = RequestDB(engine)
+    slow = asyncio.create_task(
+        db.scalar(
+            sa.text(
+                "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
+                "WHERE x < 1000000) SELECT count(*) FROM c"
+            )
+        )
+    )
+    await asyncio.sleep(0.05)  # the statement is running
+    await db.close(commit=True)
+    assert await slow == 1_000_000
+    with pytest.raises(RequestFinished):
+        await db.execute(sa.text("SELECT 1"))

@@ -16,6 +16,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
 import graphql
 import pytest
@@ -47,7 +48,8 @@ ID_QUERIES = [
 
 
 class Server:
-    def __init__(self, url: str, tokens: dict[str, str], operations: int) -> None:
+    def __init__(self, url: str, tokens: dict[str, str], operations: int, log: Path) -> None:
+        self.log = log
         self.url = url
         self.tokens = tokens
         self.operations = operations
@@ -88,7 +90,9 @@ def server(
         )
         # PostgreSQL gets half the budget: the whole suite must stay within minutes.
         operations = OPERATIONS if request.param == "sqlite" else OPERATIONS // 2
-        yield Server(f"http://127.0.0.1:{port}/graphql", tokens, operations)
+        yield Server(
+            f"http://127.0.0.1:{port}/graphql", tokens, operations, tmp / "carbongraph.log"
+        )
     finally:
         processes.stop_all()
         print(processes.tail("carbongraph", 20))
@@ -202,4 +206,10 @@ def _fuzz(server: Server, strategy: st.SearchStrategy[schemathesis.Case]) -> Non
     )
     assert total >= wanted
     assert sent["mutation"] >= wanted // 10 and sent["query"] >= wanted // 10
-    assert not failures, f"{len(failures)} failures; the first:\n" + "\n\n".join(failures[:3])
+    if failures:
+        log = server.log.read_text(errors="replace").splitlines()
+        clues = [line for line in log if "INFO:" not in line][-60:]
+        failures.append("server log (without access lines):\n" + "\n".join(clues))
+    assert not failures, f"{len(failures) - 1} failures; the first:\n" + "\n\n".join(
+        failures[:3] + failures[-1:]
+    )

@@ -345,7 +345,7 @@ class GraphQLEndpoint(GraphQL):
                 raise
             # The transaction was rolled back (or died with its connection): nothing happened.
             # The pool pings connections before use, so a later request reconnects by itself.
-            log.warning("database unavailable: %s", exc.__cause__ or exc)
+            log.warning("database unavailable: %r", exc.__cause__ or exc)
             return _error_response(
                 503,
                 "The database is unavailable; retry shortly.",

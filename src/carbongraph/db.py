@@ -99,6 +99,10 @@ def create_engine(settings: Settings) -> AsyncEngine:
     return engine
 
 
+class RequestFinished(RuntimeError):
+    """A statement was attempted after its request's transaction ended."""
+
+
 class RequestDB:
     """One request's database access: a lazily opened connection inside one transaction."""
 
@@ -107,12 +111,17 @@ class RequestDB:
         self.write = write
         self._conn: AsyncConnection | None = None
         self._lock = asyncio.Lock()
+        self._closed = False
 
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 
     async def _connection(self) -> AsyncConnection:
+        if self._closed:
+            # A resolver left running after its request ended (GraphQL stops waiting for
+            # siblings once an error nulls their parent): it must not open a new transaction.
+            raise RequestFinished("the request this statement belonged to has finished")
         if self._conn is None:
             conn = await self.engine.connect()
             if self.write and self.dialect == "sqlite":
@@ -147,16 +156,20 @@ class RequestDB:
                 await nested.commit()
 
     async def close(self, *, commit: bool) -> None:
-        if self._conn is None:
-            return
-        conn, self._conn = self._conn, None
-        try:
-            if commit:
-                await conn.commit()
-            else:
-                await conn.rollback()
-        finally:
-            await conn.close()
+        # Under the lock: a statement still running for a left-over resolver finishes first,
+        # instead of having its connection closed underneath it.
+        async with self._lock:
+            self._closed = True
+            if self._conn is None:
+                return
+            conn, self._conn = self._conn, None
+            try:
+                if commit:
+                    await conn.commit()
+                else:
+                    await conn.rollback()
+            finally:
+                await conn.close()
 
 
 @asynccontextmanager
