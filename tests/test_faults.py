@@ -17,6 +17,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -25,7 +26,7 @@ import pytest
 import sqlalchemy as sa
 
 from carbongraph.config import Settings
-from carbongraph.models import ActivityRecord, FootprintTotal
+from carbongraph.models import ActivityRecord, Enterprise, FootprintTotal
 from tests.processes import Processes, free_port
 from tests.test_evidence import upload
 from tests.test_import import _gas_rows, _write_csv
@@ -349,24 +350,36 @@ async def test_connection_lost_inside_a_resolver_is_a_503(production, api, monke
     }
 
 
-async def test_request_end_waits_for_a_left_over_statement(engine):
-    """Found by the fuzzer (a 500 on SQLite): when an error nulls a parent, GraphQL answers
-    without waiting for the siblings' resolvers, and the request's connection was closed under
-    a statement still running. Ending the request now waits for it, and a later statement is
-    refused instead of opening a transaction nobody would end."""
+async def test_an_abandoned_resolver_leaves_the_transaction_usable(engine):
+    """Found by the fuzzer (a 500 on SQLite): when an error nulls a parent, GraphQL cancels the
+    siblings' resolvers; a statement cancelled mid-flight invalidated the request's connection,
+    so the mutation already answered as done could not be committed. Now the statement
+    finishes first; ending the request waits for any statement still running, and a statement
+    after the end is refused instead of opening a transaction nobody would end."""
     from carbongraph.db import RequestDB, RequestFinished
 
-    db = RequestDB(engine)
-    slow = asyncio.create_task(
-        db.scalar(
-            sa.text(
-                "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
-                "WHERE x < 1000000) SELECT count(*) FROM c"
-            )
+    slow_query = sa.text(
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
+        "WHERE x < 1000000) SELECT count(*) FROM c"
+    )
+    db = RequestDB(engine, write=True)
+    now = datetime.now(UTC)
+    await db.execute(
+        sa.insert(Enterprise).values(
+            name="Kept", kind="COMPANY", path="/x/", created_at=now, updated_at=now
         )
     )
+    cancelled = asyncio.create_task(db.scalar(slow_query))
     await asyncio.sleep(0.05)  # the statement is running
-    await db.close(commit=True)
-    assert await slow == 1_000_000
+    cancelled.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    assert await db.scalar(sa.text("SELECT 1")) == 1  # the connection is still usable
+    left_over = asyncio.create_task(db.scalar(slow_query))
+    await asyncio.sleep(0.05)
+    await db.close(commit=True)  # waits for the left-over statement, then commits
+    assert await left_over == 1_000_000
     with pytest.raises(RequestFinished):
         await db.execute(sa.text("SELECT 1"))
+    async with engine.connect() as conn:
+        assert await conn.scalar(sa.select(sa.func.count()).select_from(Enterprise)) == 1

@@ -131,10 +131,22 @@ class RequestDB:
         return self._conn
 
     async def execute(self, statement: Executable, params: Any = None) -> Result[Any]:
-        async with self._lock:
+        async def run() -> Result[Any]:
             conn = await self._connection()
             # AsyncConnection buffers the rows, so the lock may go before the caller iterates.
             return await conn.execute(statement, params)
+
+        async with self._lock:
+            task = asyncio.ensure_future(run())
+            try:
+                return await asyncio.shield(task)
+            except asyncio.CancelledError:
+                # GraphQL cancels the sibling resolvers of a field whose error nulls their
+                # parent. Cancelling a statement mid-flight would invalidate the connection and
+                # lose the request's transaction (a mutation already answered as done), so the
+                # statement finishes, holding the lock, before the cancellation goes on.
+                await asyncio.wait([task])
+                raise
 
     async def scalar(self, statement: Executable, params: Any = None) -> Any:
         return (await self.execute(statement, params)).scalar()
