@@ -38,11 +38,14 @@ from tests.leak_oracle import (
     expected_list,
     level,
     manages,
+    manages_key,
     may_grant,
     read_refusal,
     records_for,
     relation,
+    reports,
     seen,
+    shows_figures,
     visible,
 )
 from tests.leak_world import MISSING_PK, Client, LeakWorld, build_leak_world, photo
@@ -87,7 +90,10 @@ async def leak_world(
             migrated_engine, Client(http, settings), datetime.now(UTC).date()
         )
         world.gateway = Client(
-            gateway_http, production, {"X-Carbongraph-Gateway-Secret": "leak-matrix-gateway"}
+            gateway_http,
+            production,
+            {"X-Carbongraph-Gateway-Secret": "leak-matrix-gateway"},
+            world.client.keys,
         )
         yield world
     monkeypatch.undo()
@@ -319,8 +325,9 @@ async def check_production_gateway(m: Matrix, w: LeakWorld, viewer: ViewerSpec) 
 
 
 async def check_deep_fields(m: Matrix, w: LeakWorld, viewer: ViewerSpec) -> None:
-    """Aggregates (footprint) at AGGREGATE, credits and household history at PERSONAL, and the
-    objects a visible node links to (household, community, enterprise)."""
+    """Aggregates (footprint, reductions) at AGGREGATE with small cells withheld from
+    aggregate-level viewers, credits, household history and suggestions at PERSONAL,
+    statements, GHG inventories (reporting roles), and the objects a visible node links to."""
     year = w.today.year
     parts: list[tuple[str, str, str]] = []  # (alias, place, probe)
     for name in ENTITIES:
@@ -328,16 +335,25 @@ async def check_deep_fields(m: Matrix, w: LeakWorld, viewer: ViewerSpec) -> None
             continue
         kind = PLACES[name].kind
         parts.append((f"f_{len(parts)}", name, "footprint"))
+        parts.append((f"r_{len(parts)}", name, "reductions"))
         if kind == "Individual":
             parts.append((f"c_{len(parts)}", name, "credits"))
             parts.append((f"h_{len(parts)}", name, "history"))
-            parts.append((f"l_{len(parts)}", name, "link"))
-        elif kind in ("Household", "Community"):
+        if kind in ("Individual", "Household"):
+            parts.append((f"s_{len(parts)}", name, "suggestions"))
+            parts.append((f"t_{len(parts)}", name, "statement"))
+        if kind in ORGANISATIONS:
+            parts.append((f"i_{len(parts)}", name, "inventory"))
+        if kind != "Enterprise":
             parts.append((f"l_{len(parts)}", name, "link"))
     probes = {
-        "footprint": f"footprint(period: {{year: {year}}}) {{ gross }}",
+        "footprint": f"footprint(period: {{year: {year}}}) {{ suppressed gross memberCount }}",
+        "reductions": f"reductions(period: {{year: {year}}}) {{ suppressed totalWithinScopes }}",
         "credits": "credits { balance ledger(first: 50) { id amount } }",
         "history": "householdHistory { validFrom household { id } }",
+        "suggestions": "suggestions { code }",
+        "statement": "statement { gross net memberCount weeks { net } }",
+        "inventory": f"inventory(year: {year}) {{ net memberCount csv }}",
         "link": {
             "Individual": "household { id }",
             "Household": "community { id }",
@@ -357,14 +373,26 @@ async def check_deep_fields(m: Matrix, w: LeakWorld, viewer: ViewerSpec) -> None
             codes = [e["extensions"]["code"] for e in errors]
             where = f"{viewer.subject} {name}.{probe} ({relation(name)})"
             have = level(viewer, name)
-            if probe == "footprint":
-                # Footprint is non-null: a refusal nulls the whole object.
-                ok = (
-                    (got is not None and not errors)
-                    if have >= AGGREGATE
-                    else (got is None and codes == ["FORBIDDEN"])
+            if probe in ("footprint", "reductions"):
+                # Non-null fields: a refusal nulls the whole object.
+                if have < AGGREGATE:
+                    m.check("aggregate", got is None and codes == ["FORBIDDEN"], f"{where}: {got}")
+                    continue
+                figures = shows_figures(viewer, name)
+                value = (got or {}).get(probe, {})
+                figure = value.get("gross" if probe == "footprint" else "totalWithinScopes")
+                if figures is None:
+                    ok = value.get("suppressed") is not None
+                elif figures:
+                    ok = value.get("suppressed") is False and figure is not None
+                else:
+                    ok = value.get("suppressed") is True and figure is None
+                    ok = ok and value.get("memberCount", None) is None
+                m.check(
+                    "aggregate:small-cell",
+                    ok and not errors,
+                    f"{where}: level {have}, figures {figures}, got {got} {codes}",
                 )
-                m.check("aggregate", ok, f"{where}: level {have}, got {got} {codes}")
             elif probe == "credits":
                 credits = (got or {}).get("credits")
                 ok = (
@@ -373,6 +401,33 @@ async def check_deep_fields(m: Matrix, w: LeakWorld, viewer: ViewerSpec) -> None
                     else (got is not None and credits is None and codes == ["FORBIDDEN"])
                 )
                 m.check("credits", ok, f"{where}: level {have}, got {got} {codes}")
+            elif probe == "suggestions":
+                advice = (got or {}).get("suggestions")
+                ok = (
+                    (isinstance(advice, list) and not errors)
+                    if have >= PERSONAL
+                    else (got is not None and advice is None and codes == ["FORBIDDEN"])
+                )
+                m.check("suggestions", ok, f"{where}: level {have}, got {got} {codes}")
+            elif probe in ("statement", "inventory"):
+                value = (got or {}).get(probe)
+                if probe == "statement" and PLACES[name].kind == "Individual":
+                    allowed, figures = have >= PERSONAL, True  # personal data
+                elif probe == "statement":
+                    allowed, figures = have >= AGGREGATE, shows_figures(viewer, name)
+                else:
+                    allowed, figures = reports(viewer, name), shows_figures(viewer, name)
+                if not allowed:
+                    ok = got is not None and value is None and codes == ["FORBIDDEN"]
+                elif figures is None:
+                    ok = got is not None and (value is not None or codes == ["SUPPRESSED"])
+                elif figures:
+                    ok = value is not None and value["net"] is not None and not errors
+                else:
+                    ok = got is not None and value is None and codes == ["SUPPRESSED"]
+                m.check(
+                    f"{probe}", ok, f"{where}: allowed {allowed}, figures {figures}: {got} {codes}"
+                )
             elif probe == "history":
                 if have < PERSONAL:
                     m.check("history", got is None and codes == ["FORBIDDEN"], f"{where}: {got}")
@@ -523,7 +578,8 @@ async def check_actions_rewards_campaigns(m: Matrix, w: LeakWorld, viewer: Viewe
         _status2, board = await w.client.post(
             viewer.subject,
             """query($o: ID!) { campaigns(ownerId: $o) { id
-              topParticipants(first: 50) { name individualId } } }""",
+              progress { suppressed avoidedGrams participants }
+              topParticipants(first: 50) { name individualId avoidedGrams suppressed } } }""",
             {"o": owner_id},
         )
         if owner is None:
@@ -552,6 +608,19 @@ async def check_actions_rewards_campaigns(m: Matrix, w: LeakWorld, viewer: Viewe
                     s["individualId"] is None and s["name"] not in real_names for s in standings
                 )
             m.check("campaign-board", ok, f"{where}: personal={personal} {standings}")
+            # docs/privacy.md: every campaign here has fewer than k participants; outside the
+            # owner's management only the viewer's own standing shows its figure.
+            progress = campaign["progress"]
+            if personal:
+                ok = progress["suppressed"] is False and progress["avoidedGrams"] is not None
+                ok = ok and all(s["avoidedGrams"] is not None for s in standings)
+            else:
+                mine = viewer.resident_of in people
+                shown = [s for s in standings if not s["suppressed"]]
+                ok = progress == {"suppressed": True, "avoidedGrams": None, "participants": None}
+                ok = ok and len(shown) == (1 if mine else 0)
+                ok = ok and all(s["avoidedGrams"] is None for s in standings if s["suppressed"])
+            m.check("campaign:small-cell", ok, f"{where}: personal={personal} {campaign}")
         else:
             code = read_refusal(viewer, owner)
             for kind, answer in (("rewards", body), ("campaigns", board)):
@@ -587,16 +656,183 @@ async def check_actions_rewards_campaigns(m: Matrix, w: LeakWorld, viewer: Viewe
         viewer.subject, "{ me { subject grants { role nodeId } individual { id } } }"
     )
     me = body["data"]["me"]
-    want = sorted((role, w.gid(anchor) if anchor else None) for role, anchor in viewer.grants)
+    # An API key's scopes are not role grants: they are listed on the key (apiKeys).
+    want = sorted(
+        (role, w.gid(anchor) if anchor else None)
+        for role, anchor in viewer.grants
+        if not viewer.api_key
+    )
     got = sorted((g["role"], g["nodeId"]) for g in me["grants"])
     resident = viewer.resident_of
     m.check(
         "me",
-        me["subject"] == viewer.subject
+        me["subject"] == w.actor(viewer.subject)
         and got == want
         and me["individual"] == ({"id": w.gid(resident)} if resident else None),
         f"{viewer.subject} me: {me}",
     )
+
+
+async def check_keys_and_audit(m: Matrix, w: LeakWorld, viewer: ViewerSpec) -> None:
+    """API keys: ``node``/``nodes`` and ``apiKeys`` show a key exactly to the managers of every
+    scope's node, anyone else gets what a missing ID gets; never the secret. The audit log:
+    platform admins only (``auditEvents`` FORBIDDEN, an ``AuditEvent`` ID like a missing one)."""
+    keys = sorted(w.key_scope)
+    missing_key, missing_event = gid("ApiKey", MISSING_PK), gid("AuditEvent", MISSING_PK)
+    for batch in chunks(keys, MAX_ALIASES - 2):
+        text = [f'missing: node(id: "{missing_key}") {{ id }}']
+        text += [f'k{n}: node(id: "{k}") {{ id }}' for n, k in enumerate(batch)]
+        status, body = await w.client.post(viewer.subject, "{ " + " ".join(text) + " }")
+        assert status == 200, body
+        [missing] = errors_at(body, "missing")
+        for n, key in enumerate(batch):
+            got, errors = body["data"][f"k{n}"], errors_at(body, f"k{n}")
+            where = f"{viewer.subject} node(ApiKey on {w.key_scope[key]})"
+            if manages_key(viewer, [w.key_scope[key]]):
+                m.check("api-key:visible", got == {"id": key} and not errors, f"{where}: {got}")
+            else:
+                m.check(
+                    "api-key:refused",
+                    got is None and len(errors) == 1 and same_error(errors[0], missing),
+                    f"{where}: {got} {errors} vs {missing}",
+                )
+    ids = [*keys, w.audit_event, missing_key, missing_event]
+    status, body = await w.client.post(
+        viewer.subject, "query($ids: [ID!]!) { nodes(ids: $ids) { id } }", {"ids": ids}
+    )
+    assert status == 200 and "errors" not in body, body
+    got = body["data"]["nodes"]
+    want = [{"id": k} if manages_key(viewer, [w.key_scope[k]]) else None for k in keys]
+    want += [{"id": w.audit_event} if viewer.is_admin else None, None, None]
+    m.check("api-key:nodes", got == want, f"{viewer.subject} nodes: {got} != {want}")
+
+    for inactive in ("false", "true"):
+        status, body = await w.client.post(
+            viewer.subject,
+            f"{{ apiKeys(first: 100, includeInactive: {inactive}) {{ totalCount "
+            "edges { node { id scopes { role nodeId } } } } }",
+        )
+        assert status == 200 and "errors" not in body, body
+        listed = body["data"]["apiKeys"]
+        revoked = {k for (_v, _r, state), k in w.keys.items() if state == "revoked"}
+        expected = {
+            k
+            for k in keys
+            if manages_key(viewer, [w.key_scope[k]]) and (inactive == "true" or k not in revoked)
+        }
+        ids_listed = {e["node"]["id"] for e in listed["edges"]}
+        m.check(
+            "api-key:list",
+            ids_listed == expected and listed["totalCount"] == len(expected),
+            f"{viewer.subject} apiKeys(includeInactive: {inactive}): {len(ids_listed)} "
+            f"({listed['totalCount']}) != {len(expected)}",
+        )
+
+    status, body = await w.client.post(
+        viewer.subject,
+        f"{{ log: auditEvents(first: 5) {{ edges {{ node {{ id actor }} }} }} "
+        f'event: node(id: "{w.audit_event}") {{ id }} missing: node(id: "{missing_event}") '
+        "{ id } }",
+    )
+    codes = [e["extensions"]["code"] for e in errors_at(body, "log")]
+    where = f"{viewer.subject} auditEvents"
+    if viewer.is_admin:
+        ok = len(body["data"]["log"]["edges"]) == 5 and body["data"]["event"] is not None
+        m.check("audit:read", ok and errors_at(body, "log") == [], f"{where}: {body}")
+    else:
+        [event], [missing] = errors_at(body, "event"), errors_at(body, "missing")
+        m.check(
+            "audit:refused",
+            body["data"] is None or (body["data"].get("log") is None and codes == ["FORBIDDEN"]),
+            f"{where}: {body}",
+        )
+        m.check("audit:node-like-missing", same_error(event, missing), f"{where}: {body}")
+
+
+async def check_reports_and_boards(m: Matrix, w: LeakWorld, viewer: ViewerSpec) -> None:
+    """``ghgInventory`` for every organisation (refused like a missing ID outside the tenants),
+    and the leaderboards of every visible organisation: shown to anyone who sees it; names,
+    IDs and values only with PERSONAL access over it, a board under k people withheld whole
+    from everyone else."""
+    year = w.today.year
+    orgs = [n for n in ENTITIES if PLACES[n].kind in ORGANISATIONS]
+    text = [f'missing: ghgInventory(nodeId: "{missing_id("Community")}", year: {year}) {{ net }}']
+    text += [
+        f'g{n}: ghgInventory(nodeId: "{w.gid(o)}", year: {year}) {{ net }}'
+        for n, o in enumerate(orgs)
+    ]
+    status, body = await w.client.post(viewer.subject, "{ " + " ".join(text) + " }")
+    assert status == 200, body
+    [missing] = errors_at(body, "missing")
+    for n, org in enumerate(orgs):
+        got, errors = body["data"][f"g{n}"], errors_at(body, f"g{n}")
+        codes = [e["extensions"]["code"] for e in errors]
+        where = f"{viewer.subject} ghgInventory({org}, {relation(org)})"
+        if not visible(viewer, org):
+            code = read_refusal(viewer, org)
+            ok = got is None and codes == [code]
+            if code == "NOT_FOUND":
+                ok = ok and same_error(errors[0], missing)
+        elif not reports(viewer, org):
+            ok = got is None and codes == ["FORBIDDEN"]
+        elif shows_figures(viewer, org):
+            ok = got is not None and not errors
+        else:
+            ok = got is None and codes == ["SUPPRESSED"]
+        m.check("ghg-inventory", ok, f"{where}: {got} {codes}")
+
+    entry = "rank name pseudonymous memberId value memberCount suppressed"
+    board = f"{{ totalCount population suppressed edges {{ node {{ {entry} }} }} }}"
+    probes: list[tuple[str, str]] = []
+    for org in orgs:
+        if PLACES[org].kind == "Enterprise":
+            probes.append((org, f"leaderboard(metric: REDUCTIONS) {board}"))
+        else:
+            probes.append((org, f"leaderboard(metric: REDUCTIONS) {board}"))
+            probes.append((org, f"leaderboard(metric: REDUCTIONS, members: INDIVIDUALS) {board}"))
+    text = [
+        f'b{n}: {field_name(PLACES[o].kind)}(id: "{w.gid(o)}") {{ {q} }}'
+        for n, (o, q) in enumerate(probes)
+        if visible(viewer, o)
+    ]
+    status, body = await w.client.post(viewer.subject, "{ " + " ".join(text) + " }")
+    assert status == 200 and "errors" not in body, body
+    for n, (org, query) in enumerate(probes):
+        if not visible(viewer, org):
+            continue
+        got = body["data"][f"b{n}"]["leaderboard"]
+        members = "people" if "INDIVIDUALS" in query else "members"
+        where = f"{viewer.subject} {org}.leaderboard({members}, {relation(org)})"
+        if PLACES[org].kind == "Enterprise":
+            expected = {w.gid(c) for c in ENTITIES if PLACES[c].parent == org}
+        elif members == "people":
+            expected = {
+                w.gid(p)
+                for p in ENTITIES
+                if PLACES[p].kind == "Individual" and org in chain(PLACES[p].parent or "")
+            }
+        else:
+            expected = {w.gid(h) for h in ENTITIES if PLACES[h].parent == org}
+        edges = [e["node"] for e in got["edges"]]
+        if level(viewer, org) >= PERSONAL:
+            names = {w.gid(p): w.names.get(p, f"{PLACES[p].kind} {p}") for p in ENTITIES}
+            names.update({w.gid(h): f"Home {h}" for h in ENTITIES if PLACES[h].kind == "Household"})
+            ok = (
+                got["suppressed"] is False
+                and len(edges) > 0
+                and all(
+                    e["memberId"] in expected
+                    and e["name"] == names[e["memberId"]]
+                    and not e["pseudonymous"]
+                    and not e["suppressed"]
+                    and e["value"] is not None
+                    for e in edges
+                )
+            )
+        else:
+            # Every board of this world covers fewer than k people.
+            ok = got == {"totalCount": 0, "population": None, "suppressed": True, "edges": []}
+        m.check("leaderboard", ok, f"{where}: {got}")
 
 
 async def check_anonymous_reads(m: Matrix, w: LeakWorld) -> None:
@@ -636,6 +872,8 @@ COVERAGE = {
     "RoleGrant": "me.grants; grantRole; revokeRole",
     "ActivityRecord": "recordActivity payloads, replays included",
     "EmissionFactor": "emissionFactors: the public factor library, the same for every viewer",
+    "ApiKey": "node, nodes, apiKeys (active and inactive); createApiKey/rotateApiKey/revokeApiKey",
+    "AuditEvent": "node, nodes, auditEvents; one event per mutation in the mutation matrix",
 }
 
 
@@ -657,7 +895,8 @@ def test_every_identified_type_is_in_the_matrix() -> None:
     assert _identified_types() == set(COVERAGE)
     nodes = {t.name for t in schema._schema.get_possible_types(schema._schema.type_map["Node"])}
     entities = {t.name for t in schema._schema.type_map["_Entity"].types}
-    assert nodes == entities == set(KINDS)
+    assert entities == set(KINDS)
+    assert nodes == set(KINDS) | {"ApiKey", "AuditEvent"}
     assert {PLACES[n].kind for n in ENTITIES} == set(KINDS)
 
 
@@ -678,6 +917,8 @@ async def test_read_leak_matrix(leak_world: LeakWorld) -> None:
         await check_deep_fields(m, leak_world, viewer)
         await check_lists(m, leak_world, viewer)
         await check_actions_rewards_campaigns(m, leak_world, viewer)
+        await check_keys_and_audit(m, leak_world, viewer)
+        await check_reports_and_boards(m, leak_world, viewer)
     await check_anonymous_reads(m, leak_world)
     grid = len(VIEWERS) * len(ENTITIES)  # every viewer × every object, per read path
     m.report(
@@ -734,6 +975,9 @@ class Ids:
     def grant(self, rel: str) -> str:
         return self._pick("RoleGrant", self.w.revocable[(self.viewer.subject, rel)])
 
+    def key(self, community: str, state: str) -> str:
+        return self._pick("ApiKey", self.w.keys[(self.viewer.subject, relation(community), state)])
+
 
 @dataclass(frozen=True)
 class MCase:
@@ -748,6 +992,8 @@ class MCase:
     ok_codes: frozenset[str] = frozenset()
     upload: bool = False
     replays: str | None = None  # "activity" / "action": the payload must return the seeded one
+    # The one refusal code, when the default (FORBIDDEN for targets the viewer sees) is wrong.
+    refusal: Callable[[ViewerSpec, dict[str, str]], str] | None = None
 
     def document(self) -> str:
         return (
@@ -791,6 +1037,8 @@ ENT_PAYLOAD, COM_PAYLOAD = "enterprise { id }", "community { id }"
 HH_PAYLOAD, PERSON_PAYLOAD = "household { id }", "individual { id }"
 RECORDS = "records { id } createdCount unchangedCount"
 ACTIONS = "actions { id } createdCount unchangedCount"
+KEY_PAYLOAD = "apiKey { id } secret"
+ROTATED_PAYLOAD = "apiKey { id } secret replacedApiKey { id }"
 PLACE_KIND = {"ent": "Enterprise", "com": "Community", "hh": "Household", "person": "Individual"}
 
 
@@ -1246,6 +1494,61 @@ def mutation_cases(world: LeakWorld) -> list[MCase]:
             _admin,
             NO_TARGET,
         ),
+        # API keys: the key's node must be one where the viewer may grant the scope's role;
+        # a second scope with a role keys never carry steers allowed calls into NOT_GRANTABLE.
+        MCase(
+            "createApiKey",
+            "createApiKey",
+            "CreateApiKeyInput",
+            KEY_PAYLOAD,
+            lambda i, t, n, d: {
+                "name": f"Leak key {n}",
+                "scopes": [
+                    {"role": "PARTNER_SERVICE", "nodeId": i.node(t["com"])},
+                    {"role": "RESIDENT", "nodeId": i.node(t["com"])},
+                ],
+            },
+            _on("com"),
+            lambda v, t: may_grant(v, "PARTNER_SERVICE", t["com"]),
+            ok_codes=frozenset({"NOT_GRANTABLE"}),
+        ),
+        # Keys are seen by the managers of their nodes; anyone else is answered like for a
+        # missing key. A revoked key cannot be rotated (INVALID, after authorization).
+        MCase(
+            "rotateApiKey(revoked)",
+            "rotateApiKey",
+            "RotateApiKeyInput",
+            ROTATED_PAYLOAD,
+            lambda i, t, n, d: {"apiKeyId": i.key(t["com"], "revoked")},
+            _on("com"),
+            _manages("com"),
+            ok_codes=frozenset({"INVALID"}),
+            refusal=lambda v, t: "NOT_FOUND",
+        ),
+        # Rotating mints a secret: the right to grant the scope, as for creating (a community
+        # manager sees the key but may not grant PARTNER_SERVICE). Allowed calls rotate the
+        # viewer's own test key.
+        MCase(
+            "rotateApiKey(active)",
+            "rotateApiKey",
+            "RotateApiKeyInput",
+            ROTATED_PAYLOAD,
+            lambda i, t, n, d: {"apiKeyId": i.key(t["com"], "active")},
+            _on("com"),
+            lambda v, t: may_grant(v, "PARTNER_SERVICE", t["com"]),
+            refusal=lambda v, t: "FORBIDDEN" if manages(v, t["com"]) else "NOT_FOUND",
+        ),
+        # Revoking a revoked key changes nothing (a no-op for those allowed).
+        MCase(
+            "revokeApiKey",
+            "revokeApiKey",
+            "RevokeApiKeyInput",
+            "apiKey { id }",
+            lambda i, t, n, d: {"apiKeyId": i.key(t["com"], "revoked")},
+            _on("com"),
+            _manages("com"),
+            refusal=lambda v, t: "NOT_FOUND",
+        ),
         MCase(
             "revokeRole",
             "revokeRole",
@@ -1268,6 +1571,38 @@ async def _send(
     if case.upload:
         return await w.client.upload(subject, case.document(), variables, photo(n))
     return await w.client.post(subject, case.document(), variables)
+
+
+def _outcome(codes: set[str]) -> str:
+    """The audit outcome docs/security.md gives a payload's userErrors."""
+    if not codes:
+        return "OK"
+    return next((c for c in ("FORBIDDEN", "NOT_FOUND") if c in codes), "USER_ERROR")
+
+
+async def _audited(
+    m: Matrix,
+    w: LeakWorld,
+    subject: str,
+    case: MCase,
+    variables: dict[str, Any],
+    n: int,
+    where: str,
+) -> tuple[int, dict[str, Any]]:
+    """Sends the mutation; it must write exactly one audit event, with the caller as actor and
+    the outcome its payload implies (refusals included)."""
+    mark = await w.audit_mark()
+    status, body = await _send(w, subject, case, variables, n)
+    events = await w.audit_since(mark)
+    payload = (body.get("data") or {}).get(case.field) or {}
+    want = _outcome({e["code"] for e in payload.get("userErrors", [])})
+    got = [(e.operation, e.outcome, e.actor_subject) for e in events]
+    m.check(
+        "mutation:audit-event",
+        got == [(case.field, want, w.actor(subject))],
+        f"{where}: audit events {got}, expected one {want} by {w.actor(subject)}",
+    )
+    return status, body
 
 
 async def test_mutation_leak_matrix(leak_world: LeakWorld) -> None:
@@ -1294,8 +1629,8 @@ async def test_mutation_leak_matrix(leak_world: LeakWorld) -> None:
                 fenced = False
             n = next(counter)
             variables = {"input": case.make(Ids(w, viewer), t, n, w.today)}
-            status, body = await _send(w, viewer.subject, case, variables, n)
             where = f"{viewer.subject} {case.label} [{rel}]"
+            status, body = await _audited(m, w, viewer.subject, case, variables, n, where)
             if status != 200 or "errors" in body:
                 m.check("mutation", False, f"{where}: {status} {body}")
                 continue
@@ -1311,7 +1646,9 @@ async def test_mutation_leak_matrix(leak_world: LeakWorld) -> None:
                 continue
             targets = case.targets(t)
             code_ok = bool(codes) and codes <= AUTH_CODES
-            if all(seen(viewer, p) for p in targets):
+            if case.refusal is not None:
+                code_ok = codes == {case.refusal(viewer, t)}
+            elif all(seen(viewer, p) for p in targets):
                 code_ok = codes == {"FORBIDDEN"}
             m.check(
                 "mutation:refused",
@@ -1320,7 +1657,9 @@ async def test_mutation_leak_matrix(leak_world: LeakWorld) -> None:
             )
             if rel == "foreign":
                 missing = {"input": case.make(Ids(w, viewer, missing=True), t, n, w.today)}
-                _, answer = await _send(w, viewer.subject, case, missing, n + 500_000)
+                _, answer = await _audited(
+                    m, w, viewer.subject, case, missing, n + 500_000, f"{where} (missing)"
+                )
                 m.check(
                     "mutation:foreign-like-missing",
                     answer.get("data", {}).get(case.field) == payload,
@@ -1329,8 +1668,8 @@ async def test_mutation_leak_matrix(leak_world: LeakWorld) -> None:
         if fenced:
             m.check("refusals-wrote-nothing", await w.fingerprint() == before, viewer.subject)
 
-    # Without a token nothing runs: 401, and nothing written.
-    before = await w.fingerprint()
+    # Without a token nothing runs: 401, and nothing written, not even an audit event.
+    before, mark = await w.fingerprint(), await w.audit_mark()
     for case in cases:
         for rel in case.relations:
             n = next(counter)
@@ -1345,6 +1684,7 @@ async def test_mutation_leak_matrix(leak_world: LeakWorld) -> None:
                 f"anonymous {case.label} [{rel}]: {status} {body}",
             )
     m.check("refusals-wrote-nothing", await w.fingerprint() == before, "anonymous")
+    m.check("mutation:audit-event", await w.audit_since(mark) == [], "anonymous: audited")
     per_viewer = sum(len(c.relations) for c in cases)
     m.report(
         f"mutation leak matrix ({w.engine.dialect.name}, {len(cases)} mutation cases)",
