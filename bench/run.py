@@ -1,13 +1,15 @@
 """carbongraph benchmark harness: `make bench` (city scale) and `make bench-quick` (small).
 
 Every comparison is a ratio measured in the same run, on the same machine and the same
-PostgreSQL. Absolute times are reported, never asserted. Writes bench/results/<timestamp>.json
-and the table in docs/benchmarks.md.
+PostgreSQL. The product connects as the application role under row-level security, as deployed
+(BENCH_AS_OWNER=1: as the owner, for a comparison). Absolute times are reported, never
+asserted. Writes bench/results/<timestamp>.json and the table in docs/benchmarks.md.
 
 Scenarios:
   B1  ingest: records/s through the product's bulk path vs raw COPY into a bare table
   B2  footprint(period: month) at household, community, enterprise and platform level
   B3  community → 50 households → members → monthly footprints over HTTP (wrk), c = 1, 8, 32
+      as a platform admin, and c = 8 as a manager of the community's tenant
   B3-peer  the same data and query shape served by PostGraphile v5, same wrk, same run
   B4  a 1,000-object GraphQL response vs raw asyncpg + orjson of the same rows
   B5  peak RSS of the server during B3 and of the importer during B1
@@ -41,6 +43,7 @@ import sqlalchemy as sa
 from carbongraph.authz import PLATFORM, Principal, Role, mint_token
 from carbongraph.config import Settings
 from carbongraph.db import StatementLog, create_engine, request_db
+from carbongraph.migrate import create_app_role_sql
 from carbongraph.models.base import utcnow
 from carbongraph.resolvers.context import build_context
 from carbongraph.schema.relay import to_global_id
@@ -52,6 +55,8 @@ PEER = ROOT / "bench" / "peers" / "postgraphile"
 PG_BASE = os.environ.get("BENCH_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 MONTH = "2026-10"
 PRINCIPAL = "bench-admin"
+TENANT_PRINCIPAL = "bench-tenant-manager"
+APP_ROLE = "carbongraph_app"
 
 PERIOD = {"month": MONTH}
 NESTED = """query($c: ID!, $p: PeriodInput!) { community(id: $c) { name households(first: 50) {
@@ -107,13 +112,23 @@ def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 
 # -- B1 ------------------------------------------------------------------------------------------
-async def b1_ingest(scale: str, database_url: str) -> dict[str, Any]:
-    """The hierarchy from `seed --scale`, then its activity through `carbongraph import`."""
-    env = {"CARBONGRAPH_DATABASE_URL": database_url}
+async def b1_ingest(scale: str, database_url: str, app_url: str) -> dict[str, Any]:
+    """The hierarchy from `seed --scale`, then its activity through `carbongraph import`.
+    Migrations and the dataset run as the owner (``database_url``), the import as the
+    application role."""
+    env = {"CARBONGRAPH_MIGRATION_DATABASE_URL": database_url, "CARBONGRAPH_DATABASE_URL": app_url}
     cli("migrate", env=env)
     with tempfile.TemporaryDirectory() as tmp:
         activity = Path(tmp) / "activity.csv"
-        seeded = cli("seed", "--scale", scale, "--activity-file", str(activity), env=env)
+        # The dataset writes its own ids and moves the sequences on (setval): the owner's job.
+        seeded = cli(
+            "seed",
+            "--scale",
+            scale,
+            "--activity-file",
+            str(activity),
+            env={"CARBONGRAPH_DATABASE_URL": database_url},
+        )
         counts = dict(re.findall(r"(\w+) (\d+)", seeded.stdout.split(":", 1)[1]))
         # The importer runs in a child that reports its own peak RSS when it is done.
         probe = (
@@ -426,10 +441,21 @@ def peak_rss_mb(pid: int) -> float:
 
 
 def b3_nested(
-    database_url: str, nodes: dict[str, int], seconds: int, token: str, statements: int
+    database_url: str,
+    nodes: dict[str, int],
+    seconds: int,
+    token: str,
+    statements: int,
+    tenant_token: str,
 ) -> dict[str, Any]:
     port = 8765
-    env = {**os.environ, "CARBONGRAPH_DATABASE_URL": database_url}
+    # Throughput, not the rate limiter: with the default budget every request after the first
+    # few dozen would be a 429.
+    env = {
+        **os.environ,
+        "CARBONGRAPH_DATABASE_URL": database_url,
+        "CARBONGRAPH_RATE_LIMIT_PER_MINUTE": "0",
+    }
     server = subprocess.Popen(
         [sys.executable, "-m", "carbongraph.cli", "serve", "--port", str(port), "--workers", "1"],
         env=env,
@@ -445,6 +471,9 @@ def b3_nested(
         url = f"http://127.0.0.1:{port}/graphql"
         wrk(url, body, token, 8, 2)  # warm-up, same for both sides
         runs = [wrk(url, body, token, c, seconds) for c in (1, 8, 32)]
+        # The platform admin's scope passes every row policy at its first test; a manager of
+        # the building's tenant has every person checked against the tenant (docs/security.md).
+        tenant_run = wrk(url, body, tenant_token, 8, seconds)
         rss = peak_rss_mb(server.pid)
     finally:
         server.terminate()
@@ -454,6 +483,7 @@ def b3_nested(
         "community_id": nodes["building"],
         "sql_statements_per_request": statements,
         "runs": runs,
+        "tenant_manager_run": tenant_run,
         "server_peak_rss_mb": rss,
     }
 
@@ -544,6 +574,17 @@ async def main() -> int:
     args = parser.parse_args()
     database = f"carbongraph_bench_{args.scale}"
     database_url = url_for(database)
+    # The product runs as the application role, under row-level security (docs/security.md);
+    # BENCH_AS_OWNER=1 measures the same code as the owner (a superuser: no policies) instead.
+    as_owner = os.environ.get("BENCH_AS_OWNER") == "1"
+    app_url = (
+        database_url
+        if as_owner
+        else sa.engine.make_url(database_url)
+        .set(username=APP_ROLE, password=None)
+        .render_as_string()
+    )
+    await admin(create_app_role_sql(APP_ROLE))
     await admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
     await admin(f'CREATE DATABASE "{database}"')
     results: dict[str, Any] = {
@@ -551,12 +592,14 @@ async def main() -> int:
         "started": datetime.now(UTC).isoformat(),
         "machine": machine(),
         "wrk_seconds": args.seconds,
+        "database_role": "owner" if as_owner else f"{APP_ROLE} (row-level security on)",
     }
     print(f"B1 ingest ({args.scale})", flush=True)
-    results["B1"] = await b1_ingest(args.scale, database_url)
-    executor = Executor(database_url)
+    results["B1"] = await b1_ingest(args.scale, database_url, app_url)
+    executor = Executor(app_url)
+    owner = create_engine(Settings.from_env(database_url=database_url))
     try:
-        async with executor.engine.begin() as conn:
+        async with owner.begin() as conn:
             await conn.execute(
                 sa.insert(G).values(
                     principal=PRINCIPAL,
@@ -568,7 +611,28 @@ async def main() -> int:
                 )
             )
             await conn.execute(sa.text("ANALYZE"))
-        nodes = await pick_nodes(executor.engine)
+        nodes = await pick_nodes(owner)
+        async with owner.begin() as conn:
+            tenant = (
+                await conn.scalar(
+                    sa.text("SELECT path FROM community WHERE id = :c"), {"c": nodes["building"]}
+                )
+            ).split("/", 1)[0]
+            kind, role = (
+                ("Enterprise", Role.ORG_ADMIN)
+                if tenant.startswith("e")
+                else ("Community", Role.COMMUNITY_MANAGER)
+            )
+            await conn.execute(
+                sa.insert(G).values(
+                    principal=TENANT_PRINCIPAL,
+                    role=role.value,
+                    node_type=kind,
+                    node_id=int(tenant[1:]),
+                    created_at=utcnow(),
+                    created_by="bench",
+                )
+            )
         results["nodes"] = nodes
         print("B2 roll-up reads", flush=True)
         results["B2"] = await b2_rollups(executor, nodes, args.iterations)
@@ -581,9 +645,11 @@ async def main() -> int:
         )
     finally:
         await executor.engine.dispose()
+        await owner.dispose()
     token = mint_token(Settings.from_env(), PRINCIPAL, ttl=timedelta(hours=2))
     print("B3 nested query (carbongraph)", flush=True)
-    results["B3"] = b3_nested(database_url, nodes, args.seconds, token, statements)
+    tenant_token = mint_token(Settings.from_env(), TENANT_PRINCIPAL, ttl=timedelta(hours=2))
+    results["B3"] = b3_nested(app_url, nodes, args.seconds, token, statements, tenant_token)
     print("B3-peer (PostGraphile)", flush=True)
     results["B3_peer"] = b3_peer(database_url, args.seconds)
     ours = {r["connections"]: r["requests_per_s"] for r in results["B3"]["runs"]}

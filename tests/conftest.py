@@ -90,6 +90,23 @@ def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return f"sqlite+aiosqlite:///{path}"
 
 
+# The application's login role on PostgreSQL (docs/security.md): not a superuser, no BYPASSRLS,
+# owns nothing. The API under test connects as it, so every PostgreSQL test runs under
+# row-level security; fixtures write as the owner (the superuser of the test server).
+APP_ROLE = "carbongraph_app"
+# Cluster-wide and shared by concurrent test runs (created if missing, never dropped).
+_CREATE_APP_ROLE = migrate.create_app_role_sql(APP_ROLE)
+
+
+def app_role_url(owner_url: str) -> str:
+    """The same database, as the application role (which the test server trusts)."""
+    return make_url(owner_url).set(username=APP_ROLE, password=None).render_as_string()
+
+
+def create_app_role() -> None:
+    _run_outside_loop(_admin(_pg_url(), _CREATE_APP_ROLE))
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
 async def migrated_engine(
     request: pytest.FixtureRequest, sqlite_url: str
@@ -97,6 +114,21 @@ async def migrated_engine(
     url = sqlite_url if request.param == "sqlite" else request.getfixturevalue("postgres_database")
     engine = create_engine(Settings.from_env(database_url=url))
     await migrate.upgrade(engine)
+    if engine.dialect.name == "postgresql":
+        create_app_role()
+        await migrate.grant_app_role(engine, APP_ROLE)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+async def app_engine(migrated_engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
+    """The engine the API uses: on PostgreSQL connected as the application role."""
+    if migrated_engine.dialect.name != "postgresql":
+        yield migrated_engine
+        return
+    owner_url = migrated_engine.url.render_as_string(hide_password=False)
+    engine = create_engine(Settings.from_env(database_url=app_role_url(owner_url)))
     yield engine
     await engine.dispose()
 
@@ -178,8 +210,10 @@ class Api:
 
 
 @pytest.fixture
-async def api(engine: AsyncEngine, settings: Settings) -> AsyncIterator[Api]:
-    app = create_app(settings, engine=engine)
+async def api(
+    engine: AsyncEngine, app_engine: AsyncEngine, settings: Settings
+) -> AsyncIterator[Api]:
+    app = create_app(settings, engine=app_engine)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         yield Api(client, settings)

@@ -157,7 +157,7 @@ async def test_tenant_a_sees_nothing_of_tenant_b(engine, api):
     assert body["data"]["_entities"] == [None] * len(b_nodes)
 
 
-async def test_employee_living_in_another_tenant(engine, api):
+async def test_employee_living_in_another_tenant(engine, backend, api):
     """A's admin sees A's employees (second roll-up path), but not the home in B they live in."""
     world = await build_world(engine)
     query = """query($id: ID!) { enterprise(id: $id) { employees { totalCount edges { node {
@@ -172,7 +172,12 @@ async def test_employee_living_in_another_tenant(engine, api):
     }
     assert all(e["node"]["displayName"] for e in employees["edges"])
     assert all(e["node"]["household"] is None for e in employees["edges"])
-    assert set(_codes(body)) <= {"NOT_FOUND", "FORBIDDEN"} and body.get("errors")
+    if backend == "postgresql":
+        # Row-level security hides B's membership rows from A's admin: the home in B is not
+        # even known to exist, as for a person without a household.
+        assert "errors" not in body
+    else:
+        assert set(_codes(body)) <= {"NOT_FOUND", "FORBIDDEN"} and body.get("errors")
 
 
 async def test_community_manager_sees_only_their_community(engine, api):

@@ -201,3 +201,18 @@ async def test_a_full_disk_fails_cleanly_and_grants_nothing(engine, api, evidenc
     payload = response.json()["data"]["uploadEvidence"]
     assert payload["evidence"] is None
     assert payload["userErrors"][0]["code"] == "INVALID_EVIDENCE"
+
+
+async def test_a_photo_from_another_tenant_is_a_duplicate_too(engine, api, evidence_dir):
+    """The SHA-256 is unique across all people. On PostgreSQL row-level security hides the
+    other tenant's evidence from the look-up, and the unique index still refuses the copy."""
+    world = await build_world(engine)
+    photo = jpeg((10, 120, 240))
+    first = gid("Individual", world.a.all_members[0])
+    response = await upload(api, "org-a", first, photo)
+    assert response.json()["data"]["uploadEvidence"]["userErrors"] == []
+    second = gid("Individual", world.b.all_members[-1])
+    payload = (await upload(api, "org-b", second, photo)).json()["data"]["uploadEvidence"]
+    assert payload["evidence"] is None
+    assert [e["code"] for e in payload["userErrors"]] == ["DUPLICATE_EVIDENCE"]
+    assert len(list(evidence_dir.rglob("*.jpeg"))) == 1

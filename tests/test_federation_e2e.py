@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from carbongraph.seed import demo_tokens
-from tests.conftest import REPO, fresh_postgres_database
+from tests.conftest import REPO, app_role_url, create_app_role, fresh_postgres_database
 from tests.processes import Processes, free_port
 from tests.world import gid
 
@@ -72,7 +72,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("federation")
     database = fresh_postgres_database()
     pg_url = next(database)
-    cg_env = {"CARBONGRAPH_DATABASE_URL": pg_url, "CARBONGRAPH_REPORT_SQL_STATEMENTS": "1"}
+    # Deployed as docs/security.md says: migrations as the owner, everything else (seed and
+    # the server) as the application role, under row-level security.
+    create_app_role()
+    cg_env = {
+        "CARBONGRAPH_MIGRATION_DATABASE_URL": pg_url,
+        "CARBONGRAPH_DATABASE_URL": app_role_url(pg_url),
+        "CARBONGRAPH_REPORT_SQL_STATEMENTS": "1",
+    }
     metro_env = {
         "PYTHONPATH": str(METRO),
         "METRO_DATABASE_URL": f"sqlite+aiosqlite:///{tmp / 'metro.db'}",

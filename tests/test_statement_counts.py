@@ -172,9 +172,14 @@ async def test_an_api_key_costs_what_a_token_costs(engine, api):
     with StatementLog() as key_log:
         again = (await api.post(PARTNER_NESTED, {"id": enterprise}, token=key)).json()
     assert first == again == by_token
-    # key and scopes, enterprise, communities, households, members
-    assert key_log.count == token_log.count == 5, key_log.statements
-    assert first_log.count == 6 and first_log.statements[-1].lstrip().upper().startswith("UPDATE")
+    # key and scopes, enterprise, communities, households, members; on PostgreSQL the key's
+    # row-level security scope is set once the secret is verified (a token's grants statement
+    # sets it itself)
+    scope = 1 if engine.dialect.name == "postgresql" else 0
+    assert token_log.count == 5, token_log.statements
+    assert key_log.count == 5 + scope, key_log.statements
+    assert first_log.count == 6 + scope
+    assert first_log.statements[-1].lstrip().upper().startswith("UPDATE")
 
 
 async def test_statement_and_leaderboard_page_statements(engine, api):

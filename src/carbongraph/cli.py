@@ -36,12 +36,23 @@ async def _in_transaction(settings: Settings, work: Any) -> Any:
     """Run ``work(connection)`` in one transaction on a short-lived engine."""
     from carbongraph.db import create_engine
 
-    engine = create_engine(settings)
+    engine = create_engine(settings, system=True)
     try:
         async with engine.begin() as conn:
             return await work(conn)
     finally:
         await engine.dispose()
+
+
+def _app_role(settings: Settings) -> str | None:
+    """The application's PostgreSQL role, when migrations run as another one (the owner)."""
+    from sqlalchemy.engine import make_url
+
+    if settings.migration_database_url is None or settings.is_sqlite:
+        return None
+    app_user = make_url(settings.database_url).username
+    owner = make_url(settings.migration_database_url).username
+    return app_user if app_user and app_user != owner else None
 
 
 def _progress() -> Any:
@@ -71,9 +82,12 @@ def migrate() -> None:
     from carbongraph.actions.catalog import ensure_default_action_types
 
     async def run() -> tuple[str | None, int]:
-        engine = create_engine(settings)
+        engine = create_engine(settings, system=True, url=settings.migration_url)
         try:
             await migrations.upgrade(engine)
+            app_role = _app_role(settings)
+            if app_role is not None:
+                await migrations.grant_app_role(engine, app_role)
             async with engine.begin() as conn:
                 added = await ensure_default_factors(conn)
                 await ensure_default_action_types(conn)
@@ -82,7 +96,9 @@ def migrate() -> None:
             await engine.dispose()
 
     revision, added = asyncio.run(run())
-    console.print(f"database {redact(settings.database_url)} is at migration {revision}")
+    console.print(f"database {redact(settings.migration_url)} is at migration {revision}")
+    if (app_role := _app_role(settings)) is not None:
+        console.print(f"granted the application role {app_role!r} its privileges")
     if added:
         console.print(f"loaded {added} default emission factors")
 
@@ -92,7 +108,10 @@ def seed(
     demo: Annotated[bool, typer.Option("--demo", help="Load the demo pilots' data.")] = False,
     scale: Annotated[
         str | None,
-        typer.Option(help="Benchmark dataset into an empty database: small or city."),
+        typer.Option(
+            help="Benchmark dataset into an empty database: small or city (on PostgreSQL as "
+            "the table owner: it sets the id sequences)."
+        ),
     ] = None,
     activity_file: Annotated[
         Path | None,
@@ -114,7 +133,7 @@ def seed(
         return
 
     async def run() -> dict[str, int]:
-        engine = create_engine(settings)
+        engine = create_engine(settings, system=True)
         try:
             from carbongraph.app import ensure_migrated
 
@@ -153,7 +172,7 @@ def _seed_scale(settings: Settings, scale: str, activity_file: Path | None) -> N
         raise typer.Exit(2)
 
     async def run() -> dict[str, int]:
-        engine = create_engine(settings)
+        engine = create_engine(settings, system=True)
         try:
             await ensure_migrated(engine, settings)
             with _progress() as progress:
@@ -319,7 +338,7 @@ async def _store_grants(
     from carbongraph.schema.relay import to_global_id as gid
     from carbongraph.services.access import G
 
-    engine = create_engine(settings)
+    engine = create_engine(settings, system=True)
     try:
         await ensure_migrated(engine, settings)
         async with engine.begin() as conn:
@@ -425,7 +444,7 @@ def import_activities(
     total = count_rows(file)
 
     async def run() -> Any:
-        engine = create_engine(settings)
+        engine = create_engine(settings, system=True)
         try:
             from carbongraph.app import ensure_migrated
 

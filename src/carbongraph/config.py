@@ -60,6 +60,11 @@ class Settings:
     # Aggregates covering fewer people are withheld from viewers who may not see them
     # individually (docs/privacy.md); 1 turns suppression off.
     small_cell_k: int = 10
+    # Row-level security on PostgreSQL (docs/security.md): the table owner's URL, used by
+    # `carbongraph migrate` only; the server and the other commands use database_url. When its
+    # user differs, migrate grants that user (the app role) what it needs. Unset: database_url
+    # does both (one role: the policies still apply unless it is a superuser).
+    migration_database_url: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
     # API keys: a key's last use is written at most once per this many seconds.
     api_key_last_used_seconds: int = 60
@@ -128,6 +133,7 @@ class Settings:
             ),
             "engagement_secret": os.environ.get("CARBONGRAPH_ENGAGEMENT_SECRET") or None,
             "statement_link_minutes": _int("CARBONGRAPH_STATEMENT_LINK_MINUTES", 15),
+            "migration_database_url": os.environ.get("CARBONGRAPH_MIGRATION_DATABASE_URL") or None,
         }
         values.update(overrides)
         settings = cls(**values)  # type: ignore[arg-type]
@@ -147,6 +153,10 @@ class Settings:
             raise ConfigError("CARBONGRAPH_DEFAULT_PAGE_SIZE must be between 1 and the maximum")
         if not 1 <= self.statement_link_minutes <= 24 * 60:
             raise ConfigError("CARBONGRAPH_STATEMENT_LINK_MINUTES must be between 1 and 1440")
+
+    @property
+    def migration_url(self) -> str:
+        return self.migration_database_url or self.database_url
 
     @property
     def effective_jwt_secret(self) -> str | None:

@@ -1,9 +1,10 @@
 """Engines, per-request connections and statement counting.
 
 A request uses one connection for all its statements (lazily opened, one transaction), so that
-later row-level security can ``set_config`` per transaction and so that a request reads one
-consistent snapshot. DataLoaders of one request run concurrently under asyncio, but a connection
-runs one statement at a time, hence the lock.
+the row-level security scope set by the request's first statement (``set_config``, local to the
+transaction) holds for all of them, and so that a request reads one consistent snapshot.
+DataLoaders of one request run concurrently under asyncio, but a connection runs one statement
+at a time, hence the lock.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def _on_cursor_execute(conn: Any, cursor: Any, statement: str, *args: Any) -> No
     listeners = _STATEMENT_LISTENERS.get()
     if not listeners:
         return
-    if statement.lstrip().upper().startswith(_CONTROL_PREFIXES):
+    if statement.lstrip().upper().startswith(_CONTROL_PREFIXES) or statement == SYSTEM_SCOPE_SQL:
         return
     for listener in listeners:
         listener(statement)
@@ -78,9 +79,26 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("sqlite_write") else "BEGIN")
 
 
-def create_engine(settings: Settings) -> AsyncEngine:
-    url = settings.database_url
-    if settings.is_sqlite:
+# Row-level security (migration 0009): the scope of trusted system jobs, which see every row.
+SYSTEM_SCOPE_SQL = "SELECT set_config('carbongraph.unrestricted', 'on', true)"
+
+
+def _configure_system_scope(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "begin")
+    def on_begin(conn: Any) -> None:
+        # Transaction-local, so it is set again at the start of every transaction.
+        conn.exec_driver_sql(SYSTEM_SCOPE_SQL)
+
+
+def create_engine(
+    settings: Settings, *, system: bool = False, url: str | None = None
+) -> AsyncEngine:
+    """The engine of ``settings.database_url`` (or ``url``). ``system``: for trusted jobs (the
+    CLI's seed, import, expiry, grants; migrations): every transaction sees every row despite
+    row-level security. The server's engine is never a system engine: each request sets the
+    viewer's own scope (resolvers/context.py)."""
+    url = url or settings.database_url
+    if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30})
         _configure_sqlite(engine)
     else:
@@ -92,10 +110,16 @@ def create_engine(settings: Settings) -> AsyncEngine:
             # The request timeout, enforced by PostgreSQL too, at no cost per request.
             connect_args={
                 "server_settings": {
-                    "statement_timeout": str(settings.request_timeout_seconds * 1000)
+                    "statement_timeout": str(settings.request_timeout_seconds * 1000),
+                    # Row-level security's sub-selects inflate cost estimates past the JIT
+                    # threshold: compiling then takes ~0.6 s for a statement that runs in
+                    # milliseconds. Short OLTP statements never gain from JIT.
+                    "jit": "off",
                 }
             },
         )
+    if system and engine.dialect.name == "postgresql":
+        _configure_system_scope(engine)
     event.listen(engine.sync_engine, "before_cursor_execute", _on_cursor_execute)
     return engine
 

@@ -11,6 +11,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from carbongraph.db import SYSTEM_SCOPE_SQL
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
@@ -36,6 +38,9 @@ async def current_revision(engine: AsyncEngine) -> str | None:
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     def run(conn: Connection) -> None:
+        if conn.dialect.name == "postgresql":
+            # A migration that moves personal rows must see them all (row-level security).
+            conn.exec_driver_sql(SYSTEM_SCOPE_SQL)
         cfg = alembic_config()
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
@@ -46,3 +51,47 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
 
 async def is_up_to_date(engine: AsyncEngine) -> bool:
     return await current_revision(engine) == head_revision()
+
+
+# The credits ledger and the audit log are append-only: a correction is a reversal entry, never
+# an UPDATE; audit events are never changed (the triggers of migration 0008 say so as well).
+APPEND_ONLY_TABLES = ("credit_entry", "audit_event")
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+async def grant_app_role(engine: AsyncEngine, role: str) -> None:
+    """Give the application's login role what it needs on PostgreSQL and nothing more: data
+    statements on the tables (no UPDATE or DELETE on append-only ones, no DDL, no TRUNCATE, no
+    ownership), the sequences, and read access to the migration revision. Idempotent; run by
+    ``carbongraph migrate`` as the owner after every upgrade, so new tables are covered."""
+    if engine.dialect.name != "postgresql":
+        return
+    q = _quote(role)
+    statements = [
+        f"GRANT USAGE ON SCHEMA public TO {q}",
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {q}",
+        f"REVOKE INSERT, UPDATE, DELETE ON alembic_version FROM {q}",
+        *(f"REVOKE UPDATE, DELETE ON {t} FROM {q}" for t in APPEND_ONLY_TABLES),
+        f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {q}",
+    ]
+    async with engine.begin() as conn:
+        for statement in statements:
+            await conn.exec_driver_sql(statement)
+
+
+def create_app_role_sql(role: str) -> str:
+    """SQL creating the application's login role if it is missing: no superuser, no BYPASSRLS,
+    owns nothing. Cluster-wide, so it tolerates another session creating the same role at the
+    same moment (parallel test runs). A password, if any, is set separately by the operator."""
+    literal = role.replace("'", "''")
+    return f"""
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{literal}') THEN
+    CREATE ROLE {_quote(role)} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
+  END IF;
+EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+END $$
+"""

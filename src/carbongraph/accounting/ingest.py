@@ -355,13 +355,24 @@ _COPY_COLUMNS = [c.name for c in R.columns if c.name != "id"]
 
 
 async def _copy_records(conn: Any, values: list[dict[str, Any]]) -> None:
-    """COPY … FROM STDIN through asyncpg, inside the caller's transaction."""
-    raw = await conn.get_raw_connection()
-    await raw.driver_connection.copy_records_to_table(
-        R.name,
+    """COPY … FROM STDIN through asyncpg, inside the caller's transaction. PostgreSQL refuses
+    COPY FROM into a table under row-level security (unless the role bypasses it), so the rows
+    go to a temporary table first and on with one INSERT … SELECT, which the policies check."""
+    raw = (await conn.get_raw_connection()).driver_connection
+    staging = f"staging_{R.name}"
+    columns = ", ".join(_COPY_COLUMNS)
+    # Same columns, no id (and so no draw on the id sequence), no constraints.
+    await raw.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS {staging} ON COMMIT DELETE ROWS "
+        f"AS SELECT {columns} FROM {R.name} WITH NO DATA"
+    )
+    await raw.copy_records_to_table(
+        staging,
         records=[tuple(v[c] for c in _COPY_COLUMNS) for v in values],
         columns=_COPY_COLUMNS,
     )
+    await raw.execute(f"INSERT INTO {R.name} ({columns}) SELECT {columns} FROM {staging}")
+    await raw.execute(f"TRUNCATE {staging}")
 
 
 class _RecordView:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from carbongraph import evidence as photos
 from carbongraph.accounting.rollup import Attribution
@@ -52,10 +53,15 @@ async def upload_evidence(
             UserErrorCode.INVALID_EVIDENCE,
             "The photo could not be stored; try again later.",
         ) from exc
+    # The hash is unique across all people, but row-level security (PostgreSQL) shows only
+    # the viewer's tenants to the check above: a photo first sent in another tenant is caught
+    # here, by the unique index, which sees every row.
+    insert = (
+        postgresql.insert(EV) if db.dialect == "postgresql" else sqlite.insert(EV)
+    ).on_conflict_do_nothing(index_elements=[EV.c.sha256])
     pk = (
         await db.execute(
-            sa.insert(EV)
-            .values(
+            insert.values(
                 sha256=checked.sha256,
                 content_type=checked.content_type,
                 size_bytes=checked.size,
@@ -64,10 +70,15 @@ async def upload_evidence(
                 individual_id=individual_id,
                 uploaded_by=viewer.subject,
                 created_at=utcnow(),
-            )
-            .returning(EV.c.id)
+            ).returning(EV.c.id)
         )
-    ).scalar_one()
+    ).scalar()
+    if pk is None:
+        raise MutationFailed.single(
+            ["input", "file"],
+            UserErrorCode.DUPLICATE_EVIDENCE,
+            "This photo has been submitted before.",
+        )
     return (await db.execute(sa.select(EV).where(EV.c.id == pk))).one()
 
 

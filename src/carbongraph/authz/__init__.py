@@ -4,6 +4,7 @@ resolver and loader asks."""
 from carbongraph.authz.policy import (
     ANONYMOUS,
     GRANTS_STATEMENT,
+    SCOPED_GRANTS_STATEMENT,
     ResolvedGrant,
     Target,
     Viewer,
@@ -18,6 +19,7 @@ __all__ = [
     "GRANTABLE_ON",
     "GRANTS_STATEMENT",
     "PLATFORM",
+    "SCOPED_GRANTS_STATEMENT",
     "Access",
     "InvalidToken",
     "Principal",

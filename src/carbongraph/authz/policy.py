@@ -227,10 +227,49 @@ def _grants_statement() -> sa.Select[tuple[object, ...]]:
 # Built once: it runs on every request, and constructing it costs more than executing it.
 GRANTS_STATEMENT = _grants_statement()
 
+# PostgreSQL: the same grants, and in the same statement the transaction-local scope that the
+# row-level security policies read (migration 0009, docs/security.md): the tenants of the
+# grants' paths (as resolve_grants derives them, then tenant_of), the people of RESIDENT grants,
+# and the platform flag. The database keeps tenants apart; who may see what inside a tenant
+# (and whether a refusal says FORBIDDEN or NOT_FOUND) stays with Viewer. The scope row always
+# exists, so the settings are made even for a principal without grants (an empty scope: nothing
+# personal is visible). A row of NULLs stands for "no grants".
+SCOPED_GRANTS_STATEMENT = sa.text(
+    """
+    WITH g AS MATERIALIZED (
+      SELECT g.id, g.role, g.node_type, g.node_id, e.path AS e_path, c.path AS c_path,
+             CASE WHEN g.node_type = 'Individual'
+                  THEN carbongraph_current_household_path(g.node_id, :today) END AS h_path
+      FROM role_grant g
+      LEFT JOIN enterprise e ON g.node_type = 'Enterprise' AND e.id = g.node_id
+      LEFT JOIN community c ON g.node_type = 'Community' AND c.id = g.node_id
+      WHERE g.principal = :subject
+    ), s AS MATERIALIZED (
+      SELECT
+        set_config('carbongraph.unrestricted',
+                   CASE WHEN bool_or(role = 'PLATFORM_ADMIN') THEN 'on' ELSE '' END, true) AS a,
+        set_config('carbongraph.paths',
+                   coalesce(array_agg(DISTINCT
+                                      split_part(coalesce(e_path, c_path, h_path), '/', 1) || '/%')
+                              FILTER (WHERE coalesce(e_path, c_path, h_path) IS NOT NULL),
+                            '{}')::text, true) AS p,
+        set_config('carbongraph.individuals',
+                   coalesce(array_agg(node_id) FILTER (WHERE role = 'RESIDENT'), '{}')::text,
+                   true) AS i
+      FROM g
+    )
+    SELECT g.role, g.node_type, g.node_id, g.e_path, g.c_path, g.h_path
+    FROM s LEFT JOIN g ON true
+    ORDER BY g.id
+    """
+).bindparams(sa.bindparam("subject", type_=sa.String()), sa.bindparam("today", type_=sa.Date()))
+
 
 def resolve_grants(rows: Iterable[Sequence[object]]) -> list[ResolvedGrant]:
     grants = []
     for role, node_type, node_id, e_path, c_path, home_path in rows:
+        if role is None:  # SCOPED_GRANTS_STATEMENT's row for "no grants"
+            continue
         path = {"Enterprise": e_path, "Community": c_path, "Individual": home_path}.get(
             str(node_type)
         )

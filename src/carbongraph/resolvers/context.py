@@ -7,7 +7,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from carbongraph.authz import ANONYMOUS, GRANTS_STATEMENT, Principal, Viewer, resolve_grants
+import sqlalchemy as sa
+
+from carbongraph.authz import (
+    ANONYMOUS,
+    GRANTS_STATEMENT,
+    SCOPED_GRANTS_STATEMENT,
+    Principal,
+    Viewer,
+    resolve_grants,
+)
 from carbongraph.authz.api_keys import KEY_STATEMENT, ApiKeyPrincipal, KeyUse, verify_key_rows
 from carbongraph.config import Settings
 from carbongraph.db import RequestDB, StatementLog
@@ -34,9 +43,14 @@ class Context:
 
 
 async def load_viewer(db: RequestDB, principal: Principal | None, today: date) -> Viewer:
+    """The viewer's grants, in one statement. On PostgreSQL the same statement sets the
+    transaction's row-level security scope; RequestDB keeps one transaction per request, so the
+    scope holds for every later statement of the request. Anonymous requests set none: nothing
+    personal is visible to them."""
     if principal is None:
         return ANONYMOUS
-    rows = await db.execute(GRANTS_STATEMENT, {"subject": principal.subject, "today": today})
+    statement = SCOPED_GRANTS_STATEMENT if db.dialect == "postgresql" else GRANTS_STATEMENT
+    rows = await db.execute(statement, {"subject": principal.subject, "today": today})
     return Viewer(principal, resolve_grants(rows))
 
 
@@ -49,7 +63,20 @@ async def load_key_viewer(
     grants, use = verify_key_rows(
         principal, rows, datetime.now(UTC), timedelta(seconds=settings.api_key_last_used_seconds)
     )
-    return Viewer(principal, grants), use
+    viewer = Viewer(principal, grants)
+    if db.dialect == "postgresql":
+        # The row-level security scope of the key's tenants (keys hold no platform or resident
+        # grants), set only once the secret has been verified: one statement more than a token.
+        tenants = ",".join(sorted(f"{t}/%" for t in viewer.tenants))
+        await db.execute(KEY_SCOPE_STATEMENT, {"paths": "{" + tenants + "}"})
+    return viewer, use
+
+
+KEY_SCOPE_STATEMENT = sa.text(
+    "SELECT set_config('carbongraph.unrestricted', '', true), "
+    "set_config('carbongraph.paths', :paths, true), "
+    "set_config('carbongraph.individuals', '{}', true)"
+)
 
 
 async def build_context(

@@ -24,9 +24,10 @@ async def run_mutation(
     except MutationFailed as failed:
         return None, [UserError.from_data(e) for e in failed.errors]
     except IntegrityError:
-        # A concurrent writer won a uniqueness race that our own checks had passed.
+        # A uniqueness our own checks had passed: a concurrent writer won the race, or (row-level
+        # security on PostgreSQL) the value is taken in a tenant the viewer cannot see.
         data = UserErrorData(
-            ["input"], "Conflicts with a concurrent change; retry.", UserErrorCode.DUPLICATE
+            ["input"], "Conflicts with an existing or concurrent change.", UserErrorCode.DUPLICATE
         )
         return None, [UserError.from_data(data)]
 

@@ -292,20 +292,22 @@ async def create_individual(
             check.fail("subject", UserErrorCode.DUPLICATE, "subject already owns an account.")
     _raise(check)
     now = utcnow()
-    pk = (
-        await ctx.db.execute(
-            sa.insert(I)
-            .values(
-                display_name=display_name,
-                email=email,
-                subject=subject,
-                external_ref=external_ref,
-                created_at=now,
-                updated_at=now,
-            )
-            .returning(I.c.id)
-        )
-    ).scalar_one()
+    values = {
+        "display_name": display_name,
+        "email": email,
+        "subject": subject,
+        "external_ref": external_ref,
+        "created_at": now,
+        "updated_at": now,
+    }
+    if ctx.db.dialect == "postgresql":
+        # Row-level security: the new person is visible only once they join the household or
+        # employer below, and INSERT … RETURNING would have to read them before; take the id
+        # from the sequence first.
+        pk = await ctx.db.scalar(sa.select(sa.func.nextval("individual_id_seq")))
+        await ctx.db.execute(sa.insert(I).values(id=pk, **values))
+    else:
+        pk = (await ctx.db.execute(sa.insert(I).values(**values).returning(I.c.id))).scalar_one()
     if household_id is not None:
         await periods.open_membership(ctx.db, pk, household_id, member_from or ctx.today)
     if employer_id is not None:
