@@ -49,6 +49,7 @@ from tests.leak_oracle import (
     visible,
 )
 from tests.leak_world import MISSING_PK, Client, LeakWorld, build_leak_world, photo
+from tests.live_client import AsgiSocket, Closed
 from tests.world import SINCE, gid
 
 ENTITIES = list(PLACES)
@@ -56,6 +57,7 @@ MAX_ALIASES = 15  # docs/security.md
 # The matrix's size when it was written (docs/security.md quotes it); it may only grow.
 READ_CHECKS_AT_LEAST = 2284
 MUTATION_CHECKS_AT_LEAST = 1543
+SUBSCRIPTION_CHECKS_AT_LEAST = 110
 
 
 @pytest.fixture(scope="module")
@@ -1693,4 +1695,75 @@ async def test_mutation_leak_matrix(leak_world: LeakWorld) -> None:
             ("mutation:anonymous",): per_viewer,
         },
         MUTATION_CHECKS_AT_LEAST,
+    )
+
+
+# -- subscriptions --------------------------------------------------------------------------
+CREDITS_CHANGED = """subscription($i: ID!) { creditsChanged(individualId: $i) { balance } }"""
+BOARD_CHANGED = """subscription($c: ID!) { leaderboardChanged(communityId: $c, metric: REDUCTIONS)
+  { communityId } }"""
+
+
+async def test_subscription_leak_matrix(leak_world: LeakWorld) -> None:
+    """Every viewer subscribes to ``creditsChanged`` of every person (the right to read their
+    credits: PERSONAL) and ``leaderboardChanged`` of every community (anyone who sees it):
+    the first event, or the read's refusal code — outside the tenants exactly the error a
+    missing ID gets. In-process over ASGI, with the app's lifespan (PostgreSQL's listener)."""
+    w, m = leak_world, Matrix()
+    app = create_app(w.client.settings, engine=w.engine)
+    people = [n for n in ENTITIES if PLACES[n].kind == "Individual"]
+    communities = [n for n in ENTITIES if PLACES[n].kind == "Community"]
+    jwt_viewers = [v for v in VIEWERS if not v.api_key]
+    async with app.router.lifespan_context(app):
+        for viewer in VIEWERS:
+            if viewer.api_key:
+                # The live endpoint verifies JWTs only (docs/live-updates.md): a key is
+                # refused at connection_init, before any subscription.
+                async with AsgiSocket(app, None) as ws:
+                    try:
+                        answer: Any = await ws.init(w.client.bearer(viewer.subject))
+                    except Closed as closed:
+                        answer = closed.code
+                m.check("subscription:api-key", answer == 4403, f"{viewer.subject}: {answer}")
+                continue
+            async with AsgiSocket(app, None) as ws:
+                ack = await ws.init(w.client.bearer(viewer.subject))
+                assert ack["type"] == "connection_ack", (viewer.subject, ack)
+                missing: dict[str, dict[str, Any]] = {}
+                subscriptions = [
+                    ("credits", None, CREDITS_CHANGED, {"i": missing_id("Individual")}),
+                    ("board", None, BOARD_CHANGED, {"c": missing_id("Community")}),
+                    *[("credits", p, CREDITS_CHANGED, {"i": w.gid(p)}) for p in people],
+                    *[("board", c, BOARD_CHANGED, {"c": w.gid(c)}) for c in communities],
+                ]
+                for n, (kind, name, query, variables) in enumerate(subscriptions):
+                    await ws.subscribe(str(n), query, variables)
+                    message = await ws.receive()
+                    if name is None:
+                        missing[kind] = message
+                        continue
+                    where = f"{viewer.subject} {kind}({name}, {relation(name)})"
+                    allowed = level(viewer, name) >= PERSONAL if kind == "credits" else True
+                    if visible(viewer, name) and allowed:
+                        m.check(
+                            f"subscription:{kind}", message["type"] == "next", f"{where}: {message}"
+                        )
+                        await ws.send({"type": "complete", "id": str(n)})
+                        continue
+                    code = "FORBIDDEN" if visible(viewer, name) else read_refusal(viewer, name)
+                    errors = message.get("payload") or [{}]
+                    ok = message["type"] == "error" and [
+                        e.get("extensions", {}).get("code") for e in errors
+                    ] == [code]
+                    if ok and code == "NOT_FOUND":
+                        ok = same_error(errors[0], missing[kind]["payload"][0])
+                    m.check(f"subscription:{kind}", ok, f"{where}: expected {code}, got {message}")
+    m.report(
+        f"subscription leak matrix ({w.engine.dialect.name})",
+        {
+            ("subscription:credits",): len(jwt_viewers) * len(people),
+            ("subscription:board",): len(jwt_viewers) * len(communities),
+            ("subscription:api-key",): len(VIEWERS) - len(jwt_viewers),
+        },
+        SUBSCRIPTION_CHECKS_AT_LEAST,
     )
