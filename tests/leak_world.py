@@ -96,6 +96,7 @@ class LeakWorld:
     engine: AsyncEngine
     today: date
     gateway: Client | None = None  # a production app, with the gateway's secret
+    unsuppressed: Client | None = None  # small-cell suppression off (k = 1)
     pk: dict[str, int] = field(default_factory=dict)  # place name -> primary key
     names: dict[str, str] = field(default_factory=dict)  # person -> display name
     activity: dict[str, dict[str, Any]] = field(default_factory=dict)  # person -> seeded record

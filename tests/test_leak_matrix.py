@@ -9,9 +9,10 @@ collected and reported together; the number of checks is asserted so the matrix 
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -31,6 +32,7 @@ from tests.leak_oracle import (
     PERSONAL,
     PERSONAL_FIELDS,
     PLACES,
+    PUBLIC,
     VIEWERS,
     ViewerSpec,
     chain,
@@ -84,9 +86,15 @@ async def leak_world(
     )
     development = httpx.ASGITransport(app=create_app(settings, engine=migrated_engine))
     gateway = httpx.ASGITransport(app=create_app(production, engine=migrated_engine))
+    # Every cell of this world is small: with suppression off (k = 1) boards show their
+    # entries to everyone, which is where pseudonyms (and names) can be checked.
+    whole = httpx.ASGITransport(
+        app=create_app(replace(settings, small_cell_k=1), engine=migrated_engine)
+    )
     async with (
         httpx.AsyncClient(transport=development, base_url="http://test") as http,
         httpx.AsyncClient(transport=gateway, base_url="http://test") as gateway_http,
+        httpx.AsyncClient(transport=whole, base_url="http://test") as whole_http,
     ):
         world = await build_leak_world(
             migrated_engine, Client(http, settings), datetime.now(UTC).date()
@@ -97,6 +105,7 @@ async def leak_world(
             {"X-Carbongraph-Gateway-Secret": "leak-matrix-gateway"},
             world.client.keys,
         )
+        world.unsuppressed = Client(whole_http, settings, keys=world.client.keys)
         yield world
     monkeypatch.undo()
 
@@ -836,6 +845,88 @@ async def check_reports_and_boards(m: Matrix, w: LeakWorld, viewer: ViewerSpec) 
             ok = got == {"totalCount": 0, "population": None, "suppressed": True, "edges": []}
         m.check("leaderboard", ok, f"{where}: {got}")
 
+    # With k = 1 nothing is withheld: each entry's name and ID only with PERSONAL access to
+    # the household or person (PUBLIC for a community), a pseudonym otherwise.
+    assert w.unsuppressed is not None
+    status, body = await w.unsuppressed.post(viewer.subject, "{ " + " ".join(text) + " }")
+    assert status == 200 and "errors" not in body, body
+    real_names = {w.gid(p): w.names[p] for p in w.names}
+    real_names |= {w.gid(n): f"{PLACES[n].kind} {n}" for n in orgs}
+    real_names |= {w.gid(h): f"Home {h}" for h in ENTITIES if PLACES[h].kind == "Household"}
+    for n, (org, query) in enumerate(probes):
+        if not visible(viewer, org):
+            continue
+        got = body["data"][f"b{n}"]["leaderboard"]
+        members = [
+            p
+            for p in ENTITIES
+            if (PLACES[p].kind == "Individual" and "INDIVIDUALS" in query and org in chain(p))
+            or (
+                (PLACES[p].kind != "Individual" and "INDIVIDUALS" not in query)
+                and PLACES[p].parent == org
+            )
+        ]
+        where = f"{viewer.subject} {org}.leaderboard({query.split(')')[0]}) k=1"
+        named = set()
+        for p in members:
+            if PLACES[p].kind == "Community":
+                named_p = level(viewer, p) >= PUBLIC
+            elif PLACES[p].kind == "Individual":
+                named_p = level(viewer, p, via=[PLACES[p].parent or ""]) >= PERSONAL
+            else:
+                named_p = level(viewer, p) >= PERSONAL
+            if named_p:
+                named.add(w.gid(p))
+        edges = [e["node"] for e in got["edges"]]
+        shown = {e["memberId"] for e in edges if not e["pseudonymous"]}
+        ok = (
+            not got["suppressed"]
+            and len(edges) == len(members)
+            and shown == named
+            and all(
+                (e["memberId"] is None and e["name"] not in real_names.values())
+                if e["pseudonymous"]
+                else e["name"] == real_names[e["memberId"]]
+                for e in edges
+            )
+            and all(e["value"] is not None for e in edges)
+        )
+        m.check("leaderboard:pseudonyms", ok, f"{where}: named {sorted(named)}: {edges}")
+
+
+def _page_text(response: httpx.Response) -> str:
+    return re.sub(r"nonce='[^']*'", "nonce", response.text)
+
+
+async def check_statement_pages(m: Matrix, w: LeakWorld, viewer: ViewerSpec) -> None:
+    """``/statements/{id}`` authorizes as ``Household.statement``: 200 with figures the viewer
+    may see, 403 when withheld or in the tenant but not readable, and outside the tenants the
+    very page a missing household gets (404)."""
+
+    async def page(node_id: str) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {w.client.bearer(viewer.subject)}"}
+        return await w.client.http.get(f"/statements/{node_id}", headers=headers)
+
+    if viewer.api_key:
+        # The page authenticates JWTs and statement links only: a key gets the 401 page.
+        for node_id in [missing_id("Household"), w.gid("a1x")]:
+            answer = await page(node_id)
+            m.check("statement-page", answer.status_code == 401, f"{viewer.subject}: {answer}")
+        return
+    missing = await page(missing_id("Household"))
+    m.check("statement-page", missing.status_code == 404, f"{viewer.subject}: {missing}")
+    for home in [n for n in ENTITIES if PLACES[n].kind == "Household"]:
+        answer = await page(w.gid(home))
+        where = f"{viewer.subject} /statements/{home} ({relation(home)})"
+        if not visible(viewer, home):
+            code = read_refusal(viewer, home)
+            ok = answer.status_code == (403 if code == "FORBIDDEN" else 404)
+            if code == "NOT_FOUND":  # the same page, but for its fresh CSP nonce
+                ok = ok and _page_text(answer) == _page_text(missing)
+        else:
+            ok = answer.status_code == (200 if shows_figures(viewer, home) else 403)
+        m.check("statement-page", ok, f"{where}: {answer.status_code}")
+
 
 async def check_anonymous_reads(m: Matrix, w: LeakWorld) -> None:
     """Without a token every read is HTTP 401 UNAUTHENTICATED, and says nothing else."""
@@ -921,6 +1012,7 @@ async def test_read_leak_matrix(leak_world: LeakWorld) -> None:
         await check_actions_rewards_campaigns(m, leak_world, viewer)
         await check_keys_and_audit(m, leak_world, viewer)
         await check_reports_and_boards(m, leak_world, viewer)
+        await check_statement_pages(m, leak_world, viewer)
     await check_anonymous_reads(m, leak_world)
     grid = len(VIEWERS) * len(ENTITIES)  # every viewer × every object, per read path
     m.report(
