@@ -57,7 +57,7 @@ from tests.world import SINCE, gid
 ENTITIES = list(PLACES)
 MAX_ALIASES = 15  # docs/security.md
 # The matrix's size when it was written (docs/security.md quotes it); it may only grow.
-READ_CHECKS_AT_LEAST = 4090
+READ_CHECKS_AT_LEAST = 4112
 MUTATION_CHECKS_AT_LEAST = 3949
 SUBSCRIPTION_CHECKS_AT_LEAST = 110
 
@@ -791,6 +791,20 @@ async def check_reports_and_boards(m: Matrix, w: LeakWorld, viewer: ViewerSpec) 
         else:
             ok = got is None and codes == ["SUPPRESSED"]
         m.check("ghg-inventory", ok, f"{where}: {got} {codes}")
+
+    # The platform's totals: platform admins only (FORBIDDEN for everyone else; the fields
+    # are non-null, so each is asked alone).
+    for query in (
+        f"{{ platformFootprint(period: {{year: {year}}}) {{ gross }} }}",
+        f"{{ platformReductions(period: {{year: {year}}}) {{ totalWithinScopes }} }}",
+    ):
+        status, body = await w.client.post(viewer.subject, query)
+        codes = [e["extensions"]["code"] for e in body.get("errors", [])]
+        if viewer.is_admin:
+            ok = body.get("data") is not None and not codes
+        else:
+            ok = body.get("data") is None and codes == ["FORBIDDEN"]
+        m.check("platform-totals", ok, f"{viewer.subject} {query}: {body}")
 
     entry = "rank name pseudonymous memberId value memberCount suppressed"
     board = f"{{ totalCount population suppressed edges {{ node {{ {entry} }} }} }}"
