@@ -147,3 +147,27 @@ def test_production_requires_a_key():
 
     with pytest.raises(ConfigError):
         Settings.from_env(env="production", jwt_secret=None)
+
+
+async def test_a_field_error_beside_loading_siblings_is_a_clean_answer(engine, api):
+    """graphql-core abandons (and cancels) sibling loads when a non-null field fails; the
+    request must still answer with the field's error, and the next request must work."""
+    from tests.world import build_world, gid
+
+    world = await build_world(engine)
+    query = """query($id: ID!) { community(id: $id) {
+      households(first: 5) { totalCount edges { node { id members(first: 3) { totalCount } } } }
+      footprint(period: {month: "2026-13"}) { net } } }"""
+    variables = {"id": gid("Community", world.a.communities[0])}
+    for _ in range(3):
+        response = await api.post(query, variables, subject="org-a")
+        assert response.status_code == 200
+        body = response.json()
+        assert body["data"] == {"community": None}
+        assert [e["extensions"]["code"] for e in body["errors"]] == ["BAD_USER_INPUT"]
+    ok = await api.gql(
+        "query($id: ID!) { community(id: $id) { households(first: 5) { totalCount } } }",
+        variables,
+        subject="org-a",
+    )
+    assert ok["data"]["community"]["households"]["totalCount"] == 3

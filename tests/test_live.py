@@ -300,9 +300,8 @@ async def test_leaderboard_changes_are_coalesced(engine, live):
         assert [e["id"] for e in events] == ["n"]
 
 
-async def test_the_listener_reconnects_and_wakes_every_subscription(engine, live, backend):
-    if backend != "postgresql":
-        pytest.skip("the listener exists on PostgreSQL only")
+@pytest.mark.postgresql_only
+async def test_the_listener_reconnects_and_wakes_every_subscription(engine, live):
     world = await build_world(engine)
     home = world.a.households[world.a.communities[0]][0]
     student = gid("Individual", world.a.members[home][0])

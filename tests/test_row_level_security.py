@@ -3,7 +3,7 @@
 The API under test connects as the application role (conftest APP_ROLE); these tests also open
 request-scoped sessions as that role and run raw SQL, with no resolver in the way. SQLite has no
 row-level security: there the resolvers' checks are the only line (docs/security.md), and these
-tests are skipped.
+tests run on PostgreSQL only.
 """
 
 from __future__ import annotations
@@ -39,10 +39,7 @@ PERSONAL = (
 )
 
 
-@pytest.fixture(autouse=True)
-def _postgresql_only(backend: str) -> None:
-    if backend != "postgresql":
-        pytest.skip("SQLite has no row-level security")
+pytestmark = pytest.mark.postgresql_only
 
 
 def _table(name: str) -> sa.Table:

@@ -124,6 +124,10 @@ def create_engine(
     return engine
 
 
+class RequestFinished(RuntimeError):
+    """A load that outlived its request (its result can no longer reach anyone)."""
+
+
 class RequestDB:
     """One request's database access: a lazily opened connection inside one transaction."""
 
@@ -132,6 +136,7 @@ class RequestDB:
         self.write = write
         self._conn: AsyncConnection | None = None
         self._lock = asyncio.Lock()
+        self._finished = False
         # Live updates waiting for the commit (SQLite only: see live/publish.py).
         self.live_pending: list[tuple[list[str], Any]] = []
 
@@ -140,6 +145,8 @@ class RequestDB:
         return self.engine.dialect.name
 
     async def _connection(self) -> AsyncConnection:
+        if self._finished:
+            raise RequestFinished("the request's transaction has ended")
         if self._conn is None:
             conn = await self.engine.connect()
             if self.write and self.dialect == "sqlite":
@@ -176,16 +183,25 @@ class RequestDB:
                 await nested.commit()
 
     async def close(self, *, commit: bool) -> None:
-        if self._conn is None:
-            return
-        conn, self._conn = self._conn, None
-        try:
-            if commit:
-                await conn.commit()
-            else:
-                await conn.rollback()
-        finally:
-            await conn.close()
+        # A field error can end a response while sibling fields are still loading (graphql-core
+        # stops waiting for them): the lock lets a statement in flight finish before the
+        # commit, and ``_finished`` stops those loads from opening a new connection.
+        async with self._lock:
+            self._finished = True
+            if self._conn is None:
+                return
+            conn, self._conn = self._conn, None
+            try:
+                transaction = conn.get_transaction()
+                intact = transaction is not None and transaction.is_valid and not conn.invalidated
+                # A read whose abandoned loads were cancelled mid-statement has nothing to keep;
+                # a write whose transaction broke must fail loudly, never be reported as done.
+                if commit and (intact or self.write):
+                    await conn.commit()
+                else:
+                    await conn.rollback()
+            finally:
+                await conn.close()
         pending, self.live_pending = self.live_pending, []
         if commit and pending:
             hub = hub_for(self.engine.url.render_as_string(hide_password=False))
