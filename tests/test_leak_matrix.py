@@ -1029,6 +1029,42 @@ def test_every_identified_type_is_in_the_matrix() -> None:
     assert {PLACES[n].kind for n in ENTITIES} == set(KINDS)
 
 
+# How the matrix reaches each root field of Query and Subscription; a new one fails
+# test_every_root_field_is_in_the_matrix until it is checked and named here.
+ROOT_FIELDS = {
+    "_entities": "every node type, development and production (with and without the secret)",
+    "_service": "the SDL: no data",
+    "me": "check_actions_rewards_campaigns",
+    "node": "check_single_reads, check_nodes_and_entities, check_keys_and_audit",
+    "nodes": "check_nodes_and_entities, check_keys_and_audit",
+    "enterprise": "check_single_reads and every probe on enterprises",
+    "community": "check_single_reads and every probe on communities",
+    "household": "check_single_reads and every probe on households",
+    "individual": "check_single_reads and every probe on people",
+    "enterprises": "check_lists",
+    "communities": "check_lists (also with enterpriseId)",
+    "platformFootprint": "check_reports_and_boards",
+    "platformReductions": "check_reports_and_boards",
+    "ghgInventory": "check_reports_and_boards",
+    "actionTypes": "reference data, the same for every viewer",
+    "activityTypes": "reference data, the same for every viewer",
+    "emissionFactors": "reference data, the same for every viewer",
+    "actionReviewQueue": "check_actions_rewards_campaigns",
+    "campaigns": "check_actions_rewards_campaigns",
+    "rewards": "check_actions_rewards_campaigns",
+    "apiKeys": "check_keys_and_audit",
+    "auditEvents": "check_keys_and_audit",
+    "creditsChanged": "test_subscription_leak_matrix",
+    "leaderboardChanged": "test_subscription_leak_matrix",
+}
+
+
+def test_every_root_field_is_in_the_matrix() -> None:
+    query = set(schema._schema.query_type.fields)  # type: ignore[union-attr]
+    subscription = set(schema._schema.subscription_type.fields)  # type: ignore[union-attr]
+    assert query | subscription == set(ROOT_FIELDS)
+
+
 def test_every_mutation_is_in_the_matrix() -> None:
     """A new mutation fails here until the matrix has a case for it."""
     mutations = set(schema._schema.mutation_type.fields)  # type: ignore[union-attr]
