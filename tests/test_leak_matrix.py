@@ -58,7 +58,7 @@ from tests.world import SINCE, gid
 ENTITIES = list(PLACES)
 MAX_ALIASES = 15  # docs/security.md
 # The matrix's size when it was written (docs/security.md quotes it); it may only grow.
-READ_CHECKS_AT_LEAST = 4111  # SQLite 4,112: one more history check (see hidden_by_rls)
+READ_CHECKS_AT_LEAST = 4168  # SQLite 4,169: one more history check (see hidden_by_rls)
 MUTATION_CHECKS_AT_LEAST = 3949
 SUBSCRIPTION_CHECKS_AT_LEAST = 110
 
@@ -356,6 +356,8 @@ async def check_deep_fields(m: Matrix, w: LeakWorld, viewer: ViewerSpec) -> None
         if kind in ("Individual", "Household"):
             parts.append((f"s_{len(parts)}", name, "suggestions"))
             parts.append((f"t_{len(parts)}", name, "statement"))
+        if kind == "Household":
+            parts.append((f"k_{len(parts)}", name, "statementLink"))
         if kind in ORGANISATIONS:
             parts.append((f"i_{len(parts)}", name, "inventory"))
         if kind != "Enterprise":
@@ -366,7 +368,9 @@ async def check_deep_fields(m: Matrix, w: LeakWorld, viewer: ViewerSpec) -> None
         "credits": "credits { balance ledger(first: 50) { id amount } }",
         "history": "householdHistory { validFrom household { id } }",
         "suggestions": "suggestions { code }",
-        "statement": "statement { gross net memberCount weeks { net } }",
+        "statement": "statement { gross net memberCount weeks { net } "
+        "ranking { suppressed peerAverageNet } }",
+        "statementLink": "statementLink { url }",
         "inventory": f"inventory(year: {year}) {{ net memberCount csv }}",
         "link": {
             "Individual": "household { id }",
@@ -442,6 +446,31 @@ async def check_deep_fields(m: Matrix, w: LeakWorld, viewer: ViewerSpec) -> None
                 m.check(
                     f"{probe}", ok, f"{where}: allowed {allowed}, figures {figures}: {got} {codes}"
                 )
+                if probe == "statement" and value is not None:
+                    # Peers are the homes (people) of the same community, fewer than k: their
+                    # averages only for viewers with personal access to all of them.
+                    home = name if PLACES[name].kind == "Household" else PLACES[name].parent
+                    community = PLACES[home or ""].parent or ""
+                    withheld = level(viewer, community) < PERSONAL
+                    ranking = value["ranking"] or {}
+                    if not visible(viewer, home or ""):
+                        # An employee living in another tenant: no ranking among homes the
+                        # viewer may not see (it would name their community).
+                        ok = value["ranking"] is None
+                    else:
+                        ok = ranking.get("suppressed") is withheld
+                        ok = ok and (ranking.get("peerAverageNet") is None) is withheld
+                    m.check(
+                        "statement:peers", ok, f"{where}: ranking {ranking}, withheld {withheld}"
+                    )
+            elif probe == "statementLink":
+                link = (got or {}).get("statementLink")
+                ok = (
+                    (link is not None and not errors)
+                    if have >= AGGREGATE
+                    else (got is None or link is None) and codes == ["FORBIDDEN"]
+                )
+                m.check("statement-link", ok, f"{where}: level {have}, got {got} {codes}")
             elif probe == "history":
                 if have < PERSONAL:
                     m.check("history", got is None and codes == ["FORBIDDEN"], f"{where}: {got}")

@@ -161,3 +161,32 @@ async def test_nodes_resolves_api_keys_and_audit_events_like_node(engine, api):
     ]
     assert (await api.gql(query, ids, subject="org-a"))["data"]["nodes"] == [{"id": key}, None]
     assert (await api.gql(query, ids, subject="org-b"))["data"]["nodes"] == [None, None]
+
+
+async def test_an_employees_ranking_stays_in_the_tenant_they_live_in(engine, api):
+    """Before: an enterprise's admin reading the statement of an employee who lives in another
+    tenant got ``ranking.peers`` "homes of <that tenant's community>" (a name ``community()``
+    refuses as NOT_FOUND), the rank and the number of its homes. PostgreSQL's row-level
+    security hid it; SQLite did not."""
+    world = await build_world(engine)
+    person = world.b.all_members[0]
+    await api.gql(
+        """mutation($i: ID!, $e: ID!) { linkEmployee(input: {individualId: $i, enterpriseId: $e,
+          effectiveFrom: "2024-01-01"}) { userErrors { code } } }""",
+        {"i": gid("Individual", person), "e": gid("Enterprise", world.a.enterprise)},
+        subject="admin",
+    )
+    body = await api.gql(
+        ACTIVITY,
+        {"input": {**_activity(gid("Individual", person), "employee-ranking")}},
+        subject="org-b",
+    )
+    assert body["data"]["recordActivity"]["userErrors"] == []
+    query = """query($i: ID!) { individual(id: $i) { statement { net ranking { peers rank
+      peerCount } } } }"""
+    variables = {"i": gid("Individual", person)}
+    own = await api.gql(query, variables, subject="org-b")
+    assert own["data"]["individual"]["statement"]["ranking"]["peers"].startswith("homes of ")
+    employer = await api.gql(query, variables, subject="org-a")
+    statement = employer["data"]["individual"]["statement"]
+    assert statement["net"] > 0 and statement["ranking"] is None

@@ -160,7 +160,13 @@ async def statement_of(
             raise Suppressed(reason.value)
     if node == "I":
         row = await st.household_of(db, pk, span.end)
-        household = (row.id, row.path, row.dwelling_type) if row is not None else None
+        # The ranking names the household's community and ranks among its homes: only where
+        # the viewer may see that household (an employer's admin of someone living in another
+        # tenant may not; row-level security hides it on PostgreSQL anyway).
+        seen = (
+            row is not None and info.context.viewer.access(Target((row.path,))) >= Access.AGGREGATE
+        )
+        household = (row.id, row.path, row.dwelling_type) if seen else None
     subject = st.Subject(node, pk, *(household or (None, None, None)))
     data = await st.build(db, subject, span)
     return Statement(
