@@ -238,3 +238,19 @@ def rng() -> random.Random:
 
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+async def production(engine: AsyncEngine, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The app in production mode (tokens from ``api.token`` are valid for it), over ASGI."""
+    prod = Settings.from_env(
+        database_url=settings.database_url,
+        env="production",
+        jwt_secret=settings.effective_jwt_secret,
+        gateway_secret="gateway-shared-secret",
+    )
+    app = create_app(prod, engine=engine)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as client:
+        yield client

@@ -200,7 +200,7 @@ async def test_a_full_disk_fails_cleanly_and_grants_nothing(engine, api, evidenc
     response = await upload(api, "resident-a", student, jpeg((9, 9, 9)))
     payload = response.json()["data"]["uploadEvidence"]
     assert payload["evidence"] is None
-    assert payload["userErrors"][0]["code"] == "INVALID_EVIDENCE"
+    assert payload["userErrors"][0]["code"] == "EVIDENCE_NOT_STORED"
 
 
 async def test_a_photo_from_another_tenant_is_a_duplicate_too(engine, api, evidence_dir):

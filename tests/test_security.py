@@ -99,21 +99,6 @@ async def test_large_bodies_and_batches_are_refused(api):
     assert response.status_code == 400
 
 
-@pytest.fixture
-async def production(engine, settings, monkeypatch):
-    prod = Settings.from_env(
-        database_url=settings.database_url,
-        env="production",
-        jwt_secret=settings.effective_jwt_secret,
-        gateway_secret="gateway-shared-secret",
-    )
-    app = create_app(prod, engine=engine)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://test"
-    ) as client:
-        yield client
-
-
 async def test_production_hardening(api, production, monkeypatch):
     headers = {"Authorization": f"Bearer {api.token('anyone')}"}
 
@@ -180,3 +165,29 @@ async def test_security_headers_and_cors(engine, settings, api):
             "/graphql", headers={"Origin": "https://evil.example", **preflight}
         )
         assert "access-control-allow-origin" not in refused.headers
+
+
+@pytest.mark.parametrize("how", ["literal", "variable"])
+async def test_text_no_database_can_store_is_refused(api, engine, how):
+    """Found by the fuzzer: a NUL in a name was a 500 on PostgreSQL (text cannot hold it)."""
+    import sqlalchemy as sa
+
+    from carbongraph.authz import PLATFORM, Role
+    from carbongraph.models import Enterprise
+    from tests.world import grant
+
+    await grant(engine, "admin", Role.PLATFORM_ADMIN, PLATFORM, 0)
+    if how == "literal":
+        query = (
+            'mutation { createEnterprise(input: {name: "A\\u0000B", kind: COMPANY}) '
+            "{ userErrors { code } } }"
+        )
+        response = await api.post(query, subject="admin")
+    else:
+        query = """mutation($name: String!) { createEnterprise(input: {name: $name, kind: COMPANY})
+          { userErrors { code } } }"""
+        response = await api.post(query, {"name": "A\x00B"}, subject="admin")
+    assert response.status_code == 400, response.text
+    assert _code(response) == "BAD_USER_INPUT"
+    async with engine.connect() as conn:
+        assert await conn.scalar(sa.select(sa.func.count()).select_from(Enterprise)) == 0

@@ -34,7 +34,7 @@ from carbongraph import limits, migrate
 from carbongraph.authz import InvalidToken, Principal, TokenVerifier
 from carbongraph.authz.api_keys import ApiKeyPrincipal, looks_like_key, touch_statement
 from carbongraph.config import Settings
-from carbongraph.db import create_engine, ping, request_db
+from carbongraph.db import create_engine, is_database_unavailable, ping, request_db
 from carbongraph.engagement.page import StatementPage
 from carbongraph.errors import ErrorCode
 from carbongraph.live import postgres as live_postgres
@@ -48,6 +48,10 @@ log = logging.getLogger("carbongraph")
 
 class DatabaseNotMigrated(RuntimeError):
     pass
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The database could not be reached while answering this request (503)."""
 
 
 PREFLIGHT_HEADERS = ("x-carbongraph-preflight", "apollo-require-preflight")
@@ -125,6 +129,7 @@ class GraphQLEndpoint(GraphQL):
             max_directives=settings.max_directives,
             max_tokens=settings.max_tokens,
             max_characters=settings.max_query_characters,
+            max_field_repeats=settings.max_field_repeats,
         )
         self.verifier = TokenVerifier(settings)
 
@@ -369,6 +374,27 @@ class GraphQLEndpoint(GraphQL):
                 media_type=error_media,
                 **extra,
             )
+        except Exception as exc:
+            if not (isinstance(exc, DatabaseUnavailable) or is_database_unavailable(exc)):
+                raise
+            # The transaction was rolled back (or died with its connection): nothing happened.
+            # The pool pings connections before use, so a later request reconnects by itself.
+            log.warning("database unavailable: %r", exc.__cause__ or exc)
+            return _error_response(
+                503,
+                "The database is unavailable; retry shortly.",
+                "SERVICE_UNAVAILABLE",
+                media_type=error_media,
+                **{"Retry-After": "1"},
+            )
+
+    async def process_result(self, request: Any, result: Any) -> GraphQLHTTPResponse:
+        for error in result.errors or ():
+            if is_database_unavailable(error.original_error):
+                # Raised out of the transaction so that it rolls back and the client gets 503
+                # rather than a partial answer with an internal error.
+                raise DatabaseUnavailable(str(error.original_error)) from error.original_error
+        return await super().process_result(request, result)
 
     def should_render_graphql_ide(self, request: Any) -> bool:
         # Decided in _handle (browsers only, before authentication); a GET without a query that
@@ -433,7 +459,11 @@ class GraphQLEndpoint(GraphQL):
         else:
             data = self.parse_json(await request.get_body())  # 400 when not JSON
             if not isinstance(data, dict):
-                raise HTTPException(400, "The request body must be a JSON object.")
+                error = HTTPException(
+                    400, "The request body must be one JSON object: batching is not supported."
+                )
+                error.graphql_code = "BATCHING_NOT_SUPPORTED"  # type: ignore[attr-defined]
+                raise error
         query = data.get("query")
         if query is None:
             raise HTTPException(400, "No GraphQL query found in the request")
@@ -450,6 +480,8 @@ class GraphQLEndpoint(GraphQL):
                 raise HTTPException(
                     400, f"The GraphQL operation's `{name}` must be an object or null."
                 )
+        if limits.has_unstorable_text(data.get("variables")):
+            raise HTTPException(400, limits.UNSTORABLE_MESSAGE)
         return GraphQLRequestData(
             query=query,
             variables=data.get("variables"),
@@ -483,6 +515,7 @@ class GraphQLEndpoint(GraphQL):
         if isinstance(response_data, dict) and self._is_request_error(response_data):
             # A request error has no `data` entry at all (GraphQL spec, "Response Format").
             response_data = {k: v for k, v in response_data.items() if k != "data"}  # type: ignore[assignment]
+            response_data["errors"] = [_with_request_error_code(e) for e in response_data["errors"]]
             media_type = error_media
             status = 400 if error_media == self.GRAPHQL_RESPONSE_JSON else 200
         response = Response(
@@ -496,6 +529,21 @@ class GraphQLEndpoint(GraphQL):
         if sub_response.status_code:
             response.status_code = sub_response.status_code
         return response
+
+
+def _with_request_error_code(error: Any) -> Any:
+    """A stable ``extensions.code`` for syntax, validation and variable errors, which
+    graphql-core leaves without one (the names Apollo Server uses)."""
+    if not isinstance(error, dict) or (error.get("extensions") or {}).get("code"):
+        return error
+    message = str(error.get("message", ""))
+    if message.startswith("Syntax Error"):
+        code = "GRAPHQL_PARSE_FAILED"
+    elif message.startswith("Variable '$"):
+        code = ErrorCode.BAD_USER_INPUT
+    else:
+        code = "GRAPHQL_VALIDATION_FAILED"
+    return {**error, "extensions": {**(error.get("extensions") or {}), "code": str(code)}}
 
 
 class SecurityHeaders:

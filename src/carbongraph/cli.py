@@ -431,7 +431,8 @@ def import_activities(
     report: Annotated[Path | None, typer.Option(help="Write every row error to this CSV.")] = None,
 ) -> None:
     """Import activity records: each batch commits whole or not at all; re-importing a file
-    changes nothing (rows are idempotent by external_id). Columns: account (Individual:12,
+    changes nothing (rows are idempotent by external_id), so an interrupted import resumes by
+    running it again. Columns: account (Individual:12,
     Household:3, a global ID, or Individual/ref:EXTERNAL_REF), activity_type, quantity, unit,
     period_start, period_end, external_id, and optionally source, meter_ref, data_quality."""
     import csv

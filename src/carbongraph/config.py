@@ -76,6 +76,8 @@ class Settings:
     # secret), and how long a statement link lasts.
     engagement_secret: str | None = None
     statement_link_minutes: int = 15
+    # Attack suites (issue 7): the same field at most this often in one selection set.
+    max_field_repeats: int = 20
 
     @property
     def is_production(self) -> bool:
@@ -134,6 +136,8 @@ class Settings:
             "engagement_secret": os.environ.get("CARBONGRAPH_ENGAGEMENT_SECRET") or None,
             "statement_link_minutes": _int("CARBONGRAPH_STATEMENT_LINK_MINUTES", 15),
             "migration_database_url": os.environ.get("CARBONGRAPH_MIGRATION_DATABASE_URL") or None,
+            # Attack suites (issue 7)
+            "max_field_repeats": _int("CARBONGRAPH_MAX_FIELD_REPEATS", 20),
         }
         values.update(overrides)
         settings = cls(**values)  # type: ignore[arg-type]

@@ -125,7 +125,7 @@ def create_engine(
 
 
 class RequestFinished(RuntimeError):
-    """A load that outlived its request (its result can no longer reach anyone)."""
+    """A statement was attempted after its request's transaction ended."""
 
 
 class RequestDB:
@@ -136,7 +136,7 @@ class RequestDB:
         self.write = write
         self._conn: AsyncConnection | None = None
         self._lock = asyncio.Lock()
-        self._finished = False
+        self._closed = False
         # Live updates waiting for the commit (SQLite only: see live/publish.py).
         self.live_pending: list[tuple[list[str], Any]] = []
 
@@ -145,8 +145,10 @@ class RequestDB:
         return self.engine.dialect.name
 
     async def _connection(self) -> AsyncConnection:
-        if self._finished:
-            raise RequestFinished("the request's transaction has ended")
+        if self._closed:
+            # A resolver left running after its request ended (GraphQL stops waiting for
+            # siblings once an error nulls their parent): it must not open a new transaction.
+            raise RequestFinished("the request this statement belonged to has finished")
         if self._conn is None:
             conn = await self.engine.connect()
             if self.write and self.dialect == "sqlite":
@@ -156,10 +158,22 @@ class RequestDB:
         return self._conn
 
     async def execute(self, statement: Executable, params: Any = None) -> Result[Any]:
-        async with self._lock:
+        async def run() -> Result[Any]:
             conn = await self._connection()
             # AsyncConnection buffers the rows, so the lock may go before the caller iterates.
             return await conn.execute(statement, params)
+
+        async with self._lock:
+            task = asyncio.ensure_future(run())
+            try:
+                return await asyncio.shield(task)
+            except asyncio.CancelledError:
+                # GraphQL cancels the sibling resolvers of a field whose error nulls their
+                # parent. Cancelling a statement mid-flight would invalidate the connection and
+                # lose the request's transaction (a mutation already answered as done), so the
+                # statement finishes, holding the lock, before the cancellation goes on.
+                await asyncio.wait([task])
+                raise
 
     async def scalar(self, statement: Executable, params: Any = None) -> Any:
         return (await self.execute(statement, params)).scalar()
@@ -183,11 +197,10 @@ class RequestDB:
                 await nested.commit()
 
     async def close(self, *, commit: bool) -> None:
-        # A field error can end a response while sibling fields are still loading (graphql-core
-        # stops waiting for them): the lock lets a statement in flight finish before the
-        # commit, and ``_finished`` stops those loads from opening a new connection.
+        # Under the lock: a statement still running for a left-over resolver finishes first,
+        # instead of having its connection closed underneath it.
         async with self._lock:
-            self._finished = True
+            self._closed = True
             if self._conn is None:
                 return
             conn, self._conn = self._conn, None
@@ -224,3 +237,33 @@ async def request_db(engine: AsyncEngine, *, write: bool = False) -> AsyncIterat
 async def ping(engine: AsyncEngine) -> None:
     async with engine.connect() as conn:
         await conn.execute(sa.text("SELECT 1"))
+
+
+# SQLSTATE class 08 (connection exception) and the server going away or not yet accepting
+# connections (admin/crash shutdown, "cannot connect now").
+_UNAVAILABLE_SQLSTATES = ("57P01", "57P02", "57P03")
+
+
+def is_database_unavailable(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (or what caused it) means the database cannot be reached right now,
+    rather than that a statement was wrong: a lost or refused connection, or a server shutting
+    down or starting up. Such a request is answered 503 and the pool reconnects by itself."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+            return True
+        if isinstance(exc, ConnectionError):
+            return True
+        sqlstate = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
+        if isinstance(sqlstate, str) and (
+            sqlstate.startswith("08") or sqlstate in _UNAVAILABLE_SQLSTATES
+        ):
+            return True
+        if type(exc).__name__ in {"ConnectionDoesNotExistError", "InterfaceError"} and (
+            "connection" in str(exc).lower() and "closed" in str(exc).lower()
+        ):
+            return True
+        orig = getattr(exc, "orig", None)
+        exc = orig if isinstance(orig, BaseException) else (exc.__cause__ or exc.__context__)
+        seen += 1
+    return False

@@ -87,8 +87,12 @@ class LocalDirectoryStore:
             path = self.root / key[:2] / key
             path.parent.mkdir(parents=True, exist_ok=True)
             partial = path.with_suffix(".partial")
-            partial.write_bytes(data)  # a full disk fails here, before anything is visible
-            partial.replace(path)
+            try:
+                partial.write_bytes(data)  # a full disk fails here, before anything is visible
+                partial.replace(path)
+            except OSError:
+                partial.unlink(missing_ok=True)  # no half-written file left to fill the disk
+                raise
 
         await asyncio.to_thread(write)
 

@@ -9,8 +9,10 @@ queries while adding no protection. Every other field counts, through fragments 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from graphql import (
     DocumentNode,
@@ -21,8 +23,16 @@ from graphql import (
     InlineFragmentNode,
     OperationDefinitionNode,
     SelectionSetNode,
+    StringValueNode,
+    Visitor,
     parse,
+    visit,
 )
+
+# NUL and lone surrogates: valid in a JSON or GraphQL string, but no database can store them
+# (PostgreSQL refuses NUL in text, UTF-8 has no surrogates), so they are refused up front.
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+UNSTORABLE_MESSAGE = "Text must not contain NUL characters or unpaired surrogates."
 
 RELAY_WRAPPERS = frozenset({"edges", "node", "pageInfo"})
 INTROSPECTION = frozenset({"__schema", "__type"})
@@ -35,6 +45,9 @@ class Limits:
     max_directives: int = 50
     max_tokens: int = 1000
     max_characters: int = 15_000
+    # The same field (response key) written more often than this in one selection set: a
+    # cheap way to make the server do needless work (graphql-cop's "field duplication").
+    max_field_repeats: int = 20
 
 
 class LimitExceeded(Exception):
@@ -69,6 +82,7 @@ def check(query: str, limits: Limits, *, allow_introspection: bool) -> None:
     for definition in document.definitions:
         for node in _walk(definition):
             directives += len(getattr(node, "directives", None) or ())
+            _check_repeats(node, limits.max_field_repeats)
             if isinstance(node, FieldNode):
                 if node.alias is not None:
                     aliases += 1
@@ -87,6 +101,7 @@ def check(query: str, limits: Limits, *, allow_introspection: bool) -> None:
             f"The document uses {directives} directives; at most "
             f"{limits.max_directives} are allowed.",
         )
+    visit(document, _UnstorableStrings())
     for definition in document.definitions:
         if isinstance(definition, OperationDefinitionNode):
             depth = _depth(definition.selection_set, fragments, set())
@@ -96,6 +111,39 @@ def check(query: str, limits: Limits, *, allow_introspection: bool) -> None:
                     f"The operation is {depth} levels deep; at most "
                     f"{limits.max_depth} are allowed (Relay's edges/node "
                     "are not counted).",
+                )
+
+
+class _UnstorableStrings(Visitor):
+    def enter_string_value(self, node: StringValueNode, *_args: object) -> None:
+        if UNSTORABLE.search(node.value):
+            raise LimitExceeded("BAD_USER_INPUT", UNSTORABLE_MESSAGE)
+
+
+def has_unstorable_text(value: Any) -> bool:
+    """Whether a JSON value (variables) holds a string no database can store."""
+    if isinstance(value, str):
+        return UNSTORABLE.search(value) is not None
+    if isinstance(value, dict):
+        return any(has_unstorable_text(k) or has_unstorable_text(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(has_unstorable_text(v) for v in value)
+    return False
+
+
+def _check_repeats(node: object, most: int) -> None:
+    selection_set = getattr(node, "selection_set", None)
+    if selection_set is None:
+        return
+    counts: dict[str, int] = {}
+    for selection in selection_set.selections:
+        if isinstance(selection, FieldNode):
+            key = (selection.alias or selection.name).value
+            counts[key] = counts.get(key, 0) + 1
+            if counts[key] > most:
+                raise LimitExceeded(
+                    "TOO_MANY_DUPLICATE_FIELDS",
+                    f"The field {key!r} is selected more than {most} times in one selection set.",
                 )
 
 

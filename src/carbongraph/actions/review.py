@@ -50,7 +50,7 @@ async def upload_evidence(
     except OSError as exc:  # e.g. a full disk: nothing is recorded, nothing earns
         raise MutationFailed.single(
             ["input", "file"],
-            UserErrorCode.INVALID_EVIDENCE,
+            UserErrorCode.EVIDENCE_NOT_STORED,
             "The photo could not be stored; try again later.",
         ) from exc
     # The hash is unique across all people, but row-level security (PostgreSQL) shows only

@@ -361,6 +361,8 @@ class ProductionErrors(SchemaExtension):
                         nodes=error.nodes,
                         path=error.path,
                         extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
+                        # Kept (never shown) so that the HTTP layer can tell an outage (503).
+                        original_error=error.original_error,
                     )
                 )
             else:
