@@ -80,6 +80,7 @@ def tenants_of(name: str) -> set[str]:
 class ViewerSpec:
     subject: str
     grants: tuple[tuple[str, str | None], ...]  # (role, place); None for the platform
+    api_key: bool = False  # the grants are an API key's scopes, sent as ``Bearer cgk_...``
 
     @property
     def is_admin(self) -> bool:
@@ -108,6 +109,9 @@ VIEWERS = (
     ViewerSpec("partner-a", (("PARTNER_SERVICE", "a"),)),
     ViewerSpec("partner-a1", (("PARTNER_SERVICE", "a1"),)),
     ViewerSpec("nobody", ()),  # authenticated, no grants
+    # API keys: exactly what the same role grants show (docs/authorization.md).
+    ViewerSpec("key-partner-a", (("PARTNER_SERVICE", "a"),), api_key=True),
+    ViewerSpec("key-esg-a1", (("ESG_ANALYST", "a1"),), api_key=True),
 )
 
 # docs/authorization.md, "Levels": what a subtree grant shows on its subtree.
@@ -118,6 +122,8 @@ SUBTREE_LEVEL = {
     "PARTNER_SERVICE": AGGREGATE,
 }
 MANAGERS = ("ORG_ADMIN", "COMMUNITY_MANAGER")
+REPORTERS = ("ORG_ADMIN", "ESG_ANALYST", "COMMUNITY_MANAGER")  # who may read GHG inventories
+K = 10  # docs/privacy.md: the smallest cell whose figures aggregate-level viewers may see
 MAY_GRANT = {
     "ORG_ADMIN": {"ORG_ADMIN", "ESG_ANALYST", "COMMUNITY_MANAGER", "RESIDENT", "PARTNER_SERVICE"},
     "COMMUNITY_MANAGER": {"RESIDENT", "COMMUNITY_MANAGER"},
@@ -222,3 +228,35 @@ def expected_list(viewer: ViewerSpec, parent: str, relation_name: str) -> set[st
         people = [p.name for p in PLACES.values() if p.kind == "Individual" and p.parent in homes]
         return {p for p in people if visible(viewer, p, via=[PLACES[p].parent or ""])}
     raise AssertionError(relation_name)
+
+
+def people_in(name: str) -> int:
+    """A cell's size: the people living in it (an enterprise counts its communities')."""
+    if PLACES[name].kind == "Individual":
+        return 1
+    return sum(
+        1 for p in PLACES.values() if p.kind == "Individual" and name in chain(p.parent or "")
+    )
+
+
+def shows_figures(viewer: ViewerSpec, name: str) -> bool | None:
+    """docs/privacy.md: True: figures shown; False: withheld; None: the rule leaves it to the
+    complementary-suppression of siblings (never the case in this world of small cells)."""
+    if level(viewer, name) >= PERSONAL:
+        return True
+    return False if people_in(name) < K else None
+
+
+def reports(viewer: ViewerSpec, name: str) -> bool:
+    """GHG inventories: AGGREGATE access and a reporting role on the subtree."""
+    if level(viewer, name) < AGGREGATE:
+        return False
+    return viewer.is_admin or any(
+        role in REPORTERS and anchor is not None and within(name, anchor)
+        for role, anchor in viewer.grants
+    )
+
+
+def manages_key(viewer: ViewerSpec, scopes: list[str]) -> bool:
+    """API keys are seen, listed and revoked by the managers of every scope's node."""
+    return all(manages(viewer, s) for s in scopes)

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from carbongraph.authz import PLATFORM, Role, mint_token
 from carbongraph.config import Settings
 from carbongraph.models import metadata
+from carbongraph.models.security import AuditEvent
 from carbongraph.resolvers.dataloaders import C, E, H, I
 from carbongraph.seed import HierarchyWriter
 from carbongraph.services import periods
@@ -26,6 +27,7 @@ from tests.leak_oracle import PLACES, VIEWERS, chain
 from tests.world import SINCE, gid, grant
 
 MISSING_PK = 987_654_321
+AUDIT = AuditEvent.__table__
 
 
 def photo(seed: int) -> bytes:
@@ -41,6 +43,10 @@ class Client:
     http: httpx.AsyncClient
     settings: Settings
     headers: dict[str, str] = field(default_factory=dict)  # sent with every request
+    keys: dict[str, str] = field(default_factory=dict)  # viewer -> API key, sent instead of a JWT
+
+    def bearer(self, subject: str) -> str:
+        return self.keys.get(subject) or mint_token(self.settings, subject)
 
     async def post(
         self,
@@ -52,7 +58,7 @@ class Client:
     ) -> tuple[int, dict[str, Any]]:
         headers = dict(self.headers if headers is None else headers)
         if subject is not None:
-            headers["Authorization"] = f"Bearer {mint_token(self.settings, subject)}"
+            headers["Authorization"] = f"Bearer {self.bearer(subject)}"
         response = await self.http.post(
             "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
         )
@@ -64,7 +70,7 @@ class Client:
         """A GraphQL multipart request with one file at ``variables.input.file``."""
         headers = {"X-Carbongraph-Preflight": "1"}
         if subject is not None:
-            headers["Authorization"] = f"Bearer {mint_token(self.settings, subject)}"
+            headers["Authorization"] = f"Bearer {self.bearer(subject)}"
         response = await self.http.post(
             "/graphql",
             headers=headers,
@@ -90,6 +96,8 @@ class LeakWorld:
     engine: AsyncEngine
     today: date
     gateway: Client | None = None  # a production app, with the gateway's secret
+    unsuppressed: Client | None = None  # small-cell suppression off (k = 1)
+    app_engine: AsyncEngine | None = None  # the apps' (PostgreSQL: the application role)
     pk: dict[str, int] = field(default_factory=dict)  # place name -> primary key
     names: dict[str, str] = field(default_factory=dict)  # person -> display name
     activity: dict[str, dict[str, Any]] = field(default_factory=dict)  # person -> seeded record
@@ -100,6 +108,11 @@ class LeakWorld:
     campaigns: dict[str, str] = field(default_factory=dict)  # owner place -> Campaign ID
     participants: dict[str, set[str]] = field(default_factory=dict)  # campaign owner -> people
     revocable: dict[tuple[str, str], str] = field(default_factory=dict)  # (viewer, rel) -> grant
+    actors: dict[str, str] = field(default_factory=dict)  # viewer -> the audit log's actor
+    # (viewer, rel, "active"/"revoked") -> an ApiKey with PARTNER_SERVICE on a1 / a2 / b1
+    keys: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    key_scope: dict[str, str] = field(default_factory=dict)  # ApiKey ID -> its scope's place
+    audit_event: str = ""  # an AuditEvent ID
 
     def gid(self, name: str) -> str:
         return gid(PLACES[name].kind, self.pk[name])
@@ -110,16 +123,37 @@ class LeakWorld:
                 return name
         raise KeyError(global_id)
 
+    def actor(self, subject: str) -> str:
+        return self.actors.get(subject, subject)
+
     async def fingerprint(self) -> str:
-        """A digest of every row of every table: refused mutations must leave it unchanged."""
+        """A digest of every row of every table but the audit log (checked apart, see
+        ``audit_since``): refused mutations must leave it unchanged."""
         digest = hashlib.sha256()
         async with self.engine.connect() as conn:
             for table in metadata.sorted_tables:
-                rows = await conn.execute(sa.select(table).order_by(*table.primary_key.columns))
+                if table.name == AUDIT.name:
+                    continue
+                # An API key's lastUsedAt is written on authentication (once a minute), not
+                # by the mutation.
+                columns = [c for c in table.columns if c.name != "last_used_at"]
+                rows = await conn.execute(sa.select(*columns).order_by(*table.primary_key.columns))
                 digest.update(table.name.encode())
                 for row in rows:
                     digest.update(repr(tuple(row)).encode())
         return digest.hexdigest()
+
+    async def audit_mark(self) -> int:
+        async with self.engine.connect() as conn:
+            return (await conn.execute(sa.select(sa.func.max(AUDIT.c.id)))).scalar() or 0
+
+    async def audit_since(self, mark: int) -> list[Any]:
+        """The audit events written after ``audit_mark`` returned ``mark``."""
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                sa.select(AUDIT).where(AUDIT.c.id > mark).order_by(AUDIT.c.id)
+            )
+            return list(rows)
 
 
 RECORD_ACTIVITY = """mutation($input: RecordActivityInput!) { recordActivity(input: $input) {
@@ -184,6 +218,8 @@ async def build_leak_world(engine: AsyncEngine, client: Client, today: date) -> 
             world.pk[place.name] = pk
             world.names[place.name] = name
     for viewer in VIEWERS:
+        if viewer.api_key:
+            continue  # its scopes are an API key's (``_seed_keys``), not grants
         for role, anchor in viewer.grants:
             if anchor is None:
                 await grant(engine, viewer.subject, Role(role), PLATFORM, 0)
@@ -192,7 +228,54 @@ async def build_leak_world(engine: AsyncEngine, client: Client, today: date) -> 
                     engine, viewer.subject, Role(role), PLACES[anchor].kind, world.pk[anchor]
                 )
     await _seed_records(world)
+    await _seed_keys(world)
     return world
+
+
+CREATE_KEY = """mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) {
+  apiKey { id prefix } secret userErrors { code } } }"""
+REVOKE_KEY = """mutation($input: RevokeApiKeyInput!) { revokeApiKey(input: $input) {
+  apiKey { id } userErrors { code } } }"""
+
+
+async def _seed_keys(world: LeakWorld) -> None:
+    """The API-key viewers' keys, and per viewer and relation one active and one revoked key
+    with PARTNER_SERVICE on a1 / a2 / b1 (to read, list, rotate and revoke)."""
+    client = world.client
+    for viewer in VIEWERS:
+        if not viewer.api_key:
+            continue
+        scopes = [
+            {"role": role, "nodeId": world.gid(anchor or "")} for role, anchor in viewer.grants
+        ]
+        payload = await client.ok(
+            "admin", CREATE_KEY, {"input": {"name": viewer.subject, "scopes": scopes}}
+        )
+        client.keys[viewer.subject] = payload["secret"]
+        world.actors[viewer.subject] = f"apikey:{payload['apiKey']['prefix']}"
+        world.key_scope[payload["apiKey"]["id"]] = viewer.grants[0][1] or ""
+    for viewer in VIEWERS:
+        for rel, community in (("own", "a1"), ("sibling", "a2"), ("foreign", "b1")):
+            for state in ("active", "revoked"):
+                payload = await client.ok(
+                    "admin",
+                    CREATE_KEY,
+                    {
+                        "input": {
+                            "name": f"leak {viewer.subject} {rel} {state}",
+                            "scopes": [{"role": "PARTNER_SERVICE", "nodeId": world.gid(community)}],
+                        }
+                    },
+                )
+                key_id = payload["apiKey"]["id"]
+                if state == "revoked":
+                    await client.ok("admin", REVOKE_KEY, {"input": {"apiKeyId": key_id}})
+                world.keys[(viewer.subject, rel, state)] = key_id
+                world.key_scope[key_id] = community
+    _status, body = await client.post(
+        "admin", "{ auditEvents(first: 1) { edges { node { id } } } }"
+    )
+    world.audit_event = body["data"]["auditEvents"]["edges"][0]["node"]["id"]
 
 
 async def _seed_records(world: LeakWorld) -> None:

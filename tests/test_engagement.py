@@ -10,10 +10,11 @@ import httpx
 import pytest
 
 from carbongraph.app import create_app
+from carbongraph.authz import Role
 from carbongraph.config import Settings
 from tests.conftest import Api
 from tests.engagement_world import PERIOD, build_campus
-from tests.world import gid
+from tests.world import gid, grant
 
 STATEMENT = """query($id: ID!, $period: PeriodInput) { household(id: $id) {
   statement(period: $period) {
@@ -146,10 +147,23 @@ async def test_home_statement_compares_homes_of_its_community_after_clean_energy
     # for viewers with personal access (the platform admin here).
     assert ranking["peers"] == "homes of Staff Village" and ranking["peerCount"] == 2
     assert ranking["suppressed"] is False and ranking["peerAverageNet"] is not None
+    # The home's own figures are its footprint's: withheld whole from an analyst (3 people).
     analyst = await api.gql(
-        STATEMENT, {"id": gid("Household", world.homes["v1"]), "period": PERIOD}, subject="analyst"
+        STATEMENT,
+        {"id": gid("Household", world.homes["v1"]), "period": PERIOD},
+        subject="analyst",
+        allow_errors=True,
     )
-    withheld = analyst["data"]["household"]["statement"]["ranking"]
+    assert analyst["data"]["household"]["statement"] is None
+    assert [e["extensions"] for e in analyst["errors"]] == [
+        {"code": "SUPPRESSED", "reason": "SMALL_CELL"}
+    ]
+    # A resident sees their home's figures, but not the averages of the other homes.
+    await grant(engine, "villager", Role.RESIDENT, "Individual", world.people["v1"][0])
+    villager = await api.gql(
+        STATEMENT, {"id": gid("Household", world.homes["v1"]), "period": PERIOD}, subject="villager"
+    )
+    withheld = villager["data"]["household"]["statement"]["ranking"]
     assert withheld["suppressed"] is True
     assert withheld["peerAverageNet"] is None and withheld["peerAveragePerCapita"] is None
     assert withheld["suppressionReason"] == "SMALL_CELL"

@@ -9,9 +9,10 @@ collected and reported together; the number of checks is asserted so the matrix 
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -31,6 +32,7 @@ from tests.leak_oracle import (
     PERSONAL,
     PERSONAL_FIELDS,
     PLACES,
+    PUBLIC,
     VIEWERS,
     ViewerSpec,
     chain,
@@ -38,29 +40,36 @@ from tests.leak_oracle import (
     expected_list,
     level,
     manages,
+    manages_key,
     may_grant,
     read_refusal,
     records_for,
     relation,
+    reports,
     seen,
+    shows_figures,
+    tenants_of,
     visible,
 )
 from tests.leak_world import MISSING_PK, Client, LeakWorld, build_leak_world, photo
+from tests.live_client import AsgiSocket, Closed
 from tests.world import SINCE, gid
 
 ENTITIES = list(PLACES)
 MAX_ALIASES = 15  # docs/security.md
 # The matrix's size when it was written (docs/security.md quotes it); it may only grow.
-READ_CHECKS_AT_LEAST = 2284
-MUTATION_CHECKS_AT_LEAST = 1543
+READ_CHECKS_AT_LEAST = 4168  # SQLite 4,169: one more history check (see hidden_by_rls)
+MUTATION_CHECKS_AT_LEAST = 3949
+SUBSCRIPTION_CHECKS_AT_LEAST = 110
 
 
 @pytest.fixture(scope="module")
 async def leak_world(
-    migrated_engine: AsyncEngine, tmp_path_factory: pytest.TempPathFactory
+    migrated_engine: AsyncEngine, app_engine: AsyncEngine, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[LeakWorld]:
     """Built once per backend. It does not use the ``engine`` fixture (which empties the
-    database per test); it empties it once itself."""
+    database per test); it empties it once itself. The apps connect as the application role
+    (on PostgreSQL: under row-level security); checksums read as the owner."""
     await _wipe(migrated_engine)
     monkeypatch = pytest.MonkeyPatch()
     monkeypatch.setenv("CARBONGRAPH_EVIDENCE_DIR", str(tmp_path_factory.mktemp("leak-evidence")))
@@ -77,18 +86,29 @@ async def leak_world(
         gateway_secret="leak-matrix-gateway",
         rate_limit_per_minute=0,
     )
-    development = httpx.ASGITransport(app=create_app(settings, engine=migrated_engine))
-    gateway = httpx.ASGITransport(app=create_app(production, engine=migrated_engine))
+    development = httpx.ASGITransport(app=create_app(settings, engine=app_engine))
+    gateway = httpx.ASGITransport(app=create_app(production, engine=app_engine))
+    # Every cell of this world is small: with suppression off (k = 1) boards show their
+    # entries to everyone, which is where pseudonyms (and names) can be checked.
+    whole = httpx.ASGITransport(
+        app=create_app(replace(settings, small_cell_k=1), engine=app_engine)
+    )
     async with (
         httpx.AsyncClient(transport=development, base_url="http://test") as http,
         httpx.AsyncClient(transport=gateway, base_url="http://test") as gateway_http,
+        httpx.AsyncClient(transport=whole, base_url="http://test") as whole_http,
     ):
         world = await build_leak_world(
             migrated_engine, Client(http, settings), datetime.now(UTC).date()
         )
         world.gateway = Client(
-            gateway_http, production, {"X-Carbongraph-Gateway-Secret": "leak-matrix-gateway"}
+            gateway_http,
+            production,
+            {"X-Carbongraph-Gateway-Secret": "leak-matrix-gateway"},
+            world.client.keys,
         )
+        world.app_engine = app_engine
+        world.unsuppressed = Client(whole_http, settings, keys=world.client.keys)
         yield world
     monkeypatch.undo()
 
@@ -319,8 +339,9 @@ async def check_production_gateway(m: Matrix, w: LeakWorld, viewer: ViewerSpec) 
 
 
 async def check_deep_fields(m: Matrix, w: LeakWorld, viewer: ViewerSpec) -> None:
-    """Aggregates (footprint) at AGGREGATE, credits and household history at PERSONAL, and the
-    objects a visible node links to (household, community, enterprise)."""
+    """Aggregates (footprint, reductions) at AGGREGATE with small cells withheld from
+    aggregate-level viewers, credits, household history and suggestions at PERSONAL,
+    statements, GHG inventories (reporting roles), and the objects a visible node links to."""
     year = w.today.year
     parts: list[tuple[str, str, str]] = []  # (alias, place, probe)
     for name in ENTITIES:
@@ -328,16 +349,29 @@ async def check_deep_fields(m: Matrix, w: LeakWorld, viewer: ViewerSpec) -> None
             continue
         kind = PLACES[name].kind
         parts.append((f"f_{len(parts)}", name, "footprint"))
+        parts.append((f"r_{len(parts)}", name, "reductions"))
         if kind == "Individual":
             parts.append((f"c_{len(parts)}", name, "credits"))
             parts.append((f"h_{len(parts)}", name, "history"))
-            parts.append((f"l_{len(parts)}", name, "link"))
-        elif kind in ("Household", "Community"):
+        if kind in ("Individual", "Household"):
+            parts.append((f"s_{len(parts)}", name, "suggestions"))
+            parts.append((f"t_{len(parts)}", name, "statement"))
+        if kind == "Household":
+            parts.append((f"k_{len(parts)}", name, "statementLink"))
+        if kind in ORGANISATIONS:
+            parts.append((f"i_{len(parts)}", name, "inventory"))
+        if kind != "Enterprise":
             parts.append((f"l_{len(parts)}", name, "link"))
     probes = {
-        "footprint": f"footprint(period: {{year: {year}}}) {{ gross }}",
+        "footprint": f"footprint(period: {{year: {year}}}) {{ suppressed gross memberCount }}",
+        "reductions": f"reductions(period: {{year: {year}}}) {{ suppressed totalWithinScopes }}",
         "credits": "credits { balance ledger(first: 50) { id amount } }",
         "history": "householdHistory { validFrom household { id } }",
+        "suggestions": "suggestions { code }",
+        "statement": "statement { gross net memberCount weeks { net } "
+        "ranking { suppressed peerAverageNet } }",
+        "statementLink": "statementLink { url }",
+        "inventory": f"inventory(year: {year}) {{ net memberCount csv }}",
         "link": {
             "Individual": "household { id }",
             "Household": "community { id }",
@@ -357,14 +391,26 @@ async def check_deep_fields(m: Matrix, w: LeakWorld, viewer: ViewerSpec) -> None
             codes = [e["extensions"]["code"] for e in errors]
             where = f"{viewer.subject} {name}.{probe} ({relation(name)})"
             have = level(viewer, name)
-            if probe == "footprint":
-                # Footprint is non-null: a refusal nulls the whole object.
-                ok = (
-                    (got is not None and not errors)
-                    if have >= AGGREGATE
-                    else (got is None and codes == ["FORBIDDEN"])
+            if probe in ("footprint", "reductions"):
+                # Non-null fields: a refusal nulls the whole object.
+                if have < AGGREGATE:
+                    m.check("aggregate", got is None and codes == ["FORBIDDEN"], f"{where}: {got}")
+                    continue
+                figures = shows_figures(viewer, name)
+                value = (got or {}).get(probe, {})
+                figure = value.get("gross" if probe == "footprint" else "totalWithinScopes")
+                if figures is None:
+                    ok = value.get("suppressed") is not None
+                elif figures:
+                    ok = value.get("suppressed") is False and figure is not None
+                else:
+                    ok = value.get("suppressed") is True and figure is None
+                    ok = ok and value.get("memberCount", None) is None
+                m.check(
+                    "aggregate:small-cell",
+                    ok and not errors,
+                    f"{where}: level {have}, figures {figures}, got {got} {codes}",
                 )
-                m.check("aggregate", ok, f"{where}: level {have}, got {got} {codes}")
             elif probe == "credits":
                 credits = (got or {}).get("credits")
                 ok = (
@@ -373,11 +419,67 @@ async def check_deep_fields(m: Matrix, w: LeakWorld, viewer: ViewerSpec) -> None
                     else (got is not None and credits is None and codes == ["FORBIDDEN"])
                 )
                 m.check("credits", ok, f"{where}: level {have}, got {got} {codes}")
+            elif probe == "suggestions":
+                advice = (got or {}).get("suggestions")
+                ok = (
+                    (isinstance(advice, list) and not errors)
+                    if have >= PERSONAL
+                    else (got is not None and advice is None and codes == ["FORBIDDEN"])
+                )
+                m.check("suggestions", ok, f"{where}: level {have}, got {got} {codes}")
+            elif probe in ("statement", "inventory"):
+                value = (got or {}).get(probe)
+                if probe == "statement" and PLACES[name].kind == "Individual":
+                    allowed, figures = have >= PERSONAL, True  # personal data
+                elif probe == "statement":
+                    allowed, figures = have >= AGGREGATE, shows_figures(viewer, name)
+                else:
+                    allowed, figures = reports(viewer, name), shows_figures(viewer, name)
+                if not allowed:
+                    ok = got is not None and value is None and codes == ["FORBIDDEN"]
+                elif figures is None:
+                    ok = got is not None and (value is not None or codes == ["SUPPRESSED"])
+                elif figures:
+                    ok = value is not None and value["net"] is not None and not errors
+                else:
+                    ok = got is not None and value is None and codes == ["SUPPRESSED"]
+                m.check(
+                    f"{probe}", ok, f"{where}: allowed {allowed}, figures {figures}: {got} {codes}"
+                )
+                if probe == "statement" and value is not None:
+                    # Peers are the homes (people) of the same community, fewer than k: their
+                    # averages only for viewers with personal access to all of them.
+                    home = name if PLACES[name].kind == "Household" else PLACES[name].parent
+                    community = PLACES[home or ""].parent or ""
+                    withheld = level(viewer, community) < PERSONAL
+                    ranking = value["ranking"] or {}
+                    if not visible(viewer, home or ""):
+                        # An employee living in another tenant: no ranking among homes the
+                        # viewer may not see (it would name their community).
+                        ok = value["ranking"] is None
+                    else:
+                        ok = ranking.get("suppressed") is withheld
+                        ok = ok and (ranking.get("peerAverageNet") is None) is withheld
+                    m.check(
+                        "statement:peers", ok, f"{where}: ranking {ranking}, withheld {withheld}"
+                    )
+            elif probe == "statementLink":
+                link = (got or {}).get("statementLink")
+                ok = (
+                    (link is not None and not errors)
+                    if have >= AGGREGATE
+                    else (got is None or link is None) and codes == ["FORBIDDEN"]
+                )
+                m.check("statement-link", ok, f"{where}: level {have}, got {got} {codes}")
             elif probe == "history":
                 if have < PERSONAL:
                     m.check("history", got is None and codes == ["FORBIDDEN"], f"{where}: {got}")
                     continue
                 home = PLACES[name].parent or ""
+                if hidden_by_rls(w, viewer, home):
+                    ok = got == {"householdHistory": []} and not codes
+                    m.check("history", ok, f"{where}: {got} {codes} (row-level security)")
+                    continue
                 if got is None or len(got["householdHistory"]) != 1:
                     m.check("history", False, f"{where}: {got} {codes}")
                     continue
@@ -395,12 +497,27 @@ async def check_deep_fields(m: Matrix, w: LeakWorld, viewer: ViewerSpec) -> None
                     got is not None and got[key] == want,
                     f"{where}: {got} != {want}",
                 )
-                if want is None:
+                if want is None and hidden_by_rls(w, viewer, linked):
+                    m.check("linked-object", codes == [], f"{where}: {codes} (row-level security)")
+                elif want is None:
                     m.check(
                         "linked-object",
                         codes == [read_refusal(viewer, linked)],
                         f"{where}: {codes}",
                     )
+
+
+def hidden_by_rls(w: LeakWorld, viewer: ViewerSpec, home: str) -> bool:
+    """On PostgreSQL row-level security hides another tenant's household memberships from the
+    request: the employer's viewers of an employee living in another tenant get no household
+    history and a null household without an error, where SQLite (no row-level security)
+    answers a period whose household is refused NOT_FOUND. Both withhold the household."""
+    return (
+        w.engine.dialect.name == "postgresql"
+        and not viewer.is_admin
+        and not visible(viewer, home)
+        and not tenants_of(home) & viewer.tenants
+    )
 
 
 LIST_FIELDS = {
@@ -523,7 +640,8 @@ async def check_actions_rewards_campaigns(m: Matrix, w: LeakWorld, viewer: Viewe
         _status2, board = await w.client.post(
             viewer.subject,
             """query($o: ID!) { campaigns(ownerId: $o) { id
-              topParticipants(first: 50) { name individualId } } }""",
+              progress { suppressed avoidedGrams participants }
+              topParticipants(first: 50) { name individualId avoidedGrams suppressed } } }""",
             {"o": owner_id},
         )
         if owner is None:
@@ -552,6 +670,19 @@ async def check_actions_rewards_campaigns(m: Matrix, w: LeakWorld, viewer: Viewe
                     s["individualId"] is None and s["name"] not in real_names for s in standings
                 )
             m.check("campaign-board", ok, f"{where}: personal={personal} {standings}")
+            # docs/privacy.md: every campaign here has fewer than k participants; outside the
+            # owner's management only the viewer's own standing shows its figure.
+            progress = campaign["progress"]
+            if personal:
+                ok = progress["suppressed"] is False and progress["avoidedGrams"] is not None
+                ok = ok and all(s["avoidedGrams"] is not None for s in standings)
+            else:
+                mine = viewer.resident_of in people
+                shown = [s for s in standings if not s["suppressed"]]
+                ok = progress == {"suppressed": True, "avoidedGrams": None, "participants": None}
+                ok = ok and len(shown) == (1 if mine else 0)
+                ok = ok and all(s["avoidedGrams"] is None for s in standings if s["suppressed"])
+            m.check("campaign:small-cell", ok, f"{where}: personal={personal} {campaign}")
         else:
             code = read_refusal(viewer, owner)
             for kind, answer in (("rewards", body), ("campaigns", board)):
@@ -587,16 +718,279 @@ async def check_actions_rewards_campaigns(m: Matrix, w: LeakWorld, viewer: Viewe
         viewer.subject, "{ me { subject grants { role nodeId } individual { id } } }"
     )
     me = body["data"]["me"]
-    want = sorted((role, w.gid(anchor) if anchor else None) for role, anchor in viewer.grants)
+    # An API key's scopes are not role grants: they are listed on the key (apiKeys).
+    want = sorted(
+        (role, w.gid(anchor) if anchor else None)
+        for role, anchor in viewer.grants
+        if not viewer.api_key
+    )
     got = sorted((g["role"], g["nodeId"]) for g in me["grants"])
     resident = viewer.resident_of
     m.check(
         "me",
-        me["subject"] == viewer.subject
+        me["subject"] == w.actor(viewer.subject)
         and got == want
         and me["individual"] == ({"id": w.gid(resident)} if resident else None),
         f"{viewer.subject} me: {me}",
     )
+
+
+async def check_keys_and_audit(m: Matrix, w: LeakWorld, viewer: ViewerSpec) -> None:
+    """API keys: ``node``/``nodes`` and ``apiKeys`` show a key exactly to the managers of every
+    scope's node, anyone else gets what a missing ID gets; never the secret. The audit log:
+    platform admins only (``auditEvents`` FORBIDDEN, an ``AuditEvent`` ID like a missing one)."""
+    keys = sorted(w.key_scope)
+    missing_key, missing_event = gid("ApiKey", MISSING_PK), gid("AuditEvent", MISSING_PK)
+    for batch in chunks(keys, MAX_ALIASES - 2):
+        text = [f'missing: node(id: "{missing_key}") {{ id }}']
+        text += [f'k{n}: node(id: "{k}") {{ id }}' for n, k in enumerate(batch)]
+        status, body = await w.client.post(viewer.subject, "{ " + " ".join(text) + " }")
+        assert status == 200, body
+        [missing] = errors_at(body, "missing")
+        for n, key in enumerate(batch):
+            got, errors = body["data"][f"k{n}"], errors_at(body, f"k{n}")
+            where = f"{viewer.subject} node(ApiKey on {w.key_scope[key]})"
+            if manages_key(viewer, [w.key_scope[key]]):
+                m.check("api-key:visible", got == {"id": key} and not errors, f"{where}: {got}")
+            else:
+                m.check(
+                    "api-key:refused",
+                    got is None and len(errors) == 1 and same_error(errors[0], missing),
+                    f"{where}: {got} {errors} vs {missing}",
+                )
+    ids = [*keys, w.audit_event, missing_key, missing_event]
+    status, body = await w.client.post(
+        viewer.subject, "query($ids: [ID!]!) { nodes(ids: $ids) { id } }", {"ids": ids}
+    )
+    assert status == 200 and "errors" not in body, body
+    got = body["data"]["nodes"]
+    want = [{"id": k} if manages_key(viewer, [w.key_scope[k]]) else None for k in keys]
+    want += [{"id": w.audit_event} if viewer.is_admin else None, None, None]
+    m.check("api-key:nodes", got == want, f"{viewer.subject} nodes: {got} != {want}")
+
+    for inactive in ("false", "true"):
+        status, body = await w.client.post(
+            viewer.subject,
+            f"{{ apiKeys(first: 100, includeInactive: {inactive}) {{ totalCount "
+            "edges { node { id scopes { role nodeId } } } } }",
+        )
+        assert status == 200 and "errors" not in body, body
+        listed = body["data"]["apiKeys"]
+        revoked = {k for (_v, _r, state), k in w.keys.items() if state == "revoked"}
+        expected = {
+            k
+            for k in keys
+            if manages_key(viewer, [w.key_scope[k]]) and (inactive == "true" or k not in revoked)
+        }
+        ids_listed = {e["node"]["id"] for e in listed["edges"]}
+        m.check(
+            "api-key:list",
+            ids_listed == expected and listed["totalCount"] == len(expected),
+            f"{viewer.subject} apiKeys(includeInactive: {inactive}): {len(ids_listed)} "
+            f"({listed['totalCount']}) != {len(expected)}",
+        )
+
+    status, body = await w.client.post(
+        viewer.subject,
+        f"{{ log: auditEvents(first: 5) {{ edges {{ node {{ id actor }} }} }} "
+        f'event: node(id: "{w.audit_event}") {{ id }} missing: node(id: "{missing_event}") '
+        "{ id } }",
+    )
+    codes = [e["extensions"]["code"] for e in errors_at(body, "log")]
+    where = f"{viewer.subject} auditEvents"
+    if viewer.is_admin:
+        ok = len(body["data"]["log"]["edges"]) == 5 and body["data"]["event"] is not None
+        m.check("audit:read", ok and errors_at(body, "log") == [], f"{where}: {body}")
+    else:
+        [event], [missing] = errors_at(body, "event"), errors_at(body, "missing")
+        m.check(
+            "audit:refused",
+            body["data"] is None or (body["data"].get("log") is None and codes == ["FORBIDDEN"]),
+            f"{where}: {body}",
+        )
+        m.check("audit:node-like-missing", same_error(event, missing), f"{where}: {body}")
+
+
+async def check_reports_and_boards(m: Matrix, w: LeakWorld, viewer: ViewerSpec) -> None:
+    """``ghgInventory`` for every organisation (refused like a missing ID outside the tenants),
+    and the leaderboards of every visible organisation: shown to anyone who sees it; names,
+    IDs and values only with PERSONAL access over it, a board under k people withheld whole
+    from everyone else."""
+    year = w.today.year
+    orgs = [n for n in ENTITIES if PLACES[n].kind in ORGANISATIONS]
+    text = [f'missing: ghgInventory(nodeId: "{missing_id("Community")}", year: {year}) {{ net }}']
+    text += [
+        f'g{n}: ghgInventory(nodeId: "{w.gid(o)}", year: {year}) {{ net }}'
+        for n, o in enumerate(orgs)
+    ]
+    status, body = await w.client.post(viewer.subject, "{ " + " ".join(text) + " }")
+    assert status == 200, body
+    [missing] = errors_at(body, "missing")
+    for n, org in enumerate(orgs):
+        got, errors = body["data"][f"g{n}"], errors_at(body, f"g{n}")
+        codes = [e["extensions"]["code"] for e in errors]
+        where = f"{viewer.subject} ghgInventory({org}, {relation(org)})"
+        if not visible(viewer, org):
+            code = read_refusal(viewer, org)
+            ok = got is None and codes == [code]
+            if code == "NOT_FOUND":
+                ok = ok and same_error(errors[0], missing)
+        elif not reports(viewer, org):
+            ok = got is None and codes == ["FORBIDDEN"]
+        elif shows_figures(viewer, org):
+            ok = got is not None and not errors
+        else:
+            ok = got is None and codes == ["SUPPRESSED"]
+        m.check("ghg-inventory", ok, f"{where}: {got} {codes}")
+
+    # The platform's totals: platform admins only (FORBIDDEN for everyone else; the fields
+    # are non-null, so each is asked alone).
+    for query in (
+        f"{{ platformFootprint(period: {{year: {year}}}) {{ gross }} }}",
+        f"{{ platformReductions(period: {{year: {year}}}) {{ totalWithinScopes }} }}",
+    ):
+        status, body = await w.client.post(viewer.subject, query)
+        codes = [e["extensions"]["code"] for e in body.get("errors", [])]
+        if viewer.is_admin:
+            ok = body.get("data") is not None and not codes
+        else:
+            ok = body.get("data") is None and codes == ["FORBIDDEN"]
+        m.check("platform-totals", ok, f"{viewer.subject} {query}: {body}")
+
+    entry = "rank name pseudonymous memberId value memberCount suppressed"
+    board = f"{{ totalCount population suppressed edges {{ node {{ {entry} }} }} }}"
+    probes: list[tuple[str, str]] = []
+    for org in orgs:
+        if PLACES[org].kind == "Enterprise":
+            probes.append((org, f"leaderboard(metric: REDUCTIONS) {board}"))
+        else:
+            probes.append((org, f"leaderboard(metric: REDUCTIONS) {board}"))
+            probes.append((org, f"leaderboard(metric: REDUCTIONS, members: INDIVIDUALS) {board}"))
+    text = [
+        f'b{n}: {field_name(PLACES[o].kind)}(id: "{w.gid(o)}") {{ {q} }}'
+        for n, (o, q) in enumerate(probes)
+        if visible(viewer, o)
+    ]
+    status, body = await w.client.post(viewer.subject, "{ " + " ".join(text) + " }")
+    assert status == 200 and "errors" not in body, body
+    for n, (org, query) in enumerate(probes):
+        if not visible(viewer, org):
+            continue
+        got = body["data"][f"b{n}"]["leaderboard"]
+        members = "people" if "INDIVIDUALS" in query else "members"
+        where = f"{viewer.subject} {org}.leaderboard({members}, {relation(org)})"
+        if PLACES[org].kind == "Enterprise":
+            expected = {w.gid(c) for c in ENTITIES if PLACES[c].parent == org}
+        elif members == "people":
+            expected = {
+                w.gid(p)
+                for p in ENTITIES
+                if PLACES[p].kind == "Individual" and org in chain(PLACES[p].parent or "")
+            }
+        else:
+            expected = {w.gid(h) for h in ENTITIES if PLACES[h].parent == org}
+        edges = [e["node"] for e in got["edges"]]
+        if level(viewer, org) >= PERSONAL:
+            names = {w.gid(p): w.names.get(p, f"{PLACES[p].kind} {p}") for p in ENTITIES}
+            names.update({w.gid(h): f"Home {h}" for h in ENTITIES if PLACES[h].kind == "Household"})
+            ok = (
+                got["suppressed"] is False
+                and len(edges) > 0
+                and all(
+                    e["memberId"] in expected
+                    and e["name"] == names[e["memberId"]]
+                    and not e["pseudonymous"]
+                    and not e["suppressed"]
+                    and e["value"] is not None
+                    for e in edges
+                )
+            )
+        else:
+            # Every board of this world covers fewer than k people.
+            ok = got == {"totalCount": 0, "population": None, "suppressed": True, "edges": []}
+        m.check("leaderboard", ok, f"{where}: {got}")
+
+    # With k = 1 nothing is withheld: each entry's name and ID only with PERSONAL access to
+    # the household or person (PUBLIC for a community), a pseudonym otherwise.
+    assert w.unsuppressed is not None
+    status, body = await w.unsuppressed.post(viewer.subject, "{ " + " ".join(text) + " }")
+    assert status == 200 and "errors" not in body, body
+    real_names = {w.gid(p): w.names[p] for p in w.names}
+    real_names |= {w.gid(n): f"{PLACES[n].kind} {n}" for n in orgs}
+    real_names |= {w.gid(h): f"Home {h}" for h in ENTITIES if PLACES[h].kind == "Household"}
+    for n, (org, query) in enumerate(probes):
+        if not visible(viewer, org):
+            continue
+        got = body["data"][f"b{n}"]["leaderboard"]
+        members = [
+            p
+            for p in ENTITIES
+            if (PLACES[p].kind == "Individual" and "INDIVIDUALS" in query and org in chain(p))
+            or (
+                (PLACES[p].kind != "Individual" and "INDIVIDUALS" not in query)
+                and PLACES[p].parent == org
+            )
+        ]
+        where = f"{viewer.subject} {org}.leaderboard({query.split(')')[0]}) k=1"
+        named = set()
+        for p in members:
+            if PLACES[p].kind == "Community":
+                named_p = level(viewer, p) >= PUBLIC
+            elif PLACES[p].kind == "Individual":
+                named_p = level(viewer, p, via=[PLACES[p].parent or ""]) >= PERSONAL
+            else:
+                named_p = level(viewer, p) >= PERSONAL
+            if named_p:
+                named.add(w.gid(p))
+        edges = [e["node"] for e in got["edges"]]
+        shown = {e["memberId"] for e in edges if not e["pseudonymous"]}
+        ok = (
+            not got["suppressed"]
+            and len(edges) == len(members)
+            and shown == named
+            and all(
+                (e["memberId"] is None and e["name"] not in real_names.values())
+                if e["pseudonymous"]
+                else e["name"] == real_names[e["memberId"]]
+                for e in edges
+            )
+            and all(e["value"] is not None for e in edges)
+        )
+        m.check("leaderboard:pseudonyms", ok, f"{where}: named {sorted(named)}: {edges}")
+
+
+def _page_text(response: httpx.Response) -> str:
+    return re.sub(r"nonce='[^']*'", "nonce", response.text)
+
+
+async def check_statement_pages(m: Matrix, w: LeakWorld, viewer: ViewerSpec) -> None:
+    """``/statements/{id}`` authorizes as ``Household.statement``: 200 with figures the viewer
+    may see, 403 when withheld or in the tenant but not readable, and outside the tenants the
+    very page a missing household gets (404)."""
+
+    async def page(node_id: str) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {w.client.bearer(viewer.subject)}"}
+        return await w.client.http.get(f"/statements/{node_id}", headers=headers)
+
+    if viewer.api_key:
+        # The page authenticates JWTs and statement links only: a key gets the 401 page.
+        for node_id in [missing_id("Household"), w.gid("a1x")]:
+            answer = await page(node_id)
+            m.check("statement-page", answer.status_code == 401, f"{viewer.subject}: {answer}")
+        return
+    missing = await page(missing_id("Household"))
+    m.check("statement-page", missing.status_code == 404, f"{viewer.subject}: {missing}")
+    for home in [n for n in ENTITIES if PLACES[n].kind == "Household"]:
+        answer = await page(w.gid(home))
+        where = f"{viewer.subject} /statements/{home} ({relation(home)})"
+        if not visible(viewer, home):
+            code = read_refusal(viewer, home)
+            ok = answer.status_code == (403 if code == "FORBIDDEN" else 404)
+            if code == "NOT_FOUND":  # the same page, but for its fresh CSP nonce
+                ok = ok and _page_text(answer) == _page_text(missing)
+        else:
+            ok = answer.status_code == (200 if shows_figures(viewer, home) else 403)
+        m.check("statement-page", ok, f"{where}: {answer.status_code}")
 
 
 async def check_anonymous_reads(m: Matrix, w: LeakWorld) -> None:
@@ -636,6 +1030,8 @@ COVERAGE = {
     "RoleGrant": "me.grants; grantRole; revokeRole",
     "ActivityRecord": "recordActivity payloads, replays included",
     "EmissionFactor": "emissionFactors: the public factor library, the same for every viewer",
+    "ApiKey": "node, nodes, apiKeys (active and inactive); createApiKey/rotateApiKey/revokeApiKey",
+    "AuditEvent": "node, nodes, auditEvents; one event per mutation in the mutation matrix",
 }
 
 
@@ -657,8 +1053,45 @@ def test_every_identified_type_is_in_the_matrix() -> None:
     assert _identified_types() == set(COVERAGE)
     nodes = {t.name for t in schema._schema.get_possible_types(schema._schema.type_map["Node"])}
     entities = {t.name for t in schema._schema.type_map["_Entity"].types}
-    assert nodes == entities == set(KINDS)
+    assert entities == set(KINDS)
+    assert nodes == set(KINDS) | {"ApiKey", "AuditEvent"}
     assert {PLACES[n].kind for n in ENTITIES} == set(KINDS)
+
+
+# How the matrix reaches each root field of Query and Subscription; a new one fails
+# test_every_root_field_is_in_the_matrix until it is checked and named here.
+ROOT_FIELDS = {
+    "_entities": "every node type, development and production (with and without the secret)",
+    "_service": "the SDL: no data",
+    "me": "check_actions_rewards_campaigns",
+    "node": "check_single_reads, check_nodes_and_entities, check_keys_and_audit",
+    "nodes": "check_nodes_and_entities, check_keys_and_audit",
+    "enterprise": "check_single_reads and every probe on enterprises",
+    "community": "check_single_reads and every probe on communities",
+    "household": "check_single_reads and every probe on households",
+    "individual": "check_single_reads and every probe on people",
+    "enterprises": "check_lists",
+    "communities": "check_lists (also with enterpriseId)",
+    "platformFootprint": "check_reports_and_boards",
+    "platformReductions": "check_reports_and_boards",
+    "ghgInventory": "check_reports_and_boards",
+    "actionTypes": "reference data, the same for every viewer",
+    "activityTypes": "reference data, the same for every viewer",
+    "emissionFactors": "reference data, the same for every viewer",
+    "actionReviewQueue": "check_actions_rewards_campaigns",
+    "campaigns": "check_actions_rewards_campaigns",
+    "rewards": "check_actions_rewards_campaigns",
+    "apiKeys": "check_keys_and_audit",
+    "auditEvents": "check_keys_and_audit",
+    "creditsChanged": "test_subscription_leak_matrix",
+    "leaderboardChanged": "test_subscription_leak_matrix",
+}
+
+
+def test_every_root_field_is_in_the_matrix() -> None:
+    query = set(schema._schema.query_type.fields)  # type: ignore[union-attr]
+    subscription = set(schema._schema.subscription_type.fields)  # type: ignore[union-attr]
+    assert query | subscription == set(ROOT_FIELDS)
 
 
 def test_every_mutation_is_in_the_matrix() -> None:
@@ -678,6 +1111,9 @@ async def test_read_leak_matrix(leak_world: LeakWorld) -> None:
         await check_deep_fields(m, leak_world, viewer)
         await check_lists(m, leak_world, viewer)
         await check_actions_rewards_campaigns(m, leak_world, viewer)
+        await check_keys_and_audit(m, leak_world, viewer)
+        await check_reports_and_boards(m, leak_world, viewer)
+        await check_statement_pages(m, leak_world, viewer)
     await check_anonymous_reads(m, leak_world)
     grid = len(VIEWERS) * len(ENTITIES)  # every viewer × every object, per read path
     m.report(
@@ -689,6 +1125,9 @@ async def test_read_leak_matrix(leak_world: LeakWorld) -> None:
             ("_entities:visible", "_entities:refused"): grid,
             ("gateway:_entities:visible", "gateway:_entities:refused"): grid,
             ("anonymous-read",): 4 * len(ENTITIES),
+            ("api-key:visible", "api-key:refused"): len(VIEWERS) * len(leak_world.key_scope),
+            ("ghg-inventory",): len(VIEWERS)
+            * len([n for n in ENTITIES if PLACES[n].kind in ORGANISATIONS]),
         },
         READ_CHECKS_AT_LEAST,
     )
@@ -734,6 +1173,9 @@ class Ids:
     def grant(self, rel: str) -> str:
         return self._pick("RoleGrant", self.w.revocable[(self.viewer.subject, rel)])
 
+    def key(self, community: str, state: str) -> str:
+        return self._pick("ApiKey", self.w.keys[(self.viewer.subject, relation(community), state)])
+
 
 @dataclass(frozen=True)
 class MCase:
@@ -748,6 +1190,8 @@ class MCase:
     ok_codes: frozenset[str] = frozenset()
     upload: bool = False
     replays: str | None = None  # "activity" / "action": the payload must return the seeded one
+    # The one refusal code, when the default (FORBIDDEN for targets the viewer sees) is wrong.
+    refusal: Callable[[ViewerSpec, dict[str, str]], str] | None = None
 
     def document(self) -> str:
         return (
@@ -791,6 +1235,8 @@ ENT_PAYLOAD, COM_PAYLOAD = "enterprise { id }", "community { id }"
 HH_PAYLOAD, PERSON_PAYLOAD = "household { id }", "individual { id }"
 RECORDS = "records { id } createdCount unchangedCount"
 ACTIONS = "actions { id } createdCount unchangedCount"
+KEY_PAYLOAD = "apiKey { id } secret"
+ROTATED_PAYLOAD = "apiKey { id } secret replacedApiKey { id }"
 PLACE_KIND = {"ent": "Enterprise", "com": "Community", "hh": "Household", "person": "Individual"}
 
 
@@ -1246,6 +1692,61 @@ def mutation_cases(world: LeakWorld) -> list[MCase]:
             _admin,
             NO_TARGET,
         ),
+        # API keys: the key's node must be one where the viewer may grant the scope's role;
+        # a second scope with a role keys never carry steers allowed calls into NOT_GRANTABLE.
+        MCase(
+            "createApiKey",
+            "createApiKey",
+            "CreateApiKeyInput",
+            KEY_PAYLOAD,
+            lambda i, t, n, d: {
+                "name": f"Leak key {n}",
+                "scopes": [
+                    {"role": "PARTNER_SERVICE", "nodeId": i.node(t["com"])},
+                    {"role": "RESIDENT", "nodeId": i.node(t["com"])},
+                ],
+            },
+            _on("com"),
+            lambda v, t: may_grant(v, "PARTNER_SERVICE", t["com"]),
+            ok_codes=frozenset({"NOT_GRANTABLE"}),
+        ),
+        # Keys are seen by the managers of their nodes; anyone else is answered like for a
+        # missing key. A revoked key cannot be rotated (INVALID, after authorization).
+        MCase(
+            "rotateApiKey(revoked)",
+            "rotateApiKey",
+            "RotateApiKeyInput",
+            ROTATED_PAYLOAD,
+            lambda i, t, n, d: {"apiKeyId": i.key(t["com"], "revoked")},
+            _on("com"),
+            _manages("com"),
+            ok_codes=frozenset({"INVALID"}),
+            refusal=lambda v, t: "NOT_FOUND",
+        ),
+        # Rotating mints a secret: the right to grant the scope, as for creating (a community
+        # manager sees the key but may not grant PARTNER_SERVICE). Allowed calls rotate the
+        # viewer's own test key.
+        MCase(
+            "rotateApiKey(active)",
+            "rotateApiKey",
+            "RotateApiKeyInput",
+            ROTATED_PAYLOAD,
+            lambda i, t, n, d: {"apiKeyId": i.key(t["com"], "active")},
+            _on("com"),
+            lambda v, t: may_grant(v, "PARTNER_SERVICE", t["com"]),
+            refusal=lambda v, t: "FORBIDDEN" if manages(v, t["com"]) else "NOT_FOUND",
+        ),
+        # Revoking a revoked key changes nothing (a no-op for those allowed).
+        MCase(
+            "revokeApiKey",
+            "revokeApiKey",
+            "RevokeApiKeyInput",
+            "apiKey { id }",
+            lambda i, t, n, d: {"apiKeyId": i.key(t["com"], "revoked")},
+            _on("com"),
+            _manages("com"),
+            refusal=lambda v, t: "NOT_FOUND",
+        ),
         MCase(
             "revokeRole",
             "revokeRole",
@@ -1268,6 +1769,38 @@ async def _send(
     if case.upload:
         return await w.client.upload(subject, case.document(), variables, photo(n))
     return await w.client.post(subject, case.document(), variables)
+
+
+def _outcome(codes: set[str]) -> str:
+    """The audit outcome docs/security.md gives a payload's userErrors."""
+    if not codes:
+        return "OK"
+    return next((c for c in ("FORBIDDEN", "NOT_FOUND") if c in codes), "USER_ERROR")
+
+
+async def _audited(
+    m: Matrix,
+    w: LeakWorld,
+    subject: str,
+    case: MCase,
+    variables: dict[str, Any],
+    n: int,
+    where: str,
+) -> tuple[int, dict[str, Any]]:
+    """Sends the mutation; it must write exactly one audit event, with the caller as actor and
+    the outcome its payload implies (refusals included)."""
+    mark = await w.audit_mark()
+    status, body = await _send(w, subject, case, variables, n)
+    events = await w.audit_since(mark)
+    payload = (body.get("data") or {}).get(case.field) or {}
+    want = _outcome({e["code"] for e in payload.get("userErrors", [])})
+    got = [(e.operation, e.outcome, e.actor_subject) for e in events]
+    m.check(
+        "mutation:audit-event",
+        got == [(case.field, want, w.actor(subject))],
+        f"{where}: audit events {got}, expected one {want} by {w.actor(subject)}",
+    )
+    return status, body
 
 
 async def test_mutation_leak_matrix(leak_world: LeakWorld) -> None:
@@ -1294,8 +1827,8 @@ async def test_mutation_leak_matrix(leak_world: LeakWorld) -> None:
                 fenced = False
             n = next(counter)
             variables = {"input": case.make(Ids(w, viewer), t, n, w.today)}
-            status, body = await _send(w, viewer.subject, case, variables, n)
             where = f"{viewer.subject} {case.label} [{rel}]"
+            status, body = await _audited(m, w, viewer.subject, case, variables, n, where)
             if status != 200 or "errors" in body:
                 m.check("mutation", False, f"{where}: {status} {body}")
                 continue
@@ -1311,7 +1844,9 @@ async def test_mutation_leak_matrix(leak_world: LeakWorld) -> None:
                 continue
             targets = case.targets(t)
             code_ok = bool(codes) and codes <= AUTH_CODES
-            if all(seen(viewer, p) for p in targets):
+            if case.refusal is not None:
+                code_ok = codes == {case.refusal(viewer, t)}
+            elif all(seen(viewer, p) for p in targets):
                 code_ok = codes == {"FORBIDDEN"}
             m.check(
                 "mutation:refused",
@@ -1320,7 +1855,9 @@ async def test_mutation_leak_matrix(leak_world: LeakWorld) -> None:
             )
             if rel == "foreign":
                 missing = {"input": case.make(Ids(w, viewer, missing=True), t, n, w.today)}
-                _, answer = await _send(w, viewer.subject, case, missing, n + 500_000)
+                _, answer = await _audited(
+                    m, w, viewer.subject, case, missing, n + 500_000, f"{where} (missing)"
+                )
                 m.check(
                     "mutation:foreign-like-missing",
                     answer.get("data", {}).get(case.field) == payload,
@@ -1329,8 +1866,8 @@ async def test_mutation_leak_matrix(leak_world: LeakWorld) -> None:
         if fenced:
             m.check("refusals-wrote-nothing", await w.fingerprint() == before, viewer.subject)
 
-    # Without a token nothing runs: 401, and nothing written.
-    before = await w.fingerprint()
+    # Without a token nothing runs: 401, and nothing written, not even an audit event.
+    before, mark = await w.fingerprint(), await w.audit_mark()
     for case in cases:
         for rel in case.relations:
             n = next(counter)
@@ -1345,12 +1882,90 @@ async def test_mutation_leak_matrix(leak_world: LeakWorld) -> None:
                 f"anonymous {case.label} [{rel}]: {status} {body}",
             )
     m.check("refusals-wrote-nothing", await w.fingerprint() == before, "anonymous")
+    m.check("mutation:audit-event", await w.audit_since(mark) == [], "anonymous: audited")
     per_viewer = sum(len(c.relations) for c in cases)
     m.report(
         f"mutation leak matrix ({w.engine.dialect.name}, {len(cases)} mutation cases)",
         {
             ("mutation:allowed", "mutation:refused"): per_viewer * len(VIEWERS),
             ("mutation:anonymous",): per_viewer,
+            # One event per authenticated call (the missing-ID twins included), none without
+            # a token (one check for all of those).
+            ("mutation:audit-event",): m.checks["mutation:allowed"]
+            + m.checks["mutation:refused"]
+            + m.checks["mutation:foreign-like-missing"]
+            + 1,
         },
         MUTATION_CHECKS_AT_LEAST,
+    )
+
+
+# -- subscriptions --------------------------------------------------------------------------
+CREDITS_CHANGED = """subscription($i: ID!) { creditsChanged(individualId: $i) { balance } }"""
+BOARD_CHANGED = """subscription($c: ID!) { leaderboardChanged(communityId: $c, metric: REDUCTIONS)
+  { communityId } }"""
+
+
+async def test_subscription_leak_matrix(leak_world: LeakWorld) -> None:
+    """Every viewer subscribes to ``creditsChanged`` of every person (the right to read their
+    credits: PERSONAL) and ``leaderboardChanged`` of every community (anyone who sees it):
+    the first event, or the read's refusal code — outside the tenants exactly the error a
+    missing ID gets. In-process over ASGI, with the app's lifespan (PostgreSQL's listener)."""
+    w, m = leak_world, Matrix()
+    app = create_app(w.client.settings, engine=w.app_engine)
+    people = [n for n in ENTITIES if PLACES[n].kind == "Individual"]
+    communities = [n for n in ENTITIES if PLACES[n].kind == "Community"]
+    jwt_viewers = [v for v in VIEWERS if not v.api_key]
+    async with app.router.lifespan_context(app):
+        for viewer in VIEWERS:
+            if viewer.api_key:
+                # The live endpoint verifies JWTs only (docs/live-updates.md): a key is
+                # refused at connection_init, before any subscription.
+                async with AsgiSocket(app, None) as ws:
+                    try:
+                        answer: Any = await ws.init(w.client.bearer(viewer.subject))
+                    except Closed as closed:
+                        answer = closed.code
+                m.check("subscription:api-key", answer == 4403, f"{viewer.subject}: {answer}")
+                continue
+            async with AsgiSocket(app, None) as ws:
+                ack = await ws.init(w.client.bearer(viewer.subject))
+                assert ack["type"] == "connection_ack", (viewer.subject, ack)
+                missing: dict[str, dict[str, Any]] = {}
+                subscriptions = [
+                    ("credits", None, CREDITS_CHANGED, {"i": missing_id("Individual")}),
+                    ("board", None, BOARD_CHANGED, {"c": missing_id("Community")}),
+                    *[("credits", p, CREDITS_CHANGED, {"i": w.gid(p)}) for p in people],
+                    *[("board", c, BOARD_CHANGED, {"c": w.gid(c)}) for c in communities],
+                ]
+                for n, (kind, name, query, variables) in enumerate(subscriptions):
+                    await ws.subscribe(str(n), query, variables)
+                    message = await ws.receive()
+                    if name is None:
+                        missing[kind] = message
+                        continue
+                    where = f"{viewer.subject} {kind}({name}, {relation(name)})"
+                    allowed = level(viewer, name) >= PERSONAL if kind == "credits" else True
+                    if visible(viewer, name) and allowed:
+                        m.check(
+                            f"subscription:{kind}", message["type"] == "next", f"{where}: {message}"
+                        )
+                        await ws.send({"type": "complete", "id": str(n)})
+                        continue
+                    code = "FORBIDDEN" if visible(viewer, name) else read_refusal(viewer, name)
+                    errors = message.get("payload") or [{}]
+                    ok = message["type"] == "error" and [
+                        e.get("extensions", {}).get("code") for e in errors
+                    ] == [code]
+                    if ok and code == "NOT_FOUND":
+                        ok = same_error(errors[0], missing[kind]["payload"][0])
+                    m.check(f"subscription:{kind}", ok, f"{where}: expected {code}, got {message}")
+    m.report(
+        f"subscription leak matrix ({w.engine.dialect.name})",
+        {
+            ("subscription:credits",): len(jwt_viewers) * len(people),
+            ("subscription:board",): len(jwt_viewers) * len(communities),
+            ("subscription:api-key",): len(VIEWERS) - len(jwt_viewers),
+        },
+        SUBSCRIPTION_CHECKS_AT_LEAST,
     )

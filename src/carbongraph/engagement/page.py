@@ -149,6 +149,8 @@ class StatementPage:
                 return _page(400, "Invalid request", result.errors[0].message)
             if "FORBIDDEN" in codes:
                 return _page(403, "Not allowed", "You may not read this statement.")
+            if "SUPPRESSED" in codes:
+                return _page(403, "Withheld", "This statement covers too few people for you.")
             if codes <= {"NOT_FOUND"}:
                 return _not_found()
             log.error("statement page failed: %s", result.errors)

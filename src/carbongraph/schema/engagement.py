@@ -18,8 +18,14 @@ from carbongraph.authz import Access, Target
 from carbongraph.engagement import keys
 from carbongraph.engagement import leaderboards as lb
 from carbongraph.engagement import statements as st
-from carbongraph.errors import BadUserInput
-from carbongraph.schema.accounting import Grams, PeriodInput, PeriodRange, SuppressionReason
+from carbongraph.errors import BadUserInput, Suppressed
+from carbongraph.schema.accounting import (
+    Grams,
+    PeriodInput,
+    PeriodRange,
+    SuppressionReason,
+    suppression,
+)
 from carbongraph.schema.enums import LeaderboardMetric
 from carbongraph.schema.relay import to_global_id
 
@@ -145,9 +151,22 @@ async def statement_of(
     for a person, the one they live in at the period's end."""
     span = resolve_period(info, period)
     db = info.context.db
+    if node == "H" and household is not None:
+        # A household's totals are its footprint's figures: withheld whole (like a GHG
+        # inventory) where the footprint would be, i.e. small cells for viewers without
+        # personal access (docs/privacy.md). Every field of a statement is such a figure.
+        reason = await suppression(info, ("H", pk, ""), Target((household[1],)), span)
+        if reason is not None:
+            raise Suppressed(reason.value)
     if node == "I":
         row = await st.household_of(db, pk, span.end)
-        household = (row.id, row.path, row.dwelling_type) if row is not None else None
+        # The ranking names the household's community and ranks among its homes: only where
+        # the viewer may see that household (an employer's admin of someone living in another
+        # tenant may not; row-level security hides it on PostgreSQL anyway).
+        seen = (
+            row is not None and info.context.viewer.access(Target((row.path,))) >= Access.AGGREGATE
+        )
+        household = (row.id, row.path, row.dwelling_type) if seen else None
     subject = st.Subject(node, pk, *(household or (None, None, None)))
     data = await st.build(db, subject, span)
     return Statement(

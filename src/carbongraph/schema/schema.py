@@ -86,14 +86,23 @@ class Query:
             raise BadUserInput(f"At most {MAX_NODES} ids per request.", argument="ids")
         # One batched load per type, no task per id: this field serves bulk look-ups.
         parsed: list[tuple[str, int] | None] = []
+        security_nodes: dict[tuple[str, int], relay.Node | None] = {}
         for raw in ids:
             try:
-                parsed.append(decode_global_id(raw, list(NODE_TYPES)))
+                parsed.append(decode_global_id(raw, [*NODE_TYPES, *security.SECURITY_NODE_TYPES]))
             except CodedError:
                 parsed.append(None)
         wanted: dict[str, list[int]] = defaultdict(list)
         for item in parsed:
-            if item is not None:
+            if item is not None and item[0] in security.SECURITY_NODE_TYPES:
+                # API keys and audit events: rare here, so one look-up each, authorised as node().
+                try:
+                    security_nodes[item] = await security.SECURITY_NODE_TYPES[item[0]](
+                        info, item[1]
+                    )
+                except CodedError:
+                    security_nodes[item] = None
+            elif item is not None:
                 wanted[item[0]].append(item[1])
         loaded: dict[tuple[str, int], Any] = {}
         for type_name, pks in wanted.items():
@@ -102,6 +111,9 @@ class Query:
         viewer = info.context.viewer
         out: list[relay.Node | None] = []
         for item in parsed:
+            if item in security_nodes:
+                out.append(security_nodes[item])
+                continue
             row = loaded.get(item) if item is not None else None
             if row is None or viewer.access(row_target(row)) < minimum_access(item[0]):
                 out.append(None)  # unknown or not visible: null in place, as Relay specifies
