@@ -17,6 +17,7 @@ from carbongraph.authz import Access, Target
 from carbongraph.errors import BadUserInput, Forbidden, Suppressed
 from carbongraph.insights import inventory as inv
 from carbongraph.insights import suggestions as sg
+from carbongraph.resolvers.dataloaders import node_target
 from carbongraph.schema.accounting import (
     EmissionFactor,
     FootprintSource,
@@ -155,7 +156,9 @@ async def individual_suggestions(info: Any, individual: Any) -> list[Suggestion]
     ctx = info.context
     home = await ctx.loaders.current_household.load(individual.pk)
     region, dwelling, solar = "CN", None, False
-    if home is not None:
+    # The home's facts shape the advice, so they are used only where the viewer may see the
+    # home (an employer's admin may see an employee who lives in another tenant).
+    if home is not None and ctx.viewer.access(node_target(home)) >= Access.AGGREGATE:
         community = await ctx.loaders.community.load(home.community_id)
         region, dwelling, solar = community.region_code, home.dwelling_type, home.has_rooftop_solar
     account = sg.Account("Individual", individual.pk, region, dwelling, solar, 1)
