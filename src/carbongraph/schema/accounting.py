@@ -16,7 +16,7 @@ from carbongraph.accounting import reads
 from carbongraph.accounting.activities import ACTIVITY_TYPES
 from carbongraph.accounting.reads import FootprintData, Period
 from carbongraph.authz import Access, Target
-from carbongraph.errors import BadUserInput
+from carbongraph.errors import BadUserInput, Suppressed
 from carbongraph.schema.relay import to_global_id
 
 Grams = NewType("Grams", int)
@@ -167,10 +167,10 @@ class FootprintSource:
     market_factor: EmissionFactor | None
 
 
-@strawberry.enum(description="Why an aggregate is withheld (docs/privacy.md).")
-class SuppressionReason(Enum):
-    SMALL_CELL = "SMALL_CELL"
-    COMPLEMENTARY = "COMPLEMENTARY"
+# The rule's own enum, exposed as is.
+SuppressionReason = strawberry.enum(
+    privacy.SuppressionReason, description="Why an aggregate is withheld (docs/privacy.md)."
+)
 
 
 SUPPRESSED_NOTE = " Null when `suppressed`."
@@ -353,7 +353,15 @@ async def suppression(
     via = key[2] if key[0] == "E" else "communities"
     groups = await ctx.loaders.cell_groups.groups([path], via, span.end)
     reason = privacy.decide(path, groups, k)
-    return SuppressionReason(reason.value) if reason else None
+    return reason
+
+
+async def require_shown(info: Any, key: tuple[str, int, str], target: Target, span: Period) -> None:
+    """For aggregates served whole (an inventory, a statement): SUPPRESSED rather than a
+    record with its figures missing."""
+    reason = await suppression(info, key, target, span)
+    if reason is not None:
+        raise Suppressed(reason.value)
 
 
 async def footprint_of(

@@ -18,13 +18,13 @@ from carbongraph.authz import Access, Target
 from carbongraph.engagement import keys
 from carbongraph.engagement import leaderboards as lb
 from carbongraph.engagement import statements as st
-from carbongraph.errors import BadUserInput, Suppressed
+from carbongraph.errors import BadUserInput
 from carbongraph.schema.accounting import (
     Grams,
     PeriodInput,
     PeriodRange,
     SuppressionReason,
-    suppression,
+    require_shown,
 )
 from carbongraph.schema.enums import LeaderboardMetric
 from carbongraph.schema.relay import to_global_id
@@ -155,9 +155,7 @@ async def statement_of(
         # A household's totals are its footprint's figures: withheld whole (like a GHG
         # inventory) where the footprint would be, i.e. small cells for viewers without
         # personal access (docs/privacy.md). Every field of a statement is such a figure.
-        reason = await suppression(info, ("H", pk, ""), Target((household[1],)), span)
-        if reason is not None:
-            raise Suppressed(reason.value)
+        await require_shown(info, ("H", pk, ""), Target((household[1],)), span)
     if node == "I":
         row = await st.household_of(db, pk, span.end)
         # The ranking names the household's community and ranks among its homes: only where
@@ -373,7 +371,7 @@ async def leaderboard_of(
             value=None if hidden else entry.value(board.metric),
             member_count=None if hidden else entry.population,
             suppressed=hidden,
-            suppression_reason=SuppressionReason(reason.value) if reason else None,
+            suppression_reason=reason,
         )
         edges.append(LeaderboardEdge(cursor=lb.encode_cursor(entry.position), node=node))
     return Leaderboard(

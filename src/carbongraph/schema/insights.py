@@ -14,7 +14,7 @@ from carbongraph.accounting import reads
 from carbongraph.accounting.activities import ACTIVITY_TYPES
 from carbongraph.accounting.factors import FactorLibrary
 from carbongraph.authz import Access, Target
-from carbongraph.errors import BadUserInput, Forbidden, Suppressed
+from carbongraph.errors import BadUserInput, Forbidden
 from carbongraph.insights import inventory as inv
 from carbongraph.insights import suggestions as sg
 from carbongraph.resolvers.dataloaders import node_target
@@ -25,7 +25,7 @@ from carbongraph.schema.accounting import (
     PeriodRange,
     RollupPath,
     Scope3Category,
-    suppression,
+    require_shown,
 )
 from carbongraph.schema.common import require
 from carbongraph.schema.relay import to_global_id
@@ -317,9 +317,7 @@ async def inventory_of(
     # record to file, so it is refused with SUPPRESSED rather than returned half empty.
     enterprise = node_type == "Enterprise"
     key = ("E" if enterprise else "C", pk, via.value if enterprise else "")
-    reason = await suppression(info, key, target, inv.year_period(year))
-    if reason is not None:
-        raise Suppressed(reason.value)
+    await require_shown(info, key, target, inv.year_period(year))
     inventory = await inv.build_inventory(
         info.context.db,
         node_type=node_type,
