@@ -45,12 +45,12 @@ async def test_static_cost_limit(api):
 
 
 async def test_rate_limit_by_cost_per_principal(engine, settings):
-    limited = Settings.from_env(database_url=settings.database_url, rate_limit_per_minute=30)
+    limited = Settings.from_env(database_url=settings.database_url, rate_limit_per_minute=57)
     app = create_app(limited, engine=engine)
     from carbongraph.authz import mint_token
 
     headers = {"Authorization": f"Bearer {mint_token(limited, 'busy')}"}
-    query = {"query": "{ communities(first: 9) { edges { node { id } } } }"}  # cost 10
+    query = {"query": "{ communities(first: 9) { edges { node { id } } } }"}  # cost 19
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://test"
     ) as client:
@@ -70,12 +70,12 @@ async def test_rate_limit_is_shared_through_redis(engine, settings):
 
     url = "redis://127.0.0.1:6379/15"
     limited = Settings.from_env(
-        database_url=settings.database_url, rate_limit_per_minute=20, redis_url=url
+        database_url=settings.database_url, rate_limit_per_minute=38, redis_url=url
     )
     from carbongraph.authz import mint_token
 
     headers = {"Authorization": f"Bearer {mint_token(limited, f'shared-{uuid.uuid4().hex}')}"}
-    query = {"query": "{ communities(first: 9) { edges { node { id } } } }"}  # cost 10
+    query = {"query": "{ communities(first: 9) { edges { node { id } } } }"}  # cost 19
     apps = [create_app(limited, engine=engine) for _ in range(2)]
     client_ip = f"127.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.9"  # its own IP budget
     statuses = []

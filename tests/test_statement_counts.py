@@ -15,7 +15,7 @@ query($id: ID!) {
     name
     communities(first: 20) {
       edges { node { name households(first: 20) {
-        edges { node { name members(first: 10) { edges { node { id displayName } } } } }
+        edges { node { name members(first: 2) { edges { node { id displayName } } } } }
       } } }
     }
   }

@@ -34,6 +34,7 @@ from carbongraph import limits, migrate
 from carbongraph.authz import InvalidToken, Principal, TokenVerifier
 from carbongraph.authz.api_keys import ApiKeyPrincipal, looks_like_key, touch_statement
 from carbongraph.config import Settings
+from carbongraph.cost import query_cost
 from carbongraph.db import create_engine, is_database_unavailable, ping, request_db
 from carbongraph.engagement.page import StatementPage
 from carbongraph.errors import ErrorCode
@@ -404,23 +405,36 @@ class GraphQLEndpoint(GraphQL):
     async def _request_cost(self, request: Request, content_type: str) -> int:
         """The static cost the rate limiter spends (1 when the query cannot be read here)."""
         query: Any = request.query_params.get("query")
+        variables: Any = None
         if request.method == "POST" and content_type.lower().startswith("application/json"):
             try:
                 body = orjson.loads(await request.body())
                 query = body.get("query") if isinstance(body, dict) else None
+                variables = body.get("variables") if isinstance(body, dict) else None
             except orjson.JSONDecodeError:
                 query = None
+        elif isinstance(vars_text := request.query_params.get("variables"), str):
+            with contextlib.suppress(orjson.JSONDecodeError):
+                variables = orjson.loads(vars_text)
         if not isinstance(query, str):
             return 1
         try:
-            estimated = limits.cost(query, self.limits, default_page=self.settings.max_page_size)
+            # The number the validation rule (carbongraph.cost) checks for this request.
+            estimated = query_cost(
+                self.schema._schema,
+                query,
+                variables if isinstance(variables, dict) else None,
+                max_tokens=self.limits.max_tokens,
+                default_list_size=self.settings.max_page_size,
+            )
         except limits.LimitExceeded:
             return 1
         # An over-cost request is refused before it runs; it spends only 1.
         return 1 if estimated > self.settings.max_cost else max(1, estimated)
 
     def _check_limits(self, query: str, request: Any) -> None:
-        """Static limits, introspection and the gateway-only fields, before execution."""
+        """Static limits, introspection and the gateway-only fields, before execution (the
+        cost is a validation rule: carbongraph.cost)."""
         settings = self.settings
         try:
             limits.check(query, self.limits, allow_introspection=not settings.is_production)
@@ -428,15 +442,6 @@ class GraphQLEndpoint(GraphQL):
             error = HTTPException(400, str(exc))
             error.graphql_code = exc.code  # type: ignore[attr-defined]
             raise error from exc
-        estimated = limits.cost(query, self.limits, default_page=settings.max_page_size)
-        if estimated > settings.max_cost:
-            error = HTTPException(
-                400,
-                f"The operation's estimated cost {estimated} exceeds "
-                f"{settings.max_cost} (lists cost their page size).",
-            )
-            error.graphql_code = "COST_LIMIT_EXCEEDED"  # type: ignore[attr-defined]
-            raise error
         if settings.is_production and ("_service" in query or "_entities" in query):
             secret = request.headers.get("x-carbongraph-gateway-secret")
             if not settings.gateway_secret or not secrets.compare_digest(

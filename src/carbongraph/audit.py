@@ -13,11 +13,18 @@ extension runs the resolver inside a savepoint and writes the event inside it to
 
 The summary is the mutation's input as the client sent it, minus anything secret: fields
 named like secrets, bearer tokens and API keys, uploaded files; long strings and lists are cut.
+Personal input (input fields declared with ``personal_input()``, e.g. a person's display name
+and e-mail) is never stored in clear: with ``CARBONGRAPH_AUDIT_KEY`` it is stored as
+``hmac:<HMAC-SHA256 of the value, 32 hex digits>`` (an operator holding the key can tell which
+events carry the same value, or test a given value); without a key, as ``[redacted]``. The
+append-only log can then outlive an erasure request.
 """
 
 from __future__ import annotations
 
 import getpass
+import hashlib
+import hmac
 import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable
@@ -47,6 +54,25 @@ _SECRET_NAME = re.compile(r"secret|token|password|credential|apikey|authorizatio
 # JWTs (three base64url segments, header starting "eyJ") and our API keys.
 _SECRET_VALUE = re.compile(r"^(eyJ[\w-]*\.[\w-]+\.[\w-]*|cgk_\w+)$")
 _ID_NAME = re.compile(r"(^ids?$|Ids?$)")
+# Metadata key of input fields that carry personal data (set by ``personal_input()``).
+PERSONAL = "carbongraph.personal"
+
+
+def is_personal(field: Any) -> bool:
+    """Whether a Strawberry input field is declared personal."""
+    return bool((getattr(field, "metadata", None) or {}).get(PERSONAL))
+
+
+def protect(value: Any, key: str | None) -> Any:
+    """Personal input as the log keeps it: keyed hash of its text, or redacted."""
+    if value is None:
+        return None
+    if isinstance(value, list | tuple):
+        return [protect(v, key) for v in value]
+    if not key:
+        return REDACTED
+    text = value if isinstance(value, str) else orjson.dumps(value).decode()
+    return "hmac:" + hmac.new(key.encode(), text.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 class Outcome:
@@ -216,8 +242,9 @@ def _actor(ctx: Any) -> tuple[str | None, str, int | None]:
     return ctx.viewer.subject, "USER", None
 
 
-def _plain(value: Any, converter: Any) -> Any:
-    """Strawberry input objects as dicts with their GraphQL field names."""
+def _plain(value: Any, converter: Any, key: str | None) -> Any:
+    """Strawberry input objects as dicts with their GraphQL field names, personal fields
+    protected."""
     if isinstance(value, Enum):
         return value.value
     definition = getattr(value, "__strawberry_definition__", None)
@@ -225,11 +252,15 @@ def _plain(value: Any, converter: Any) -> Any:
         out = {}
         for field in definition.fields:
             item = getattr(value, field.python_name, UNSET)
-            if item is not UNSET:
-                out[converter.get_graphql_name(field)] = _plain(item, converter)
+            if item is UNSET:
+                continue
+            plain = _plain(item, converter, key)
+            out[converter.get_graphql_name(field)] = protect(plain, key) if is_personal(
+                field
+            ) else plain
         return out
     if isinstance(value, list | tuple):
-        return [_plain(v, converter) for v in value]
+        return [_plain(v, converter, key) for v in value]
     if isinstance(value, date | datetime | relay.GlobalID):
         return value.isoformat() if isinstance(value, date | datetime) else str(value)
     return value
@@ -238,8 +269,9 @@ def _plain(value: Any, converter: Any) -> Any:
 def _arguments(info: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
     """The field's arguments as the client named them."""
     converter = info.schema.config.name_converter
+    key = getattr(getattr(info.context, "settings", None), "audit_key", None)
     return {
-        converter.apply_naming_config(name): _plain(value, converter)
+        converter.apply_naming_config(name): _plain(value, converter, key)
         for name, value in kwargs.items()
         if value is not UNSET
     }

@@ -30,6 +30,8 @@ class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     env: str = "development"
     jwt_secret: str | None = None
+    # HMAC key for personal input in the audit log (unset: such input is stored redacted).
+    audit_key: str | None = None
     jwt_public_key_file: Path | None = None
     jwt_jwks_file: Path | None = None
     jwt_private_key_file: Path | None = None
@@ -101,6 +103,7 @@ class Settings:
             "database_url": os.environ.get("CARBONGRAPH_DATABASE_URL") or DEFAULT_DATABASE_URL,
             "env": env,
             "jwt_secret": os.environ.get("CARBONGRAPH_JWT_SECRET") or None,
+            "audit_key": os.environ.get("CARBONGRAPH_AUDIT_KEY") or None,
             "jwt_public_key_file": path("CARBONGRAPH_JWT_PUBLIC_KEY_FILE"),
             "jwt_jwks_file": path("CARBONGRAPH_JWT_JWKS_FILE"),
             "jwt_private_key_file": path("CARBONGRAPH_JWT_PRIVATE_KEY_FILE"),

@@ -57,7 +57,7 @@ class LimitExceeded(Exception):
 
 
 @lru_cache(maxsize=1024)
-def _parse(query: str, max_tokens: int) -> DocumentNode | None:
+def parse_cached(query: str, max_tokens: int) -> DocumentNode | None:
     try:
         return parse(query, max_tokens=max_tokens)
     except GraphQLSyntaxError as exc:
@@ -72,7 +72,7 @@ def check(query: str, limits: Limits, *, allow_introspection: bool) -> None:
         raise LimitExceeded(
             "QUERY_TOO_LARGE", f"The document has more than {limits.max_characters} characters."
         )
-    document = _parse(query, limits.max_tokens)
+    document = parse_cached(query, limits.max_tokens)
     if document is None:
         return
     fragments = {
@@ -177,78 +177,3 @@ def _depth(
                     deepest, _depth(fragments[name].selection_set, fragments, seen | {name})
                 )
     return deepest
-
-
-# Static cost, after the IBM cost spec our SDL declares for the gateway: every object field
-# costs 1 (plus its weight below), a connection multiplies what it contains by its page size
-# (`first`/`last`, or the maximum page when absent). Scalars are free.
-FIELD_WEIGHTS = {
-    "footprint": 5,
-    "reductions": 5,
-    "series": 5,
-    "platformFootprint": 5,
-    "platformReductions": 5,
-    "explain": 50,
-}
-
-
-def cost(query: str, limits: Limits, *, default_page: int = 100) -> int:
-    document = _parse(query, limits.max_tokens)
-    if document is None:
-        return 0
-    fragments = {
-        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
-    }
-    total = 0
-    for definition in document.definitions:
-        if isinstance(definition, OperationDefinitionNode):
-            total += _cost(definition.selection_set, fragments, set(), default_page)
-    return total
-
-
-def _page(field: FieldNode, default_page: int) -> int | None:
-    for argument in field.arguments or ():
-        if argument.name.value in {"first", "last"}:
-            value = getattr(argument.value, "value", None)
-            return int(value) if isinstance(value, str) and value.isdigit() else default_page
-    return None
-
-
-def _cost(
-    selection_set: SelectionSetNode | None,
-    fragments: dict[str, FragmentDefinitionNode],
-    seen: set[str],
-    default_page: int,
-) -> int:
-    if selection_set is None:
-        return 0
-    total = 0
-    for selection in selection_set.selections:
-        if isinstance(selection, FieldNode):
-            if selection.selection_set is None:
-                continue  # scalars
-            inner = _cost(selection.selection_set, fragments, seen, default_page)
-            if selection.name.value in RELAY_WRAPPERS:
-                # The node is the object a connection returns; edges and pageInfo are free.
-                total += inner + (1 if selection.name.value == "node" else 0)
-                continue
-            size = _page(selection, default_page)
-            if size is None and selection.name.value in CONNECTIONS:
-                size = default_page
-            own = 1 + FIELD_WEIGHTS.get(selection.name.value, 0)
-            total += own + (inner * size if size is not None else inner)
-        elif isinstance(selection, InlineFragmentNode):
-            total += _cost(selection.selection_set, fragments, seen, default_page)
-        elif isinstance(selection, FragmentSpreadNode):
-            name = selection.name.value
-            if name in fragments and name not in seen:
-                total += _cost(
-                    fragments[name].selection_set, fragments, seen | {name}, default_page
-                )
-    return total
-
-
-# Connection fields: without `first`/`last` they return a full page.
-CONNECTIONS = frozenset(
-    {"enterprises", "communities", "employees", "subCommunities", "households", "members"}
-)

@@ -31,9 +31,9 @@ import jwt
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from carbongraph import limits
 from carbongraph.authz import InvalidToken, Principal, TokenVerifier
 from carbongraph.config import Settings
+from carbongraph.cost import query_cost
 from carbongraph.db import request_db
 from carbongraph.engagement import keys
 from carbongraph.errors import BadUserInput, CodedError
@@ -83,16 +83,11 @@ class StatementPage:
         # A page spends what its GraphQL document would cost on /graphql.
         self.cost = max(
             1,
-            limits.cost(
+            query_cost(
+                schema._schema,
                 QUERY,
-                limits.Limits(
-                    max_depth=settings.max_depth,
-                    max_aliases=settings.max_aliases,
-                    max_directives=settings.max_directives,
-                    max_tokens=settings.max_tokens,
-                    max_characters=settings.max_query_characters,
-                ),
-                default_page=settings.max_page_size,
+                max_tokens=settings.max_tokens,
+                default_list_size=settings.max_page_size,
             ),
         )
 

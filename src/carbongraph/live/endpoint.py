@@ -35,6 +35,7 @@ from strawberry.utils.aio import aclosing
 from carbongraph import limits
 from carbongraph.authz import InvalidToken, TokenVerifier
 from carbongraph.config import Settings
+from carbongraph.cost import query_cost
 from carbongraph.errors import ErrorCode
 from carbongraph.ratelimit import RateLimiter
 from carbongraph.schema.live import LiveContext
@@ -89,7 +90,9 @@ class LiveProtocolHandler(BaseGraphQLTransportWSHandler[LiveContext, None]):
 
     async def run_operation(self, operation: Any) -> None:
         try:
-            refusal = await self.view.refuse(operation.query, self.context)
+            refusal = await self.view.refuse(
+                operation.query, self.context, getattr(operation, "variables", None)
+            )
             if refusal is not None:
                 await operation.send_initial_errors([refusal])
                 return
@@ -173,7 +176,9 @@ class LiveEndpoint(GraphQL):
             raise InvalidToken("the Authorization value must be 'Bearer <token>'")
         return self.verifier.verify(token.strip())
 
-    async def refuse(self, query: Any, ctx: LiveContext) -> GraphQLError | None:
+    async def refuse(
+        self, query: Any, ctx: LiveContext, variables: Any = None
+    ) -> GraphQLError | None:
         """Why a subscribe is refused before it runs (the HTTP endpoint's rules), or None."""
         settings = self.settings
         if not isinstance(query, str):
@@ -195,8 +200,12 @@ class LiveEndpoint(GraphQL):
             limits.check(
                 query, self.document_limits, allow_introspection=not settings.is_production
             )
-            estimated = limits.cost(
-                query, self.document_limits, default_page=settings.max_page_size
+            estimated = query_cost(
+                self.schema._schema,
+                query,
+                variables if isinstance(variables, dict) else None,
+                max_tokens=self.document_limits.max_tokens,
+                default_list_size=settings.max_page_size,
             )
         except limits.LimitExceeded as exc:
             return _error(str(exc), exc.code)

@@ -11,13 +11,17 @@ from strawberry import relay
 from carbongraph.authz import GRANTABLE_ON, PLATFORM
 from carbongraph.authz import Role as RoleValue
 from carbongraph.errors import MutationFailed, UserErrorCode
-from carbongraph.schema.common import UserError
+from carbongraph.schema.common import UserError, sized_field, user_errors_field
 from carbongraph.schema.hierarchy import NODE_TYPES, IndividualNode
 from carbongraph.schema.mutation_support import run_mutation
 from carbongraph.schema.relay import decode_global_id, to_global_id
 from carbongraph.services import access as service
 
 Role = strawberry.enum(RoleValue, description="Roles inherit down the hierarchy from their node.")
+
+
+# Role grants of one principal: a few roles on a few nodes.
+GRANTS = 20
 
 
 @strawberry.type(description="A role held by a principal on a node (or on the whole platform).")
@@ -47,7 +51,7 @@ class Viewer:
     subject: str
     individual_ids: strawberry.Private[list[int]]
 
-    @strawberry.field
+    @sized_field(GRANTS)
     async def grants(self, info: strawberry.Info) -> list[RoleGrant]:
         return [RoleGrant.from_row(r) for r in await service.grants_of(info.context, self.subject)]
 
@@ -77,7 +81,7 @@ class GrantRoleInput:
 @strawberry.type
 class GrantRolePayload:
     grant: RoleGrant | None
-    user_errors: list[UserError]
+    user_errors: list[UserError] = user_errors_field()
 
 
 @strawberry.input
@@ -88,7 +92,7 @@ class RevokeRoleInput:
 @strawberry.type
 class RevokeRolePayload:
     revoked_grant_id: strawberry.ID | None
-    user_errors: list[UserError]
+    user_errors: list[UserError] = user_errors_field()
 
 
 def _grant_node(node_id: strawberry.ID | None, role: RoleValue) -> tuple[str, int]:

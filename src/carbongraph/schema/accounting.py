@@ -17,6 +17,7 @@ from carbongraph.accounting.activities import ACTIVITY_TYPES
 from carbongraph.accounting.reads import FootprintData, Period
 from carbongraph.authz import Access, Target
 from carbongraph.errors import BadUserInput, Suppressed
+from carbongraph.schema.common import SCOPE3_CATEGORIES, list_size, sized_field
 from carbongraph.schema.relay import to_global_id
 
 Grams = NewType("Grams", int)
@@ -192,7 +193,7 @@ class Footprint:
     scope2_location_based: Grams | None
     scope2_market_based: Grams | None
     scope3: Grams | None
-    scope3_categories: list[Scope3Category] | None
+    scope3_categories: list[Scope3Category] | None = sized_field(SCOPE3_CATEGORIES)
     scope3_plus: Grams | None = strawberry.field(
         description="Reductions facilitated outside Scopes 1–3 (never netted)." + SUPPRESSED_NOTE
     )
@@ -259,7 +260,8 @@ class Footprint:
 
     @strawberry.federation.field(
         description="The same figures bucketed by day, week, month or year.",
-        directives=[Cost(weight=5)],
+        # One read per footprint; priced per point, assumed a year by month.
+        directives=[list_size(12)],
     )
     async def series(
         self, info: strawberry.Info, granularity: Granularity
@@ -272,7 +274,8 @@ class Footprint:
     @strawberry.federation.field(
         description="The factor versions and record counts behind this footprint: records that "
         "start in the period, grouped by activity type and factor. Reads raw records.",
-        directives=[Cost(weight=50)],
+        # Reads raw records: priced per source, about one per activity type.
+        directives=[Cost(weight=4), list_size(len(ACTIVITY_TYPES))],
     )
     async def explain(self, info: strawberry.Info) -> list[FootprintSource] | None:
         if self.suppressed:

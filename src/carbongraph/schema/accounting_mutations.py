@@ -19,7 +19,7 @@ from carbongraph.schema.accounting import (
     PeriodInput,
     RollupPath,
 )
-from carbongraph.schema.common import UserError
+from carbongraph.schema.common import MAX_PAGE, UserError, sized_field, user_errors_field
 from carbongraph.schema.mutation_support import run_mutation
 from carbongraph.schema.relay import decode_global_id
 
@@ -70,12 +70,14 @@ class RecordActivitiesInput:
 
 @strawberry.type
 class RecordActivitiesPayload:
-    records: list[ActivityRecord] = strawberry.field(
+    # One per input record (up to MAX_BATCH); priced as a page: the input is the work.
+    records: list[ActivityRecord] = sized_field(
+        MAX_PAGE,
         description="The records, in input order (replays return the stored record)."
     )
     created_count: int
     unchanged_count: int
-    user_errors: list[UserError]
+    user_errors: list[UserError] = user_errors_field()
 
 
 @strawberry.input
@@ -92,7 +94,7 @@ class RecalculateFootprintPayload:
     examined_count: int
     changed_count: int
     footprint: Footprint | None
-    user_errors: list[UserError]
+    user_errors: list[UserError] = user_errors_field()
 
 
 NODE_LETTER = {"Enterprise": "E", "Community": "C", "Household": "H", "Individual": "I"}

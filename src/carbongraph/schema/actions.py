@@ -16,7 +16,7 @@ from carbongraph.actions import record as service
 from carbongraph.actions.catalog import A as ACTION_TYPES
 from carbongraph.authz import Access, Target
 from carbongraph.errors import Forbidden, MutationFailed, UserErrorCode, UserErrorData
-from carbongraph.schema.common import UserError
+from carbongraph.schema.common import MAX_PAGE, UserError, sized_field, user_errors_field
 from carbongraph.schema.mutation_support import run_mutation
 from carbongraph.schema.relay import decode_global_id, to_global_id
 
@@ -138,7 +138,9 @@ class Credits:
     balance: int
     individual_id: strawberry.Private[int]
 
-    @strawberry.field(description="Newest first; `after` is an entry ID's cursor.")
+    @sized_field(
+        MAX_PAGE, "Newest first; `after` is an entry ID's cursor.", slicing=("first",)
+    )
     async def ledger(
         self, info: strawberry.Info, first: int = 20, after: str | None = None
     ) -> list[CreditEntry]:
@@ -186,10 +188,11 @@ class RecordActionsInput:
 
 @strawberry.type
 class RecordActionsPayload:
-    actions: list[ActionRecord]
+    # One per input action (up to MAX_BATCH); priced as a page: the input is the work.
+    actions: list[ActionRecord] = sized_field(MAX_PAGE)
     created_count: int
     unchanged_count: int
-    user_errors: list[UserError]
+    user_errors: list[UserError] = user_errors_field()
 
 
 def _evidence_pk(value: strawberry.ID | None, index: int) -> int | None:
@@ -289,7 +292,7 @@ class UploadEvidenceInput:
 @strawberry.type
 class UploadEvidencePayload:
     evidence: EvidenceInfo | None
-    user_errors: list[UserError]
+    user_errors: list[UserError] = user_errors_field()
 
 
 @strawberry.enum
@@ -308,7 +311,7 @@ class ReviewActionInput:
 @strawberry.type
 class ReviewActionPayload:
     action: ActionRecord | None
-    user_errors: list[UserError]
+    user_errors: list[UserError] = user_errors_field()
 
 
 async def _decide(info: Any, input: ReviewActionInput, decide: Any) -> ReviewActionPayload:
@@ -486,7 +489,7 @@ class CreateRewardInput:
 @strawberry.type
 class CreateRewardPayload:
     reward: RewardInfo | None
-    user_errors: list[UserError]
+    user_errors: list[UserError] = user_errors_field()
 
 
 @strawberry.input
@@ -508,7 +511,7 @@ class Redemption:
 class RedeemRewardPayload:
     redemption: Redemption | None
     balance: int | None
-    user_errors: list[UserError]
+    user_errors: list[UserError] = user_errors_field()
 
 
 async def _owner(
@@ -693,7 +696,7 @@ class CampaignInfo:
             percent_of_goal=p.percent_of_goal,
         )
 
-    @strawberry.field
+    @sized_field(MAX_PAGE, slicing=("first",))
     async def top_participants(
         self, info: strawberry.Info, first: int = 10
     ) -> list[CampaignStanding]:
@@ -750,7 +753,7 @@ class CreateCampaignInput:
 @strawberry.type
 class CreateCampaignPayload:
     campaign: CampaignInfo | None
-    user_errors: list[UserError]
+    user_errors: list[UserError] = user_errors_field()
 
 
 async def campaigns_of(info: Any, owner_id: strawberry.ID) -> list[CampaignInfo]:
@@ -805,7 +808,7 @@ class CreditPolicyInfo:
 @strawberry.type
 class SetCreditPolicyPayload:
     policy: CreditPolicyInfo | None
-    user_errors: list[UserError]
+    user_errors: list[UserError] = user_errors_field()
 
 
 @strawberry.type
@@ -886,7 +889,7 @@ class PublishActionTypeInput:
 @strawberry.type
 class PublishActionTypePayload:
     action_type: ActionTypeInfo | None
-    user_errors: list[UserError]
+    user_errors: list[UserError] = user_errors_field()
 
 
 @strawberry.type

@@ -13,6 +13,7 @@ from strawberry import relay
 from strawberry.federation.schema_directives import Cost
 
 from carbongraph import privacy
+from carbongraph.accounting.activities import ACTIVITY_TYPES
 from carbongraph.accounting.reads import Period
 from carbongraph.authz import Access, Target
 from carbongraph.engagement import keys
@@ -26,6 +27,7 @@ from carbongraph.schema.accounting import (
     SuppressionReason,
     require_shown,
 )
+from carbongraph.schema.common import MAX_PAGE, list_size, sized_field
 from carbongraph.schema.enums import LeaderboardMetric
 from carbongraph.schema.relay import to_global_id
 
@@ -41,6 +43,8 @@ def _quantity(milli: int) -> str:
 # -- statements -------------------------------------------------------------------------------
 
 
+# A statement covers about a month: at most six partial weeks.
+STATEMENT_WEEKS = 6
 @strawberry.type(description="Use of one utility (activity type) over a week or a period.")
 class UtilityUsage:
     activity_type: str
@@ -64,7 +68,7 @@ class UtilityUsage:
 class StatementWeek:
     from_: date = strawberry.field(name="from")
     to: date
-    usage: list[UtilityUsage]
+    usage: list[UtilityUsage] = sized_field(len(ACTIVITY_TYPES))
     gross: Grams
     clean_energy_offset: Grams
     net: Grams
@@ -101,8 +105,10 @@ class StatementRanking:
 class Statement:
     period: PeriodRange
     previous_period: PeriodRange
-    weeks: list[StatementWeek]
-    usage: list[UtilityUsage] = strawberry.field(description="Totals over the period.")
+    weeks: list[StatementWeek] = sized_field(STATEMENT_WEEKS)
+    usage: list[UtilityUsage] = sized_field(
+        len(ACTIVITY_TYPES), description="Totals over the period."
+    )
     gross: Grams
     clean_energy_offset: Grams
     net: Grams
@@ -256,7 +262,13 @@ class Leaderboard:
 
 def board_field(description: str) -> Any:
     """A leaderboard: one ranked statement over the totals, priced like a page of a list."""
-    return strawberry.federation.field(description=description, directives=[Cost(weight=20)])
+    return strawberry.federation.field(
+        description=description,
+        directives=[
+            Cost(weight=20),
+            list_size(MAX_PAGE, slicing=("first",), sized=("edges",)),
+        ],
+    )
 
 
 async def community_board(

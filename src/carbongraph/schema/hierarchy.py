@@ -7,8 +7,9 @@ from typing import Any, Self
 
 import strawberry
 from strawberry import relay
-from strawberry.federation.schema_directives import Cost, ListSize
+from strawberry.federation.schema_directives import Cost
 
+from carbongraph import audit
 from carbongraph.authz import Access, Target
 from carbongraph.errors import NotFound
 from carbongraph.resolvers import dataloaders as dl
@@ -22,7 +23,7 @@ from carbongraph.schema.accounting import (
     reductions_of,
 )
 from carbongraph.schema.actions import Credits, credits_of
-from carbongraph.schema.common import require
+from carbongraph.schema.common import CONNECTION_SIZE, list_size, require
 from carbongraph.schema.engagement import (
     Leaderboard,
     LeaderboardMembers,
@@ -36,6 +37,7 @@ from carbongraph.schema.engagement import (
 )
 from carbongraph.schema.enums import CommunityKind, DwellingType, EnterpriseKind, LeaderboardMetric
 from carbongraph.schema.insights import (
+    SUGGESTIONS,
     GhgInventory,
     Suggestion,
     household_suggestions,
@@ -45,22 +47,12 @@ from carbongraph.schema.insights import (
 from carbongraph.schema.relay import Connection, child_connection, decode_global_id
 
 PAGE_ARGS_DOC = "Keyset pagination: `first`/`after` forwards, `last`/`before` backwards."
-# Demand control (IBM cost spec, enforced by the gateway): a connection costs its page size;
-# without `first`/`last` it is assumed to be a full page.
-MAX_PAGE_SIZE_ASSUMED = 100
 
 
-def connection_field(description: str) -> Any:
+def connection_field(description: str, **kwargs: Any) -> Any:
+    """A connection: its page size (`first`/`last`, else a full page) sizes its `edges`."""
     return strawberry.federation.field(
-        description=f"{description} {PAGE_ARGS_DOC}",
-        directives=[
-            ListSize(
-                assumed_size=MAX_PAGE_SIZE_ASSUMED,
-                slicing_arguments=["first", "last"],
-                sized_fields=["edges"],
-                require_one_slicing_argument=False,
-            )
-        ],
+        description=f"{description} {PAGE_ARGS_DOC}", directives=[CONNECTION_SIZE], **kwargs
     )
 
 
@@ -69,10 +61,24 @@ def aggregate_field(description: str) -> Any:
     return strawberry.federation.field(description=description, directives=[Cost(weight=5)])
 
 
-def personal_field(description: str) -> Any:
-    """Personal data: tagged so that a partner contract can leave it out."""
+def personal_input(default: Any = strawberry.UNSET, description: str = "") -> Any:
+    """An input field carrying personal data: never stored in clear in the audit log (keyed
+    hash or redacted, carbongraph.audit). Use it for every input that sets a personal field."""
+    kwargs: dict[str, Any] = {} if default is strawberry.UNSET else {"default": default}
+    return strawberry.field(
+        description=f"{description} Personal data.".strip(),
+        metadata={audit.PERSONAL: True},
+        **kwargs,
+    )
+
+
+def personal_field(description: str, size: int | None = None) -> Any:
+    """Personal data: tagged so that a partner contract can leave it out; ``size``: a list's
+    assumed size (``@listSize``)."""
     return strawberry.federation.field(
-        description=f"{description} Personal data.".strip(), tags=["personal"]
+        description=f"{description} Personal data.".strip(),
+        tags=["personal"],
+        directives=[] if size is None else [list_size(size)],
     )
 
 
@@ -434,7 +440,7 @@ class HouseholdNode(_Entity):
         description="Personalised ways to cut emissions, from this home's records of the last "
         "year. Personal data.",
         tags=["personal"],
-        directives=[Cost(weight=20)],
+        directives=[Cost(weight=20), list_size(SUGGESTIONS)],
     )
     async def suggestions(self, info: strawberry.Info) -> list[Suggestion] | None:
         return await household_suggestions(info, self)
@@ -549,7 +555,7 @@ class IndividualNode(_Entity):
         description="Personalised ways to cut emissions, from this person's records of the last "
         "year. Personal data.",
         tags=["personal"],
-        directives=[Cost(weight=20)],
+        directives=[Cost(weight=20), list_size(SUGGESTIONS)],
     )
     async def suggestions(self, info: strawberry.Info) -> list[Suggestion] | None:
         return await individual_suggestions(info, self)
@@ -589,7 +595,7 @@ class IndividualNode(_Entity):
         require(info, self.record.target, Access.PERSONAL)
         return await credits_of(info, self.pk)
 
-    @personal_field("Every household this person has lived in, oldest first.")
+    @personal_field("Every household this person has lived in, oldest first.", size=10)
     async def household_history(self, info: strawberry.Info) -> list[HouseholdMembershipPeriod]:
         require(info, self.record.target, Access.PERSONAL)
         rows = await info.context.loaders.membership_history.load(self.pk)

@@ -8,13 +8,14 @@ from typing import Any
 
 import strawberry
 
-from carbongraph.schema.common import UserError
+from carbongraph.schema.common import UserError, user_errors_field
 from carbongraph.schema.enums import CommunityKind, DwellingType, EnterpriseKind
 from carbongraph.schema.hierarchy import (
     CommunityNode,
     EnterpriseNode,
     HouseholdNode,
     IndividualNode,
+    personal_input,
 )
 from carbongraph.schema.mutation_support import input_id, optional_input_id, run_mutation
 from carbongraph.services import hierarchy as service
@@ -29,25 +30,25 @@ def _value(enum_value: Any) -> Any:
 @strawberry.type
 class EnterprisePayload:
     enterprise: EnterpriseNode | None
-    user_errors: list[UserError]
+    user_errors: list[UserError] = user_errors_field()
 
 
 @strawberry.type
 class CommunityPayload:
     community: CommunityNode | None
-    user_errors: list[UserError]
+    user_errors: list[UserError] = user_errors_field()
 
 
 @strawberry.type
 class HouseholdPayload:
     household: HouseholdNode | None
-    user_errors: list[UserError]
+    user_errors: list[UserError] = user_errors_field()
 
 
 @strawberry.type
 class IndividualPayload:
     individual: IndividualNode | None
-    user_errors: list[UserError]
+    user_errors: list[UserError] = user_errors_field()
 
 
 # -- inputs -----------------------------------------------------------------------------------
@@ -92,7 +93,7 @@ class UpdateCommunityInput:
 @strawberry.input
 class CreateHouseholdInput:
     community_id: strawberry.ID
-    name: str
+    name: str = personal_input()
     dwelling_type: DwellingType
     has_rooftop_solar: bool = False
     external_ref: str | None = None
@@ -101,15 +102,15 @@ class CreateHouseholdInput:
 @strawberry.input
 class UpdateHouseholdInput:
     id: strawberry.ID
-    name: str | None = None
+    name: str | None = personal_input(None)
     dwelling_type: DwellingType | None = None
     has_rooftop_solar: bool | None = None
 
 
 @strawberry.input
 class CreateIndividualInput:
-    display_name: str
-    email: str | None = None
+    display_name: str = personal_input()
+    email: str | None = personal_input(None)
     subject: str | None = strawberry.field(
         default=None, description="Login subject (JWT sub) that owns this account."
     )
@@ -123,8 +124,8 @@ class CreateIndividualInput:
 @strawberry.input
 class UpdateIndividualInput:
     id: strawberry.ID
-    display_name: str | None = None
-    email: str | None = None
+    display_name: str | None = personal_input(None)
+    email: str | None = personal_input(None)
 
 
 @strawberry.input

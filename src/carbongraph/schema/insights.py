@@ -27,8 +27,15 @@ from carbongraph.schema.accounting import (
     Scope3Category,
     require_shown,
 )
-from carbongraph.schema.common import require
+from carbongraph.schema.common import SCOPE3_CATEGORIES, require, sized_field
 from carbongraph.schema.relay import to_global_id
+
+# Evidence lines a suggestion cites: a few readings.
+SUGGESTION_EVIDENCE = 10
+# Suggestions per account: at most one per rule.
+SUGGESTIONS = 10
+# DataQuality's values (metered, estimated, self-reported).
+DATA_QUALITY_LEVELS = 3
 
 
 @strawberry.type(description="A fact from the account's own data that a suggestion rests on.")
@@ -54,7 +61,7 @@ class Suggestion:
         description="Estimated money saved a year (decimal, in `currency`), running costs only."
     )
     currency: str
-    evidence: list[SuggestionEvidence]
+    evidence: list[SuggestionEvidence] = sized_field(SUGGESTION_EVIDENCE)
     assumptions: list[str] = strawberry.field(description="Our own estimates the number uses.")
     sources: list[str]
     observed_from: date = strawberry.field(description="First day of the records used.")
@@ -200,7 +207,7 @@ class GhgInventory:
     scope2_location_based: Grams
     scope2_market_based: Grams
     scope3: Grams
-    scope3_categories: list[Scope3Category]
+    scope3_categories: list[Scope3Category] = sized_field(SCOPE3_CATEGORIES)
     gross: Grams
     clean_energy_offset: Grams
     net: Grams
@@ -211,10 +218,12 @@ class GhgInventory:
     record_count: int
     member_count: int
     per_capita: InventoryPerCapita | None = strawberry.field(description="Null without members.")
-    factors: list[FootprintSource] = strawberry.field(
+    factors: list[FootprintSource] = sized_field(
+        len(ACTIVITY_TYPES),
         description="Emission factor versions used, by activity type (records by start day)."
     )
-    data_quality: list[DataQualityShare] = strawberry.field(
+    data_quality: list[DataQualityShare] = sized_field(
+        DATA_QUALITY_LEVELS,
         description="Records by data quality (by start day); empty when there are none."
     )
     data: strawberry.Private[inv.Inventory]

@@ -18,8 +18,10 @@ from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
 from strawberry.federation.schema_directives import Cost
 from strawberry.schema.config import StrawberryConfig
 
+from carbongraph.accounting.activities import ACTIVITY_TYPES
 from carbongraph.accounting.factors import F as FACTORS
 from carbongraph.audit import audit_mutations
+from carbongraph.cost import CostLimitExtension
 from carbongraph.errors import BadUserInput, CodedError, Forbidden
 from carbongraph.resolvers import hierarchy as roots
 from carbongraph.schema import access, actions, security
@@ -45,6 +47,7 @@ from carbongraph.schema.actions import (
     CreditPolicyMutations,
     RewardMutations,
 )
+from carbongraph.schema.common import CONNECTION_SIZE, MAX_PAGE, list_size, sized_field
 from carbongraph.schema.hierarchy import (
     NODE_TYPES,
     CommunityNode,
@@ -60,6 +63,7 @@ from carbongraph.schema.live import Subscription
 from carbongraph.schema.relay import Connection, build_connection, decode_global_id, page_args
 
 MAX_NODES = 1000
+EMISSION_FACTORS = 500
 PAGE = "Keyset pagination: `first`/`after` forwards, `last`/`before` backwards."
 
 
@@ -76,8 +80,10 @@ class Query:
             return await security.SECURITY_NODE_TYPES[type_name](info, pk)
         return await NODE_TYPES[type_name].fetch(info, pk)
 
-    @strawberry.field(
-        description="Objects by global ID, in order; null where an ID is unknown or not visible."
+    # Sized by the length of `ids` (the server's rule); the gateway assumes the most.
+    @sized_field(
+        MAX_NODES,
+        "Objects by global ID, in order; null where an ID is unknown or not visible.",
     )
     async def nodes(
         self, info: strawberry.Info, ids: list[strawberry.ID]
@@ -137,7 +143,9 @@ class Query:
     async def individual(self, info: strawberry.Info, id: strawberry.ID) -> IndividualNode | None:
         return await IndividualNode.fetch(info, decode_global_id(id, ["Individual"])[1])
 
-    @strawberry.field(description="Enterprises the viewer can see. " + PAGE)
+    @strawberry.federation.field(
+        description="Enterprises the viewer can see. " + PAGE, directives=[CONNECTION_SIZE]
+    )
     async def enterprises(
         self,
         info: strawberry.Info,
@@ -152,9 +160,10 @@ class Query:
         page = await roots.root_page(db, select, args)
         return build_connection(page, EnterpriseNode.from_row, lambda: roots.root_count(db, select))
 
-    @strawberry.field(
+    @strawberry.federation.field(
         description="Communities the viewer can see, at any depth, optionally of one enterprise. "
-        + PAGE
+        + PAGE,
+        directives=[CONNECTION_SIZE],
     )
     async def communities(
         self,
@@ -220,11 +229,13 @@ class Query:
             via,  # type: ignore[attr-defined]
         )
 
-    @strawberry.field(description="The low-carbon actions that earn credits.")
+    @sized_field(MAX_PAGE, "The low-carbon actions that earn credits.")
     async def action_types(self, info: strawberry.Info) -> list[ActionTypeInfo]:
         return await actions.action_types(info)
 
-    @strawberry.field(description="Actions of a community awaiting (or past) a decision.")
+    @sized_field(
+        MAX_PAGE, "Actions of a community awaiting (or past) a decision.", slicing=("first",)
+    )
     async def action_review_queue(
         self,
         info: strawberry.Info,
@@ -236,23 +247,24 @@ class Query:
     ) -> list[actions.ActionRecord]:
         return await actions.review_queue(info, community_id, status, action_type, first, after)
 
-    @strawberry.field(description="Campaigns run by a community or an enterprise.")
+    @sized_field(MAX_PAGE, "Campaigns run by a community or an enterprise.")
     async def campaigns(
         self, info: strawberry.Info, owner_id: strawberry.ID
     ) -> list[actions.CampaignInfo]:
         return await actions.campaigns_of(info, owner_id)
 
-    @strawberry.field(description="Rewards offered by a community or an enterprise.")
+    @sized_field(MAX_PAGE, "Rewards offered by a community or an enterprise.")
     async def rewards(
         self, info: strawberry.Info, owner_id: strawberry.ID
     ) -> list[actions.RewardInfo]:
         return await actions.rewards_of(info, owner_id)
 
-    @strawberry.field(description="The activity types that can be recorded.")
+    @sized_field(len(ACTIVITY_TYPES), "The activity types that can be recorded.")
     def activity_types(self) -> list[ActivityTypeInfo]:
         return activity_types()
 
-    @strawberry.field(description="The emission factor library, newest first.")
+    # The library: a few hundred versions; filtered by key, a few.
+    @sized_field(EMISSION_FACTORS, "The emission factor library, newest first.")
     async def emission_factors(
         self,
         info: strawberry.Info,
@@ -281,8 +293,9 @@ class Query:
         )
         return [EmissionFactor.from_row(r) for r in await info.context.db.execute(select)]
 
-    @strawberry.field(
-        description="API keys the viewer manages (every scope's node in their subtree). " + PAGE
+    @strawberry.federation.field(
+        description="API keys the viewer manages (every scope's node in their subtree). " + PAGE,
+        directives=[CONNECTION_SIZE],
     )
     async def api_keys(
         self,
@@ -299,6 +312,7 @@ class Query:
         description="The audit log, newest first (platform admins). `after` pages to older "
         "events; `since` inclusive, `until` exclusive.",
         requires_scopes=[["PLATFORM_ADMIN"]],
+        directives=[list_size(MAX_PAGE, slicing=("first",), sized=("edges",))],
     )
     async def audit_events(
         self,
@@ -402,6 +416,7 @@ def build_schema() -> strawberry.federation.Schema:
         # Parsing and validating the same documents again costs several ms per request.
         extensions=[
             lambda: ParserCache(maxsize=1024),
+            CostLimitExtension,  # before the cache: its rule is part of the cache key
             lambda: ValidationCache(maxsize=1024),
             ProductionErrors,
             SqlStatementsExtension,

@@ -18,10 +18,13 @@ from carbongraph.errors import Forbidden, MutationFailed, NotFound, UserErrorCod
 from carbongraph.resolvers.hierarchy import root_count, root_page
 from carbongraph.resolvers.pagination import Page
 from carbongraph.schema.access import Role
-from carbongraph.schema.common import UserError
+from carbongraph.schema.common import UserError, sized_field, user_errors_field
 from carbongraph.schema.mutation_support import run_mutation
 from carbongraph.schema.relay import Connection, build_connection, page_args, to_global_id
 from carbongraph.services import api_keys as service
+
+# Scopes of one API key: a partner's few nodes.
+API_KEY_SCOPES = 10
 
 
 @strawberry.type(description="A role an API key acts with, on a node and its subtree.")
@@ -41,7 +44,7 @@ class ApiKeyNode(relay.Node):
     prefix: str = strawberry.field(
         description="The public start of the key (`cgk_<prefix>_…`), to tell keys apart."
     )
-    scopes: list[ApiKeyScope]
+    scopes: list[ApiKeyScope] = sized_field(API_KEY_SCOPES)
     created_by: str = strawberry.field(description="The subject who created the key.")
     created_at: datetime
     expires_at: datetime | None
@@ -240,7 +243,7 @@ class CreateApiKeyPayload:
         description="The whole key, `cgk_<prefix>_<secret>`, for `Authorization: Bearer`. "
         "Shown this once only."
     )
-    user_errors: list[UserError]
+    user_errors: list[UserError] = user_errors_field()
 
 
 @strawberry.input
@@ -256,7 +259,7 @@ class RotateApiKeyPayload:
     api_key: ApiKeyNode | None = strawberry.field(description="The new key.")
     secret: str | None = strawberry.field(description="The new key, shown this once only.")
     replaced_api_key: ApiKeyNode | None
-    user_errors: list[UserError]
+    user_errors: list[UserError] = user_errors_field()
 
 
 @strawberry.input
@@ -267,7 +270,7 @@ class RevokeApiKeyInput:
 @strawberry.type
 class RevokeApiKeyPayload:
     api_key: ApiKeyNode | None
-    user_errors: list[UserError]
+    user_errors: list[UserError] = user_errors_field()
 
 
 def _key_id(value: strawberry.ID) -> int:
