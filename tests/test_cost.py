@@ -25,7 +25,10 @@ from tests.conftest import REPO
 
 GQL = schema._schema
 MODEL = cost.model_for(GQL)
-ISSUE_13 = "{ nodes(ids: [%s]) { id ... on Household { footprint(period: {year: 2025}) { gross explain {\n  activityType recordCount factor { factorKey } } } } } }"
+ISSUE_13 = (
+    "{ nodes(ids: [%s]) { id ... on Household { footprint(period: {year: 2025}) { gross "
+    "explain { activityType recordCount factor { factorKey } } } } } }"
+)
 
 
 def _query_cost(query: str, variables: dict | None = None) -> int:
@@ -95,7 +98,8 @@ def _field_cost(type_name: str, field_name: str, arguments: str = "") -> int:
     """The cost of selecting ``field_name`` (its items' ``__typename``) on ``type_name``."""
     document = parse(f"{{ {field_name}{arguments} {{ __typename }} }}")
     walk = cost._Walk(GQL, MODEL, {}, {}, {}, 100)
-    return walk.selections(GQL.get_type(type_name), document.definitions[0].selection_set, {}, frozenset())  # type: ignore[attr-defined,arg-type]
+    selection_set = document.definitions[0].selection_set  # type: ignore[attr-defined]
+    return walk.selections(GQL.get_type(type_name), selection_set, {}, frozenset())  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(("type_name", "field_name"), LIST_FIELDS, ids=".".join)
@@ -149,7 +153,9 @@ def test_the_issues_nodes_query_is_expensive_and_small_ones_are_not():
     assert _query_cost(thousand) > 5000
     three = ISSUE_13 % '"a", "b", "c"'
     assert _query_cost(three) < 500
-    with_variables = ISSUE_13.replace("[%s]", "$ids").replace("{ nodes", "query($ids: [ID!]!) { nodes")
+    with_variables = ISSUE_13.replace("[%s]", "$ids").replace(
+        "{ nodes", "query($ids: [ID!]!) { nodes"
+    )
     assert _query_cost(with_variables, {"ids": ["a"] * 1000}) == _query_cost(thousand)
     assert _query_cost(with_variables, {"ids": ["a", "b", "c"]}) == _query_cost(three)
     # Without the variable's value the worst case (nodes' assumed size) counts.
@@ -175,7 +181,10 @@ async def test_the_issues_query_is_refused_before_it_runs(api):
     response = await api.post(three, subject="anyone")
     assert response.status_code == 200 and "errors" not in response.json(), response.text
     # Variables count with their values, and the verdict is cached per sizes.
-    query = "query($n: Int) { communities(first: $n) { edges { node { households(first: $n) { edges { node { id } } } } } } }"
+    query = (
+        "query($n: Int) { communities(first: $n) { edges { node { households(first: $n) "
+        "{ edges { node { id } } } } } } }"
+    )
     for n, refused in ((5, False), (100, True), (5, False), (100, True)):
         response = await api.post(query, {"n": n}, subject="anyone")
         codes = [e["extensions"]["code"] for e in response.json().get("errors", [])]
@@ -251,7 +260,7 @@ def gateway_costs():
     def run(operations: list[tuple[str, dict | None]]) -> list[int]:
         payload = json.dumps([{"query": q, "variables": v or {}} for q, v in operations])
         result = subprocess.run(
-            [node, str(REPO / "gateway" / "cost.mjs"), str(REPO / "gateway" / "supergraph.graphql")],
+            [node, str(REPO / "gateway" / "cost.mjs"), str(REPO / "gateway/supergraph.graphql")],
             input=payload,
             capture_output=True,
             text=True,
