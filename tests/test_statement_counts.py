@@ -7,6 +7,7 @@ here on purpose or the change is wrong. The grants lookup of the viewer is one s
 from __future__ import annotations
 
 from carbongraph.db import StatementLog
+from carbongraph.schema.relay import decode_global_id
 from tests.world import build_world, gid
 
 NESTED = """
@@ -85,7 +86,7 @@ async def test_entities_with_100_representations_cost_one_statement_per_type(eng
 async def test_community_members_across_the_subtree_is_one_statement(engine, api):
     world = await build_world(engine, communities=6, households=4, members=3)
     query = """
-    query { communities(first: 50) { edges { node { members(first: 50) { edges { node { id } } } }
+    query { communities(first: 50) { edges { node { members(first: 20) { edges { node { id } } } }
     } } }
     """
     with StatementLog() as log:
@@ -145,7 +146,7 @@ query($id: ID!) {
     name
     communities(first: 20) {
       edges { node { name households(first: 20) {
-        edges { node { id members(first: 10) { edges { node { id } } } } }
+        edges { node { id members(first: 2) { edges { node { id } } } } }
       } } }
     }
   }
@@ -207,3 +208,151 @@ async def test_statement_and_leaderboard_page_statements(engine, api):
     assert body["data"]["community"]["leaderboard"]["totalCount"] == 7
     # grants, community, one ranked page (totals, population and windows in one statement)
     assert log.count == 3, log.statements
+
+
+# -- N+1 shapes batched by DataLoaders (issue 13) ------------------------------------------------
+CREDITS = """query($id: ID!) { community(id: $id) { households(first: 50) { edges { node {
+  members(first: 10) { edges { node { id credits { balance ledger(first: 5) { amount note } }
+  } } } } } } } }"""
+
+
+async def _credit_entries(engine, people: list[int]) -> dict[int, list[int]]:
+    """A few ledger entries for every other person: amounts by person, oldest first."""
+    import sqlalchemy as sa
+
+    from carbongraph.models import CreditEntry
+    from carbongraph.models.base import utcnow
+
+    amounts: dict[int, list[int]] = {}
+    rows = []
+    for n, person in enumerate(people):
+        if n % 2:
+            continue
+        amounts[person] = [10 * (n + k + 1) for k in range(n % 7 + 1)]
+        rows += [
+            {
+                "individual_id": person,
+                "kind": "GRANT",
+                "amount": a,
+                "note": f"g{n}.{k}",
+                "created_at": utcnow(),
+            }
+            for k, a in enumerate(amounts[person])
+        ]
+    async with engine.begin() as conn:
+        await conn.execute(sa.insert(CreditEntry.__table__), rows)
+    return amounts
+
+
+async def test_credits_of_50_households_of_10_members_cost_two_statements(engine, api):
+    world = await build_world(engine, communities=1, households=50, members=10)
+    people = world.a.all_members
+    amounts = await _credit_entries(engine, people)
+    with StatementLog() as log:
+        body = await api.gql(
+            CREDITS, {"id": gid("Community", world.a.communities[0])}, subject="org-a"
+        )
+    members = [
+        m["node"]
+        for h in body["data"]["community"]["households"]["edges"]
+        for m in h["node"]["members"]["edges"]
+    ]
+    assert len(members) == 500
+    for member in members:
+        pk = decode_global_id(member["id"], ["Individual"])[1]
+        own = amounts.get(pk, [])
+        assert member["credits"]["balance"] == sum(own)
+        assert [e["amount"] for e in member["credits"]["ledger"]] == own[::-1][:5]
+    # grants, community, households, members, balances, ledgers
+    assert log.count == 6, log.statements
+
+
+FOOTPRINT_DETAIL = """query($ids: [ID!]!) { nodes(ids: $ids) { ... on Household {
+  footprint(period: {year: 2025}) { gross series(granularity: MONTH) { from net }
+    explain { activityType recordCount factor { factorKey } } } } } }"""
+
+
+async def test_series_and_explain_of_50_nodes_cost_the_same_as_of_5(engine, api):
+    from datetime import date
+
+    from carbongraph.accounting.ingest import ActivityInput, ingest
+
+    world = await build_world(engine, communities=1, households=50, members=1)
+    homes = world.a.all_households
+    async with engine.begin() as conn:
+        inputs = [
+            ActivityInput(
+                "Household",
+                home,
+                "ELECTRICITY",
+                str(100 + n),
+                "kWh",
+                date(2025, 1 + n % 12, 1),
+                date(2025, 1 + n % 12, 20),
+                "METER",
+                f"fd:{home}",
+            )
+            for n, home in enumerate(homes)
+        ]
+        assert not (await ingest(conn, inputs, today=date(2025, 12, 31))).errors
+    counts = []
+    for some in (homes[:5], homes):
+        ids = [gid("Household", h) for h in some]
+        with StatementLog() as log:
+            body = await api.gql(FOOTPRINT_DETAIL, {"ids": ids}, subject="admin")
+        nodes = body["data"]["nodes"]
+        assert len(nodes) == len(some)
+        for node in nodes:
+            footprint = node["footprint"]
+            assert len(footprint["series"]) == 12
+            assert sum(p["net"] for p in footprint["series"]) == footprint["gross"] > 0
+            assert [s["recordCount"] for s in footprint["explain"]] == [1]
+        counts.append(log.count)
+    # grants, households, footprints, series, explain's records, explain's factors — whatever
+    # the number of nodes (it was 3 + 4 per node: a series and three explain statements each).
+    assert counts == [6, 6], counts
+
+
+CAMPAIGNS = """query($o: ID!) { campaigns(ownerId: $o) { name progress { participants
+  avoidedGrams } topParticipants(first: 3) { rank avoidedGrams } } }"""
+
+
+async def test_a_communitys_campaigns_with_progress_cost_the_same_for_1_or_6(engine, api):
+    from datetime import date
+
+    from carbongraph.actions.record import ActionInput
+    from tests.test_actions import _partner_post
+    from tests.test_campaigns import CREATE
+
+    world = await build_world(engine)
+    community = world.a.communities[0]
+    owner = gid("Community", community)
+    people = [p for h in world.a.households[community] for p in world.a.members[h]]
+    await _partner_post(
+        engine,
+        [
+            ActionInput(p, "SUBWAY_TRIP", n + 1, date(2025, 6, 3), f"cc{n}")
+            for n, p in enumerate(people)
+        ],
+    )
+    counts = []
+    for campaigns in (1, 6):
+        while True:
+            body = await api.gql(CAMPAIGNS, {"o": owner}, subject="cm-a0")
+            if len(body["data"]["campaigns"]) >= campaigns:
+                break
+            created = await api.gql(CREATE, {"o": owner}, subject="cm-a0")
+            assert created["data"]["createCampaign"]["userErrors"] == []
+        with StatementLog() as log:
+            body = await api.gql(CAMPAIGNS, {"o": owner}, subject="cm-a0")
+        boards = body["data"]["campaigns"]
+        assert len(boards) == campaigns
+        for board in boards:
+            assert board["progress"]["participants"] == len(people)
+            assert board["progress"]["avoidedGrams"] == sum(range(1, len(people) + 1)) * 554
+            top = board["topParticipants"]
+            assert [s["rank"] for s in top] == [1, 2, 3]
+            assert top[0]["avoidedGrams"] == len(people) * 554
+        counts.append(log.count)
+    # grants, owner, campaigns, progress, standings, the board's names
+    assert counts == [6, 6], counts

@@ -180,8 +180,18 @@ def bucket_end(start: date, granularity: str) -> date:
 
 
 async def load_series(db: Any, key: NodeKey, period: Period, granularity: str) -> list[SeriesPoint]:
+    return (await load_series_many(db, [key], period, granularity))[tuple(key)]  # type: ignore[index]
+
+
+async def load_series_many(
+    db: Any, keys: Sequence[NodeKey], period: Period, granularity: str
+) -> dict[NodeKey, list[SeriesPoint]]:
+    """Series of many nodes for one period and granularity in one statement."""
     rows = await db.execute(
         sa.select(
+            T.c.node,
+            T.c.node_id,
+            T.c.via,
             T.c.day,
             T.c.kind,
             T.c.scope,
@@ -190,20 +200,23 @@ async def load_series(db: Any, key: NodeKey, period: Period, granularity: str) -
             sa.func.sum(T.c.market_g),
             sa.func.sum(T.c.record_count),
         )
-        .where(
-            T.c.node == key[0],
-            T.c.node_id == key[1],
-            T.c.via == key[2],
-            T.c.day >= period.start,
-            T.c.day <= period.end,
-        )
-        .group_by(T.c.day, T.c.kind, T.c.scope, T.c.category)
+        .where(_key_filter(keys, T), T.c.day >= period.start, T.c.day <= period.end)
+        .group_by(T.c.node, T.c.node_id, T.c.via, T.c.day, T.c.kind, T.c.scope, T.c.category)
     )
-    buckets: dict[date, FootprintData] = defaultdict(FootprintData)
-    for day, kind, scope, category, location, market, count in rows:
-        buckets[bucket_start(day, granularity)].add(
+    buckets: dict[NodeKey, dict[date, FootprintData]] = {
+        tuple(key): defaultdict(FootprintData)  # type: ignore[misc]
+        for key in keys
+    }
+    for node, node_id, via, day, kind, scope, category, location, market, count in rows:
+        buckets[(node, node_id, via)][bucket_start(day, granularity)].add(
             kind, scope, int(category), int(location), int(market), int(count)
         )
+    return {key: _points(found, period, granularity) for key, found in buckets.items()}
+
+
+def _points(
+    buckets: dict[date, FootprintData], period: Period, granularity: str
+) -> list[SeriesPoint]:
     points = []
     start = bucket_start(period.start, granularity)
     while start <= period.end:
@@ -262,37 +275,84 @@ class ExplainRow:
 
 
 async def explain(db: Any, key: NodeKey, period: Period) -> list[ExplainRow]:
-    path = await node_path(db, key)
-    statement = (
+    return (await explain_many(db, [key], period))[tuple(key)]  # type: ignore[index]
+
+
+async def node_paths(db: Any, keys: Sequence[NodeKey]) -> dict[NodeKey, str | None]:
+    """Paths of the enterprise and community keys (one statement when there are any)."""
+    wanted = {
+        node: sorted({k[1] for k in keys if k[0] == node})
+        for node in ("E", "C")
+        if any(k[0] == node for k in keys)
+    }
+    found: dict[tuple[str, int], str] = {}
+    if wanted:
+        tables = {"E": Enterprise.__table__, "C": Community.__table__}
+        selects = [
+            sa.select(
+                # Inlined constants: PostgreSQL cannot type a bound parameter in a UNION.
+                sa.literal_column(f"'{node}'").label("node"),
+                tables[node].c.id,
+                tables[node].c.path,
+            ).where(tables[node].c.id.in_(ids))
+            for node, ids in wanted.items()
+        ]
+        statement = selects[0] if len(selects) == 1 else sa.union_all(*selects)
+        found = {(node, node_id): path for node, node_id, path in await db.execute(statement)}
+    return {tuple(k): found.get((k[0], k[1])) for k in keys}  # type: ignore[misc]
+
+
+async def explain_many(
+    db: Any, keys: Sequence[NodeKey], period: Period
+) -> dict[NodeKey, list[ExplainRow]]:
+    """``explain`` of many nodes for one period: their paths, one statement for the records of
+    all of them (one branch per node), one for the factors."""
+    keys = list(dict.fromkeys(tuple(k) for k in keys))  # type: ignore[misc]
+    paths = await node_paths(db, keys)
+    branches = [
         sa.select(
-            R.c.activity_type,
-            R.c.factor_id,
-            R.c.market_factor_id,
-            sa.func.count(),
-            sa.func.sum(R.c.quantity_milli),
-            sa.func.sum(R.c.location_g),
-            sa.func.sum(R.c.market_g),
-            sa.func.sum(R.c.offset_g),
+            sa.literal_column(str(int(index))).label("k"),
+            R.c.activity_type.label("activity_type"),
+            R.c.factor_id.label("factor_id"),
+            R.c.market_factor_id.label("market_factor_id"),
+            sa.func.count().label("n"),
+            sa.func.sum(R.c.quantity_milli).label("q"),
+            sa.func.sum(R.c.location_g).label("loc"),
+            sa.func.sum(R.c.market_g).label("mkt"),
+            sa.func.sum(R.c.offset_g).label("off"),
         )
         .where(
-            record_filter(key, path),
+            record_filter(key, paths[key]),
             R.c.period_start >= period.start,
             R.c.period_start <= period.end,
         )
         .group_by(R.c.activity_type, R.c.factor_id, R.c.market_factor_id)
-        .order_by(R.c.activity_type, R.c.factor_id)
-    )
+        for index, key in enumerate(keys)
+    ]
+    union = (branches[0] if len(branches) == 1 else sa.union_all(*branches)).subquery()
+    statement = sa.select(union).order_by(union.c.k, union.c.activity_type, union.c.factor_id)
     rows = list(await db.execute(statement))
-    factor_ids = {r[1] for r in rows} | {r[2] for r in rows if r[2] is not None}
+    factor_ids = {r.factor_id for r in rows} | {
+        r.market_factor_id for r in rows if r.market_factor_id is not None
+    }
     factors = {}
     if factor_ids:
         factors = {f.id: f for f in await db.execute(sa.select(F).where(F.c.id.in_(factor_ids)))}
-    return [
-        ExplainRow(
-            activity, int(n), int(q), int(loc), int(mkt), int(off), factors[fid], factors.get(mfid)
+    out: dict[NodeKey, list[ExplainRow]] = {key: [] for key in keys}
+    for k, activity, fid, mfid, n, q, loc, mkt, off in rows:
+        out[keys[k]].append(
+            ExplainRow(
+                activity,
+                int(n),
+                int(q),
+                int(loc),
+                int(mkt),
+                int(off),
+                factors[fid],
+                factors.get(mfid),
+            )
         )
-        for activity, fid, mfid, n, q, loc, mkt, off in rows
-    ]
+    return out
 
 
 async def recalculate(db: Any, key: NodeKey, period: Period) -> tuple[int, int]:

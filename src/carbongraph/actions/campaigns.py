@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -105,18 +106,36 @@ class Progress:
 
 
 async def progress(db: Any, campaign: Any) -> Progress:
-    avoided, people = (
-        await db.execute(
-            sa.select(
-                sa.func.coalesce(sa.func.sum(AR.c.avoided_g), 0),
-                sa.func.count(sa.distinct(AR.c.individual_id)),
-            )
-            .select_from(_joined())
-            .where(_eligible(campaign))
+    return (await progress_many(db, [campaign]))[0]
+
+
+def _index(k: int) -> Any:
+    # Inlined: PostgreSQL cannot type a bound parameter in a UNION branch.
+    return sa.literal_column(str(int(k))).label("k")
+
+
+async def progress_many(db: Any, campaigns: Sequence[Any]) -> list[Progress]:
+    """Progress of many campaigns in one statement (one branch per campaign)."""
+    if not campaigns:
+        return []
+    branches = [
+        sa.select(
+            _index(k),
+            sa.func.coalesce(sa.func.sum(AR.c.avoided_g), 0).label("avoided"),
+            sa.func.count(sa.distinct(AR.c.individual_id)).label("people"),
         )
-    ).one()
-    reached = avoided / 1000 if campaign.goal_kind == "KG_CO2E" else people
-    return Progress(int(avoided), int(people), round(100 * reached / campaign.goal_value, 2))
+        .select_from(_joined())
+        .where(_eligible(campaign))
+        for k, campaign in enumerate(campaigns)
+    ]
+    statement = branches[0] if len(branches) == 1 else sa.union_all(*branches)
+    found = {r.k: (int(r.avoided), int(r.people)) for r in await db.execute(statement)}
+    out = []
+    for k, campaign in enumerate(campaigns):
+        avoided, people = found.get(k, (0, 0))
+        reached = avoided / 1000 if campaign.goal_kind == "KG_CO2E" else people
+        out.append(Progress(avoided, people, round(100 * reached / campaign.goal_value, 2)))
+    return out
 
 
 @dataclass
@@ -127,23 +146,45 @@ class Standing:
 
 
 async def top_participants(db: Any, campaign: Any, first: int) -> list[Standing]:
-    """Ranked in SQL; ties share a rank."""
+    return (await top_participants_many(db, [campaign], first))[0]
+
+
+async def top_participants_many(
+    db: Any, campaigns: Sequence[Any], first: int
+) -> list[list[Standing]]:
+    """Each campaign's first ``first`` standings, ranked in SQL (ties share a rank, then by
+    person), in one statement."""
+    if not campaigns:
+        return []
     total = sa.func.sum(AR.c.avoided_g)
-    ranked = (
-        sa.select(
-            AR.c.individual_id,
-            total.label("avoided"),
-            sa.func.rank().over(order_by=total.desc()).label("rank"),
+    branches = []
+    for k, campaign in enumerate(campaigns):
+        ranked = (
+            sa.select(
+                AR.c.individual_id.label("individual_id"),
+                total.label("avoided"),
+                sa.func.rank().over(order_by=total.desc()).label("rank"),
+                # The order of the board: rank, then person (rank follows the total).
+                sa.func.row_number()
+                .over(order_by=(total.desc(), AR.c.individual_id))
+                .label("place"),
+            )
+            .select_from(_joined())
+            .where(_eligible(campaign))
+            .group_by(AR.c.individual_id)
+            .subquery()
         )
-        .select_from(_joined())
-        .where(_eligible(campaign))
-        .group_by(AR.c.individual_id)
-        .subquery()
-    )
-    rows = await db.execute(
-        sa.select(ranked).order_by(ranked.c.rank, ranked.c.individual_id).limit(first)
-    )
-    return [Standing(int(r.rank), r.individual_id, int(r.avoided)) for r in rows]
+        branches.append(
+            sa.select(
+                _index(k), ranked.c.individual_id, ranked.c.avoided, ranked.c.rank, ranked.c.place
+            ).where(ranked.c.place <= first)
+        )
+    union = (branches[0] if len(branches) == 1 else sa.union_all(*branches)).subquery()
+    rows = await db.execute(sa.select(union).order_by(union.c.k, union.c.place))
+    out: list[list[Standing]] = [[] for _ in campaigns]
+    for r in rows:
+        out[r.k].append(Standing(int(r.rank), r.individual_id, int(r.avoided)))
+    return out
 
 
 def pseudonym(campaign_id: int, individual_id: int) -> str:

@@ -8,6 +8,7 @@ which is refused here as EVIDENCE_REQUIRED until evidence upload lands.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -333,3 +334,41 @@ async def balance(db: Any, individual_id: int) -> int:
         )
     )
     return int(total or 0)
+
+
+async def balances(db: Any, individual_ids: Sequence[int]) -> dict[int, int]:
+    """Balances of many people in one statement (0 for a person without entries)."""
+    rows = await db.execute(
+        sa.select(CE.c.individual_id, sa.func.sum(CE.c.amount))
+        .where(CE.c.individual_id.in_(set(individual_ids)))
+        .group_by(CE.c.individual_id)
+    )
+    found = {individual_id: int(total or 0) for individual_id, total in rows}
+    return {i: found.get(i, 0) for i in individual_ids}
+
+
+async def ledgers(
+    db: Any, individual_ids: Sequence[int], first: int, before_id: int | None
+) -> dict[int, list[Any]]:
+    """Each person's newest ``first`` ledger entries (older than ``before_id`` when given), in
+    one statement."""
+    out: dict[int, list[Any]] = {i: [] for i in individual_ids}
+    if first <= 0:
+        return out
+    place = (
+        sa.func.row_number()
+        .over(partition_by=CE.c.individual_id, order_by=CE.c.id.desc())
+        .label("place")
+    )
+    inner = sa.select(CE, place).where(CE.c.individual_id.in_(set(individual_ids)))
+    if before_id is not None:
+        inner = inner.where(CE.c.id < before_id)
+    ranked = inner.subquery()
+    rows = await db.execute(
+        sa.select(ranked)
+        .where(ranked.c.place <= first)
+        .order_by(ranked.c.individual_id, ranked.c.id.desc())
+    )
+    for row in rows:
+        out[row.individual_id].append(row)
+    return out

@@ -18,8 +18,16 @@ import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 from strawberry.dataloader import DataLoader
 
-from carbongraph.accounting.reads import FootprintData, Period, load_footprints
+from carbongraph.accounting.reads import (
+    FootprintData,
+    Period,
+    explain_many,
+    load_footprints,
+    load_series_many,
+)
 from carbongraph.accounting.rollup import NodeKey
+from carbongraph.actions import campaigns
+from carbongraph.actions import record as credits
 from carbongraph.authz import Target, Viewer, individual_path
 from carbongraph.db import RequestDB
 from carbongraph.models import (
@@ -197,6 +205,17 @@ class Loaders:
         self.footprint = DataLoader(load_fn=self._footprints)
         # Sibling groups with populations, for small-cell suppression (carbongraph.privacy).
         self.cell_groups = GroupLoader(db)
+        # Batching only, no cache: a mutation earlier in the request may have changed what
+        # these read (credits, approved actions, recalculated records).
+        # Keyed by (node key, Period, granularity) / (node key, Period): one batch per shape.
+        self.series = DataLoader(load_fn=self._series, cache=False)
+        self.explain = DataLoader(load_fn=self._explain, cache=False)
+        # Credits: by individual id / (individual id, first, before entry id).
+        self.credit_balance = DataLoader(load_fn=self._balances, cache=False)
+        self.credit_ledger = DataLoader(load_fn=self._ledgers, cache=False)
+        # Campaign rows: progress by row, standings by (row, first).
+        self.campaign_progress = DataLoader(load_fn=self._campaign_progress, cache=False)
+        self.campaign_standings = DataLoader(load_fn=self._campaign_standings, cache=False)
         self._pages: dict[Relation, DataLoader[tuple[Any, PageArgs], Page]] = {}
         self._counts: dict[Relation, DataLoader[Any, int]] = {}
 
@@ -279,6 +298,58 @@ class Loaders:
             for node_key, data in (await load_footprints(self.db, node_keys, period)).items():
                 found[(node_key, period)] = data
         return [found[key] for key in keys]
+
+    async def _series(self, keys: list[tuple[NodeKey, Period, str]]) -> list[Any]:
+        groups: dict[tuple[Period, str], list[NodeKey]] = defaultdict(list)
+        for node_key, period, granularity in keys:
+            groups[(period, granularity)].append(node_key)
+        found: dict[tuple[NodeKey, Period, str], Any] = {}
+        for (period, granularity), node_keys in groups.items():
+            series = await load_series_many(self.db, node_keys, period, granularity)
+            for node_key, points in series.items():
+                found[(node_key, period, granularity)] = points
+        return [found[key] for key in keys]
+
+    async def _explain(self, keys: list[tuple[NodeKey, Period]]) -> list[Any]:
+        by_period: dict[Period, list[NodeKey]] = defaultdict(list)
+        for node_key, period in keys:
+            by_period[period].append(node_key)
+        found: dict[tuple[NodeKey, Period], Any] = {}
+        for period, node_keys in by_period.items():
+            for node_key, rows in (await explain_many(self.db, node_keys, period)).items():
+                found[(node_key, period)] = rows
+        return [found[key] for key in keys]
+
+    async def _balances(self, keys: list[int]) -> list[int]:
+        found = await credits.balances(self.db, keys)
+        return [found[key] for key in keys]
+
+    async def _ledgers(self, keys: list[tuple[int, int, int | None]]) -> list[list[Any]]:
+        groups: dict[tuple[int, int | None], list[int]] = defaultdict(list)
+        for individual_id, first, before_id in keys:
+            groups[(first, before_id)].append(individual_id)
+        found: dict[tuple[int, int, int | None], list[Any]] = {}
+        for (first, before_id), ids in groups.items():
+            for individual_id, rows in (
+                await credits.ledgers(self.db, ids, first, before_id)
+            ).items():
+                found[(individual_id, first, before_id)] = rows
+        return [found[key] for key in keys]
+
+    async def _campaign_progress(self, rows: list[Any]) -> list[Any]:
+        return await campaigns.progress_many(self.db, rows)
+
+    async def _campaign_standings(self, keys: list[tuple[Any, int]]) -> list[Any]:
+        by_first: dict[int, list[Any]] = defaultdict(list)
+        for row, first in keys:
+            by_first[first].append(row)
+        found: dict[tuple[int, int], Any] = {}
+        for first, rows in by_first.items():
+            for row, standings in zip(
+                rows, await campaigns.top_participants_many(self.db, rows, first), strict=True
+            ):
+                found[(row.id, first)] = standings
+        return [found[(row.id, first)] for row, first in keys]
 
     # -- relations ----------------------------------------------------------------------------
     def page(self, relation: Relation) -> DataLoader[tuple[Any, PageArgs], Page]:

@@ -268,7 +268,7 @@ class Footprint:
     ) -> list[FootprintPoint] | None:
         if self.suppressed:
             return None
-        points = await reads.load_series(info.context.db, self.key, self.span, granularity.value)
+        points = await info.context.loaders.series.load((self.key, self.span, granularity.value))
         return [FootprintPoint(from_=p.start, to=p.end, **_figures(p.data)) for p in points]
 
     @strawberry.federation.field(
@@ -280,7 +280,7 @@ class Footprint:
     async def explain(self, info: strawberry.Info) -> list[FootprintSource] | None:
         if self.suppressed:
             return None
-        rows = await reads.explain(info.context.db, self.key, self.span)
+        rows = await info.context.loaders.explain.load((self.key, self.span))
         return [
             FootprintSource(
                 activity_type=r.activity_type,

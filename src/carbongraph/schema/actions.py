@@ -145,10 +145,8 @@ class Credits:
         self, info: strawberry.Info, first: int = 20, after: str | None = None
     ) -> list[CreditEntry]:
         first = max(0, min(first, info.context.settings.max_page_size))
-        select = sa.select(service.CE).where(service.CE.c.individual_id == self.individual_id)
-        if after:
-            select = select.where(service.CE.c.id < decode_global_id(after, ["CreditEntry"])[1])
-        rows = await info.context.db.execute(select.order_by(service.CE.c.id.desc()).limit(first))
+        before = decode_global_id(after, ["CreditEntry"])[1] if after else None
+        rows = await info.context.loaders.credit_ledger.load((self.individual_id, first, before))
         return [
             CreditEntry(
                 id=strawberry.ID(to_global_id("CreditEntry", r.id)),
@@ -163,7 +161,8 @@ class Credits:
 
 async def credits_of(info: Any, individual_id: int) -> Credits:
     return Credits(
-        balance=await service.balance(info.context.db, individual_id), individual_id=individual_id
+        balance=await info.context.loaders.credit_balance.load(individual_id),
+        individual_id=individual_id,
     )
 
 
@@ -684,7 +683,7 @@ class CampaignInfo:
 
     @strawberry.field
     async def progress(self, info: strawberry.Info) -> CampaignProgress:
-        p = await campaigns.progress(info.context.db, self.row)
+        p = await info.context.loaders.campaign_progress.load(self.row)
         if p.participants < info.context.settings.small_cell_k and not self._manages(info):
             return CampaignProgress(
                 suppressed=True, avoided_grams=None, participants=None, percent_of_goal=None
@@ -701,7 +700,7 @@ class CampaignInfo:
         self, info: strawberry.Info, first: int = 10
     ) -> list[CampaignStanding]:
         first = max(0, min(first, info.context.settings.max_page_size))
-        standings = await campaigns.top_participants(info.context.db, self.row, first)
+        standings = await info.context.loaders.campaign_standings.load((self.row, first))
         names: dict[int, Any] = {}
         manages = self._manages(info)
         # Names only for viewers with personal access to the whole board's owner.

@@ -63,6 +63,8 @@ from carbongraph.schema.live import Subscription
 from carbongraph.schema.relay import Connection, build_connection, decode_global_id, page_args
 
 MAX_NODES = 1000
+# Campaigns or rewards of one owner (assumed: these lists are not paginated yet).
+OWNED_LISTS = 20
 EMISSION_FACTORS = 500
 PAGE = "Keyset pagination: `first`/`after` forwards, `last`/`before` backwards."
 
@@ -247,13 +249,14 @@ class Query:
     ) -> list[actions.ActionRecord]:
         return await actions.review_queue(info, community_id, status, action_type, first, after)
 
-    @sized_field(MAX_PAGE, "Campaigns run by a community or an enterprise.")
+    # Not paginated yet: a community runs a few campaigns at a time.
+    @sized_field(OWNED_LISTS, "Campaigns run by a community or an enterprise.")
     async def campaigns(
         self, info: strawberry.Info, owner_id: strawberry.ID
     ) -> list[actions.CampaignInfo]:
         return await actions.campaigns_of(info, owner_id)
 
-    @sized_field(MAX_PAGE, "Rewards offered by a community or an enterprise.")
+    @sized_field(OWNED_LISTS, "Rewards offered by a community or an enterprise.")
     async def rewards(
         self, info: strawberry.Info, owner_id: strawberry.ID
     ) -> list[actions.RewardInfo]:
