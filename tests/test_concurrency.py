@@ -28,6 +28,7 @@ from carbongraph.config import Settings
 from carbongraph.db import create_engine
 from carbongraph.models import ActionRecordRow, CreditEntry
 from carbongraph.models.accounting import ActivityRecord
+from carbongraph.schema.relay import decode_global_id
 from tests.accounting_world import RECORD as RECORD_ACTIVITIES
 from tests.accounting_world import activity, build_village
 from tests.conftest import REPO
@@ -99,28 +100,28 @@ async def count(engine, statement) -> int:
 
 
 # 1. Two managers approve one pending photo action 50 times at once.
-async def approve_concurrently(api, engine, world) -> None:
-    student = gid("Individual", first_member(world))
-    action = await pending_clean_plate(api, "resident-a", student)
-    subjects = ["cm-a0", "cm-a0-second"]
-    tokens = {s: api.token(s) for s in subjects}
+async def approve_concurrently(api, engine, person: int, managers: list[str]) -> None:
+    """One pending photo action of ``person``, approved 50 times at once by ``managers``."""
+    action = await pending_clean_plate(api, "resident-a", gid("Individual", person))
+    pk = decode_global_id(action, ["ActionRecord"])[1]
+    tokens = [api.token(s) for s in managers]
     bodies = await fire(
-        [api.post(REVIEW, {"id": action}, token=tokens[subjects[n % 2]]) for n in range(N)]
+        [api.post(REVIEW, {"id": action}, token=tokens[n % len(tokens)]) for n in range(N)]
     )
     answers = codes([b["data"]["reviewAction"] for b in bodies])
     ledger = await read_ledger(engine)
-    grants = sum(ledger.grants.values())
+    grants = ledger.grants[pk]
     assert grants == 1, f"{grants} GRANT entries for one approved action; answers {answers}"
     assert answers == Counter({"ok": 1, ALREADY_DECIDED: N - 1}), answers
     await assert_ledger_invariant(engine)
-    assert ledger.balances == {first_member(world): 200}
 
 
 @pg
 async def test_two_managers_approving_one_action_50_times_grant_once(engine, api):
     world = await build_world(engine)
     await grant(engine, "cm-a0-second", Role.COMMUNITY_MANAGER, "Community", world.a.communities[0])
-    await approve_concurrently(api, engine, world)
+    await approve_concurrently(api, engine, first_member(world), ["cm-a0", "cm-a0-second"])
+    assert (await read_ledger(engine)).balances == {first_member(world): 200}
 
 
 # 2. 50 reversals of one approved action at once.
@@ -144,18 +145,23 @@ async def test_50_concurrent_reversals_reverse_once(engine, api):
 
 
 # 3. Caps: 50 self-reports of one person and day; 50 verified posts over the daily cap.
-async def self_report_concurrently(api, engine, world, subject: str = "resident-a") -> None:
-    me = gid("Individual", first_member(world))
-    token = api.token(subject)
-    one_trip = {"individualId": me, "actionType": "SUBWAY_TRIP", "units": 1}
-    bodies = await fire(
-        [
-            api.post(RECORD, {"a": {**one_trip, "occurredOn": "2025-06-01"}}, token=token)
-            for _ in range(N)
-        ]
-    )
+async def self_report_concurrently(api, engine, person: int, day: str) -> None:
+    """50 self-reported subway trips of ``person`` (resident-a) on ``day`` at once."""
+    token = api.token("resident-a")
+    trip = {
+        "individualId": gid("Individual", person),
+        "actionType": "SUBWAY_TRIP",
+        "units": 1,
+        "occurredOn": day,
+    }
+    bodies = await fire([api.post(RECORD, {"a": trip}, token=token) for _ in range(N)])
     answers = codes([b["data"]["recordAction"] for b in bodies])
-    trips = await count(engine, sa.select(sa.func.sum(AR.c.units)))
+    trips = await count(
+        engine,
+        sa.select(sa.func.sum(AR.c.units)).where(
+            AR.c.individual_id == person, AR.c.occurred_on == date.fromisoformat(day)
+        ),
+    )
     cap = 2  # SUBWAY_TRIP's self-report cap a day
     assert trips == cap, f"{trips} self-reported trips accepted (cap {cap}); answers {answers}"
     assert answers == Counter({"ok": cap, "DAILY_CAP_REACHED": N - cap}), answers
@@ -165,7 +171,7 @@ async def self_report_concurrently(api, engine, world, subject: str = "resident-
 @pg
 async def test_50_concurrent_self_reports_meet_the_self_report_cap(engine, api):
     world = await build_world(engine)
-    await self_report_concurrently(api, engine, world)
+    await self_report_concurrently(api, engine, first_member(world), "2025-06-01")
 
 
 @pg
