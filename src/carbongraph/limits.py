@@ -73,7 +73,7 @@ def is_mutation(query: str, operation_name: str | None, limits: Limits) -> bool:
     (bytes of the body are no guide: a JSON-escaped keyword spells "mutation" without them).
     A document that cannot run (syntax error, unknown operation) is not one."""
     try:
-        document = _parse(query, limits.max_tokens)
+        document = parse_cached(query, limits.max_tokens)
     except LimitExceeded:
         return False
     if document is None:
