@@ -1,8 +1,8 @@
 """Rate limiting by cost, per principal and per client IP, in one-minute windows.
 
 Each request spends its static cost (``cost.query_cost``: the number the cost rule checks; at
-least 1). With ``CARBONGRAPH_REDIS_URL`` the counters live in Redis and are shared by every process; without
-it they are per process. Over the budget: HTTP 429 with ``Retry-After``.
+least 1). With ``CARBONGRAPH_REDIS_URL`` the counters live in Redis and are shared by every
+process; without it they are per process. Over the budget: HTTP 429 with ``Retry-After``.
 """
 
 from __future__ import annotations
