@@ -13,9 +13,8 @@ from typing import Any
 
 import orjson
 
-# Strawberry's HTTP layer (cross_web ships with strawberry-graphql >= 0.340).
-from cross_web import FormData, HTTPException
-from cross_web.request._starlette import StarletteRequestAdapter
+# Strawberry's HTTP layer (cross_web ships with strawberry-graphql >= 0.340): public names only.
+from cross_web import FormData, HTTPException, StarletteRequestAdapter
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.background import BackgroundTasks

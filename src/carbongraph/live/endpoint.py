@@ -28,7 +28,10 @@ from strawberry.asgi import GraphQL
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
-    _OperationStreamClosed,
+    # Strawberry has no public way to run an operation with subscribe() rather than stream()
+    # (which would also run queries and mutations here); run_operation below copies its
+    # handler's, and this is the signal its result stream uses when it closed the socket.
+    _OperationStreamClosed,  # noqa: PLC2701
 )
 from strawberry.utils.aio import aclosing
 
