@@ -39,6 +39,7 @@ from carbongraph import limits
 from carbongraph.authz import InvalidToken, TokenVerifier
 from carbongraph.config import Settings
 from carbongraph.errors import ErrorCode
+from carbongraph.observability import metrics
 from carbongraph.ratelimit import RateLimiter
 from carbongraph.schema.live import LiveContext
 from carbongraph.schema.schema import SUGGESTION
@@ -91,9 +92,19 @@ class LiveProtocolHandler(BaseGraphQLTransportWSHandler[LiveContext, None]):
         await super().shutdown()
 
     async def run_operation(self, operation: Any) -> None:
+        metrics.OPEN_SUBSCRIPTIONS.inc()
+        try:
+            await self._run_subscription(operation)
+        finally:
+            metrics.OPEN_SUBSCRIPTIONS.dec()
+
+    async def _run_subscription(self, operation: Any) -> None:
         try:
             refusal = await self.view.refuse(operation.query, self.context)
             if refusal is not None:
+                code = (refusal.extensions or {}).get("code")
+                if code != ErrorCode.BAD_USER_INPUT:  # the rate limit, the static limits
+                    metrics.refused(str(code))
                 await operation.send_initial_errors([refusal])
                 return
             # subscribe(), not stream(): queries and mutations are refused here.
