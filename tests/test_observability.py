@@ -3,6 +3,11 @@ operation span and its SQL statement spans, the request id and trace id in logs.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import httpx
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
@@ -11,9 +16,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from prometheus_client.parser import text_string_to_metric_families
 
 from carbongraph.app import create_app
+from carbongraph.authz import mint_token
 from carbongraph.config import Settings
 from carbongraph.db import StatementLog
 from carbongraph.observability import metrics, tracing
+from tests.processes import Processes, free_port
 from tests.test_statement_counts import NESTED
 from tests.world import build_world, gid
 
@@ -83,8 +90,6 @@ async def test_refusals_are_counted_by_reason(engine, app_engine, settings):
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://test"
     ) as client:
-        from carbongraph.authz import mint_token
-
         headers = {"Authorization": f"Bearer {mint_token(strict, 'greedy')}"}
         before = await scrape(client)
         expensive = "query Big { enterprises(first: 100) { edges { node { id } } } }"
@@ -167,8 +172,6 @@ async def test_traces_have_the_operation_span_with_its_sql_spans(
 ):
     world = await build_world(engine, communities=3, households=2, members=1)
     app = create_app(settings, engine=app_engine)
-    from carbongraph.authz import mint_token
-
     query = "query EnterpriseTree" + NESTED.strip().removeprefix("query")
     spans.clear()  # building the world was traced too (the same engine on SQLite)
     async with httpx.AsyncClient(
@@ -205,3 +208,77 @@ async def test_traces_have_the_operation_span_with_its_sql_spans(
     # PostgreSQL), which the statement log leaves out.
     data = [s for s in sql if s.name.split()[0] not in {"connect", "BEGIN", "COMMIT"}]
     assert len(data) == 5, [s.name for s in sql]
+
+
+def test_served_with_workers_metrics_add_up_and_logs_are_json(tmp_path):
+    """`carbongraph serve --workers 2`: every worker's requests in /metrics, whichever worker
+    answers the scrape; each log line one JSON object with the request id and trace id."""
+    env = {
+        "CARBONGRAPH_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'served.db'}",
+        "CARBONGRAPH_LOG_FORMAT": "json",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+    }
+    full_env = {**os.environ, **env}
+    subprocess.run(
+        [sys.executable, "-m", "carbongraph.cli", "migrate"],
+        env=full_env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    port = free_port()
+    processes = Processes(tmp_path)
+    base = f"http://127.0.0.1:{port}"
+    command = [
+        sys.executable,
+        "-m",
+        "carbongraph.cli",
+        "serve",
+        "--port",
+        str(port),
+        "--workers",
+        "2",
+    ]
+    try:
+        processes.start("server", command, health=f"{base}/healthz", env=env)
+        token = mint_token(Settings.from_env(database_url=env["CARBONGRAPH_DATABASE_URL"]), "w")
+        sent = []
+        with httpx.Client(base_url=base, timeout=30) as client:
+            for i in range(12):
+                request_id = f"req-{i}"
+                response = client.post(
+                    "/graphql",
+                    json={"query": "query Served { me { subject } }"},
+                    headers={
+                        "Authorization": f"Bearer {token}",
+                        "traceparent": TRACEPARENT,
+                        "X-Request-Id": request_id,
+                    },
+                )
+                assert response.status_code == 200, response.text
+                assert response.headers["x-request-id"] == request_id
+                sent.append(request_id)
+            scraped = set()
+            for _ in range(6):
+                text = client.get("/metrics").text
+                samples = {
+                    (s.name, tuple(sorted(s.labels.items()))): s.value
+                    for f in text_string_to_metric_families(text)
+                    for s in f.samples
+                }
+                scraped.add(
+                    value(samples, "carbongraph_requests_total", operation="Served", outcome="ok")
+                )
+        assert scraped == {12.0}  # the same sum from either worker
+    finally:
+        processes.stop_all()
+    records = []
+    for line in (tmp_path / "server.log").read_text().splitlines():
+        if line.startswith("{"):
+            records.append(json.loads(line))
+    served = [r for r in records if r.get("request_id") in sent]
+    assert {r["request_id"] for r in served} == set(sent), records[-5:]
+    assert all(r["trace_id"] == TRACE_ID for r in served)
+    assert all({"time", "level", "logger", "message"} <= r.keys() for r in served)
+    # Everything the server wrote to its log is JSON (the banner goes to stdout: not a log).
+    assert len(records) >= len(sent)

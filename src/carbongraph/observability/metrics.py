@@ -30,6 +30,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from carbongraph.observability import request_state
 
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    # Each process writes its values there from the first metric on.
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+
 ANONYMOUS = "__anonymous__"  # an operation without a name
 UNKNOWN = "__unknown__"  # a GraphQL request refused or malformed before its operation was known
 OTHER = "__other__"  # past the limit of distinct operation names
