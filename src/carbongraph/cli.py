@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -429,6 +430,13 @@ def import_activities(
         int, typer.Option(min=1, max=100_000, help="Rows per all-or-nothing batch.")
     ] = 5000,
     report: Annotated[Path | None, typer.Option(help="Write every row error to this CSV.")] = None,
+    metrics_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write the import's throughput (rows by result, batches, seconds, rows per "
+            "second) here as Prometheus text, for node_exporter's textfile collector."
+        ),
+    ] = None,
 ) -> None:
     """Import activity records: each batch commits whole or not at all; re-importing a file
     changes nothing (rows are idempotent by external_id), so an interrupted import resumes by
@@ -461,11 +469,16 @@ def import_activities(
         finally:
             await engine.dispose()
 
+    started = time.monotonic()
     try:
         result = asyncio.run(run())
     except RuntimeError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from exc
+    if metrics_file is not None:
+        from carbongraph.observability.metrics import write_import_metrics
+
+        write_import_metrics(str(metrics_file), result, time.monotonic() - started)
     if result.errors:
         table = Table(title=f"{len(result.errors)} row errors (their batches were not written)")
         for column in ("line", "field", "code", "message"):

@@ -137,6 +137,40 @@ def pool_closed(max_connections: int) -> None:
     POOL_CAPACITY.dec(max_connections)
 
 
+def write_import_metrics(path: str, report: Any, seconds: float) -> None:
+    """An import's throughput as a Prometheus text file (node_exporter's textfile collector
+    picks it up: a batch job is gone before any scrape)."""
+    from prometheus_client import write_to_textfile
+
+    registry = CollectorRegistry()
+    rows = Gauge(
+        "carbongraph_import_rows",
+        "Rows of the last import, by result.",
+        ["result"],
+        registry=registry,
+    )
+    rows.labels("created").set(report.created)
+    rows.labels("unchanged").set(report.unchanged)
+    rows.labels("failed").set(report.rows - report.created - report.unchanged)
+    batches = Gauge(
+        "carbongraph_import_batches", "Batches of the last import.", ["result"], registry=registry
+    )
+    batches.labels("committed").set(report.batches_committed)
+    batches.labels("failed").set(report.batches_failed)
+    Gauge(
+        "carbongraph_import_duration_seconds", "How long the last import took.", registry=registry
+    ).set(seconds)
+    Gauge(
+        "carbongraph_import_rows_per_second", "Throughput of the last import.", registry=registry
+    ).set(report.rows / seconds if seconds > 0 else 0)
+    Gauge(
+        "carbongraph_import_last_run_timestamp_seconds",
+        "When the last import finished.",
+        registry=registry,
+    ).set_to_current_time()
+    write_to_textfile(path, registry)  # written aside and renamed: never read half-written
+
+
 def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
