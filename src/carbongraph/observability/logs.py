@@ -22,14 +22,15 @@ class RequestIds(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         state = request_state.current()
-        span_context = trace.get_current_span().get_span_context()
+        span = trace.get_current_span()
+        span_context = span.get_span_context()
         record.request_id = state.request_id if state is not None else None
+        record.trace_id = state.trace_id if state is not None else None
+        record.span_id = None
         if span_context.is_valid:
             record.trace_id = format(span_context.trace_id, "032x")
-            record.span_id = format(span_context.span_id, "016x")
-        else:
-            record.trace_id = state.trace_id if state is not None else None
-            record.span_id = None
+            if span.is_recording():  # with tracing off it would be the caller's span
+                record.span_id = format(span_context.span_id, "016x")
         return True
 
 
