@@ -55,6 +55,7 @@ from graphql import (
 from strawberry.extensions import SchemaExtension
 
 from carbongraph import limits
+from carbongraph.observability import metrics
 
 MUTATION_COST = 10
 # Settings' defaults, for a schema executed without our context (scripts, tests).
@@ -404,6 +405,14 @@ class CostLimitExtension(SchemaExtension):
             rule_for(max_cost, default_list_size, execution_context.variables),
         )
         yield
+
+    def on_validate(self) -> Iterator[None]:
+        yield
+        # Counted here, not in the rule: a cached validation does not run the rule again.
+        for error in self.execution_context.pre_execution_errors or ():
+            if (error.extensions or {}).get("code") == COST_LIMIT_EXCEEDED:
+                metrics.refused(COST_LIMIT_EXCEEDED)
+                break
 
 
 def query_cost(
