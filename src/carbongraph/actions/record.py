@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from carbongraph.accounting.rollup import VIA_EMPLOYEES, Attribution, TotalsDelta
 from carbongraph.actions.catalog import Catalog
 from carbongraph.authz import Role, Target, Viewer, individual_path
+from carbongraph.clock import Days, as_days
 from carbongraph.live import publish as live
 from carbongraph.models import ActionRecordRow, CreditEntry, Evidence, Household, Individual
 from carbongraph.models.base import utcnow
@@ -71,10 +72,13 @@ async def record_actions(
     db: Any,
     inputs: list[ActionInput],
     *,
-    today: date,
+    today: date | Days,
     viewer: Viewer | None,
     recorded_by: str | None,
 ) -> ActionResult:
+    """``today``: the request's local days (an action happens on the local day of the person's
+    community, Attribution.zone_of), or one day for everyone."""
+    local_days = as_days(today)
     result = ActionResult()
     catalog = await Catalog.load(db)
     partner = viewer is None or any(g.role is Role.PARTNER_SERVICE for g in viewer.grants)
@@ -92,7 +96,7 @@ async def record_actions(
             fail(n, "occurredOn", "ACTION_NOT_ALLOWED", "the action type is not valid that day")
         if item.units <= 0:
             fail(n, "units", "INVALID", "units must be positive")
-        if item.occurred_on > today:
+        if item.occurred_on > local_days.latest:  # in the future everywhere; see also below
             fail(n, "occurredOn", "INVALID_DATE", "the action has not happened yet")
     if result.errors:
         return result
@@ -180,6 +184,11 @@ async def record_actions(
                 "FORBIDDEN" if known_tenant else "NOT_FOUND",
                 "you may not record actions for this person" if known_tenant else "no such person",
             )
+            continue
+        if item.occurred_on > local_days.on(
+            attribution.zone_of("Individual", item.individual_id, item.occurred_on)
+        ):
+            fail(n, "occurredOn", "INVALID_DATE", "the action has not happened yet")
             continue
         existing = known.get(item.external_id or "")
         if existing is not None:

@@ -235,7 +235,7 @@ async def _record(info: Any, items: list[RecordActionInput]) -> RecordActionsPay
                 )
             )
         result = await service.record_actions(
-            ctx.db, inputs, today=ctx.today, viewer=ctx.viewer, recorded_by=ctx.viewer.subject
+            ctx.db, inputs, today=ctx.days, viewer=ctx.viewer, recorded_by=ctx.viewer.subject
         )
         if result.errors:
             raise MutationFailed(
