@@ -228,3 +228,39 @@ async def test_postgresql_sessions_run_in_utc(engine, settings, backend):
             assert await conn.scalar(sa.text("SHOW TimeZone")) == "UTC"
     finally:
         await own.dispose()
+
+
+CREATE_PERSON = """mutation($h: ID!) { createIndividual(input: {displayName: "Newcomer",
+  householdId: $h}) { individual { householdHistory { validFrom } } userErrors { code } } }"""
+CREATE_REWARD = """mutation($o: ID!) { createReward(input: {ownerId: $o, name: "Bamboo cup",
+  costCredits: 100, stock: 5, validFrom: "2026-12-01"}) { reward { id } userErrors { code } } }"""
+REDEEM = """mutation($r: ID!) { redeemReward(input: {rewardId: $r, idempotencyKey: "k1"}) {
+  balance userErrors { code } } }"""
+
+
+async def test_a_new_member_joins_on_the_local_today(clocked):
+    api, _, world, _ = clocked
+    for home, joined in (
+        (world.a.all_households[0], "2026-12-01"),
+        (world.b.all_households[0], "2026-11-30"),
+    ):
+        body = await api.gql(CREATE_PERSON, {"h": gid("Household", home)}, subject="admin")
+        created = body["data"]["createIndividual"]
+        assert created["userErrors"] == []
+        assert created["individual"]["householdHistory"] == [{"validFrom": joined}]
+
+
+async def test_a_reward_is_on_offer_from_its_first_local_day(clocked, engine):
+    api, _, world, _ = clocked
+    community = world.a.communities[0]
+    me = world.a.members[world.a.households[community][0]][0]  # resident-a
+    async with engine.begin() as conn:
+        await conn.execute(
+            sa.insert(CreditEntry.__table__).values(
+                individual_id=me, kind="GRANT", amount=300, created_at=utcnow()
+            )
+        )
+    body = await api.gql(CREATE_REWARD, {"o": gid("Community", community)}, subject="cm-a0")
+    reward = body["data"]["createReward"]["reward"]["id"]
+    body = await api.gql(REDEEM, {"r": reward}, subject="resident-a")
+    assert body["data"]["redeemReward"] == {"balance": 200, "userErrors": []}
