@@ -3,7 +3,9 @@
 For a person whose programme expires credits after N months, everything granted before the
 cutoff that has not been spent, reversed or expired already expires now:
 ``expiring = max(0, grants before cutoff − everything debited so far)``. Running it again
-expires nothing more, so the job is safe to repeat.
+expires nothing more, so the job is safe to repeat. It takes the lock of every person of a
+programme before computing what is due (locks.py), so it never overdraws a balance that a
+concurrent redemption is spending.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import sqlalchemy as sa
 from carbongraph.actions.record import CE, H
 from carbongraph.clock import Days, as_days, local_midnight
 from carbongraph.live import publish as live
+from carbongraph.locks import lock_people
 from carbongraph.models import Community, CreditPolicy, HouseholdMembership
 from carbongraph.models.base import utcnow
 
@@ -66,10 +69,10 @@ async def expire_credits(db: Any, today: date | Days, by: str = "expiry") -> dic
     community: granted before local midnight of the cutoff day) or one day for every zone."""
     days = as_days(today)
     people = credits = 0
+    plans = []
     for policy, timezone in await _policies_by_zone(db):
         local_today = days.on(timezone)
         cutoff_day = months_before(local_today, policy.expiry_months)
-        cutoff = local_midnight(cutoff_day, timezone)
         # People whose current household is in the programme, in a community of this zone.
         members = (
             sa.select(M.c.individual_id)
@@ -82,6 +85,15 @@ async def expire_credits(db: Any, today: date | Days, by: str = "expiry") -> dic
                 sa.or_(M.c.valid_to.is_(None), M.c.valid_to > local_today),
             )
         )
+        plans.append((members, cutoff_day, local_midnight(cutoff_day, timezone)))
+    # Redemptions, grants and reversals of these people wait until the expiry is written
+    # (locks.py), so what is computed as due is still true when it is debited; everyone of every
+    # zone at once, in the one ascending order.
+    due_people: set[int] = set()
+    for members, _, _ in plans:
+        due_people.update((await db.execute(members)).scalars())
+    await lock_people(db, due_people)
+    for members, cutoff_day, cutoff in plans:
         old_grants = sa.func.coalesce(
             sa.func.sum(
                 sa.case((sa.and_(CE.c.amount > 0, CE.c.created_at < cutoff), CE.c.amount), else_=0)
