@@ -365,7 +365,8 @@ async def check_deep_fields(m: Matrix, w: LeakWorld, viewer: ViewerSpec) -> None
             parts.append((f"l_{len(parts)}", name, "link"))
     probes = {
         "footprint": f"footprint(period: {{year: {year}}}) {{ suppressed gross memberCount }}",
-        "reductions": f"reductions(period: {{year: {year}}}) {{ suppressed totalWithinScopes }}",
+        "reductions": f"reductions(period: {{year: {year}}}) {{ suppressed totalWithinScopes "
+        "memberCount perCapita { total } }",
         "credits": "credits { balance ledger(first: 50) { id amount } }",
         "history": "householdHistory { validFrom household { id } }",
         "suggestions": "suggestions { code }",
@@ -404,9 +405,11 @@ async def check_deep_fields(m: Matrix, w: LeakWorld, viewer: ViewerSpec) -> None
                     ok = value.get("suppressed") is not None
                 elif figures:
                     ok = value.get("suppressed") is False and figure is not None
+                    ok = ok and value.get("memberCount") is not None
                 else:
                     ok = value.get("suppressed") is True and figure is None
                     ok = ok and value.get("memberCount", None) is None
+                    ok = ok and value.get("perCapita", None) is None
                 m.check(
                     "aggregate:small-cell",
                     ok and not errors,

@@ -395,18 +395,23 @@ app.add_typer(credits_app, name="credits")
 @credits_app.command("expire")
 def credits_expire(
     on: Annotated[
-        str | None, typer.Option("--date", help="As of this day (default today).")
+        str | None,
+        typer.Option(
+            "--date",
+            help="As of this day in every community (default: today, each community's local day).",
+        ),
     ] = None,
 ) -> None:
     """Expire due credits in every programme with an expiry policy (safe to repeat; run it
-    daily from cron or a scheduler)."""
-    from datetime import UTC, date, datetime
+    daily from cron or a scheduler, e.g. hourly so each time zone's midnight is met soon)."""
+    from datetime import date
 
     from carbongraph.actions.expiry import expire_credits
+    from carbongraph.clock import Days, FixedDay, LocalDays
 
     settings = _settings()
     try:
-        today = date.fromisoformat(on) if on else datetime.now(UTC).date()
+        today: Days = FixedDay(date.fromisoformat(on)) if on else LocalDays(settings.clock.now())
     except ValueError as exc:
         err.print("--date is YYYY-MM-DD")
         raise typer.Exit(2) from exc
@@ -465,6 +470,7 @@ def import_activities(
                     file,
                     batch_size=batch_size,
                     on_progress=lambda n: progress.advance(task, n),
+                    clock=settings.clock,
                 )
         finally:
             await engine.dispose()

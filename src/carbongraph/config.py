@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from carbongraph.clock import Clock
+
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./carbongraph.db"
 # Only ever used when CARBONGRAPH_ENV is "development": production refuses to start without a key.
 DEV_JWT_SECRET = "carbongraph-development-secret-do-not-use-in-production"
@@ -85,6 +87,8 @@ class Settings:
     log_format: str = "text"
     log_level: str = "info"
     trace_resolvers: bool = False
+    # Where the time comes from (carbongraph.clock): the system clock; tests set a FixedClock.
+    clock: Clock = field(default_factory=Clock, compare=False, repr=False)
 
     @property
     def is_production(self) -> bool:

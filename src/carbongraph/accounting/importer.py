@@ -6,7 +6,7 @@ import csv
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from carbongraph.accounting.factors import FactorLibrary
 from carbongraph.accounting.ingest import ActivityInput, RecordErrorCode, RowError, ingest
+from carbongraph.clock import Clock, LocalDays
 from carbongraph.db import mark_writer
 from carbongraph.errors import CodedError
 from carbongraph.models import Household, Individual
@@ -167,9 +168,11 @@ async def import_activities(
     batch_size: int = 5000,
     on_progress: Callable[[int], None] | None = None,
     recorded_by: str = "import",
+    clock: Clock | None = None,
 ) -> ImportReport:
+    """A period must have ended on its account's local day when its batch is written."""
     report = ImportReport()
-    today = datetime.now(UTC).date()
+    clock = clock or Clock()
     batch: list[FileRow] = []
     library = None
 
@@ -191,7 +194,7 @@ async def import_activities(
                 result = await ingest(
                     conn,
                     inputs,
-                    today=today,
+                    today=LocalDays(clock.now()),
                     recorded_by=recorded_by,
                     library=library,
                     use_copy=True,

@@ -21,6 +21,7 @@ from carbongraph.accounting.compute import NoFactor, compute
 from carbongraph.accounting.factors import FactorLibrary
 from carbongraph.accounting.rollup import Attribution, TotalsDelta
 from carbongraph.authz import Target, Viewer, individual_path
+from carbongraph.clock import Days, as_days
 from carbongraph.locks import lock_accounts
 from carbongraph.models import Community, Household, Individual
 from carbongraph.models.accounting import ActivityRecord
@@ -109,7 +110,7 @@ async def ingest(
     db: Any,
     inputs: list[ActivityInput],
     *,
-    today: date,
+    today: date | Days,
     viewer: Viewer | None = None,
     recorded_by: str | None = None,
     library: FactorLibrary | None = None,
@@ -119,7 +120,10 @@ async def ingest(
 
     ``viewer`` None means a trusted operator (the CLI); otherwise each row is authorised.
     With errors, nothing is written and ``result.errors`` says why, row by row. ``use_copy``
-    writes the records with COPY on PostgreSQL (the bulk path; no ids come back)."""
+    writes the records with COPY on PostgreSQL (the bulk path; no ids come back). ``today``:
+    the request's local days (a period must have ended on the account's local day; see
+    Attribution.zone_of), or one day for every account."""
+    local_days = as_days(today)
     result = IngestResult()
     rows = [_Row(i, d) for i, d in enumerate(inputs)]
 
@@ -174,7 +178,9 @@ async def ingest(
             fail(
                 row, "periodEnd", RecordErrorCode.INVALID_PERIOD, "a record covers at most one year"
             )
-        if d.period_end > today:
+        # Later than the latest local day anywhere: in the future whoever's account it is (the
+        # account's own local day is checked once the account is known, below).
+        if d.period_end > local_days.latest:
             fail(
                 row,
                 "periodEnd",
@@ -288,6 +294,16 @@ async def ingest(
                     RecordErrorCode.EXTERNAL_ID_CONFLICT,
                     "externalId was recorded before with different values",
                 )
+            continue
+        if d.period_end > local_days.on(
+            attribution.zone_of(d.account_type, d.account_id, d.period_end)
+        ):
+            fail(
+                row,
+                "periodEnd",
+                RecordErrorCode.FUTURE_PERIOD,
+                "the period has not ended yet where the account lives: record it when it has",
+            )
             continue
         if account.archived_at is not None:
             fail(row, "accountId", RecordErrorCode.ARCHIVED_ACCOUNT, "the account is archived")

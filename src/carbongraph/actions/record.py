@@ -24,6 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from carbongraph.accounting.rollup import VIA_EMPLOYEES, Attribution, TotalsDelta
 from carbongraph.actions.catalog import Catalog
 from carbongraph.authz import Target, Viewer, individual_path
+from carbongraph.clock import Days, as_days
 from carbongraph.live import publish as live
 from carbongraph.locks import dialect_name, lock_people
 from carbongraph.models import ActionRecordRow, CreditEntry, Evidence, Household, Individual
@@ -79,14 +80,17 @@ async def record_actions(
     db: Any,
     inputs: list[ActionInput],
     *,
-    today: date,
+    today: date | Days,
     viewer: Viewer | None,
     recorded_by: str | None,
     verified_only: bool = False,
 ) -> ActionResult:
     """``viewer`` None is a trusted operator (the CLI): its actions count as verified.
     ``verified_only`` (recordVerifiedActions): an action the caller may not verify is refused
-    (FORBIDDEN) instead of being recorded as a self-report."""
+    (FORBIDDEN) instead of being recorded as a self-report.
+    ``today``: the request's local days (an action happens on the local day of the person's
+    community, Attribution.zone_of), or one day for everyone."""
+    local_days = as_days(today)
     result = ActionResult()
     catalog = await Catalog.load(db)
 
@@ -103,7 +107,7 @@ async def record_actions(
             fail(n, "occurredOn", "ACTION_NOT_ALLOWED", "the action type is not valid that day")
         if item.units <= 0:
             fail(n, "units", "INVALID", "units must be positive")
-        if item.occurred_on > today:
+        if item.occurred_on > local_days.latest:  # in the future everywhere; see also below
             fail(n, "occurredOn", "INVALID_DATE", "the action has not happened yet")
     if result.errors:
         return result
@@ -202,6 +206,11 @@ async def record_actions(
                 "FORBIDDEN",
                 "only a partner service whose grant covers this person posts verified actions",
             )
+            continue
+        if item.occurred_on > local_days.on(
+            attribution.zone_of("Individual", item.individual_id, item.occurred_on)
+        ):
+            fail(n, "occurredOn", "INVALID_DATE", "the action has not happened yet")
             continue
         existing = known.get(item.external_id or "")
         if existing is not None:

@@ -140,7 +140,7 @@ async def _record(info: Any, items: list[RecordActivityInput]) -> RecordActiviti
             )
         inputs = [_to_activity(item, i) for i, item in enumerate(items)]
         result = await ingest(
-            ctx.db, inputs, today=ctx.today, viewer=ctx.viewer, recorded_by=ctx.viewer.subject
+            ctx.db, inputs, today=ctx.days, viewer=ctx.viewer, recorded_by=ctx.viewer.subject
         )
         if result.errors:
             raise MutationFailed(

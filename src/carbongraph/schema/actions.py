@@ -19,6 +19,7 @@ from carbongraph.errors import Forbidden, MutationFailed, UserErrorCode, UserErr
 from carbongraph.schema.common import UserError
 from carbongraph.schema.mutation_support import run_mutation
 from carbongraph.schema.relay import decode_global_id, to_global_id
+from carbongraph.services import zones
 
 MAX_BATCH = 10_000
 
@@ -239,7 +240,7 @@ async def _record(
         result = await service.record_actions(
             ctx.db,
             inputs,
-            today=ctx.today,
+            today=ctx.days,
             viewer=ctx.viewer,
             recorded_by=ctx.viewer.subject,
             verified_only=verified_only,
@@ -619,7 +620,8 @@ class RewardMutations:
                 reward_id=reward_pk,
                 idempotency_key=input.idempotency_key,
                 home_path=residents[0].path,
-                today=ctx.today,
+                # On offer by the calendar of the redeemer's community.
+                today=ctx.days.on(await zones.zone_of_path(ctx.db, residents[0].path)),
                 by=viewer.subject,
             )
 
