@@ -51,6 +51,8 @@ class ActionResult:
     created: list[int] = field(default_factory=list)
     unchanged: list[int] = field(default_factory=list)
     errors: list[ActionError] = field(default_factory=list)
+    # NOT_ATTRIBUTED: dated where the person has no household (counted for the person only).
+    warnings: list[ActionError] = field(default_factory=list)
 
 
 def _targets_with_scope(
@@ -181,6 +183,16 @@ async def record_actions(
                 "you may not record actions for this person" if known_tenant else "no such person",
             )
             continue
+        if attribution.household_on(item.individual_id, item.occurred_on) is None:
+            result.warnings.append(
+                ActionError(
+                    n,
+                    "occurredOn",
+                    "NOT_ATTRIBUTED",
+                    f"the person has no household on {item.occurred_on.isoformat()}: counted "
+                    "for the person, not for any household or community",
+                )
+            )
         existing = known.get(item.external_id or "")
         if existing is not None:
             if (
