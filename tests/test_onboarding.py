@@ -138,7 +138,21 @@ async def test_import_hierarchy_onboards_a_589_person_village_and_a_rerun_change
 
 
 async def test_import_hierarchy_jsonl_with_moves_and_employments(engine, settings, tmp_path):
-    rows = [*village(people=4, homes=2), {"type": "membership", "individual": "v:p0", "household": "v:h1", "valid_from": "2025-06-01"}, {"type": "employment", "individual": "v:p1", "employer": "v:prog", "valid_from": "2025-04-01"}]
+    rows = [
+        *village(people=4, homes=2),
+        {
+            "type": "membership",
+            "individual": "v:p0",
+            "household": "v:h1",
+            "valid_from": "2025-06-01",
+        },
+        {
+            "type": "employment",
+            "individual": "v:p1",
+            "employer": "v:prog",
+            "valid_from": "2025-04-01",
+        },
+    ]
     path = tmp_path / "village.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     report = await import_hierarchy(engine, settings, path)
@@ -165,7 +179,33 @@ async def test_import_hierarchy_jsonl_with_moves_and_employments(engine, setting
 
 
 async def test_dry_run_reports_every_bad_line_and_writes_nothing(engine, settings, tmp_path):
-    rows = [*village(people=3, homes=2), {"type": "household", "external_ref": "v:bad1", "name": "X", "community": "v:nowhere"}, {"type": "individual", "external_ref": "v:bad2", "name": "Y", "email": "not-an-email", "household": "v:h0"}, {"type": "individual", "external_ref": "v:bad3", "name": "Z", "household": "v:h0", "member_from": "2025-13-01"}, {"type": "community", "external_ref": "v:bad4", "name": "W", "kind": "PLANET", "parent": "v:town"}, {"type": "person", "external_ref": "v:bad5"}, {"type": "individual", "name": "no ref", "household": "v:h0"}]
+    rows = [
+        *village(people=3, homes=2),
+        {"type": "household", "external_ref": "v:bad1", "name": "X", "community": "v:nowhere"},
+        {
+            "type": "individual",
+            "external_ref": "v:bad2",
+            "name": "Y",
+            "email": "not-an-email",
+            "household": "v:h0",
+        },
+        {
+            "type": "individual",
+            "external_ref": "v:bad3",
+            "name": "Z",
+            "household": "v:h0",
+            "member_from": "2025-13-01",
+        },
+        {
+            "type": "community",
+            "external_ref": "v:bad4",
+            "name": "W",
+            "kind": "PLANET",
+            "parent": "v:town",
+        },
+        {"type": "person", "external_ref": "v:bad5"},
+        {"type": "individual", "name": "no ref", "household": "v:h0"},
+    ]
     path = write_csv(tmp_path / "bad.csv", rows)
     before = await row_counts(engine)
     first_bad = len(village(people=3, homes=2)) + 2  # header is line 1
