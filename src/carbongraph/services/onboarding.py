@@ -48,7 +48,11 @@ async def _existing(ctx: Context, type_name: str, ref: str | None) -> Any:
         return None
     row = await ctx.loaders.by_type(type_name).load(pk)
     target = service._target(row) if row is not None else None
-    if row is None or ctx.viewer.access(target) is Access.NONE or not ctx.viewer.can_manage(target):  # type: ignore[arg-type]
+    if (
+        target is None
+        or ctx.viewer.access(target) is Access.NONE
+        or not ctx.viewer.can_manage(target)
+    ):
         raise MutationFailed.single(
             ["input", "externalRef"], UserErrorCode.DUPLICATE, "externalRef is already in use."
         )
