@@ -24,10 +24,8 @@ from collections import defaultdict
 from datetime import date
 from typing import Any
 
-import sqlalchemy as sa
-
 from carbongraph.actions.catalog import Catalog
-from carbongraph.actions.record import CE, ActionError, ActionInput, ActionResult
+from carbongraph.actions.record import ActionError, ActionInput, ActionResult, insert_entries
 from carbongraph.live import publish as live
 from carbongraph.locks import lock_people
 
@@ -264,9 +262,7 @@ async def record_verified_set_based(
         )
         for r in inserted
     ]
-    bonuses = await bonus_entries(conn, approved, recorded_by)
-    for start in range(0, len(bonuses), 5000):
-        await conn.execute(sa.insert(CE), bonuses[start : start + 5000])
+    await insert_entries(conn, await bonus_entries(conn, approved, recorded_by))
     await live.credits_changed(conn, {r["individual_id"] for r in inserted})
     await live.rankings_changed(
         conn, live.REDUCTIONS, {r["node_id"] for r in rolled if r["node"] == "C"}

@@ -381,10 +381,18 @@ async def grant(
     from carbongraph.actions.campaigns import bonus_entries  # campaigns build on records
 
     entries += await bonus_entries(db, approved, by)
-    for start in range(0, len(entries), 5000):
-        await db.execute(sa.insert(CE), entries[start : start + 5000])
+    await insert_entries(db, entries)
     await live.credits_changed(db, {e["individual_id"] for e in entries})
     await delta.flush(db)
+
+
+async def insert_entries(db: Any, entries: list[dict[str, Any]]) -> None:
+    """Ledger entries as multi-row INSERTs of 1,000. Not an executemany: on PostgreSQL each
+    row of one is checked against the row-level security policy by a plan of its own, which
+    scans the memberships (measured: 10,000 entries of a partner took 175 s at 2,721 people,
+    against 0.2 s this way)."""
+    for start in range(0, len(entries), 1000):
+        await db.execute(sa.insert(CE).values(entries[start : start + 1000]))
 
 
 async def balance(db: Any, individual_id: int) -> int:
