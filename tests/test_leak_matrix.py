@@ -1237,8 +1237,10 @@ def _seeded_activity(ids: Ids, t: dict[str, str], world: LeakWorld) -> dict[str,
 
 ENT_PAYLOAD, COM_PAYLOAD = "enterprise { id }", "community { id }"
 HH_PAYLOAD, PERSON_PAYLOAD = "household { id }", "individual { id }"
-RECORDS = "records { id } createdCount unchangedCount"
-ACTIONS = "actions { id } createdCount unchangedCount"
+RECORDS = "records { id } createdCount unchangedCount warnings { field code }"
+ACTIONS = "actions { id } createdCount unchangedCount warnings { field code }"
+HOUSEHOLDS = "households { id } createdCount unchangedCount"
+PEOPLE = "individuals { id } createdCount unchangedCount"
 KEY_PAYLOAD = "apiKey { id } secret"
 ROTATED_PAYLOAD = "apiKey { id } secret replacedApiKey { id }"
 PLACE_KIND = {"ent": "Enterprise", "com": "Community", "hh": "Household", "person": "Individual"}
@@ -1358,6 +1360,24 @@ def mutation_cases(world: LeakWorld) -> list[MCase]:
             _manages("com"),
         ),
         MCase(
+            "createHouseholds",
+            "createHouseholds",
+            "CreateHouseholdsInput",
+            HOUSEHOLDS,
+            lambda i, t, n, d: {
+                "items": [
+                    {
+                        "communityId": i.node(t["com"]),
+                        "name": f"Leak hs{n}",
+                        "dwellingType": "APARTMENT",
+                        "externalRef": f"leak-matrix-household:{n}",
+                    }
+                ]
+            },
+            _on("com"),
+            _manages("com"),
+        ),
+        MCase(
             "updateHousehold",
             "updateHousehold",
             "UpdateHouseholdInput",
@@ -1384,6 +1404,25 @@ def mutation_cases(world: LeakWorld) -> list[MCase]:
             "CreateIndividualInput",
             PERSON_PAYLOAD,
             lambda i, t, n, d: {"displayName": f"Leak person {n}", "householdId": i.node(t["hh"])},
+            _on("hh"),
+            _manages("hh"),
+            PERSON_RELATIONS,
+        ),
+        MCase(
+            "createIndividuals",
+            "createIndividuals",
+            "CreateIndividualsInput",
+            PEOPLE,
+            lambda i, t, n, d: {
+                "items": [
+                    {
+                        "displayName": f"Leak people {n}",
+                        "householdId": i.node(t["hh"]),
+                        "memberFrom": SINCE.isoformat(),
+                        "externalRef": f"leak-matrix-person:{n}",
+                    }
+                ]
+            },
             _on("hh"),
             _manages("hh"),
             PERSON_RELATIONS,

@@ -50,6 +50,9 @@ class Settings:
     max_query_characters: int = 15_000
     max_body_bytes: int = 1_000_000
     request_timeout_seconds: int = 10
+    # Bulk mutations (limits.BULK_FIELDS): a larger body and more time, for them alone.
+    max_bulk_body_bytes: int = 4_000_000
+    bulk_request_timeout_seconds: int = 60
     # In production, `_service` and `_entities` answer only requests carrying this secret in
     # the X-Carbongraph-Gateway-Secret header (the gateway adds it).
     gateway_secret: str | None = None
@@ -128,6 +131,8 @@ class Settings:
             "max_query_characters": _int("CARBONGRAPH_MAX_QUERY_CHARACTERS", 15_000),
             "max_body_bytes": _int("CARBONGRAPH_MAX_BODY_BYTES", 1_000_000),
             "request_timeout_seconds": _int("CARBONGRAPH_REQUEST_TIMEOUT_SECONDS", 10),
+            "max_bulk_body_bytes": _int("CARBONGRAPH_MAX_BULK_BODY_BYTES", 4_000_000),
+            "bulk_request_timeout_seconds": _int("CARBONGRAPH_BULK_REQUEST_TIMEOUT_SECONDS", 60),
             "gateway_secret": os.environ.get("CARBONGRAPH_GATEWAY_SECRET") or None,
             "max_cost": _int("CARBONGRAPH_MAX_COST", 5000),
             "rate_limit_per_minute": _int("CARBONGRAPH_RATE_LIMIT_PER_MINUTE", 60_000),

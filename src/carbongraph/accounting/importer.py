@@ -51,6 +51,8 @@ class ImportReport:
     batches_committed: int = 0
     batches_failed: int = 0
     errors: list[tuple[int, str, str, str]] = field(default_factory=list)  # line, field, code, msg
+    # Of committed rows, e.g. NOT_ATTRIBUTED (counted for the person only); same columns.
+    warnings: list[tuple[int, str, str, str]] = field(default_factory=list)
 
 
 def read_rows(path: Path) -> Iterator[FileRow]:
@@ -213,6 +215,9 @@ async def import_activities(
                     await refresh_statistics(engine)
                 report.created += result.created_count
                 report.unchanged += len(result.unchanged)
+                report.warnings += [
+                    (batch[w.index].line, w.field, w.code, w.message) for w in result.warnings
+                ]
         report.rows += len(batch)
         if on_progress:
             on_progress(len(batch))

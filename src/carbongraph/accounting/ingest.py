@@ -75,12 +75,37 @@ class RowError:
     message: str
 
 
+NOT_ATTRIBUTED = "NOT_ATTRIBUTED"
+
+
+@dataclass(frozen=True)
+class RowWarning:
+    """Accepted, but worth telling: e.g. ``NOT_ATTRIBUTED``, a person's record dated where they
+    have no household membership counts for the person only, not for a household or above."""
+
+    index: int
+    field: str
+    code: str
+    message: str
+
+
+def not_attributed(index: int, field_name: str, day: date) -> RowWarning:
+    return RowWarning(
+        index,
+        field_name,
+        NOT_ATTRIBUTED,
+        f"the person has no household on {day.isoformat()}: counted for the person, not for "
+        "any household or community (memberFrom is later, or they had moved out)",
+    )
+
+
 @dataclass
 class IngestResult:
     created: list[int] = field(default_factory=list)  # ids (empty when written by COPY)
     created_count: int = 0
     unchanged: list[int] = field(default_factory=list)  # replays of known externalIds
     errors: list[RowError] = field(default_factory=list)
+    warnings: list[RowWarning] = field(default_factory=list)
     total_cells: int = 0
 
 
@@ -283,6 +308,8 @@ async def ingest(
                 else "no such account",
             )
             continue
+        if d.account_type == "Individual" and row.household_id is None:
+            result.warnings.append(not_attributed(row.index, "periodStart", d.period_start))
         existing = known.get(d.external_id or "")
         if existing is not None:
             if _same(existing, row):

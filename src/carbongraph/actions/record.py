@@ -60,6 +60,8 @@ class ActionResult:
     created: list[int] = field(default_factory=list)
     unchanged: list[int] = field(default_factory=list)
     errors: list[ActionError] = field(default_factory=list)
+    # NOT_ATTRIBUTED: dated where the person has no household (counted for the person only).
+    warnings: list[ActionError] = field(default_factory=list)
 
 
 def targets_with_scope(
@@ -212,6 +214,16 @@ async def record_actions(
         ):
             fail(n, "occurredOn", "INVALID_DATE", "the action has not happened yet")
             continue
+        if attribution.household_on(item.individual_id, item.occurred_on) is None:
+            result.warnings.append(
+                ActionError(
+                    n,
+                    "occurredOn",
+                    "NOT_ATTRIBUTED",
+                    f"the person has no household on {item.occurred_on.isoformat()}: counted "
+                    "for the person, not for any household or community",
+                )
+            )
         existing = known.get(item.external_id or "")
         if existing is not None:
             if (
@@ -378,10 +390,18 @@ async def grant(
     from carbongraph.actions.campaigns import bonus_entries  # campaigns build on records
 
     entries += await bonus_entries(db, approved, by)
-    for start in range(0, len(entries), 5000):
-        await db.execute(sa.insert(CE), entries[start : start + 5000])
+    await insert_entries(db, entries)
     await live.credits_changed(db, {e["individual_id"] for e in entries})
     await delta.flush(db)
+
+
+async def insert_entries(db: Any, entries: list[dict[str, Any]]) -> None:
+    """Ledger entries as multi-row INSERTs of 1,000. Not an executemany: on PostgreSQL each
+    row of one is checked against the row-level security policy by a plan of its own, which
+    scans the memberships (measured: 10,000 entries of a partner took 175 s at 2,721 people,
+    against 0.2 s this way)."""
+    for start in range(0, len(entries), 1000):
+        await db.execute(sa.insert(CE).values(entries[start : start + 1000]))
 
 
 async def balance(db: Any, individual_id: int) -> int:

@@ -265,7 +265,9 @@ async def create_individual(
     employer_id: int | None,
     employed_from: date | None,
     external_ref: str | None,
-) -> IndividualRecord:
+    reload: bool = True,
+) -> Any:
+    """The new person (``reload`` False: only their id, for batches that load all at once)."""
     check = Checker()
     display_name = check.text("displayName", display_name)  # type: ignore[assignment]
     email = check.email("email", email)
@@ -311,10 +313,10 @@ async def create_individual(
     if household_id is not None:
         # By default from today where the household is (its community's local day).
         joined = member_from or ctx.days.on(await zones.zone_of_path(ctx.db, household.path))
-        await periods.open_membership(ctx.db, pk, household_id, joined)
+        await periods.open_membership(ctx.db, pk, household_id, joined, household.path)
     if employer_id is not None:
         await periods.open_employment(ctx.db, pk, employer_id, employed_from or ctx.today)
-    return await reload_individual(ctx, pk)
+    return await reload_individual(ctx, pk) if reload else pk
 
 
 async def reload_individual(ctx: Context, pk: int) -> IndividualRecord:
