@@ -305,6 +305,12 @@ async def test_personal_input_is_never_stored_in_clear(engine, app_engine, setti
         # A refused one (blank e-mail) and an update are logged the same way.
         await post(CREATE_INDIVIDUAL, {"input": {"displayName": name, "email": " "}})
         await post(UPDATE_INDIVIDUAL, {"input": {"id": person, "email": email}})
+        bulk = await post(
+            "mutation($input: CreateIndividualsInput!) { createIndividuals(input: $input) "
+            "{ individuals { id } userErrors { code } } }",
+            {"input": {"items": [{"displayName": name, "email": email, "householdId": home}]}},
+        )
+        assert bulk["data"]["createIndividuals"]["userErrors"] == [], bulk
     text = await _all_audit_text(engine)
     for clear in (name, email, "Zhang", "wei-ling", "example.org"):
         assert clear not in text
@@ -314,13 +320,18 @@ async def test_personal_input_is_never_stored_in_clear(engine, app_engine, setti
             for s in (
                 await conn.execute(
                     sa.select(A.c.summary)
-                    .where(A.c.operation.in_(["createIndividual", "updateIndividual"]))
+                    .where(
+                        A.c.operation.in_(
+                            ["createIndividual", "updateIndividual", "createIndividuals"]
+                        )
+                    )
                     .order_by(A.c.id)
                 )
             ).scalars()
         ]
-    assert len(summaries) == 3
-    created, refused, updated = (s["input"] for s in summaries)
+    assert len(summaries) == 4
+    created, refused, updated, bulk_input = (s["input"] for s in summaries)
+    assert bulk_input["items"][0]["email"] == created["email"]
     assert created["householdId"] == home  # not personal: kept
     if key is None:
         assert created["displayName"] == created["email"] == audit.REDACTED

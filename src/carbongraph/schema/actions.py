@@ -16,9 +16,17 @@ from carbongraph.actions import record as service
 from carbongraph.actions.catalog import A as ACTION_TYPES
 from carbongraph.authz import Access, Target
 from carbongraph.errors import Forbidden, MutationFailed, UserErrorCode, UserErrorData
-from carbongraph.schema.common import MAX_PAGE, UserError, sized_field, user_errors_field
+from carbongraph.schema.common import (
+    MAX_PAGE,
+    UserError,
+    UserWarning,
+    sized_field,
+    user_errors_field,
+    warnings_of,
+)
 from carbongraph.schema.mutation_support import run_mutation
 from carbongraph.schema.relay import decode_global_id, to_global_id
+from carbongraph.services import zones
 
 MAX_BATCH = 10_000
 
@@ -191,6 +199,9 @@ class RecordActionsPayload:
     actions: list[ActionRecord] = sized_field(MAX_PAGE)
     created_count: int
     unchanged_count: int
+    warnings: list[UserWarning] = sized_field(
+        MAX_PAGE, description="Accepted actions worth a second look (e.g. NOT_ATTRIBUTED)."
+    )
     user_errors: list[UserError] = user_errors_field()
 
 
@@ -241,7 +252,7 @@ async def _record(
         result = await service.record_actions(
             ctx.db,
             inputs,
-            today=ctx.today,
+            today=ctx.days,
             viewer=ctx.viewer,
             recorded_by=ctx.viewer.subject,
             verified_only=verified_only,
@@ -258,6 +269,7 @@ async def _record(
                 ]
             )
         outcome["created"], outcome["unchanged"] = len(result.created), len(result.unchanged)
+        outcome["warnings"] = warnings_of(["input", "actions"], result.warnings)
         ids = result.created + result.unchanged
         rows = (
             list(
@@ -285,6 +297,7 @@ async def _record(
         actions=[ActionRecord.from_row(r) for r in rows or []],
         created_count=outcome.get("created", 0),
         unchanged_count=outcome.get("unchanged", 0),
+        warnings=outcome.get("warnings", []) if not errors else [],
         user_errors=errors,
     )
 
@@ -621,7 +634,8 @@ class RewardMutations:
                 reward_id=reward_pk,
                 idempotency_key=input.idempotency_key,
                 home_path=residents[0].path,
-                today=ctx.today,
+                # On offer by the calendar of the redeemer's community.
+                today=ctx.days.on(await zones.zone_of_path(ctx.db, residents[0].path)),
                 by=viewer.subject,
             )
 
