@@ -1,0 +1,78 @@
+"""row-level security on every table of the personal-data registry (PostgreSQL only)
+
+The policies are built from ``carbongraph.models.personal.REGISTRY``: the eight tables of 0009,
+now also ``household`` (its name) and a person's own totals (rows of ``footprint_total`` whose
+node is an individual). A person is in a tenant's scope by a **current** membership or
+employment there (on ``carbongraph.today``, set with the rest of the scope), as the Python
+policy decides (docs/authorization.md), no longer by any past one. The scope's settings are
+read through scalar sub-selects, evaluated once per statement instead of once per row.
+
+Revision ID: 0012_personal_rls
+Revises: 0009
+Create Date: 2026-12-01 15:00:00
+"""
+
+import importlib.util
+from collections.abc import Sequence
+from pathlib import Path
+
+from alembic import op
+
+from carbongraph.models.personal import REGISTRY, policy_statements
+
+revision: str = "0012_personal_rls"
+down_revision: str | None = "0009"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+# The day "current" refers to: the request's (its viewer's grants are resolved on the same
+# day); without it, the database's.
+TODAY_FUNCTION = """
+CREATE OR REPLACE FUNCTION carbongraph_scope_today() RETURNS date
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$ SELECT coalesce(nullif(current_setting('carbongraph.today', true), '')::date,
+                      current_date) $$
+"""
+
+_0009_POLICIES = ("in_scope", "read", "update", "delete", "create")
+
+
+def _drop_policies(tables: Sequence[str], names: Sequence[str]) -> None:
+    for table in tables:
+        for name in names:
+            op.execute(f"DROP POLICY IF EXISTS {table}_{name} ON {table}")
+
+
+def upgrade() -> None:
+    if op.get_bind().dialect.name != "postgresql":
+        return
+    op.execute(TODAY_FUNCTION)
+    tables = [entry.table for entry in REGISTRY]
+    _drop_policies(tables, _0009_POLICIES)
+    for entry in REGISTRY:
+        for statement in policy_statements(entry):
+            op.execute(statement)
+
+
+def _revision_0009() -> object:
+    path = Path(__file__).with_name("0009_row_level_security.py")
+    spec = importlib.util.spec_from_file_location("carbongraph_migration_0009", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def downgrade() -> None:
+    if op.get_bind().dialect.name != "postgresql":
+        return
+    tables = [entry.table for entry in REGISTRY]
+    _drop_policies(tables, ("personal", "read", "update", "delete", "create"))
+    before = _revision_0009()
+    for table in tables:
+        if table not in before.PERSONAL_TABLES:  # type: ignore[attr-defined]
+            op.execute(f"ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY")
+            op.execute(f"ALTER TABLE {table} DISABLE ROW LEVEL SECURITY")
+    # 0009's policies as they were (it enables row-level security again, which is harmless).
+    before.upgrade()  # type: ignore[attr-defined]
+    op.execute("DROP FUNCTION IF EXISTS carbongraph_scope_today()")
