@@ -130,8 +130,7 @@ async def main() -> None:
         row: dict[str, Any] = {}
         for scope, conn in (("tenant", app), ("platform", app), ("owner", owner)):
             runs = [
-                await _explain(conn, sql, params, scope, tenant, today)
-                for _ in range(args.repeat)
+                await _explain(conn, sql, params, scope, tenant, today) for _ in range(args.repeat)
             ]
             row[scope] = {
                 "execution_ms_p50": round(statistics.median(r[0] for r in runs), 3),
