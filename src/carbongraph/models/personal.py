@@ -129,7 +129,12 @@ ALL = "(SELECT carbongraph_scope_all())"
 # The casts make ``= ANY (…)`` compare with the array, not with the sub-select's rows.
 PATTERNS = "(SELECT carbongraph_scope_patterns())::text[]"
 INDIVIDUALS = "(SELECT carbongraph_scope_individuals())::bigint[]"
-TODAY = "(SELECT carbongraph_scope_today())"
+
+
+# Inside a person's look-ups the day is read directly: as a sub-select it made the planner
+# price the per-row probe above one hashed pass over the whole tenant, even for one person
+# (bench/rls.py: one person 0.4 ms this way, 7 ms that way).
+TODAY = "carbongraph_scope_today()"
 
 
 def _current(alias: str) -> str:
