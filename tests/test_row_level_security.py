@@ -288,11 +288,12 @@ async def test_the_coverage_check_sees_an_uncovered_table(engine):
         assert await _uncovered(conn) == []
 
 
-async def test_a_person_is_in_scope_by_their_current_membership_only(
-    engine, app_engine, settings, api
-):
-    """The membership rule is the Python policy's (docs/authorization.md): a person who moved
-    from A to B is B's; A keeps its household's history (the old membership), not the person."""
+async def test_the_membership_rule_is_explicit_on_both_sides(engine, app_engine, settings, api):
+    """models/personal.py: the database admits a person to a tenant by any membership there,
+    past or present; the Python policy, inside that boundary, by the current one only. A
+    person who moved from A to B is B's; to A's admin the API answers NOT_FOUND, while the
+    database still hands A its household's history (the old membership) and the person row
+    (so that writes ending a person's time in a tenant can return them)."""
     world = await build_world(engine)
     mover = world.a.all_members[-1]
     a_home = next(h for h, people in world.a.members.items() if mover in people)
@@ -314,17 +315,18 @@ async def test_a_person_is_in_scope_by_their_current_membership_only(
             sa.select(m.c.id).where(m.c.individual_id == mover, m.c.household_id == a_home)
         )
     seen_a = await _visible(app_engine, settings, "org-a")
-    assert mover not in seen_a["individual"]
-    assert old in seen_a["household_membership"]
+    assert mover in seen_a["individual"] and old in seen_a["household_membership"]
     seen_b = await _visible(app_engine, settings, "org-b")
     assert mover in seen_b["individual"] and old not in seen_b["household_membership"]
-    # The API answers the same on both sides of the policy.
     query = "query($p: ID!) { individual(id: $p) { displayName } }"
     body = await api.gql(query, {"p": gid("Individual", mover)}, subject="org-a", allow_errors=True)
     assert body["data"]["individual"] is None
     assert [e["extensions"]["code"] for e in body["errors"]] == ["NOT_FOUND"]
     body = await api.gql(query, {"p": gid("Individual", mover)}, subject="org-b")
     assert body["data"]["individual"]["displayName"]
+    # A person who never belonged to B is not B's, in the database either.
+    never = world.a.all_members[0]
+    assert never not in seen_b["individual"]
 
 
 async def test_raw_sql_in_a_request_sees_no_row_of_another_tenant(engine, app_engine, settings):

@@ -137,6 +137,18 @@ class Viewer:
                     return True
         return False
 
+    def can_verify_actions(self, target: Target) -> bool:
+        """Partner verification is a property of the grant, not of the caller: an action is
+        verified only when a PARTNER_SERVICE grant (or an API key's scope) of the caller holds
+        the person, placed by their household on the action's date. A partner grant elsewhere,
+        or any other role, records a self-report under the self-report rules."""
+        return any(
+            grant.role is Role.PARTNER_SERVICE
+            and grant.path
+            and any(p.startswith(grant.path) for p in target.paths)
+            for grant in self.grants
+        )
+
     def can_report(self, target: Target) -> bool:
         """GHG inventory exports: ORG_ADMIN, ESG_ANALYST and COMMUNITY_MANAGER in their subtree
         (partner services and residents read footprints, not inventories)."""
@@ -228,14 +240,12 @@ def _grants_statement() -> sa.Select[tuple[object, ...]]:
 GRANTS_STATEMENT = _grants_statement()
 
 # PostgreSQL: the same grants, and in the same statement the transaction-local scope that the
-# row-level security policies read (migrations 0009 and 0012, models/personal.py,
-# docs/security.md): the tenants of the grants' paths (as resolve_grants derives them, then
-# tenant_of), the people of RESIDENT grants, the platform flag, and the day on which
-# memberships and employments count as current (the day the grants resolve on). The database
-# keeps tenants apart; who may see what inside a tenant (and whether a refusal says FORBIDDEN
-# or NOT_FOUND) stays with Viewer. The scope row always exists, so the settings are made even
-# for a principal without grants (an empty scope: nothing personal is visible). A row of
-# NULLs stands for "no grants".
+# row-level security policies read (migration 0009, docs/security.md): the tenants of the
+# grants' paths (as resolve_grants derives them, then tenant_of), the people of RESIDENT grants,
+# and the platform flag. The database keeps tenants apart; who may see what inside a tenant
+# (and whether a refusal says FORBIDDEN or NOT_FOUND) stays with Viewer. The scope row always
+# exists, so the settings are made even for a principal without grants (an empty scope: nothing
+# personal is visible). A row of NULLs stands for "no grants".
 SCOPED_GRANTS_STATEMENT = sa.text(
     """
     WITH g AS MATERIALIZED (
@@ -257,8 +267,7 @@ SCOPED_GRANTS_STATEMENT = sa.text(
                             '{}')::text, true) AS p,
         set_config('carbongraph.individuals',
                    coalesce(array_agg(node_id) FILTER (WHERE role = 'RESIDENT'), '{}')::text,
-                   true) AS i,
-        set_config('carbongraph.today', CAST(:today AS date)::text, true) AS d
+                   true) AS i
       FROM g
     )
     SELECT g.role, g.node_type, g.node_id, g.e_path, g.c_path, g.h_path

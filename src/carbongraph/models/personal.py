@@ -5,13 +5,16 @@ Read by the row-level security migration (0012), which puts every entry under a 
 by ``condition``, and by tests/test_row_level_security.py, which checks from this registry
 that each entry is covered on PostgreSQL and that a foreign tenant sees none of its rows.
 
-The membership rule is the Python policy's (docs/authorization.md, authz/policy.py): a person
-is in a tenant's scope while one of their memberships in a household of the tenant, or one of
-their employments with an enterprise of it, is **current** (on the request's day,
-``carbongraph.today``), or when a RESIDENT grant names them. A past membership does not keep
-a person visible to their former home's tenant; what happened there stays visible through the
-household (its activity records, actions and memberships follow the household, its totals are
-not personal).
+The membership rule, explicit (docs/security.md, "The rule"): the database admits a person to
+a tenant's scope when a RESIDENT grant names them, or when any of their memberships in a
+household of the tenant, or employments with an enterprise of it, **past or present**, exists.
+Inside that boundary the Python policy (authz/policy.py, docs/authorization.md) decides by the
+**current** household and employers only, so a manager of the tenant a person left gets
+NOT_FOUND for them. The database stays broader on purpose: a write that ends a person's last
+membership or employment in the tenant (archiving them, moving them out, ending an
+employment) must still update and return that person in the same request, and the tenant's
+history (its households' memberships, records and totals) keeps referring to them. A person
+who never belonged to a tenant is never visible to it.
 """
 
 from __future__ import annotations
@@ -131,29 +134,15 @@ PATTERNS = "(SELECT carbongraph_scope_patterns())::text[]"
 INDIVIDUALS = "(SELECT carbongraph_scope_individuals())::bigint[]"
 
 
-# Inside a person's look-ups the day is read directly: as a sub-select it made the planner
-# price the per-row probe above one hashed pass over the whole tenant, even for one person
-# (bench/rls.py: one person 0.4 ms this way, 7 ms that way).
-TODAY = "carbongraph_scope_today()"
-
-
-def _current(alias: str) -> str:
-    return (
-        f"{alias}.valid_from <= {TODAY}"
-        f" AND ({alias}.valid_to IS NULL OR {alias}.valid_to > {TODAY})"
-    )
-
-
 def person_in_scope(individual: str) -> str:
     """The membership rule for the individual id ``individual`` (a qualified column)."""
     return (
         f"({individual} = ANY ({INDIVIDUALS})"
         " OR EXISTS (SELECT 1 FROM household_membership m JOIN household h"
         f" ON h.id = m.household_id WHERE m.individual_id = {individual}"
-        f" AND {_current('m')} AND h.path LIKE ANY ({PATTERNS}))"
+        f" AND h.path LIKE ANY ({PATTERNS}))"
         " OR EXISTS (SELECT 1 FROM employment e JOIN enterprise n ON n.id = e.enterprise_id"
-        f" WHERE e.individual_id = {individual} AND {_current('e')}"
-        f" AND n.path LIKE ANY ({PATTERNS})))"
+        f" WHERE e.individual_id = {individual} AND n.path LIKE ANY ({PATTERNS})))"
     )
 
 

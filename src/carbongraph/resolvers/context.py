@@ -55,7 +55,7 @@ async def load_viewer(db: RequestDB, principal: Principal | None, today: date) -
 
 
 async def load_key_viewer(
-    settings: Settings, db: RequestDB, principal: ApiKeyPrincipal, today: date
+    settings: Settings, db: RequestDB, principal: ApiKeyPrincipal
 ) -> tuple[Viewer, KeyUse]:
     """A key's viewer holds exactly the key's scopes, never its creator's grants; InvalidToken
     (HTTP 401) for an unknown, revoked or expired key."""
@@ -68,17 +68,14 @@ async def load_key_viewer(
         # The row-level security scope of the key's tenants (keys hold no platform or resident
         # grants), set only once the secret has been verified: one statement more than a token.
         tenants = ",".join(sorted(f"{t}/%" for t in viewer.tenants))
-        await db.execute(
-            KEY_SCOPE_STATEMENT, {"paths": "{" + tenants + "}", "today": today.isoformat()}
-        )
+        await db.execute(KEY_SCOPE_STATEMENT, {"paths": "{" + tenants + "}"})
     return viewer, use
 
 
 KEY_SCOPE_STATEMENT = sa.text(
     "SELECT set_config('carbongraph.unrestricted', '', true), "
     "set_config('carbongraph.paths', :paths, true), "
-    "set_config('carbongraph.individuals', '{}', true), "
-    "set_config('carbongraph.today', :today, true)"
+    "set_config('carbongraph.individuals', '{}', true)"
 )
 
 
@@ -97,7 +94,7 @@ async def build_context(
         statements = StatementLog().__enter__()
     api_key = None
     if isinstance(principal, ApiKeyPrincipal):
-        viewer, api_key = await load_key_viewer(settings, db, principal, today)
+        viewer, api_key = await load_key_viewer(settings, db, principal)
     else:
         viewer = await load_viewer(db, principal, today)
     return Context(

@@ -2,10 +2,10 @@
 
 The policies are built from ``carbongraph.models.personal.REGISTRY``: the eight tables of 0009,
 now also ``household`` (its name) and a person's own totals (rows of ``footprint_total`` whose
-node is an individual). A person is in a tenant's scope by a **current** membership or
-employment there (on ``carbongraph.today``, set with the rest of the scope), as the Python
-policy decides (docs/authorization.md), no longer by any past one. The scope's settings are
-read through scalar sub-selects, evaluated once per statement instead of once per row.
+node is an individual). The membership rule stays 0009's, now stated in the registry: any
+membership or employment in the tenant, past or present (the Python policy decides by the
+current ones inside that boundary). The scope's settings are read through scalar sub-selects,
+evaluated once per statement instead of once per row.
 
 Revision ID: 0012_personal_rls
 Revises: 0009
@@ -25,15 +25,6 @@ down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# The day "current" refers to: the request's (its viewer's grants are resolved on the same
-# day); without it, the database's.
-TODAY_FUNCTION = """
-CREATE OR REPLACE FUNCTION carbongraph_scope_today() RETURNS date
-LANGUAGE sql STABLE PARALLEL SAFE
-AS $$ SELECT coalesce(nullif(current_setting('carbongraph.today', true), '')::date,
-                      current_date) $$
-"""
-
 _0009_POLICIES = ("in_scope", "read", "update", "delete", "create")
 
 
@@ -46,7 +37,6 @@ def _drop_policies(tables: Sequence[str], names: Sequence[str]) -> None:
 def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
-    op.execute(TODAY_FUNCTION)
     tables = [entry.table for entry in REGISTRY]
     _drop_policies(tables, _0009_POLICIES)
     for entry in REGISTRY:
@@ -75,4 +65,3 @@ def downgrade() -> None:
             op.execute(f"ALTER TABLE {table} DISABLE ROW LEVEL SECURITY")
     # 0009's policies as they were (it enables row-level security again, which is harmless).
     before.upgrade()  # type: ignore[attr-defined]
-    op.execute("DROP FUNCTION IF EXISTS carbongraph_scope_today()")
