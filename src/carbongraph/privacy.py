@@ -16,6 +16,11 @@ Populations are the member counts at the end of the period, from ``population_ch
 decision depends on the hierarchy and the period only, never on the viewer, so two viewers can't
 combine their views into more than either may see. One statement per request loads every group
 the answers need.
+
+Every figure about people goes through here with the viewer's level from the policy
+(``node_cells``, ``part_of_node``, ``people_cell``): footprints and reductions, leaderboard
+entries, whole boards and statements' peers (figures over *part* of a node's people:
+``decide_part``), and campaign progress (cells of participants: ``decide_people``).
 """
 
 from __future__ import annotations
