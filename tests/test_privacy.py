@@ -15,7 +15,14 @@ from carbongraph.actions.record import ActionInput, record_actions
 from carbongraph.app import create_app
 from carbongraph.authz import Role
 from carbongraph.db import request_db
-from carbongraph.privacy import Cell, SuppressionReason, decide, decide_group, parent_paths
+from carbongraph.privacy import (
+    Cell,
+    SuppressionReason,
+    decide,
+    decide_group,
+    decide_people,
+    parent_paths,
+)
 from carbongraph.resolvers.dataloaders import C, E, H
 from carbongraph.seed import HierarchyWriter
 from tests.conftest import Api
@@ -106,6 +113,41 @@ def test_no_withheld_cell_is_the_difference_of_shown_ones(
         if not shown[parent] and decide(parent, groups, k) is COMPLEMENT:
             # A parent hidden as a complement is not the sum of shown children.
             assert hidden
+
+
+@st.composite
+def participations(draw: st.DrawFn) -> dict[str, set[int]]:
+    """Campaign participants by household: e1 → communities → households, people numbered."""
+    people: dict[str, set[int]] = {}
+    person = 0
+    for c in range(draw(st.integers(1, 5))):
+        for h in range(draw(st.integers(1, 5))):
+            n = draw(st.integers(0, 8))
+            people[f"e1/c{c}/h{h}/"] = set(range(person, person + n))
+            person += n
+    return people
+
+
+@settings(max_examples=300, deadline=None)
+@given(participations(), st.integers(2, 12))
+def test_no_withheld_campaign_is_the_difference_of_shown_ones(
+    people: dict[str, set[int]], k: int
+) -> None:
+    """Campaigns run with the same window by the enterprise and by every community: for every
+    shown campaign, the withheld campaigns below it are none, or at least two covering k."""
+    communities = sorted({path.rsplit("/", 2)[0] + "/" for path in people})
+    decided = {c: decide_people(c, "e1/", people, k) for c in communities}
+
+    def count(path: str) -> int:
+        return len({p for leaf, who in people.items() if leaf.startswith(path) for p in who})
+
+    for c in communities:
+        if count(c) < k:
+            assert decided[c] is SMALL
+    if decide_people("e1/", "e1/", people, k) is None:
+        hidden = [c for c in communities if decided[c] is not None and count(c) > 0]
+        if hidden:
+            assert len(hidden) >= 2 and sum(count(c) for c in hidden) >= k
 
 
 # -- through the API ---------------------------------------------------------------------------
