@@ -501,3 +501,17 @@ async def test_an_identifier_taken_in_another_tenant_is_a_plain_duplicate(engine
     }
     async with engine.connect() as conn:
         assert await conn.scalar(sa.select(sa.func.count()).select_from(i)) == before
+
+
+async def test_org_admin_creates_a_household_under_row_level_security(engine, api):
+    """A household is personal (migration 0012): it is written with its real path at once, so
+    the INSERT passes its policy (a placeholder path is in no tenant)."""
+    world = await build_world(engine)
+    body = await api.gql(
+        """mutation($c: ID!) { createHousehold(input: {communityId: $c, name: "Flat 9",
+        dwellingType: APARTMENT}) { household { id name } userErrors { code } } }""",
+        {"c": gid("Community", world.a.communities[0])},
+        subject="org-a",
+    )
+    created = body["data"]["createHousehold"]
+    assert created["userErrors"] == [] and created["household"]["name"] == "Flat 9"
