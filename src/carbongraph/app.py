@@ -1,5 +1,5 @@
 """The Starlette application: ``/graphql`` (HTTP, and WebSocket for subscriptions), ``/healthz``,
-``/readyz``."""
+``/readyz``, ``/metrics``."""
 
 from __future__ import annotations
 
@@ -13,9 +13,8 @@ from typing import Any
 
 import orjson
 
-# Strawberry's HTTP layer (cross_web ships with strawberry-graphql >= 0.340).
-from cross_web import FormData, HTTPException
-from cross_web.request._starlette import StarletteRequestAdapter
+# Strawberry's HTTP layer (cross_web ships with strawberry-graphql >= 0.340): public names only.
+from cross_web import FormData, HTTPException, StarletteRequestAdapter
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.background import BackgroundTasks
@@ -39,6 +38,10 @@ from carbongraph.engagement.page import StatementPage
 from carbongraph.errors import ErrorCode
 from carbongraph.live import postgres as live_postgres
 from carbongraph.live.endpoint import LiveEndpoint
+from carbongraph.observability import metrics, tracing
+from carbongraph.observability.metrics_endpoint import MetricsEndpoint
+from carbongraph.observability.request_context import RequestContext
+from carbongraph.observability.request_metrics import RequestMetrics
 from carbongraph.ratelimit import RateLimiter
 from carbongraph.resolvers.context import build_context
 from carbongraph.schema.schema import schema as default_schema
@@ -302,8 +305,12 @@ class GraphQLEndpoint(GraphQL):
             return _error_response(415, problem, ErrorCode.BAD_USER_INPUT, media_type=error_media)
         request.state.graphql_media = media
         limit = self.settings.max_body_bytes
+        timeout = self.settings.request_timeout_seconds
         if content_type.lower().startswith("multipart/form-data"):
             limit = MAX_UPLOAD_BYTES + 64 * 1024  # one photo and the operation around it
+        elif await self._is_bulk(request, content_type):
+            limit = self.settings.max_bulk_body_bytes
+            timeout = self.settings.bulk_request_timeout_seconds
         declared = request.headers.get("content-length")
         if (declared and declared.isdigit() and int(declared) > limit) or (
             request.method == "POST" and len(await request.body()) > limit
@@ -320,6 +327,7 @@ class GraphQLEndpoint(GraphQL):
                 await self._request_cost(request, content_type),
             )
             if not decision.allowed:
+                metrics.refused("rate_limited")
                 return _error_response(
                     429,
                     "Too many requests; retry later.",
@@ -331,7 +339,7 @@ class GraphQLEndpoint(GraphQL):
         try:
             async with request_db(self._engine_ref["engine"], write=write) as db:
                 context = await build_context(self.settings, db, principal, request=request)
-                async with asyncio.timeout(self.settings.request_timeout_seconds):
+                async with asyncio.timeout(timeout):
                     response = await self.run(request, context=context)
             if context.api_key is not None and context.api_key.touch:
                 tasks = BackgroundTasks()
@@ -399,6 +407,30 @@ class GraphQLEndpoint(GraphQL):
         # gets this far is an API request without a query: 400.
         return False
 
+    async def _is_bulk(self, request: Request, content_type: str) -> bool:
+        """A JSON POST of a bulk mutation (limits.BULK_FIELDS) within the bulk body limit: it
+        gets that limit and the bulk timeout. Anything else keeps the ordinary ones."""
+        if request.method != "POST" or not content_type.lower().startswith("application/json"):
+            return False
+        declared = request.headers.get("content-length")
+        bulk_limit = self.settings.max_bulk_body_bytes
+        if declared and declared.isdigit() and int(declared) > bulk_limit:
+            return False
+        body = await request.body()
+        if len(body) > bulk_limit or not any(
+            name.encode() in body for name in limits.BULK_FIELDS
+        ):
+            return False
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return False
+        query = data.get("query") if isinstance(data, dict) else None
+        name = data.get("operationName") if isinstance(data, dict) else None
+        if not isinstance(query, str) or len(query) > self.settings.max_query_characters:
+            return False
+        return limits.is_bulk(query, name if isinstance(name, str) else None)
+
     async def _runs_mutation(self, request: Request, content_type: str) -> bool:
         """Whether a POST runs a mutation. It opens its transaction as a writer (SQLite: the
         write lock at BEGIN), so it waits its turn rather than failing when it first writes."""
@@ -439,11 +471,13 @@ class GraphQLEndpoint(GraphQL):
         try:
             limits.check(query, self.limits, allow_introspection=not settings.is_production)
         except limits.LimitExceeded as exc:
+            metrics.refused(str(exc.code))
             error = HTTPException(400, str(exc))
             error.graphql_code = exc.code  # type: ignore[attr-defined]
             raise error from exc
         estimated = limits.cost(query, self.limits, default_page=settings.max_page_size)
         if estimated > settings.max_cost:
+            metrics.refused("cost_limit_exceeded")
             error = HTTPException(
                 400,
                 f"The operation's estimated cost {estimated} exceeds "
@@ -607,6 +641,14 @@ def create_app(
     settings = settings or Settings.from_env()
     engine_ref: dict[str, Any] = {"engine": engine}
     owns_engine = engine is None
+    tracing.configure_from_env(trace_resolvers=settings.trace_resolvers)
+
+    def observe(engine: AsyncEngine) -> None:
+        metrics.observe_pool(engine)  # connections in use
+        tracing.instrument_engine(engine)  # a span per SQL statement, when tracing is on
+
+    if engine is not None:
+        observe(engine)  # a caller's engine (tests: the app runs without its lifespan)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -614,6 +656,12 @@ def create_app(
             engine_ref["engine"] = create_engine(settings)
         if check_migrations:
             await ensure_migrated(engine_ref["engine"], settings)
+        if owns_engine:
+            observe(engine_ref["engine"])
+        # PostgreSQL: pool_size connections plus as many overflow (db.py); SQLite has no limit
+        # worth alerting on.
+        capacity = 2 * settings.db_pool_size if owns_engine and not settings.is_sqlite else 0
+        metrics.pool_opened(capacity)
         # Live updates: this process LISTENs for changes committed by any process.
         listens = engine_ref["engine"].dialect.name == "postgresql"
         if listens:
@@ -625,6 +673,9 @@ def create_app(
                 await live_postgres.release(engine_ref["engine"])
             if owns_engine:
                 await engine_ref["engine"].dispose()
+            metrics.pool_closed(capacity)
+            tracing.shutdown()
+            metrics.process_exited()
 
     async def readyz(_request: Request) -> Response:
         try:
@@ -644,7 +695,16 @@ def create_app(
         rate_limiter=graphql.rate_limiter,
         verifier=graphql.verifier,
     )
-    middleware = [Middleware(SecurityHeaders, production=settings.is_production)]
+    middleware = [
+        # Outermost first: the trace's server span (when tracing is on), the request id and
+        # trace id every log line and metric of the request knows, the request metrics.
+        *tracing.middleware(),
+        Middleware(RequestContext),
+        Middleware(
+            RequestMetrics, operation_names=metrics.OperationNames(settings.metrics_max_operations)
+        ),
+        Middleware(SecurityHeaders, production=settings.is_production),
+    ]
     if settings.cors_origins:
         middleware.append(
             Middleware(
@@ -662,6 +722,8 @@ def create_app(
             WebSocketRoute("/graphql", live),  # subscriptions: docs/live-updates.md
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            # Prometheus (docs/operations.md); production: only with CARBONGRAPH_METRICS_TOKEN.
+            Route("/metrics", MetricsEndpoint(settings).handle, methods=["GET"]),
             # Printable statements (engagement/page.py): same token auth, or a statement link.
             Route(
                 "/statements/{household_id:path}",

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from carbongraph.clock import Clock
+
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./carbongraph.db"
 # Only ever used when CARBONGRAPH_ENV is "development": production refuses to start without a key.
 DEV_JWT_SECRET = "carbongraph-development-secret-do-not-use-in-production"
@@ -48,6 +50,9 @@ class Settings:
     max_query_characters: int = 15_000
     max_body_bytes: int = 1_000_000
     request_timeout_seconds: int = 10
+    # Bulk mutations (limits.BULK_FIELDS): a larger body and more time, for them alone.
+    max_bulk_body_bytes: int = 4_000_000
+    bulk_request_timeout_seconds: int = 60
     # In production, `_service` and `_entities` answer only requests carrying this secret in
     # the X-Carbongraph-Gateway-Secret header (the gateway adds it).
     gateway_secret: str | None = None
@@ -78,6 +83,15 @@ class Settings:
     statement_link_minutes: int = 15
     # Attack suites (issue 7): the same field at most this often in one selection set.
     max_field_repeats: int = 20
+    # Operations (docs/operations.md): the bearer secret of /metrics (in production /metrics is
+    # served only with one), distinct operation names as metric labels, logs (json or text).
+    metrics_token: str | None = None
+    metrics_max_operations: int = 200
+    log_format: str = "text"
+    log_level: str = "info"
+    trace_resolvers: bool = False
+    # Where the time comes from (carbongraph.clock): the system clock; tests set a FixedClock.
+    clock: Clock = field(default_factory=Clock, compare=False, repr=False)
 
     @property
     def is_production(self) -> bool:
@@ -117,6 +131,8 @@ class Settings:
             "max_query_characters": _int("CARBONGRAPH_MAX_QUERY_CHARACTERS", 15_000),
             "max_body_bytes": _int("CARBONGRAPH_MAX_BODY_BYTES", 1_000_000),
             "request_timeout_seconds": _int("CARBONGRAPH_REQUEST_TIMEOUT_SECONDS", 10),
+            "max_bulk_body_bytes": _int("CARBONGRAPH_MAX_BULK_BODY_BYTES", 4_000_000),
+            "bulk_request_timeout_seconds": _int("CARBONGRAPH_BULK_REQUEST_TIMEOUT_SECONDS", 60),
             "gateway_secret": os.environ.get("CARBONGRAPH_GATEWAY_SECRET") or None,
             "max_cost": _int("CARBONGRAPH_MAX_COST", 5000),
             "rate_limit_per_minute": _int("CARBONGRAPH_RATE_LIMIT_PER_MINUTE", 60_000),
@@ -138,6 +154,17 @@ class Settings:
             "migration_database_url": os.environ.get("CARBONGRAPH_MIGRATION_DATABASE_URL") or None,
             # Attack suites (issue 7)
             "max_field_repeats": _int("CARBONGRAPH_MAX_FIELD_REPEATS", 20),
+            # Operations
+            "metrics_token": os.environ.get("CARBONGRAPH_METRICS_TOKEN") or None,
+            "metrics_max_operations": _int("CARBONGRAPH_METRICS_MAX_OPERATIONS", 200),
+            "log_format": (
+                os.environ.get("CARBONGRAPH_LOG_FORMAT")
+                or ("json" if env == "production" else "text")
+            )
+            .strip()
+            .lower(),
+            "log_level": (os.environ.get("CARBONGRAPH_LOG_LEVEL") or "info").strip().lower(),
+            "trace_resolvers": os.environ.get("CARBONGRAPH_TRACE_RESOLVERS") == "1",
         }
         values.update(overrides)
         settings = cls(**values)  # type: ignore[arg-type]
@@ -155,6 +182,14 @@ class Settings:
             raise ConfigError("CARBONGRAPH_SMALL_CELL_K must be at least 1")
         if not 1 <= self.default_page_size <= self.max_page_size:
             raise ConfigError("CARBONGRAPH_DEFAULT_PAGE_SIZE must be between 1 and the maximum")
+        if self.log_format not in {"json", "text"}:
+            raise ConfigError("CARBONGRAPH_LOG_FORMAT must be 'json' or 'text'")
+        if self.log_level not in {"debug", "info", "warning", "error", "critical"}:
+            raise ConfigError(
+                "CARBONGRAPH_LOG_LEVEL must be debug, info, warning, error or critical"
+            )
+        if self.metrics_max_operations < 1:
+            raise ConfigError("CARBONGRAPH_METRICS_MAX_OPERATIONS must be at least 1")
         if not 1 <= self.statement_link_minutes <= 24 * 60:
             raise ConfigError("CARBONGRAPH_STATEMENT_LINK_MINUTES must be between 1 and 1440")
 

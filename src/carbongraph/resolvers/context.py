@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -18,8 +17,11 @@ from carbongraph.authz import (
     resolve_grants,
 )
 from carbongraph.authz.api_keys import KEY_STATEMENT, ApiKeyPrincipal, KeyUse, verify_key_rows
+from carbongraph.clock import LocalDays
 from carbongraph.config import Settings
 from carbongraph.db import RequestDB, StatementLog
+from carbongraph.observability import request_state
+from carbongraph.observability.request_context import sane_request_id
 from carbongraph.resolvers.dataloaders import Loaders
 
 if TYPE_CHECKING:
@@ -32,6 +34,8 @@ class Context:
     db: RequestDB
     viewer: Viewer
     loaders: Loaders
+    # The UTC date of the request's instant: current memberships and grants (docs/methodology.md
+    # "Local days"). What day it is for an account is ``days.on(its community's timezone)``.
     today: date
     request: Any = None
     response: Any = None
@@ -40,6 +44,12 @@ class Context:
     api_key: KeyUse | None = None
     request_id: str | None = None
     audit_notes: dict[str, Any] = field(default_factory=dict)
+    # The request's instant, as the local day in every time zone.
+    days: LocalDays = None  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.days is None:
+            self.days = LocalDays(self.settings.clock.now())
 
 
 async def load_viewer(db: RequestDB, principal: Principal | None, today: date) -> Viewer:
@@ -85,9 +95,10 @@ async def build_context(
     principal: Principal | None,
     *,
     request: Any = None,
-    today: date | None = None,
+    now: datetime | None = None,
 ) -> Context:
-    today = today or datetime.now(UTC).date()
+    days = LocalDays(now or settings.clock.now())
+    today = days.utc
     statements = None
     if settings.report_sql_statements:
         # Entered for the rest of this request's task; the task ends with the request.
@@ -107,16 +118,18 @@ async def build_context(
         statements=statements,
         api_key=api_key,
         request_id=request_id_of(request),
+        days=days,
     )
 
 
 def request_id_of(request: Any) -> str:
-    """The caller's X-Request-Id (a gateway's trace id) when it is sane, else a new one."""
+    """The request's id (observability/request_context.py: the caller's sane X-Request-Id, a
+    gateway's trace id, else a new one), which its logs carry too."""
+    state = request_state.current()
+    if state is not None:
+        return state.request_id
     headers = getattr(request, "headers", None)
-    given = headers.get("x-request-id") if headers is not None else None
-    if given and len(given) <= 64 and given.isascii() and given.isprintable():
-        return given
-    return uuid.uuid4().hex
+    return sane_request_id(headers.get("x-request-id") if headers is not None else None)
 
 
 if TYPE_CHECKING:
