@@ -448,8 +448,8 @@ async def test_a_resolver_that_forgets_to_check_still_leaks_nothing(
         allow_errors=True,
     )
     assert body["data"]["individual"] is None
-    # The household's name is personal too (registry, migration 0012): not handed out either
-    # (before 0012 its name came back, with no members).
+    # The household's name is personal too (registry, migration 0011): not handed out either
+    # (before 0011 its name came back, with no members).
     assert body["data"]["household"] is None
     assert [e["extensions"]["code"] for e in body["errors"]] == ["NOT_FOUND", "NOT_FOUND"]
     # The same broken policy without the database's help (the platform's own scope) would
@@ -504,7 +504,7 @@ async def test_an_identifier_taken_in_another_tenant_is_a_plain_duplicate(engine
 
 
 async def test_org_admin_creates_a_household_under_row_level_security(engine, api):
-    """A household is personal (migration 0012): it is written with its real path at once, so
+    """A household is personal (migration 0011): it is written with its real path at once, so
     the INSERT passes its policy (a placeholder path is in no tenant)."""
     world = await build_world(engine)
     body = await api.gql(

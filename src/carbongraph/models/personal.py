@@ -1,7 +1,7 @@
 """Personal data, defined once: which tables and columns hold data about a person (or about a
 household's own life), and how each row maps to the person or node it is about.
 
-Read by the row-level security migration (0012), which puts every entry under a policy built
+Read by the row-level security migration (0011), which puts every entry under a policy built
 by ``condition``, and by tests/test_row_level_security.py, which checks from this registry
 that each entry is covered on PostgreSQL and that a foreign tenant sees none of its rows.
 

@@ -76,7 +76,7 @@ async def _insert_with_path(
     values = {**values, "created_at": now, "updated_at": now}
     if ctx.db.dialect == "postgresql":
         # The id first, so the row is written with its real path: row-level security checks a
-        # household's path on INSERT (migration 0012), and a placeholder is in no tenant.
+        # household's path on INSERT (migration 0011), and a placeholder is in no tenant.
         pk = await ctx.db.scalar(sa.select(sa.func.nextval(f"{table.name}_id_seq")))
         path = f"{parent_path}{prefix}{pk}/"
         await ctx.db.execute(sa.insert(table).values(id=pk, path=path, **values))

@@ -7,7 +7,7 @@ membership or employment in the tenant, past or present (the Python policy decid
 current ones inside that boundary). The scope's settings are read through scalar sub-selects,
 evaluated once per statement instead of once per row.
 
-Revision ID: 0012_personal_rls
+Revision ID: 0011
 Revises: 0010 (written on 0009; re-chained onto main's 0010 when merging main)
 Create Date: 2026-12-01 15:00:00
 """
@@ -20,7 +20,7 @@ from alembic import op
 
 from carbongraph.models.personal import REGISTRY, policy_statements
 
-revision: str = "0012_personal_rls"
+revision: str = "0011"
 down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
