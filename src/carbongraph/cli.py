@@ -428,14 +428,39 @@ def import_activities(
     batch_size: Annotated[
         int, typer.Option(min=1, max=100_000, help="Rows per all-or-nothing batch.")
     ] = 5000,
-    report: Annotated[Path | None, typer.Option(help="Write every row error to this CSV.")] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write every row error to this file: CSV (line, field, code, message), or, "
+            "for a name ending in .json, the whole outcome (counts, method, errors) as JSON."
+        ),
+    ] = None,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=16,
+            help="Parallel workers, each on its own accounts (rows are dealt by account).",
+        ),
+    ] = 1,
+    per_record: Annotated[
+        bool,
+        typer.Option(
+            "--per-record",
+            help="On PostgreSQL, price and write each record in Python (the reference path) "
+            "instead of in SQL. SQLite always does.",
+        ),
+    ] = False,
 ) -> None:
     """Import activity records: each batch commits whole or not at all; re-importing a file
     changes nothing (rows are idempotent by external_id), so an interrupted import resumes by
-    running it again. Columns: account (Individual:12,
+    running it again. The file is streamed: memory stays bounded whatever its size. On
+    PostgreSQL each batch is validated, priced and rolled up in SQL (set-based), with the same
+    results and row errors as the per-record path. Columns: account (Individual:12,
     Household:3, a global ID, or Individual/ref:EXTERNAL_REF), activity_type, quantity, unit,
     period_start, period_end, external_id, and optionally source, meter_ref, data_quality."""
     import csv
+    import json
 
     from carbongraph.accounting.importer import count_rows
     from carbongraph.accounting.importer import import_activities as run_import
@@ -457,6 +482,8 @@ def import_activities(
                     file,
                     batch_size=batch_size,
                     on_progress=lambda n: progress.advance(task, n),
+                    jobs=jobs,
+                    set_based=False if per_record else None,
                 )
         finally:
             await engine.dispose()
@@ -466,6 +493,17 @@ def import_activities(
     except RuntimeError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from exc
+    except Exception as exc:
+        from carbongraph.db import is_database_unavailable
+
+        if not is_database_unavailable(exc):
+            raise
+        # The batch in flight rolled back whole; committed ones stay, and a rerun skips them.
+        err.print(
+            f"[red]the database became unavailable ({type(exc).__name__}): committed batches "
+            "are kept; run the same command again to finish the import[/red]"
+        )
+        raise typer.Exit(3) from exc
     if result.errors:
         table = Table(title=f"{len(result.errors)} row errors (their batches were not written)")
         for column in ("line", "field", "code", "message"):
@@ -478,11 +516,13 @@ def import_activities(
                 f"… and {len(result.errors) - 50} more"
                 + ("" if report else "; use --report FILE for all of them")
             )
-        if report:
-            with report.open("w", newline="", encoding="utf-8") as handle:
-                writer = csv.writer(handle)
-                writer.writerow(["line", "field", "code", "message"])
-                writer.writerows(result.errors)
+    if report and report.suffix.lower() == ".json":
+        report.write_text(json.dumps(result.as_json(), indent=1) + "\n", encoding="utf-8")
+    elif report and result.errors:
+        with report.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["line", "field", "code", "message"])
+            writer.writerows(result.errors)
     sys.stdout.write(
         f"rows {result.rows}: created {result.created}, unchanged {result.unchanged}; "
         f"batches committed {result.batches_committed}, failed {result.batches_failed}\n"

@@ -220,6 +220,8 @@ async def import_activities(
         set_based = engine.dialect.name == "postgresql"
     if set_based and engine.dialect.name != "postgresql":
         raise ValueError("the set-based import needs PostgreSQL")
+    if engine.dialect.name != "postgresql":
+        jobs = 1  # SQLite has one writer at a time
     report = ImportReport()
     report.method = "set-based" if set_based else "per-record"
     report.jobs = jobs
