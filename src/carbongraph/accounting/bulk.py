@@ -634,12 +634,15 @@ async def ingest_batch(
     # on the raw connection would each commit on their own.
     await conn.execute(sa.text("SELECT 1"))
     raw = (await conn.get_raw_connection()).driver_connection
-    await raw.execute(_CREATE_STAGE)
-    await raw.execute(_CREATE_WORK)
-    await raw.execute(f"TRUNCATE {_STAGE}, {_WORK}")
+    # A batch's statements sort and hash tens of thousands of rows (in memory, not on disk),
+    # and a big batch on a busy server may take longer than the API's statement timeout,
+    # which is meant for requests, not for a trusted bulk job.
+    await raw.execute(
+        "SET LOCAL work_mem = '64MB'; SET LOCAL statement_timeout = '10min';"
+        f" {_CREATE_STAGE}; {_CREATE_WORK}; TRUNCATE {_STAGE}, {_WORK}"
+    )
     # Quantities travel as text (exact) and are cast to numeric in SQL.
     await raw.copy_records_to_table(_STAGE, records=rows, columns=_STAGE_COLUMNS)
-    await raw.execute(f"ANALYZE {_STAGE}")
 
     # Account references by externalRef (the last parse check that needs the database).
     for kind, table in (("Individual", "individual"), ("Household", "household")):
