@@ -443,13 +443,18 @@ WITH rec AS (
   SELECT pos, period_start, n, false, 'emission', '2', 0, 0, market_g
   FROM rec WHERE scope = 'CLEAN' AND market_g <> 0
 ), daily AS (
+  -- One-day records (most: daily meter readings) as they are; longer ones split by day.
+  SELECT pos, period_start AS day, kind, scope, category, loc, mkt,
+    CASE WHEN first_part THEN 1 ELSE 0 END AS counted
+  FROM parts WHERE n = 1
+  UNION ALL
   SELECT p.pos, p.period_start + k AS day, p.kind, p.scope, p.category,
     CASE WHEN p.loc < 0 THEN -1 ELSE 1 END
       * (abs(p.loc) / p.n + CASE WHEN k < abs(p.loc) % p.n THEN 1 ELSE 0 END) AS loc,
     CASE WHEN p.mkt < 0 THEN -1 ELSE 1 END
       * (abs(p.mkt) / p.n + CASE WHEN k < abs(p.mkt) % p.n THEN 1 ELSE 0 END) AS mkt,
     CASE WHEN p.first_part AND k = 0 THEN 1 ELSE 0 END AS counted
-  FROM parts p CROSS JOIN LATERAL generate_series(0, p.n - 1) AS k
+  FROM parts p CROSS JOIN LATERAL generate_series(0, p.n - 1) AS k WHERE p.n > 1
 ), households AS (
   SELECT DISTINCT household_id FROM rec WHERE household_id IS NOT NULL
 ), ancestors AS (
@@ -470,16 +475,20 @@ WITH rec AS (
   SELECT r.pos, 'E', e.enterprise_id, 'employees' FROM rec r
   JOIN employment e ON r.account_type = 'Individual' AND e.individual_id = r.account_id
    AND e.valid_from <= r.period_start AND (e.valid_to IS NULL OR e.valid_to > r.period_start)
+), cells AS MATERIALIZED (
+  -- Hashed, not sorted: only the (far fewer) cells are sorted, for the upsert's lock order.
+  SELECT t.node, t.node_id, t.via, d.day, d.kind, d.scope, d.category,
+         sum(d.loc) AS loc, sum(d.mkt) AS mkt, sum(d.counted) AS counted
+  FROM daily d JOIN targets t USING (pos)
+  WHERE d.loc <> 0 OR d.mkt <> 0 OR d.counted <> 0
+  GROUP BY t.node, t.node_id, t.via, d.day, d.kind, d.scope, d.category
 )
 INSERT INTO footprint_total
   (node, node_id, via, day, kind, scope, category, location_g, market_g, record_count)
-SELECT t.node, t.node_id, t.via, d.day, d.kind, d.scope, d.category,
-       sum(d.loc), sum(d.mkt), sum(d.counted)
-FROM daily d JOIN targets t USING (pos)
-WHERE d.loc <> 0 OR d.mkt <> 0 OR d.counted <> 0
-GROUP BY t.node, t.node_id, t.via, d.day, d.kind, d.scope, d.category
-HAVING sum(d.loc) <> 0 OR sum(d.mkt) <> 0 OR sum(d.counted) <> 0
-ORDER BY t.node, t.node_id, t.via, d.day, d.kind, d.scope, d.category
+SELECT node, node_id, via, day, kind, scope, category, loc, mkt, counted FROM cells
+WHERE loc <> 0 OR mkt <> 0 OR counted <> 0
+ORDER BY node COLLATE "C", node_id, via COLLATE "C", day, kind COLLATE "C", scope COLLATE "C",
+  category
 ON CONFLICT (node, node_id, via, day, kind, scope, category) DO UPDATE SET
   location_g = footprint_total.location_g + excluded.location_g,
   market_g = footprint_total.market_g + excluded.market_g,
@@ -683,7 +692,11 @@ async def ingest_batch(
         return result
 
     await raw.execute(_INSERT_RECORDS, recorded_by, recorded_at)
+    # The planner cannot estimate the days of the records or the ancestors of their homes (it
+    # guesses ~10^9 cells), so it would sort the fan-out to group it; hashing is 2-3x faster.
+    await raw.execute("SET LOCAL enable_sort = off; SET LOCAL enable_mergejoin = off")
     cells = await raw.fetch(_UPSERT_TOTALS)
+    await raw.execute("RESET enable_sort; RESET enable_mergejoin")
     result.created_count = fresh
     result.unchanged_count = counts.get("replay", 0)
     result.total_cells = len(cells)
