@@ -245,8 +245,7 @@ async def import_activities(
         errors = [(batch[e.index].line, e.field, e.code.value, e.message) for e in result.errors]
         return errors, result.created_count, len(result.unchanged)
 
-    async def set_wise(conn: Any, batch: list[FileRow]) -> tuple[list[Any], int, int]:
-        staged = [bulk.stage_row(pos, row.line, row.data, caches) for pos, row in enumerate(batch)]
+    async def set_wise(conn: Any, staged: list[Any]) -> tuple[list[Any], int, int]:
         result = await bulk.ingest_batch(
             conn, staged, today=today, recorded_by=recorded_by, recorded_at=utcnow()
         )
@@ -254,7 +253,7 @@ async def import_activities(
 
     write = set_wise if set_based else per_record
 
-    async def flush(batch: list[FileRow]) -> None:
+    async def flush(batch: list[Any]) -> None:
         if not batch:
             return
         for attempt in range(3):
@@ -284,7 +283,7 @@ async def import_activities(
         if on_progress:
             on_progress(len(batch))
 
-    if jobs <= 1:
+    if not set_based:  # one writer, reading between batches (SQLite's path, the reference)
         batch: list[FileRow] = []
         for row in read_rows(path):
             batch.append(row)
@@ -294,18 +293,18 @@ async def import_activities(
         await flush(batch)
         return report
 
-    # Workers on disjoint accounts: a bounded queue each, so reading never runs far ahead.
-    queues: list[asyncio.Queue[list[FileRow] | None]] = [
-        asyncio.Queue(maxsize=1) for _ in range(jobs)
-    ]
+    # Workers on disjoint accounts, reading overlapped with writing: a bounded queue each, so
+    # reading never runs far ahead (memory: about three batches per worker, whatever the file).
+    # Rows are staged as they are read (compact tuples, not the parsed dicts).
+    queues: list[asyncio.Queue[list[Any] | None]] = [asyncio.Queue(maxsize=1) for _ in range(jobs)]
 
-    async def work(queue: asyncio.Queue[list[FileRow] | None]) -> None:
+    async def work(queue: asyncio.Queue[list[Any] | None]) -> None:
         while (item := await queue.get()) is not None:
             await flush(item)
 
     workers = [asyncio.ensure_future(work(q)) for q in queues]
 
-    async def hand(lane: int, item: list[FileRow] | None) -> None:
+    async def hand(lane: int, item: list[Any] | None) -> None:
         put = asyncio.ensure_future(queues[lane].put(item))
         await asyncio.wait({put, workers[lane]}, return_when=asyncio.FIRST_COMPLETED)
         if not put.done():  # the worker failed: its exception ends the import
@@ -313,11 +312,14 @@ async def import_activities(
             workers[lane].result()
 
     try:
-        lanes: list[list[FileRow]] = [[] for _ in range(jobs)]
-        for row in read_rows(path):
-            lane = _lane(row, jobs)
-            lanes[lane].append(row)
-            if len(lanes[lane]) >= batch_size:
+        lanes: list[list[Any]] = [[] for _ in range(jobs)]
+        for n, row in enumerate(read_rows(path), start=1):
+            lane = _lane(row, jobs) if jobs > 1 else 0
+            staged = lanes[lane]
+            staged.append(bulk.stage_row(len(staged), row.line, row.data, caches))
+            if n % 1000 == 0:
+                await asyncio.sleep(0)  # let the workers send their next statements
+            if len(staged) >= batch_size:
                 await hand(lane, lanes[lane])
                 lanes[lane] = []
         for lane in range(jobs):
