@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -32,13 +33,13 @@ def _settings() -> Settings:
         raise typer.Exit(2) from exc
 
 
-async def _in_transaction(settings: Settings, work: Any) -> Any:
+async def _in_transaction(settings: Settings, work: Any, *, write: bool = True) -> Any:
     """Run ``work(connection)`` in one transaction on a short-lived engine."""
-    from carbongraph.db import create_engine
+    from carbongraph.db import create_engine, write_transaction
 
     engine = create_engine(settings, system=True)
     try:
-        async with engine.begin() as conn:
+        async with write_transaction(engine) if write else engine.begin() as conn:
             return await work(conn)
     finally:
         await engine.dispose()
@@ -333,7 +334,7 @@ async def _store_grants(
     from carbongraph import audit
     from carbongraph.app import ensure_migrated
     from carbongraph.authz import PLATFORM
-    from carbongraph.db import create_engine
+    from carbongraph.db import create_engine, write_transaction
     from carbongraph.models.base import utcnow
     from carbongraph.schema.relay import to_global_id as gid
     from carbongraph.services.access import G
@@ -341,7 +342,7 @@ async def _store_grants(
     engine = create_engine(settings, system=True)
     try:
         await ensure_migrated(engine, settings)
-        async with engine.begin() as conn:
+        async with write_transaction(engine) as conn:
             for r in roles:
                 exists = await conn.scalar(
                     sa.select(G.c.id).where(
@@ -451,6 +452,13 @@ def import_activities(
             "instead of in SQL. SQLite always does.",
         ),
     ] = False,
+    metrics_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write the import's throughput (rows by result, batches, seconds, rows per "
+            "second) here as Prometheus text, for node_exporter's textfile collector."
+        ),
+    ] = None,
 ) -> None:
     """Import activity records: each batch commits whole or not at all; re-importing a file
     changes nothing (rows are idempotent by external_id), so an interrupted import resumes by
@@ -488,6 +496,7 @@ def import_activities(
         finally:
             await engine.dispose()
 
+    started = time.monotonic()
     try:
         result = asyncio.run(run())
     except RuntimeError as exc:
@@ -504,6 +513,10 @@ def import_activities(
             "are kept; run the same command again to finish the import[/red]"
         )
         raise typer.Exit(3) from exc
+    if metrics_file is not None:
+        from carbongraph.observability.metrics import write_import_metrics
+
+        write_import_metrics(str(metrics_file), result, time.monotonic() - started)
     if result.errors:
         table = Table(title=f"{len(result.errors)} row errors (their batches were not written)")
         for column in ("line", "field", "code", "message"):
@@ -623,7 +636,7 @@ def report_inventory(
             )
 
     try:
-        inventory = asyncio.run(_in_transaction(settings, work))
+        inventory = asyncio.run(_in_transaction(settings, work, write=False))
     except LookupError as exc:
         err.print(f"[red]{exc.args[0]}[/red]")
         raise typer.Exit(1) from exc
@@ -695,15 +708,40 @@ def export_schema() -> None:
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Worker processes. With more than one, /metrics adds up all of them "
+            "(Prometheus multiprocess mode, in PROMETHEUS_MULTIPROC_DIR or a fresh temporary "
+            "directory).",
+        ),
+    ] = 1,
 ) -> None:
-    """Serve /graphql, /healthz and /readyz with uvicorn. Refuses an unmigrated database."""
+    """Serve /graphql, /healthz, /readyz and /metrics with uvicorn. Refuses an unmigrated
+    database. Logs go to stderr (CARBONGRAPH_LOG_FORMAT: json or text, with the request id and
+    trace id); traces are exported when the OTEL_* variables configure an exporter
+    (docs/operations.md)."""
+    import os
+    import tempfile
+
+    settings = _settings()
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Before prometheus-client is imported anywhere: the workers inherit it.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="carbongraph-metrics-")
+    multiproc_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if multiproc_dir:
+        # A previous run's files would count as this run's (prometheus-client's rule).
+        os.makedirs(multiproc_dir, exist_ok=True)
+        for name in os.listdir(multiproc_dir):
+            if name.endswith(".db"):
+                os.remove(os.path.join(multiproc_dir, name))
+
     import uvicorn
 
     from carbongraph.app import DatabaseNotMigrated, ensure_migrated
     from carbongraph.db import create_engine
-
-    settings = _settings()
+    from carbongraph.observability.logs import log_config
 
     async def check() -> None:
         engine = create_engine(settings)
@@ -725,7 +763,8 @@ def serve(
         port=port,
         workers=workers,
         timeout_graceful_shutdown=10,
-        log_level="info",
+        log_config=log_config(settings.log_format, settings.log_level),
+        log_level=settings.log_level,
     )
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from carbongraph.accounting import bulk
 from carbongraph.accounting.factors import FactorLibrary
 from carbongraph.accounting.ingest import ActivityInput, RecordErrorCode, RowError, ingest
+from carbongraph.db import mark_writer
 from carbongraph.errors import CodedError
 from carbongraph.models import Household, Individual
 from carbongraph.models.base import utcnow
@@ -258,6 +259,7 @@ async def import_activities(
             return
         for attempt in range(3):
             async with engine.connect() as conn:
+                mark_writer(conn)  # SQLite: wait for the write lock at BEGIN, never fail on it
                 transaction = await conn.begin()
                 try:
                     errors, created, unchanged = await write(conn, batch)
