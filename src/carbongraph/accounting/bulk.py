@@ -47,6 +47,7 @@ from carbongraph.accounting.regions import GRID_REGION
 from carbongraph.errors import CodedError
 from carbongraph.live import publish as live
 from carbongraph.live.hub import leaderboard_channel
+from carbongraph.locks import lock_accounts
 from carbongraph.schema.relay import decode_global_id
 
 # A plain decimal whose conversion to thousandths of any canonical unit is exact both in
@@ -496,12 +497,6 @@ ON CONFLICT (node, node_id, via, day, kind, scope, category) DO UPDATE SET
 RETURNING node, node_id, kind
 """
 
-_LOCK = """
-SELECT id FROM {table} WHERE id IN (
-  SELECT DISTINCT account_id FROM {stage} WHERE account_type = '{kind}')
-ORDER BY id FOR NO KEY UPDATE
-"""
-
 
 @dataclass
 class BulkResult:
@@ -670,9 +665,16 @@ async def ingest_batch(
         result.errors = [(e[0], e[1], e[2], e[3]) for e in first]
         return result
 
-    # What is read from here on decides what is written: writers of one account take turns.
-    for kind, table in (("Individual", "individual"), ("Household", "household")):
-        await raw.execute(_LOCK.format(table=table, stage=_STAGE, kind=kind))
+    # What is read from here on decides what is written: writers of one account take turns
+    # (locks.py: the lock every writer of an account takes, in the same order).
+    accounts = {
+        kind: ids
+        for kind, ids in await raw.fetch(
+            f"SELECT account_type, array_agg(DISTINCT account_id) FROM {_STAGE}"
+            " WHERE account_id IS NOT NULL GROUP BY account_type"
+        )
+    }
+    await lock_accounts(conn, accounts.get("Individual", ()), accounts.get("Household", ()))
 
     await raw.execute(_WORK_FILL)
     errors = await raw.fetch(_JUDGED_ERRORS)
