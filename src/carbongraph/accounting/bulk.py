@@ -42,8 +42,14 @@ from carbongraph.accounting.activities import (
     normalise_unit,
     to_canonical_milli,
 )
-from carbongraph.accounting.ingest import DATA_QUALITIES, SOURCES, RecordErrorCode
+from carbongraph.accounting.ingest import (
+    DATA_QUALITIES,
+    NOT_ATTRIBUTED,
+    SOURCES,
+    RecordErrorCode,
+)
 from carbongraph.accounting.regions import GRID_REGION
+from carbongraph.clock import LocalDays
 from carbongraph.errors import CodedError
 from carbongraph.live import publish as live
 from carbongraph.live.hub import leaderboard_channel
@@ -228,7 +234,7 @@ converted AS (
   UNION ALL
   SELECT line, pos, 5, 'periodEnd', 'FUTURE_PERIOD',
     'the period has not ended yet: record it when it has'
-    FROM checked WHERE period_end > $1::date
+    FROM checked WHERE period_end > $1::date  -- the latest local day anywhere
   UNION ALL
   SELECT line, pos, 6, 'source', 'INVALID', 'source is one of {", ".join(SOURCES)}'
     FROM checked WHERE source NOT IN ({_SOURCES})
@@ -263,14 +269,28 @@ base AS (
     CASE WHEN s.account_type = 'Individual' THEN i.archived_at ELSE hh.archived_at END
       AS archived_at,
     CASE WHEN s.account_type = 'Individual' THEN m.household_id ELSE s.account_id END
-      AS household_id
+      AS household_id,
+    (($1::timestamptz) AT TIME ZONE coalesce(
+      CASE WHEN s.account_type = 'Individual' THEN z.timezone ELSE hh.timezone END, 'UTC'
+    ))::date AS local_today
   FROM {_STAGE} s
   JOIN activity a ON a.code = s.activity_type
   LEFT JOIN units u ON u.code = s.activity_type AND u.unit = s.unit_norm
   LEFT JOIN individual i ON s.account_type = 'Individual' AND i.id = s.account_id
-  LEFT JOIN (SELECT hh0.id, hh0.archived_at FROM household hh0
+  LEFT JOIN (SELECT hh0.id, hh0.archived_at, hc.timezone FROM household hh0
                JOIN community hc ON hc.id = hh0.community_id) hh
     ON s.account_type = 'Household' AND hh.id = s.account_id
+  LEFT JOIN LATERAL (
+    -- A person's local calendar: their household's on the period's last day, else their
+    -- last household's (Attribution.zone_of); none: UTC.
+    SELECT zc.timezone FROM household_membership zm
+    JOIN household zh ON zh.id = zm.household_id JOIN community zc ON zc.id = zh.community_id
+    WHERE s.account_type = 'Individual' AND zm.individual_id = s.account_id
+    ORDER BY (zm.valid_from <= s.period_end
+              AND (zm.valid_to IS NULL OR zm.valid_to > s.period_end)) DESC,
+             zm.valid_from DESC
+    LIMIT 1
+  ) z ON true
   LEFT JOIN LATERAL (
     SELECT mm.household_id FROM household_membership mm
     WHERE s.account_type = 'Individual' AND mm.individual_id = s.account_id
@@ -325,6 +345,7 @@ SELECT p.pos, p.line,
          AND x.period_end = p.period_end AND x.meter_ref IS NOT DISTINCT FROM p.meter_ref
          THEN 'replay'
        WHEN x.id IS NOT NULL THEN 'conflict'
+       WHEN p.period_end > p.local_today THEN 'future'
        WHEN (CASE WHEN p.account_type = 'Household' THEN p.household_archived
                   ELSE p.archived_at END) IS NOT NULL THEN 'archived'
        WHEN pr.loc_id IS NULL THEN 'no_factor'
@@ -354,15 +375,28 @@ LEFT JOIN activity_record x ON x.external_id = p.external_id
 _JUDGED_ERRORS = f"""
 SELECT line,
   CASE status WHEN 'no_factor' THEN 'activityType' WHEN 'conflict' THEN 'externalId'
-       ELSE 'accountId' END,
+       WHEN 'future' THEN 'periodEnd' ELSE 'accountId' END,
   CASE status WHEN 'not_found' THEN 'NOT_FOUND' WHEN 'conflict' THEN 'EXTERNAL_ID_CONFLICT'
+       WHEN 'future' THEN 'FUTURE_PERIOD'
        WHEN 'archived' THEN 'ARCHIVED_ACCOUNT' ELSE 'NO_EMISSION_FACTOR' END,
   CASE status WHEN 'not_found' THEN 'no such account'
        WHEN 'conflict' THEN 'externalId was recorded before with different values'
+       WHEN 'future'
+         THEN 'the period has not ended yet where the account lives: record it when it has'
        WHEN 'archived' THEN 'the account is archived'
        ELSE 'no ' || factor_key || ' factor for ' || region || ' on '
             || to_char(period_start, 'YYYY-MM-DD') END
 FROM {_WORK} WHERE status NOT IN ('fresh', 'replay') ORDER BY pos
+"""
+
+# Accepted with a warning (ingest's NOT_ATTRIBUTED): a person's record dated where they have
+# no household counts for the person only.
+_WARNINGS = f"""
+SELECT line, 'periodStart', '{NOT_ATTRIBUTED}',
+  'the person has no household on ' || to_char(period_start, 'YYYY-MM-DD')
+  || ': counted for the person, not for any household or community (memberFrom is later, or'
+  || ' they had moved out)'
+FROM {_WORK} WHERE account_type = 'Individual' AND household_id IS NULL ORDER BY pos
 """
 
 # Step 4: overlaps of one meter (account, activity type, meter_ref) with the batch's earlier
@@ -503,6 +537,7 @@ class BulkResult:
     created_count: int = 0
     unchanged_count: int = 0
     errors: list[tuple[int, str, str, str]] = field(default_factory=list)  # line, field, code, msg
+    warnings: list[tuple[int, str, str, str]] = field(default_factory=list)  # NOT_ATTRIBUTED
     total_cells: int = 0
 
 
@@ -626,7 +661,7 @@ async def ingest_batch(
     conn: Any,
     rows: list[tuple[Any, ...]],
     *,
-    today: date,
+    now: datetime,
     recorded_by: str | None,
     recorded_at: datetime,
 ) -> BulkResult:
@@ -659,7 +694,7 @@ async def ingest_batch(
         result.errors = [tuple(e) for e in errors]
         return result
 
-    errors = await raw.fetch(_ROW_ERRORS, today)
+    errors = await raw.fetch(_ROW_ERRORS, LocalDays(now).latest)
     if errors:
         first = [e for e in errors if e["n"] < 100] or list(errors)
         result.errors = [(e[0], e[1], e[2], e[3]) for e in first]
@@ -676,7 +711,7 @@ async def ingest_batch(
     }
     await lock_accounts(conn, accounts.get("Individual", ()), accounts.get("Household", ()))
 
-    await raw.execute(_WORK_FILL)
+    await raw.execute(_WORK_FILL, now)
     errors = await raw.fetch(_JUDGED_ERRORS)
     counts = dict(
         await raw.fetch(f"SELECT status, count(*) FROM {_WORK} GROUP BY status")  # type: ignore[arg-type]
@@ -684,6 +719,7 @@ async def ingest_batch(
     if errors:
         result.errors = [tuple(e) for e in errors]
         return result
+    result.warnings = [tuple(w) for w in await raw.fetch(_WARNINGS)]
     fresh = counts.get("fresh", 0)
     if not fresh:
         result.unchanged_count = counts.get("replay", 0)

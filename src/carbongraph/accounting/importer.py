@@ -9,7 +9,7 @@ import json
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from carbongraph.accounting import bulk
 from carbongraph.accounting.factors import FactorLibrary
 from carbongraph.accounting.ingest import ActivityInput, RecordErrorCode, RowError, ingest
+from carbongraph.clock import Clock, LocalDays
 from carbongraph.db import mark_writer
 from carbongraph.errors import CodedError
 from carbongraph.models import Household, Individual
@@ -55,6 +56,8 @@ class ImportReport:
     batches_committed: int = 0
     batches_failed: int = 0
     errors: list[tuple[int, str, str, str]] = field(default_factory=list)  # line, field, code, msg
+    # Of committed rows, e.g. NOT_ATTRIBUTED (counted for the person only); same columns.
+    warnings: list[tuple[int, str, str, str]] = field(default_factory=list)
     method: str = "per-record"  # or "set-based"
     jobs: int = 1
 
@@ -71,6 +74,10 @@ class ImportReport:
             "errors": [
                 {"line": line, "field": name, "code": code, "message": message}
                 for line, name, code, message in self.errors
+            ],
+            "warnings": [
+                {"line": line, "field": name, "code": code, "message": message}
+                for line, name, code, message in self.warnings
             ],
         }
 
@@ -210,13 +217,15 @@ async def import_activities(
     recorded_by: str = "import",
     jobs: int = 1,
     set_based: bool | None = None,
+    clock: Clock | None = None,
 ) -> ImportReport:
     """Import ``path`` in batches of ``batch_size`` rows, each all or nothing.
 
     ``set_based`` (the default on PostgreSQL) validates, prices and writes each batch in SQL
     (accounting/bulk.py); otherwise each record goes through ``ingest`` (the reference, and
     SQLite's path). ``jobs`` > 1 runs that many workers, each on its own accounts (rows are
-    dealt by account), with at most a few batches per worker in memory."""
+    dealt by account), with at most a few batches per worker in memory. A period must have
+    ended on its account's local day when its batch is written."""
     if set_based is None:
         set_based = engine.dialect.name == "postgresql"
     if set_based and engine.dialect.name != "postgresql":
@@ -226,11 +235,11 @@ async def import_activities(
     report = ImportReport()
     report.method = "set-based" if set_based else "per-record"
     report.jobs = jobs
-    today = datetime.now(UTC).date()
+    clock = clock or Clock()
     library = None
     caches = bulk.StageCaches()
 
-    async def per_record(conn: Any, batch: list[FileRow]) -> tuple[list[Any], int, int]:
+    async def per_record(conn: Any, batch: list[FileRow]) -> tuple[list[Any], int, int, list[Any]]:
         nonlocal library
         if library is None:
             library = await FactorLibrary.load(conn)
@@ -238,19 +247,25 @@ async def import_activities(
         parsed = [_parse(row, refs) for row in batch]
         errors = [p for p in parsed if isinstance(p, RowError)]
         if errors:
-            return [(e.index, e.field, e.code.value, e.message) for e in errors], 0, 0
+            return [(e.index, e.field, e.code.value, e.message) for e in errors], 0, 0, []
         inputs = [p for p in parsed if isinstance(p, ActivityInput)]
         result = await ingest(
-            conn, inputs, today=today, recorded_by=recorded_by, library=library, use_copy=True
+            conn,
+            inputs,
+            today=LocalDays(clock.now()),
+            recorded_by=recorded_by,
+            library=library,
+            use_copy=True,
         )
         errors = [(batch[e.index].line, e.field, e.code.value, e.message) for e in result.errors]
-        return errors, result.created_count, len(result.unchanged)
+        warnings = [(batch[w.index].line, w.field, w.code, w.message) for w in result.warnings]
+        return errors, result.created_count, len(result.unchanged), warnings
 
-    async def set_wise(conn: Any, staged: list[Any]) -> tuple[list[Any], int, int]:
+    async def set_wise(conn: Any, staged: list[Any]) -> tuple[list[Any], int, int, list[Any]]:
         result = await bulk.ingest_batch(
-            conn, staged, today=today, recorded_by=recorded_by, recorded_at=utcnow()
+            conn, staged, now=clock.now(), recorded_by=recorded_by, recorded_at=utcnow()
         )
-        return result.errors, result.created_count, result.unchanged_count
+        return result.errors, result.created_count, result.unchanged_count, result.warnings
 
     write = set_wise if set_based else per_record
 
@@ -262,7 +277,7 @@ async def import_activities(
                 mark_writer(conn)  # SQLite: wait for the write lock at BEGIN, never fail on it
                 transaction = await conn.begin()
                 try:
-                    errors, created, unchanged = await write(conn, batch)
+                    errors, created, unchanged, warnings = await write(conn, batch)
                 except sa.exc.DBAPIError as exc:
                     with contextlib.suppress(Exception):  # a lost connection cannot roll back
                         await transaction.rollback()
@@ -278,6 +293,7 @@ async def import_activities(
                     report.batches_committed += 1
                     report.created += created
                     report.unchanged += unchanged
+                    report.warnings += warnings
                     if report.batches_committed % 20 == 1:
                         await refresh_statistics(engine)
             break
@@ -333,4 +349,5 @@ async def import_activities(
         for worker in workers:
             worker.cancel()
     report.errors.sort(key=lambda e: e[0])
+    report.warnings.sort(key=lambda e: e[0])
     return report

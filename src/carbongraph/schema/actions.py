@@ -16,9 +16,10 @@ from carbongraph.actions import record as service
 from carbongraph.actions.catalog import A as ACTION_TYPES
 from carbongraph.authz import Access, Target
 from carbongraph.errors import Forbidden, MutationFailed, UserErrorCode, UserErrorData
-from carbongraph.schema.common import UserError
+from carbongraph.schema.common import UserError, UserWarning, warnings_of
 from carbongraph.schema.mutation_support import run_mutation
 from carbongraph.schema.relay import decode_global_id, to_global_id
+from carbongraph.services import zones
 
 MAX_BATCH = 10_000
 
@@ -189,6 +190,9 @@ class RecordActionsPayload:
     actions: list[ActionRecord]
     created_count: int
     unchanged_count: int
+    warnings: list[UserWarning] = strawberry.field(
+        description="Accepted actions worth a second look (e.g. NOT_ATTRIBUTED)."
+    )
     user_errors: list[UserError]
 
 
@@ -239,7 +243,7 @@ async def _record(
         result = await service.record_actions(
             ctx.db,
             inputs,
-            today=ctx.today,
+            today=ctx.days,
             viewer=ctx.viewer,
             recorded_by=ctx.viewer.subject,
             verified_only=verified_only,
@@ -256,6 +260,7 @@ async def _record(
                 ]
             )
         outcome["created"], outcome["unchanged"] = len(result.created), len(result.unchanged)
+        outcome["warnings"] = warnings_of(["input", "actions"], result.warnings)
         ids = result.created + result.unchanged
         rows = (
             list(
@@ -283,6 +288,7 @@ async def _record(
         actions=[ActionRecord.from_row(r) for r in rows or []],
         created_count=outcome.get("created", 0),
         unchanged_count=outcome.get("unchanged", 0),
+        warnings=outcome.get("warnings", []) if not errors else [],
         user_errors=errors,
     )
 
@@ -619,7 +625,8 @@ class RewardMutations:
                 reward_id=reward_pk,
                 idempotency_key=input.idempotency_key,
                 home_path=residents[0].path,
-                today=ctx.today,
+                # On offer by the calendar of the redeemer's community.
+                today=ctx.days.on(await zones.zone_of_path(ctx.db, residents[0].path)),
                 by=viewer.subject,
             )
 
