@@ -219,9 +219,8 @@ async def test_the_import_reads_today_where_the_account_lives(engine, tmp_path):
     assert (report.created, report.batches_failed, report.errors) == (1, 0, [])
 
 
-async def test_postgresql_sessions_run_in_utc(engine, settings, backend):
-    if backend != "postgresql":
-        pytest.skip("a PostgreSQL session setting")
+@pytest.mark.postgresql_only
+async def test_postgresql_sessions_run_in_utc(engine, settings):
     own = create_engine(settings)
     try:
         async with own.connect() as conn:

@@ -15,7 +15,7 @@ from carbongraph import privacy
 from carbongraph.accounting import reads
 from carbongraph.accounting.activities import ACTIVITY_TYPES
 from carbongraph.accounting.reads import FootprintData, Period
-from carbongraph.authz import Access, Target
+from carbongraph.authz import Target
 from carbongraph.errors import BadUserInput, Suppressed
 from carbongraph.schema.relay import to_global_id
 
@@ -377,18 +377,19 @@ async def suppression(
     info: Any, key: tuple[str, int, str], target: Target | None, span: Period
 ) -> SuppressionReason | None:
     """The small-cell decision for this viewer (docs/privacy.md); None: show the figures."""
+    if target is None:
+        return None  # the platform's own figures
     ctx = info.context
-    k = ctx.settings.small_cell_k
-    if k <= 1 or target is None or ctx.viewer.access(target) >= Access.PERSONAL:
-        return None  # the platform's own figures, or a viewer who may see everyone in the node
-    if key[0] == "I":
-        return SuppressionReason.SMALL_CELL  # one person
-    path = target.paths[0]
     # Enterprises above a community count their people through their communities.
-    via = key[2] if key[0] == "E" else "communities"
-    groups = await ctx.loaders.cell_groups.groups([path], via, span.end)
-    reason = privacy.decide(path, groups, k)
-    return reason
+    return await privacy.node_cell(
+        ctx.loaders.cell_groups,
+        ctx.viewer.access(target),
+        ctx.settings.small_cell_k,
+        target.paths[0],
+        span.end,
+        via=key[2] if key[0] == "E" else "communities",
+        person=key[0] == "I",
+    )
 
 
 async def require_shown(info: Any, key: tuple[str, int, str], target: Target, span: Period) -> None:

@@ -11,11 +11,13 @@ import strawberry
 from strawberry.file_uploads import Upload
 
 from carbongraph import evidence as photos
+from carbongraph import privacy
 from carbongraph.actions import campaigns, catalog, review, rewards
 from carbongraph.actions import record as service
 from carbongraph.actions.catalog import A as ACTION_TYPES
 from carbongraph.authz import Access, Target
 from carbongraph.errors import Forbidden, MutationFailed, UserErrorCode, UserErrorData
+from carbongraph.schema.accounting import SuppressionReason
 from carbongraph.schema.common import UserError, UserWarning, warnings_of
 from carbongraph.schema.mutation_support import run_mutation
 from carbongraph.schema.relay import decode_global_id, to_global_id
@@ -646,10 +648,12 @@ class RewardMutations:
 
 @strawberry.type(
     description="Withheld (nulls, `suppressed: true`) from viewers outside the owner's "
-    "management when fewer than k people took part (docs/privacy.md)."
+    "management when fewer than k people took part, or as the complement of such a group "
+    "(docs/privacy.md)."
 )
 class CampaignProgress:
     suppressed: bool
+    suppression_reason: SuppressionReason | None
     avoided_grams: int | None
     participants: int | None
     percent_of_goal: float | None
@@ -697,13 +701,29 @@ class CampaignInfo:
 
     @strawberry.field
     async def progress(self, info: strawberry.Info) -> CampaignProgress:
-        p = await campaigns.progress(info.context.db, self.row)
-        if p.participants < info.context.settings.small_cell_k and not self._manages(info):
+        ctx = info.context
+        p = await campaigns.progress(ctx.db, self.row)
+        access = ctx.viewer.access(Target((self.row.owner_path,)))
+        reason = None
+        if not privacy.exempt(access, ctx.settings.small_cell_k):
+            # The participants are cells like a footprint's people: small cells, and the
+            # complements that would give one back from a campaign of the same window and
+            # action types higher up (docs/privacy.md).
+            root, people = await campaigns.participation(ctx.db, self.row)
+            reason = privacy.people_cell(
+                access, ctx.settings.small_cell_k, self.row.owner_path, root, people
+            )
+        if reason is not None:
             return CampaignProgress(
-                suppressed=True, avoided_grams=None, participants=None, percent_of_goal=None
+                suppressed=True,
+                suppression_reason=reason,
+                avoided_grams=None,
+                participants=None,
+                percent_of_goal=None,
             )
         return CampaignProgress(
             suppressed=False,
+            suppression_reason=None,
             avoided_grams=p.avoided_g,
             participants=p.participants,
             percent_of_goal=p.percent_of_goal,

@@ -73,7 +73,15 @@ async def _insert_with_path(
     ctx: Context, table: sa.Table, values: dict[str, Any], parent_path: str, prefix: str
 ) -> Any:
     now = utcnow()
-    values = {**values, "path": placeholder_path(), "created_at": now, "updated_at": now}
+    values = {**values, "created_at": now, "updated_at": now}
+    if ctx.db.dialect == "postgresql":
+        # The id first, so the row is written with its real path: row-level security checks a
+        # household's path on INSERT (migration 0011), and a placeholder is in no tenant.
+        pk = await ctx.db.scalar(sa.select(sa.func.nextval(f"{table.name}_id_seq")))
+        path = f"{parent_path}{prefix}{pk}/"
+        await ctx.db.execute(sa.insert(table).values(id=pk, path=path, **values))
+        return await _fresh(ctx, table, pk)
+    values["path"] = placeholder_path()
     result = await ctx.db.execute(sa.insert(table).values(**values).returning(table.c.id))
     pk = result.scalar_one()
     await ctx.db.execute(
