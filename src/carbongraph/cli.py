@@ -436,8 +436,28 @@ def import_activities(
     ] = 5000,
     report: Annotated[
         Path | None,
-        typer.Option(help="Write every row error and warning (NOT_ATTRIBUTED) to this CSV."),
+        typer.Option(
+            help="Write every row error and warning (NOT_ATTRIBUTED) to this file: CSV (line, "
+            "field, code, message), or, for a name ending in .json, the whole outcome (counts, "
+            "method, errors, warnings) as JSON."
+        ),
     ] = None,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=16,
+            help="Parallel workers, each on its own accounts (rows are dealt by account).",
+        ),
+    ] = 1,
+    per_record: Annotated[
+        bool,
+        typer.Option(
+            "--per-record",
+            help="On PostgreSQL, price and write each record in Python (the reference path) "
+            "instead of in SQL. SQLite always does.",
+        ),
+    ] = False,
     metrics_file: Annotated[
         Path | None,
         typer.Option(
@@ -448,10 +468,13 @@ def import_activities(
 ) -> None:
     """Import activity records: each batch commits whole or not at all; re-importing a file
     changes nothing (rows are idempotent by external_id), so an interrupted import resumes by
-    running it again. Columns: account (Individual:12,
+    running it again. The file is streamed: memory stays bounded whatever its size. On
+    PostgreSQL each batch is validated, priced and rolled up in SQL (set-based), with the same
+    results and row errors as the per-record path. Columns: account (Individual:12,
     Household:3, a global ID, or Individual/ref:EXTERNAL_REF), activity_type, quantity, unit,
     period_start, period_end, external_id, and optionally source, meter_ref, data_quality."""
     import csv
+    import json
 
     from carbongraph.accounting.importer import count_rows
     from carbongraph.accounting.importer import import_activities as run_import
@@ -473,6 +496,8 @@ def import_activities(
                     file,
                     batch_size=batch_size,
                     on_progress=lambda n: progress.advance(task, n),
+                    jobs=jobs,
+                    set_based=False if per_record else None,
                     clock=settings.clock,
                 )
         finally:
@@ -484,6 +509,17 @@ def import_activities(
     except RuntimeError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from exc
+    except Exception as exc:
+        from carbongraph.db import is_database_unavailable
+
+        if not is_database_unavailable(exc):
+            raise
+        # The batch in flight rolled back whole; committed ones stay, and a rerun skips them.
+        err.print(
+            f"[red]the database became unavailable ({type(exc).__name__}): committed batches "
+            "are kept; run the same command again to finish the import[/red]"
+        )
+        raise typer.Exit(3) from exc
     if metrics_file is not None:
         from carbongraph.observability.metrics import write_import_metrics
 
@@ -506,7 +542,9 @@ def import_activities(
             "had no household that day: counted for the person only)"
             + ("" if report else "; use --report FILE to list them")
         )
-    if report and (result.errors or result.warnings):
+    if report and report.suffix.lower() == ".json":
+        report.write_text(json.dumps(result.as_json(), indent=1) + "\n", encoding="utf-8")
+    elif report and (result.errors or result.warnings):
         with report.open("w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(["line", "field", "code", "message"])
