@@ -420,6 +420,47 @@ def credits_expire(
     sys.stdout.write(f"expired {result['credits']} credits of {result['people']} people\n")
 
 
+def _finish_import(result: Any, report: Path | None, noun: str) -> None:
+    """The end of every bulk import: row errors (the first 50) and warnings on stderr, the
+    report file (JSON for a .json name, else CSV), the counts on stdout, exit 1 when a batch
+    failed."""
+    import csv
+    import json
+
+    if result.errors:
+        table = Table(title=f"{len(result.errors)} row errors (their batches were not written)")
+        for column in ("line", "field", "code", "message"):
+            table.add_column(column)
+        for line, field_name, code, message in result.errors[:50]:
+            table.add_row(str(line), field_name, code, message)
+        err.print(table)
+        if len(result.errors) > 50:
+            err.print(
+                f"… and {len(result.errors) - 50} more"
+                + ("" if report else "; use --report FILE for all of them")
+            )
+    if result.warnings:
+        err.print(
+            f"{len(result.warnings)} {noun} written with a warning: NOT_ATTRIBUTED (the person "
+            "had no household that day: counted for the person only)"
+            + ("" if report else "; use --report FILE to list them")
+        )
+    if report and report.suffix.lower() == ".json":
+        report.write_text(json.dumps(result.as_json(), indent=1) + "\n", encoding="utf-8")
+    elif report and (result.errors or result.warnings):
+        with report.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["line", "field", "code", "message"])
+            writer.writerows(result.errors)
+            writer.writerows(result.warnings)
+    sys.stdout.write(
+        f"rows {result.rows}: created {result.created}, unchanged {result.unchanged}; "
+        f"batches committed {result.batches_committed}, failed {result.batches_failed}\n"
+    )
+    if result.batches_failed:
+        raise typer.Exit(1)
+
+
 @import_app.command("activities")
 def import_activities(
     file: Annotated[
@@ -473,8 +514,6 @@ def import_activities(
     results and row errors as the per-record path. Columns: account (Individual:12,
     Household:3, a global ID, or Individual/ref:EXTERNAL_REF), activity_type, quantity, unit,
     period_start, period_end, external_id, and optionally source, meter_ref, data_quality."""
-    import csv
-    import json
 
     from carbongraph.accounting.importer import count_rows
     from carbongraph.accounting.importer import import_activities as run_import
@@ -524,38 +563,7 @@ def import_activities(
         from carbongraph.observability.metrics import write_import_metrics
 
         write_import_metrics(str(metrics_file), result, time.monotonic() - started)
-    if result.errors:
-        table = Table(title=f"{len(result.errors)} row errors (their batches were not written)")
-        for column in ("line", "field", "code", "message"):
-            table.add_column(column)
-        for line, field_name, code, message in result.errors[:50]:
-            table.add_row(str(line), field_name, code, message)
-        err.print(table)
-        if len(result.errors) > 50:
-            err.print(
-                f"… and {len(result.errors) - 50} more"
-                + ("" if report else "; use --report FILE for all of them")
-            )
-    if result.warnings:
-        err.print(
-            f"{len(result.warnings)} rows written with a warning: NOT_ATTRIBUTED (the person "
-            "had no household that day: counted for the person only)"
-            + ("" if report else "; use --report FILE to list them")
-        )
-    if report and report.suffix.lower() == ".json":
-        report.write_text(json.dumps(result.as_json(), indent=1) + "\n", encoding="utf-8")
-    elif report and (result.errors or result.warnings):
-        with report.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["line", "field", "code", "message"])
-            writer.writerows(result.errors)
-            writer.writerows(result.warnings)
-    sys.stdout.write(
-        f"rows {result.rows}: created {result.created}, unchanged {result.unchanged}; "
-        f"batches committed {result.batches_committed}, failed {result.batches_failed}\n"
-    )
-    if result.batches_failed:
-        raise typer.Exit(1)
+    _finish_import(result, report, "rows")
 
 
 @import_app.command("actions")
@@ -574,7 +582,10 @@ def import_actions(
     ] = 10_000,
     report: Annotated[
         Path | None,
-        typer.Option(help="Write every row error and warning (NOT_ATTRIBUTED) to this CSV."),
+        typer.Option(
+            help="Write the report here: JSON (counts, every error and warning) for a .json "
+            "name, else a CSV of the row errors and warnings (NOT_ATTRIBUTED)."
+        ),
     ] = None,
     per_record: Annotated[
         bool,
@@ -589,7 +600,6 @@ def import_actions(
     a file changes nothing (idempotent by external_id). Columns: individual (Individual:12, a
     global ID or Individual/ref:EXTERNAL_REF), action_type (a code of actionTypes), units
     (default 1), occurred_on (YYYY-MM-DD), external_id. Set-based on PostgreSQL."""
-    import csv
 
     from carbongraph.accounting.importer import count_rows
     from carbongraph.actions.importer import import_actions as run_import
@@ -621,30 +631,7 @@ def import_actions(
     except RuntimeError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from exc
-    if result.errors:
-        table = Table(title=f"{len(result.errors)} row errors (their batches were not written)")
-        for column in ("line", "field", "code", "message"):
-            table.add_column(column)
-        for line, field_name, code, message in result.errors[:50]:
-            table.add_row(str(line), field_name, code, message)
-        err.print(table)
-    if result.warnings:
-        err.print(
-            f"{len(result.warnings)} actions written with a warning: NOT_ATTRIBUTED (the person "
-            "had no household that day: counted for the person only)"
-        )
-    if report and (result.errors or result.warnings):
-        with report.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["line", "field", "code", "message"])
-            writer.writerows(result.errors)
-            writer.writerows(result.warnings)
-    sys.stdout.write(
-        f"rows {result.rows}: created {result.created}, unchanged {result.unchanged}; "
-        f"batches committed {result.batches_committed}, failed {result.batches_failed}\n"
-    )
-    if result.batches_failed:
-        raise typer.Exit(1)
+    _finish_import(result, report, "actions")
 
 
 @import_app.command("hierarchy")
