@@ -70,6 +70,17 @@ class StatementWeek:
     net: Grams
 
 
+@strawberry.type(description="One day of a statement.")
+class StatementDay:
+    date: date
+    usage: list[UtilityUsage] = strawberry.field(
+        description="Use recorded by the records that start on this day."
+    )
+    gross: Grams
+    clean_energy_offset: Grams
+    net: Grams
+
+
 @strawberry.type(
     description="Where a statement's account stands among its peers (dorm rooms of the same "
     "campus, or homes of the same community; people of those), by net emissions per capita, "
@@ -77,6 +88,9 @@ class StatementWeek:
 )
 class StatementRanking:
     peers: str = strawberry.field(description='Who is compared, e.g. "dorm rooms of X".')
+    peer_community: str = strawberry.field(
+        description="The name of the community whose homes (or dorm rooms) are the peers."
+    )
     rank: int | None = strawberry.field(description="Null when the account has no data.")
     percentile: float | None = strawberry.field(
         description="Share of the peers ranked at or below this one: 100 is the best."
@@ -95,13 +109,44 @@ class StatementRanking:
 
 
 @strawberry.type(
-    description="A period at a glance: weekly use and emissions, credits, and the standing "
-    "among peers, compared with the period before. Periods without data have no weeks."
+    description="Where a statement's account stands among the same peers as `ranking` by one "
+    "utility's use per person in the period (records that start in it), lowest first. Ties "
+    "share a rank. Quantities are decimals in `unit`, rounded to thousandths."
+)
+class StatementUsageRanking:
+    activity_type: str
+    unit: str
+    peers: str = strawberry.field(description='Who is compared, e.g. "dorm rooms of X".')
+    peer_community: str = strawberry.field(
+        description="The name of the community whose homes (or dorm rooms) are the peers."
+    )
+    rank: int | None = strawberry.field(description="Null when the account has no such use.")
+    percentile: float | None = strawberry.field(
+        description="Share of the peers ranked at or below this one: 100 is the best."
+    )
+    peer_count: int = strawberry.field(description="Peers with such use in the period.")
+    per_capita: str | None = strawberry.field(
+        description="This account's use per person; null when it has none."
+    )
+    peer_average_per_capita: str | None = strawberry.field(
+        description="The peers' use per person; null when suppressed."
+    )
+    suppressed: bool = strawberry.field(
+        description="The peers' average is withheld (small-cell rule)."
+    )
+    suppression_reason: SuppressionReason | None
+
+
+@strawberry.type(
+    description="A period at a glance: daily and weekly use and emissions, credits, and the "
+    "standing among peers, compared with the period before. Periods without data have no "
+    "days or weeks."
 )
 class Statement:
     period: PeriodRange
     previous_period: PeriodRange
     weeks: list[StatementWeek]
+    days: list[StatementDay] = strawberry.field(description="Every day of the period.")
     usage: list[UtilityUsage] = strawberry.field(description="Totals over the period.")
     gross: Grams
     clean_energy_offset: Grams
@@ -117,19 +162,46 @@ class Statement:
         description="Credits granted (less reversals) for actions that occurred in the period."
     )
     ranking: StatementRanking | None
+    electricity_ranking: StatementUsageRanking | None = strawberry.field(
+        description="The standing among the same peers by electricity use per person (the "
+        "campus-wide electricity ranking of a dorm room); null without peers or their use."
+    )
+
+
+def _peers_withheld(info: Any, population: int, scope_path: str) -> bool:
+    """Peer averages follow the small-cell rule: withheld from viewers without personal
+    access to the peers when they are fewer than k people."""
+    k = info.context.settings.small_cell_k
+    return population < k and info.context.viewer.access(Target((scope_path,))) < Access.PERSONAL
+
+
+def _usage_ranking(info: Any, ranking: st.UsageRanking | None) -> StatementUsageRanking | None:
+    if ranking is None:
+        return None
+    suppressed = _peers_withheld(info, ranking.population, ranking.peer_scope_path)
+    own, average = ranking.per_capita_milli, ranking.average_per_capita_milli
+    return StatementUsageRanking(
+        activity_type=ranking.activity_type,
+        unit=ranking.unit,
+        peers=ranking.peers,
+        peer_community=ranking.peer_community,
+        rank=ranking.rank,
+        percentile=ranking.percentile,
+        peer_count=ranking.entry_count,
+        per_capita=None if own is None else _quantity(own),
+        peer_average_per_capita=None if suppressed or average is None else _quantity(average),
+        suppressed=suppressed,
+        suppression_reason=SuppressionReason.SMALL_CELL if suppressed else None,
+    )
 
 
 def _ranking(info: Any, ranking: st.Ranking | None) -> StatementRanking | None:
     if ranking is None:
         return None
-    k = info.context.settings.small_cell_k
-    viewer = info.context.viewer
-    suppressed = (
-        ranking.population < k
-        and viewer.access(Target((ranking.peer_scope_path,))) < Access.PERSONAL
-    )
+    suppressed = _peers_withheld(info, ranking.population, ranking.peer_scope_path)
     return StatementRanking(
         peers=ranking.peers,
+        peer_community=ranking.peer_community,
         rank=ranking.rank,
         percentile=ranking.percentile,
         peer_count=ranking.entry_count,
@@ -181,6 +253,16 @@ async def statement_of(
             )
             for w in data.weeks
         ],
+        days=[
+            StatementDay(
+                date=d.day,
+                usage=[UtilityUsage.build(u) for _, u in sorted(d.usage.items())],
+                gross=d.gross_g,
+                clean_energy_offset=d.offset_g,
+                net=d.net_g,
+            )
+            for d in data.days
+        ],
         usage=[UtilityUsage.build(u) for u in data.usage],
         gross=data.gross_g,
         clean_energy_offset=data.offset_g,
@@ -192,6 +274,7 @@ async def statement_of(
         net_change_percent=data.net_change_percent,
         credits_earned=data.credits,
         ranking=_ranking(info, data.ranking),
+        electricity_ranking=_usage_ranking(info, data.electricity_ranking),
     )
 
 
