@@ -1,7 +1,9 @@
 """The printable statement page: ``GET /statements/{householdId}?period=...``.
 
-Server-rendered HTML with an inline SVG chart, no scripts and no external assets, under a
-strict Content-Security-Policy (styles only by nonce, nothing else loads).
+Server-rendered HTML with inline SVG charts (one per unit: each utility's daily and weekly use,
+net emissions per week, the two rankings), readable on a phone and printable, in Simplified
+Chinese or English (``?lang=``, else ``Accept-Language``; see ``i18n``); no scripts and no
+external assets, under a strict Content-Security-Policy (styles only by nonce).
 
 Authentication, in order:
 
