@@ -193,6 +193,19 @@ def records_for(viewer: ViewerSpec, account: str) -> bool:
     return False
 
 
+def verifies_for(viewer: ViewerSpec, person: str) -> bool:
+    """Partner verification (recordVerifiedActions): only a PARTNER_SERVICE grant or API-key
+    scope that covers the person's household (on the action's date; the fixture's people have
+    not moved). No other role verifies, a platform admin included, and a partner grant elsewhere
+    does not make its holder's own or managed people's actions verified."""
+    home = PLACES[person].parent
+    return any(
+        role == "PARTNER_SERVICE" and anchor is not None and within(person, anchor, via=[home])
+        for role, anchor in viewer.grants
+        if home is not None
+    )
+
+
 def edits_profile(viewer: ViewerSpec, person: str) -> bool:
     return manages(viewer, person) or viewer.resident_of == person
 

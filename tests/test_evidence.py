@@ -111,7 +111,7 @@ async def test_clean_plate_photo_flow(engine, api, evidence_dir):
         "userErrors": [],
     }
     again = await api.gql(review, {"id": action["id"], "d": "APPROVE"}, subject="cm-a0")
-    assert again["data"]["reviewAction"]["userErrors"] == [{"code": "INVALID"}]
+    assert again["data"]["reviewAction"]["userErrors"] == [{"code": "ALREADY_DECIDED"}]
 
     # 3. 200 credits, and the community's Scope 3+ reductions grow by the catalog's 200 g.
     body = await api.gql(balance, {"i": student}, subject="resident-a")

@@ -49,6 +49,7 @@ from tests.leak_oracle import (
     seen,
     shows_figures,
     tenants_of,
+    verifies_for,
     visible,
 )
 from tests.leak_world import MISSING_PK, Client, LeakWorld, build_leak_world, photo
@@ -1556,7 +1557,7 @@ def mutation_cases(world: LeakWorld) -> list[MCase]:
             ACTIONS,
             lambda i, t, n, d: {"actions": [_action(i, t["person"], n, d)]},
             _on("person"),
-            lambda v, t: records_for(v, t["person"]),
+            lambda v, t: verifies_for(v, t["person"]),
             PERSON_RELATIONS,
         ),
         MCase(

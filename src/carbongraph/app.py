@@ -301,8 +301,6 @@ class GraphQLEndpoint(GraphQL):
         ):
             return _error_response(415, problem, ErrorCode.BAD_USER_INPUT, media_type=error_media)
         request.state.graphql_media = media
-        # SQLite: a request that may write takes the write lock at BEGIN, so it waits its turn
-        # rather than failing on upgrade. A false positive only costs a little concurrency.
         limit = self.settings.max_body_bytes
         if content_type.lower().startswith("multipart/form-data"):
             limit = MAX_UPLOAD_BYTES + 64 * 1024  # one photo and the operation around it
@@ -329,7 +327,7 @@ class GraphQLEndpoint(GraphQL):
                     media_type=error_media,
                     **{"Retry-After": str(decision.retry_after)},
                 )
-        write = request.method == "POST" and b"mutation" in await request.body()
+        write = request.method == "POST" and await self._runs_mutation(request, content_type)
         try:
             async with request_db(self._engine_ref["engine"], write=write) as db:
                 context = await build_context(self.settings, db, principal, request=request)
@@ -400,6 +398,22 @@ class GraphQLEndpoint(GraphQL):
         # Decided in _handle (browsers only, before authentication); a GET without a query that
         # gets this far is an API request without a query: 400.
         return False
+
+    async def _runs_mutation(self, request: Request, content_type: str) -> bool:
+        """Whether a POST runs a mutation. It opens its transaction as a writer (SQLite: the
+        write lock at BEGIN), so it waits its turn rather than failing when it first writes."""
+        if content_type.lower().startswith("multipart/form-data"):
+            return True  # uploads are mutations; the parts are read by the executor
+        try:
+            body = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            return False
+        if not isinstance(body, dict) or not isinstance(body.get("query"), str):
+            return False
+        name = body.get("operationName")
+        return limits.is_mutation(
+            body["query"], name if isinstance(name, str) else None, self.limits
+        )
 
     async def _request_cost(self, request: Request, content_type: str) -> int:
         """The static cost the rate limiter spends (1 when the query cannot be read here)."""

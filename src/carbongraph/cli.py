@@ -32,13 +32,13 @@ def _settings() -> Settings:
         raise typer.Exit(2) from exc
 
 
-async def _in_transaction(settings: Settings, work: Any) -> Any:
+async def _in_transaction(settings: Settings, work: Any, *, write: bool = True) -> Any:
     """Run ``work(connection)`` in one transaction on a short-lived engine."""
-    from carbongraph.db import create_engine
+    from carbongraph.db import create_engine, write_transaction
 
     engine = create_engine(settings, system=True)
     try:
-        async with engine.begin() as conn:
+        async with write_transaction(engine) if write else engine.begin() as conn:
             return await work(conn)
     finally:
         await engine.dispose()
@@ -333,7 +333,7 @@ async def _store_grants(
     from carbongraph import audit
     from carbongraph.app import ensure_migrated
     from carbongraph.authz import PLATFORM
-    from carbongraph.db import create_engine
+    from carbongraph.db import create_engine, write_transaction
     from carbongraph.models.base import utcnow
     from carbongraph.schema.relay import to_global_id as gid
     from carbongraph.services.access import G
@@ -341,7 +341,7 @@ async def _store_grants(
     engine = create_engine(settings, system=True)
     try:
         await ensure_migrated(engine, settings)
-        async with engine.begin() as conn:
+        async with write_transaction(engine) as conn:
             for r in roles:
                 exists = await conn.scalar(
                     sa.select(G.c.id).where(
@@ -583,7 +583,7 @@ def report_inventory(
             )
 
     try:
-        inventory = asyncio.run(_in_transaction(settings, work))
+        inventory = asyncio.run(_in_transaction(settings, work, write=False))
     except LookupError as exc:
         err.print(f"[red]{exc.args[0]}[/red]")
         raise typer.Exit(1) from exc

@@ -75,8 +75,10 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "begin")
     def on_begin(conn: Any) -> None:
         # Writers take the lock up front: a deferred transaction that upgrades from read to
-        # write fails at once with SQLITE_BUSY instead of waiting its turn.
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("sqlite_write") else "BEGIN")
+        # write fails at once with SQLITE_BUSY instead of waiting its turn. The flag is taken
+        # off, since the info dict outlives the checkout with its pooled DBAPI connection.
+        write = conn.info.pop("sqlite_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
 # Row-level security (migration 0009): the scope of trusted system jobs, which see every row.
@@ -124,6 +126,23 @@ def create_engine(
     return engine
 
 
+def mark_writer(conn: AsyncConnection) -> None:
+    """The next transaction begun on ``conn`` writes: on SQLite it takes the database's write
+    lock at BEGIN (``BEGIN IMMEDIATE``) and waits its turn behind other writers, instead of
+    failing with "database is locked" when it first writes. PostgreSQL needs nothing."""
+    if conn.dialect.name == "sqlite":
+        conn.sync_connection.info["sqlite_write"] = True  # type: ignore[union-attr]
+
+
+@asynccontextmanager
+async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """``engine.begin()`` for a job that writes (the CLI's imports, expiry, grants)."""
+    async with engine.connect() as conn:
+        mark_writer(conn)
+        async with conn.begin():
+            yield conn
+
+
 class RequestFinished(RuntimeError):
     """A statement was attempted after its request's transaction ended."""
 
@@ -151,8 +170,8 @@ class RequestDB:
             raise RequestFinished("the request this statement belonged to has finished")
         if self._conn is None:
             conn = await self.engine.connect()
-            if self.write and self.dialect == "sqlite":
-                conn.sync_connection.info["sqlite_write"] = True  # type: ignore[union-attr]
+            if self.write:
+                mark_writer(conn)
             await conn.begin()
             self._conn = conn
         return self._conn

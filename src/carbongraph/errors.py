@@ -90,6 +90,8 @@ class UserErrorCode(StrEnum):
     DUPLICATE_EVIDENCE = "DUPLICATE_EVIDENCE"
     INSUFFICIENT_CREDITS = "INSUFFICIENT_CREDITS"
     OUT_OF_STOCK = "OUT_OF_STOCK"
+    # A manager's decision (approve, reject, reverse) that another decision got to first.
+    ALREADY_DECIDED = "ALREADY_DECIDED"
     # The photo was fine but could not be kept (e.g. the store is full): retry later.
     EVIDENCE_NOT_STORED = "EVIDENCE_NOT_STORED"
 

@@ -22,9 +22,11 @@ from graphql import (
     GraphQLSyntaxError,
     InlineFragmentNode,
     OperationDefinitionNode,
+    OperationType,
     SelectionSetNode,
     StringValueNode,
     Visitor,
+    get_operation_ast,
     parse,
     visit,
 )
@@ -64,6 +66,20 @@ def _parse(query: str, max_tokens: int) -> DocumentNode | None:
         if "tokens" in exc.message:
             raise LimitExceeded("TOO_MANY_TOKENS", exc.message) from exc
         return None  # a plain syntax error: the executor reports it as usual
+
+
+def is_mutation(query: str, operation_name: str | None, limits: Limits) -> bool:
+    """Whether the operation a request runs is a mutation, decided from the parsed document
+    (bytes of the body are no guide: a JSON-escaped keyword spells "mutation" without them).
+    A document that cannot run (syntax error, unknown operation) is not one."""
+    try:
+        document = _parse(query, limits.max_tokens)
+    except LimitExceeded:
+        return False
+    if document is None:
+        return False
+    operation = get_operation_ast(document, operation_name)
+    return operation is not None and operation.operation is OperationType.MUTATION
 
 
 def check(query: str, limits: Limits, *, allow_introspection: bool) -> None:

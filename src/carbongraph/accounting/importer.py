@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from carbongraph.accounting.factors import FactorLibrary
 from carbongraph.accounting.ingest import ActivityInput, RecordErrorCode, RowError, ingest
+from carbongraph.db import mark_writer
 from carbongraph.errors import CodedError
 from carbongraph.models import Household, Individual
 from carbongraph.scale import refresh_statistics
@@ -177,6 +178,7 @@ async def import_activities(
         if not batch:
             return
         async with engine.connect() as conn:
+            mark_writer(conn)  # SQLite: wait for the write lock at BEGIN, never fail on it
             transaction = await conn.begin()
             if library is None:
                 library = await FactorLibrary.load(conn)

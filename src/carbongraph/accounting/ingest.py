@@ -2,6 +2,7 @@
 
 One code path serves the GraphQL mutations and ``carbongraph import activities``. A batch is
 checked completely before anything is written; any row error means nothing of the batch is.
+The batch's accounts are locked (locks.py) before the checks that read earlier records.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from carbongraph.accounting.compute import NoFactor, compute
 from carbongraph.accounting.factors import FactorLibrary
 from carbongraph.accounting.rollup import Attribution, TotalsDelta
 from carbongraph.authz import Target, Viewer, individual_path
+from carbongraph.locks import lock_accounts
 from carbongraph.models import Community, Household, Individual
 from carbongraph.models.accounting import ActivityRecord
 from carbongraph.models.base import utcnow
@@ -205,6 +207,13 @@ async def ingest(
                 )
             seen.add(row.data.external_id or "")
         return result
+    # What is read from here on (known externalIds, recorded periods of each meter) decides
+    # what is written: writers of one account take turns (locks.py), never check-then-insert.
+    await lock_accounts(
+        db,
+        (r.data.account_id for r in rows if r.data.account_type == "Individual"),
+        (r.data.account_id for r in rows if r.data.account_type == "Household"),
+    )
     known: dict[str, Any] = {}
     for start in range(0, len(external), 1000):
         chunk = external[start : start + 1000]

@@ -188,6 +188,7 @@ async def bonus_entries(
                             "kind": "GRANT",
                             "amount": extra,
                             "action_record_id": values["id"],
+                            "campaign_id": campaign.id,
                             "note": f"campaign {campaign.id} bonus",
                             "created_by": by,
                             "created_at": utcnow(),

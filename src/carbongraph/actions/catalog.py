@@ -10,6 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from carbongraph.locks import lock_action_type_code
 from carbongraph.models import ActionType
 from carbongraph.models.base import utcnow
 
@@ -64,3 +65,21 @@ class Catalog:
             if row.valid_from <= day and (row.valid_to is None or row.valid_to > day):
                 return row
         return None
+
+
+async def publish_action_type(db: Any, values: dict[str, Any]) -> Any:
+    """Insert the next version of ``values["code"]`` (stripped) and return its row.
+
+    Publishers of one code take its lock (locks.py) before reading the newest version, so each
+    of concurrent publishes gets its own version number; (code, version) is unique besides."""
+    code = values["code"].strip()
+    await lock_action_type_code(db, code)
+    latest = await db.scalar(sa.select(sa.func.max(A.c.version)).where(A.c.code == code))
+    pk = (
+        await db.execute(
+            sa.insert(A)
+            .values(**{**values, "code": code}, version=(latest or 0) + 1, created_at=utcnow())
+            .returning(A.c.id)
+        )
+    ).scalar_one()
+    return (await db.execute(sa.select(A).where(A.c.id == pk))).one()

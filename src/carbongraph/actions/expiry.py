@@ -3,7 +3,9 @@
 For a person whose programme expires credits after N months, everything granted before the
 cutoff that has not been spent, reversed or expired already expires now:
 ``expiring = max(0, grants before cutoff − everything debited so far)``. Running it again
-expires nothing more, so the job is safe to repeat.
+expires nothing more, so the job is safe to repeat. It takes the lock of every person of a
+programme before computing what is due (locks.py), so it never overdraws a balance that a
+concurrent redemption is spending.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import sqlalchemy as sa
 
 from carbongraph.actions.record import CE, H
 from carbongraph.live import publish as live
+from carbongraph.locks import lock_people
 from carbongraph.models import CreditPolicy, HouseholdMembership
 from carbongraph.models.base import utcnow
 
@@ -57,6 +60,9 @@ async def expire_credits(db: Any, today: date, by: str = "expiry") -> dict[str, 
                 sa.or_(M.c.valid_to.is_(None), M.c.valid_to > today),
             )
         )
+        # Redemptions, grants and reversals of these people wait until the expiry is written
+        # (locks.py), so what is computed as due is still true when it is debited.
+        await lock_people(db, (await db.execute(members)).scalars())
         old_grants = sa.func.coalesce(
             sa.func.sum(
                 sa.case((sa.and_(CE.c.amount > 0, CE.c.created_at < cutoff), CE.c.amount), else_=0)

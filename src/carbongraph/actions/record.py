@@ -1,8 +1,14 @@
 """Recording actions: validation, caps, idempotency, credits and reductions — all or nothing.
 
-Evidence rules: NONE → approved; PARTNER → approved when a PARTNER_SERVICE posts it, or
-self-reported up to the action's ``self_report_cap`` per day; PHOTO → needs an uploaded photo,
-which is refused here as EVIDENCE_REQUIRED until evidence upload lands.
+Evidence rules: NONE → approved; PARTNER → approved when verified (a PARTNER_SERVICE grant of
+the caller holds the person: ``Viewer.can_verify_actions``), or self-reported up to the
+action's ``self_report_cap`` per day; PHOTO → a self-report needs an uploaded photo and a
+manager's review.
+
+Concurrency: the batch's people are locked (locks.py) before anything is read that decides what
+is written — known externalIds, units used against the caps — so concurrent requests for one
+person run one after another. The insert itself is ``ON CONFLICT DO NOTHING`` on the externalId
+(a conflict with a row this request could not see is an EXTERNAL_ID_CONFLICT, never a 500).
 """
 
 from __future__ import annotations
@@ -13,11 +19,13 @@ from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from carbongraph.accounting.rollup import VIA_EMPLOYEES, Attribution, TotalsDelta
 from carbongraph.actions.catalog import Catalog
-from carbongraph.authz import Role, Target, Viewer, individual_path
+from carbongraph.authz import Target, Viewer, individual_path
 from carbongraph.live import publish as live
+from carbongraph.locks import dialect_name, lock_people
 from carbongraph.models import ActionRecordRow, CreditEntry, Evidence, Household, Individual
 from carbongraph.models.base import utcnow
 
@@ -53,7 +61,7 @@ class ActionResult:
     errors: list[ActionError] = field(default_factory=list)
 
 
-def _targets_with_scope(
+def targets_with_scope(
     attribution: Attribution, individual_id: int, day: date, household_id: int | None, action: Any
 ) -> list[tuple[list[tuple[str, int, str]], str, int]]:
     """Reductions roll up like the person's records; through an employer they are reported
@@ -74,10 +82,13 @@ async def record_actions(
     today: date,
     viewer: Viewer | None,
     recorded_by: str | None,
+    verified_only: bool = False,
 ) -> ActionResult:
+    """``viewer`` None is a trusted operator (the CLI): its actions count as verified.
+    ``verified_only`` (recordVerifiedActions): an action the caller may not verify is refused
+    (FORBIDDEN) instead of being recorded as a self-report."""
     result = ActionResult()
     catalog = await Catalog.load(db)
-    partner = viewer is None or any(g.role is Role.PARTNER_SERVICE for g in viewer.grants)
 
     def fail(index: int, name: str, code: str, message: str) -> None:
         result.errors.append(ActionError(index, name, code, message))
@@ -103,6 +114,8 @@ async def record_actions(
     if len(set(external)) != len(external):
         fail(0, "externalId", "EXTERNAL_ID_CONFLICT", "an externalId appears twice in the batch")
         return result
+    # Everything read from here on decides what is written: one person's writers take turns.
+    await lock_people(db, (item.individual_id for item in inputs))
     for start in range(0, len(external), 1000):
         for row in await db.execute(
             sa.select(AR).where(AR.c.external_id.in_(external[start : start + 1000]))
@@ -181,6 +194,15 @@ async def record_actions(
                 "you may not record actions for this person" if known_tenant else "no such person",
             )
             continue
+        verified = viewer is None or viewer.can_verify_actions(target)
+        if verified_only and not verified:
+            fail(
+                n,
+                "individualId",
+                "FORBIDDEN",
+                "only a partner service whose grant covers this person posts verified actions",
+            )
+            continue
         existing = known.get(item.external_id or "")
         if existing is not None:
             if (
@@ -202,7 +224,7 @@ async def record_actions(
             fail(n, "individualId", "ARCHIVED_ACCOUNT", "the account is archived")
             continue
         key = (item.individual_id, action.id, item.occurred_on)
-        source = "PARTNER" if partner else "SELF"
+        source = "PARTNER" if verified else "SELF"
         status = "APPROVED"
         if action.evidence == "PHOTO" and source == "SELF":
             photo = evidence.get(item.evidence_id) if item.evidence_id is not None else None
@@ -271,15 +293,15 @@ async def record_actions(
     if result.errors or not rows:
         return result
 
-    values_list = [values for _, values in rows]
-    ids: list[int] = []
-    for start in range(0, len(values_list), 5000):
-        inserted = await db.execute(
-            sa.insert(AR).returning(AR.c.id, sort_by_parameter_order=True),
-            values_list[start : start + 5000],
-        )
-        ids.extend(inserted.scalars().all())
-    result.created.extend(ids)
+    ids = await _insert_actions(db, [values for _, values in rows])
+    if None in ids:
+        # Taken since the lock by a row this request cannot see (another person's, or another
+        # tenant's under row-level security): the batch is refused, nothing is written.
+        for (n, _), pk in zip(rows, ids, strict=True):
+            if pk is None:
+                fail(n, "externalId", "EXTERNAL_ID_CONFLICT", "externalId is already in use")
+        return result
+    result.created.extend(pk for pk in ids if pk is not None)
     approved = [
         ({**values, "id": pk}, actions[n])
         for (n, values), pk in zip(rows, ids, strict=True)
@@ -287,6 +309,32 @@ async def record_actions(
     ]
     await grant(db, approved, attribution, recorded_by)
     return result
+
+
+async def _insert_actions(db: Any, values: list[dict[str, Any]]) -> list[int | None]:
+    """Insert the rows; their ids in order, None where the externalId was taken."""
+    keyed = [v for v in values if v["external_id"] is not None]
+    plain = [v for v in values if v["external_id"] is None]
+    by_external: dict[str, int] = {}
+    insert = (postgresql.insert if dialect_name(db) == "postgresql" else sqlite.insert)(AR)
+    idempotent = insert.on_conflict_do_nothing(index_elements=[AR.c.external_id]).returning(
+        AR.c.id, AR.c.external_id
+    )
+    for start in range(0, len(keyed), 5000):
+        for pk, external_id in await db.execute(idempotent, keyed[start : start + 5000]):
+            by_external[external_id] = pk
+    plain_ids: list[int] = []
+    for start in range(0, len(plain), 5000):
+        inserted = await db.execute(
+            sa.insert(AR).returning(AR.c.id, sort_by_parameter_order=True),
+            plain[start : start + 5000],
+        )
+        plain_ids.extend(inserted.scalars().all())
+    next_plain = iter(plain_ids)
+    return [
+        by_external.get(v["external_id"]) if v["external_id"] is not None else next(next_plain)
+        for v in values
+    ]
 
 
 async def grant(
@@ -302,12 +350,13 @@ async def grant(
                 "kind": "GRANT",
                 "amount": values["credits"],
                 "action_record_id": values["id"],
+                "campaign_id": None,
                 "note": action.code,
                 "created_by": by,
                 "created_at": utcnow(),
             }
         )
-        for targets, scope, category in _targets_with_scope(
+        for targets, scope, category in targets_with_scope(
             attribution,
             values["individual_id"],
             values["occurred_on"],

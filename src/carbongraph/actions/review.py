@@ -8,12 +8,13 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from carbongraph import evidence as photos
-from carbongraph.accounting.rollup import Attribution
+from carbongraph.accounting.rollup import Attribution, TotalsDelta
 from carbongraph.actions.catalog import A
-from carbongraph.actions.record import AR, EV, H, grant
+from carbongraph.actions.record import AR, CE, EV, H, grant, targets_with_scope
 from carbongraph.authz import Access, Target, Viewer
 from carbongraph.errors import MutationFailed, UserErrorCode
 from carbongraph.live import publish as live
+from carbongraph.locks import lock_people
 from carbongraph.models.base import utcnow
 
 
@@ -103,37 +104,48 @@ async def _managed_action(db: Any, viewer: Viewer, action_id: int) -> Any:
     return row
 
 
+def _already_decided(status: str) -> MutationFailed:
+    return MutationFailed.single(
+        ["input", "actionId"],
+        UserErrorCode.ALREADY_DECIDED,
+        f"The action is already {status.lower()}.",
+    )
+
+
 async def review_action(
     db: Any, viewer: Viewer, action_id: int, approve: bool, reason: str | None
 ) -> Any:
     row = await _managed_action(db, viewer, action_id)
     if row.status != "PENDING":
-        raise MutationFailed.single(
-            ["input", "actionId"],
-            UserErrorCode.INVALID,
-            f"The action is already {row.status.lower()}.",
-        )
+        raise _already_decided(row.status)
     reason = (reason or "").strip() or None
     if not approve and reason is None:
         raise MutationFailed.single(
             ["input", "reason"], UserErrorCode.REQUIRED, "Say why the action is rejected."
         )
-    now = utcnow()
-    await db.execute(
-        sa.update(AR)
-        .where(AR.c.id == action_id, AR.c.status == "PENDING")
-        .values(
-            status="APPROVED" if approve else "REJECTED",
-            reason=reason,
-            decided_by=viewer.subject,
-            decided_at=now,
+    # The person's credits change: take their lock (locks.py), then decide with a conditional
+    # UPDATE; of concurrent decisions exactly one gets the row back.
+    await lock_people(db, [row.individual_id])
+    decided = (
+        await db.execute(
+            sa.update(AR)
+            .where(AR.c.id == action_id, AR.c.status == "PENDING")
+            .values(
+                status="APPROVED" if approve else "REJECTED",
+                reason=reason,
+                decided_by=viewer.subject,
+                decided_at=utcnow(),
+            )
+            .returning(*AR.c)
         )
-    )
+    ).first()
+    if decided is None:
+        raise _already_decided(await db.scalar(sa.select(AR.c.status).where(AR.c.id == action_id)))
     if approve:
         action = (await db.execute(sa.select(A).where(A.c.id == row.action_type_id))).one()
         attribution = await Attribution.load(db, [row.individual_id], [])
-        await grant(db, [(dict(row._mapping), action)], attribution, viewer.subject)
-    return (await db.execute(sa.select(AR).where(AR.c.id == action_id))).one()
+        await grant(db, [(dict(decided._mapping), action)], attribution, viewer.subject)
+    return decided
 
 
 def queue_statement(
@@ -156,28 +168,35 @@ def queue_statement(
 async def reverse_action(db: Any, viewer: Viewer, action_id: int, reason: str | None) -> Any:
     """Undo an approved action: a REVERSAL entry for its credits (and campaign bonuses) and the
     negative of its reductions. Nothing is updated in the ledger; the action is marked."""
-    from carbongraph.accounting.rollup import TotalsDelta
-    from carbongraph.actions.record import CE, _targets_with_scope
-
     row = await _managed_action(db, viewer, action_id)
+    if row.status == "REVERSED":
+        raise _already_decided(row.status)
     if row.status != "APPROVED":
         raise MutationFailed.single(
             ["input", "actionId"], UserErrorCode.INVALID, "Only approved actions can be reversed."
         )
-    if not (reason or "").strip():
+    reason = (reason or "").strip()
+    if not reason:
         raise MutationFailed.single(
             ["input", "reason"], UserErrorCode.REQUIRED, "Say why the action is reversed."
         )
+    await lock_people(db, [row.individual_id])
+    now = utcnow()
+    reversed_ = (
+        await db.execute(
+            sa.update(AR)
+            .where(AR.c.id == action_id, AR.c.status == "APPROVED")
+            .values(status="REVERSED", reason=reason, decided_by=viewer.subject, decided_at=now)
+            .returning(*AR.c)
+        )
+    ).first()
+    if reversed_ is None:
+        raise _already_decided(await db.scalar(sa.select(AR.c.status).where(AR.c.id == action_id)))
+    # Read under the lock: what this action granted (with campaign bonuses) goes back out once.
     granted = await db.scalar(
         sa.select(sa.func.coalesce(sa.func.sum(CE.c.amount), 0)).where(
             CE.c.action_record_id == action_id
         )
-    )
-    now = utcnow()
-    await db.execute(
-        sa.update(AR)
-        .where(AR.c.id == action_id, AR.c.status == "APPROVED")
-        .values(status="REVERSED", reason=reason.strip(), decided_by=viewer.subject, decided_at=now)
     )
     if granted:
         await db.execute(
@@ -186,7 +205,7 @@ async def reverse_action(db: Any, viewer: Viewer, action_id: int, reason: str | 
                 kind="REVERSAL",
                 amount=-int(granted),
                 action_record_id=action_id,
-                note=f"reversal: {reason.strip()}",
+                note=f"reversal: {reason}",
                 created_by=viewer.subject,
                 created_at=now,
             )
@@ -195,9 +214,9 @@ async def reverse_action(db: Any, viewer: Viewer, action_id: int, reason: str | 
     action = (await db.execute(sa.select(A).where(A.c.id == row.action_type_id))).one()
     attribution = await Attribution.load(db, [row.individual_id], [])
     delta = TotalsDelta()
-    for targets, scope, category in _targets_with_scope(
+    for targets, scope, category in targets_with_scope(
         attribution, row.individual_id, row.occurred_on, row.household_id, action
     ):
         delta.add_reduction(targets, row.occurred_on, scope, category, row.avoided_g, sign=-1)
     await delta.flush(db)
-    return (await db.execute(sa.select(AR).where(AR.c.id == action_id))).one()
+    return reversed_

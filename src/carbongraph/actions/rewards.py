@@ -1,11 +1,12 @@
 """Rewards and atomic redemption.
 
-A redemption locks the person's account row (PostgreSQL ``FOR UPDATE``; SQLite serialises
-writers), checks the balance, takes one unit of stock with a conditional ``UPDATE … WHERE
-stock > 0``, and appends a REDEMPTION entry — in one transaction. Every redemption locks the
-person first and the reward second, so concurrent ones cannot deadlock, the balance never goes
-negative and the stock never goes negative (a CHECK constraint backs the latter). The same
-idempotency key returns the same redemption and never spends twice.
+A redemption takes the person's lock (locks.py: the account row, PostgreSQL ``FOR NO KEY
+UPDATE``; SQLite serialises writers), checks the balance, takes one unit of stock with a
+conditional ``UPDATE … WHERE stock > 0``, and appends a REDEMPTION entry — in one
+transaction. Every redemption locks the person first and the reward second, so concurrent ones
+cannot deadlock, the balance never goes negative and the stock never goes negative (a CHECK
+constraint backs the latter). The same idempotency key returns the same redemption and never
+spends twice.
 """
 
 from __future__ import annotations
@@ -14,15 +15,18 @@ from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
-from carbongraph.actions.record import CE, I, balance
+from carbongraph.actions.record import CE, balance
 from carbongraph.errors import MutationFailed, UserErrorCode
 from carbongraph.live import publish as live
-from carbongraph.models import Redemption, Reward
+from carbongraph.locks import dialect_name, lock_people
+from carbongraph.models import CreditPolicy, Redemption, Reward
 from carbongraph.models.base import utcnow
 
 RW = Reward.__table__
 RD = Redemption.__table__
+CPY = CreditPolicy.__table__
 
 
 async def create_reward(
@@ -89,7 +93,7 @@ async def redeem(
             "idempotencyKey must be 1 to 200 characters.",
         )
     # Lock the account first: concurrent redemptions of one person run one after another.
-    await db.execute(sa.select(I.c.id).where(I.c.id == individual_id).with_for_update())
+    await lock_people(db, [individual_id])
     earlier = (await db.execute(sa.select(RD).where(RD.c.idempotency_key == key))).first()
     if earlier is not None:
         if (earlier.individual_id, earlier.reward_id) != (individual_id, reward_id):
@@ -143,9 +147,12 @@ async def redeem(
         )
     ).scalar_one()
     await live.credits_changed(db, [individual_id])
+    # The key is unique across people: one taken meanwhile by someone else's redemption (which
+    # this person's lock does not cover) refuses this one, and the savepoint undoes the rest.
+    insert = (postgresql.insert if dialect_name(db) == "postgresql" else sqlite.insert)(RD)
     pk = (
         await db.execute(
-            sa.insert(RD)
+            insert.on_conflict_do_nothing(index_elements=[RD.c.idempotency_key])
             .values(
                 reward_id=reward_id,
                 individual_id=individual_id,
@@ -156,5 +163,30 @@ async def redeem(
             )
             .returning(RD.c.id)
         )
-    ).scalar_one()
+    ).scalar()
+    if pk is None:
+        raise MutationFailed.single(
+            ["input", "idempotencyKey"],
+            UserErrorCode.DUPLICATE,
+            "This idempotencyKey was used for another redemption.",
+        )
     return (await db.execute(sa.select(RD).where(RD.c.id == pk))).one()
+
+
+async def set_credit_policy(
+    db: Any, owner_type: str, owner_id: int, owner_path: str, expiry_months: int | None
+) -> None:
+    """One policy per programme: an upsert, so concurrent first settings cannot collide."""
+    insert = (postgresql.insert if dialect_name(db) == "postgresql" else sqlite.insert)(CPY)
+    await db.execute(
+        insert.values(
+            owner_type=owner_type,
+            owner_id=owner_id,
+            owner_path=owner_path,
+            expiry_months=expiry_months,
+            updated_at=utcnow(),
+        ).on_conflict_do_update(
+            index_elements=[CPY.c.owner_type, CPY.c.owner_id],
+            set_={"expiry_months": expiry_months, "updated_at": utcnow()},
+        )
+    )

@@ -137,6 +137,18 @@ class Viewer:
                     return True
         return False
 
+    def can_verify_actions(self, target: Target) -> bool:
+        """Partner verification is a property of the grant, not of the caller: an action is
+        verified only when a PARTNER_SERVICE grant (or an API key's scope) of the caller holds
+        the person, placed by their household on the action's date. A partner grant elsewhere,
+        or any other role, records a self-report under the self-report rules."""
+        return any(
+            grant.role is Role.PARTNER_SERVICE
+            and grant.path
+            and any(p.startswith(grant.path) for p in target.paths)
+            for grant in self.grants
+        )
+
     def can_report(self, target: Target) -> bool:
         """GHG inventory exports: ORG_ADMIN, ESG_ANALYST and COMMUNITY_MANAGER in their subtree
         (partner services and residents read footprints, not inventories)."""

@@ -73,7 +73,33 @@ class CreditEntry(SQLModel, table=True):
     update."""
 
     __tablename__ = "credit_entry"
-    __table_args__ = (sa.Index("ix_credit_entry_individual", "individual_id", "id"),)
+    __table_args__ = (
+        sa.Index("ix_credit_entry_individual", "individual_id", "id"),
+        # The last line of defence behind the lock discipline (locks.py): an action grants
+        # once, gets each campaign's bonus once, and is reversed once.
+        sa.Index(
+            "ux_credit_entry_one_grant",
+            "action_record_id",
+            unique=True,
+            sqlite_where=sa.text("kind = 'GRANT' AND campaign_id IS NULL"),
+            postgresql_where=sa.text("kind = 'GRANT' AND campaign_id IS NULL"),
+        ),
+        sa.Index(
+            "ux_credit_entry_one_bonus",
+            "action_record_id",
+            "campaign_id",
+            unique=True,
+            sqlite_where=sa.text("kind = 'GRANT' AND campaign_id IS NOT NULL"),
+            postgresql_where=sa.text("kind = 'GRANT' AND campaign_id IS NOT NULL"),
+        ),
+        sa.Index(
+            "ux_credit_entry_one_reversal",
+            "action_record_id",
+            unique=True,
+            sqlite_where=sa.text("kind = 'REVERSAL'"),
+            postgresql_where=sa.text("kind = 'REVERSAL'"),
+        ),
+    )
 
     id: int | None = Field(
         default=None, sa_column=sa.Column(BIGINT, primary_key=True, autoincrement=True)
@@ -82,6 +108,8 @@ class CreditEntry(SQLModel, table=True):
     kind: str = Field(max_length=12)  # GRANT, REVERSAL, REDEMPTION, EXPIRY
     amount: int = Field(sa_column=sa.Column(sa.BigInteger(), nullable=False))
     action_record_id: int | None = Field(default=None)
+    # A campaign's bonus GRANT names its campaign (one bonus per action and campaign).
+    campaign_id: int | None = Field(default=None, foreign_key="campaign.id")
     note: str | None = Field(default=None, max_length=500)
     created_by: str | None = Field(default=None, max_length=256)
     created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())

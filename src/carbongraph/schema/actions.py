@@ -11,7 +11,7 @@ import strawberry
 from strawberry.file_uploads import Upload
 
 from carbongraph import evidence as photos
-from carbongraph.actions import campaigns, review, rewards
+from carbongraph.actions import campaigns, catalog, review, rewards
 from carbongraph.actions import record as service
 from carbongraph.actions.catalog import A as ACTION_TYPES
 from carbongraph.authz import Access, Target
@@ -205,7 +205,9 @@ def _evidence_pk(value: strawberry.ID | None, index: int) -> int | None:
         ) from exc
 
 
-async def _record(info: Any, items: list[RecordActionInput]) -> RecordActionsPayload:
+async def _record(
+    info: Any, items: list[RecordActionInput], *, verified_only: bool = False
+) -> RecordActionsPayload:
     ctx = info.context
     outcome: dict[str, Any] = {}
 
@@ -235,7 +237,12 @@ async def _record(info: Any, items: list[RecordActionInput]) -> RecordActionsPay
                 )
             )
         result = await service.record_actions(
-            ctx.db, inputs, today=ctx.today, viewer=ctx.viewer, recorded_by=ctx.viewer.subject
+            ctx.db,
+            inputs,
+            today=ctx.today,
+            viewer=ctx.viewer,
+            recorded_by=ctx.viewer.subject,
+            verified_only=verified_only,
         )
         if result.errors:
             raise MutationFailed(
@@ -444,12 +451,14 @@ class ActionMutations:
 
     @strawberry.mutation(
         description=f"Partner services post verified actions in bulk (up to {MAX_BATCH}), all "
-        "or nothing, idempotent by externalId. Lists the actions when at most 1,000."
+        "or nothing, idempotent by externalId. Only for people a PARTNER_SERVICE grant (or API "
+        "key) of the caller covers; any other action is refused with FORBIDDEN. Lists the "
+        "actions when at most 1,000."
     )
     async def record_verified_actions(
         self, info: strawberry.Info, input: RecordActionsInput
     ) -> RecordActionsPayload:
-        return await _record(info, input.actions)
+        return await _record(info, input.actions, verified_only=True)
 
 
 @strawberry.type(description="Something a community or enterprise offers for credits.")
@@ -814,9 +823,6 @@ class CreditPolicyMutations:
     async def set_credit_policy(
         self, info: strawberry.Info, input: SetCreditPolicyInput
     ) -> SetCreditPolicyPayload:
-        from carbongraph.actions.expiry import CPY
-        from carbongraph.models.base import utcnow
-
         async def action() -> Any:
             type_name, pk, row = await _owner(info, input.programme_id, "programmeId")
             if type_name == "Community" and (row.enterprise_id or row.parent_id):
@@ -837,24 +843,9 @@ class CreditPolicyMutations:
                     UserErrorCode.INVALID,
                     "expiryMonths is between 1 and 120, or null.",
                 )
-            db = info.context.db
-            where = sa.and_(CPY.c.owner_type == type_name, CPY.c.owner_id == pk)
-            if (await db.execute(sa.select(CPY.c.id).where(where))).first():
-                await db.execute(
-                    sa.update(CPY)
-                    .where(where)
-                    .values(expiry_months=input.expiry_months, updated_at=utcnow())
-                )
-            else:
-                await db.execute(
-                    sa.insert(CPY).values(
-                        owner_type=type_name,
-                        owner_id=pk,
-                        owner_path=row.path,
-                        expiry_months=input.expiry_months,
-                        updated_at=utcnow(),
-                    )
-                )
+            await rewards.set_credit_policy(
+                info.context.db, type_name, pk, row.path, input.expiry_months
+            )
             return CreditPolicyInfo(
                 programme_id=input.programme_id, expiry_months=input.expiry_months
             )
@@ -898,8 +889,6 @@ class CatalogMutations:
     async def publish_action_type(
         self, info: strawberry.Info, input: PublishActionTypeInput
     ) -> PublishActionTypePayload:
-        from carbongraph.models.base import utcnow
-
         async def action() -> Any:
             if not info.context.viewer.is_platform_admin:
                 raise MutationFailed.single(
@@ -923,39 +912,27 @@ class CatalogMutations:
                 raise MutationFailed(
                     [UserErrorData(["input", f], m, UserErrorCode.INVALID) for f, m in problems]
                 )
-            db = info.context.db
-            latest = await db.scalar(
-                sa.select(sa.func.max(ACTION_TYPES.c.version)).where(
-                    ACTION_TYPES.c.code == input.code
-                )
+            return await catalog.publish_action_type(
+                info.context.db,
+                {
+                    "code": input.code,
+                    "methodology": input.methodology,
+                    "name": input.name,
+                    "unit": input.unit,
+                    "credits_per_unit": input.credits_per_unit,
+                    "avoided_g_per_unit": input.avoided_grams_per_unit,
+                    "scope": input.scope,
+                    "category": input.category,
+                    "employer_scope": input.employer_scope,
+                    "employer_category": input.employer_category,
+                    "daily_cap": input.daily_cap,
+                    "evidence": input.evidence,
+                    "self_report_cap": input.self_report_cap,
+                    "valid_from": input.valid_from,
+                    "valid_to": input.valid_to,
+                    "citation": input.citation,
+                },
             )
-            pk = (
-                await db.execute(
-                    sa.insert(ACTION_TYPES)
-                    .values(
-                        code=input.code.strip(),
-                        version=(latest or 0) + 1,
-                        methodology=input.methodology,
-                        name=input.name,
-                        unit=input.unit,
-                        credits_per_unit=input.credits_per_unit,
-                        avoided_g_per_unit=input.avoided_grams_per_unit,
-                        scope=input.scope,
-                        category=input.category,
-                        employer_scope=input.employer_scope,
-                        employer_category=input.employer_category,
-                        daily_cap=input.daily_cap,
-                        evidence=input.evidence,
-                        self_report_cap=input.self_report_cap,
-                        valid_from=input.valid_from,
-                        valid_to=input.valid_to,
-                        citation=input.citation,
-                        created_at=utcnow(),
-                    )
-                    .returning(ACTION_TYPES.c.id)
-                )
-            ).scalar_one()
-            return (await db.execute(sa.select(ACTION_TYPES).where(ACTION_TYPES.c.id == pk))).one()
 
         row, errors = await run_mutation(info, action)
         return PublishActionTypePayload(
