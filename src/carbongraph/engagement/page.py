@@ -257,7 +257,8 @@ svg text { font: 11px system-ui, "Noto Sans CJK SC", sans-serif; fill: #1d2b24; 
 table { border-collapse: collapse; width: 100%; table-layout: fixed; font-size: .85rem; }
 td, th { padding: .25rem .3rem; text-align: right; vertical-align: bottom; }
 th:first-child, td:first-child { text-align: left; width: 4.6rem; }
-th { font-size: .75rem; padding: .25rem .15rem; overflow-wrap: normal; } tr { border-bottom: 1px solid #dde5e0; }
+th { font-size: .75rem; padding: .25rem .15rem; overflow-wrap: normal; }
+tr { border-bottom: 1px solid #dde5e0; }
 @media (min-width: 700px) {
   body { padding: 2rem; }
   .pair { grid-template-columns: 1fr 1fr; }

@@ -118,7 +118,10 @@ class StatementData:
     credits: int
     member_count: int
     ranking: Ranking | None
-    electricity_ranking: UsageRanking | None = None
+    # Who is ranked and among whom (board, description, community name): the electricity
+    # ranking is computed from these only when it is asked for.
+    subject: Subject | None = None
+    peers: tuple[lb.Board, str, str] | None = None
 
     @property
     def net_change_g(self) -> int:
@@ -312,7 +315,6 @@ async def build(db: Any, subject: Subject, period: Period) -> StatementData:
     )
 
     ranking = None
-    electricity_ranking = None
     peers = await peer_board(db, subject, period) if has_data else None
     if peers is not None:
         board, description, community = peers
@@ -328,30 +330,6 @@ async def build(db: Any, subject: Subject, period: Period) -> StatementData:
                 population=top.board_population,
                 average_net_g=_divide(top.board_net_g, top.entry_count),
                 average_per_capita_g=_divide(top.board_net_g, top.board_population),
-            )
-        # The campus-wide electricity ranking of the seed's dorm bill: the same peers.
-        board = lb.Board(
-            board.level,
-            lb.ELECTRICITY_PER_CAPITA,
-            period,
-            board.scope_path,
-            dwelling_type=board.dwelling_type,
-            exclude_dwelling_type=board.exclude_dwelling_type,
-        )
-        mine, top = await lb.standing(db, board, subject.node_id)
-        if top is not None:
-            electricity_ranking = UsageRanking(
-                activity_type=lb.ELECTRICITY,
-                unit=ACTIVITY_TYPES[lb.ELECTRICITY].unit,
-                peers=description,
-                peer_community=community,
-                peer_scope_path=board.scope_path,
-                rank=mine.rank if mine else None,
-                percentile=mine.percentile if mine else None,
-                entry_count=top.entry_count,
-                population=top.board_population,
-                per_capita_milli=_divide(mine.quantity_milli, mine.population) if mine else None,
-                average_per_capita_milli=_divide(top.board_quantity_milli, top.board_population),
             )
 
     gross = sum(w.gross_g for w in weeks)
@@ -369,5 +347,38 @@ async def build(db: Any, subject: Subject, period: Period) -> StatementData:
         credits=int(credits or 0),
         member_count=member_count,
         ranking=ranking,
-        electricity_ranking=electricity_ranking,
+        subject=subject,
+        peers=peers,
+    )
+
+
+async def electricity_ranking(db: Any, data: StatementData) -> UsageRanking | None:
+    """The campus-wide electricity ranking of the seed's dorm bill: the statement's peers by
+    electricity per person (one ranked statement)."""
+    if data.peers is None or data.subject is None:
+        return None
+    net_board, description, community = data.peers
+    board = lb.Board(
+        net_board.level,
+        lb.ELECTRICITY_PER_CAPITA,
+        net_board.period,
+        net_board.scope_path,
+        dwelling_type=net_board.dwelling_type,
+        exclude_dwelling_type=net_board.exclude_dwelling_type,
+    )
+    mine, top = await lb.standing(db, board, data.subject.node_id)
+    if top is None:
+        return None
+    return UsageRanking(
+        activity_type=lb.ELECTRICITY,
+        unit=ACTIVITY_TYPES[lb.ELECTRICITY].unit,
+        peers=description,
+        peer_community=community,
+        peer_scope_path=board.scope_path,
+        rank=mine.rank if mine else None,
+        percentile=mine.percentile if mine else None,
+        entry_count=top.entry_count,
+        population=top.board_population,
+        per_capita_milli=_divide(mine.quantity_milli, mine.population) if mine else None,
+        average_per_capita_milli=_divide(top.board_quantity_milli, top.board_population),
     )

@@ -162,10 +162,14 @@ class Statement:
         description="Credits granted (less reversals) for actions that occurred in the period."
     )
     ranking: StatementRanking | None
-    electricity_ranking: StatementUsageRanking | None = strawberry.field(
+    data: strawberry.Private[st.StatementData]
+
+    @strawberry.field(
         description="The standing among the same peers by electricity use per person (the "
         "campus-wide electricity ranking of a dorm room); null without peers or their use."
     )
+    async def electricity_ranking(self, info: strawberry.Info) -> StatementUsageRanking | None:
+        return _usage_ranking(info, await st.electricity_ranking(info.context.db, self.data))
 
 
 def _peers_withheld(info: Any, population: int, scope_path: str) -> bool:
@@ -274,7 +278,7 @@ async def statement_of(
         net_change_percent=data.net_change_percent,
         credits_earned=data.credits,
         ranking=_ranking(info, data.ranking),
-        electricity_ranking=_usage_ranking(info, data.electricity_ranking),
+        data=data,
     )
 
 

@@ -35,9 +35,7 @@ def upgrade() -> None:
         )
     conn = op.get_bind()
     bonuses = conn.execute(
-        sa.text(
-            "SELECT id, note FROM credit_entry WHERE kind = 'GRANT' AND note LIKE 'campaign %'"
-        )
+        sa.text("SELECT id, note FROM credit_entry WHERE kind = 'GRANT' AND note LIKE 'campaign %'")
     ).all()
     for pk, note in bonuses:
         found = _BONUS_NOTE.match(note or "")
