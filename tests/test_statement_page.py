@@ -372,3 +372,47 @@ async def test_pages_spend_the_api_rate_limit_budget(engine):
         second = await client.get(_path(world.rooms["r1"]), headers=bearer)
     assert first.status_code == 200
     assert second.status_code == 429 and int(second.headers["retry-after"]) > 0
+
+
+async def test_language_from_lang_then_accept_language(engine, api):
+    """``?lang=`` first, then Accept-Language by q-value (any zh tag: Simplified Chinese),
+    then English; the response says which, and caches keep the languages apart."""
+    world = await build_campus(engine)
+    bearer = {"Authorization": f"Bearer {api.token('student')}"}
+    cases = [
+        ({}, None, "en"),
+        ({"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.8"}, None, "zh-CN"),
+        ({"Accept-Language": "en;q=0.5, zh-TW;q=0.9"}, None, "zh-CN"),
+        ({"Accept-Language": "fr-FR, en;q=0.2"}, None, "en"),
+        ({"Accept-Language": "zh;q=0, en;q=0.1"}, None, "en"),
+        ({"Accept-Language": "zh-CN"}, "en", "en"),
+        ({"Accept-Language": "zh-CN"}, "xx", "zh-CN"),
+        ({}, "zh", "zh-CN"),
+    ]
+    for headers, lang, expected in cases:
+        params = {"period": PAGE_PERIOD, **({"lang": lang} if lang else {})}
+        page = await api.client.get(
+            _path(world.rooms["r1"]), params=params, headers={**bearer, **headers}
+        )
+        assert page.status_code == 200, page.text
+        assert page.headers["content-language"] == expected, (headers, lang)
+        assert "Accept-Language" in page.headers["vary"]
+        assert f"<html lang='{expected}'>" in page.text
+        if expected == "zh-CN":
+            assert "2026年10月5日" in page.text and "用电排名" in page.text
+            assert "Electricity ranking" not in page.text and "Oct 5" not in page.text
+        else:
+            assert "Oct 5, 2026" in page.text and "Electricity ranking" in page.text
+            assert "用电排名" not in page.text
+
+
+def test_every_sentence_and_utility_is_in_both_languages():
+    from carbongraph.accounting.activities import ACTIVITY_TYPES
+    from carbongraph.engagement import i18n
+
+    assert set(i18n.MESSAGES[i18n.ZH]) == set(i18n.MESSAGES[i18n.EN])
+    for lang in i18n.LANGUAGES:
+        assert set(ACTIVITY_TYPES) <= set(i18n.UTILITIES[lang]), lang
+    # Numbers follow the locale's grouping and decimals.
+    assert i18n.Formatter(i18n.EN).number(1234567.891, 2) == "1,234,567.89"
+    assert i18n.Formatter(i18n.ZH).kg(98_150) == "98.2 千克"
