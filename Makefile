@@ -3,18 +3,38 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+UV := $(BIN)/uv
+# The uv that installs the lock: the version pinned in pyproject.toml's dev extra.
+UV_VERSION := $(shell sed -n 's/^ *"uv==\([^"]*\)".*/\1/p' pyproject.toml)
 # The typed partner client (docs/federation.md); tests/test_partner_client.py checks it.
 PARTNER := examples/partner_client
 
-.PHONY: serve test lint install schema supergraph gateway partner-client bench bench-quick clean
+.PHONY: serve test lint install lock lock-check lock-upgrade schema supergraph gateway \
+	partner-client bench bench-quick clean
 
-$(STAMP): pyproject.toml
+$(UV):
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet "uv==$(UV_VERSION)"
+
+# Exactly what uv.lock says (hashes checked; anything else in the venv is removed). --locked
+# refuses a lock that pyproject.toml has moved away from: run `make lock`.
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	$(UV) sync --locked --extra dev
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+## Re-resolve uv.lock after editing pyproject.toml's dependencies (keeps other pins as they are)
+lock: $(UV)
+	$(UV) lock
+
+## Move every pin to the newest version pyproject.toml allows
+lock-upgrade: $(UV)
+	$(UV) lock --upgrade
+
+## Fail when uv.lock and pyproject.toml disagree
+lock-check: $(UV)
+	$(UV) lock --check
 
 ## Migrate and seed the embedded SQLite database, then serve http://127.0.0.1:8000/graphql
 serve: $(STAMP)
@@ -23,7 +43,7 @@ serve: $(STAMP)
 	$(BIN)/carbongraph serve
 
 ## The whole suite: every database test on SQLite and on PostgreSQL
-test: $(STAMP) gateway/node_modules $(PARTNER)/node_modules
+test: lock-check $(STAMP) gateway/node_modules $(PARTNER)/node_modules
 	$(BIN)/ruff check .
 	$(BIN)/pytest $(PYTEST_ARGS)
 

@@ -140,9 +140,16 @@ export const gatewayConfig = defineConfig({
   },
   // Subgraphs enforce authorization themselves: they need the caller's token.
   propagateHeaders: {
-    fromClientToSubgraphs: ({ request }) => ({
-      authorization: request.headers.get('authorization') ?? '',
-    }),
+    fromClientToSubgraphs: ({ request }) => {
+      const headers = { authorization: request.headers.get('authorization') ?? '' };
+      // The caller's W3C trace context and request id: the subgraphs' spans and log lines join
+      // the caller's trace (docs/operations.md).
+      for (const name of ['traceparent', 'tracestate', 'x-request-id']) {
+        const value = request.headers.get(name);
+        if (value) headers[name] = value;
+      }
+      return headers;
+    },
   },
   // IBM cost spec from @cost / @listSize in the subgraph SDLs.
   demandControl: {

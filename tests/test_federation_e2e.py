@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -79,6 +81,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
         "CARBONGRAPH_MIGRATION_DATABASE_URL": pg_url,
         "CARBONGRAPH_DATABASE_URL": app_role_url(pg_url),
         "CARBONGRAPH_REPORT_SQL_STATEMENTS": "1",
+        "CARBONGRAPH_LOG_FORMAT": "json",
     }
     metro_env = {
         "PYTHONPATH": str(METRO),
@@ -163,6 +166,34 @@ def test_one_request_joins_carbongraph_and_partner_data(stack):
     assert all(m["displayName"] for m in members)
     assert sum(m["metroTrips"]["totalCount"] for m in members) > 0
     assert any(t["node"]["avoidedGramsCo2e"] > 0 for m in members for t in m["metroTrips"]["edges"])
+
+
+def test_the_trace_context_and_request_id_pass_the_gateway(stack):
+    trace_id = secrets.token_hex(16)
+    headers = {
+        "Authorization": f"Bearer {stack.tokens['COMMUNITY_MANAGER']}",
+        "traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01",
+        "X-Request-Id": f"e2e-{trace_id[:8]}",
+    }
+    query = "query TracedThroughTheGateway { me { subject } }"
+    response = httpx.post(stack.url("gateway"), json={"query": query}, headers=headers, timeout=60)
+    assert response.status_code == 200 and "errors" not in response.json(), response.text
+    # carbongraph's log line of that request (JSON) names the caller's trace and request id.
+    deadline = time.monotonic() + 10
+    lines: list[dict] = []
+    while time.monotonic() < deadline and not lines:
+        log = (stack.processes.logs / "carbongraph.log").read_text(errors="replace")
+        lines = [
+            json.loads(line)
+            for line in log.splitlines()
+            if line.startswith("{") and trace_id in line
+        ]
+        time.sleep(0.2)
+    assert lines, "no log line of carbongraph carries the trace id"
+    assert all(line["request_id"] == headers["X-Request-Id"] for line in lines)
+    # And its metrics count the operation (the subgraph's own /metrics, open in development).
+    metrics = httpx.get(f"http://127.0.0.1:{stack.ports['carbongraph']}/metrics", timeout=30)
+    assert 'operation="TracedThroughTheGateway",outcome="ok"' in metrics.text
 
 
 def test_entities_cost_one_statement_per_type(stack):

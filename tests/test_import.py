@@ -112,8 +112,18 @@ def test_the_command_prints_a_report_and_fails(tmp_path):
             }
         ],
     )
+    metrics_file = tmp_path / "import.prom"
     result = subprocess.run(
-        [*cli, "import", "activities", str(path), "--report", str(tmp_path / "report.csv")],
+        [
+            *cli,
+            "import",
+            "activities",
+            str(path),
+            "--report",
+            str(tmp_path / "report.csv"),
+            "--metrics-file",
+            str(metrics_file),
+        ],
         env=env,
         capture_output=True,
         text=True,
@@ -123,3 +133,15 @@ def test_the_command_prints_a_report_and_fails(tmp_path):
     assert "NOT_FOUND" in result.stderr
     assert "batches committed 0, failed 1" in result.stdout
     assert "NOT_FOUND" in (tmp_path / "report.csv").read_text()
+    # The throughput for node_exporter's textfile collector (issue 16).
+    from prometheus_client.parser import text_string_to_metric_families
+
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(metrics_file.read_text())
+        for s in family.samples
+    }
+    assert samples[("carbongraph_import_rows", (("result", "failed"),))] == 1
+    assert samples[("carbongraph_import_rows", (("result", "created"),))] == 0
+    assert samples[("carbongraph_import_batches", (("result", "failed"),))] == 1
+    assert samples[("carbongraph_import_duration_seconds", ())] > 0

@@ -1,5 +1,5 @@
 """The Starlette application: ``/graphql`` (HTTP, and WebSocket for subscriptions), ``/healthz``,
-``/readyz``."""
+``/readyz``, ``/metrics``."""
 
 from __future__ import annotations
 
@@ -13,9 +13,8 @@ from typing import Any
 
 import orjson
 
-# Strawberry's HTTP layer (cross_web ships with strawberry-graphql >= 0.340).
-from cross_web import FormData, HTTPException
-from cross_web.request._starlette import StarletteRequestAdapter
+# Strawberry's HTTP layer (cross_web ships with strawberry-graphql >= 0.340): public names only.
+from cross_web import FormData, HTTPException, StarletteRequestAdapter
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.background import BackgroundTasks
@@ -39,6 +38,10 @@ from carbongraph.engagement.page import StatementPage
 from carbongraph.errors import ErrorCode
 from carbongraph.live import postgres as live_postgres
 from carbongraph.live.endpoint import LiveEndpoint
+from carbongraph.observability import metrics, tracing
+from carbongraph.observability.metrics_endpoint import MetricsEndpoint
+from carbongraph.observability.request_context import RequestContext
+from carbongraph.observability.request_metrics import RequestMetrics
 from carbongraph.ratelimit import RateLimiter
 from carbongraph.resolvers.context import build_context
 from carbongraph.schema.schema import schema as default_schema
@@ -320,6 +323,7 @@ class GraphQLEndpoint(GraphQL):
                 await self._request_cost(request, content_type),
             )
             if not decision.allowed:
+                metrics.refused("rate_limited")
                 return _error_response(
                     429,
                     "Too many requests; retry later.",
@@ -439,11 +443,13 @@ class GraphQLEndpoint(GraphQL):
         try:
             limits.check(query, self.limits, allow_introspection=not settings.is_production)
         except limits.LimitExceeded as exc:
+            metrics.refused(str(exc.code))
             error = HTTPException(400, str(exc))
             error.graphql_code = exc.code  # type: ignore[attr-defined]
             raise error from exc
         estimated = limits.cost(query, self.limits, default_page=settings.max_page_size)
         if estimated > settings.max_cost:
+            metrics.refused("cost_limit_exceeded")
             error = HTTPException(
                 400,
                 f"The operation's estimated cost {estimated} exceeds "
@@ -607,6 +613,14 @@ def create_app(
     settings = settings or Settings.from_env()
     engine_ref: dict[str, Any] = {"engine": engine}
     owns_engine = engine is None
+    tracing.configure_from_env(trace_resolvers=settings.trace_resolvers)
+
+    def observe(engine: AsyncEngine) -> None:
+        metrics.observe_pool(engine)  # connections in use
+        tracing.instrument_engine(engine)  # a span per SQL statement, when tracing is on
+
+    if engine is not None:
+        observe(engine)  # a caller's engine (tests: the app runs without its lifespan)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -614,6 +628,12 @@ def create_app(
             engine_ref["engine"] = create_engine(settings)
         if check_migrations:
             await ensure_migrated(engine_ref["engine"], settings)
+        if owns_engine:
+            observe(engine_ref["engine"])
+        # PostgreSQL: pool_size connections plus as many overflow (db.py); SQLite has no limit
+        # worth alerting on.
+        capacity = 2 * settings.db_pool_size if owns_engine and not settings.is_sqlite else 0
+        metrics.pool_opened(capacity)
         # Live updates: this process LISTENs for changes committed by any process.
         listens = engine_ref["engine"].dialect.name == "postgresql"
         if listens:
@@ -625,6 +645,9 @@ def create_app(
                 await live_postgres.release(engine_ref["engine"])
             if owns_engine:
                 await engine_ref["engine"].dispose()
+            metrics.pool_closed(capacity)
+            tracing.shutdown()
+            metrics.process_exited()
 
     async def readyz(_request: Request) -> Response:
         try:
@@ -644,7 +667,16 @@ def create_app(
         rate_limiter=graphql.rate_limiter,
         verifier=graphql.verifier,
     )
-    middleware = [Middleware(SecurityHeaders, production=settings.is_production)]
+    middleware = [
+        # Outermost first: the trace's server span (when tracing is on), the request id and
+        # trace id every log line and metric of the request knows, the request metrics.
+        *tracing.middleware(),
+        Middleware(RequestContext),
+        Middleware(
+            RequestMetrics, operation_names=metrics.OperationNames(settings.metrics_max_operations)
+        ),
+        Middleware(SecurityHeaders, production=settings.is_production),
+    ]
     if settings.cors_origins:
         middleware.append(
             Middleware(
@@ -662,6 +694,8 @@ def create_app(
             WebSocketRoute("/graphql", live),  # subscriptions: docs/live-updates.md
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            # Prometheus (docs/operations.md); production: only with CARBONGRAPH_METRICS_TOKEN.
+            Route("/metrics", MetricsEndpoint(settings).handle, methods=["GET"]),
             # Printable statements (engagement/page.py): same token auth, or a statement link.
             Route(
                 "/statements/{household_id:path}",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -429,6 +430,13 @@ def import_activities(
         int, typer.Option(min=1, max=100_000, help="Rows per all-or-nothing batch.")
     ] = 5000,
     report: Annotated[Path | None, typer.Option(help="Write every row error to this CSV.")] = None,
+    metrics_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write the import's throughput (rows by result, batches, seconds, rows per "
+            "second) here as Prometheus text, for node_exporter's textfile collector."
+        ),
+    ] = None,
 ) -> None:
     """Import activity records: each batch commits whole or not at all; re-importing a file
     changes nothing (rows are idempotent by external_id), so an interrupted import resumes by
@@ -461,11 +469,16 @@ def import_activities(
         finally:
             await engine.dispose()
 
+    started = time.monotonic()
     try:
         result = asyncio.run(run())
     except RuntimeError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from exc
+    if metrics_file is not None:
+        from carbongraph.observability.metrics import write_import_metrics
+
+        write_import_metrics(str(metrics_file), result, time.monotonic() - started)
     if result.errors:
         table = Table(title=f"{len(result.errors)} row errors (their batches were not written)")
         for column in ("line", "field", "code", "message"):
@@ -655,15 +668,40 @@ def export_schema() -> None:
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Worker processes. With more than one, /metrics adds up all of them "
+            "(Prometheus multiprocess mode, in PROMETHEUS_MULTIPROC_DIR or a fresh temporary "
+            "directory).",
+        ),
+    ] = 1,
 ) -> None:
-    """Serve /graphql, /healthz and /readyz with uvicorn. Refuses an unmigrated database."""
+    """Serve /graphql, /healthz, /readyz and /metrics with uvicorn. Refuses an unmigrated
+    database. Logs go to stderr (CARBONGRAPH_LOG_FORMAT: json or text, with the request id and
+    trace id); traces are exported when the OTEL_* variables configure an exporter
+    (docs/operations.md)."""
+    import os
+    import tempfile
+
+    settings = _settings()
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Before prometheus-client is imported anywhere: the workers inherit it.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="carbongraph-metrics-")
+    multiproc_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if multiproc_dir:
+        # A previous run's files would count as this run's (prometheus-client's rule).
+        os.makedirs(multiproc_dir, exist_ok=True)
+        for name in os.listdir(multiproc_dir):
+            if name.endswith(".db"):
+                os.remove(os.path.join(multiproc_dir, name))
+
     import uvicorn
 
     from carbongraph.app import DatabaseNotMigrated, ensure_migrated
     from carbongraph.db import create_engine
-
-    settings = _settings()
+    from carbongraph.observability.logs import log_config
 
     async def check() -> None:
         engine = create_engine(settings)
@@ -685,7 +723,8 @@ def serve(
         port=port,
         workers=workers,
         timeout_graceful_shutdown=10,
-        log_level="info",
+        log_config=log_config(settings.log_format, settings.log_level),
+        log_level=settings.log_level,
     )
 
 

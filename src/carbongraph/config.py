@@ -78,6 +78,13 @@ class Settings:
     statement_link_minutes: int = 15
     # Attack suites (issue 7): the same field at most this often in one selection set.
     max_field_repeats: int = 20
+    # Operations (docs/operations.md): the bearer secret of /metrics (in production /metrics is
+    # served only with one), distinct operation names as metric labels, logs (json or text).
+    metrics_token: str | None = None
+    metrics_max_operations: int = 200
+    log_format: str = "text"
+    log_level: str = "info"
+    trace_resolvers: bool = False
 
     @property
     def is_production(self) -> bool:
@@ -138,6 +145,17 @@ class Settings:
             "migration_database_url": os.environ.get("CARBONGRAPH_MIGRATION_DATABASE_URL") or None,
             # Attack suites (issue 7)
             "max_field_repeats": _int("CARBONGRAPH_MAX_FIELD_REPEATS", 20),
+            # Operations
+            "metrics_token": os.environ.get("CARBONGRAPH_METRICS_TOKEN") or None,
+            "metrics_max_operations": _int("CARBONGRAPH_METRICS_MAX_OPERATIONS", 200),
+            "log_format": (
+                os.environ.get("CARBONGRAPH_LOG_FORMAT")
+                or ("json" if env == "production" else "text")
+            )
+            .strip()
+            .lower(),
+            "log_level": (os.environ.get("CARBONGRAPH_LOG_LEVEL") or "info").strip().lower(),
+            "trace_resolvers": os.environ.get("CARBONGRAPH_TRACE_RESOLVERS") == "1",
         }
         values.update(overrides)
         settings = cls(**values)  # type: ignore[arg-type]
@@ -155,6 +173,14 @@ class Settings:
             raise ConfigError("CARBONGRAPH_SMALL_CELL_K must be at least 1")
         if not 1 <= self.default_page_size <= self.max_page_size:
             raise ConfigError("CARBONGRAPH_DEFAULT_PAGE_SIZE must be between 1 and the maximum")
+        if self.log_format not in {"json", "text"}:
+            raise ConfigError("CARBONGRAPH_LOG_FORMAT must be 'json' or 'text'")
+        if self.log_level not in {"debug", "info", "warning", "error", "critical"}:
+            raise ConfigError(
+                "CARBONGRAPH_LOG_LEVEL must be debug, info, warning, error or critical"
+            )
+        if self.metrics_max_operations < 1:
+            raise ConfigError("CARBONGRAPH_METRICS_MAX_OPERATIONS must be at least 1")
         if not 1 <= self.statement_link_minutes <= 24 * 60:
             raise ConfigError("CARBONGRAPH_STATEMENT_LINK_MINUTES must be between 1 and 1440")
 

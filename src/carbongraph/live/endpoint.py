@@ -28,7 +28,10 @@ from strawberry.asgi import GraphQL
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
-    _OperationStreamClosed,
+    # Strawberry has no public way to run an operation with subscribe() rather than stream()
+    # (which would also run queries and mutations here); run_operation below copies its
+    # handler's, and this is the signal its result stream uses when it closed the socket.
+    _OperationStreamClosed,  # noqa: PLC2701
 )
 from strawberry.utils.aio import aclosing
 
@@ -36,6 +39,7 @@ from carbongraph import limits
 from carbongraph.authz import InvalidToken, TokenVerifier
 from carbongraph.config import Settings
 from carbongraph.errors import ErrorCode
+from carbongraph.observability import metrics
 from carbongraph.ratelimit import RateLimiter
 from carbongraph.schema.live import LiveContext
 from carbongraph.schema.schema import SUGGESTION
@@ -88,9 +92,19 @@ class LiveProtocolHandler(BaseGraphQLTransportWSHandler[LiveContext, None]):
         await super().shutdown()
 
     async def run_operation(self, operation: Any) -> None:
+        metrics.OPEN_SUBSCRIPTIONS.inc()
+        try:
+            await self._run_subscription(operation)
+        finally:
+            metrics.OPEN_SUBSCRIPTIONS.dec()
+
+    async def _run_subscription(self, operation: Any) -> None:
         try:
             refusal = await self.view.refuse(operation.query, self.context)
             if refusal is not None:
+                code = (refusal.extensions or {}).get("code")
+                if code != ErrorCode.BAD_USER_INPUT:  # the rate limit, the static limits
+                    metrics.refused(str(code))
                 await operation.send_initial_errors([refusal])
                 return
             # subscribe(), not stream(): queries and mutations are refused here.

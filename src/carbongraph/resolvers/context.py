@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -20,6 +19,8 @@ from carbongraph.authz import (
 from carbongraph.authz.api_keys import KEY_STATEMENT, ApiKeyPrincipal, KeyUse, verify_key_rows
 from carbongraph.config import Settings
 from carbongraph.db import RequestDB, StatementLog
+from carbongraph.observability import request_state
+from carbongraph.observability.request_context import sane_request_id
 from carbongraph.resolvers.dataloaders import Loaders
 
 if TYPE_CHECKING:
@@ -111,12 +112,13 @@ async def build_context(
 
 
 def request_id_of(request: Any) -> str:
-    """The caller's X-Request-Id (a gateway's trace id) when it is sane, else a new one."""
+    """The request's id (observability/request_context.py: the caller's sane X-Request-Id, a
+    gateway's trace id, else a new one), which its logs carry too."""
+    state = request_state.current()
+    if state is not None:
+        return state.request_id
     headers = getattr(request, "headers", None)
-    given = headers.get("x-request-id") if headers is not None else None
-    if given and len(given) <= 64 and given.isascii() and given.isprintable():
-        return given
-    return uuid.uuid4().hex
+    return sane_request_id(headers.get("x-request-id") if headers is not None else None)
 
 
 if TYPE_CHECKING:

@@ -21,6 +21,8 @@ from strawberry.schema.config import StrawberryConfig
 from carbongraph.accounting.factors import F as FACTORS
 from carbongraph.audit import audit_mutations
 from carbongraph.errors import BadUserInput, CodedError, Forbidden
+from carbongraph.observability import tracing
+from carbongraph.observability.operations import OperationObserver
 from carbongraph.resolvers import hierarchy as roots
 from carbongraph.schema import access, actions, security
 from carbongraph.schema.accounting import (
@@ -405,6 +407,8 @@ def build_schema() -> strawberry.federation.Schema:
             lambda: ValidationCache(maxsize=1024),
             ProductionErrors,
             SqlStatementsExtension,
+            OperationObserver,  # metrics by operation name (observability/)
+            tracing.schema_extension,  # OpenTelemetry spans, when tracing is configured
         ],
     )
 
