@@ -15,6 +15,9 @@ Scenarios:
   B5  peak RSS of the server during B3 and of the importer during B1
   B6  engagement: a household's statement, leaderboard pages (households, people of the
       largest community; the largest enterprise's communities), ranked in SQL
+  B7  partner-verified actions: `carbongraph import actions` (set-based) and
+      `recordVerifiedActions` over HTTP in batches of its documented maximum
+      (`--only B7` runs it alone on a freshly seeded dataset)
 """
 
 from __future__ import annotations
@@ -536,6 +539,138 @@ def b3_peer(database_url: str, seconds: int) -> dict[str, Any]:
     return {"server": "PostGraphile v5 (Node, 1 process)", "runs": runs, "server_peak_rss_mb": rss}
 
 
+# -- B7 ------------------------------------------------------------------------------------------
+def _rides(people: list[int], count: int, first_day: datetime, prefix: str) -> list[dict[str, Any]]:
+    """``count`` subway trips spread over people and days within the daily cap (6)."""
+    out: list[dict[str, Any]] = []
+    day = 0
+    while len(out) < count:
+        on = (first_day + timedelta(days=day)).date().isoformat()
+        for pk in people:
+            for k in range(6):
+                out.append({"individual": pk, "day": on, "external_id": f"{prefix}-{on}-{pk}-{k}"})
+        day += 1
+    return out[:count]
+
+
+async def b7_actions(database_url: str, app_url: str, count: int) -> dict[str, Any]:
+    """Partner-verified actions: ``count`` through `carbongraph import actions` (as B1's
+    import: a child process, the application role) and ``count`` through
+    `recordVerifiedActions` over HTTP, in batches of its documented maximum, by a partner
+    service whose grants cover the people."""
+    from carbongraph.schema.actions import MAX_BATCH
+
+    owner = create_engine(Settings.from_env(database_url=database_url))
+    try:
+        async with owner.begin() as conn:
+            rows = list(
+                await conn.execute(
+                    sa.text(
+                        "SELECT m.individual_id, split_part(h.path, '/', 1) FROM "
+                        "household_membership m JOIN household h ON h.id = m.household_id "
+                        "WHERE m.valid_to IS NULL ORDER BY m.individual_id LIMIT 2000"
+                    )
+                )
+            )
+            people = [r[0] for r in rows]
+            for tenant in sorted({r[1] for r in rows}):
+                await conn.execute(
+                    sa.insert(G).values(
+                        principal="bench-partner",
+                        role=Role.PARTNER_SERVICE.value,
+                        node_type="Enterprise" if tenant.startswith("e") else "Community",
+                        node_id=int(tenant[1:]),
+                        created_at=utcnow(),
+                        created_by="bench",
+                    )
+                )
+    finally:
+        await owner.dispose()
+    start = datetime.now(UTC) - timedelta(days=200)
+    env = {"CARBONGRAPH_MIGRATION_DATABASE_URL": database_url, "CARBONGRAPH_DATABASE_URL": app_url}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "actions.csv"
+        with path.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["individual", "action_type", "units", "occurred_on", "external_id"])
+            for r in _rides(people, count, start, "import"):
+                writer.writerow(
+                    [f"Individual:{r['individual']}", "SUBWAY_TRIP", 1, r["day"], r["external_id"]]
+                )
+        started = time.perf_counter()
+        imported = cli("import", "actions", str(path), "--batch-size", "20000", env=env)
+        import_seconds = time.perf_counter() - started
+    created = int(re.search(r"created (\d+)", imported.stdout).group(1))  # type: ignore[union-attr]
+    # recordVerifiedActions over HTTP: days after the import's, so the caps are not shared.
+    later = start + timedelta(days=-(-count // (len(people) * 6)) + 1)
+    rides = _rides(people, count, later, "http")
+    mutation = (
+        "mutation($a: [RecordActionInput!]!) { recordVerifiedActions(input: {actions: $a}) "
+        "{ createdCount userErrors { code } } }"
+    )
+    port = 8766
+    server = subprocess.Popen(  # noqa: ASYNC220 - the benchmark's server, like B3's
+        [sys.executable, "-m", "carbongraph.cli", "serve", "--port", str(port), "--workers", "1"],
+        env={
+            **os.environ,
+            "CARBONGRAPH_DATABASE_URL": app_url,
+            "CARBONGRAPH_RATE_LIMIT_PER_MINUTE": "0",
+        },
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    import httpx
+
+    token = mint_token(Settings.from_env(), "bench-partner", ttl=timedelta(hours=2))
+    http_created = 0
+    statuses = []
+    try:
+        wait_http(f"http://127.0.0.1:{port}/readyz")
+        async with httpx.AsyncClient(timeout=600) as client:
+            started = time.perf_counter()
+            for first in range(0, len(rides), MAX_BATCH):
+                batch = [
+                    {
+                        "individualId": to_global_id("Individual", r["individual"]),
+                        "actionType": "SUBWAY_TRIP",
+                        "units": 1,
+                        "occurredOn": r["day"],
+                        "externalId": r["external_id"],
+                    }
+                    for r in rides[first : first + MAX_BATCH]
+                ]
+                response = await client.post(
+                    f"http://127.0.0.1:{port}/graphql",
+                    json={"query": mutation, "variables": {"a": batch}},
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+                statuses.append(response.status_code)
+                data = response.json().get("data") or {}
+                http_created += (data.get("recordVerifiedActions") or {}).get("createdCount", 0)
+            http_seconds = time.perf_counter() - started
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return {
+        "people": len(people),
+        "import_actions": {
+            "actions": created,
+            "seconds": round(import_seconds, 2),
+            "actions_per_s": round(created / import_seconds),
+            "batch_size": 20000,
+        },
+        "record_verified_actions": {
+            "actions": http_created,
+            "requests": len(statuses),
+            "statuses": sorted(set(statuses)),
+            "batch_size": MAX_BATCH,
+            "seconds": round(http_seconds, 2),
+            "actions_per_s": round(http_created / http_seconds),
+        },
+        "targets": {"import_actions_per_s": 20000, "record_verified_actions_per_s": 5000},
+    }
+
+
 # -- results ---------------------------------------------------------------------------------------
 def write_results(results: dict[str, Any], command: str) -> Path:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -571,8 +706,10 @@ async def main() -> int:
     parser.add_argument("--scale", choices=["small", "city"], default="small")
     parser.add_argument("--seconds", type=int, default=10, help="wrk duration per run")
     parser.add_argument("--iterations", type=int, default=200, help="B2/B4 samples")
+    parser.add_argument("--only", choices=["B7"], help="one scenario alone (seeds its dataset)")
+    parser.add_argument("--actions", type=int, default=0, help="B7 actions (default by scale)")
     args = parser.parse_args()
-    database = f"carbongraph_bench_{args.scale}"
+    database = f"carbongraph_bench_{args.scale}" + (f"_{args.only.lower()}" if args.only else "")
     database_url = url_for(database)
     # The product runs as the application role, under row-level security (docs/security.md);
     # BENCH_AS_OWNER=1 measures the same code as the owner (a superuser: no policies) instead.
@@ -594,6 +731,25 @@ async def main() -> int:
         "wrk_seconds": args.seconds,
         "database_role": "owner" if as_owner else f"{APP_ROLE} (row-level security on)",
     }
+    b7_count = args.actions or (100_000 if args.scale == "city" else 20_000)
+    if args.only == "B7":
+        # As B1: migrations as the owner, granting the application role its privileges.
+        cli(
+            "migrate",
+            env={
+                "CARBONGRAPH_MIGRATION_DATABASE_URL": database_url,
+                "CARBONGRAPH_DATABASE_URL": app_url,
+            },
+        )
+        cli("seed", "--scale", args.scale, env={"CARBONGRAPH_DATABASE_URL": database_url})
+        print(f"B7 verified actions ({args.scale}, {b7_count})", flush=True)
+        results["B7"] = await b7_actions(database_url, app_url, b7_count)
+        results["finished"] = datetime.now(UTC).isoformat()
+        path = write_results(results, f"python -m bench.run --scale {args.scale} --only B7")
+        print(f"results: {path.relative_to(ROOT)}")
+        print(json.dumps(results["B7"], indent=2))
+        await admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        return 0
     print(f"B1 ingest ({args.scale})", flush=True)
     results["B1"] = await b1_ingest(args.scale, database_url, app_url)
     executor = Executor(app_url)
@@ -655,6 +811,8 @@ async def main() -> int:
     ours = {r["connections"]: r["requests_per_s"] for r in results["B3"]["runs"]}
     theirs = {r["connections"]: r["requests_per_s"] for r in results["B3_peer"]["runs"]}
     results["B3"]["ratio_to_postgraphile"] = {c: round(ours[c] / theirs[c], 3) for c in ours}
+    print("B7 verified actions", flush=True)
+    results["B7"] = await b7_actions(database_url, app_url, b7_count)
     results["B5"] = {
         "server_peak_rss_mb_during_B3": results["B3"]["server_peak_rss_mb"],
         "importer_peak_rss_mb_during_B1": results["B1"]["importer_peak_rss_mb"],

@@ -1,5 +1,6 @@
 """A campus and a village of one university, with hand-chosen readings, for statements and
-leaderboards. Another tenant stands apart for isolation tests.
+leaderboards. Another tenant (one home of 3 people: with k = 3 not a small cell, so it does not
+make the university a complementary cell) stands apart for isolation tests.
 
 Campus (dorm rooms, daily kWh / people → kWh per person): r1 6/3 = 2, r2 6/3 = 2 (r1 and r2
 are identical: a tie), r3 3/2 = 1.5, r5 9/3 = 3, r6 3/3 = 1, r7 10/4 = 2.5; an APARTMENT (r4)
@@ -157,7 +158,7 @@ async def build_campus(engine: AsyncEngine) -> Campus:
             dwelling_type="HOUSE",
             has_rooftop_solar=False,
         )
-        await w.people(other_h, 1, "t:other:h", date(2024, 1, 1))
+        await w.people(other_h, 3, "t:other:h", date(2024, 1, 1))
         world.other_enterprise, world.other_household = other.id, other_h.id
 
         inputs = []

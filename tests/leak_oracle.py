@@ -273,3 +273,76 @@ def reports(viewer: ViewerSpec, name: str) -> bool:
 def manages_key(viewer: ViewerSpec, scopes: list[str]) -> bool:
     """API keys are seen, listed and revoked by the managers of every scope's node."""
     return all(manages(viewer, s) for s in scopes)
+
+
+# -- complementary suppression (docs/privacy.md), restated for a given k -----------------------
+SMALL, COMPLEMENT = "SMALL_CELL", "COMPLEMENTARY"
+
+
+def children_of(name: str | None) -> list[str]:
+    """A sibling group: the platform's enterprises, or a node's direct children (not people)."""
+    return sorted(p.name for p in PLACES.values() if p.parent == name and p.kind != "Individual")
+
+
+def _withhold(group: list[str], size: dict[str, int], k: int, forced: bool) -> dict[str, str]:
+    """Rules 1 and 2 in one group (``forced``: rule 3 arriving from a complementary parent)."""
+    by_size = sorted(group, key=lambda n: (size[n], n))
+    out = {n: SMALL for n in by_size if size[n] < k}
+    if forced and not out and by_size:
+        out[by_size[0]] = COMPLEMENT
+    if not out:
+        return out
+    for n in by_size:
+        if len(out) >= 2 and sum(size[x] for x in out) >= k:
+            break
+        out.setdefault(n, COMPLEMENT)
+    return out
+
+
+def withheld_cells(
+    k: int, size: dict[str, int] | None = None, root: str | None = None
+) -> dict[str, str | None]:
+    """Every node's decision, top-down from ``root`` (the platform by default); ``size``: the
+    people a node covers (default: who lives there). A descendant of a small cell is small."""
+    size = size if size is not None else {n: people_in(n) for n in PLACES}
+    out: dict[str, str | None] = {}
+
+    def walk(parent: str | None, forced: bool) -> None:
+        group = [n for n in children_of(parent) if size[n] > 0 or root is None]
+        decided = _withhold(group, size, k, forced)
+        for n in group:
+            out[n] = decided.get(n)
+            if out[n] == SMALL:
+                for below in PLACES:
+                    if below != n and n in chain(below) and PLACES[below].kind != "Individual":
+                        out[below] = SMALL
+            else:
+                walk(n, out[n] == COMPLEMENT)
+
+    if root is None:
+        walk(None, False)
+    else:
+        out[root] = SMALL if size[root] < k else None
+        if out[root] is None:
+            walk(root, False)
+    return out
+
+
+def part_withheld(scope: str, part: int, k: int) -> tuple[str | None, str | None]:
+    """Figures over ``part`` people of ``scope`` (a board, a statement's peers): (the whole
+    board's reason, the figures' reason)."""
+    scope_reason = withheld_cells(k).get(scope)
+    if part < k:
+        return SMALL, SMALL
+    if scope_reason:
+        return scope_reason, scope_reason
+    rest = people_in(scope) - part
+    return None, (COMPLEMENT if 0 < rest < k else None)
+
+
+def campaign_withheld(owner: str, owners: list[str], k: int) -> str | None:
+    """A campaign whose participants are everyone living under ``owner``; campaigns of the
+    same window are run by ``owners``, so its figures are decided from the top-most of them
+    above it."""
+    root = next(n for n in reversed(chain(owner)) if n in owners)
+    return withheld_cells(k, root=root).get(owner)

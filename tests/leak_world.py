@@ -97,6 +97,7 @@ class LeakWorld:
     today: date
     gateway: Client | None = None  # a production app, with the gateway's secret
     unsuppressed: Client | None = None  # small-cell suppression off (k = 1)
+    complementary: Client | None = None  # k = 2: small cells and complements
     app_engine: AsyncEngine | None = None  # the apps' (PostgreSQL: the application role)
     pk: dict[str, int] = field(default_factory=dict)  # place name -> primary key
     names: dict[str, str] = field(default_factory=dict)  # person -> display name

@@ -124,9 +124,19 @@ async def test_dorm_statement_matches_footprints_and_the_board(engine, api):
     nets = []
     for room_key in ("r1", "r2", "r3", "r5", "r6", "r7"):
         nets.append((await _footprint(api, world.rooms[room_key], PERIOD))["net"])
+    # 18 students ≥ k = 10, but the campus is withheld as the complement of the 6-person
+    # village (docs/privacy.md): the university's total minus the dorm rooms' (average × count)
+    # would give the village and the apartment, 8 people. The student sees no averages...
+    assert ranking["suppressed"] is True and ranking["suppressionReason"] == "COMPLEMENTARY"
+    assert ranking["peerAverageNet"] is None and ranking["peerAveragePerCapita"] is None
+    # ... a manager of the campus does.
+    body = await api.gql(
+        STATEMENT, {"id": gid("Household", room), "period": PERIOD}, subject="manager"
+    )
+    ranking = body["data"]["household"]["statement"]["ranking"]
+    assert ranking["suppressed"] is False
     assert ranking["peerAverageNet"] == round(sum(nets) / 6)
     assert ranking["peerAveragePerCapita"] == round(sum(nets) / 18)
-    assert ranking["suppressed"] is False  # 18 students ≥ k = 10
     mine = next(
         e["node"] for e in board["edges"] if e["node"]["memberId"] == gid("Household", room)
     )
@@ -228,13 +238,27 @@ async def test_reductions_boards_for_people_households_and_communities(engine, a
         subject="analyst",
     )
     communities = body["data"]["enterprise"]["leaderboard"]
-    # Top-level communities only: the campus (18 students + 2 in the apartment) and the village
-    # (5 people: withheld from an analyst); the campus is withheld as its complement, or the
-    # enterprise's total minus the campus would give the village away (docs/privacy.md).
-    reasons = {e["node"]["name"]: e["node"]["suppressionReason"] for e in communities["edges"]}
-    assert reasons == {"Lakeside Campus": "COMPLEMENTARY", "Staff Village": "SMALL_CELL"}
-    assert all(e["node"]["memberCount"] is None for e in communities["edges"])
-    assert all(e["node"]["value"] is None for e in communities["edges"])
+    # The university (26 people) is withheld from an analyst as the complement of the other
+    # tenant's 3-person home (the platform's enterprises are a sibling group, docs/privacy.md):
+    # its board goes whole, like its footprint, or the board's head count would be its
+    # memberCount.
+    assert communities == {"totalCount": 0, "edges": []}
+    body = await api.gql(
+        """query($id: ID!, $p: PeriodInput!) { enterprise(id: $id) {
+          footprint(period: $p) { suppressionReason }
+          leaderboard(metric: NET_EMISSIONS_PER_CAPITA, period: $p) {
+            population suppressed suppressionReason } } }""",
+        {"id": gid("Enterprise", world.enterprise), "p": PERIOD},
+        subject="analyst",
+    )
+    assert body["data"]["enterprise"] == {
+        "footprint": {"suppressionReason": "COMPLEMENTARY"},
+        "leaderboard": {
+            "population": None,
+            "suppressed": True,
+            "suppressionReason": "COMPLEMENTARY",
+        },
+    }
 
 
 async def test_pseudonyms_are_stable_per_board_and_unlinkable(engine, api_k3):
@@ -268,18 +292,17 @@ async def test_pseudonyms_are_stable_per_board_and_unlinkable(engine, api_k3):
     # Another board (reductions) gives the same rooms other pseudonyms.
     other = await _board(api_k3, world.campus, "analyst", metric="REDUCTIONS", dwelling="DORM_ROOM")
     assert not set(e["node"]["name"] for e in other["edges"]) & set(names)
-    # Values: rooms of 3 or 4 people are shown with k = 3; r3 (2 people) is withheld.
+    # Values: rooms of 3 or 4 people are shown with k = 3; r3 (2 people) is withheld, and
+    # with it its building's apartment r4 (2 people, not on this board): together they are
+    # two cells of 4 people, so nothing else goes (docs/privacy.md).
     r3 = next(e["node"] for e in analyst["edges"] if e["node"]["rank"] == 2)
     assert r3["suppressed"] is True and r3["value"] is None and r3["memberCount"] is None
     assert r3["suppressionReason"] == "SMALL_CELL"
-    # Complements go with it (a sibling room, and a room of the building withheld as the
-    # complement of r3's building: docs/privacy.md); the rest are shown.
     others = [e["node"] for e in analyst["edges"] if e["node"]["rank"] != 2]
-    complements = [n for n in others if n["suppressionReason"] == "COMPLEMENTARY"]
-    assert len(complements) == 2 and all(n["value"] is None for n in complements)
-    assert all(
-        not n["suppressed"] and n["value"] is not None for n in others if n not in complements
-    )
+    assert all(not n["suppressed"] and n["value"] is not None for n in others)
+    # The board stands (18 people, the campus shown), but its head count is withheld: the
+    # campus's memberCount minus it would give the 2 people of the apartment left off it.
+    assert analyst["suppressed"] is False and analyst["population"] is None
     # A resident sees the real name of their own room only, and its value.
     student = await _board(api_k3, world.campus, "student", dwelling="DORM_ROOM")
     named = [e["node"] for e in student["edges"] if not e["node"]["pseudonymous"]]
@@ -292,10 +315,13 @@ async def test_pseudonyms_are_stable_per_board_and_unlinkable(engine, api_k3):
 async def test_small_cell_suppression_of_entries_and_whole_boards(engine, api):
     world = await build_campus(engine)
     analyst = await _board(api, world.campus, "analyst", dwelling="DORM_ROOM")
-    # k = 10: every room (at most 4 people) is withheld, but the board (18 people) is not.
-    assert analyst["suppressed"] is False and analyst["totalCount"] == 6
-    assert all(e["node"]["suppressed"] and e["node"]["value"] is None for e in analyst["edges"])
-    assert [e["node"]["rank"] for e in analyst["edges"]] == [1, 2, 3, 3, 5, 6]
+    # k = 10: the board covers 18 people, but the campus (20) is withheld as the complement of
+    # the 6-person village, so its board goes whole like its footprint (docs/privacy.md).
+    assert analyst["suppressed"] is True and analyst["suppressionReason"] == "COMPLEMENTARY"
+    assert analyst["edges"] == [] and analyst["population"] is None
+    # The village's board is a small cell of its own.
+    village = await _board(api, world.village, "analyst")
+    assert village["suppressed"] is True and village["suppressionReason"] == "SMALL_CELL"
     # The people board covers 3 people: withheld whole from the analyst...
     people = await _board(api, world.campus, "analyst", metric="REDUCTIONS", members="INDIVIDUALS")
     assert people["suppressed"] is True and people["edges"] == [] and people["population"] is None

@@ -33,16 +33,21 @@ FOOTPRINT_AND_INVENTORY = f"""
 query($id: ID!, $year: Int!, $via: RollupPath!) {{
   ghgInventory(nodeId: $id, year: $year, via: $via) {{
     nodeId nodeName year period {{ from to }} {FIGURES} scope3Plus reductionsWithinScopes
-    scope3Categories {{ category grams }} recordCount memberCount perCapita {{ {FIGURES} }}
+    scope3Categories {{ category grams }} recordCount memberCount
+    perCapita {{ {FIGURES} scope3Plus reductionsWithinScopes }}
     factors {{ activityType recordCount quantity locationBased marketBased cleanEnergyOffset
       factor {{ regionCode version kgCo2ePerUnit }} marketFactor {{ version }} }}
     dataQuality {{ dataQuality recordCount gross shareOfGross }}
     csv json }}
   node(id: $id) {{
-    ... on Enterprise {{ footprint(period: {{year: $year}}, via: $via) {{ ...F }} }}
-    ... on Community {{ footprint(period: {{year: $year}}) {{ ...F }} }} }} }}
+    ... on Enterprise {{ footprint(period: {{year: $year}}, via: $via) {{ ...F }}
+      reductions(period: {{year: $year}}, via: $via) {{ ...R }} }}
+    ... on Community {{ footprint(period: {{year: $year}}) {{ ...F }}
+      reductions(period: {{year: $year}}) {{ ...R }} }} }} }}
 fragment F on Footprint {{ {FIGURES} scope3Plus scope3Categories {{ category grams }}
   recordCount memberCount perCapita }}
+fragment R on Reductions {{ scope3Plus totalWithinScopes memberCount
+  perCapita {{ scope3Plus totalWithinScopes }} }}
 """
 
 CSV_KEYS = {
@@ -112,6 +117,24 @@ def _check_reconciles(inventory: dict, footprint: dict) -> None:
     assert sum(q["recordCount"] for q in inventory["dataQuality"]) == footprint["recordCount"]
 
 
+def _check_reductions(inventory: dict, reductions: dict) -> None:
+    """Per-capita reductions: typed, CSV and JSON equal `reductions(period: {year})`."""
+    assert inventory["scope3Plus"] == reductions["scope3Plus"]
+    assert inventory["reductionsWithinScopes"] == reductions["totalWithinScopes"]
+    assert inventory["memberCount"] == reductions["memberCount"]
+    per_capita = reductions["perCapita"]
+    if per_capita is None:
+        assert inventory["perCapita"] is None
+        return
+    assert inventory["perCapita"]["scope3Plus"] == per_capita["scope3Plus"]
+    assert inventory["perCapita"]["reductionsWithinScopes"] == per_capita["totalWithinScopes"]
+    (plus,) = [r for r in _csv_rows(inventory["csv"]) if r["item"] == "scope_3_plus"]
+    assert int(plus["per_capita_grams"]) == per_capita["scope3Plus"]
+    document = json.loads(inventory["json"])
+    assert document["per_capita"]["scope_3_plus"] == per_capita["scope3Plus"]
+    assert document["per_capita"]["reductions_within_scopes"] == per_capita["totalWithinScopes"]
+
+
 async def _cli(engine, *args: str):
     url = engine.url.render_as_string(hide_password=False)
     return await asyncio.to_thread(
@@ -145,6 +168,7 @@ async def test_demo_inventories_reconcile_with_footprints(api, engine):
             assert inventory["nodeId"] == node and inventory["year"] == year
             assert inventory["period"] == {"from": f"{year}-01-01", "to": f"{year}-12-31"}
             _check_reconciles(inventory, body["data"]["node"]["footprint"])
+            _check_reductions(inventory, body["data"]["node"]["reductions"])
         assert inventory["memberCount"] > 0 and inventory["perCapita"] is not None
         # The demo data is really there (the demo records are household meters, so nothing
         # reaches an employer through its employees).
@@ -193,6 +217,7 @@ async def test_data_quality_mix_empty_years_and_bad_input(api, engine, tmp_path)
     body = await api.gql(FOOTPRINT_AND_INVENTORY, variables, subject="manager")
     inventory = body["data"]["ghgInventory"]
     _check_reconciles(inventory, body["data"]["node"]["footprint"])
+    _check_reductions(inventory, body["data"]["node"]["reductions"])
     # Hand-checked (docs/methodology.md example): 300 kWh × 0.3869; gas 10,811 + 8,649 + 6,487;
     # water 3 × 447; rooftop solar counts no emissions.
     mix = {q["dataQuality"]: (q["recordCount"], q["gross"]) for q in inventory["dataQuality"]}

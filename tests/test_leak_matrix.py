@@ -35,6 +35,7 @@ from tests.leak_oracle import (
     PUBLIC,
     VIEWERS,
     ViewerSpec,
+    campaign_withheld,
     chain,
     edits_profile,
     expected_list,
@@ -42,6 +43,8 @@ from tests.leak_oracle import (
     manages,
     manages_key,
     may_grant,
+    part_withheld,
+    people_in,
     read_refusal,
     records_for,
     relation,
@@ -51,6 +54,7 @@ from tests.leak_oracle import (
     tenants_of,
     verifies_for,
     visible,
+    withheld_cells,
 )
 from tests.leak_world import MISSING_PK, Client, LeakWorld, build_leak_world, photo
 from tests.live_client import AsgiSocket, Closed
@@ -59,7 +63,7 @@ from tests.world import SINCE, gid
 ENTITIES = list(PLACES)
 MAX_ALIASES = 15  # docs/security.md
 # The matrix's size when it was written (docs/security.md quotes it); it may only grow.
-READ_CHECKS_AT_LEAST = 4168  # SQLite 4,169: one more history check (see hidden_by_rls)
+READ_CHECKS_AT_LEAST = 4299  # SQLite 4,300: one more history check (see hidden_by_rls)
 MUTATION_CHECKS_AT_LEAST = 3949
 SUBSCRIPTION_CHECKS_AT_LEAST = 110
 
@@ -94,10 +98,15 @@ async def leak_world(
     whole = httpx.ASGITransport(
         app=create_app(replace(settings, small_cell_k=1), engine=app_engine)
     )
+    # With k = 2 the world has small cells and complements (check_complementary_suppression).
+    straddled = httpx.ASGITransport(
+        app=create_app(replace(settings, small_cell_k=COMPLEMENTARY_K), engine=app_engine)
+    )
     async with (
         httpx.AsyncClient(transport=development, base_url="http://test") as http,
         httpx.AsyncClient(transport=gateway, base_url="http://test") as gateway_http,
         httpx.AsyncClient(transport=whole, base_url="http://test") as whole_http,
+        httpx.AsyncClient(transport=straddled, base_url="http://test") as straddled_http,
     ):
         world = await build_leak_world(
             migrated_engine, Client(http, settings), datetime.now(UTC).date()
@@ -110,6 +119,7 @@ async def leak_world(
         )
         world.app_engine = app_engine
         world.unsuppressed = Client(whole_http, settings, keys=world.client.keys)
+        world.complementary = Client(straddled_http, settings, keys=world.client.keys)
         yield world
     monkeypatch.undo()
 
@@ -365,7 +375,8 @@ async def check_deep_fields(m: Matrix, w: LeakWorld, viewer: ViewerSpec) -> None
             parts.append((f"l_{len(parts)}", name, "link"))
     probes = {
         "footprint": f"footprint(period: {{year: {year}}}) {{ suppressed gross memberCount }}",
-        "reductions": f"reductions(period: {{year: {year}}}) {{ suppressed totalWithinScopes }}",
+        "reductions": f"reductions(period: {{year: {year}}}) {{ suppressed totalWithinScopes "
+        "memberCount perCapita { total } }",
         "credits": "credits { balance ledger(first: 50) { id amount } }",
         "history": "householdHistory { validFrom household { id } }",
         "suggestions": "suggestions { code }",
@@ -405,9 +416,11 @@ async def check_deep_fields(m: Matrix, w: LeakWorld, viewer: ViewerSpec) -> None
                     ok = value.get("suppressed") is not None
                 elif figures:
                     ok = value.get("suppressed") is False and figure is not None
+                    ok = ok and value.get("memberCount") is not None
                 else:
                     ok = value.get("suppressed") is True and figure is None
                     ok = ok and value.get("memberCount", None) is None
+                    ok = ok and value.get("perCapita", None) is None
                 m.check(
                     "aggregate:small-cell",
                     ok and not errors,
@@ -965,6 +978,104 @@ async def check_reports_and_boards(m: Matrix, w: LeakWorld, viewer: ViewerSpec) 
         m.check("leaderboard:pseudonyms", ok, f"{where}: named {sorted(named)}: {edges}")
 
 
+COMPLEMENTARY_K = 2  # the world's cells straddle it: small ones and their complements
+
+
+async def check_complementary_suppression(m: Matrix, w: LeakWorld, viewer: ViewerSpec) -> None:
+    """docs/privacy.md with k = 2, where a community of 3 is the complement of one of 1: every
+    figure about people — footprints, a household statement's peers, whole boards and their
+    entries, campaign progress — is withheld exactly where the oracle's restated rules say,
+    with their reason, from every viewer below PERSONAL on it."""
+    assert w.complementary is not None
+    k = COMPLEMENTARY_K
+    cells = withheld_cells(k)
+    year = w.today.year
+    organisations = [n for n in ENTITIES if PLACES[n].kind in ORGANISATIONS]
+    homes = [n for n in ENTITIES if PLACES[n].kind == "Household"]
+    probes: list[tuple[str, str, str]] = []
+    for name in organisations + homes:
+        if level(viewer, name) >= AGGREGATE:
+            probes.append((name, "footprint", f"footprint(period: {{year: {year}}}) {{ {{F}} }}"))
+    for home in homes:
+        if level(viewer, home) >= AGGREGATE:
+            probes.append((home, "peers", "statement { ranking { peerAverageNet {F} } }"))
+    board = "{ population {F} edges { node { value {F} } } }"
+    for org in organisations:
+        if visible(viewer, org):
+            probes.append((org, "board", f"leaderboard(metric: REDUCTIONS) {board}"))
+    for owner in w.campaigns:
+        if visible(viewer, owner):
+            probes.append((owner, "campaign", "campaigns(ownerId: $o) { progress { {F} } }"))
+    fields = "suppressed suppressionReason"
+    for batch in chunks(probes, MAX_ALIASES):
+        parts = []
+        for n, (name, probe, text) in enumerate(batch):
+            text = text.replace("{F}", fields)
+            if probe == "campaign":
+                parts.append(f"q{n}: {text.replace('$o', chr(34) + w.gid(name) + chr(34))}")
+            else:
+                kind = PLACES[name].kind
+                parts.append(f'q{n}: {field_name(kind)}(id: "{w.gid(name)}") {{ {text} }}')
+        status, body = await w.complementary.post(viewer.subject, "{ " + " ".join(parts) + " }")
+        assert status == 200, body
+        for n, (name, probe, _text) in enumerate(batch):
+            got = body["data"][f"q{n}"] if body.get("data") else None
+            codes = [e["extensions"]["code"] for e in errors_at(body, f"q{n}")]
+            personal = level(viewer, name) >= PERSONAL
+            where = f"{viewer.subject} {name}.{probe} ({relation(name)}) k={k}"
+            if probe == "footprint":
+                expected = None if personal else cells[name]
+                value = (got or {}).get("footprint") or {}
+                ok = value.get("suppressionReason") == expected and not codes
+                ok = ok and value.get("suppressed") is (expected is not None)
+            elif probe == "peers":
+                community = PLACES[name].parent or ""
+                if not personal and cells[name]:
+                    # The household's own figures are withheld: its statement is refused whole.
+                    ok, expected = (got or {}).get("statement") is None, "SUPPRESSED"
+                    ok = ok and codes == ["SUPPRESSED"]
+                else:
+                    # Peers: every home of the community (all have data), people_in of it.
+                    exempt = level(viewer, community) >= PERSONAL
+                    expected = (
+                        None if exempt else part_withheld(community, people_in(community), k)[1]
+                    )
+                    ranking = ((got or {}).get("statement") or {}).get("ranking") or {}
+                    ok = ranking.get("suppressionReason") == expected and not codes
+                    ok = ok and (ranking.get("peerAverageNet") is None) is (expected is not None)
+            elif probe == "board":
+                value = (got or {}).get("leaderboard") or {}
+                whole, figures = (
+                    (None, None) if personal else part_withheld(name, people_in(name), k)
+                )
+                expected = whole
+                members = [
+                    c
+                    for c in ENTITIES
+                    if PLACES[c].parent == name and PLACES[c].kind != "Individual"
+                ]
+                entries = sorted(
+                    str(None if level(viewer, c) >= PERSONAL else cells[c]) for c in members
+                )
+                edges = [e["node"] for e in value.get("edges", [])]
+                ok = value.get("suppressionReason") == whole and not codes
+                ok = ok and (value.get("population") is None) is (figures is not None)
+                if whole is None:
+                    ok = ok and sorted(str(e["suppressionReason"]) for e in edges) == entries
+                    ok = ok and all((e["value"] is None) is e["suppressed"] for e in edges)
+                else:
+                    ok = ok and edges == []
+                expected = (whole, figures, entries)
+            else:
+                expected = None if personal else campaign_withheld(name, list(w.campaigns), k)
+                [campaign] = got or [{}]  # the root field's list, under its alias
+                progress = campaign.get("progress") or {}
+                ok = progress.get("suppressionReason") == expected and not codes
+            m.check(
+                f"complementary:{probe}", ok, f"{where}: expected {expected}, got {got} {codes}"
+            )
+
+
 def _page_text(response: httpx.Response) -> str:
     return re.sub(r"nonce='[^']*'", "nonce", response.text)
 
@@ -1120,6 +1231,7 @@ async def test_read_leak_matrix(leak_world: LeakWorld) -> None:
         await check_keys_and_audit(m, leak_world, viewer)
         await check_reports_and_boards(m, leak_world, viewer)
         await check_statement_pages(m, leak_world, viewer)
+        await check_complementary_suppression(m, leak_world, viewer)
     await check_anonymous_reads(m, leak_world)
     grid = len(VIEWERS) * len(ENTITIES)  # every viewer × every object, per read path
     m.report(
@@ -1239,8 +1351,10 @@ def _seeded_activity(ids: Ids, t: dict[str, str], world: LeakWorld) -> dict[str,
 
 ENT_PAYLOAD, COM_PAYLOAD = "enterprise { id }", "community { id }"
 HH_PAYLOAD, PERSON_PAYLOAD = "household { id }", "individual { id }"
-RECORDS = "records { id } createdCount unchangedCount"
-ACTIONS = "actions { id } createdCount unchangedCount"
+RECORDS = "records { id } createdCount unchangedCount warnings { field code }"
+ACTIONS = "actions { id } createdCount unchangedCount warnings { field code }"
+HOUSEHOLDS = "households { id } createdCount unchangedCount"
+PEOPLE = "individuals { id } createdCount unchangedCount"
 KEY_PAYLOAD = "apiKey { id } secret"
 ROTATED_PAYLOAD = "apiKey { id } secret replacedApiKey { id }"
 PLACE_KIND = {"ent": "Enterprise", "com": "Community", "hh": "Household", "person": "Individual"}
@@ -1360,6 +1474,24 @@ def mutation_cases(world: LeakWorld) -> list[MCase]:
             _manages("com"),
         ),
         MCase(
+            "createHouseholds",
+            "createHouseholds",
+            "CreateHouseholdsInput",
+            HOUSEHOLDS,
+            lambda i, t, n, d: {
+                "items": [
+                    {
+                        "communityId": i.node(t["com"]),
+                        "name": f"Leak hs{n}",
+                        "dwellingType": "APARTMENT",
+                        "externalRef": f"leak-matrix-household:{n}",
+                    }
+                ]
+            },
+            _on("com"),
+            _manages("com"),
+        ),
+        MCase(
             "updateHousehold",
             "updateHousehold",
             "UpdateHouseholdInput",
@@ -1386,6 +1518,25 @@ def mutation_cases(world: LeakWorld) -> list[MCase]:
             "CreateIndividualInput",
             PERSON_PAYLOAD,
             lambda i, t, n, d: {"displayName": f"Leak person {n}", "householdId": i.node(t["hh"])},
+            _on("hh"),
+            _manages("hh"),
+            PERSON_RELATIONS,
+        ),
+        MCase(
+            "createIndividuals",
+            "createIndividuals",
+            "CreateIndividualsInput",
+            PEOPLE,
+            lambda i, t, n, d: {
+                "items": [
+                    {
+                        "displayName": f"Leak people {n}",
+                        "householdId": i.node(t["hh"]),
+                        "memberFrom": SINCE.isoformat(),
+                        "externalRef": f"leak-matrix-person:{n}",
+                    }
+                ]
+            },
             _on("hh"),
             _manages("hh"),
             PERSON_RELATIONS,
@@ -1859,7 +2010,9 @@ async def test_mutation_leak_matrix(leak_world: LeakWorld) -> None:
                 code_ok and _nothing_returned(payload),
                 f"{where}: expected a refusal, got {payload}",
             )
-            if rel == "foreign":
+            # Another tenant's object is answered like a missing one, for viewers who may not
+            # know it exists (a platform admin has no other tenant: refused, it says FORBIDDEN).
+            if rel == "foreign" and not all(seen(viewer, p) for p in targets):
                 missing = {"input": case.make(Ids(w, viewer, missing=True), t, n, w.today)}
                 _, answer = await _audited(
                     m, w, viewer.subject, case, missing, n + 500_000, f"{where} (missing)"

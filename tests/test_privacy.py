@@ -10,9 +10,19 @@ import httpx
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from carbongraph.accounting.ingest import ActivityInput, ingest
+from carbongraph.actions.record import ActionInput, record_actions
 from carbongraph.app import create_app
 from carbongraph.authz import Role
-from carbongraph.privacy import Cell, SuppressionReason, decide, decide_group, parent_paths
+from carbongraph.db import request_db
+from carbongraph.privacy import (
+    Cell,
+    SuppressionReason,
+    decide,
+    decide_group,
+    decide_people,
+    parent_paths,
+)
 from carbongraph.resolvers.dataloaders import C, E, H
 from carbongraph.seed import HierarchyWriter
 from tests.conftest import Api
@@ -105,6 +115,41 @@ def test_no_withheld_cell_is_the_difference_of_shown_ones(
             assert hidden
 
 
+@st.composite
+def participations(draw: st.DrawFn) -> dict[str, set[int]]:
+    """Campaign participants by household: e1 → communities → households, people numbered."""
+    people: dict[str, set[int]] = {}
+    person = 0
+    for c in range(draw(st.integers(1, 5))):
+        for h in range(draw(st.integers(1, 5))):
+            n = draw(st.integers(0, 8))
+            people[f"e1/c{c}/h{h}/"] = set(range(person, person + n))
+            person += n
+    return people
+
+
+@settings(max_examples=300, deadline=None)
+@given(participations(), st.integers(2, 12))
+def test_no_withheld_campaign_is_the_difference_of_shown_ones(
+    people: dict[str, set[int]], k: int
+) -> None:
+    """Campaigns run with the same window by the enterprise and by every community: for every
+    shown campaign, the withheld campaigns below it are none, or at least two covering k."""
+    communities = sorted({path.rsplit("/", 2)[0] + "/" for path in people})
+    decided = {c: decide_people(c, "e1/", people, k) for c in communities}
+
+    def count(path: str) -> int:
+        return len({p for leaf, who in people.items() if leaf.startswith(path) for p in who})
+
+    for c in communities:
+        if count(c) < k:
+            assert decided[c] is SMALL
+    if decide_people("e1/", "e1/", people, k) is None:
+        hidden = [c for c in communities if decided[c] is not None and count(c) > 0]
+        if hidden:
+            assert len(hidden) >= 2 and sum(count(c) for c in hidden) >= k
+
+
 # -- through the API ---------------------------------------------------------------------------
 FOOTPRINTS = """
 query ($ids: [ID!]!) {
@@ -125,12 +170,14 @@ fragment F on Footprint {
 """
 
 
-async def _build(engine, sizes: list[list[int]]) -> dict[str, object]:
-    """One enterprise whose communities hold households of the given sizes."""
+async def _build(engine, sizes: list[list[int | tuple[int, str]]]) -> dict[str, object]:
+    """One enterprise whose communities hold households of the given sizes (and dwelling
+    types, HOUSE unless given)."""
     async with engine.begin() as conn:
         w = HierarchyWriter(conn, random.Random(5))
         ent = await w.node(E, "p:e", "", "e", name="Privacy Co", kind="COMPANY")
         communities, households, people = [], [], []
+        members: dict[int, list[int]] = {}
         for c, homes in enumerate(sizes):
             com = await w.node(
                 C,
@@ -145,7 +192,8 @@ async def _build(engine, sizes: list[list[int]]) -> dict[str, object]:
                 parent_id=None,
             )
             communities.append(com.id)
-            for h, n in enumerate(homes):
+            for h, size in enumerate(homes):
+                n, dwelling = size if isinstance(size, tuple) else (size, "HOUSE")
                 home = await w.node(
                     H,
                     f"p:c{c}:h{h}",
@@ -153,11 +201,12 @@ async def _build(engine, sizes: list[list[int]]) -> dict[str, object]:
                     "h",
                     name=f"Home {c}-{h}",
                     community_id=com.id,
-                    dwelling_type="HOUSE",
+                    dwelling_type=dwelling,
                     has_rooftop_solar=False,
                 )
                 households.append(home.id)
-                people += await w.people(home, n, f"p:c{c}:h{h}", date(2024, 1, 1))
+                members[home.id] = await w.people(home, n, f"p:c{c}:h{h}", date(2024, 1, 1))
+                people += members[home.id]
     await grant(engine, "esg", Role.ESG_ANALYST, "Enterprise", ent.id)
     await grant(engine, "org", Role.ORG_ADMIN, "Enterprise", ent.id)
     return {
@@ -165,6 +214,7 @@ async def _build(engine, sizes: list[list[int]]) -> dict[str, object]:
         "communities": communities,
         "households": households,
         "people": people,
+        "members": members,
     }
 
 
@@ -223,3 +273,239 @@ async def test_k_is_configurable(engine, api) -> None:
     body = await api.gql(FOOTPRINTS, {"ids": _ids(world)}, subject="esg")
     # 7 people in all: with k = 10 even the enterprise is withheld.
     assert all(n["footprint"]["suppressed"] for n in body["data"]["nodes"])
+
+
+# -- statements, leaderboards and campaigns: the same cells (docs/privacy.md) ------------------
+MARCH = {"month": "2024-03"}
+
+
+async def _readings(engine, world: dict[str, object]) -> None:
+    """Every household uses a different amount of electricity on 2024-03-05."""
+    inputs = [
+        ActivityInput(
+            "Household",
+            pk,
+            "ELECTRICITY",
+            str(7 + 3 * n),
+            "kWh",
+            date(2024, 3, 5),
+            date(2024, 3, 5),
+            source="METER",
+            external_id=f"p:{pk}:kwh",
+        )
+        for n, pk in enumerate(world["households"])
+    ]
+    async with engine.begin() as conn:
+        result = await ingest(conn, inputs, today=date(2024, 4, 1), recorded_by="test")
+    assert not result.errors, result.errors[:3]
+
+
+async def _figures(api, type_name: str, pk: int, subject: str) -> dict:
+    field = type_name[0].lower() + type_name[1:]
+    body = await api.gql(
+        f"""query($id: ID!) {{ {field}(id: $id) {{ footprint(period: {{month: "2024-03"}}) {{
+          net memberCount suppressionReason }} }} }}""",
+        {"id": gid(type_name, pk)},
+        subject=subject,
+    )
+    return body["data"][field]["footprint"]
+
+
+RANKING = """query($id: ID!) { household(id: $id) { statement(period: {month: "2024-03"}) {
+  ranking { peers peerCount peerAverageNet suppressed suppressionReason } } } }"""
+
+
+async def test_statement_peers_are_withheld_with_their_community(engine, api) -> None:
+    # Communities of 12 (one home), 30 (three homes of 10) and 4 (two homes of 2): the
+    # 4-person community is a small cell, the 12-person one its complement.
+    world = await _build(engine, [[12], [10, 10, 10], [2, 2]])
+    await _readings(engine, world)
+    c_dorm, c_big, c_small = world["communities"]
+    home = world["households"][0]
+    await grant(engine, "resident", Role.RESIDENT, "Individual", world["members"][home][0])
+    body = await api.gql(RANKING, {"id": gid("Household", home)}, subject="resident")
+    ranking = body["data"]["household"]["statement"]["ranking"]
+    # The differencing attempt: an analyst's totals minus the resident's peers (average × count
+    # = the 12-person community's net) must not give the 4-person community back.
+    total = await _figures(api, "Enterprise", world["enterprise"], "esg")
+    big = await _figures(api, "Community", c_big, "esg")
+    small = await _figures(api, "Community", c_small, "org")
+    assert total["suppressionReason"] is None and big["suppressionReason"] is None
+    assert small["net"] > 0
+    assert ranking["peerAverageNet"] is None, (
+        total["net"] - big["net"] - ranking["peerAverageNet"] * ranking["peerCount"],
+        small["net"],
+    )
+    assert ranking["suppressed"] is True and ranking["suppressionReason"] == "COMPLEMENTARY"
+    assert (await _figures(api, "Community", c_dorm, "esg"))["suppressionReason"] == (
+        "COMPLEMENTARY"
+    )
+    # Its manager sees the averages.
+    body = await api.gql(RANKING, {"id": gid("Household", home)}, subject="org")
+    assert body["data"]["household"]["statement"]["ranking"]["suppressed"] is False
+
+
+async def test_statement_peers_are_withheld_when_the_rest_of_the_community_is_small(
+    engine, api
+) -> None:
+    # One community: homes of 10 and 11 people, and a dorm room of 3, who are not their peers.
+    world = await _build(engine, [[10, 11, (3, "DORM_ROOM")]])
+    await _readings(engine, world)
+    _big_home, other_home, dorm = world["households"]
+    await grant(engine, "resident", Role.RESIDENT, "Individual", world["members"][other_home][0])
+    body = await api.gql(RANKING, {"id": gid("Household", other_home)}, subject="resident")
+    ranking = body["data"]["household"]["statement"]["ranking"]
+    community = await _figures(api, "Community", world["communities"][0], "esg")
+    room = await _figures(api, "Household", dorm, "org")
+    assert community["suppressionReason"] is None and community["memberCount"] == 24
+    # The peers are 21 people, but the community's net minus theirs is the dorm room's.
+    assert ranking["peerCount"] == 2
+    assert ranking["peerAverageNet"] is None, (
+        community["net"] - ranking["peerAverageNet"] * 2,
+        room["net"],
+    )
+    assert ranking["suppressionReason"] == "COMPLEMENTARY"
+    assert (await _figures(api, "Household", dorm, "esg"))["suppressionReason"] == "SMALL_CELL"
+
+
+BOARDS = """query($e: ID!, $c: ID!, $d: DwellingType) {
+  enterprise(id: $e) { leaderboard(metric: NET_EMISSIONS_PER_CAPITA, period: {month: "2024-03"})
+    { ...B } }
+  community(id: $c) { leaderboard(metric: NET_EMISSIONS_PER_CAPITA, dwellingType: $d,
+    period: {month: "2024-03"}) { ...B } } }
+fragment B on Leaderboard { totalCount population suppressed suppressionReason
+  edges { node { value memberCount suppressed suppressionReason } } }"""
+
+
+async def test_leaderboards_withhold_entries_and_whole_boards_like_footprints(engine, api) -> None:
+    world = await _build(engine, [[12], [10, 10, 10], [2, 2]])
+    await _readings(engine, world)
+    c_dorm, _c_big, _c_small = world["communities"]
+    variables = {"e": gid("Enterprise", world["enterprise"]), "c": gid("Community", c_dorm)}
+    body = await api.gql(BOARDS, variables, subject="esg")
+    enterprise, community = body["data"]["enterprise"], body["data"]["community"]
+    # The enterprise's board: its communities decided as their footprints are.
+    board = enterprise["leaderboard"]
+    assert board["suppressed"] is False and board["population"] == 46
+    reasons = sorted(str(e["node"]["suppressionReason"]) for e in board["edges"])
+    assert reasons == ["COMPLEMENTARY", "None", "SMALL_CELL"]
+    shown = [e["node"] for e in board["edges"] if not e["node"]["suppressed"]]
+    assert [(n["memberCount"], n["value"] is not None) for n in shown] == [(30, True)]
+    # The 12-person community's own board is withheld whole, as its footprint is: its head count
+    # (12) would otherwise give the small community's people back (46 − 30 − 12 = 4).
+    whole = community["leaderboard"]
+    assert whole["population"] is None, 46 - 30 - whole["population"]
+    assert whole == {
+        "totalCount": 0,
+        "population": None,
+        "suppressed": True,
+        "suppressionReason": "COMPLEMENTARY",
+        "edges": [],
+    }
+    # Managers see everything.
+    body = await api.gql(BOARDS, variables, subject="org")
+    assert body["data"]["community"]["leaderboard"]["population"] == 12
+    assert not any(
+        e["node"]["suppressed"] for e in body["data"]["enterprise"]["leaderboard"]["edges"]
+    )
+
+
+async def test_a_board_over_part_of_a_community_withholds_its_head_count(engine, api) -> None:
+    world = await _build(engine, [[10, 11, (3, "DORM_ROOM")]])
+    await _readings(engine, world)
+    community = world["communities"][0]
+    variables = {
+        "e": gid("Enterprise", world["enterprise"]),
+        "c": gid("Community", community),
+        "d": "HOUSE",
+    }
+    body = await api.gql(BOARDS, variables, subject="esg")
+    board = body["data"]["community"]["leaderboard"]
+    # The houses' entries are cells of their own (the 10-person one the dorm room's
+    # complement); the board's head count (21) is withheld: 24 − 21 would be the dorm room's.
+    assert board["suppressed"] is False and board["totalCount"] == 2
+    assert board["population"] is None
+    assert sorted(str(e["node"]["suppressionReason"]) for e in board["edges"]) == [
+        "COMPLEMENTARY",
+        "None",
+    ]
+    body = await api.gql(BOARDS, variables, subject="org")
+    assert body["data"]["community"]["leaderboard"]["population"] == 21
+
+
+CAMPAIGN = """mutation($o: ID!, $name: String!, $ends: Date!) { createCampaign(input: {
+  ownerId: $o, name: $name, startsOn: "2024-03-01", endsOn: $ends,
+  actionTypes: ["SUBWAY_TRIP"], goalValue: 100}) { campaign { id } userErrors { code } } }"""
+PROGRESS = """query($o: ID!) { campaigns(ownerId: $o) { name progress {
+  suppressed suppressionReason avoidedGrams participants } } }"""
+
+
+async def test_campaign_progress_is_withheld_with_complements(engine, api) -> None:
+    world = await _build(engine, [[12], [10, 10, 10], [2, 2]])
+    _c_dorm, c_big, _c_small = world["communities"]
+    members = world["members"]
+    big_homes = world["households"][1:4]
+    small_homes = world["households"][4:6]
+    # 10 participants in the 30-person community, 2 in the 4-person one.
+    actors = members[big_homes[0]][:4] + members[big_homes[1]][:3] + members[big_homes[2]][:3]
+    actors += [members[small_homes[0]][0], members[small_homes[1]][0]]
+    async with request_db(engine, write=True) as db:
+        result = await record_actions(
+            db,
+            [
+                ActionInput(person, "SUBWAY_TRIP", 1 + n % 3, date(2024, 3, 10), f"p:a{n}")
+                for n, person in enumerate(actors)
+            ],
+            today=date(2024, 4, 1),
+            viewer=None,
+            recorded_by="test",
+        )
+    assert not result.errors, result.errors
+    owners = {
+        "Enterprise": gid("Enterprise", world["enterprise"]),
+        "Community": gid("Community", c_big),
+    }
+    for name, ends in (
+        ("Enterprise", "2024-03-31"),
+        ("Community", "2024-03-31"),
+        ("Community", "2024-03-30"),
+    ):
+        body = await api.gql(
+            CAMPAIGN, {"o": owners[name], "name": f"{name} {ends}", "ends": ends}, subject="org"
+        )
+        assert body["data"]["createCampaign"]["userErrors"] == []
+    await grant(engine, "resident", Role.RESIDENT, "Individual", actors[0])
+
+    async def progress(owner: str, subject: str) -> dict[str, dict]:
+        body = await api.gql(PROGRESS, {"o": owner}, subject=subject)
+        return {c["name"]: c["progress"] for c in body["data"]["campaigns"]}
+
+    everything = await progress(owners["Enterprise"], "org")
+    everything |= await progress(owners["Community"], "org")
+    assert everything["Enterprise 2024-03-31"]["participants"] == 12
+    assert everything["Community 2024-03-31"]["participants"] == 10
+    for viewer in ("resident", "esg"):
+        whole = await progress(owners["Enterprise"], viewer)
+        part = await progress(owners["Community"], viewer)
+        # The enterprise's 12 participants are shown; the community's 10 would be too by
+        # size, but the enterprise's progress minus theirs would give the 2 participants of
+        # the small community: withheld as their complement.
+        shown = whole["Enterprise 2024-03-31"]
+        assert shown["suppressed"] is False and shown["avoidedGrams"] > 0
+        withheld = part["Community 2024-03-31"]
+        assert withheld["avoidedGrams"] is None, (
+            shown["avoidedGrams"] - withheld["avoidedGrams"],
+            everything["Enterprise 2024-03-31"]["avoidedGrams"]
+            - everything["Community 2024-03-31"]["avoidedGrams"],
+        )
+        assert withheld == {
+            "suppressed": True,
+            "suppressionReason": "COMPLEMENTARY",
+            "avoidedGrams": None,
+            "participants": None,
+        }
+    # A campaign with another window is not nested in the enterprise's: its own size decides
+    # (differencing over time is a known limit, docs/privacy.md).
+    assert part["Community 2024-03-30"]["suppressed"] is False
+    # The manager sees both.
+    assert everything["Community 2024-03-31"]["suppressed"] is False

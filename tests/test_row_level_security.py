@@ -21,22 +21,25 @@ from carbongraph.config import Settings
 from carbongraph.db import create_engine, request_db
 from carbongraph.models import metadata
 from carbongraph.models.base import utcnow
+from carbongraph.models.personal import BY_TABLE, REGISTRY
 from carbongraph.resolvers.context import build_context
 from carbongraph.services import periods
 from tests.conftest import APP_ROLE
 from tests.world import World, build_world, gid
 
-# The tables holding data about a person or a household's own meters (migration 0009).
-PERSONAL = (
-    "individual",
-    "household_membership",
-    "employment",
-    "activity_record",
-    "action_record",
-    "credit_entry",
-    "evidence",
-    "redemption",
-)
+# Every table holding personal data, from the one registry the migrations build policies from.
+PERSONAL = tuple(entry.table for entry in REGISTRY)
+
+
+def _key(table: str) -> str:
+    """What identifies a personal row of ``table`` in these tests (a person's own totals: the
+    person's id)."""
+    return "node_id" if table == "footprint_total" else "id"
+
+
+def _personal_only(table: str) -> str:
+    rows = BY_TABLE[table].rows
+    return f" WHERE {rows[0]} = '{rows[1]}'" if rows else ""
 
 
 pytestmark = pytest.mark.postgresql_only
@@ -142,6 +145,23 @@ async def _personal_rows(engine: AsyncEngine, world: World) -> dict[str, dict[st
                 credit_entry_id=entry,
                 created_at=now,
             )
+            ids["household"][tenant].add(home)
+            # A person's own totals (node "I"), as the roll-up writes them.
+            await conn.execute(
+                sa.insert(_table("footprint_total")).values(
+                    node="I",
+                    node_id=person,
+                    via="",
+                    day=day,
+                    kind="emission",
+                    scope="2",
+                    category=0,
+                    location_g=500,
+                    market_g=500,
+                    record_count=1,
+                )
+            )
+            ids["footprint_total"][tenant].add(person)
         for table, column in (
             ("individual", "id"),
             ("household_membership", "individual_id"),
@@ -161,7 +181,9 @@ async def _visible(engine: AsyncEngine, settings: Settings, subject: str | None)
     async with request_db(engine) as db:
         await build_context(settings, db, Principal(subject) if subject else None)
         for table in PERSONAL:
-            rows = await db.execute(sa.text(f"SELECT id FROM {table}"))
+            rows = await db.execute(
+                sa.text(f"SELECT {_key(table)} FROM {table}{_personal_only(table)}")
+            )
             seen[table] = set(rows.scalars())
     return seen
 
@@ -195,24 +217,116 @@ async def test_the_app_role_owns_nothing_and_cannot_bypass(engine, app_engine):
         assert tables == set()
 
 
-async def test_every_personal_table_has_forced_row_level_security(engine):
-    async with engine.connect() as conn:
-        rows = dict(
-            (
-                await conn.execute(
-                    sa.text(
-                        "SELECT relname, relrowsecurity AND relforcerowsecurity FROM pg_class "
-                        "WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace"
-                    )
+async def _uncovered(conn: Any) -> list[str]:
+    """What of the personal-data registry PostgreSQL does not hold to a policy: row-level
+    security off or not forced, no policy for reading or writing, or a policy that does not
+    look at the columns the registry maps its rows by."""
+    flags = dict(
+        (
+            await conn.execute(
+                sa.text(
+                    "SELECT relname, relrowsecurity AND relforcerowsecurity FROM pg_class "
+                    "WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace"
                 )
-            ).all()
+            )
+        ).all()
+    )
+    policies = (
+        await conn.execute(
+            sa.text(
+                "SELECT tablename, cmd, coalesce(qual, ''), coalesce(with_check, '') "
+                "FROM pg_policies WHERE schemaname = 'public'"
+            )
         )
-    assert {t: rows[t] for t in PERSONAL} == dict.fromkeys(PERSONAL, True)
-    # A table added later that refers to a person is personal too, and must be listed.
+    ).all()
+    missing = []
+    for entry in REGISTRY:
+        table = entry.table
+        if not flags.get(table):
+            missing.append(f"{table}: row-level security off or not forced")
+        mine = [p for p in policies if p[0] == table]
+        columns = [o.column for o in entry.owners] + ([entry.rows[0]] if entry.rows else [])
+        for command, text in (("SELECT", 2), ("UPDATE", 2), ("DELETE", 2), ("INSERT", 3)):
+            applying = [p for p in mine if p[1] in ("ALL", command)]
+            if not applying:
+                missing.append(f"{table}: no {command} policy")
+            elif command != "INSERT" or not entry.open_insert:
+                for column in columns:
+                    if not any(column in p[text] for p in applying):
+                        missing.append(f"{table}: {command} policy ignores {column}")
+    return missing
+
+
+async def test_every_registered_personal_table_is_under_a_policy(engine):
+    async with engine.connect() as conn:
+        assert await _uncovered(conn) == []
+    # A table added later that refers to a person is personal too, and must be registered.
     about_people = {
         t.name for t in metadata.sorted_tables if "individual_id" in t.c or "account_id" in t.c
     }
     assert about_people <= set(PERSONAL), about_people - set(PERSONAL)
+    # The registry's columns exist (a renamed column would otherwise drop out of the policy).
+    for entry in REGISTRY:
+        table = metadata.tables[entry.table]
+        named = [*entry.columns, *(o.column for o in entry.owners)]
+        named += [o.when[0] for o in entry.owners if o.when]
+        named += [entry.rows[0]] if entry.rows else []
+        assert set(named) <= set(table.c.keys()), (entry.table, set(named) - set(table.c.keys()))
+
+
+async def test_the_coverage_check_sees_an_uncovered_table(engine):
+    """The check above fails when a registered table, or the person-level totals, lose their
+    policy (tried in a transaction that is rolled back)."""
+    async with engine.connect() as conn:
+        async with conn.begin() as transaction:
+            await conn.execute(sa.text("ALTER TABLE household NO FORCE ROW LEVEL SECURITY"))
+            await conn.execute(sa.text("DROP POLICY footprint_total_personal ON footprint_total"))
+            found = await _uncovered(conn)
+            await transaction.rollback()
+        assert "household: row-level security off or not forced" in found
+        assert "footprint_total: no SELECT policy" in found
+        assert await _uncovered(conn) == []
+
+
+async def test_the_membership_rule_is_explicit_on_both_sides(engine, app_engine, settings, api):
+    """models/personal.py: the database admits a person to a tenant by any membership there,
+    past or present; the Python policy, inside that boundary, by the current one only. A
+    person who moved from A to B is B's; to A's admin the API answers NOT_FOUND, while the
+    database still hands A its household's history (the old membership) and the person row
+    (so that writes ending a person's time in a tenant can return them)."""
+    world = await build_world(engine)
+    mover = world.a.all_members[-1]
+    a_home = next(h for h, people in world.a.members.items() if mover in people)
+    b_home = world.b.all_households[0]
+    moved_on = date(2025, 1, 1)
+    m = _table("household_membership")
+    async with engine.begin() as conn:
+        await conn.execute(
+            sa.update(m)
+            .where(m.c.individual_id == mover, m.c.valid_to.is_(None))
+            .values(valid_to=moved_on)
+        )
+        await conn.execute(
+            sa.insert(m).values(
+                individual_id=mover, household_id=b_home, valid_from=moved_on, created_at=utcnow()
+            )
+        )
+        old = await conn.scalar(
+            sa.select(m.c.id).where(m.c.individual_id == mover, m.c.household_id == a_home)
+        )
+    seen_a = await _visible(app_engine, settings, "org-a")
+    assert mover in seen_a["individual"] and old in seen_a["household_membership"]
+    seen_b = await _visible(app_engine, settings, "org-b")
+    assert mover in seen_b["individual"] and old not in seen_b["household_membership"]
+    query = "query($p: ID!) { individual(id: $p) { displayName } }"
+    body = await api.gql(query, {"p": gid("Individual", mover)}, subject="org-a", allow_errors=True)
+    assert body["data"]["individual"] is None
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["NOT_FOUND"]
+    body = await api.gql(query, {"p": gid("Individual", mover)}, subject="org-b")
+    assert body["data"]["individual"]["displayName"]
+    # A person who never belonged to B is not B's, in the database either.
+    never = world.a.all_members[0]
+    assert never not in seen_b["individual"]
 
 
 async def test_raw_sql_in_a_request_sees_no_row_of_another_tenant(engine, app_engine, settings):
@@ -239,7 +353,9 @@ async def test_platform_admins_and_system_jobs_see_every_row(engine, app_engine,
     try:
         async with system.connect() as conn:
             for table in PERSONAL:
-                rows = set((await conn.execute(sa.text(f"SELECT id FROM {table}"))).scalars())
+                rows = set(
+                    (await conn.execute(sa.text(f"SELECT {_key(table)} FROM {table}"))).scalars()
+                )
                 assert ids[table]["a"] | ids[table]["b"] <= rows, table
     finally:
         await system.dispose()
@@ -252,7 +368,8 @@ async def test_without_a_scope_nothing_personal_is_visible(engine, app_engine, s
     await _personal_rows(engine, world)
     async with app_engine.connect() as conn:
         for table in PERSONAL:
-            assert await conn.scalar(sa.text(f"SELECT count(*) FROM {table}")) == 0, table
+            count = f"SELECT count(*) FROM {table}{_personal_only(table)}"
+            assert await conn.scalar(sa.text(count)) == 0, table
     for subject in (None, "nobody"):
         seen = await _visible(app_engine, settings, subject)
         assert seen == {t: set() for t in PERSONAL}, subject
@@ -331,9 +448,10 @@ async def test_a_resolver_that_forgets_to_check_still_leaks_nothing(
         allow_errors=True,
     )
     assert body["data"]["individual"] is None
-    assert [e["extensions"]["code"] for e in body["errors"]] == ["NOT_FOUND"]
-    # The household is structure, not personal data; its members are not handed out.
-    assert body["data"]["household"]["members"] == {"totalCount": 0, "edges": []}
+    # The household's name is personal too (registry, migration 0011): not handed out either
+    # (before 0011 its name came back, with no members).
+    assert body["data"]["household"] is None
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["NOT_FOUND", "NOT_FOUND"]
     # The same broken policy without the database's help (the platform's own scope) would
     # have shown them: the rows are there.
     body = await api.gql(
@@ -383,3 +501,17 @@ async def test_an_identifier_taken_in_another_tenant_is_a_plain_duplicate(engine
     }
     async with engine.connect() as conn:
         assert await conn.scalar(sa.select(sa.func.count()).select_from(i)) == before
+
+
+async def test_org_admin_creates_a_household_under_row_level_security(engine, api):
+    """A household is personal (migration 0011): it is written with its real path at once, so
+    the INSERT passes its policy (a placeholder path is in no tenant)."""
+    world = await build_world(engine)
+    body = await api.gql(
+        """mutation($c: ID!) { createHousehold(input: {communityId: $c, name: "Flat 9",
+        dwellingType: APARTMENT}) { household { id name } userErrors { code } } }""",
+        {"c": gid("Community", world.a.communities[0])},
+        subject="org-a",
+    )
+    created = body["data"]["createHousehold"]
+    assert created["userErrors"] == [] and created["household"]["name"] == "Flat 9"

@@ -305,8 +305,12 @@ class GraphQLEndpoint(GraphQL):
             return _error_response(415, problem, ErrorCode.BAD_USER_INPUT, media_type=error_media)
         request.state.graphql_media = media
         limit = self.settings.max_body_bytes
+        timeout = self.settings.request_timeout_seconds
         if content_type.lower().startswith("multipart/form-data"):
             limit = MAX_UPLOAD_BYTES + 64 * 1024  # one photo and the operation around it
+        elif await self._is_bulk(request, content_type):
+            limit = self.settings.max_bulk_body_bytes
+            timeout = self.settings.bulk_request_timeout_seconds
         declared = request.headers.get("content-length")
         if (declared and declared.isdigit() and int(declared) > limit) or (
             request.method == "POST" and len(await request.body()) > limit
@@ -335,7 +339,7 @@ class GraphQLEndpoint(GraphQL):
         try:
             async with request_db(self._engine_ref["engine"], write=write) as db:
                 context = await build_context(self.settings, db, principal, request=request)
-                async with asyncio.timeout(self.settings.request_timeout_seconds):
+                async with asyncio.timeout(timeout):
                     response = await self.run(request, context=context)
             if context.api_key is not None and context.api_key.touch:
                 tasks = BackgroundTasks()
@@ -402,6 +406,30 @@ class GraphQLEndpoint(GraphQL):
         # Decided in _handle (browsers only, before authentication); a GET without a query that
         # gets this far is an API request without a query: 400.
         return False
+
+    async def _is_bulk(self, request: Request, content_type: str) -> bool:
+        """A JSON POST of a bulk mutation (limits.BULK_FIELDS) within the bulk body limit: it
+        gets that limit and the bulk timeout. Anything else keeps the ordinary ones."""
+        if request.method != "POST" or not content_type.lower().startswith("application/json"):
+            return False
+        declared = request.headers.get("content-length")
+        bulk_limit = self.settings.max_bulk_body_bytes
+        if declared and declared.isdigit() and int(declared) > bulk_limit:
+            return False
+        body = await request.body()
+        if len(body) > bulk_limit or not any(
+            name.encode() in body for name in limits.BULK_FIELDS
+        ):
+            return False
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return False
+        query = data.get("query") if isinstance(data, dict) else None
+        name = data.get("operationName") if isinstance(data, dict) else None
+        if not isinstance(query, str) or len(query) > self.settings.max_query_characters:
+            return False
+        return limits.is_bulk(query, name if isinstance(name, str) else None)
 
     async def _runs_mutation(self, request: Request, content_type: str) -> bool:
         """Whether a POST runs a mutation. It opens its transaction as a writer (SQLite: the

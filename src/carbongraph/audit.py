@@ -229,7 +229,10 @@ def _plain(value: Any, converter: Any) -> Any:
                 out[converter.get_graphql_name(field)] = _plain(item, converter)
         return out
     if isinstance(value, list | tuple):
-        return [_plain(v, converter) for v in value]
+        # Only the head is ever read (a summary keeps MAX_ITEMS, targets MAX_TARGETS, a long
+        # list counts as "N items"): a bulk mutation's 10,000 items are not converted for it.
+        head = max(MAX_ITEMS, MAX_TARGETS)
+        return [_plain(v, converter) for v in value[:head]] + list(value[head:])
     if isinstance(value, date | datetime | relay.GlobalID):
         return value.isoformat() if isinstance(value, date | datetime) else str(value)
     return value

@@ -395,18 +395,23 @@ app.add_typer(credits_app, name="credits")
 @credits_app.command("expire")
 def credits_expire(
     on: Annotated[
-        str | None, typer.Option("--date", help="As of this day (default today).")
+        str | None,
+        typer.Option(
+            "--date",
+            help="As of this day in every community (default: today, each community's local day).",
+        ),
     ] = None,
 ) -> None:
     """Expire due credits in every programme with an expiry policy (safe to repeat; run it
-    daily from cron or a scheduler)."""
-    from datetime import UTC, date, datetime
+    daily from cron or a scheduler, e.g. hourly so each time zone's midnight is met soon)."""
+    from datetime import date
 
     from carbongraph.actions.expiry import expire_credits
+    from carbongraph.clock import Days, FixedDay, LocalDays
 
     settings = _settings()
     try:
-        today = date.fromisoformat(on) if on else datetime.now(UTC).date()
+        today: Days = FixedDay(date.fromisoformat(on)) if on else LocalDays(settings.clock.now())
     except ValueError as exc:
         err.print("--date is YYYY-MM-DD")
         raise typer.Exit(2) from exc
@@ -429,7 +434,10 @@ def import_activities(
     batch_size: Annotated[
         int, typer.Option(min=1, max=100_000, help="Rows per all-or-nothing batch.")
     ] = 5000,
-    report: Annotated[Path | None, typer.Option(help="Write every row error to this CSV.")] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(help="Write every row error and warning (NOT_ATTRIBUTED) to this CSV."),
+    ] = None,
     metrics_file: Annotated[
         Path | None,
         typer.Option(
@@ -465,6 +473,7 @@ def import_activities(
                     file,
                     batch_size=batch_size,
                     on_progress=lambda n: progress.advance(task, n),
+                    clock=settings.clock,
                 )
         finally:
             await engine.dispose()
@@ -491,16 +500,195 @@ def import_activities(
                 f"… and {len(result.errors) - 50} more"
                 + ("" if report else "; use --report FILE for all of them")
             )
-        if report:
-            with report.open("w", newline="", encoding="utf-8") as handle:
-                writer = csv.writer(handle)
-                writer.writerow(["line", "field", "code", "message"])
-                writer.writerows(result.errors)
+    if result.warnings:
+        err.print(
+            f"{len(result.warnings)} rows written with a warning: NOT_ATTRIBUTED (the person "
+            "had no household that day: counted for the person only)"
+            + ("" if report else "; use --report FILE to list them")
+        )
+    if report and (result.errors or result.warnings):
+        with report.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["line", "field", "code", "message"])
+            writer.writerows(result.errors)
+            writer.writerows(result.warnings)
     sys.stdout.write(
         f"rows {result.rows}: created {result.created}, unchanged {result.unchanged}; "
         f"batches committed {result.batches_committed}, failed {result.batches_failed}\n"
     )
     if result.batches_failed:
+        raise typer.Exit(1)
+
+
+@import_app.command("actions")
+def import_actions(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="CSV (with a header) or JSONL (.jsonl).",
+        ),
+    ],
+    batch_size: Annotated[
+        int, typer.Option(min=1, max=100_000, help="Rows per all-or-nothing batch.")
+    ] = 10_000,
+    report: Annotated[
+        Path | None,
+        typer.Option(help="Write every row error and warning (NOT_ATTRIBUTED) to this CSV."),
+    ] = None,
+    per_record: Annotated[
+        bool,
+        typer.Option(
+            "--per-record", help="PostgreSQL: the per-record reference path, not set-based."
+        ),
+    ] = False,
+) -> None:
+    """Import partner-verified low-carbon actions with the rules of recordVerifiedActions
+    (action types valid that day, daily caps, credits granted in the ledger, Scope 3+
+    reductions rolled up to every level). Each batch commits whole or not at all; re-importing
+    a file changes nothing (idempotent by external_id). Columns: individual (Individual:12, a
+    global ID or Individual/ref:EXTERNAL_REF), action_type (a code of actionTypes), units
+    (default 1), occurred_on (YYYY-MM-DD), external_id. Set-based on PostgreSQL."""
+    import csv
+
+    from carbongraph.accounting.importer import count_rows
+    from carbongraph.actions.importer import import_actions as run_import
+    from carbongraph.db import create_engine
+
+    settings = _settings()
+    total = count_rows(file)
+
+    async def run() -> Any:
+        engine = create_engine(settings, system=True)
+        try:
+            from carbongraph.app import ensure_migrated
+
+            await ensure_migrated(engine, settings)
+            with _progress() as progress:
+                task = progress.add_task(f"importing {file.name}", total=total)
+                return await run_import(
+                    engine,
+                    file,
+                    batch_size=batch_size,
+                    on_progress=lambda n: progress.advance(task, n),
+                    per_record=per_record,
+                )
+        finally:
+            await engine.dispose()
+
+    try:
+        result = asyncio.run(run())
+    except RuntimeError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    if result.errors:
+        table = Table(title=f"{len(result.errors)} row errors (their batches were not written)")
+        for column in ("line", "field", "code", "message"):
+            table.add_column(column)
+        for line, field_name, code, message in result.errors[:50]:
+            table.add_row(str(line), field_name, code, message)
+        err.print(table)
+    if result.warnings:
+        err.print(
+            f"{len(result.warnings)} actions written with a warning: NOT_ATTRIBUTED (the person "
+            "had no household that day: counted for the person only)"
+        )
+    if report and (result.errors or result.warnings):
+        with report.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["line", "field", "code", "message"])
+            writer.writerows(result.errors)
+            writer.writerows(result.warnings)
+    sys.stdout.write(
+        f"rows {result.rows}: created {result.created}, unchanged {result.unchanged}; "
+        f"batches committed {result.batches_committed}, failed {result.batches_failed}\n"
+    )
+    if result.batches_failed:
+        raise typer.Exit(1)
+
+
+@import_app.command("hierarchy")
+def import_hierarchy(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="CSV (with a header) or JSONL (.jsonl).",
+        ),
+    ],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Check every line, report, write nothing.")
+    ] = False,
+    report: Annotated[
+        Path | None, typer.Option(help="Write the report (counts, every error) as JSON here.")
+    ] = None,
+) -> None:
+    """Onboard a programme: enterprises, communities, households, people, dated memberships
+    and employments, one per line, written whole or not at all; re-running a file changes
+    nothing (nodes are idempotent by external_ref). Column `type` is enterprise, community,
+    household, individual, membership or employment; the others: external_ref, name, kind,
+    enterprise, parent, region_code, timezone (communities), community, dwelling_type,
+    has_rooftop_solar (households), household, member_from, employer, employed_from, email,
+    subject (individuals), individual, household/employer, valid_from (memberships and
+    employments). References are external_refs of earlier lines or stored nodes. Give people
+    their real member_from: activity and actions dated before it count for the person only
+    (NOT_ATTRIBUTED). Example: examples/onboarding/village.csv."""
+    import json
+
+    from carbongraph.accounting.importer import count_rows
+    from carbongraph.db import create_engine
+    from carbongraph.services.hierarchy_import import import_hierarchy as run_import
+
+    settings = _settings()
+    total = count_rows(file)
+
+    async def run() -> Any:
+        engine = create_engine(settings, system=True)
+        try:
+            from carbongraph.app import ensure_migrated
+
+            await ensure_migrated(engine, settings)
+            with _progress() as progress:
+                task = progress.add_task(
+                    f"{'checking' if dry_run else 'importing'} {file.name}", total=total
+                )
+                return await run_import(
+                    engine,
+                    settings,
+                    file,
+                    dry_run=dry_run,
+                    on_progress=lambda n: progress.advance(task, n),
+                )
+        finally:
+            await engine.dispose()
+
+    try:
+        result = asyncio.run(run())
+    except RuntimeError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    if report:
+        report.write_text(json.dumps(result.as_json(), indent=2) + "\n", encoding="utf-8")
+    if result.errors:
+        table = Table(title=f"{len(result.errors)} line errors (nothing was written)")
+        for column in ("line", "field", "code", "message"):
+            table.add_column(column)
+        for e in result.errors[:50]:
+            table.add_row(str(e.line), e.field, e.code, e.message)
+        err.print(table)
+        if len(result.errors) > 50:
+            err.print(
+                f"… and {len(result.errors) - 50} more"
+                + ("" if report else "; use --report FILE for all of them")
+            )
+    created = ", ".join(f"{kind} {n}" for kind, n in result.created.items())
+    verb = "would create" if dry_run else ("created" if result.committed else "not written")
+    sys.stdout.write(f"rows {result.rows}: {verb}: {created}; unchanged {result.unchanged}\n")
+    if result.errors:
         raise typer.Exit(1)
 
 

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from carbongraph.clock import Clock
+
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./carbongraph.db"
 # Only ever used when CARBONGRAPH_ENV is "development": production refuses to start without a key.
 DEV_JWT_SECRET = "carbongraph-development-secret-do-not-use-in-production"
@@ -48,6 +50,9 @@ class Settings:
     max_query_characters: int = 15_000
     max_body_bytes: int = 1_000_000
     request_timeout_seconds: int = 10
+    # Bulk mutations (limits.BULK_FIELDS): a larger body and more time, for them alone.
+    max_bulk_body_bytes: int = 4_000_000
+    bulk_request_timeout_seconds: int = 60
     # In production, `_service` and `_entities` answer only requests carrying this secret in
     # the X-Carbongraph-Gateway-Secret header (the gateway adds it).
     gateway_secret: str | None = None
@@ -85,6 +90,8 @@ class Settings:
     log_format: str = "text"
     log_level: str = "info"
     trace_resolvers: bool = False
+    # Where the time comes from (carbongraph.clock): the system clock; tests set a FixedClock.
+    clock: Clock = field(default_factory=Clock, compare=False, repr=False)
 
     @property
     def is_production(self) -> bool:
@@ -124,6 +131,8 @@ class Settings:
             "max_query_characters": _int("CARBONGRAPH_MAX_QUERY_CHARACTERS", 15_000),
             "max_body_bytes": _int("CARBONGRAPH_MAX_BODY_BYTES", 1_000_000),
             "request_timeout_seconds": _int("CARBONGRAPH_REQUEST_TIMEOUT_SECONDS", 10),
+            "max_bulk_body_bytes": _int("CARBONGRAPH_MAX_BULK_BODY_BYTES", 4_000_000),
+            "bulk_request_timeout_seconds": _int("CARBONGRAPH_BULK_REQUEST_TIMEOUT_SECONDS", 60),
             "gateway_secret": os.environ.get("CARBONGRAPH_GATEWAY_SECRET") or None,
             "max_cost": _int("CARBONGRAPH_MAX_COST", 5000),
             "rate_limit_per_minute": _int("CARBONGRAPH_RATE_LIMIT_PER_MINUTE", 60_000),

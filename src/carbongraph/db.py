@@ -117,6 +117,9 @@ def create_engine(
                     # threshold: compiling then takes ~0.6 s for a statement that runs in
                     # milliseconds. Short OLTP statements never gain from JIT.
                     "jit": "off",
+                    # Timestamps are compared with instants computed in Python (local
+                    # midnights in UTC, carbongraph.clock), never with the server's zone.
+                    "TimeZone": "UTC",
                 }
             },
         )

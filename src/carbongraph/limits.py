@@ -19,6 +19,7 @@ from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
+    GraphQLError,
     GraphQLSyntaxError,
     InlineFragmentNode,
     OperationDefinitionNode,
@@ -268,3 +269,26 @@ def _cost(
 CONNECTIONS = frozenset(
     {"enterprises", "communities", "employees", "subCommunities", "households", "members"}
 )
+
+
+# Mutations that take up to 1,000 (createHouseholds, createIndividuals) or 10,000
+# (recordVerifiedActions) items: a request whose only fields are these gets the bulk body limit
+# and timeout (Settings.max_bulk_body_bytes, bulk_request_timeout_seconds).
+BULK_FIELDS = frozenset({"recordVerifiedActions", "createHouseholds", "createIndividuals"})
+
+
+def is_bulk(query: str, operation_name: str | None) -> bool:
+    """Whether the operation to run is a mutation of bulk fields only (unparsable: no)."""
+    try:
+        document = parse(query, no_location=True)
+    except GraphQLError:
+        return False
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if operation_name is not None:
+        operations = [o for o in operations if o.name and o.name.value == operation_name]
+    if len(operations) != 1 or operations[0].operation is not OperationType.MUTATION:
+        return False
+    selections = operations[0].selection_set.selections
+    return bool(selections) and all(
+        isinstance(s, FieldNode) and s.name.value in BULK_FIELDS for s in selections
+    )

@@ -16,12 +16,17 @@ Populations are the member counts at the end of the period, from ``population_ch
 decision depends on the hierarchy and the period only, never on the viewer, so two viewers can't
 combine their views into more than either may see. One statement per request loads every group
 the answers need.
+
+Every figure about people goes through here with the viewer's level from the policy
+(``node_cells``, ``part_of_node``, ``people_cell``): footprints and reductions, leaderboard
+entries, whole boards and statements' peers (figures over *part* of a node's people:
+``decide_part``), and campaign progress (cells of participants: ``decide_people``).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
@@ -31,6 +36,7 @@ import sqlalchemy as sa
 from strawberry.dataloader import DataLoader
 
 from carbongraph.accounting.rollup import POP
+from carbongraph.authz.roles import Access
 from carbongraph.models import Community, Enterprise, Household
 
 E = Enterprise.__table__
@@ -75,10 +81,13 @@ def decide_group(
     return out
 
 
-def decide(path: str, groups: dict[str, Sequence[Cell]], k: int) -> SuppressionReason | None:
-    """Whether the node at ``path`` is suppressed, walking its ancestors' groups top-down."""
+def decide(
+    path: str, groups: Mapping[str, Sequence[Cell]], k: int, *, root: str = ""
+) -> SuppressionReason | None:
+    """Whether the node at ``path`` is suppressed, walking its ancestors' groups top-down from
+    ``root`` (the platform by default; a campaign's top-most owner for its participants)."""
     force = False
-    chain = parent_paths(path)
+    chain = [p for p in parent_paths(path) if p.startswith(root)]
     for depth, parent in enumerate(chain):
         here = path if depth == len(chain) - 1 else chain[depth + 1]
         decisions = decide_group(groups.get(parent, ()), k, force_one=force)
@@ -90,6 +99,53 @@ def decide(path: str, groups: dict[str, Sequence[Cell]], k: int) -> SuppressionR
             return SuppressionReason.SMALL_CELL
         force = reason is SuppressionReason.COMPLEMENTARY
     return None
+
+
+def decide_part(
+    scope: SuppressionReason | None, scope_population: int, part_population: int, k: int
+) -> SuppressionReason | None:
+    """Figures over part of a cell (a board's members with data, the homes of one dwelling
+    type): the part is a cell of its own (rule 1), withheld with its scope (the scope's total
+    would otherwise come back from the part and the rest), and withheld when the rest of the
+    scope covers 1 to k − 1 people (the scope's total minus the part would give them: rule 2
+    with the part and the rest as the sibling group)."""
+    if part_population < k:
+        return SuppressionReason.SMALL_CELL
+    if scope is not None:
+        return scope
+    if 0 < scope_population - part_population < k:
+        return SuppressionReason.COMPLEMENTARY
+    return None
+
+
+def groups_of_people(
+    root: str, path: str, people: Mapping[str, Iterable[int]]
+) -> dict[str, list[Cell]]:
+    """Sibling groups from ``root`` down to ``path``'s parent, for figures over a set of people
+    (a campaign's participants): ``people`` maps a leaf's path (a household's) to the people it
+    contributes; a node's population is its distinct people. Nodes without any are not cells
+    (there is nobody in them to protect)."""
+    chain = [p for p in parent_paths(path) if p.startswith(root)]
+    groups: dict[str, list[Cell]] = {}
+    for parent in chain:
+        members: dict[str, set[int]] = defaultdict(set)
+        for leaf, who in people.items():
+            if leaf.startswith(parent) and leaf != parent:
+                child = parent + leaf[len(parent) :].split("/", 1)[0] + "/"
+                members[child].update(who)
+        groups[parent] = [Cell(child, len(who)) for child, who in sorted(members.items()) if who]
+    return groups
+
+
+def decide_people(
+    path: str, root: str, people: Mapping[str, Iterable[int]], k: int
+) -> SuppressionReason | None:
+    """Rules 1–3 for figures over the people under ``path`` (see ``groups_of_people``), when
+    the same figures are published for ``root`` and the nodes between."""
+    mine = {p for leaf, who in people.items() if leaf.startswith(path) for p in who}
+    if len(mine) < k:
+        return SuppressionReason.SMALL_CELL
+    return decide(path, groups_of_people(root, path, people), k, root=root)
 
 
 def _parent_of(path: str) -> str:
@@ -156,6 +212,90 @@ class GroupLoader:
             .group_by(children.c.path)
         )
         return [Cell(path, int(n)) for path, n in await self.db.execute(population)]
+
+
+# -- the decisions, for a viewer ---------------------------------------------------------------
+# Every figure about people goes through one of these with the viewer's level on the node (from
+# authz); the cell's decision itself never depends on the viewer.
+
+
+def exempt(access: Access, k: int) -> bool:
+    """Viewers who may see the node's people one by one, or suppression off (k = 1)."""
+    return k <= 1 or access >= Access.PERSONAL
+
+
+async def node_cells(
+    loader: GroupLoader,
+    k: int,
+    cells: Sequence[tuple[str, Access, bool]],
+    day: date,
+    *,
+    via: str = "communities",
+) -> list[SuppressionReason | None]:
+    """Nodes' own figures (footprints, reductions, leaderboard entries) at the end of ``day``,
+    for (path, the viewer's level on it, whether it is one person); one statement for all.
+    ``via`` is how an enterprise counts its people."""
+    pending = [path for path, access, person in cells if not exempt(access, k) and not person]
+    groups = await loader.groups(pending, via, day) if pending else {}
+    return [
+        None
+        if exempt(access, k)
+        else SuppressionReason.SMALL_CELL  # one person
+        if person
+        else decide(path, groups, k)
+        for path, access, person in cells
+    ]
+
+
+async def node_cell(
+    loader: GroupLoader,
+    access: Access,
+    k: int,
+    path: str,
+    day: date,
+    *,
+    via: str = "communities",
+    person: bool = False,
+) -> SuppressionReason | None:
+    """One node's own figures: see ``node_cells``."""
+    return (await node_cells(loader, k, [(path, access, person)], day, via=via))[0]
+
+
+@dataclass(frozen=True)
+class PartDecision:
+    scope: SuppressionReason | None  # the scope node's own cell
+    part: SuppressionReason | None  # the figures over the part (``decide_part``)
+
+
+async def part_of_node(
+    loader: GroupLoader,
+    access: Access,
+    k: int,
+    scope_path: str,
+    day: date,
+    part_population: int,
+    *,
+    via: str = "communities",
+) -> PartDecision:
+    """Figures over part of a node's people (a leaderboard, a statement's peers): see
+    ``decide_part``."""
+    if exempt(access, k):
+        return PartDecision(None, None)
+    groups = await loader.groups([scope_path], via, day)
+    scope = decide(scope_path, groups, k)
+    siblings = groups.get(_parent_of(scope_path), ()) if scope_path else ()
+    scope_population = next((c.population for c in siblings if c.path == scope_path), 0)
+    return PartDecision(scope, decide_part(scope, scope_population, part_population, k))
+
+
+def people_cell(
+    access: Access, k: int, path: str, root: str, people: Mapping[str, Iterable[int]]
+) -> SuppressionReason | None:
+    """Figures over the people of a set under ``path`` (a campaign's participants), published
+    for ``root`` too: see ``decide_people``."""
+    if exempt(access, k):
+        return None
+    return decide_people(path, root, people, k)
 
 
 def _is(path: str, letter: str) -> bool:

@@ -6,7 +6,7 @@ import csv
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from carbongraph.accounting.factors import FactorLibrary
 from carbongraph.accounting.ingest import ActivityInput, RecordErrorCode, RowError, ingest
+from carbongraph.clock import Clock, LocalDays
 from carbongraph.db import mark_writer
 from carbongraph.errors import CodedError
 from carbongraph.models import Household, Individual
@@ -50,6 +51,8 @@ class ImportReport:
     batches_committed: int = 0
     batches_failed: int = 0
     errors: list[tuple[int, str, str, str]] = field(default_factory=list)  # line, field, code, msg
+    # Of committed rows, e.g. NOT_ATTRIBUTED (counted for the person only); same columns.
+    warnings: list[tuple[int, str, str, str]] = field(default_factory=list)
 
 
 def read_rows(path: Path) -> Iterator[FileRow]:
@@ -167,9 +170,11 @@ async def import_activities(
     batch_size: int = 5000,
     on_progress: Callable[[int], None] | None = None,
     recorded_by: str = "import",
+    clock: Clock | None = None,
 ) -> ImportReport:
+    """A period must have ended on its account's local day when its batch is written."""
     report = ImportReport()
-    today = datetime.now(UTC).date()
+    clock = clock or Clock()
     batch: list[FileRow] = []
     library = None
 
@@ -191,7 +196,7 @@ async def import_activities(
                 result = await ingest(
                     conn,
                     inputs,
-                    today=today,
+                    today=LocalDays(clock.now()),
                     recorded_by=recorded_by,
                     library=library,
                     use_copy=True,
@@ -210,6 +215,9 @@ async def import_activities(
                     await refresh_statistics(engine)
                 report.created += result.created_count
                 report.unchanged += len(result.unchanged)
+                report.warnings += [
+                    (batch[w.index].line, w.field, w.code, w.message) for w in result.warnings
+                ]
         report.rows += len(batch)
         if on_progress:
             on_progress(len(batch))

@@ -21,6 +21,7 @@ from carbongraph.accounting.compute import NoFactor, compute
 from carbongraph.accounting.factors import FactorLibrary
 from carbongraph.accounting.rollup import Attribution, TotalsDelta
 from carbongraph.authz import Target, Viewer, individual_path
+from carbongraph.clock import Days, as_days
 from carbongraph.locks import lock_accounts
 from carbongraph.models import Community, Household, Individual
 from carbongraph.models.accounting import ActivityRecord
@@ -74,12 +75,37 @@ class RowError:
     message: str
 
 
+NOT_ATTRIBUTED = "NOT_ATTRIBUTED"
+
+
+@dataclass(frozen=True)
+class RowWarning:
+    """Accepted, but worth telling: e.g. ``NOT_ATTRIBUTED``, a person's record dated where they
+    have no household membership counts for the person only, not for a household or above."""
+
+    index: int
+    field: str
+    code: str
+    message: str
+
+
+def not_attributed(index: int, field_name: str, day: date) -> RowWarning:
+    return RowWarning(
+        index,
+        field_name,
+        NOT_ATTRIBUTED,
+        f"the person has no household on {day.isoformat()}: counted for the person, not for "
+        "any household or community (memberFrom is later, or they had moved out)",
+    )
+
+
 @dataclass
 class IngestResult:
     created: list[int] = field(default_factory=list)  # ids (empty when written by COPY)
     created_count: int = 0
     unchanged: list[int] = field(default_factory=list)  # replays of known externalIds
     errors: list[RowError] = field(default_factory=list)
+    warnings: list[RowWarning] = field(default_factory=list)
     total_cells: int = 0
 
 
@@ -109,7 +135,7 @@ async def ingest(
     db: Any,
     inputs: list[ActivityInput],
     *,
-    today: date,
+    today: date | Days,
     viewer: Viewer | None = None,
     recorded_by: str | None = None,
     library: FactorLibrary | None = None,
@@ -119,7 +145,10 @@ async def ingest(
 
     ``viewer`` None means a trusted operator (the CLI); otherwise each row is authorised.
     With errors, nothing is written and ``result.errors`` says why, row by row. ``use_copy``
-    writes the records with COPY on PostgreSQL (the bulk path; no ids come back)."""
+    writes the records with COPY on PostgreSQL (the bulk path; no ids come back). ``today``:
+    the request's local days (a period must have ended on the account's local day; see
+    Attribution.zone_of), or one day for every account."""
+    local_days = as_days(today)
     result = IngestResult()
     rows = [_Row(i, d) for i, d in enumerate(inputs)]
 
@@ -174,7 +203,9 @@ async def ingest(
             fail(
                 row, "periodEnd", RecordErrorCode.INVALID_PERIOD, "a record covers at most one year"
             )
-        if d.period_end > today:
+        # Later than the latest local day anywhere: in the future whoever's account it is (the
+        # account's own local day is checked once the account is known, below).
+        if d.period_end > local_days.latest:
             fail(
                 row,
                 "periodEnd",
@@ -277,6 +308,8 @@ async def ingest(
                 else "no such account",
             )
             continue
+        if d.account_type == "Individual" and row.household_id is None:
+            result.warnings.append(not_attributed(row.index, "periodStart", d.period_start))
         existing = known.get(d.external_id or "")
         if existing is not None:
             if _same(existing, row):
@@ -288,6 +321,16 @@ async def ingest(
                     RecordErrorCode.EXTERNAL_ID_CONFLICT,
                     "externalId was recorded before with different values",
                 )
+            continue
+        if d.period_end > local_days.on(
+            attribution.zone_of(d.account_type, d.account_id, d.period_end)
+        ):
+            fail(
+                row,
+                "periodEnd",
+                RecordErrorCode.FUTURE_PERIOD,
+                "the period has not ended yet where the account lives: record it when it has",
+            )
             continue
         if account.archived_at is not None:
             fail(row, "accountId", RecordErrorCode.ARCHIVED_ACCOUNT, "the account is archived")

@@ -7,6 +7,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -52,6 +53,14 @@ class Period:
             raise ValueError("the period ends before it starts")
 
 
+def per_capita(grams: int, members: int) -> int | None:
+    """Grams per member, rounded half-even to whole grams; None without members. Every
+    per-capita figure (footprints, reductions, inventories) is this one."""
+    if members <= 0:
+        return None
+    return int((Decimal(grams) / members).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+
+
 @dataclass
 class FootprintData:
     scope1: int = 0
@@ -74,6 +83,15 @@ class FootprintData:
     @property
     def net(self) -> int:
         return self.gross - self.offset
+
+    @property
+    def reductions_within_scopes(self) -> int:
+        return sum(self.reductions.get(s, 0) for s in ("1", "2", "3"))
+
+    @property
+    def reductions_total(self) -> int:
+        """Every avoided gram, Scopes 1-3 and Scope 3+ (never netted against emissions)."""
+        return self.reductions_within_scopes + self.reductions.get("3+", 0)
 
     def add(
         self, kind: str, scope: str, category: int, location: int, market: int, count: int

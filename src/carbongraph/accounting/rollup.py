@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from carbongraph.accounting.compute import apportion, days
 from carbongraph.live import publish as live
 from carbongraph.live.hub import leaderboard_channel
-from carbongraph.models import Employment, Household, HouseholdMembership
+from carbongraph.models import Community, Employment, Household, HouseholdMembership
 from carbongraph.models.accounting import FootprintTotal, PopulationChange
 
 T = FootprintTotal.__table__
@@ -28,6 +28,7 @@ POP = PopulationChange.__table__
 M = HouseholdMembership.__table__
 EM = Employment.__table__
 H = Household.__table__
+C = Community.__table__
 
 PLATFORM_KEY = ("P", 0, "")
 VIA_COMMUNITIES = "communities"
@@ -62,6 +63,8 @@ class Attribution:
         self.memberships: dict[int, list[tuple[date, date | None, int]]] = defaultdict(list)
         self.employments: dict[int, list[tuple[date, date | None, int]]] = defaultdict(list)
         self.household_paths: dict[int, str] = {}
+        # The time zone of each household's community: its local days.
+        self.household_zones: dict[int, str] = {}
 
     @classmethod
     async def load(
@@ -87,13 +90,28 @@ class Attribution:
             for individual_id, start, end, enterprise_id in rows:
                 self.employments[individual_id].append((start, end, enterprise_id))
         if households:
-            rows = await db.execute(sa.select(H.c.id, H.c.path).where(H.c.id.in_(households)))
-            self.household_paths = {pk: path for pk, path in rows}
+            rows = await db.execute(
+                sa.select(H.c.id, H.c.path, C.c.timezone)
+                .select_from(H.join(C, C.c.id == H.c.community_id))
+                .where(H.c.id.in_(households))
+            )
+            for pk, path, timezone in rows:
+                self.household_paths[pk] = path
+                self.household_zones[pk] = timezone
         return self
 
     def last_household(self, individual_id: int) -> int | None:
         periods = self.memberships.get(individual_id)
         return max(periods)[2] if periods else None
+
+    def zone_of(self, account_type: str, account_id: int, day: date) -> str | None:
+        """The time zone whose calendar ``day`` is read in for an account: a household's
+        community's; a person's household's on that day, else their last household's; None
+        (UTC) for a person who never belonged to a household."""
+        if account_type == "Household":
+            return self.household_zones.get(account_id)
+        household_id = self.household_on(account_id, day) or self.last_household(account_id)
+        return self.household_zones.get(household_id) if household_id is not None else None
 
     def household_on(self, individual_id: int, day: date) -> int | None:
         for start, end, household_id in self.memberships.get(individual_id, ()):

@@ -82,14 +82,15 @@ async def create_campaign(
     return (await db.execute(sa.select(CP).where(CP.c.id == pk))).one()
 
 
-def _eligible(campaign: Any) -> sa.ColumnElement[bool]:
-    """Approved actions of eligible types, in the window, of people living under the owner."""
+def _eligible(campaign: Any, under: str | None = None) -> sa.ColumnElement[bool]:
+    """Approved actions of eligible types, in the window, of people living under the owner
+    (or under ``under``)."""
     return sa.and_(
         AR.c.status == "APPROVED",
         AR.c.occurred_on >= campaign.starts_on,
         AR.c.occurred_on <= campaign.ends_on,
         A.c.code.in_(campaign.action_types.split(",")),
-        H.c.path.startswith(campaign.owner_path, autoescape=False),
+        H.c.path.startswith(under or campaign.owner_path, autoescape=False),
     )
 
 
@@ -117,6 +118,38 @@ async def progress(db: Any, campaign: Any) -> Progress:
     ).one()
     reached = avoided / 1000 if campaign.goal_kind == "KG_CO2E" else people
     return Progress(int(avoided), int(people), round(100 * reached / campaign.goal_value, 2))
+
+
+async def participation(db: Any, campaign: Any) -> tuple[str, dict[str, set[int]]]:
+    """For small-cell suppression (docs/privacy.md): the top-most owner path of a campaign
+    with the same window and action types among this one's owner and its ancestors (whose
+    progress, minus this one's, would tell about the rest), and the participants there, by
+    the household they acted in."""
+    segments = campaign.owner_path.rstrip("/").split("/")
+    owners = ["/".join(segments[: i + 1]) + "/" for i in range(len(segments))]
+    root = (
+        await db.execute(
+            sa.select(CP.c.owner_path)
+            .where(
+                CP.c.owner_path.in_(owners),
+                CP.c.starts_on == campaign.starts_on,
+                CP.c.ends_on == campaign.ends_on,
+                CP.c.action_types == campaign.action_types,
+            )
+            .order_by(sa.func.length(CP.c.owner_path))
+            .limit(1)
+        )
+    ).scalar_one_or_none() or campaign.owner_path
+    rows = await db.execute(
+        sa.select(H.c.path, AR.c.individual_id)
+        .distinct()
+        .select_from(_joined())
+        .where(_eligible(campaign, root))
+    )
+    people: dict[str, set[int]] = {}
+    for path, individual_id in rows:
+        people.setdefault(path, set()).add(individual_id)
+    return root, people
 
 
 @dataclass

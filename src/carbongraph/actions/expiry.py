@@ -16,13 +16,15 @@ from typing import Any
 import sqlalchemy as sa
 
 from carbongraph.actions.record import CE, H
+from carbongraph.clock import Days, as_days, local_midnight
 from carbongraph.live import publish as live
 from carbongraph.locks import lock_people
-from carbongraph.models import CreditPolicy, HouseholdMembership
+from carbongraph.models import Community, CreditPolicy, HouseholdMembership
 from carbongraph.models.base import utcnow
 
 CPY = CreditPolicy.__table__
 M = HouseholdMembership.__table__
+C = Community.__table__
 
 
 def months_before(day: date, months: int) -> date:
@@ -45,24 +47,53 @@ def months_before(day: date, months: int) -> date:
     return date(year, month, min(day.day, last))
 
 
-async def expire_credits(db: Any, today: date, by: str = "expiry") -> dict[str, int]:
-    """Expire due credits in every programme with a policy; returns people and credits."""
+async def _policies_by_zone(db: Any) -> list[tuple[Any, str]]:
+    """Each policy with every time zone of the communities of its programme."""
+    policies = list(await db.execute(sa.select(CPY).where(CPY.c.expiry_months.is_not(None))))
+    out = []
+    for policy in policies:
+        zones = await db.execute(
+            sa.select(C.c.timezone)
+            .where(C.c.path.startswith(policy.owner_path, autoescape=False))
+            .distinct()
+            .order_by(C.c.timezone)
+        )
+        out += [(policy, timezone) for timezone in zones.scalars()]
+    return out
+
+
+async def expire_credits(db: Any, today: date | Days, by: str = "expiry") -> dict[str, int]:
+    """Expire due credits in every programme with a policy; returns people and credits.
+
+    ``today``: local days (each person's credits expire by the calendar of their household's
+    community: granted before local midnight of the cutoff day) or one day for every zone."""
+    days = as_days(today)
     people = credits = 0
-    for policy in await db.execute(sa.select(CPY).where(CPY.c.expiry_months.is_not(None))):
-        cutoff = months_before(today, policy.expiry_months)
-        # People whose current household is in the programme.
+    plans = []
+    for policy, timezone in await _policies_by_zone(db):
+        local_today = days.on(timezone)
+        cutoff_day = months_before(local_today, policy.expiry_months)
+        # People whose current household is in the programme, in a community of this zone.
         members = (
             sa.select(M.c.individual_id)
             .join(H, H.c.id == M.c.household_id)
+            .join(C, C.c.id == H.c.community_id)
             .where(
                 H.c.path.startswith(policy.owner_path, autoescape=False),
-                M.c.valid_from <= today,
-                sa.or_(M.c.valid_to.is_(None), M.c.valid_to > today),
+                C.c.timezone == timezone,
+                M.c.valid_from <= local_today,
+                sa.or_(M.c.valid_to.is_(None), M.c.valid_to > local_today),
             )
         )
-        # Redemptions, grants and reversals of these people wait until the expiry is written
-        # (locks.py), so what is computed as due is still true when it is debited.
-        await lock_people(db, (await db.execute(members)).scalars())
+        plans.append((members, cutoff_day, local_midnight(cutoff_day, timezone)))
+    # Redemptions, grants and reversals of these people wait until the expiry is written
+    # (locks.py), so what is computed as due is still true when it is debited; everyone of every
+    # zone at once, in the one ascending order.
+    due_people: set[int] = set()
+    for members, _, _ in plans:
+        due_people.update((await db.execute(members)).scalars())
+    await lock_people(db, due_people)
+    for members, cutoff_day, cutoff in plans:
         old_grants = sa.func.coalesce(
             sa.func.sum(
                 sa.case((sa.and_(CE.c.amount > 0, CE.c.created_at < cutoff), CE.c.amount), else_=0)
@@ -80,7 +111,7 @@ async def expire_credits(db: Any, today: date, by: str = "expiry") -> dict[str, 
                 "individual_id": pk,
                 "kind": "EXPIRY",
                 "amount": -int(due),
-                "note": f"credits granted before {cutoff} expired",
+                "note": f"credits granted before {cutoff_day} expired",
                 "created_by": by,
                 "created_at": utcnow(),
             }

@@ -24,6 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from carbongraph.accounting.rollup import VIA_EMPLOYEES, Attribution, TotalsDelta
 from carbongraph.actions.catalog import Catalog
 from carbongraph.authz import Target, Viewer, individual_path
+from carbongraph.clock import Days, as_days
 from carbongraph.live import publish as live
 from carbongraph.locks import dialect_name, lock_people
 from carbongraph.models import ActionRecordRow, CreditEntry, Evidence, Household, Individual
@@ -59,6 +60,8 @@ class ActionResult:
     created: list[int] = field(default_factory=list)
     unchanged: list[int] = field(default_factory=list)
     errors: list[ActionError] = field(default_factory=list)
+    # NOT_ATTRIBUTED: dated where the person has no household (counted for the person only).
+    warnings: list[ActionError] = field(default_factory=list)
 
 
 def targets_with_scope(
@@ -79,14 +82,17 @@ async def record_actions(
     db: Any,
     inputs: list[ActionInput],
     *,
-    today: date,
+    today: date | Days,
     viewer: Viewer | None,
     recorded_by: str | None,
     verified_only: bool = False,
 ) -> ActionResult:
     """``viewer`` None is a trusted operator (the CLI): its actions count as verified.
     ``verified_only`` (recordVerifiedActions): an action the caller may not verify is refused
-    (FORBIDDEN) instead of being recorded as a self-report."""
+    (FORBIDDEN) instead of being recorded as a self-report.
+    ``today``: the request's local days (an action happens on the local day of the person's
+    community, Attribution.zone_of), or one day for everyone."""
+    local_days = as_days(today)
     result = ActionResult()
     catalog = await Catalog.load(db)
 
@@ -103,7 +109,7 @@ async def record_actions(
             fail(n, "occurredOn", "ACTION_NOT_ALLOWED", "the action type is not valid that day")
         if item.units <= 0:
             fail(n, "units", "INVALID", "units must be positive")
-        if item.occurred_on > today:
+        if item.occurred_on > local_days.latest:  # in the future everywhere; see also below
             fail(n, "occurredOn", "INVALID_DATE", "the action has not happened yet")
     if result.errors:
         return result
@@ -203,6 +209,21 @@ async def record_actions(
                 "only a partner service whose grant covers this person posts verified actions",
             )
             continue
+        if item.occurred_on > local_days.on(
+            attribution.zone_of("Individual", item.individual_id, item.occurred_on)
+        ):
+            fail(n, "occurredOn", "INVALID_DATE", "the action has not happened yet")
+            continue
+        if attribution.household_on(item.individual_id, item.occurred_on) is None:
+            result.warnings.append(
+                ActionError(
+                    n,
+                    "occurredOn",
+                    "NOT_ATTRIBUTED",
+                    f"the person has no household on {item.occurred_on.isoformat()}: counted "
+                    "for the person, not for any household or community",
+                )
+            )
         existing = known.get(item.external_id or "")
         if existing is not None:
             if (
@@ -369,10 +390,18 @@ async def grant(
     from carbongraph.actions.campaigns import bonus_entries  # campaigns build on records
 
     entries += await bonus_entries(db, approved, by)
-    for start in range(0, len(entries), 5000):
-        await db.execute(sa.insert(CE), entries[start : start + 5000])
+    await insert_entries(db, entries)
     await live.credits_changed(db, {e["individual_id"] for e in entries})
     await delta.flush(db)
+
+
+async def insert_entries(db: Any, entries: list[dict[str, Any]]) -> None:
+    """Ledger entries as multi-row INSERTs of 1,000. Not an executemany: on PostgreSQL each
+    row of one is checked against the row-level security policy by a plan of its own, which
+    scans the memberships (measured: 10,000 entries of a partner took 175 s at 2,721 people,
+    against 0.2 s this way)."""
+    for start in range(0, len(entries), 1000):
+        await db.execute(sa.insert(CE).values(entries[start : start + 1000]))
 
 
 async def balance(db: Any, individual_id: int) -> int:

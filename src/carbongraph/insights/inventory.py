@@ -15,7 +15,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -84,9 +84,7 @@ class Inventory:
 
     def per_capita(self, grams: int) -> int | None:
         """Grams per member at the year's end, half-even (as ``Footprint.perCapita``)."""
-        if self.data.member_count <= 0:
-            return None
-        return int((Decimal(grams) / self.data.member_count).quantize(1, ROUND_HALF_EVEN))
+        return reads.per_capita(grams, self.data.member_count)
 
     def quality_share(self, share: QualityShare) -> str:
         total = sum(q.gross_g for q in self.quality)
@@ -121,7 +119,12 @@ class Inventory:
             },
             "record_count": d.record_count,
             "member_count": d.member_count,
-            "per_capita": {k: self.per_capita(v) for k, v in self.figures().items()},
+            "per_capita": {
+                **{k: self.per_capita(v) for k, v in self.figures().items()},
+                # Reported apart, like the totals they divide.
+                "scope_3_plus": self.per_capita(self.scope3_plus),
+                "reductions_within_scopes": self.per_capita(d.reductions_within_scopes),
+            },
             "factors": [
                 {
                     "activity_type": f.activity_type,
@@ -182,11 +185,13 @@ class Inventory:
             per_capita_grams=self.per_capita(self.scope3_plus),
         )
         for scope in ("1", "2", "3"):
+            grams = d.reductions.get(scope, 0)
             row(
                 "reported_apart",
                 f"reductions_scope_{scope}",
                 scope=scope,
-                grams=d.reductions.get(scope, 0),
+                grams=grams,
+                per_capita_grams=self.per_capita(grams),
             )
         row("population", "member_count", record_count=d.member_count)
         row("population", "record_count", record_count=d.record_count)

@@ -17,6 +17,7 @@ from carbongraph.authz import (
     resolve_grants,
 )
 from carbongraph.authz.api_keys import KEY_STATEMENT, ApiKeyPrincipal, KeyUse, verify_key_rows
+from carbongraph.clock import LocalDays
 from carbongraph.config import Settings
 from carbongraph.db import RequestDB, StatementLog
 from carbongraph.observability import request_state
@@ -33,6 +34,8 @@ class Context:
     db: RequestDB
     viewer: Viewer
     loaders: Loaders
+    # The UTC date of the request's instant: current memberships and grants (docs/methodology.md
+    # "Local days"). What day it is for an account is ``days.on(its community's timezone)``.
     today: date
     request: Any = None
     response: Any = None
@@ -41,6 +44,12 @@ class Context:
     api_key: KeyUse | None = None
     request_id: str | None = None
     audit_notes: dict[str, Any] = field(default_factory=dict)
+    # The request's instant, as the local day in every time zone.
+    days: LocalDays = None  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.days is None:
+            self.days = LocalDays(self.settings.clock.now())
 
 
 async def load_viewer(db: RequestDB, principal: Principal | None, today: date) -> Viewer:
@@ -86,9 +95,10 @@ async def build_context(
     principal: Principal | None,
     *,
     request: Any = None,
-    today: date | None = None,
+    now: datetime | None = None,
 ) -> Context:
-    today = today or datetime.now(UTC).date()
+    days = LocalDays(now or settings.clock.now())
+    today = days.utc
     statements = None
     if settings.report_sql_statements:
         # Entered for the rest of this request's task; the task ends with the request.
@@ -108,6 +118,7 @@ async def build_context(
         statements=statements,
         api_key=api_key,
         request_id=request_id_of(request),
+        days=days,
     )
 
 

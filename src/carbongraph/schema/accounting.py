@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import date, datetime
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 from enum import Enum
 from typing import Any, NewType
 
@@ -15,7 +15,7 @@ from carbongraph import privacy
 from carbongraph.accounting import reads
 from carbongraph.accounting.activities import ACTIVITY_TYPES
 from carbongraph.accounting.reads import FootprintData, Period
-from carbongraph.authz import Access, Target
+from carbongraph.authz import Target
 from carbongraph.errors import BadUserInput, Suppressed
 from carbongraph.schema.relay import to_global_id
 
@@ -209,13 +209,7 @@ class Footprint:
 
     @classmethod
     def build(cls, key: tuple[str, int, str], period: Period, data: FootprintData) -> Footprint:
-        per_capita = None
-        if data.member_count > 0:
-            per_capita = int(
-                (Decimal(data.net) / data.member_count).quantize(
-                    Decimal(1), rounding=ROUND_HALF_EVEN
-                )
-            )
+        per_capita = reads.per_capita(data.net, data.member_count)
         return cls(
             period=PeriodRange(from_=period.start, to=period.end),
             suppressed=False,
@@ -295,6 +289,19 @@ class Footprint:
 
 
 @strawberry.type(
+    description="Reductions per member of the node at the period's end: whole grams, rounded "
+    "half-even like `Footprint.perCapita`."
+)
+class ReductionsPerCapita:
+    scope1: Grams
+    scope2: Grams
+    scope3: Grams
+    scope3_plus: Grams
+    total_within_scopes: Grams
+    total: Grams = strawberry.field(description="Scopes 1–3 and Scope 3+.")
+
+
+@strawberry.type(
     description="Avoided emissions of low-carbon actions, by scope; withheld like a footprint "
     "for too few people."
 )
@@ -309,19 +316,44 @@ class Reductions:
         description="Facilitated among ecosystem participants; kept apart from the inventory."
     )
     total_within_scopes: Grams | None = strawberry.field(description="Scopes 1–3 only.")
+    total: Grams | None = strawberry.field(
+        description="Every avoided gram: Scopes 1–3 and Scope 3+ (never netted against a "
+        "footprint)." + SUPPRESSED_NOTE
+    )
+    member_count: int | None = strawberry.field(
+        description="People in the node at the period's end (as `Footprint.memberCount`)."
+        + SUPPRESSED_NOTE
+    )
+    per_capita: ReductionsPerCapita | None = strawberry.field(
+        description="Per member at the period's end, e.g. `total` for \"kg CO2 reduced per person "
+        'in 30 days". Not `Footprint.perCapita`, which is net emissions. Null without members.'
+        + SUPPRESSED_NOTE
+    )
 
     @classmethod
     def build(cls, period: Period, data: FootprintData) -> Reductions:
         r = data.reductions
+        figures = {
+            "scope1": r.get("1", 0),
+            "scope2": r.get("2", 0),
+            "scope3": r.get("3", 0),
+            "scope3_plus": r.get("3+", 0),
+            "total_within_scopes": data.reductions_within_scopes,
+            "total": data.reductions_total,
+        }
+        members = data.member_count
+        per_capita = None
+        if members > 0:
+            per_capita = ReductionsPerCapita(
+                **{k: Grams(reads.per_capita(v, members) or 0) for k, v in figures.items()}
+            )
         return cls(
             period=PeriodRange(from_=period.start, to=period.end),
             suppressed=False,
             suppression_reason=None,
-            scope1=r.get("1", 0),
-            scope2=r.get("2", 0),
-            scope3=r.get("3", 0),
-            scope3_plus=r.get("3+", 0),
-            total_within_scopes=r.get("1", 0) + r.get("2", 0) + r.get("3", 0),
+            member_count=data.member_count,
+            per_capita=per_capita,
+            **figures,
         )
 
     @classmethod
@@ -335,6 +367,9 @@ class Reductions:
             scope3=None,
             scope3_plus=None,
             total_within_scopes=None,
+            total=None,
+            member_count=None,
+            per_capita=None,
         )
 
 
@@ -342,18 +377,19 @@ async def suppression(
     info: Any, key: tuple[str, int, str], target: Target | None, span: Period
 ) -> SuppressionReason | None:
     """The small-cell decision for this viewer (docs/privacy.md); None: show the figures."""
+    if target is None:
+        return None  # the platform's own figures
     ctx = info.context
-    k = ctx.settings.small_cell_k
-    if k <= 1 or target is None or ctx.viewer.access(target) >= Access.PERSONAL:
-        return None  # the platform's own figures, or a viewer who may see everyone in the node
-    if key[0] == "I":
-        return SuppressionReason.SMALL_CELL  # one person
-    path = target.paths[0]
     # Enterprises above a community count their people through their communities.
-    via = key[2] if key[0] == "E" else "communities"
-    groups = await ctx.loaders.cell_groups.groups([path], via, span.end)
-    reason = privacy.decide(path, groups, k)
-    return reason
+    return await privacy.node_cell(
+        ctx.loaders.cell_groups,
+        ctx.viewer.access(target),
+        ctx.settings.small_cell_k,
+        target.paths[0],
+        span.end,
+        via=key[2] if key[0] == "E" else "communities",
+        person=key[0] == "I",
+    )
 
 
 async def require_shown(info: Any, key: tuple[str, int, str], target: Target, span: Period) -> None:

@@ -19,7 +19,7 @@ from carbongraph.schema.accounting import (
     PeriodInput,
     RollupPath,
 )
-from carbongraph.schema.common import UserError
+from carbongraph.schema.common import UserError, UserWarning, warnings_of
 from carbongraph.schema.mutation_support import run_mutation
 from carbongraph.schema.relay import decode_global_id
 
@@ -75,6 +75,9 @@ class RecordActivitiesPayload:
     )
     created_count: int
     unchanged_count: int
+    warnings: list[UserWarning] = strawberry.field(
+        description="Accepted records worth a second look (e.g. NOT_ATTRIBUTED)."
+    )
     user_errors: list[UserError]
 
 
@@ -124,7 +127,7 @@ def _to_activity(item: RecordActivityInput, index: int) -> ActivityInput:
 
 async def _record(info: Any, items: list[RecordActivityInput]) -> RecordActivitiesPayload:
     ctx = info.context
-    counts = {"created": 0, "unchanged": 0}
+    counts: dict[str, Any] = {"created": 0, "unchanged": 0, "warnings": []}
 
     async def action() -> list[Any]:
         if not items:
@@ -140,7 +143,7 @@ async def _record(info: Any, items: list[RecordActivityInput]) -> RecordActiviti
             )
         inputs = [_to_activity(item, i) for i, item in enumerate(items)]
         result = await ingest(
-            ctx.db, inputs, today=ctx.today, viewer=ctx.viewer, recorded_by=ctx.viewer.subject
+            ctx.db, inputs, today=ctx.days, viewer=ctx.viewer, recorded_by=ctx.viewer.subject
         )
         if result.errors:
             raise MutationFailed(
@@ -154,6 +157,7 @@ async def _record(info: Any, items: list[RecordActivityInput]) -> RecordActiviti
                 ]
             )
         counts["created"], counts["unchanged"] = len(result.created), len(result.unchanged)
+        counts["warnings"] = warnings_of(["input", "records"], result.warnings)
         ids = result.created + result.unchanged
         rows = {r.id: r for r in await ctx.db.execute(sa.select(R).where(R.c.id.in_(ids)))}
         # Input order: replays are matched back by externalId.
@@ -170,6 +174,7 @@ async def _record(info: Any, items: list[RecordActivityInput]) -> RecordActiviti
         records=[ActivityRecord.from_row(r) for r in rows or []],
         created_count=counts["created"] if rows else 0,
         unchanged_count=counts["unchanged"] if rows else 0,
+        warnings=counts["warnings"] if rows else [],
         user_errors=errors,
     )
 

@@ -11,14 +11,17 @@ import strawberry
 from strawberry.file_uploads import Upload
 
 from carbongraph import evidence as photos
+from carbongraph import privacy
 from carbongraph.actions import campaigns, catalog, review, rewards
 from carbongraph.actions import record as service
 from carbongraph.actions.catalog import A as ACTION_TYPES
 from carbongraph.authz import Access, Target
 from carbongraph.errors import Forbidden, MutationFailed, UserErrorCode, UserErrorData
-from carbongraph.schema.common import UserError
+from carbongraph.schema.accounting import SuppressionReason
+from carbongraph.schema.common import UserError, UserWarning, warnings_of
 from carbongraph.schema.mutation_support import run_mutation
 from carbongraph.schema.relay import decode_global_id, to_global_id
+from carbongraph.services import zones
 
 MAX_BATCH = 10_000
 
@@ -189,6 +192,9 @@ class RecordActionsPayload:
     actions: list[ActionRecord]
     created_count: int
     unchanged_count: int
+    warnings: list[UserWarning] = strawberry.field(
+        description="Accepted actions worth a second look (e.g. NOT_ATTRIBUTED)."
+    )
     user_errors: list[UserError]
 
 
@@ -239,7 +245,7 @@ async def _record(
         result = await service.record_actions(
             ctx.db,
             inputs,
-            today=ctx.today,
+            today=ctx.days,
             viewer=ctx.viewer,
             recorded_by=ctx.viewer.subject,
             verified_only=verified_only,
@@ -256,6 +262,7 @@ async def _record(
                 ]
             )
         outcome["created"], outcome["unchanged"] = len(result.created), len(result.unchanged)
+        outcome["warnings"] = warnings_of(["input", "actions"], result.warnings)
         ids = result.created + result.unchanged
         rows = (
             list(
@@ -283,6 +290,7 @@ async def _record(
         actions=[ActionRecord.from_row(r) for r in rows or []],
         created_count=outcome.get("created", 0),
         unchanged_count=outcome.get("unchanged", 0),
+        warnings=outcome.get("warnings", []) if not errors else [],
         user_errors=errors,
     )
 
@@ -619,7 +627,8 @@ class RewardMutations:
                 reward_id=reward_pk,
                 idempotency_key=input.idempotency_key,
                 home_path=residents[0].path,
-                today=ctx.today,
+                # On offer by the calendar of the redeemer's community.
+                today=ctx.days.on(await zones.zone_of_path(ctx.db, residents[0].path)),
                 by=viewer.subject,
             )
 
@@ -639,10 +648,12 @@ class RewardMutations:
 
 @strawberry.type(
     description="Withheld (nulls, `suppressed: true`) from viewers outside the owner's "
-    "management when fewer than k people took part (docs/privacy.md)."
+    "management when fewer than k people took part, or as the complement of such a group "
+    "(docs/privacy.md)."
 )
 class CampaignProgress:
     suppressed: bool
+    suppression_reason: SuppressionReason | None
     avoided_grams: int | None
     participants: int | None
     percent_of_goal: float | None
@@ -690,13 +701,29 @@ class CampaignInfo:
 
     @strawberry.field
     async def progress(self, info: strawberry.Info) -> CampaignProgress:
-        p = await campaigns.progress(info.context.db, self.row)
-        if p.participants < info.context.settings.small_cell_k and not self._manages(info):
+        ctx = info.context
+        p = await campaigns.progress(ctx.db, self.row)
+        access = ctx.viewer.access(Target((self.row.owner_path,)))
+        reason = None
+        if not privacy.exempt(access, ctx.settings.small_cell_k):
+            # The participants are cells like a footprint's people: small cells, and the
+            # complements that would give one back from a campaign of the same window and
+            # action types higher up (docs/privacy.md).
+            root, people = await campaigns.participation(ctx.db, self.row)
+            reason = privacy.people_cell(
+                access, ctx.settings.small_cell_k, self.row.owner_path, root, people
+            )
+        if reason is not None:
             return CampaignProgress(
-                suppressed=True, avoided_grams=None, participants=None, percent_of_goal=None
+                suppressed=True,
+                suppression_reason=reason,
+                avoided_grams=None,
+                participants=None,
+                percent_of_goal=None,
             )
         return CampaignProgress(
             suppressed=False,
+            suppression_reason=None,
             avoided_grams=p.avoided_g,
             participants=p.participants,
             percent_of_goal=p.percent_of_goal,

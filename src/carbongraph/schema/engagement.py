@@ -169,20 +169,35 @@ class Statement:
         "campus-wide electricity ranking of a dorm room); null without peers or their use."
     )
     async def electricity_ranking(self, info: strawberry.Info) -> StatementUsageRanking | None:
-        return _usage_ranking(info, await st.electricity_ranking(info.context.db, self.data))
+        ranking = await st.electricity_ranking(info.context.db, self.data)
+        return await _usage_ranking(info, ranking, self.data.period)
 
 
-def _peers_withheld(info: Any, population: int, scope_path: str) -> bool:
-    """Peer averages follow the small-cell rule: withheld from viewers without personal
-    access to the peers when they are fewer than k people."""
-    k = info.context.settings.small_cell_k
-    return population < k and info.context.viewer.access(Target((scope_path,))) < Access.PERSONAL
+async def _peers_withheld(
+    info: Any, population: int, scope_path: str, span: Period
+) -> privacy.SuppressionReason | None:
+    """The peers' averages are figures over part of the peers' community (homes with data, of
+    one dwelling type): withheld like a footprint of that part (docs/privacy.md)."""
+    ctx = info.context
+    decision = await privacy.part_of_node(
+        ctx.loaders.cell_groups,
+        ctx.viewer.access(Target((scope_path,))),
+        ctx.settings.small_cell_k,
+        scope_path,
+        span.end,
+        population,
+    )
+    return decision.part
 
 
-def _usage_ranking(info: Any, ranking: st.UsageRanking | None) -> StatementUsageRanking | None:
+async def _usage_ranking(
+    info: Any, ranking: st.UsageRanking | None, span: Period
+) -> StatementUsageRanking | None:
     if ranking is None:
         return None
-    suppressed = _peers_withheld(info, ranking.population, ranking.peer_scope_path)
+    # The same rule as the net ranking's averages, over this board's peers.
+    reason = await _peers_withheld(info, ranking.population, ranking.peer_scope_path, span)
+    suppressed = reason is not None
     own, average = ranking.per_capita_milli, ranking.average_per_capita_milli
     return StatementUsageRanking(
         activity_type=ranking.activity_type,
@@ -195,14 +210,15 @@ def _usage_ranking(info: Any, ranking: st.UsageRanking | None) -> StatementUsage
         per_capita=None if own is None else _quantity(own),
         peer_average_per_capita=None if suppressed or average is None else _quantity(average),
         suppressed=suppressed,
-        suppression_reason=SuppressionReason.SMALL_CELL if suppressed else None,
+        suppression_reason=reason,
     )
 
 
-def _ranking(info: Any, ranking: st.Ranking | None) -> StatementRanking | None:
+async def _ranking(info: Any, ranking: st.Ranking | None, span: Period) -> StatementRanking | None:
     if ranking is None:
         return None
-    suppressed = _peers_withheld(info, ranking.population, ranking.peer_scope_path)
+    reason = await _peers_withheld(info, ranking.population, ranking.peer_scope_path, span)
+    suppressed = reason is not None
     return StatementRanking(
         peers=ranking.peers,
         peer_community=ranking.peer_community,
@@ -212,7 +228,7 @@ def _ranking(info: Any, ranking: st.Ranking | None) -> StatementRanking | None:
         peer_average_net=None if suppressed else ranking.average_net_g,
         peer_average_per_capita=None if suppressed else ranking.average_per_capita_g,
         suppressed=suppressed,
-        suppression_reason=SuppressionReason.SMALL_CELL if suppressed else None,
+        suppression_reason=reason,
     )
 
 
@@ -277,7 +293,7 @@ async def statement_of(
         net_change=data.net_change_g,
         net_change_percent=data.net_change_percent,
         credits_earned=data.credits,
-        ranking=_ranking(info, data.ranking),
+        ranking=await _ranking(info, data.ranking, data.period),
         data=data,
     )
 
@@ -331,7 +347,8 @@ class Leaderboard:
     period: PeriodRange
     total_count: int = strawberry.field(description="Ranked entries; 0 when suppressed.")
     population: int | None = strawberry.field(
-        description="People the ranked entries cover; null when suppressed."
+        description="People the ranked entries cover; null when suppressed, or when the "
+        "people of the scope left off the board are fewer than k (docs/privacy.md)."
     )
     suppressed: bool = strawberry.field(
         description="The whole board is withheld: it covers too few people for this viewer."
@@ -405,14 +422,36 @@ async def leaderboard_of(
     k = settings.small_cell_k
     span = PeriodRange(from_=board.period.start, to=board.period.end)
     metric = LeaderboardMetric(board.metric)
-    if result.population < k and viewer.access(Target((board.scope_path,))) < Access.PERSONAL:
+    # The board's head count is a figure over part of its scope's people (those with data, of
+    # one dwelling type; docs/privacy.md). The whole board goes when that part is a small cell
+    # or the scope itself is withheld; when only the rest of the scope is small, the entries
+    # (cells decided on their own below) stand and just the head count is withheld.
+    scope_access = viewer.access(Target((board.scope_path,)))
+    if not privacy.exempt(scope_access, k) and board.level != lb.INDIVIDUALS:
+        # The scope's groups and the entries' in one statement.
+        paths = [board.scope_path, *(e.path for e in result.entries)]
+        await info.context.loaders.cell_groups.groups(paths, "communities", board.period.end)
+    decision = await privacy.part_of_node(
+        info.context.loaders.cell_groups,
+        scope_access,
+        k,
+        board.scope_path,
+        board.period.end,
+        result.population,
+    )
+    whole = (
+        decision.part
+        if decision.scope is not None or decision.part is privacy.SuppressionReason.SMALL_CELL
+        else None
+    )
+    if whole is not None:
         return Leaderboard(
             metric=metric,
             period=span,
             total_count=0,
             population=None,
             suppressed=True,
-            suppression_reason=SuppressionReason.SMALL_CELL,
+            suppression_reason=whole,
             edges=[],
             page_info=relay.PageInfo(
                 has_next_page=False, has_previous_page=False, start_cursor=None, end_cursor=None
@@ -428,24 +467,19 @@ async def leaderboard_of(
     # Households and communities are withheld exactly as their footprints are (small cells
     # and their complements, docs/privacy.md), so a board and a footprint never combine into
     # more than either shows; a person is always a small cell.
-    groups: dict[str, Any] = {}
-    if k > 1 and board.level != lb.INDIVIDUALS:
-        outside = [t.paths[0] for t in targets if viewer.access(t) < Access.PERSONAL]
-        if outside:
-            groups = await info.context.loaders.cell_groups.groups(
-                outside, "communities", board.period.end
-            )
+    accesses = [viewer.access(t) for t in targets]
+    reasons = await privacy.node_cells(
+        info.context.loaders.cell_groups,
+        k,
+        [
+            (entry.path, access, board.level == lb.INDIVIDUALS)
+            for entry, access in zip(result.entries, accesses, strict=True)
+        ],
+        board.period.end,
+    )
     edges = []
-    for entry, target in zip(result.entries, targets, strict=True):
-        access = viewer.access(target)
+    for entry, access, reason in zip(result.entries, accesses, reasons, strict=True):
         named = access >= (Access.PUBLIC if board.level == lb.COMMUNITIES else Access.PERSONAL)
-        reason: privacy.SuppressionReason | None = None
-        if access < Access.PERSONAL and k > 1:
-            reason = (
-                privacy.decide(entry.path, groups, k)
-                if board.level != lb.INDIVIDUALS
-                else privacy.SuppressionReason.SMALL_CELL
-            )
         hidden = reason is not None
         node = LeaderboardEntry(
             rank=entry.rank,
@@ -465,7 +499,7 @@ async def leaderboard_of(
         metric=metric,
         period=span,
         total_count=result.entry_count,
-        population=result.population,
+        population=None if decision.part else result.population,
         suppressed=False,
         suppression_reason=None,
         edges=edges,

@@ -18,6 +18,7 @@ from carbongraph.schema.hierarchy import (
 )
 from carbongraph.schema.mutation_support import input_id, optional_input_id, run_mutation
 from carbongraph.services import hierarchy as service
+from carbongraph.services import onboarding
 from carbongraph.services.validation import Checker
 
 
@@ -47,6 +48,26 @@ class HouseholdPayload:
 @strawberry.type
 class IndividualPayload:
     individual: IndividualNode | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class HouseholdsPayload:
+    households: list[HouseholdNode] = strawberry.field(
+        description="The households, in input order (existing ones as they are)."
+    )
+    created_count: int
+    unchanged_count: int
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class IndividualsPayload:
+    individuals: list[IndividualNode] = strawberry.field(
+        description="The people, in input order (existing ones as they are)."
+    )
+    created_count: int
+    unchanged_count: int
     user_errors: list[UserError]
 
 
@@ -114,10 +135,25 @@ class CreateIndividualInput:
         default=None, description="Login subject (JWT sub) that owns this account."
     )
     household_id: strawberry.ID | None = None
-    member_from: date | None = strawberry.field(default=None, description="Defaults to today.")
+    member_from: date | None = strawberry.field(
+        default=None,
+        description="First day in the household; defaults to today. Activities and actions "
+        "dated before it count for the person only, for no household or community (they are "
+        "answered with the warning NOT_ATTRIBUTED): give the real date when onboarding.",
+    )
     employer_id: strawberry.ID | None = None
     employed_from: date | None = strawberry.field(default=None, description="Defaults to today.")
     external_ref: str | None = None
+
+
+@strawberry.input
+class CreateHouseholdsInput:
+    items: list[CreateHouseholdInput] = strawberry.field(description="1 to 1,000 households.")
+
+
+@strawberry.input
+class CreateIndividualsInput:
+    items: list[CreateIndividualInput] = strawberry.field(description="1 to 1,000 people.")
 
 
 @strawberry.input
@@ -184,6 +220,39 @@ async def _individual(info: Any, action: Any) -> IndividualPayload:
     row, errors = await run_mutation(info, action)
     return IndividualPayload(
         individual=IndividualNode.from_row(row) if row else None, user_errors=errors
+    )
+
+
+async def _batch(info: Any, items: list[Any], one: Any) -> tuple[Any, list[UserError]]:
+    return await run_mutation(
+        info,
+        lambda: onboarding.run_items(info.context, items, one, refs=lambda item: item.external_ref),
+    )
+
+
+def _household_item(info: Any, item: CreateHouseholdInput) -> Any:
+    return onboarding.ensure_household(
+        info.context,
+        community_id=input_id(item.community_id, "Community", "communityId"),
+        name=item.name,
+        dwelling_type=item.dwelling_type.value,
+        has_rooftop_solar=item.has_rooftop_solar,
+        external_ref=item.external_ref,
+    )
+
+
+def _individual_item(info: Any, item: CreateIndividualInput) -> Any:
+    return onboarding.ensure_individual(
+        info.context,
+        display_name=item.display_name,
+        email=item.email,
+        subject=item.subject,
+        household_id=optional_input_id(item.household_id, "Household", "householdId"),
+        member_from=item.member_from,
+        employer_id=optional_input_id(item.employer_id, "Enterprise", "employerId"),
+        employed_from=item.employed_from,
+        external_ref=item.external_ref,
+        reload=False,
     )
 
 
@@ -295,6 +364,22 @@ class HierarchyMutations:
 
         return await _household(info, action)
 
+    @strawberry.mutation(
+        description="Create up to 1,000 households, all or nothing, authorized like "
+        "createHousehold. Idempotent by externalRef: an item whose externalRef names an existing "
+        "household with the same values is answered with it and changes nothing."
+    )
+    async def create_households(
+        self, info: strawberry.Info, input: CreateHouseholdsInput
+    ) -> HouseholdsPayload:
+        result, errors = await _batch(info, input.items, lambda item: _household_item(info, item))
+        return HouseholdsPayload(
+            households=[HouseholdNode.from_row(r) for r in result.rows] if result else [],
+            created_count=result.created if result else 0,
+            unchanged_count=result.unchanged if result else 0,
+            user_errors=errors,
+        )
+
     @strawberry.mutation
     async def update_household(
         self, info: strawberry.Info, input: UpdateHouseholdInput
@@ -340,6 +425,22 @@ class HierarchyMutations:
             )
 
         return await _individual(info, action)
+
+    @strawberry.mutation(
+        description="Open up to 1,000 accounts, all or nothing, authorized like "
+        "createIndividual. Idempotent by externalRef: an item whose externalRef names an "
+        "existing person with the same values is answered with them and changes nothing."
+    )
+    async def create_individuals(
+        self, info: strawberry.Info, input: CreateIndividualsInput
+    ) -> IndividualsPayload:
+        result, errors = await _batch(info, input.items, lambda item: _individual_item(info, item))
+        return IndividualsPayload(
+            individuals=[IndividualNode.from_row(r) for r in result.rows] if result else [],
+            created_count=result.created if result else 0,
+            unchanged_count=result.unchanged if result else 0,
+            user_errors=errors,
+        )
 
     @strawberry.mutation(description="Change a person's profile (managers, or the person).")
     async def update_individual(

@@ -174,6 +174,8 @@ class InventoryPerCapita:
     gross: Grams
     clean_energy_offset: Grams
     net: Grams
+    scope3_plus: Grams = strawberry.field(description="Reported apart; never netted.")
+    reductions_within_scopes: Grams = strawberry.field(description="Reported apart.")
 
 
 @strawberry.type(description="Records of one data quality in an inventory.")
@@ -241,6 +243,8 @@ class GhgInventory:
                 gross=f["gross"],
                 clean_energy_offset=f["clean_energy_offset"],
                 net=f["net"],
+                scope3_plus=Grams(i.per_capita(i.scope3_plus) or 0),
+                reductions_within_scopes=Grams(i.per_capita(d.reductions_within_scopes) or 0),
             )
         return cls(
             node_id=strawberry.ID(i.global_id),
@@ -262,7 +266,7 @@ class GhgInventory:
             clean_energy_offset=Grams(d.offset),
             net=Grams(d.net),
             scope3_plus=Grams(i.scope3_plus),
-            reductions_within_scopes=Grams(sum(d.reductions.get(s, 0) for s in ("1", "2", "3"))),
+            reductions_within_scopes=Grams(d.reductions_within_scopes),
             record_count=d.record_count,
             member_count=d.member_count,
             per_capita=per_capita,

@@ -18,7 +18,7 @@ from carbongraph.errors import MutationFailed, UserErrorCode
 from carbongraph.models.base import utcnow
 from carbongraph.resolvers.context import Context
 from carbongraph.resolvers.dataloaders import EM, C, E, H, I, IndividualRecord, M, current
-from carbongraph.services import periods
+from carbongraph.services import periods, zones
 from carbongraph.services.validation import Checker, placeholder_path
 
 TABLES = {"Enterprise": E, "Community": C, "Household": H, "Individual": I}
@@ -73,7 +73,15 @@ async def _insert_with_path(
     ctx: Context, table: sa.Table, values: dict[str, Any], parent_path: str, prefix: str
 ) -> Any:
     now = utcnow()
-    values = {**values, "path": placeholder_path(), "created_at": now, "updated_at": now}
+    values = {**values, "created_at": now, "updated_at": now}
+    if ctx.db.dialect == "postgresql":
+        # The id first, so the row is written with its real path: row-level security checks a
+        # household's path on INSERT (migration 0011), and a placeholder is in no tenant.
+        pk = await ctx.db.scalar(sa.select(sa.func.nextval(f"{table.name}_id_seq")))
+        path = f"{parent_path}{prefix}{pk}/"
+        await ctx.db.execute(sa.insert(table).values(id=pk, path=path, **values))
+        return await _fresh(ctx, table, pk)
+    values["path"] = placeholder_path()
     result = await ctx.db.execute(sa.insert(table).values(**values).returning(table.c.id))
     pk = result.scalar_one()
     await ctx.db.execute(
@@ -265,7 +273,9 @@ async def create_individual(
     employer_id: int | None,
     employed_from: date | None,
     external_ref: str | None,
-) -> IndividualRecord:
+    reload: bool = True,
+) -> Any:
+    """The new person (``reload`` False: only their id, for batches that load all at once)."""
     check = Checker()
     display_name = check.text("displayName", display_name)  # type: ignore[assignment]
     email = check.email("email", email)
@@ -309,10 +319,12 @@ async def create_individual(
     else:
         pk = (await ctx.db.execute(sa.insert(I).values(**values).returning(I.c.id))).scalar_one()
     if household_id is not None:
-        await periods.open_membership(ctx.db, pk, household_id, member_from or ctx.today)
+        # By default from today where the household is (its community's local day).
+        joined = member_from or ctx.days.on(await zones.zone_of_path(ctx.db, household.path))
+        await periods.open_membership(ctx.db, pk, household_id, joined, household.path)
     if employer_id is not None:
         await periods.open_employment(ctx.db, pk, employer_id, employed_from or ctx.today)
-    return await reload_individual(ctx, pk)
+    return await reload_individual(ctx, pk) if reload else pk
 
 
 async def reload_individual(ctx: Context, pk: int) -> IndividualRecord:

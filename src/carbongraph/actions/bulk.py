@@ -1,0 +1,270 @@
+"""Verified actions in bulk on PostgreSQL, set-based: the rules of ``record.record_actions``
+for a trusted operator (``viewer`` None: every action counts as partner-verified), with the
+database doing the work per batch instead of per row.
+
+1. Row checks that need no database (type known and valid that day, units, date) and
+   duplicate externalIds in the batch: as in ``record_actions``.
+2. The batch's people are locked (locks.py: the same per-person lock, ascending ids, as every
+   other writer of credits and caps); then the batch is COPYed into a temporary staging table.
+3. One statement each reads what decides the outcome: accounts, stored externalIds, the
+   household on each day, and the units already used against the daily caps. The decisions
+   (in input order, as the reference makes them) are a loop over those facts in memory.
+4. Records, ledger GRANT entries and the Scope 3+ roll-up to every ancestor are each one
+   ``INSERT … SELECT`` from the staging table (``ON CONFLICT DO NOTHING`` on the externalId;
+   ``GROUP BY`` into ``footprint_total``, upserted in key order). Campaign bonuses and live
+   notifications go through the same functions as the reference.
+
+``record_actions`` stays the reference (and the SQLite path); tests/test_actions_import.py
+checks on generated batches that both leave identical records, ledger entries and totals.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date
+from typing import Any
+
+from carbongraph.actions.catalog import Catalog
+from carbongraph.actions.record import ActionError, ActionInput, ActionResult, insert_entries
+from carbongraph.live import publish as live
+from carbongraph.locks import lock_people
+
+_STAGE = "stage_verified_action"
+_CREATE = (
+    f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} (n integer, individual_id bigint, "
+    "action_type_id bigint, units integer, occurred_on date, external_id text) "
+    "ON COMMIT DELETE ROWS"
+)
+_HOUSEHOLD_ON = (
+    "(SELECT m.household_id FROM household_membership m WHERE m.individual_id = s.individual_id "
+    "AND m.valid_from <= s.occurred_on AND (m.valid_to IS NULL OR m.valid_to > s.occurred_on) "
+    "LIMIT 1)"
+)
+_FACTS = f"""
+SELECT s.n, i.id IS NOT NULL AS found, i.archived_at IS NOT NULL AS archived,
+       ar.id AS known_id, ar.individual_id AS known_individual, ar.action_type_id AS known_type,
+       ar.units AS known_units, ar.occurred_on AS known_day, {_HOUSEHOLD_ON} AS household_id
+FROM {_STAGE} s
+LEFT JOIN individual i ON i.id = s.individual_id
+LEFT JOIN action_record ar ON ar.external_id = s.external_id
+"""
+_USED = f"""
+SELECT ar.individual_id, ar.action_type_id, ar.occurred_on, sum(ar.units)
+FROM action_record ar
+JOIN (SELECT DISTINCT individual_id, occurred_on FROM {_STAGE}) k
+  ON k.individual_id = ar.individual_id AND k.occurred_on = ar.occurred_on
+WHERE ar.status <> 'REJECTED'
+GROUP BY ar.individual_id, ar.action_type_id, ar.occurred_on
+"""
+_INSERT = f"""
+INSERT INTO action_record (individual_id, action_type_id, units, occurred_on, status, source,
+    external_id, credits, avoided_g, household_id, evidence_id, recorded_by, decided_by,
+    decided_at, created_at)
+SELECT s.individual_id, s.action_type_id, s.units, s.occurred_on, 'APPROVED', 'PARTNER',
+    s.external_id, s.units * t.credits_per_unit, s.units * t.avoided_g_per_unit,
+    {_HOUSEHOLD_ON}, NULL, $2, 'auto', now(), now()
+FROM {_STAGE} s JOIN action_type t ON t.id = s.action_type_id
+WHERE s.n = ANY($1::integer[])
+ORDER BY s.n
+ON CONFLICT (external_id) DO NOTHING
+RETURNING id, external_id, individual_id, action_type_id, occurred_on, credits, household_id
+"""
+_LEDGER = """
+INSERT INTO credit_entry (individual_id, kind, amount, action_record_id, campaign_id, note,
+    created_by, created_at)
+SELECT ar.individual_id, 'GRANT', ar.credits, ar.id, NULL, t.code, $2, now()
+FROM action_record ar JOIN action_type t ON t.id = ar.action_type_id
+WHERE ar.id = ANY($1::bigint[])
+ORDER BY ar.id
+"""
+# The roll-up of ``rollup.Attribution.targets`` in SQL: the platform, the person, the
+# household's chain (its path: e…/c…/h…/) and the employers of that day (via employees, with
+# the action type's employer scope).
+_TOTALS = """
+WITH a AS (
+  SELECT ar.individual_id, ar.occurred_on AS day, ar.household_id, ar.avoided_g, t.scope,
+         t.category, t.employer_scope, t.employer_category
+  FROM action_record ar JOIN action_type t ON t.id = ar.action_type_id
+  WHERE ar.id = ANY($1::bigint[])
+), targets AS (
+  SELECT 'P' AS node, 0::bigint AS node_id, '' AS via, day, scope, category, avoided_g FROM a
+  UNION ALL
+  SELECT 'I', individual_id, '', day, scope, category, avoided_g FROM a
+  UNION ALL
+  SELECT upper(left(seg, 1)), substr(seg, 2)::bigint,
+         CASE WHEN left(seg, 1) = 'e' THEN 'communities' ELSE '' END,
+         day, scope, category, avoided_g
+  FROM a JOIN household h ON h.id = a.household_id
+  CROSS JOIN LATERAL unnest(string_to_array(trim(both '/' from h.path), '/')) AS seg
+  UNION ALL
+  SELECT 'E', em.enterprise_id, 'employees', day, employer_scope, employer_category, avoided_g
+  FROM a JOIN employment em ON em.individual_id = a.individual_id
+   AND em.valid_from <= a.day AND (em.valid_to IS NULL OR em.valid_to > a.day)
+)
+INSERT INTO footprint_total (node, node_id, via, day, kind, scope, category, location_g,
+    market_g, record_count)
+SELECT node, node_id, via, day, 'reduction', scope, category, sum(avoided_g), sum(avoided_g),
+       count(*)
+FROM targets
+GROUP BY node, node_id, via, day, scope, category
+ORDER BY node, node_id, via, day, scope, category
+ON CONFLICT (node, node_id, via, day, kind, scope, category) DO UPDATE SET
+  location_g = footprint_total.location_g + excluded.location_g,
+  market_g = footprint_total.market_g + excluded.market_g,
+  record_count = footprint_total.record_count + excluded.record_count
+RETURNING node, node_id
+"""
+
+
+def check_items(
+    catalog: Catalog, inputs: list[ActionInput], today: date, result: ActionResult
+) -> list[Any]:
+    """The row checks of ``record_actions`` that need no database; the action type of each."""
+    actions: list[Any] = []
+    for n, item in enumerate(inputs):
+        action = catalog.valid_on(item.action_type, item.occurred_on)
+        actions.append(action)
+        if item.action_type not in catalog.by_code:
+            result.errors.append(
+                ActionError(
+                    n,
+                    "actionType",
+                    "ACTION_NOT_ALLOWED",
+                    f"unknown action type {item.action_type!r}",
+                )
+            )
+        elif action is None:
+            result.errors.append(
+                ActionError(
+                    n, "occurredOn", "ACTION_NOT_ALLOWED", "the action type is not valid that day"
+                )
+            )
+        if item.units <= 0:
+            result.errors.append(ActionError(n, "units", "INVALID", "units must be positive"))
+        if item.occurred_on > today:
+            result.errors.append(
+                ActionError(n, "occurredOn", "INVALID_DATE", "the action has not happened yet")
+            )
+    return actions
+
+
+async def record_verified_set_based(
+    conn: Any, inputs: list[ActionInput], *, today: date, recorded_by: str | None
+) -> ActionResult:
+    """Like ``record_actions(conn, inputs, viewer=None, …)`` on PostgreSQL (see the module)."""
+    result = ActionResult()
+    catalog = await Catalog.load(conn)
+    actions = check_items(catalog, inputs, today, result)
+    if result.errors:
+        return result
+    external = [i.external_id for i in inputs if i.external_id]
+    if len(set(external)) != len(external):
+        result.errors.append(
+            ActionError(
+                0, "externalId", "EXTERNAL_ID_CONFLICT", "an externalId appears twice in the batch"
+            )
+        )
+        return result
+    await lock_people(conn, (item.individual_id for item in inputs))
+    raw = (await conn.get_raw_connection()).driver_connection
+    await raw.execute(_CREATE)
+    await raw.copy_records_to_table(
+        _STAGE,
+        records=[
+            (n, item.individual_id, actions[n].id, item.units, item.occurred_on, item.external_id)
+            for n, item in enumerate(inputs)
+        ],
+        columns=["n", "individual_id", "action_type_id", "units", "occurred_on", "external_id"],
+    )
+    facts = {row["n"]: row for row in await raw.fetch(_FACTS)}
+    used: dict[tuple[int, int, date], int] = defaultdict(int)
+    for individual_id, type_id, day, units in await raw.fetch(_USED):
+        used[(individual_id, type_id, day)] += int(units)
+
+    def fail(n: int, name: str, code: str, message: str) -> None:
+        result.errors.append(ActionError(n, name, code, message))
+
+    accepted: list[int] = []
+    for n, item in enumerate(inputs):
+        fact, action = facts[n], actions[n]
+        if not fact["found"]:
+            fail(n, "individualId", "NOT_FOUND", "no such person")
+            continue
+        if fact["household_id"] is None:
+            result.warnings.append(
+                ActionError(
+                    n,
+                    "occurredOn",
+                    "NOT_ATTRIBUTED",
+                    f"the person has no household on {item.occurred_on.isoformat()}: counted "
+                    "for the person, not for any household or community",
+                )
+            )
+        if fact["known_id"] is not None:
+            stored = (
+                fact["known_individual"],
+                fact["known_type"],
+                fact["known_units"],
+                fact["known_day"],
+            )
+            if stored == (item.individual_id, action.id, item.units, item.occurred_on):
+                result.unchanged.append(fact["known_id"])
+            else:
+                fail(
+                    n,
+                    "externalId",
+                    "EXTERNAL_ID_CONFLICT",
+                    "externalId was recorded before with different values",
+                )
+            continue
+        if fact["archived"]:
+            fail(n, "individualId", "ARCHIVED_ACCOUNT", "the account is archived")
+            continue
+        key = (item.individual_id, action.id, item.occurred_on)
+        if used[key] + item.units > action.daily_cap:
+            fail(
+                n,
+                "units",
+                "DAILY_CAP_REACHED",
+                f"at most {action.daily_cap} {action.unit} of {action.code} a day",
+            )
+            continue
+        used[key] += item.units
+        accepted.append(n)
+    if result.errors or not accepted:
+        return result
+
+    inserted = await raw.fetch(_INSERT, accepted, recorded_by)
+    if len(inserted) != len(accepted):
+        # Taken since the lock by a row of someone else (another person's batch): refused.
+        taken = {r["external_id"] for r in inserted}
+        for n in accepted:
+            if inputs[n].external_id not in taken:
+                fail(n, "externalId", "EXTERNAL_ID_CONFLICT", "externalId is already in use")
+        return result
+    ids = [r["id"] for r in inserted]
+    result.created.extend(ids)
+    await raw.execute(_LEDGER, ids, recorded_by)
+    rolled = await raw.fetch(_TOTALS, ids)
+    by_id = {a.id: a for versions in catalog.by_code.values() for a in versions}
+    from carbongraph.actions.campaigns import bonus_entries  # campaigns build on records
+
+    approved = [
+        (
+            {
+                "id": r["id"],
+                "individual_id": r["individual_id"],
+                "occurred_on": r["occurred_on"],
+                "credits": r["credits"],
+                "household_id": r["household_id"],
+            },
+            by_id[r["action_type_id"]],
+        )
+        for r in inserted
+    ]
+    await insert_entries(conn, await bonus_entries(conn, approved, recorded_by))
+    await live.credits_changed(conn, {r["individual_id"] for r in inserted})
+    await live.rankings_changed(
+        conn, live.REDUCTIONS, {r["node_id"] for r in rolled if r["node"] == "C"}
+    )
+    return result
