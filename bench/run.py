@@ -6,7 +6,8 @@ PostgreSQL. The product connects as the application role under row-level securit
 asserted. Writes bench/results/<timestamp>.json and the table in docs/benchmarks.md.
 
 Scenarios:
-  B1  ingest: records/s through the product's bulk path vs raw COPY into a bare table
+  B1  ingest: records/s through the product's set-based import (--jobs 2, and one job) vs raw
+      COPY into a bare table; the importer's peak RSS on a file 10x the dataset's activity
   B2  footprint(period: month) at household, community, enterprise and platform level
   B3  community → 50 households → members → monthly footprints over HTTP (wrk), c = 1, 8, 32
       as a platform admin, and c = 8 as a manager of the community's tenant
@@ -115,8 +116,82 @@ def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 
 # -- B1 ------------------------------------------------------------------------------------------
+# The importer runs in a child that reports its own peak RSS when it is done.
+_PROBE = (
+    "import resource, sys\n"
+    "from carbongraph.cli import app\n"
+    "try:\n    app(sys.argv[1:])\nexcept SystemExit as done:\n"
+    "    code = done.code or 0\n"
+    "print('RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    "sys.exit(code)\n"
+)
+B1_BATCH = "20000"
+
+
+def _import(path: Path, env: dict[str, str], *options: str) -> dict[str, Any]:
+    """`carbongraph import activities` in a child: wall time, its own peak RSS, its summary."""
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, "import", "activities", str(path), *options],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+    )
+    if done.returncode:
+        raise RuntimeError(f"B1: the import failed: {done.stdout[-2000:]} {done.stderr[-3000:]}")
+    seconds = time.perf_counter() - started
+    created = int(re.search(r"created (\d+)", done.stdout).group(1))  # type: ignore[union-attr]
+    return {
+        "records": created,
+        "seconds": round(seconds, 2),
+        "records_per_s": round(created / seconds),
+        "peak_rss_mb": round(int(done.stdout.rsplit("RSS_KB", 1)[1].split()[0]) / 1024, 1),
+    }
+
+
+async def _empty_activity(database_url: str) -> None:
+    dsn = (
+        sa.engine.make_url(database_url)
+        .set(drivername="postgresql")
+        .render_as_string(hide_password=False)
+    )
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("TRUNCATE activity_record, footprint_total")
+        await conn.execute("ANALYZE activity_record, footprint_total")
+    finally:
+        await conn.close()
+
+
+def _ten_times(activity: Path, target: Path) -> int:
+    """The activity ten times over, each copy 35 days earlier than the one before (so no
+    meter's readings overlap) with its own external ids; streamed, line by line."""
+    rows = 0
+    with target.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        for copy in range(10):
+            shift = timedelta(days=35 * copy)
+            with activity.open(newline="", encoding="utf-8") as handle:
+                reader = csv.reader(handle)
+                header = next(reader)
+                if copy == 0:
+                    writer.writerow(header)
+                start, end, ext = (header.index(c) for c in ("period_start", "period_end",
+                                                             "external_id"))  # fmt: skip
+                for row in reader:
+                    if copy:
+                        row[start] = (datetime.fromisoformat(row[start]) - shift).date().isoformat()
+                        row[end] = (datetime.fromisoformat(row[end]) - shift).date().isoformat()
+                        row[ext] = f"{row[ext]}~{copy}"
+                    writer.writerow(row)
+                    rows += 1
+    return rows
+
+
 async def b1_ingest(scale: str, database_url: str, app_url: str) -> dict[str, Any]:
-    """The hierarchy from `seed --scale`, then its activity through `carbongraph import`.
+    """The hierarchy from `seed --scale`, then its activity through `carbongraph import`:
+    the set-based path with `--jobs 2` and with one job, each into empty activity tables, and
+    a file ten times the dataset's activity (streamed) for the importer's peak RSS.
     Migrations and the dataset run as the owner (``database_url``), the import as the
     application role."""
     env = {"CARBONGRAPH_MIGRATION_DATABASE_URL": database_url, "CARBONGRAPH_DATABASE_URL": app_url}
@@ -133,39 +208,22 @@ async def b1_ingest(scale: str, database_url: str, app_url: str) -> dict[str, An
             env={"CARBONGRAPH_DATABASE_URL": database_url},
         )
         counts = dict(re.findall(r"(\w+) (\d+)", seeded.stdout.split(":", 1)[1]))
-        # The importer runs in a child that reports its own peak RSS when it is done.
-        probe = (
-            "import resource, sys\n"
-            "from carbongraph.cli import app\n"
-            "try:\n    app(sys.argv[1:])\nexcept SystemExit as done:\n"
-            "    code = done.code or 0\n"
-            "print('RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
-            "sys.exit(code)\n"
-        )
-        started = time.perf_counter()
-        imported = subprocess.run(  # noqa: ASYNC221 - the benchmark waits on purpose
-            [
-                sys.executable,
-                "-c",
-                probe,
-                "import",
-                "activities",
-                str(activity),
-                "--batch-size",
-                "20000",
-            ],
-            check=True,
-            capture_output=True,
-            text=True,
-            env={**os.environ, **env},
-        )
-        seconds = time.perf_counter() - started
-        importer_rss_kb = int(imported.stdout.rsplit("RSS_KB", 1)[1].split()[0])
+        single = _import(activity, env, "--batch-size", B1_BATCH)
+        await _empty_activity(database_url)
+        jobs2 = _import(activity, env, "--batch-size", B1_BATCH, "--jobs", "2")
         with activity.open(newline="") as handle:
             reader = csv.reader(handle)
             next(reader)
             rows = [tuple(row[:7]) for row in reader]
+        await _empty_activity(database_url)
+        big = Path(tmp) / "activity-10x.csv"
+        big_rows = _ten_times(activity, big)
+        ten = _import(big, env, "--batch-size", B1_BATCH, "--jobs", "2")
+        big_bytes = big.stat().st_size
+        big.unlink()
     records = int(counts["records"])
+    if not single["records"] == jobs2["records"] == records or ten["records"] != big_rows:
+        raise RuntimeError(f"B1: the imports did not write every record: {single}, {jobs2}, {ten}")
     # Raw COPY of the same rows into a bare table without indexes.
     dsn = (
         sa.engine.make_url(database_url)
@@ -185,22 +243,23 @@ async def b1_ingest(scale: str, database_url: str, app_url: str) -> dict[str, An
         await conn.execute("DROP TABLE bench_raw_copy")
     finally:
         await conn.close()
+    raw_per_s = len(rows) / copy_seconds
     return {
         "dataset": {k: int(v) for k, v in counts.items()},
-        # Wall time of `carbongraph import activities` (process start, CSV parsing, validation,
-        # emissions, roll-up maintenance, COPY), batches of 20,000.
-        "product": {
-            "records": records,
-            "seconds": round(seconds, 2),
-            "records_per_s": round(records / seconds),
-        },
+        # Wall time of `carbongraph import activities --jobs 2` (process start, CSV parsing,
+        # staging COPY, validation, emissions and roll-up totals in SQL), batches of 20,000.
+        "product": jobs2,
+        "product_single_job": single,
         "raw_copy": {
             "records": len(rows),
             "seconds": round(copy_seconds, 3),
-            "records_per_s": round(len(rows) / copy_seconds),
+            "records_per_s": round(raw_per_s),
         },
-        "ratio_product_to_raw": round((records / seconds) / (len(rows) / copy_seconds), 4),
-        "importer_peak_rss_mb": round(importer_rss_kb / 1024, 1),
+        "ratio_product_to_raw": round(jobs2["records_per_s"] / raw_per_s, 4),
+        "ratio_single_job_to_raw": round(single["records_per_s"] / raw_per_s, 4),
+        "importer_peak_rss_mb": jobs2["peak_rss_mb"],
+        # The same import (--jobs 2) of a file ten times the activity: peak RSS must not grow.
+        "file_10x": {**ten, "rows": big_rows, "mb": round(big_bytes / 2**20, 1)},
     }
 
 
@@ -706,7 +765,11 @@ async def main() -> int:
     parser.add_argument("--scale", choices=["small", "city"], default="small")
     parser.add_argument("--seconds", type=int, default=10, help="wrk duration per run")
     parser.add_argument("--iterations", type=int, default=200, help="B2/B4 samples")
-    parser.add_argument("--only", choices=["B7"], help="one scenario alone (seeds its dataset)")
+    parser.add_argument(
+        "--only",
+        choices=["B1", "B7"],
+        help="one scenario alone (seeds its dataset); B1 prints its results, no results file",
+    )
     parser.add_argument("--actions", type=int, default=0, help="B7 actions (default by scale)")
     args = parser.parse_args()
     database = f"carbongraph_bench_{args.scale}" + (f"_{args.only.lower()}" if args.only else "")
@@ -752,6 +815,10 @@ async def main() -> int:
         return 0
     print(f"B1 ingest ({args.scale})", flush=True)
     results["B1"] = await b1_ingest(args.scale, database_url, app_url)
+    if args.only == "B1":
+        print(json.dumps(results["B1"], indent=1))
+        await admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        return 0
     executor = Executor(app_url)
     owner = create_engine(Settings.from_env(database_url=database_url))
     try:

@@ -218,9 +218,7 @@ def _write(path, rows) -> None:
         writer.writerows(rows)
 
 
-async def test_import_actions_grants_credits_rolls_up_and_a_rerun_changes_nothing(
-    engine, tmp_path
-):
+async def test_import_actions_grants_credits_rolls_up_and_a_rerun_changes_nothing(engine, tmp_path):
     world = await build_world(engine, communities=2, households=5, members=2)
     people = world.a.all_members
     rows = [

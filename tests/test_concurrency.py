@@ -270,15 +270,13 @@ async def test_credit_expiry_during_50_redemptions_never_overdraws(engine, api, 
     async def redemptions() -> list[dict[str, Any]]:
         await asyncio.sleep(0.01)
         try:
+            keys = [(pk, f"{pk}-{n}") for n in range(2) for pk in people][:N] + [
+                (pk, f"{pk}-x") for pk in people[: N // 2]
+            ]
             return await fire(
                 [
-                    api.post(REDEEM, {"r": reward, "k": f"{pk}-{n}"}, token=api.token(f"r{pk}"))
-                    for n in range(2)
-                    for pk in people
-                ][:N]
-                + [
-                    api.post(REDEEM, {"r": reward, "k": f"{pk}-x"}, token=api.token(f"r{pk}"))
-                    for pk in people[: N // 2]
+                    api.post(REDEEM, {"r": reward, "k": key}, token=api.token(f"r{pk}"))
+                    for pk, key in keys
                 ]
             )
         finally:

@@ -26,6 +26,7 @@ import pytest
 import sqlalchemy as sa
 
 from carbongraph.config import Settings
+from carbongraph.db import create_engine
 from carbongraph.models import ActivityRecord, Enterprise, FootprintTotal
 from tests.processes import Processes, free_port
 from tests.test_evidence import upload
@@ -63,10 +64,12 @@ async def _assert_totals_reconcile(engine) -> None:
         assert stored == await _recompute(conn)
 
 
-def _import(settings: Settings, path: Path, batch_size: int) -> subprocess.Popen[str]:
+def _import(
+    settings: Settings, path: Path, batch_size: int, *options: str
+) -> subprocess.Popen[str]:
     env = {**os.environ, "CARBONGRAPH_DATABASE_URL": settings.database_url}
     return subprocess.Popen(
-        [*CLI, "import", "activities", str(path), "--batch-size", str(batch_size)],
+        [*CLI, "import", "activities", str(path), "--batch-size", str(batch_size), *options],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -74,14 +77,16 @@ def _import(settings: Settings, path: Path, batch_size: int) -> subprocess.Popen
     )
 
 
-async def test_killed_import_keeps_whole_batches_and_resumes(engine, settings, tmp_path):
+@pytest.mark.parametrize("jobs", ["1", "2"])
+async def test_killed_import_keeps_whole_batches_and_resumes(engine, settings, tmp_path, jobs):
+    """On PostgreSQL the set-based path (with one worker or two), on SQLite the per-record."""
     world = await build_world(engine, communities=4, households=5, members=2)
     rows = _gas_rows(world.a.all_members, 400)  # 40 people × 400 days: 16,000 rows
     batch = 500
     path = tmp_path / "gas.csv"
     _write_csv(path, rows)
 
-    importer = _import(settings, path, batch)
+    importer = _import(settings, path, batch, "--jobs", jobs)
     deadline = time.monotonic() + 120
     committed = 0
     while committed < batch and time.monotonic() < deadline:
@@ -97,7 +102,7 @@ async def test_killed_import_keeps_whole_batches_and_resumes(engine, settings, t
     assert count % batch == 0 and distinct == count  # whole batches only; the cut one left nothing
     await _assert_totals_reconcile(engine)
 
-    rerun = _import(settings, path, batch)
+    rerun = _import(settings, path, batch, "--jobs", jobs)
     out, err = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, err
     assert f"created {len(rows) - count}, unchanged {count}" in out
@@ -246,6 +251,73 @@ def test_postgres_restart_fails_cleanly_and_recovers(private_cluster, tmp_path):
     # Recovered by itself: within two seconds of the restart every answer is a success again.
     after = [(t, s) for t, s, _ in outcomes if t > restarted + 2.0]
     assert after and all(s == 200 for _, s in after), kinds
+
+
+# -- PostgreSQL restarted under the set-based import ------------------------------------------
+
+
+def test_postgres_restart_mid_import_fails_cleanly_and_a_rerun_completes(private_cluster, tmp_path):
+    async def create() -> None:
+        conn = await asyncpg.connect(
+            host="127.0.0.1", port=private_cluster.port, user="postgres", database="postgres"
+        )
+        await conn.execute("CREATE DATABASE carbongraph")
+        await conn.close()
+
+    asyncio.run(create())
+    url = private_cluster.url("carbongraph")
+    env = {**os.environ, "CARBONGRAPH_DATABASE_URL": url}
+    subprocess.run([*CLI, "migrate"], env=env, check=True, capture_output=True, timeout=300)
+    settings = Settings.from_env(database_url=url)
+    batch = 500
+
+    async def prepare() -> list[dict[str, str]]:
+        engine = create_engine(settings)
+        try:
+            world = await build_world(engine, communities=4, households=5, members=2)
+        finally:
+            await engine.dispose()
+        return _gas_rows(world.a.all_members, 400)  # 16,000 rows
+
+    async def records() -> tuple[int, int]:
+        engine = create_engine(settings)
+        try:
+            return await _records(engine)
+        finally:
+            await engine.dispose()
+
+    async def reconciled() -> None:
+        engine = create_engine(settings)
+        try:
+            await _assert_totals_reconcile(engine)
+        finally:
+            await engine.dispose()
+
+    rows = asyncio.run(prepare())
+    path = tmp_path / "gas.csv"
+    _write_csv(path, rows)
+    importer = _import(settings, path, batch, "--jobs", "2")
+    deadline = time.monotonic() + 120
+    while asyncio.run(records())[0] < batch and time.monotonic() < deadline:
+        assert importer.poll() is None, importer.communicate()
+        time.sleep(0.05)
+    private_cluster.stop()
+    out, err = importer.communicate(timeout=120)
+    private_cluster.start()
+    # A clean failure: its own exit code and one line, no traceback, no half batch.
+    assert importer.returncode == 3, (out, err)
+    assert "database became unavailable" in err and "Traceback" not in err, err
+    count, distinct = asyncio.run(records())
+    assert batch <= count < len(rows), "the restart must land mid-import"
+    assert count % batch == 0 and distinct == count
+    asyncio.run(reconciled())
+
+    rerun = _import(settings, path, batch, "--jobs", "2")
+    out, err = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, err
+    assert f"created {len(rows) - count}, unchanged {count}" in out
+    assert asyncio.run(records()) == (len(rows), len(rows))
+    asyncio.run(reconciled())
 
 
 # -- the evidence store runs out of space --------------------------------------------------------

@@ -145,3 +145,54 @@ def test_the_command_prints_a_report_and_fails(tmp_path):
     assert samples[("carbongraph_import_rows", (("result", "created"),))] == 0
     assert samples[("carbongraph_import_batches", (("result", "failed"),))] == 1
     assert samples[("carbongraph_import_duration_seconds", ())] > 0
+    result = subprocess.run(
+        [*cli, "import", "activities", str(path), "--report", str(tmp_path / "report.json")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    outcome = json.loads((tmp_path / "report.json").read_text())
+    assert outcome["batches_failed"] == 1 and outcome["method"] == "per-record"
+    assert outcome["errors"] == [
+        {"line": 2, "field": "accountId", "code": "NOT_FOUND", "message": "no such account"}
+    ]
+
+
+async def _totals(engine):
+    T = FootprintTotal.__table__
+    R = ActivityRecord.__table__
+    columns = [c for c in R.columns if c.name not in {"id", "recorded_at"}]
+    async with engine.connect() as conn:
+        return (
+            [tuple(r) for r in await conn.execute(sa.select(*columns).order_by(R.c.external_id))],
+            [tuple(r) for r in await conn.execute(sa.select(T).order_by(*T.primary_key))],
+        )
+
+
+async def test_parallel_workers_write_what_one_worker_writes(engine, tmp_path):
+    world = await build_world(engine, communities=2, households=3, members=2)
+    rows = _gas_rows(world.a.all_members + world.b.all_members, 30)
+    for n, row in enumerate(rows[::7]):  # some households' own meters too, over several days
+        row.update(
+            account=f"Household:{world.b.all_households[n % 6]}",
+            activity_type="ELECTRICITY",
+            unit="kWh",
+            period_end=(date.fromisoformat(row["period_start"]) + timedelta(days=2)).isoformat(),
+            meter_ref=f"e{n}",
+        )
+    path = tmp_path / "mixed.csv"
+    _write_csv(path, rows)
+    one = await import_activities(engine, path, batch_size=100, set_based=False)
+    expected = await _totals(engine)
+    async with engine.begin() as conn:
+        await conn.execute(ActivityRecord.__table__.delete())
+        await conn.execute(FootprintTotal.__table__.delete())
+    two = await import_activities(engine, path, batch_size=100, jobs=2)
+    assert (two.created, two.batches_failed, two.errors) == (len(rows), 0, [])
+    assert one.created == len(rows)
+    assert await _totals(engine) == expected
+    again = await import_activities(engine, path, batch_size=100, jobs=2)
+    assert (again.created, again.unchanged) == (0, len(rows))
+    assert await _totals(engine) == expected

@@ -417,9 +417,7 @@ class GraphQLEndpoint(GraphQL):
         if declared and declared.isdigit() and int(declared) > bulk_limit:
             return False
         body = await request.body()
-        if len(body) > bulk_limit or not any(
-            name.encode() in body for name in limits.BULK_FIELDS
-        ):
+        if len(body) > bulk_limit or not any(name.encode() in body for name in limits.BULK_FIELDS):
             return False
         try:
             data = orjson.loads(body)

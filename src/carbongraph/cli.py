@@ -420,6 +420,47 @@ def credits_expire(
     sys.stdout.write(f"expired {result['credits']} credits of {result['people']} people\n")
 
 
+def _finish_import(result: Any, report: Path | None, noun: str) -> None:
+    """The end of every bulk import: row errors (the first 50) and warnings on stderr, the
+    report file (JSON for a .json name, else CSV), the counts on stdout, exit 1 when a batch
+    failed."""
+    import csv
+    import json
+
+    if result.errors:
+        table = Table(title=f"{len(result.errors)} row errors (their batches were not written)")
+        for column in ("line", "field", "code", "message"):
+            table.add_column(column)
+        for line, field_name, code, message in result.errors[:50]:
+            table.add_row(str(line), field_name, code, message)
+        err.print(table)
+        if len(result.errors) > 50:
+            err.print(
+                f"… and {len(result.errors) - 50} more"
+                + ("" if report else "; use --report FILE for all of them")
+            )
+    if result.warnings:
+        err.print(
+            f"{len(result.warnings)} {noun} written with a warning: NOT_ATTRIBUTED (the person "
+            "had no household that day: counted for the person only)"
+            + ("" if report else "; use --report FILE to list them")
+        )
+    if report and report.suffix.lower() == ".json":
+        report.write_text(json.dumps(result.as_json(), indent=1) + "\n", encoding="utf-8")
+    elif report and (result.errors or result.warnings):
+        with report.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["line", "field", "code", "message"])
+            writer.writerows(result.errors)
+            writer.writerows(result.warnings)
+    sys.stdout.write(
+        f"rows {result.rows}: created {result.created}, unchanged {result.unchanged}; "
+        f"batches committed {result.batches_committed}, failed {result.batches_failed}\n"
+    )
+    if result.batches_failed:
+        raise typer.Exit(1)
+
+
 @import_app.command("activities")
 def import_activities(
     file: Annotated[
@@ -436,8 +477,28 @@ def import_activities(
     ] = 5000,
     report: Annotated[
         Path | None,
-        typer.Option(help="Write every row error and warning (NOT_ATTRIBUTED) to this CSV."),
+        typer.Option(
+            help="Write every row error and warning (NOT_ATTRIBUTED) to this file: CSV (line, "
+            "field, code, message), or, for a name ending in .json, the whole outcome (counts, "
+            "method, errors, warnings) as JSON."
+        ),
     ] = None,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=16,
+            help="Parallel workers, each on its own accounts (rows are dealt by account).",
+        ),
+    ] = 1,
+    per_record: Annotated[
+        bool,
+        typer.Option(
+            "--per-record",
+            help="On PostgreSQL, price and write each record in Python (the reference path) "
+            "instead of in SQL. SQLite always does.",
+        ),
+    ] = False,
     metrics_file: Annotated[
         Path | None,
         typer.Option(
@@ -448,10 +509,11 @@ def import_activities(
 ) -> None:
     """Import activity records: each batch commits whole or not at all; re-importing a file
     changes nothing (rows are idempotent by external_id), so an interrupted import resumes by
-    running it again. Columns: account (Individual:12,
+    running it again. The file is streamed: memory stays bounded whatever its size. On
+    PostgreSQL each batch is validated, priced and rolled up in SQL (set-based), with the same
+    results and row errors as the per-record path. Columns: account (Individual:12,
     Household:3, a global ID, or Individual/ref:EXTERNAL_REF), activity_type, quantity, unit,
     period_start, period_end, external_id, and optionally source, meter_ref, data_quality."""
-    import csv
 
     from carbongraph.accounting.importer import count_rows
     from carbongraph.accounting.importer import import_activities as run_import
@@ -473,6 +535,8 @@ def import_activities(
                     file,
                     batch_size=batch_size,
                     on_progress=lambda n: progress.advance(task, n),
+                    jobs=jobs,
+                    set_based=False if per_record else None,
                     clock=settings.clock,
                 )
         finally:
@@ -484,40 +548,22 @@ def import_activities(
     except RuntimeError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from exc
+    except Exception as exc:
+        from carbongraph.db import is_database_unavailable
+
+        if not is_database_unavailable(exc):
+            raise
+        # The batch in flight rolled back whole; committed ones stay, and a rerun skips them.
+        err.print(
+            f"[red]the database became unavailable ({type(exc).__name__}): committed batches "
+            "are kept; run the same command again to finish the import[/red]"
+        )
+        raise typer.Exit(3) from exc
     if metrics_file is not None:
         from carbongraph.observability.metrics import write_import_metrics
 
         write_import_metrics(str(metrics_file), result, time.monotonic() - started)
-    if result.errors:
-        table = Table(title=f"{len(result.errors)} row errors (their batches were not written)")
-        for column in ("line", "field", "code", "message"):
-            table.add_column(column)
-        for line, field_name, code, message in result.errors[:50]:
-            table.add_row(str(line), field_name, code, message)
-        err.print(table)
-        if len(result.errors) > 50:
-            err.print(
-                f"… and {len(result.errors) - 50} more"
-                + ("" if report else "; use --report FILE for all of them")
-            )
-    if result.warnings:
-        err.print(
-            f"{len(result.warnings)} rows written with a warning: NOT_ATTRIBUTED (the person "
-            "had no household that day: counted for the person only)"
-            + ("" if report else "; use --report FILE to list them")
-        )
-    if report and (result.errors or result.warnings):
-        with report.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["line", "field", "code", "message"])
-            writer.writerows(result.errors)
-            writer.writerows(result.warnings)
-    sys.stdout.write(
-        f"rows {result.rows}: created {result.created}, unchanged {result.unchanged}; "
-        f"batches committed {result.batches_committed}, failed {result.batches_failed}\n"
-    )
-    if result.batches_failed:
-        raise typer.Exit(1)
+    _finish_import(result, report, "rows")
 
 
 @import_app.command("actions")
@@ -536,7 +582,10 @@ def import_actions(
     ] = 10_000,
     report: Annotated[
         Path | None,
-        typer.Option(help="Write every row error and warning (NOT_ATTRIBUTED) to this CSV."),
+        typer.Option(
+            help="Write the report here: JSON (counts, every error and warning) for a .json "
+            "name, else a CSV of the row errors and warnings (NOT_ATTRIBUTED)."
+        ),
     ] = None,
     per_record: Annotated[
         bool,
@@ -551,7 +600,6 @@ def import_actions(
     a file changes nothing (idempotent by external_id). Columns: individual (Individual:12, a
     global ID or Individual/ref:EXTERNAL_REF), action_type (a code of actionTypes), units
     (default 1), occurred_on (YYYY-MM-DD), external_id. Set-based on PostgreSQL."""
-    import csv
 
     from carbongraph.accounting.importer import count_rows
     from carbongraph.actions.importer import import_actions as run_import
@@ -583,30 +631,7 @@ def import_actions(
     except RuntimeError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from exc
-    if result.errors:
-        table = Table(title=f"{len(result.errors)} row errors (their batches were not written)")
-        for column in ("line", "field", "code", "message"):
-            table.add_column(column)
-        for line, field_name, code, message in result.errors[:50]:
-            table.add_row(str(line), field_name, code, message)
-        err.print(table)
-    if result.warnings:
-        err.print(
-            f"{len(result.warnings)} actions written with a warning: NOT_ATTRIBUTED (the person "
-            "had no household that day: counted for the person only)"
-        )
-    if report and (result.errors or result.warnings):
-        with report.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["line", "field", "code", "message"])
-            writer.writerows(result.errors)
-            writer.writerows(result.warnings)
-    sys.stdout.write(
-        f"rows {result.rows}: created {result.created}, unchanged {result.unchanged}; "
-        f"batches committed {result.batches_committed}, failed {result.batches_failed}\n"
-    )
-    if result.batches_failed:
-        raise typer.Exit(1)
+    _finish_import(result, report, "actions")
 
 
 @import_app.command("hierarchy")

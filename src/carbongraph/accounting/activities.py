@@ -174,13 +174,25 @@ def to_canonical_milli(
     if not value.is_finite():
         raise UnitError(f"{quantity!r} is not a finite number")
     unit = normalise_unit(unit)
+    factor = conversion_factor(unit, activity)
+    if factor is None:
+        raise UnitError(f"unit {unit!r} does not measure {activity.code} (in {activity.unit})")
+    return int((value * factor * 1000).to_integral_value())
+
+
+def conversion_factor(unit: str, activity: ActivityType) -> Decimal | None:
+    """How many of ``activity``'s canonical unit one ``unit`` (normalised) is; None if it does
+    not measure it. The set-based importer joins a table of these (accounting/bulk.py)."""
     target = activity.unit
     if unit in _VOLUME and target in _VOLUME:
-        factor = _VOLUME[unit] / _VOLUME[target]
-    elif unit in {"kWh", "Wh", "MWh"} and target == "GJ":
-        factor = UNIT_CONVERSIONS[unit][1] * _ENERGY_GJ_PER_KWH
-    elif unit in UNIT_CONVERSIONS and UNIT_CONVERSIONS[unit][0] == target:
-        factor = UNIT_CONVERSIONS[unit][1]
-    else:
-        raise UnitError(f"unit {unit!r} does not measure {activity.code} (in {target})")
-    return int((value * factor * 1000).to_integral_value())
+        return _VOLUME[unit] / _VOLUME[target]
+    if unit in {"kWh", "Wh", "MWh"} and target == "GJ":
+        return UNIT_CONVERSIONS[unit][1] * _ENERGY_GJ_PER_KWH
+    if unit in UNIT_CONVERSIONS and UNIT_CONVERSIONS[unit][0] == target:
+        return UNIT_CONVERSIONS[unit][1]
+    return None
+
+
+def known_units() -> list[str]:
+    """Every normalised unit some activity type accepts."""
+    return sorted(set(UNIT_CONVERSIONS) | set(_VOLUME))

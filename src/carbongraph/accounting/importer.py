@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import csv
 import json
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
@@ -13,12 +16,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from carbongraph.accounting import bulk
 from carbongraph.accounting.factors import FactorLibrary
 from carbongraph.accounting.ingest import ActivityInput, RecordErrorCode, RowError, ingest
 from carbongraph.clock import Clock, LocalDays
 from carbongraph.db import mark_writer
 from carbongraph.errors import CodedError
 from carbongraph.models import Household, Individual
+from carbongraph.models.base import utcnow
 from carbongraph.scale import refresh_statistics
 from carbongraph.schema.relay import decode_global_id
 
@@ -53,6 +58,28 @@ class ImportReport:
     errors: list[tuple[int, str, str, str]] = field(default_factory=list)  # line, field, code, msg
     # Of committed rows, e.g. NOT_ATTRIBUTED (counted for the person only); same columns.
     warnings: list[tuple[int, str, str, str]] = field(default_factory=list)
+    method: str = "per-record"  # or "set-based"
+    jobs: int = 1
+
+    def as_json(self) -> dict[str, Any]:
+        """The machine-readable report (``--report FILE.json``)."""
+        return {
+            "rows": self.rows,
+            "created": self.created,
+            "unchanged": self.unchanged,
+            "batches_committed": self.batches_committed,
+            "batches_failed": self.batches_failed,
+            "method": self.method,
+            "jobs": self.jobs,
+            "errors": [
+                {"line": line, "field": name, "code": code, "message": message}
+                for line, name, code, message in self.errors
+            ],
+            "warnings": [
+                {"line": line, "field": name, "code": code, "message": message}
+                for line, name, code, message in self.warnings
+            ],
+        }
 
 
 def read_rows(path: Path) -> Iterator[FileRow]:
@@ -163,6 +190,24 @@ async def _resolve_refs(conn: Any, rows: list[FileRow]) -> dict[tuple[str, str],
     return refs
 
 
+def _lane(row: FileRow, jobs: int) -> int:
+    """The worker of a row: by its account, so that each worker writes its own accounts."""
+    return zlib.crc32(str(row.data.get("account") or "").strip().encode()) % jobs
+
+
+# Deadlock, serialization failure, unique violation (an externalId written meanwhile by another
+# writer): the batch is rolled back whole and tried again, and then sees what the other wrote.
+_RETRY_SQLSTATES = {"40P01", "40001", "23505"}
+
+
+def _retryable(exc: BaseException) -> bool:
+    orig = getattr(exc, "orig", None)
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(
+        getattr(orig, "__cause__", None), "sqlstate", None
+    )
+    return sqlstate in _RETRY_SQLSTATES
+
+
 async def import_activities(
     engine: AsyncEngine,
     path: Path,
@@ -170,62 +215,139 @@ async def import_activities(
     batch_size: int = 5000,
     on_progress: Callable[[int], None] | None = None,
     recorded_by: str = "import",
+    jobs: int = 1,
+    set_based: bool | None = None,
     clock: Clock | None = None,
 ) -> ImportReport:
-    """A period must have ended on its account's local day when its batch is written."""
-    report = ImportReport()
-    clock = clock or Clock()
-    batch: list[FileRow] = []
-    library = None
+    """Import ``path`` in batches of ``batch_size`` rows, each all or nothing.
 
-    async def flush() -> None:
+    ``set_based`` (the default on PostgreSQL) validates, prices and writes each batch in SQL
+    (accounting/bulk.py); otherwise each record goes through ``ingest`` (the reference, and
+    SQLite's path). ``jobs`` > 1 runs that many workers, each on its own accounts (rows are
+    dealt by account), with at most a few batches per worker in memory. A period must have
+    ended on its account's local day when its batch is written."""
+    if set_based is None:
+        set_based = engine.dialect.name == "postgresql"
+    if set_based and engine.dialect.name != "postgresql":
+        raise ValueError("the set-based import needs PostgreSQL")
+    if engine.dialect.name != "postgresql":
+        jobs = 1  # SQLite has one writer at a time
+    report = ImportReport()
+    report.method = "set-based" if set_based else "per-record"
+    report.jobs = jobs
+    clock = clock or Clock()
+    library = None
+    caches = bulk.StageCaches()
+
+    async def per_record(conn: Any, batch: list[FileRow]) -> tuple[list[Any], int, int, list[Any]]:
         nonlocal library
+        if library is None:
+            library = await FactorLibrary.load(conn)
+        refs = await _resolve_refs(conn, batch)
+        parsed = [_parse(row, refs) for row in batch]
+        errors = [p for p in parsed if isinstance(p, RowError)]
+        if errors:
+            return [(e.index, e.field, e.code.value, e.message) for e in errors], 0, 0, []
+        inputs = [p for p in parsed if isinstance(p, ActivityInput)]
+        result = await ingest(
+            conn,
+            inputs,
+            today=LocalDays(clock.now()),
+            recorded_by=recorded_by,
+            library=library,
+            use_copy=True,
+        )
+        errors = [(batch[e.index].line, e.field, e.code.value, e.message) for e in result.errors]
+        warnings = [(batch[w.index].line, w.field, w.code, w.message) for w in result.warnings]
+        return errors, result.created_count, len(result.unchanged), warnings
+
+    async def set_wise(conn: Any, staged: list[Any]) -> tuple[list[Any], int, int, list[Any]]:
+        result = await bulk.ingest_batch(
+            conn, staged, now=clock.now(), recorded_by=recorded_by, recorded_at=utcnow()
+        )
+        return result.errors, result.created_count, result.unchanged_count, result.warnings
+
+    write = set_wise if set_based else per_record
+
+    async def flush(batch: list[Any]) -> None:
         if not batch:
             return
-        async with engine.connect() as conn:
-            mark_writer(conn)  # SQLite: wait for the write lock at BEGIN, never fail on it
-            transaction = await conn.begin()
-            if library is None:
-                library = await FactorLibrary.load(conn)
-            refs = await _resolve_refs(conn, batch)
-            parsed = [_parse(row, refs) for row in batch]
-            errors = [p for p in parsed if isinstance(p, RowError)]
-            result = None
-            if not errors:
-                inputs = [p for p in parsed if isinstance(p, ActivityInput)]
-                result = await ingest(
-                    conn,
-                    inputs,
-                    today=LocalDays(clock.now()),
-                    recorded_by=recorded_by,
-                    library=library,
-                    use_copy=True,
-                )
-                errors = [
-                    RowError(batch[e.index].line, e.field, e.code, e.message) for e in result.errors
-                ]
-            if errors or result is None:
-                await transaction.rollback()
-                report.batches_failed += 1
-                report.errors += [(e.index, e.field, e.code.value, e.message) for e in errors]
-            else:
-                await transaction.commit()
-                report.batches_committed += 1
-                if report.batches_committed % 20 == 1:
-                    await refresh_statistics(engine)
-                report.created += result.created_count
-                report.unchanged += len(result.unchanged)
-                report.warnings += [
-                    (batch[w.index].line, w.field, w.code, w.message) for w in result.warnings
-                ]
+        for attempt in range(3):
+            async with engine.connect() as conn:
+                mark_writer(conn)  # SQLite: wait for the write lock at BEGIN, never fail on it
+                transaction = await conn.begin()
+                try:
+                    errors, created, unchanged, warnings = await write(conn, batch)
+                except sa.exc.DBAPIError as exc:
+                    with contextlib.suppress(Exception):  # a lost connection cannot roll back
+                        await transaction.rollback()
+                    if attempt < 2 and _retryable(exc):
+                        continue
+                    raise
+                if errors:
+                    await transaction.rollback()
+                    report.batches_failed += 1
+                    report.errors += errors
+                else:
+                    await transaction.commit()
+                    report.batches_committed += 1
+                    report.created += created
+                    report.unchanged += unchanged
+                    report.warnings += warnings
+                    if report.batches_committed % 20 == 1:
+                        await refresh_statistics(engine)
+            break
         report.rows += len(batch)
         if on_progress:
             on_progress(len(batch))
-        batch.clear()
 
-    for row in read_rows(path):
-        batch.append(row)
-        if len(batch) >= batch_size:
-            await flush()
-    await flush()
+    if not set_based:  # one writer, reading between batches (SQLite's path, the reference)
+        batch: list[FileRow] = []
+        for row in read_rows(path):
+            batch.append(row)
+            if len(batch) >= batch_size:
+                await flush(batch)
+                batch = []
+        await flush(batch)
+        return report
+
+    # Workers on disjoint accounts, reading overlapped with writing: a bounded queue each, so
+    # reading never runs far ahead (memory: about three batches per worker, whatever the file).
+    # Rows are staged as they are read (compact tuples, not the parsed dicts).
+    queues: list[asyncio.Queue[list[Any] | None]] = [asyncio.Queue(maxsize=1) for _ in range(jobs)]
+
+    async def work(queue: asyncio.Queue[list[Any] | None]) -> None:
+        while (item := await queue.get()) is not None:
+            await flush(item)
+
+    workers = [asyncio.ensure_future(work(q)) for q in queues]
+
+    async def hand(lane: int, item: list[Any] | None) -> None:
+        put = asyncio.ensure_future(queues[lane].put(item))
+        await asyncio.wait({put, workers[lane]}, return_when=asyncio.FIRST_COMPLETED)
+        if not put.done():  # the worker failed: its exception ends the import
+            put.cancel()
+            workers[lane].result()
+
+    try:
+        lanes: list[list[Any]] = [[] for _ in range(jobs)]
+        for n, row in enumerate(read_rows(path), start=1):
+            lane = _lane(row, jobs) if jobs > 1 else 0
+            staged = lanes[lane]
+            staged.append(bulk.stage_row(len(staged), row.line, row.data, caches))
+            if n % 1000 == 0:
+                await asyncio.sleep(0)  # let the workers send their next statements
+            if len(staged) >= batch_size:
+                await hand(lane, lanes[lane])
+                lanes[lane] = []
+        for lane in range(jobs):
+            if lanes[lane]:
+                await hand(lane, lanes[lane])
+            await hand(lane, None)
+        await asyncio.gather(*workers)
+    finally:
+        for worker in workers:
+            worker.cancel()
+    report.errors.sort(key=lambda e: e[0])
+    report.warnings.sort(key=lambda e: e[0])
     return report

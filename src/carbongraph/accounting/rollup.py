@@ -246,7 +246,9 @@ async def upsert_add(
         set_={name: table.c[name] + statement.excluded[name] for name in counters},
     )
     # Sorted keys: concurrent writers take row locks in the same order, so they cannot deadlock.
-    rows.sort(key=lambda r: tuple(str(r[c.name]) for c in table.primary_key.columns))
+    # Natively, as the COPY path and the set-based import sort them in SQL (not as text, where
+    # "10" < "9"): key columns are ints, dates and ASCII codes, never NULL.
+    rows.sort(key=lambda r: tuple(r[c.name] for c in table.primary_key.columns))
     for start in range(0, len(rows), 5000):
         await db.execute(statement, rows[start : start + 5000])
 
