@@ -6,9 +6,11 @@ STAMP := $(VENV)/.installed
 UV := $(BIN)/uv
 # The uv that installs the lock: the version pinned in pyproject.toml's dev extra.
 UV_VERSION := $(shell sed -n 's/^ *"uv==\([^"]*\)".*/\1/p' pyproject.toml)
+# The typed partner client (docs/federation.md); tests/test_partner_client.py checks it.
+PARTNER := examples/partner_client
 
-.PHONY: serve test lint install lock lock-check lock-upgrade schema supergraph gateway bench \
-	bench-quick clean
+.PHONY: serve test lint install lock lock-check lock-upgrade schema supergraph gateway \
+	partner-client bench bench-quick clean
 
 $(UV):
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,13 +43,21 @@ serve: $(STAMP)
 	$(BIN)/carbongraph serve
 
 ## The whole suite: every database test on SQLite and on PostgreSQL
-test: lock-check $(STAMP) gateway/node_modules
+test: lock-check $(STAMP) gateway/node_modules $(PARTNER)/node_modules
 	$(BIN)/ruff check .
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 gateway/node_modules: gateway/package-lock.json
 	cd gateway && npm ci --no-audit --no-fund --loglevel=error
 	@touch gateway/node_modules
+
+$(PARTNER)/node_modules: $(PARTNER)/package-lock.json
+	cd $(PARTNER) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $(PARTNER)/node_modules
+
+## Regenerate the partner client's types and persisted-documents manifest from the supergraph
+partner-client: $(PARTNER)/node_modules
+	cd $(PARTNER) && npm run --silent codegen
 
 ## Benchmarks at city scale (about 15 minutes; needs PostgreSQL, wrk, Node)
 bench: $(STAMP) bench/peers/postgraphile/node_modules
@@ -69,17 +79,19 @@ schema: $(STAMP)
 	$(BIN)/carbongraph export-schema
 
 clean:
-	rm -rf $(VENV) carbongraph.db carbongraph.db-wal carbongraph.db-shm gateway/node_modules
+	rm -rf $(VENV) carbongraph.db carbongraph.db-wal carbongraph.db-shm gateway/node_modules \
+		$(PARTNER)/node_modules
 
 ## carbongraph, the metro partner subgraph and Hive Gateway (http://127.0.0.1:4000/graphql)
 gateway: $(STAMP) gateway/node_modules
 	$(BIN)/python scripts/local_federation.py
 
 ## Recompose gateway/supergraph.graphql from our SDL (and partners' SDLs, as they are added)
-supergraph: $(STAMP) gateway/node_modules
+supergraph: $(STAMP) gateway/node_modules $(PARTNER)/node_modules
 	$(BIN)/carbongraph export-schema > gateway/subgraphs/carbongraph.graphql
 	PYTHONPATH=examples/metro_partner $(BIN)/python -m metro_partner export-schema \
 		> gateway/subgraphs/metro.graphql
 	node gateway/compose.mjs --out gateway/supergraph.graphql \
 		carbongraph=gateway/subgraphs/carbongraph.graphql@http://127.0.0.1:8000/graphql \
 		metro=gateway/subgraphs/metro.graphql@http://127.0.0.1:4002/graphql
+	cd $(PARTNER) && npm run --silent codegen

@@ -4,7 +4,9 @@ SQL paging, pseudonyms, small-cell suppression, authorization, bad input."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import date
+from datetime import date, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
+from fractions import Fraction
 
 import httpx
 import pytest
@@ -448,3 +450,140 @@ async def test_bad_input_beside_other_fields_nulls_only_the_field(engine, api):
     assert household["community"] == {"name": "Building 1", "leaderboard": None}
     assert household["statement"] is None
     assert sorted(e["extensions"]["argument"] for e in body["errors"]) == ["after", "period"]
+
+
+DAILY = """query($id: ID!, $period: PeriodInput) { household(id: $id) {
+  statement(period: $period) {
+    weeks { from to gross net }
+    days { date gross cleanEnergyOffset net usage { activityType unit quantity } }
+    usage { activityType quantity } memberCount
+    ranking { peerCommunity }
+    electricityRanking { activityType unit peers peerCommunity rank percentile peerCount
+                         perCapita peerAveragePerCapita suppressed suppressionReason } } } }"""
+
+
+def _decimal(value: Fraction) -> str:
+    """Thousandths, half-even, without trailing zeros (as the API writes quantities)."""
+    exact = Decimal(value.numerator) / Decimal(value.denominator)
+    return f"{exact.quantize(Decimal('0.001'), rounding=ROUND_HALF_EVEN).normalize():f}"
+
+
+def _rank(values: dict[str, Fraction], key: str) -> int:
+    """Competition ranking, lowest first: 1 + the members strictly below."""
+    return 1 + sum(1 for v in values.values() if v < values[key])
+
+
+async def test_statement_days_add_up_to_weeks_and_footprints(engine, api):
+    world = await build_campus(engine)
+    room = world.rooms["r7"]  # 10 kWh and 0.4 m³ a day, 4 students
+    body = await api.gql(DAILY, {"id": gid("Household", room), "period": PERIOD}, subject="admin")
+    s = body["data"]["household"]["statement"]
+    days = s["days"]
+    assert [d["date"] for d in days] == [
+        (date(2026, 10, 5) + timedelta(days=n)).isoformat() for n in range(28)
+    ]
+    for day in days:
+        usage = {u["activityType"]: (u["quantity"], u["unit"]) for u in day["usage"]}
+        assert usage == {"ELECTRICITY": ("10", "kWh"), "WATER": ("0.4", "m3")}
+        assert day["net"] == day["gross"] - day["cleanEnergyOffset"] > 0
+    # A day is the footprint of that day; seven days are their week.
+    for day in (days[0], days[13], days[27]):
+        one = await _footprint(api, room, {"from": day["date"], "to": day["date"]})
+        assert (day["gross"], day["net"]) == (one["gross"], one["net"])
+    for n, week in enumerate(s["weeks"]):
+        seven = days[7 * n : 7 * n + 7]
+        assert week["from"] == seven[0]["date"] and week["to"] == seven[-1]["date"]
+        assert week["gross"] == sum(d["gross"] for d in seven)
+        assert week["net"] == sum(d["net"] for d in seven)
+    # A period without data has no days either.
+    empty = await api.gql(
+        DAILY,
+        {"id": gid("Household", room), "period": {"from": "2020-01-01", "to": "2020-01-07"}},
+        subject="admin",
+    )
+    assert empty["data"]["household"]["statement"]["days"] == []
+
+
+async def test_electricity_ranking_per_person_among_the_same_peers(engine, api):
+    world = await build_campus(engine)
+    # The expected board, from each statement's own electricity total and member count.
+    statements = {}
+    for key, pk in {**world.rooms, **world.homes}.items():
+        body = await api.gql(DAILY, {"id": gid("Household", pk), "period": PERIOD}, subject="admin")
+        statements[key] = body["data"]["household"]["statement"]
+    kwh = {
+        key: Fraction(next(u["quantity"] for u in s["usage"] if u["activityType"] == "ELECTRICITY"))
+        for key, s in statements.items()
+        if s["usage"]
+    }
+    people = {key: s["memberCount"] for key, s in statements.items()}
+    dorms = {k: kwh[k] / people[k] for k in ("r1", "r2", "r3", "r5", "r6", "r7")}
+    average = sum(kwh[k] for k in dorms) / sum(people[k] for k in dorms)  # 1036 kWh / 18
+    assert _decimal(average) == "57.556"
+    for key, per_person in dorms.items():
+        ranking = statements[key]["electricityRanking"]
+        rank = _rank(dorms, key)
+        assert ranking == {
+            "activityType": "ELECTRICITY",
+            "unit": "kWh",
+            "peers": "dorm rooms of Lakeside Campus",
+            "peerCommunity": "Lakeside Campus",
+            "rank": rank,
+            "percentile": round(100 * (1 - (rank - 1) / (len(dorms) - 1)), 2),
+            "peerCount": 6,
+            "perCapita": _decimal(per_person),
+            "peerAveragePerCapita": _decimal(average),
+            "suppressed": False,
+            "suppressionReason": None,
+        }, key
+        assert statements[key]["ranking"]["peerCommunity"] == "Lakeside Campus"
+    # r6 uses least per person, r5 most; r1 and r2 tie; the electricity order is not the
+    # net-emissions order (gasoline counts in net, not in electricity).
+    assert statements["r6"]["electricityRanking"]["rank"] == 1
+    assert statements["r5"]["electricityRanking"]["rank"] == 6
+    assert statements["r1"]["electricityRanking"]["rank"] == 3
+    assert statements["r2"]["electricityRanking"]["rank"] == 3
+    # The apartment and the village homes are compared with the homes of their community.
+    village = statements["v1"]["electricityRanking"]
+    assert (village["peers"], village["rank"], village["peerCount"]) == (
+        "homes of Staff Village",
+        1,
+        2,
+    )
+    assert village["perCapita"] == "93.333"  # 280 kWh / 3 people
+    assert statements["v3"]["electricityRanking"] is None  # no readings, no ranking
+    assert statements["r4"]["electricityRanking"]["peers"] == "homes of Building 1"
+
+
+async def test_electricity_ranking_average_is_withheld_like_the_net_one(engine):
+    """k = 19 > the campus's 18 students: the student sees the rank, not the averages; the
+    campus manager (personal access to every room) sees both."""
+    world = await build_campus(engine)
+    settings = _settings(engine, small_cell_k=19)
+    app = create_app(settings, engine=engine)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as client:
+        api19 = Api(client, settings)
+        variables = {"id": gid("Household", world.rooms["r1"]), "period": PERIOD}
+        student = (await api19.gql(DAILY, variables, subject="student"))["data"]
+        manager = (await api19.gql(DAILY, variables, subject="manager"))["data"]
+    hidden = student["household"]["statement"]["electricityRanking"]
+    assert hidden["suppressed"] is True and hidden["suppressionReason"] == "SMALL_CELL"
+    assert hidden["peerAveragePerCapita"] is None
+    assert (hidden["rank"], hidden["peerCount"], hidden["perCapita"]) == (3, 6, "56")
+    shown = manager["household"]["statement"]["electricityRanking"]
+    assert shown["suppressed"] is False and shown["peerAveragePerCapita"] == "57.556"
+
+
+async def test_a_person_without_own_meter_readings_has_no_electricity_ranking(engine, api):
+    world = await build_campus(engine)
+    query = """query($id: ID!, $p: PeriodInput) { individual(id: $id) { statement(period: $p) {
+      days { date } ranking { rank } electricityRanking { rank } } } }"""
+    me = gid("Individual", world.people["r1"][0])
+    statement = (await api.gql(query, {"id": me, "p": PERIOD}, subject="student"))["data"][
+        "individual"
+    ]["statement"]
+    # The room's meter is the household's, not the student's: ranked by net, not by kWh.
+    assert statement["ranking"]["rank"] == 2 and statement["electricityRanking"] is None
+    assert len(statement["days"]) == 28

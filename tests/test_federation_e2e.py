@@ -431,6 +431,113 @@ async def test_200_concurrent_reads_and_writes_on_2_workers_reconcile(stack):
     assert village["footprint"]["gross"] == grams
 
 
+PARTNER = REPO / "examples" / "partner_client"
+MANIFEST = PARTNER / "src" / "gql" / "persisted-documents.json"
+TSC = str(PARTNER / "node_modules" / ".bin" / "tsc")
+
+
+def test_the_partner_clients_persisted_documents_through_the_gateway(stack, tmp_path):
+    """A gateway in persisted-documents mode with the partner client's generated manifest
+    answers its documents by hash (Hive's documentId and Apollo's sha256Hash), exactly as the
+    open gateway answers their text, and refuses unknown hashes and any document text; the
+    compiled TypeScript client gets a typed statement through it."""
+    manifest = json.loads(MANIFEST.read_text())
+    by_name = {text.split("(")[0].split()[1]: key for key, text in manifest.items()}
+    port = free_port()
+    stack.processes.start(
+        "persisted-gateway",
+        [
+            str(HIVE),
+            "supergraph",
+            str(stack.supergraph),
+            "-c",
+            "gateway.config.mjs",
+            "--port",
+            str(port),
+            "--host",
+            "127.0.0.1",
+        ],
+        cwd=GATEWAY,
+        env={"GATEWAY_PERSISTED_DOCUMENTS": str(MANIFEST)},
+        health=f"http://127.0.0.1:{port}/healthcheck",
+    )
+    url = f"http://127.0.0.1:{port}/graphql"
+
+    def send(body: dict, role: str) -> dict:
+        headers = {"Authorization": f"Bearer {stack.tokens[role]}"}
+        return httpx.post(url, json=body, headers=headers, timeout=60).json()
+
+    def codes(body: dict) -> list[str]:
+        return [e.get("extensions", {}).get("code") for e in body.get("errors", [])]
+
+    try:
+        me = stack.post("{ me { individual { household { id } } } }", role="RESIDENT").json()
+        home = me["data"]["me"]["individual"]["household"]["id"]
+        enterprise = stack.post(
+            "{ enterprises(first: 1) { edges { node { id } } } }", role="ORG_ADMIN"
+        )
+        enterprise_id = enterprise.json()["data"]["enterprises"]["edges"][0]["node"]["id"]
+        year = datetime.now(UTC).year
+        cases = {
+            "HouseholdStatement": ({"id": home}, "RESIDENT"),
+            "CommunityPage": ({"id": VILLAGE, "period": PERIOD}, "COMMUNITY_MANAGER"),
+            "EsgInventory": ({"nodeId": enterprise_id, "year": year}, "ORG_ADMIN"),
+        }
+        for name, (variables, role) in cases.items():
+            key = by_name[name]
+            by_id = send({"documentId": key, "variables": variables}, role)
+            assert "errors" not in by_id and by_id["data"], (name, by_id)
+            apollo = send(
+                {
+                    "variables": variables,
+                    "extensions": {"persistedQuery": {"version": 1, "sha256Hash": key}},
+                },
+                role,
+            )
+            # The same answer as the document's text through the open gateway.
+            text = stack.post(manifest[key], variables, role=role).json()
+            assert by_id == apollo == text, name
+        statement = send(
+            {"documentId": by_name["HouseholdStatement"], "variables": {"id": home}}, "RESIDENT"
+        )["data"]["household"]["statement"]
+        assert len(statement["days"]) == 28 and statement["weeks"]
+        # Not in the manifest: refused, nothing executed.
+        unknown = send({"documentId": "0" * 64, "variables": {"id": home}}, "RESIDENT")
+        assert codes(unknown) == ["PERSISTED_QUERY_NOT_IN_LIST"] and not unknown.get("data")
+        # Any document text is refused, even the text of a persisted one.
+        arbitrary = send({"query": manifest[by_name["HouseholdStatement"]]}, "RESIDENT")
+        assert codes(arbitrary) == ["CANNOT_SEND_PQ_ID_AND_BODY"] and not arbitrary.get("data")
+        # The typed client itself, compiled, against the persisted-documents gateway.
+        dist = tmp_path / "dist"
+        tsc = subprocess.run(
+            [TSC, "--noEmit", "false", "--outDir", str(dist), "-p", str(PARTNER)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert tsc.returncode == 0, tsc.stdout
+        (dist / "package.json").write_text('{"type": "module"}')
+        run = subprocess.run(
+            ["node", str(dist / "src" / "main.js"), url, stack.tokens["RESIDENT"], home],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert run.returncode == 0, run.stderr
+        shown = json.loads(run.stdout)
+        assert shown["errors"] == []
+        assert [d["date"] for d in shown["days"]] == [d["date"] for d in statement["days"]]
+        kwh = [
+            float(
+                next((u["quantity"] for u in d["usage"] if u["activityType"] == "ELECTRICITY"), 0)
+            )
+            for d in statement["days"]
+        ]
+        assert [d["kWh"] for d in shown["days"]] == kwh
+    finally:
+        stack.processes.stop("persisted-gateway")
+
+
 def test_graphql_http_audit_through_the_gateway(stack):
     result = subprocess.run(
         [

@@ -380,8 +380,9 @@ async def check_deep_fields(m: Matrix, w: LeakWorld, viewer: ViewerSpec) -> None
         "credits": "credits { balance ledger(first: 50) { id amount } }",
         "history": "householdHistory { validFrom household { id } }",
         "suggestions": "suggestions { code }",
-        "statement": "statement { gross net memberCount weeks { net } "
-        "ranking { suppressed peerAverageNet } }",
+        "statement": "statement { gross net memberCount weeks { net } days { net } "
+        "ranking { suppressed peerAverageNet peerCommunity } "
+        "electricityRanking { suppressed peerAveragePerCapita peerCommunity } }",
         "statementLink": "statementLink { url }",
         "inventory": f"inventory(year: {year}) {{ net memberCount csv }}",
         "link": {
@@ -467,13 +468,17 @@ async def check_deep_fields(m: Matrix, w: LeakWorld, viewer: ViewerSpec) -> None
                     community = PLACES[home or ""].parent or ""
                     withheld = level(viewer, community) < PERSONAL
                     ranking = value["ranking"] or {}
+                    # The same peers by electricity per person (everyone here has some).
+                    usage = value["electricityRanking"] or {}
                     if not visible(viewer, home or ""):
                         # An employee living in another tenant: no ranking among homes the
                         # viewer may not see (it would name their community).
-                        ok = value["ranking"] is None
+                        ok = value["ranking"] is None and value["electricityRanking"] is None
                     else:
                         ok = ranking.get("suppressed") is withheld
                         ok = ok and (ranking.get("peerAverageNet") is None) is withheld
+                        ok = ok and usage.get("suppressed") is withheld
+                        ok = ok and (usage.get("peerAveragePerCapita") is None) is withheld
                     m.check(
                         "statement:peers", ok, f"{where}: ranking {ranking}, withheld {withheld}"
                     )

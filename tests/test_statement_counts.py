@@ -198,6 +198,15 @@ async def test_statement_and_leaderboard_page_statements(engine, api):
     # grants, household, usage by day, totals by day ∪ population, credits, the household's
     # communities (to find its campus), the ranked board cut to this room and the top row
     assert log.count == 7, log.statements
+    # The electricity ranking only when asked for: one more ranked statement.
+    with StatementLog() as log:
+        body = await api.gql(
+            statement.replace("peerAverageNet }", "peerAverageNet } electricityRanking { rank }"),
+            {"id": gid("Household", campus.rooms["r1"]), "p": PERIOD},
+            subject="admin",
+        )
+    assert body["data"]["household"]["statement"]["electricityRanking"]["rank"] == 3
+    assert log.count == 8, log.statements
     board = """query($id: ID!, $p: PeriodInput) { community(id: $id) {
       leaderboard(metric: NET_EMISSIONS_PER_CAPITA, period: $p, first: 3) {
         totalCount population edges { node { rank name value } } } } }"""

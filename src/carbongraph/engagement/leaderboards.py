@@ -24,15 +24,26 @@ import sqlalchemy as sa
 from carbongraph.accounting.reads import Period
 from carbongraph.accounting.rollup import POP, T
 from carbongraph.errors import BadUserInput
-from carbongraph.models import Community, Household, HouseholdMembership, Individual
+from carbongraph.models import (
+    ActivityRecord,
+    Community,
+    Household,
+    HouseholdMembership,
+    Individual,
+)
 
 C = Community.__table__
 H = Household.__table__
 I = Individual.__table__  # noqa: E741
 M = HouseholdMembership.__table__
+R = ActivityRecord.__table__
 
 REDUCTIONS = "REDUCTIONS"
 NET_EMISSIONS_PER_CAPITA = "NET_EMISSIONS_PER_CAPITA"
+# Statements only (not a LeaderboardMetric: its value is kWh, not grams): metered
+# electricity per person, from the records that start in the period (as a statement's usage).
+ELECTRICITY_PER_CAPITA = "ELECTRICITY_PER_CAPITA"
+ELECTRICITY = "ELECTRICITY"
 
 # Member levels: households, individuals, communities (the node letters of footprint_total).
 HOUSEHOLDS, INDIVIDUALS, COMMUNITIES = "H", "I", "C"
@@ -91,6 +102,9 @@ class Entry:
     entry_count: int
     board_population: int
     board_net_g: int
+    # ELECTRICITY_PER_CAPITA boards: thousandths of a kWh (0 on the others).
+    quantity_milli: int = 0
+    board_quantity_milli: int = 0
 
     @property
     def percentile(self) -> float:
@@ -163,24 +177,49 @@ def ranked(shape: tuple[str, str, str]) -> Any:
     reduced = sa.func.sum(sa.case((T.c.kind == "reduction", T.c.location_g), else_=0))
     inventory_rows = sa.func.sum(sa.case((T.c.kind.in_(("emission", "offset")), 1), else_=0))
     reduction_rows = sa.func.sum(sa.case((T.c.kind == "reduction", 1), else_=0))
-    totals = (
-        sa.select(
-            T.c.node_id.label("member_id"),
-            net.label("net"),
-            reduced.label("reduced"),
-            inventory_rows.label("inventory_rows"),
-            reduction_rows.label("reduction_rows"),
+    if metric == ELECTRICITY_PER_CAPITA:
+        # Quantities are not in the totals: the records themselves, by start day (indexed by
+        # household and day, or by account and day), as in a statement's usage.
+        owner = R.c.household_id if level == HOUSEHOLDS else R.c.account_id
+        kind = [] if level == HOUSEHOLDS else [R.c.account_type == "Individual"]
+        totals = (
+            sa.select(
+                owner.label("member_id"),
+                sa.literal(0).label("net"),
+                sa.literal(0).label("reduced"),
+                sa.func.sum(R.c.quantity_milli).label("quantity"),
+                sa.func.count().label("inventory_rows"),
+            )
+            .where(
+                *kind,
+                R.c.activity_type == ELECTRICITY,
+                R.c.period_start >= start,
+                R.c.period_start <= end,
+                owner.in_(sa.select(members.c.id)),
+            )
+            .group_by(owner)
+            .subquery("board_totals")
         )
-        .where(
-            T.c.node == level,
-            T.c.via == "",
-            T.c.day >= start,
-            T.c.day <= end,
-            T.c.node_id.in_(sa.select(members.c.id)),
+    else:
+        totals = (
+            sa.select(
+                T.c.node_id.label("member_id"),
+                net.label("net"),
+                reduced.label("reduced"),
+                sa.literal(0).label("quantity"),
+                inventory_rows.label("inventory_rows"),
+                reduction_rows.label("reduction_rows"),
+            )
+            .where(
+                T.c.node == level,
+                T.c.via == "",
+                T.c.day >= start,
+                T.c.day <= end,
+                T.c.node_id.in_(sa.select(members.c.id)),
+            )
+            .group_by(T.c.node_id)
+            .subquery("board_totals")
         )
-        .group_by(T.c.node_id)
-        .subquery("board_totals")
-    )
     if level == INDIVIDUALS:
         population: Any = sa.literal(1)
         source = members.join(totals, totals.c.member_id == members.c.id)
@@ -203,6 +242,9 @@ def ranked(shape: tuple[str, str, str]) -> Any:
     if metric == REDUCTIONS:
         value: Any = totals.c.reduced
         has_data = totals.c.reduction_rows > 0
+    elif metric == ELECTRICITY_PER_CAPITA:
+        value = sa.cast(totals.c.quantity, sa.Float) / population
+        has_data = sa.and_(totals.c.inventory_rows > 0, population > 0)
     else:
         # Exact ratios compare exactly: equal fractions give the same double, so ties tie.
         value = sa.cast(totals.c.net, sa.Float) / population
@@ -214,6 +256,7 @@ def ranked(shape: tuple[str, str, str]) -> Any:
             members.c.name,
             totals.c.net,
             totals.c.reduced,
+            totals.c.quantity,
             population.label("population"),
             value.label("value"),
         )
@@ -229,6 +272,7 @@ def ranked(shape: tuple[str, str, str]) -> Any:
         b.c.name,
         b.c.net,
         b.c.reduced,
+        b.c.quantity,
         b.c.population,
         sa.func.rank().over(order_by=order).label("rank"),
         sa.func.percent_rank().over(order_by=order).label("percent_rank"),
@@ -236,6 +280,7 @@ def ranked(shape: tuple[str, str, str]) -> Any:
         sa.func.count().over().label("entry_count"),
         sa.func.sum(b.c.population).over().label("board_population"),
         sa.func.sum(b.c.net).over().label("board_net"),
+        sa.func.sum(b.c.quantity).over().label("board_quantity"),
     ).subquery("ranked_board")
 
 
@@ -253,6 +298,8 @@ def _entry(row: Any) -> Entry:
         entry_count=int(row.entry_count),
         board_population=int(row.board_population or 0),
         board_net_g=int(row.board_net or 0),
+        quantity_milli=int(row.quantity or 0),
+        board_quantity_milli=int(row.board_quantity or 0),
     )
 
 

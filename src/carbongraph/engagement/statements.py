@@ -1,9 +1,10 @@
 """Statements: a household's or a person's period at a glance, for the API and the printable page.
 
 Weeks are seven-day buckets counted from the period's first day (the default period, the 28
-days up to yesterday, is exactly four weeks). Usage comes from the activity records that start
-in each week; emissions, clean-energy offset and net come from the totals, like footprints.
-The ranking is the position on the peers' net-per-capita board (see ``leaderboards``).
+days up to yesterday, is exactly four weeks); days are the same figures day by day. Usage comes
+from the activity records that start in each day; emissions, clean-energy offset and net come
+from the totals, like footprints. The rankings are the positions on the peers' net-per-capita
+and electricity-per-capita boards (see ``leaderboards``).
 """
 
 from __future__ import annotations
@@ -62,8 +63,21 @@ class Week:
 
 
 @dataclass
+class Day:
+    day: date
+    usage: dict[str, Usage] = field(default_factory=dict)
+    gross_g: int = 0
+    offset_g: int = 0
+
+    @property
+    def net_g(self) -> int:
+        return self.gross_g - self.offset_g
+
+
+@dataclass
 class Ranking:
     peers: str  # "dorm rooms of Xiangshan Campus"
+    peer_community: str  # "Xiangshan Campus"
     peer_scope_path: str
     rank: int | None
     percentile: float | None
@@ -74,10 +88,28 @@ class Ranking:
 
 
 @dataclass
+class UsageRanking:
+    """The standing on the peers' board of one utility's use per person (lowest first)."""
+
+    activity_type: str
+    unit: str
+    peers: str
+    peer_community: str
+    peer_scope_path: str
+    rank: int | None
+    percentile: float | None
+    entry_count: int
+    population: int
+    per_capita_milli: int | None  # this account's, in thousandths of `unit`
+    average_per_capita_milli: int | None  # the peers' use per person
+
+
+@dataclass
 class StatementData:
     period: Period
     previous: Period
     weeks: list[Week]
+    days: list[Day]
     usage: list[Usage]
     gross_g: int
     offset_g: int
@@ -86,6 +118,10 @@ class StatementData:
     credits: int
     member_count: int
     ranking: Ranking | None
+    # Who is ranked and among whom (board, description, community name): the electricity
+    # ranking is computed from these only when it is asked for.
+    subject: Subject | None = None
+    peers: tuple[lb.Board, str, str] | None = None
 
     @property
     def net_change_g(self) -> int:
@@ -125,6 +161,12 @@ def _week_index(period: Period, day: date) -> int:
     return (day - period.start).days // 7
 
 
+def _days(period: Period) -> list[Day]:
+    return [
+        Day(period.start + timedelta(days=n)) for n in range((period.end - period.start).days + 1)
+    ]
+
+
 @dataclass(frozen=True)
 class Subject:
     """Whose statement: a household ("H") or an individual ("I"), and where they live."""
@@ -151,9 +193,12 @@ async def household_of(db: Any, individual_id: int, on: date) -> Any:
     ).first()
 
 
-async def peer_board(db: Any, subject: Subject, period: Period) -> tuple[lb.Board, str] | None:
+async def peer_board(
+    db: Any, subject: Subject, period: Period, metric: str = lb.NET_EMISSIONS_PER_CAPITA
+) -> tuple[lb.Board, str, str] | None:
     """Dorm rooms are compared with the dorm rooms of their campus; other homes with the
-    homes of their community. People are compared with the people of those peers."""
+    homes of their community. People are compared with the people of those peers.
+    (board, description, the peer community's name)."""
     if subject.household_path is None:
         return None
     community_ids = [
@@ -169,20 +214,17 @@ async def peer_board(db: Any, subject: Subject, period: Period) -> tuple[lb.Boar
     if subject.dwelling_type == DORM_ROOM:
         campuses = [by_id[c] for c in community_ids if c in by_id and by_id[c].kind == CAMPUS]
         scope = campuses[0] if campuses else by_id[community_ids[-1]]
-        board = lb.Board(
-            level, lb.NET_EMISSIONS_PER_CAPITA, period, scope.path, dwelling_type=DORM_ROOM
-        )
-        return board, f"dorm rooms of {scope.name}"
+        board = lb.Board(level, metric, period, scope.path, dwelling_type=DORM_ROOM)
+        return board, f"dorm rooms of {scope.name}", scope.name
     scope = by_id[community_ids[-1]]
-    board = lb.Board(
-        level, lb.NET_EMISSIONS_PER_CAPITA, period, scope.path, exclude_dwelling_type=DORM_ROOM
-    )
-    return board, f"homes of {scope.name}"
+    board = lb.Board(level, metric, period, scope.path, exclude_dwelling_type=DORM_ROOM)
+    return board, f"homes of {scope.name}", scope.name
 
 
 async def build(db: Any, subject: Subject, period: Period) -> StatementData:
     previous = previous_period(period)
     weeks = _weeks(period)
+    days = _days(period)
 
     # Usage by start day and activity type (bounded by days × types, not by records).
     account = (
@@ -206,7 +248,12 @@ async def build(db: Any, subject: Subject, period: Period) -> StatementData:
     for day, activity, quantity, location, offset in usage_rows:
         has_data = True
         unit = ACTIVITY_TYPES[activity].unit if activity in ACTIVITY_TYPES else ""
-        for bucket in (weeks[_week_index(period, day)].usage, totals_usage):
+        buckets = (
+            weeks[_week_index(period, day)].usage,
+            days[(day - period.start).days].usage,
+            totals_usage,
+        )
+        for bucket in buckets:
             usage = bucket.setdefault(activity, Usage(activity, unit))
             usage.quantity_milli += int(quantity or 0)
             usage.emissions_g += int(location or 0)
@@ -245,11 +292,11 @@ async def build(db: Any, subject: Subject, period: Period) -> StatementData:
             previous_net += signed
             continue
         has_data = True
-        week = weeks[_week_index(period, day)]
-        if kind == "emission":
-            week.gross_g += grams
-        else:
-            week.offset_g += grams
+        for bucket in (weeks[_week_index(period, day)], days[(day - period.start).days]):
+            if kind == "emission":
+                bucket.gross_g += grams
+            else:
+                bucket.offset_g += grams
 
     credits_filter = (
         AR.c.household_id == subject.node_id
@@ -270,11 +317,12 @@ async def build(db: Any, subject: Subject, period: Period) -> StatementData:
     ranking = None
     peers = await peer_board(db, subject, period) if has_data else None
     if peers is not None:
-        board, description = peers
+        board, description, community = peers
         mine, top = await lb.standing(db, board, subject.node_id)
         if top is not None:
             ranking = Ranking(
                 peers=description,
+                peer_community=community,
                 peer_scope_path=board.scope_path,
                 rank=mine.rank if mine else None,
                 percentile=mine.percentile if mine else None,
@@ -290,6 +338,7 @@ async def build(db: Any, subject: Subject, period: Period) -> StatementData:
         period=period,
         previous=previous,
         weeks=weeks if has_data else [],
+        days=days if has_data else [],
         usage=sorted(totals_usage.values(), key=lambda u: u.activity_type),
         gross_g=gross,
         offset_g=offset,
@@ -298,4 +347,38 @@ async def build(db: Any, subject: Subject, period: Period) -> StatementData:
         credits=int(credits or 0),
         member_count=member_count,
         ranking=ranking,
+        subject=subject,
+        peers=peers,
+    )
+
+
+async def electricity_ranking(db: Any, data: StatementData) -> UsageRanking | None:
+    """The campus-wide electricity ranking of the seed's dorm bill: the statement's peers by
+    electricity per person (one ranked statement)."""
+    if data.peers is None or data.subject is None:
+        return None
+    net_board, description, community = data.peers
+    board = lb.Board(
+        net_board.level,
+        lb.ELECTRICITY_PER_CAPITA,
+        net_board.period,
+        net_board.scope_path,
+        dwelling_type=net_board.dwelling_type,
+        exclude_dwelling_type=net_board.exclude_dwelling_type,
+    )
+    mine, top = await lb.standing(db, board, data.subject.node_id)
+    if top is None:
+        return None
+    return UsageRanking(
+        activity_type=lb.ELECTRICITY,
+        unit=ACTIVITY_TYPES[lb.ELECTRICITY].unit,
+        peers=description,
+        peer_community=community,
+        peer_scope_path=board.scope_path,
+        rank=mine.rank if mine else None,
+        percentile=mine.percentile if mine else None,
+        entry_count=top.entry_count,
+        population=top.board_population,
+        per_capita_milli=_divide(mine.quantity_milli, mine.population) if mine else None,
+        average_per_capita_milli=_divide(top.board_quantity_milli, top.board_population),
     )

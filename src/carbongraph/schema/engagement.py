@@ -74,6 +74,17 @@ class StatementWeek:
     net: Grams
 
 
+@strawberry.type(description="One day of a statement.")
+class StatementDay:
+    date: date
+    usage: list[UtilityUsage] = sized_field(
+        len(ACTIVITY_TYPES), description="Use recorded by the records that start on this day."
+    )
+    gross: Grams
+    clean_energy_offset: Grams
+    net: Grams
+
+
 @strawberry.type(
     description="Where a statement's account stands among its peers (dorm rooms of the same "
     "campus, or homes of the same community; people of those), by net emissions per capita, "
@@ -81,6 +92,9 @@ class StatementWeek:
 )
 class StatementRanking:
     peers: str = strawberry.field(description='Who is compared, e.g. "dorm rooms of X".')
+    peer_community: str = strawberry.field(
+        description="The name of the community whose homes (or dorm rooms) are the peers."
+    )
     rank: int | None = strawberry.field(description="Null when the account has no data.")
     percentile: float | None = strawberry.field(
         description="Share of the peers ranked at or below this one: 100 is the best."
@@ -99,13 +113,46 @@ class StatementRanking:
 
 
 @strawberry.type(
-    description="A period at a glance: weekly use and emissions, credits, and the standing "
-    "among peers, compared with the period before. Periods without data have no weeks."
+    description="Where a statement's account stands among the same peers as `ranking` by one "
+    "utility's use per person in the period (records that start in it), lowest first. Ties "
+    "share a rank. Quantities are decimals in `unit`, rounded to thousandths."
+)
+class StatementUsageRanking:
+    activity_type: str
+    unit: str
+    peers: str = strawberry.field(description='Who is compared, e.g. "dorm rooms of X".')
+    peer_community: str = strawberry.field(
+        description="The name of the community whose homes (or dorm rooms) are the peers."
+    )
+    rank: int | None = strawberry.field(description="Null when the account has no such use.")
+    percentile: float | None = strawberry.field(
+        description="Share of the peers ranked at or below this one: 100 is the best."
+    )
+    peer_count: int = strawberry.field(description="Peers with such use in the period.")
+    per_capita: str | None = strawberry.field(
+        description="This account's use per person; null when it has none."
+    )
+    peer_average_per_capita: str | None = strawberry.field(
+        description="The peers' use per person; null when suppressed."
+    )
+    suppressed: bool = strawberry.field(
+        description="The peers' average is withheld (small-cell rule)."
+    )
+    suppression_reason: SuppressionReason | None
+
+
+@strawberry.type(
+    description="A period at a glance: daily and weekly use and emissions, credits, and the "
+    "standing among peers, compared with the period before. Periods without data have no "
+    "days or weeks."
 )
 class Statement:
     period: PeriodRange
     previous_period: PeriodRange
     weeks: list[StatementWeek] = sized_field(STATEMENT_WEEKS)
+    days: list[StatementDay] = sized_field(
+        STATEMENT_WEEKS * 7, description="Every day of the period."
+    )
     usage: list[UtilityUsage] = sized_field(
         len(ACTIVITY_TYPES), description="Totals over the period."
     )
@@ -123,26 +170,66 @@ class Statement:
         description="Credits granted (less reversals) for actions that occurred in the period."
     )
     ranking: StatementRanking | None
+    data: strawberry.Private[st.StatementData]
+
+    @strawberry.field(
+        description="The standing among the same peers by electricity use per person (the "
+        "campus-wide electricity ranking of a dorm room); null without peers or their use."
+    )
+    async def electricity_ranking(self, info: strawberry.Info) -> StatementUsageRanking | None:
+        ranking = await st.electricity_ranking(info.context.db, self.data)
+        return await _usage_ranking(info, ranking, self.data.period)
+
+
+async def _peers_withheld(
+    info: Any, population: int, scope_path: str, span: Period
+) -> privacy.SuppressionReason | None:
+    """The peers' averages are figures over part of the peers' community (homes with data, of
+    one dwelling type): withheld like a footprint of that part (docs/privacy.md)."""
+    ctx = info.context
+    decision = await privacy.part_of_node(
+        ctx.loaders.cell_groups,
+        ctx.viewer.access(Target((scope_path,))),
+        ctx.settings.small_cell_k,
+        scope_path,
+        span.end,
+        population,
+    )
+    return decision.part
+
+
+async def _usage_ranking(
+    info: Any, ranking: st.UsageRanking | None, span: Period
+) -> StatementUsageRanking | None:
+    if ranking is None:
+        return None
+    # The same rule as the net ranking's averages, over this board's peers.
+    reason = await _peers_withheld(info, ranking.population, ranking.peer_scope_path, span)
+    suppressed = reason is not None
+    own, average = ranking.per_capita_milli, ranking.average_per_capita_milli
+    return StatementUsageRanking(
+        activity_type=ranking.activity_type,
+        unit=ranking.unit,
+        peers=ranking.peers,
+        peer_community=ranking.peer_community,
+        rank=ranking.rank,
+        percentile=ranking.percentile,
+        peer_count=ranking.entry_count,
+        per_capita=None if own is None else _quantity(own),
+        peer_average_per_capita=None if suppressed or average is None else _quantity(average),
+        suppressed=suppressed,
+        suppression_reason=reason,
+    )
 
 
 async def _ranking(info: Any, ranking: st.Ranking | None, span: Period) -> StatementRanking | None:
     if ranking is None:
         return None
-    ctx = info.context
-    # The peers' averages are figures over part of the peers' community (homes with data, of
-    # one dwelling type): withheld like a footprint of that part (docs/privacy.md).
-    decision = await privacy.part_of_node(
-        ctx.loaders.cell_groups,
-        ctx.viewer.access(Target((ranking.peer_scope_path,))),
-        ctx.settings.small_cell_k,
-        ranking.peer_scope_path,
-        span.end,
-        ranking.population,
-    )
-    reason = decision.part
+    reason = await _peers_withheld(info, ranking.population, ranking.peer_scope_path, span)
     suppressed = reason is not None
     return StatementRanking(
         peers=ranking.peers,
+        peer_community=ranking.peer_community,
         rank=ranking.rank,
         percentile=ranking.percentile,
         peer_count=ranking.entry_count,
@@ -194,6 +281,16 @@ async def statement_of(
             )
             for w in data.weeks
         ],
+        days=[
+            StatementDay(
+                date=d.day,
+                usage=[UtilityUsage.build(u) for _, u in sorted(d.usage.items())],
+                gross=d.gross_g,
+                clean_energy_offset=d.offset_g,
+                net=d.net_g,
+            )
+            for d in data.days
+        ],
         usage=[UtilityUsage.build(u) for u in data.usage],
         gross=data.gross_g,
         clean_energy_offset=data.offset_g,
@@ -205,6 +302,7 @@ async def statement_of(
         net_change_percent=data.net_change_percent,
         credits_earned=data.credits,
         ranking=await _ranking(info, data.ranking, data.period),
+        data=data,
     )
 
 

@@ -1,0 +1,58 @@
+/* eslint-disable */
+import * as types from './graphql.js';
+import type { TypedDocumentNode as DocumentNode } from '@graphql-typed-document-node/core';
+
+/**
+ * Map of all GraphQL operations in the project.
+ *
+ * This map has several performance disadvantages:
+ * 1. It is not tree-shakeable, so it will include all operations in the project.
+ * 2. It is not minifiable, so the string of a GraphQL query will be multiple times inside the bundle.
+ * 3. It does not support dead code elimination, so it will add unused operations.
+ *
+ * Therefore it is highly recommended to use the babel or swc plugin for production.
+ * Learn more about it here: https://the-guild.dev/graphql/codegen/plugins/presets/preset-client#reducing-bundle-size
+ */
+type Documents = {
+    "query CommunityPage($id: ID!, $period: PeriodInput!, $first: Int = 20) {\n  community(id: $id) {\n    id\n    name\n    kind\n    timezone\n    footprint(period: $period) {\n      period {\n        from\n        to\n      }\n      suppressed\n      suppressionReason\n      gross\n      cleanEnergyOffset\n      net\n      memberCount\n      perCapita\n    }\n    reductions(period: $period) {\n      suppressed\n      totalWithinScopes\n      scope3Plus\n    }\n    leaderboard(\n      metric: NET_EMISSIONS_PER_CAPITA\n      members: HOUSEHOLDS\n      period: $period\n      first: $first\n    ) {\n      totalCount\n      suppressed\n      edges {\n        node {\n          rank\n          name\n          pseudonymous\n          value\n          memberCount\n          suppressed\n        }\n      }\n    }\n  }\n}": typeof types.CommunityPageDocument,
+    "query EsgInventory($nodeId: ID!, $year: Int!, $via: RollupPath! = COMMUNITIES) {\n  ghgInventory(nodeId: $nodeId, year: $year, via: $via) {\n    nodeId\n    nodeName\n    year\n    period {\n      from\n      to\n    }\n    scope1\n    scope2LocationBased\n    scope2MarketBased\n    scope3\n    scope3Categories {\n      category\n      grams\n    }\n    scope3Plus\n    gross\n    cleanEnergyOffset\n    net\n    memberCount\n    dataQuality {\n      dataQuality\n      recordCount\n      gross\n    }\n    csv\n  }\n}": typeof types.EsgInventoryDocument,
+    "query HouseholdStatement($id: ID!, $period: PeriodInput) {\n  household(id: $id) {\n    id\n    dwellingType\n    statement(period: $period) {\n      period {\n        from\n        to\n      }\n      days {\n        date\n        usage {\n          activityType\n          unit\n          quantity\n        }\n        net\n      }\n      weeks {\n        from\n        to\n        usage {\n          activityType\n          unit\n          quantity\n        }\n        gross\n        cleanEnergyOffset\n        net\n      }\n      usage {\n        activityType\n        unit\n        quantity\n        emissions\n      }\n      net\n      memberCount\n      perCapita\n      netChangePercent\n      creditsEarned\n      ranking {\n        peers\n        rank\n        peerCount\n        percentile\n        peerAveragePerCapita\n        suppressed\n      }\n      electricityRanking {\n        unit\n        rank\n        peerCount\n        perCapita\n        peerAveragePerCapita\n        suppressed\n      }\n    }\n  }\n}": typeof types.HouseholdStatementDocument,
+};
+const documents: Documents = {
+    "query CommunityPage($id: ID!, $period: PeriodInput!, $first: Int = 20) {\n  community(id: $id) {\n    id\n    name\n    kind\n    timezone\n    footprint(period: $period) {\n      period {\n        from\n        to\n      }\n      suppressed\n      suppressionReason\n      gross\n      cleanEnergyOffset\n      net\n      memberCount\n      perCapita\n    }\n    reductions(period: $period) {\n      suppressed\n      totalWithinScopes\n      scope3Plus\n    }\n    leaderboard(\n      metric: NET_EMISSIONS_PER_CAPITA\n      members: HOUSEHOLDS\n      period: $period\n      first: $first\n    ) {\n      totalCount\n      suppressed\n      edges {\n        node {\n          rank\n          name\n          pseudonymous\n          value\n          memberCount\n          suppressed\n        }\n      }\n    }\n  }\n}": types.CommunityPageDocument,
+    "query EsgInventory($nodeId: ID!, $year: Int!, $via: RollupPath! = COMMUNITIES) {\n  ghgInventory(nodeId: $nodeId, year: $year, via: $via) {\n    nodeId\n    nodeName\n    year\n    period {\n      from\n      to\n    }\n    scope1\n    scope2LocationBased\n    scope2MarketBased\n    scope3\n    scope3Categories {\n      category\n      grams\n    }\n    scope3Plus\n    gross\n    cleanEnergyOffset\n    net\n    memberCount\n    dataQuality {\n      dataQuality\n      recordCount\n      gross\n    }\n    csv\n  }\n}": types.EsgInventoryDocument,
+    "query HouseholdStatement($id: ID!, $period: PeriodInput) {\n  household(id: $id) {\n    id\n    dwellingType\n    statement(period: $period) {\n      period {\n        from\n        to\n      }\n      days {\n        date\n        usage {\n          activityType\n          unit\n          quantity\n        }\n        net\n      }\n      weeks {\n        from\n        to\n        usage {\n          activityType\n          unit\n          quantity\n        }\n        gross\n        cleanEnergyOffset\n        net\n      }\n      usage {\n        activityType\n        unit\n        quantity\n        emissions\n      }\n      net\n      memberCount\n      perCapita\n      netChangePercent\n      creditsEarned\n      ranking {\n        peers\n        rank\n        peerCount\n        percentile\n        peerAveragePerCapita\n        suppressed\n      }\n      electricityRanking {\n        unit\n        rank\n        peerCount\n        perCapita\n        peerAveragePerCapita\n        suppressed\n      }\n    }\n  }\n}": types.HouseholdStatementDocument,
+};
+
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ *
+ *
+ * @example
+ * ```ts
+ * const query = graphql(`query GetUser($id: ID!) { user(id: $id) { name } }`);
+ * ```
+ *
+ * The query argument is unknown!
+ * Please regenerate the types.
+ */
+export function graphql(source: string): unknown;
+
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "query CommunityPage($id: ID!, $period: PeriodInput!, $first: Int = 20) {\n  community(id: $id) {\n    id\n    name\n    kind\n    timezone\n    footprint(period: $period) {\n      period {\n        from\n        to\n      }\n      suppressed\n      suppressionReason\n      gross\n      cleanEnergyOffset\n      net\n      memberCount\n      perCapita\n    }\n    reductions(period: $period) {\n      suppressed\n      totalWithinScopes\n      scope3Plus\n    }\n    leaderboard(\n      metric: NET_EMISSIONS_PER_CAPITA\n      members: HOUSEHOLDS\n      period: $period\n      first: $first\n    ) {\n      totalCount\n      suppressed\n      edges {\n        node {\n          rank\n          name\n          pseudonymous\n          value\n          memberCount\n          suppressed\n        }\n      }\n    }\n  }\n}"): (typeof documents)["query CommunityPage($id: ID!, $period: PeriodInput!, $first: Int = 20) {\n  community(id: $id) {\n    id\n    name\n    kind\n    timezone\n    footprint(period: $period) {\n      period {\n        from\n        to\n      }\n      suppressed\n      suppressionReason\n      gross\n      cleanEnergyOffset\n      net\n      memberCount\n      perCapita\n    }\n    reductions(period: $period) {\n      suppressed\n      totalWithinScopes\n      scope3Plus\n    }\n    leaderboard(\n      metric: NET_EMISSIONS_PER_CAPITA\n      members: HOUSEHOLDS\n      period: $period\n      first: $first\n    ) {\n      totalCount\n      suppressed\n      edges {\n        node {\n          rank\n          name\n          pseudonymous\n          value\n          memberCount\n          suppressed\n        }\n      }\n    }\n  }\n}"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "query EsgInventory($nodeId: ID!, $year: Int!, $via: RollupPath! = COMMUNITIES) {\n  ghgInventory(nodeId: $nodeId, year: $year, via: $via) {\n    nodeId\n    nodeName\n    year\n    period {\n      from\n      to\n    }\n    scope1\n    scope2LocationBased\n    scope2MarketBased\n    scope3\n    scope3Categories {\n      category\n      grams\n    }\n    scope3Plus\n    gross\n    cleanEnergyOffset\n    net\n    memberCount\n    dataQuality {\n      dataQuality\n      recordCount\n      gross\n    }\n    csv\n  }\n}"): (typeof documents)["query EsgInventory($nodeId: ID!, $year: Int!, $via: RollupPath! = COMMUNITIES) {\n  ghgInventory(nodeId: $nodeId, year: $year, via: $via) {\n    nodeId\n    nodeName\n    year\n    period {\n      from\n      to\n    }\n    scope1\n    scope2LocationBased\n    scope2MarketBased\n    scope3\n    scope3Categories {\n      category\n      grams\n    }\n    scope3Plus\n    gross\n    cleanEnergyOffset\n    net\n    memberCount\n    dataQuality {\n      dataQuality\n      recordCount\n      gross\n    }\n    csv\n  }\n}"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "query HouseholdStatement($id: ID!, $period: PeriodInput) {\n  household(id: $id) {\n    id\n    dwellingType\n    statement(period: $period) {\n      period {\n        from\n        to\n      }\n      days {\n        date\n        usage {\n          activityType\n          unit\n          quantity\n        }\n        net\n      }\n      weeks {\n        from\n        to\n        usage {\n          activityType\n          unit\n          quantity\n        }\n        gross\n        cleanEnergyOffset\n        net\n      }\n      usage {\n        activityType\n        unit\n        quantity\n        emissions\n      }\n      net\n      memberCount\n      perCapita\n      netChangePercent\n      creditsEarned\n      ranking {\n        peers\n        rank\n        peerCount\n        percentile\n        peerAveragePerCapita\n        suppressed\n      }\n      electricityRanking {\n        unit\n        rank\n        peerCount\n        perCapita\n        peerAveragePerCapita\n        suppressed\n      }\n    }\n  }\n}"): (typeof documents)["query HouseholdStatement($id: ID!, $period: PeriodInput) {\n  household(id: $id) {\n    id\n    dwellingType\n    statement(period: $period) {\n      period {\n        from\n        to\n      }\n      days {\n        date\n        usage {\n          activityType\n          unit\n          quantity\n        }\n        net\n      }\n      weeks {\n        from\n        to\n        usage {\n          activityType\n          unit\n          quantity\n        }\n        gross\n        cleanEnergyOffset\n        net\n      }\n      usage {\n        activityType\n        unit\n        quantity\n        emissions\n      }\n      net\n      memberCount\n      perCapita\n      netChangePercent\n      creditsEarned\n      ranking {\n        peers\n        rank\n        peerCount\n        percentile\n        peerAveragePerCapita\n        suppressed\n      }\n      electricityRanking {\n        unit\n        rank\n        peerCount\n        perCapita\n        peerAveragePerCapita\n        suppressed\n      }\n    }\n  }\n}"];
+
+export function graphql(source: string) {
+  return (documents as any)[source] ?? {};
+}
+
+export type DocumentType<TDocumentNode extends DocumentNode<any, any>> = TDocumentNode extends DocumentNode<  infer TType,  any>  ? TType  : never;
