@@ -358,10 +358,19 @@ async def test_pages_spend_the_api_rate_limit_budget(engine):
     from carbongraph.app import create_app
     from carbongraph.authz import mint_token
     from carbongraph.config import Settings
+    from carbongraph.cost import query_cost
+    from carbongraph.engagement.page import QUERY
+    from carbongraph.schema.schema import schema
 
     world = await build_campus(engine)
+    base = Settings.from_env(database_url=engine.url.render_as_string(hide_password=False))
+    # A budget for one page and a half: the page's document costs what it would on /graphql.
+    page_cost = query_cost(
+        schema._schema, QUERY, max_tokens=base.max_tokens, default_list_size=base.max_page_size
+    )
     settings = Settings.from_env(
-        database_url=engine.url.render_as_string(hide_password=False), rate_limit_per_minute=12
+        database_url=engine.url.render_as_string(hide_password=False),
+        rate_limit_per_minute=page_cost * 3 // 2,
     )
     app = create_app(settings, engine=engine)
     bearer = {"Authorization": f"Bearer {mint_token(settings, 'student')}"}
