@@ -237,16 +237,29 @@ REDEEM = """mutation($r: ID!) { redeemReward(input: {rewardId: $r, idempotencyKe
   balance userErrors { code } } }"""
 
 
-async def test_a_new_member_joins_on_the_local_today(clocked):
+async def test_a_new_member_joins_on_the_earlier_of_the_local_and_the_utc_day(clocked):
+    """00:30 on 1 Dec in Shanghai is 16:30 on 30 Nov in UTC (and 08:30 on 30 Nov in Los
+    Angeles): a new member joins on 30 Nov in both, so a reading of Shanghai's 1 Dec counts for
+    the home, and the person is current where authorization looks (the UTC date): their own
+    manager reads them at once. Joining on the local 1 Dec hid them from a community manager
+    until midnight UTC (NOT_FOUND on their name)."""
     api, _, world, _ = clocked
-    for home, joined in (
-        (world.a.all_households[0], "2026-12-01"),
-        (world.b.all_households[0], "2026-11-30"),
-    ):
-        body = await api.gql(CREATE_PERSON, {"h": gid("Household", home)}, subject="admin")
+    community = world.a.communities[0]
+    cases = (
+        (world.a.households[community][0], "cm-a0"),
+        (world.b.all_households[0], "admin"),
+    )
+    for home, subject in cases:
+        body = await api.gql(
+            CREATE_PERSON.replace("individual {", "individual { displayName"),
+            {"h": gid("Household", home)},
+            subject=subject,
+        )
+        assert "errors" not in body, body
         created = body["data"]["createIndividual"]
         assert created["userErrors"] == []
-        assert created["individual"]["householdHistory"] == [{"validFrom": joined}]
+        assert created["individual"]["displayName"] == "Newcomer"
+        assert created["individual"]["householdHistory"] == [{"validFrom": "2026-11-30"}]
 
 
 async def test_a_reward_is_on_offer_from_its_first_local_day(clocked, engine):

@@ -319,8 +319,12 @@ async def create_individual(
     else:
         pk = (await ctx.db.execute(sa.insert(I).values(**values).returning(I.c.id))).scalar_one()
     if household_id is not None:
-        # By default from today where the household is (its community's local day).
-        joined = member_from or ctx.days.on(await zones.zone_of_path(ctx.db, household.path))
+        # By default from today: the earlier of the household's local day and the UTC day. A
+        # record of the local today is then attributed to the home, and the person is current
+        # for authorization, which still reads memberships by the UTC date (east of UTC the
+        # local day runs ahead: a later start hid the new person from their own manager).
+        local_today = ctx.days.on(await zones.zone_of_path(ctx.db, household.path))
+        joined = member_from or min(local_today, ctx.today)
         await periods.open_membership(ctx.db, pk, household_id, joined, household.path)
     if employer_id is not None:
         await periods.open_employment(ctx.db, pk, employer_id, employed_from or ctx.today)
