@@ -42,15 +42,13 @@ BACKENDS = ["sqlite", "postgresql"]
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """A test of a PostgreSQL-only feature runs on PostgreSQL alone: its SQLite twin is
-    deselected rather than skipped (.ci/run refuses skipped database tests); likewise a test of
-    SQLite's locking runs on SQLite alone."""
+    deselected rather than skipped (.ci/run refuses skipped database tests). Every SQLite test
+    has its PostgreSQL twin (.ci/run checks), so tests of SQLite's locking run on both."""
     keep, drop = [], []
     for item in items:
         backend = getattr(getattr(item, "callspec", None), "params", {}).get("migrated_engine")
         pg_only = item.get_closest_marker("postgresql_only") is not None
-        sqlite_only = item.get_closest_marker("sqlite_only") is not None
-        other = (pg_only and backend == "sqlite") or (sqlite_only and backend == "postgresql")
-        (drop if other else keep).append(item)
+        (drop if pg_only and backend == "sqlite" else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep

@@ -368,7 +368,6 @@ def escaped_mutation(query: str, variables: dict[str, Any]) -> bytes:
     return escaped.encode()
 
 
-@pytest.mark.sqlite_only
 async def test_an_escaped_mutation_keyword_still_runs_as_a_write(engine, api):
     """``\\u006dutation`` in the JSON body is the keyword ``mutation``: the request writes, so on
     SQLite it must take the write lock at BEGIN like any other mutation, and it must succeed
@@ -478,7 +477,6 @@ def failure(sent: int, process: subprocess.Popen[bytes], out: bytes, err: bytes)
     return f"exit {process.returncode} after {sent} concurrent requests: {errors}"
 
 
-@pytest.mark.sqlite_only
 async def test_credits_expire_succeeds_during_a_burst_of_writes(engine, api, settings):
     world = await build_world(engine, communities=1, households=5, members=2)
     people = world.a.all_members
@@ -496,7 +494,6 @@ async def test_credits_expire_succeeds_during_a_burst_of_writes(engine, api, set
     await assert_ledger_invariant(engine)
 
 
-@pytest.mark.sqlite_only
 async def test_import_activities_succeeds_during_a_burst_of_writes(engine, api, settings, tmp_path):
     world = await build_world(engine, communities=1, households=5, members=2)
     people = world.a.all_members
