@@ -420,6 +420,24 @@ def credits_expire(
     sys.stdout.write(f"expired {result['credits']} credits of {result['people']} people\n")
 
 
+async def _import(settings: Settings, file: Path, work: Any) -> Any:
+    """A bulk import's frame: a system engine at the latest migration and a progress bar over
+    the file's rows; ``work(engine, on_progress)`` does the importing."""
+    from carbongraph.accounting.importer import count_rows
+    from carbongraph.app import ensure_migrated
+    from carbongraph.db import create_engine
+
+    total = count_rows(file)
+    engine = create_engine(settings, system=True)
+    try:
+        await ensure_migrated(engine, settings)
+        with _progress() as progress:
+            task = progress.add_task(f"importing {file.name}", total=total)
+            return await work(engine, lambda n: progress.advance(task, n))
+    finally:
+        await engine.dispose()
+
+
 def _finish_import(result: Any, report: Path | None, noun: str) -> None:
     """The end of every bulk import: row errors (the first 50) and warnings on stderr, the
     report file (JSON for a .json name, else CSV), the counts on stdout, exit 1 when a batch
@@ -515,32 +533,24 @@ def import_activities(
     Household:3, a global ID, or Individual/ref:EXTERNAL_REF), activity_type, quantity, unit,
     period_start, period_end, external_id, and optionally source, meter_ref, data_quality."""
 
-    from carbongraph.accounting.importer import count_rows
     from carbongraph.accounting.importer import import_activities as run_import
-    from carbongraph.db import create_engine
 
     settings = _settings()
-    total = count_rows(file)
 
-    async def run() -> Any:
-        engine = create_engine(settings, system=True)
-        try:
-            from carbongraph.app import ensure_migrated
-
-            await ensure_migrated(engine, settings)
-            with _progress() as progress:
-                task = progress.add_task(f"importing {file.name}", total=total)
-                return await run_import(
-                    engine,
-                    file,
-                    batch_size=batch_size,
-                    on_progress=lambda n: progress.advance(task, n),
-                    jobs=jobs,
-                    set_based=False if per_record else None,
-                    clock=settings.clock,
-                )
-        finally:
-            await engine.dispose()
+    def run() -> Any:
+        return _import(
+            settings,
+            file,
+            lambda engine, on_progress: run_import(
+                engine,
+                file,
+                batch_size=batch_size,
+                on_progress=on_progress,
+                jobs=jobs,
+                set_based=False if per_record else None,
+                clock=settings.clock,
+            ),
+        )
 
     started = time.monotonic()
     try:
@@ -601,30 +611,18 @@ def import_actions(
     global ID or Individual/ref:EXTERNAL_REF), action_type (a code of actionTypes), units
     (default 1), occurred_on (YYYY-MM-DD), external_id. Set-based on PostgreSQL."""
 
-    from carbongraph.accounting.importer import count_rows
     from carbongraph.actions.importer import import_actions as run_import
-    from carbongraph.db import create_engine
 
     settings = _settings()
-    total = count_rows(file)
 
-    async def run() -> Any:
-        engine = create_engine(settings, system=True)
-        try:
-            from carbongraph.app import ensure_migrated
-
-            await ensure_migrated(engine, settings)
-            with _progress() as progress:
-                task = progress.add_task(f"importing {file.name}", total=total)
-                return await run_import(
-                    engine,
-                    file,
-                    batch_size=batch_size,
-                    on_progress=lambda n: progress.advance(task, n),
-                    per_record=per_record,
-                )
-        finally:
-            await engine.dispose()
+    def run() -> Any:
+        return _import(
+            settings,
+            file,
+            lambda engine, on_progress: run_import(
+                engine, file, batch_size=batch_size, on_progress=on_progress, per_record=per_record
+            ),
+        )
 
     try:
         result = asyncio.run(run())
