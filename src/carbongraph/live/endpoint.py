@@ -42,7 +42,7 @@ from carbongraph.cost import query_cost
 from carbongraph.errors import ErrorCode
 from carbongraph.observability import metrics
 from carbongraph.ratelimit import RateLimiter
-from carbongraph.schema.live import LiveContext
+from carbongraph.schema.live.subscriptions import LiveContext
 from carbongraph.schema.schema import SUGGESTION
 from carbongraph.schema.schema import schema as default_schema
 

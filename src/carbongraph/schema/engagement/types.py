@@ -21,7 +21,7 @@ from carbongraph.engagement import leaderboards as lb
 from carbongraph.engagement import statements as st
 from carbongraph.errors import BadUserInput
 from carbongraph.schema import policy
-from carbongraph.schema.accounting import (
+from carbongraph.schema.accounting.types import (
     Grams,
     PeriodInput,
     PeriodRange,

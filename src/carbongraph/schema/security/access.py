@@ -12,7 +12,7 @@ from carbongraph.authz import GRANTABLE_ON, PLATFORM
 from carbongraph.authz import Role as RoleValue
 from carbongraph.errors import MutationFailed, UserErrorCode
 from carbongraph.schema.common import UserError, sized_field, user_errors_field
-from carbongraph.schema.hierarchy import NODE_TYPES, IndividualNode
+from carbongraph.schema.hierarchy.types import NODE_TYPES, IndividualNode
 from carbongraph.schema.mutation_support import run_mutation
 from carbongraph.schema.relay import decode_global_id, to_global_id
 from carbongraph.services import access as service

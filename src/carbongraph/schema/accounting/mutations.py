@@ -13,7 +13,7 @@ from carbongraph.accounting import reads
 from carbongraph.accounting.ingest import ActivityInput, ingest
 from carbongraph.errors import MutationFailed, UserErrorCode, UserErrorData
 from carbongraph.models.accounting import ActivityRecord as ActivityRecordModel
-from carbongraph.schema.accounting import (
+from carbongraph.schema.accounting.types import (
     ActivityRecord,
     Footprint,
     PeriodInput,

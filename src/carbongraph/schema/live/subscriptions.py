@@ -36,6 +36,7 @@ from carbongraph.live.hub import credits_channel, hub_for, leaderboard_channel
 from carbongraph.resolvers.context import build_context
 from carbongraph.schema import policy
 from carbongraph.schema.enums import LeaderboardMetric
+from carbongraph.schema.node import fetch_row, row_target
 from carbongraph.schema.relay import decode_global_id, to_global_id
 
 log = logging.getLogger("carbongraph.live")
@@ -74,8 +75,6 @@ async def _authorized(
     """Load the viewer's grants and the node afresh and check the declaration of the node's
     ``field`` whose changes this streams (NOT_FOUND / FORBIDDEN as over HTTP); then
     ``then(db)`` in the same read transaction."""
-    from carbongraph.schema.hierarchy import fetch_row, row_target
-
     async with request_db(ctx.engine) as db:
         probe = _Probe(await build_context(ctx.settings, db, ctx.principal))
         row = await fetch_row(probe, type_name, pk)

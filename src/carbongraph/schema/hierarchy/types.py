@@ -10,11 +10,10 @@ from strawberry import relay
 from strawberry.federation.schema_directives import Cost
 
 from carbongraph import audit
-from carbongraph.authz import Access, Target
-from carbongraph.errors import NotFound
+from carbongraph.authz import Target
 from carbongraph.resolvers import dataloaders as dl
 from carbongraph.resolvers.dataloaders import IndividualRecord, node_target
-from carbongraph.schema.accounting import (
+from carbongraph.schema.accounting.types import (
     Footprint,
     PeriodInput,
     Reductions,
@@ -22,9 +21,9 @@ from carbongraph.schema.accounting import (
     footprint_of,
     reductions_of,
 )
-from carbongraph.schema.actions import Credits, credits_of
+from carbongraph.schema.actions.types import Credits, credits_of
 from carbongraph.schema.common import CONNECTION_SIZE, list_size
-from carbongraph.schema.engagement import (
+from carbongraph.schema.engagement.types import (
     Leaderboard,
     LeaderboardMembers,
     Statement,
@@ -36,7 +35,7 @@ from carbongraph.schema.engagement import (
     statement_of,
 )
 from carbongraph.schema.enums import CommunityKind, DwellingType, EnterpriseKind, LeaderboardMetric
-from carbongraph.schema.insights import (
+from carbongraph.schema.insights.types import (
     SUGGESTIONS,
     GhgInventory,
     Suggestion,
@@ -44,7 +43,8 @@ from carbongraph.schema.insights import (
     individual_suggestions,
     inventory_of,
 )
-from carbongraph.schema.policy import NODE_LEVEL, require_visible
+from carbongraph.schema.node import fetch_row
+from carbongraph.schema.policy import require_visible
 from carbongraph.schema.relay import Connection, child_connection, decode_global_id
 
 PAGE_ARGS_DOC = "Keyset pagination: `first`/`after` forwards, `last`/`before` backwards."
@@ -80,25 +80,6 @@ def personal_field(description: str, size: int | None = None) -> Any:
         description=f"{description} Personal data.".strip(),
         directives=[] if size is None else [list_size(size)],
     )
-
-
-async def fetch_row(info: Any, type_name: str, pk: int) -> Any:
-    """Load one node by primary key for ``info.context.viewer``; NOT_FOUND / FORBIDDEN when it
-    does not exist or may not be seen (PUBLIC access is enough to see an organisation)."""
-    row = await info.context.loaders.by_type(type_name).load(pk)
-    if row is None:
-        raise NotFound()
-    require_visible(info, type_name, row_target(row))
-    return row
-
-
-def row_target(row: Any) -> Target:
-    return row.target if isinstance(row, IndividualRecord) else node_target(row)
-
-
-def minimum_access(type_name: str) -> Access:
-    """Seeing a node at all (the field policy's ``NODE_LEVEL``)."""
-    return NODE_LEVEL[type_name]
 
 
 class _Entity(relay.Node):

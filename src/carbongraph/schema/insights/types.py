@@ -19,7 +19,7 @@ from carbongraph.insights import inventory as inv
 from carbongraph.insights import suggestions as sg
 from carbongraph.resolvers.dataloaders import node_target
 from carbongraph.schema import policy
-from carbongraph.schema.accounting import (
+from carbongraph.schema.accounting.types import (
     EmissionFactor,
     FootprintSource,
     Grams,

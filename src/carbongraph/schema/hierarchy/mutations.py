@@ -10,7 +10,7 @@ import strawberry
 
 from carbongraph.schema.common import MAX_PAGE, UserError, sized_field, user_errors_field
 from carbongraph.schema.enums import CommunityKind, DwellingType, EnterpriseKind
-from carbongraph.schema.hierarchy import (
+from carbongraph.schema.hierarchy.types import (
     CommunityNode,
     EnterpriseNode,
     HouseholdNode,
