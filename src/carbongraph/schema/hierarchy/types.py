@@ -45,7 +45,11 @@ from carbongraph.schema.insights.types import (
 )
 from carbongraph.schema.node import fetch_row
 from carbongraph.schema.policy import require_visible
-from carbongraph.schema.relay import Connection, child_connection, decode_global_id
+from carbongraph.schema.relay import (  # Connection: named in children()'s annotation
+    Connection,  # noqa: F401
+    child_connection,
+    decode_global_id,
+)
 
 PAGE_ARGS_DOC = "Keyset pagination: `first`/`after` forwards, `last`/`before` backwards."
 
@@ -57,9 +61,48 @@ def connection_field(description: str, **kwargs: Any) -> Any:
     )
 
 
-def aggregate_field(description: str) -> Any:
+def aggregate_field(description: str, **kwargs: Any) -> Any:
     """A roll-up read: one indexed range scan, priced above a plain field."""
-    return strawberry.federation.field(description=description, directives=[Cost(weight=5)])
+    return strawberry.federation.field(
+        description=description, directives=[Cost(weight=5)], **kwargs
+    )
+
+
+def children(relation: Any, node: str, description: str) -> Any:
+    """A connection to a node's children through one DataLoader relation: written once for
+    every node type. ``node`` names the child's class (resolved when the schema is built)."""
+
+    async def resolve(
+        self: Any,
+        info: strawberry.Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Any:
+        to_node = globals()[node].from_row
+        return await child_connection(info, relation, self.pk, to_node, first, after, last, before)
+
+    resolve.__annotations__["return"] = f"Connection[{node}]"
+    return connection_field(description, resolver=resolve)
+
+
+def footprint_field(kind: str, description: str) -> Any:
+    """``footprint(period)`` of a node whose roll-up key is (kind, id, "")."""
+
+    async def resolve(self: Any, info: strawberry.Info, period: PeriodInput) -> Footprint:
+        return await footprint_of(info, (kind, self.pk, ""), period, self.policy_target())
+
+    return aggregate_field(description, resolver=resolve)
+
+
+def reductions_field(kind: str, description: str) -> Any:
+    """``reductions(period)`` of a node whose roll-up key is (kind, id, "")."""
+
+    async def resolve(self: Any, info: strawberry.Info, period: PeriodInput) -> Reductions:
+        return await reductions_of(info, (kind, self.pk, ""), period, self.policy_target())
+
+    return aggregate_field(description, resolver=resolve)
 
 
 def personal_input(default: Any = strawberry.UNSET, description: str = "") -> Any:
@@ -175,45 +218,13 @@ class EnterpriseNode(_Entity):
     ) -> Leaderboard | None:
         return await enterprise_board(info, self.pk, self.path, metric, period, first, after)
 
-    @connection_field("Top-level communities of this enterprise. ")
-    async def communities(
-        self,
-        info: strawberry.Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-    ) -> Connection[CommunityNode]:
-        return await child_connection(
-            info,
-            dl.ENTERPRISE_COMMUNITIES,
-            self.pk,
-            CommunityNode.from_row,
-            first,
-            after,
-            last,
-            before,
-        )
+    communities = children(
+        dl.ENTERPRISE_COMMUNITIES, "CommunityNode", "Top-level communities of this enterprise. "
+    )
 
-    @connection_field("People currently employed by this enterprise. ")
-    async def employees(
-        self,
-        info: strawberry.Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-    ) -> Connection[IndividualNode]:
-        return await child_connection(
-            info,
-            dl.ENTERPRISE_EMPLOYEES,
-            self.pk,
-            IndividualNode.from_row,
-            first,
-            after,
-            last,
-            before,
-        )
+    employees = children(
+        dl.ENTERPRISE_EMPLOYEES, "IndividualNode", "People currently employed by this enterprise. "
+    )
 
 
 @strawberry.federation.type(
@@ -256,13 +267,9 @@ class CommunityNode(_Entity):
             path=row.path,
         )
 
-    @aggregate_field("Emissions over a period, split by scope.")
-    async def footprint(self, info: strawberry.Info, period: PeriodInput) -> Footprint:
-        return await footprint_of(info, ("C", self.pk, ""), period, self.policy_target())
+    footprint = footprint_field("C", "Emissions over a period, split by scope.")
 
-    @aggregate_field("Avoided emissions over a period, by scope.")
-    async def reductions(self, info: strawberry.Info, period: PeriodInput) -> Reductions:
-        return await reductions_of(info, ("C", self.pk, ""), period, self.policy_target())
+    reductions = reductions_field("C", "Avoided emissions over a period, by scope.")
 
     @strawberry.federation.field(
         description="The GHG inventory of a calendar year, with CSV and JSON renderings (org "
@@ -310,60 +317,19 @@ class CommunityNode(_Entity):
             return None
         return await CommunityNode.fetch(info, self.parent_id)
 
-    @connection_field("Communities directly inside this one. ")
-    async def sub_communities(
-        self,
-        info: strawberry.Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-    ) -> Connection[CommunityNode]:
-        return await child_connection(
-            info, dl.SUB_COMMUNITIES, self.pk, CommunityNode.from_row, first, after, last, before
-        )
-
-    @connection_field("Households directly in this community. ")
-    async def households(
-        self,
-        info: strawberry.Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-    ) -> Connection[HouseholdNode]:
-        return await child_connection(
-            info,
-            dl.COMMUNITY_HOUSEHOLDS,
-            self.pk,
-            HouseholdNode.from_row,
-            first,
-            after,
-            last,
-            before,
-        )
-
-    @connection_field(
-        "People currently living anywhere in this community, sub-communities included."
+    sub_communities = children(
+        dl.SUB_COMMUNITIES, "CommunityNode", "Communities directly inside this one. "
     )
-    async def members(
-        self,
-        info: strawberry.Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-    ) -> Connection[IndividualNode]:
-        return await child_connection(
-            info,
-            dl.COMMUNITY_MEMBERS,
-            self.pk,
-            IndividualNode.from_row,
-            first,
-            after,
-            last,
-            before,
-        )
+
+    households = children(
+        dl.COMMUNITY_HOUSEHOLDS, "HouseholdNode", "Households directly in this community. "
+    )
+
+    members = children(
+        dl.COMMUNITY_MEMBERS,
+        "IndividualNode",
+        "People currently living anywhere in this community, sub-communities included.",
+    )
 
 
 @strawberry.federation.type(
@@ -399,13 +365,9 @@ class HouseholdNode(_Entity):
             path=row.path,
         )
 
-    @aggregate_field("Emissions over a period, split by scope.")
-    async def footprint(self, info: strawberry.Info, period: PeriodInput) -> Footprint:
-        return await footprint_of(info, ("H", self.pk, ""), period, self.policy_target())
+    footprint = footprint_field("H", "Emissions over a period, split by scope.")
 
-    @aggregate_field("Avoided emissions over a period, by scope.")
-    async def reductions(self, info: strawberry.Info, period: PeriodInput) -> Reductions:
-        return await reductions_of(info, ("H", self.pk, ""), period, self.policy_target())
+    reductions = reductions_field("H", "Avoided emissions over a period, by scope.")
 
     @strawberry.federation.field(
         description="Personalised ways to cut emissions, from this home's records of the last "
@@ -450,25 +412,7 @@ class HouseholdNode(_Entity):
         row = await info.context.loaders.community.load(self.community_id)
         return str(row.region_code)
 
-    @connection_field("People living here today. ")
-    async def members(
-        self,
-        info: strawberry.Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-    ) -> Connection[IndividualNode]:
-        return await child_connection(
-            info,
-            dl.HOUSEHOLD_MEMBERS,
-            self.pk,
-            IndividualNode.from_row,
-            first,
-            after,
-            last,
-            before,
-        )
+    members = children(dl.HOUSEHOLD_MEMBERS, "IndividualNode", "People living here today. ")
 
 
 @strawberry.type(description="A dated period during which a person lived in a household.")
@@ -510,13 +454,9 @@ class IndividualNode(_Entity):
     def policy_target(self) -> Target:
         return self.record.target
 
-    @aggregate_field("Emissions over a period, split by scope.")
-    async def footprint(self, info: strawberry.Info, period: PeriodInput) -> Footprint:
-        return await footprint_of(info, ("I", self.pk, ""), period, self.record.target)
+    footprint = footprint_field("I", "Emissions over a period, split by scope.")
 
-    @aggregate_field("Avoided emissions over a period, by scope.")
-    async def reductions(self, info: strawberry.Info, period: PeriodInput) -> Reductions:
-        return await reductions_of(info, ("I", self.pk, ""), period, self.record.target)
+    reductions = reductions_field("I", "Avoided emissions over a period, by scope.")
 
     @strawberry.federation.field(
         description="Personalised ways to cut emissions, from this person's records of the last "
