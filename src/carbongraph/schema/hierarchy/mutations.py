@@ -233,30 +233,37 @@ async def _batch(info: Any, items: list[Any], one: Any) -> tuple[Any, list[UserE
     )
 
 
+def _household_values(item: CreateHouseholdInput) -> dict[str, Any]:
+    """What createHousehold and each item of createHouseholds pass to the service."""
+    return {
+        "community_id": input_id(item.community_id, "Community", "communityId"),
+        "name": item.name,
+        "dwelling_type": item.dwelling_type.value,
+        "has_rooftop_solar": item.has_rooftop_solar,
+        "external_ref": item.external_ref,
+    }
+
+
+def _individual_values(item: CreateIndividualInput) -> dict[str, Any]:
+    """What createIndividual and each item of createIndividuals pass to the service."""
+    return {
+        "display_name": item.display_name,
+        "email": item.email,
+        "subject": item.subject,
+        "household_id": optional_input_id(item.household_id, "Household", "householdId"),
+        "member_from": item.member_from,
+        "employer_id": optional_input_id(item.employer_id, "Enterprise", "employerId"),
+        "employed_from": item.employed_from,
+        "external_ref": item.external_ref,
+    }
+
+
 def _household_item(info: Any, item: CreateHouseholdInput) -> Any:
-    return onboarding.ensure_household(
-        info.context,
-        community_id=input_id(item.community_id, "Community", "communityId"),
-        name=item.name,
-        dwelling_type=item.dwelling_type.value,
-        has_rooftop_solar=item.has_rooftop_solar,
-        external_ref=item.external_ref,
-    )
+    return onboarding.ensure_household(info.context, **_household_values(item))
 
 
 def _individual_item(info: Any, item: CreateIndividualInput) -> Any:
-    return onboarding.ensure_individual(
-        info.context,
-        display_name=item.display_name,
-        email=item.email,
-        subject=item.subject,
-        household_id=optional_input_id(item.household_id, "Household", "householdId"),
-        member_from=item.member_from,
-        employer_id=optional_input_id(item.employer_id, "Enterprise", "employerId"),
-        employed_from=item.employed_from,
-        external_ref=item.external_ref,
-        reload=False,
-    )
+    return onboarding.ensure_individual(info.context, **_individual_values(item), reload=False)
 
 
 @strawberry.type
@@ -356,14 +363,7 @@ class HierarchyMutations:
         self, info: strawberry.Info, input: CreateHouseholdInput
     ) -> HouseholdPayload:
         async def action() -> Any:
-            return await service.create_household(
-                info.context,
-                community_id=input_id(input.community_id, "Community", "communityId"),
-                name=input.name,
-                dwelling_type=input.dwelling_type.value,
-                has_rooftop_solar=input.has_rooftop_solar,
-                external_ref=input.external_ref,
-            )
+            return await service.create_household(info.context, **_household_values(input))
 
         return await _household(info, action)
 
@@ -415,17 +415,7 @@ class HierarchyMutations:
         self, info: strawberry.Info, input: CreateIndividualInput
     ) -> IndividualPayload:
         async def action() -> Any:
-            return await service.create_individual(
-                info.context,
-                display_name=input.display_name,
-                email=input.email,
-                subject=input.subject,
-                household_id=optional_input_id(input.household_id, "Household", "householdId"),
-                member_from=input.member_from,
-                employer_id=optional_input_id(input.employer_id, "Enterprise", "employerId"),
-                employed_from=input.employed_from,
-                external_ref=input.external_ref,
-            )
+            return await service.create_individual(info.context, **_individual_values(input))
 
         return await _individual(info, action)
 
