@@ -713,9 +713,7 @@ async def ingest_batch(
 
     await raw.execute(_WORK_FILL, now)
     errors = await raw.fetch(_JUDGED_ERRORS)
-    counts = dict(
-        await raw.fetch(f"SELECT status, count(*) FROM {_WORK} GROUP BY status")  # type: ignore[arg-type]
-    )
+    counts = dict(await raw.fetch(f"SELECT status, count(*) FROM {_WORK} GROUP BY status"))
     if errors:
         result.errors = [tuple(e) for e in errors]
         return result

@@ -245,9 +245,9 @@ async def import_activities(
             library = await FactorLibrary.load(conn)
         refs = await _resolve_refs(conn, batch)
         parsed = [_parse(row, refs) for row in batch]
-        errors = [p for p in parsed if isinstance(p, RowError)]
-        if errors:
-            return [(e.index, e.field, e.code.value, e.message) for e in errors], 0, 0, []
+        refused = [p for p in parsed if isinstance(p, RowError)]
+        if refused:
+            return [(e.index, e.field, e.code.value, e.message) for e in refused], 0, 0, []
         inputs = [p for p in parsed if isinstance(p, ActivityInput)]
         result = await ingest(
             conn,

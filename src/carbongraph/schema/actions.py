@@ -17,6 +17,7 @@ from carbongraph.actions import record as service
 from carbongraph.actions.catalog import A as ACTION_TYPES
 from carbongraph.authz import Access, Target
 from carbongraph.errors import Forbidden, MutationFailed, UserErrorCode, UserErrorData
+from carbongraph.resolvers.context import Info
 from carbongraph.schema.accounting import SuppressionReason
 from carbongraph.schema.common import (
     MAX_PAGE,
@@ -76,7 +77,7 @@ class ActionTypeInfo:
         )
 
 
-async def action_types(info: strawberry.Info) -> list[ActionTypeInfo]:
+async def action_types(info: Info) -> list[ActionTypeInfo]:
     rows = await info.context.db.execute(
         sa.select(ACTION_TYPES).order_by(ACTION_TYPES.c.code, ACTION_TYPES.c.version.desc())
     )
@@ -152,7 +153,7 @@ class Credits:
         MAX_PAGE, "Newest first; `after` is an entry ID's cursor.", slicing=("first",)
     )
     async def ledger(
-        self, info: strawberry.Info, first: int = 20, after: str | None = None
+        self, info: Info, first: int = 20, after: str | None = None
     ) -> list[CreditEntry]:
         first = max(0, min(first, info.context.settings.max_page_size))
         before = decode_global_id(after, ["CreditEntry"])[1] if after else None
@@ -169,7 +170,7 @@ class Credits:
         ]
 
 
-async def credits_of(info: Any, individual_id: int) -> Credits:
+async def credits_of(info: Info, individual_id: int) -> Credits:
     return Credits(
         balance=await info.context.loaders.credit_balance.load(individual_id),
         individual_id=individual_id,
@@ -221,7 +222,7 @@ def _evidence_pk(value: strawberry.ID | None, index: int) -> int | None:
 
 
 async def _record(
-    info: Any, items: list[RecordActionInput], *, verified_only: bool = False
+    info: Info, items: list[RecordActionInput], *, verified_only: bool = False
 ) -> RecordActionsPayload:
     ctx = info.context
     outcome: dict[str, Any] = {}
@@ -335,7 +336,7 @@ class ReviewActionPayload:
     user_errors: list[UserError] = user_errors_field()
 
 
-async def _decide(info: Any, input: ReviewActionInput, decide: Any) -> ReviewActionPayload:
+async def _decide(info: Info, input: ReviewActionInput, decide: Any) -> ReviewActionPayload:
     """Run a manager's decision on one action; the payload shows the action afterwards."""
     ctx = info.context
 
@@ -375,7 +376,7 @@ async def _action_row(db: Any, pk: int) -> Any:
 
 
 async def review_queue(
-    info: Any,
+    info: Info,
     community_id: strawberry.ID,
     status: str,
     action_type: str | None,
@@ -402,7 +403,7 @@ class ActionMutations:
         "'X-Carbongraph-Preflight: 1' header). The same photo is accepted once, ever."
     )
     async def upload_evidence(
-        self, info: strawberry.Info, input: UploadEvidenceInput
+        self, info: Info, input: UploadEvidenceInput
     ) -> UploadEvidencePayload:
         ctx = info.context
 
@@ -420,7 +421,8 @@ class ActionMutations:
             person = await load_target(
                 ctx, "Individual", pk, ["input", "individualId"], manage=False
             )
-            data = await input.file.read(photos.MAX_BYTES + 1)
+            # A Starlette UploadFile at run time; strawberry types Upload as bytes.
+            data = await input.file.read(photos.MAX_BYTES + 1)  # type: ignore[attr-defined]
             store = photos.store_from_env()
             return await review.upload_evidence(ctx.db, ctx.viewer, person.target, pk, data, store)
 
@@ -440,7 +442,7 @@ class ActionMutations:
         "out as a REVERSAL entry and its reductions leave the roll-up."
     )
     async def reverse_action(
-        self, info: strawberry.Info, input: ReviewActionInput
+        self, info: Info, input: ReviewActionInput
     ) -> ReviewActionPayload:
         return await _decide(
             info, input, lambda db, viewer, pk: review.reverse_action(db, viewer, pk, input.reason)
@@ -448,7 +450,7 @@ class ActionMutations:
 
     @strawberry.mutation(description="A community manager approves or rejects a pending action.")
     async def review_action(
-        self, info: strawberry.Info, input: ReviewActionInput
+        self, info: Info, input: ReviewActionInput
     ) -> ReviewActionPayload:
         approve = input.decision is ReviewDecision.APPROVE
         return await _decide(
@@ -462,7 +464,7 @@ class ActionMutations:
         "services, for someone in their subtree). Approved actions earn credits at once."
     )
     async def record_action(
-        self, info: strawberry.Info, input: RecordActionInput
+        self, info: Info, input: RecordActionInput
     ) -> RecordActionsPayload:
         return await _record(info, [input])
 
@@ -473,7 +475,7 @@ class ActionMutations:
         "actions when at most 1,000."
     )
     async def record_verified_actions(
-        self, info: strawberry.Info, input: RecordActionsInput
+        self, info: Info, input: RecordActionsInput
     ) -> RecordActionsPayload:
         return await _record(info, input.actions, verified_only=True)
 
@@ -538,7 +540,7 @@ class RedeemRewardPayload:
 
 
 async def _owner(
-    info: Any, owner_id: strawberry.ID, field: str, managed_for: str | None = None
+    info: Info, owner_id: strawberry.ID, field: str, managed_for: str | None = None
 ) -> tuple[str, int, Any]:
     """A Community or Enterprise from mutation input; with ``managed_for``, the viewer must
     manage it (FORBIDDEN otherwise: "Only its managers {managed_for} here.")."""
@@ -560,7 +562,7 @@ async def _owner(
     return type_name, pk, row
 
 
-async def _owned_rows(info: Any, owner_id: strawberry.ID, table: sa.Table) -> list[Any]:
+async def _owned_rows(info: Info, owner_id: strawberry.ID, table: sa.Table) -> list[Any]:
     """Rows of ``table`` owned by a Community or Enterprise the viewer can see."""
     from carbongraph.schema.hierarchy import NODE_TYPES
 
@@ -575,7 +577,7 @@ async def _owned_rows(info: Any, owner_id: strawberry.ID, table: sa.Table) -> li
     )
 
 
-async def rewards_of(info: Any, owner_id: strawberry.ID) -> list[RewardInfo]:
+async def rewards_of(info: Info, owner_id: strawberry.ID) -> list[RewardInfo]:
     return [RewardInfo.from_row(r) for r in await _owned_rows(info, owner_id, rewards.RW)]
 
 
@@ -583,7 +585,7 @@ async def rewards_of(info: Any, owner_id: strawberry.ID) -> list[RewardInfo]:
 class RewardMutations:
     @strawberry.mutation(description="Offer a reward (managers of the community or enterprise).")
     async def create_reward(
-        self, info: strawberry.Info, input: CreateRewardInput
+        self, info: Info, input: CreateRewardInput
     ) -> CreateRewardPayload:
         async def action() -> Any:
             type_name, pk, row = await _owner(info, input.owner_id, "ownerId", "offer rewards")
@@ -609,7 +611,7 @@ class RewardMutations:
         "oversold; the same idempotencyKey returns the same redemption."
     )
     async def redeem_reward(
-        self, info: strawberry.Info, input: RedeemRewardInput
+        self, info: Info, input: RedeemRewardInput
     ) -> RedeemRewardPayload:
         ctx = info.context
         viewer = ctx.viewer
@@ -709,7 +711,7 @@ class CampaignInfo:
         )
 
     @strawberry.field
-    async def progress(self, info: strawberry.Info) -> CampaignProgress:
+    async def progress(self, info: Info) -> CampaignProgress:
         ctx = info.context
         p = await ctx.loaders.campaign_progress.load(self.row)
         access = ctx.viewer.access(Target((self.row.owner_path,)))
@@ -740,7 +742,7 @@ class CampaignInfo:
 
     @sized_field(MAX_PAGE, slicing=("first",))
     async def top_participants(
-        self, info: strawberry.Info, first: int = 10
+        self, info: Info, first: int = 10
     ) -> list[CampaignStanding]:
         first = max(0, min(first, info.context.settings.max_page_size))
         standings = await info.context.loaders.campaign_standings.load((self.row, first))
@@ -768,11 +770,11 @@ class CampaignInfo:
             for s in standings
         ]
 
-    def _manages(self, info: strawberry.Info) -> bool:
+    def _manages(self, info: Info) -> bool:
         return info.context.viewer.access(Target((self.row.owner_path,))) >= Access.PERSONAL
 
     @staticmethod
-    def _shown(info: strawberry.Info, manages: bool, individual_id: int) -> bool:
+    def _shown(info: Info, manages: bool, individual_id: int) -> bool:
         return (
             manages
             or info.context.settings.small_cell_k <= 1
@@ -798,7 +800,7 @@ class CreateCampaignPayload:
     user_errors: list[UserError] = user_errors_field()
 
 
-async def campaigns_of(info: Any, owner_id: strawberry.ID) -> list[CampaignInfo]:
+async def campaigns_of(info: Info, owner_id: strawberry.ID) -> list[CampaignInfo]:
     rows = await _owned_rows(info, owner_id, campaigns.CP)
     return [CampaignInfo.from_row(r) for r in rows]
 
@@ -807,7 +809,7 @@ async def campaigns_of(info: Any, owner_id: strawberry.ID) -> list[CampaignInfo]
 class CampaignMutations:
     @strawberry.mutation(description="Start a campaign (managers of the community/enterprise).")
     async def create_campaign(
-        self, info: strawberry.Info, input: CreateCampaignInput
+        self, info: Info, input: CreateCampaignInput
     ) -> CreateCampaignPayload:
         async def action() -> Any:
             type_name, pk, row = await _owner(info, input.owner_id, "ownerId", "run campaigns")
@@ -857,7 +859,7 @@ class SetCreditPolicyPayload:
 class CreditPolicyMutations:
     @strawberry.mutation(description="Set a programme's credit expiry (its managers).")
     async def set_credit_policy(
-        self, info: strawberry.Info, input: SetCreditPolicyInput
+        self, info: Info, input: SetCreditPolicyInput
     ) -> SetCreditPolicyPayload:
         async def action() -> Any:
             type_name, pk, row = await _owner(info, input.programme_id, "programmeId")
@@ -923,7 +925,7 @@ class CatalogMutations:
         "stay for the actions recorded under them."
     )
     async def publish_action_type(
-        self, info: strawberry.Info, input: PublishActionTypeInput
+        self, info: Info, input: PublishActionTypeInput
     ) -> PublishActionTypePayload:
         async def action() -> Any:
             if not info.context.viewer.is_platform_admin:

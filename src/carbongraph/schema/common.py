@@ -10,6 +10,7 @@ from strawberry.federation.schema_directives import Cost, ListSize
 
 from carbongraph.authz import Access, Target
 from carbongraph.errors import Forbidden, NotFound, UserErrorCode, UserErrorData
+from carbongraph.resolvers.context import HasContext
 
 UserErrorCodeEnum = strawberry.enum(UserErrorCode, name="UserErrorCode")
 
@@ -57,7 +58,7 @@ def warnings_of(prefix: list[str], items: Any) -> list[UserWarning]:
     ]
 
 
-def require(info: Any, target: Target, level: Access) -> None:
+def require(info: HasContext, target: Target, level: Access) -> None:
     """Raise FORBIDDEN (or NOT_FOUND, outside the viewer's tenants) unless the viewer has
     ``level`` on ``target``."""
     viewer = info.context.viewer

@@ -13,6 +13,7 @@ from carbongraph import audit
 from carbongraph.authz import Access, Target
 from carbongraph.errors import NotFound
 from carbongraph.resolvers import dataloaders as dl
+from carbongraph.resolvers.context import HasContext, Info
 from carbongraph.resolvers.dataloaders import IndividualRecord, node_target
 from carbongraph.schema.accounting import (
     Footprint,
@@ -82,7 +83,7 @@ def personal_field(description: str, size: int | None = None) -> Any:
     )
 
 
-async def fetch_row(info: Any, type_name: str, pk: int) -> Any:
+async def fetch_row(info: HasContext, type_name: str, pk: int) -> Any:
     """Load one node by primary key for ``info.context.viewer``; NOT_FOUND / FORBIDDEN when it
     does not exist or may not be seen (PUBLIC access is enough to see an organisation)."""
     row = await info.context.loaders.by_type(type_name).load(pk)
@@ -112,7 +113,7 @@ class _Entity(relay.Node):
         raise NotImplementedError
 
     @classmethod
-    async def fetch(cls, info: Any, pk: int) -> Self:
+    async def fetch(cls, info: Info, pk: int) -> Self:
         return cls.from_row(await fetch_row(info, cls._graphql_name(), pk))
 
     @classmethod
@@ -120,7 +121,7 @@ class _Entity(relay.Node):
         return cls.__strawberry_definition__.name  # type: ignore[attr-defined]
 
     @classmethod
-    async def resolve_reference(cls, info: strawberry.Info, id: strawberry.ID) -> Self:
+    async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Self:
         _, pk = decode_global_id(id, [cls._graphql_name()])
         return await cls.fetch(info, pk)
 
@@ -156,7 +157,7 @@ class EnterpriseNode(_Entity):
 
     @aggregate_field("Emissions over a period, gathered via its communities or its employees.")
     async def footprint(
-        self, info: strawberry.Info, period: PeriodInput, via: RollupPath = RollupPath.COMMUNITIES
+        self, info: Info, period: PeriodInput, via: RollupPath = RollupPath.COMMUNITIES
     ) -> Footprint:
         target = Target((self.path,))
         require(info, target, Access.AGGREGATE)
@@ -164,7 +165,7 @@ class EnterpriseNode(_Entity):
 
     @aggregate_field("Avoided emissions over a period, by scope.")
     async def reductions(
-        self, info: strawberry.Info, period: PeriodInput, via: RollupPath = RollupPath.COMMUNITIES
+        self, info: Info, period: PeriodInput, via: RollupPath = RollupPath.COMMUNITIES
     ) -> Reductions:
         target = Target((self.path,))
         require(info, target, Access.AGGREGATE)
@@ -177,7 +178,7 @@ class EnterpriseNode(_Entity):
         directives=[Cost(weight=50)],
     )
     async def inventory(
-        self, info: strawberry.Info, year: int, via: RollupPath = RollupPath.COMMUNITIES
+        self, info: Info, year: int, via: RollupPath = RollupPath.COMMUNITIES
     ) -> GhgInventory | None:
         return await inventory_of(info, "Enterprise", self.pk, self.name, self.path, year, via)
 
@@ -186,7 +187,7 @@ class EnterpriseNode(_Entity):
     )
     async def leaderboard(
         self,
-        info: strawberry.Info,
+        info: Info,
         metric: LeaderboardMetric,
         period: PeriodInput | None = None,
         first: int | None = None,
@@ -198,7 +199,7 @@ class EnterpriseNode(_Entity):
     @connection_field("Top-level communities of this enterprise. ")
     async def communities(
         self,
-        info: strawberry.Info,
+        info: Info,
         first: int | None = None,
         after: str | None = None,
         last: int | None = None,
@@ -218,7 +219,7 @@ class EnterpriseNode(_Entity):
     @connection_field("People currently employed by this enterprise. ")
     async def employees(
         self,
-        info: strawberry.Info,
+        info: Info,
         first: int | None = None,
         after: str | None = None,
         last: int | None = None,
@@ -277,13 +278,13 @@ class CommunityNode(_Entity):
         )
 
     @aggregate_field("Emissions over a period, split by scope.")
-    async def footprint(self, info: strawberry.Info, period: PeriodInput) -> Footprint:
+    async def footprint(self, info: Info, period: PeriodInput) -> Footprint:
         target = Target((self.path,))
         require(info, target, Access.AGGREGATE)
         return await footprint_of(info, ("C", self.pk, ""), period, target)
 
     @aggregate_field("Avoided emissions over a period, by scope.")
-    async def reductions(self, info: strawberry.Info, period: PeriodInput) -> Reductions:
+    async def reductions(self, info: Info, period: PeriodInput) -> Reductions:
         target = Target((self.path,))
         require(info, target, Access.AGGREGATE)
         return await reductions_of(info, ("C", self.pk, ""), period, target)
@@ -294,7 +295,7 @@ class CommunityNode(_Entity):
         "quality.",
         directives=[Cost(weight=50)],
     )
-    async def inventory(self, info: strawberry.Info, year: int) -> GhgInventory | None:
+    async def inventory(self, info: Info, year: int) -> GhgInventory | None:
         return await inventory_of(info, "Community", self.pk, self.name, self.path, year)
 
     @board_field(
@@ -303,7 +304,7 @@ class CommunityNode(_Entity):
     )
     async def leaderboard(
         self,
-        info: strawberry.Info,
+        info: Info,
         metric: LeaderboardMetric,
         members: LeaderboardMembers = LeaderboardMembers.HOUSEHOLDS,
         dwelling_type: DwellingType | None = None,
@@ -324,13 +325,13 @@ class CommunityNode(_Entity):
         )
 
     @strawberry.field(description="The enterprise that runs this community, if any.")
-    async def enterprise(self, info: strawberry.Info) -> EnterpriseNode | None:
+    async def enterprise(self, info: Info) -> EnterpriseNode | None:
         if self.enterprise_id is None:
             return None
         return await EnterpriseNode.fetch(info, self.enterprise_id)
 
     @strawberry.field(description="The community this one is part of, if any.")
-    async def parent(self, info: strawberry.Info) -> CommunityNode | None:
+    async def parent(self, info: Info) -> CommunityNode | None:
         if self.parent_id is None:
             return None
         return await CommunityNode.fetch(info, self.parent_id)
@@ -338,7 +339,7 @@ class CommunityNode(_Entity):
     @connection_field("Communities directly inside this one. ")
     async def sub_communities(
         self,
-        info: strawberry.Info,
+        info: Info,
         first: int | None = None,
         after: str | None = None,
         last: int | None = None,
@@ -351,7 +352,7 @@ class CommunityNode(_Entity):
     @connection_field("Households directly in this community. ")
     async def households(
         self,
-        info: strawberry.Info,
+        info: Info,
         first: int | None = None,
         after: str | None = None,
         last: int | None = None,
@@ -373,7 +374,7 @@ class CommunityNode(_Entity):
     )
     async def members(
         self,
-        info: strawberry.Info,
+        info: Info,
         first: int | None = None,
         after: str | None = None,
         last: int | None = None,
@@ -425,13 +426,13 @@ class HouseholdNode(_Entity):
         )
 
     @aggregate_field("Emissions over a period, split by scope.")
-    async def footprint(self, info: strawberry.Info, period: PeriodInput) -> Footprint:
+    async def footprint(self, info: Info, period: PeriodInput) -> Footprint:
         target = Target((self.path,))
         require(info, target, Access.AGGREGATE)
         return await footprint_of(info, ("H", self.pk, ""), period, target)
 
     @aggregate_field("Avoided emissions over a period, by scope.")
-    async def reductions(self, info: strawberry.Info, period: PeriodInput) -> Reductions:
+    async def reductions(self, info: Info, period: PeriodInput) -> Reductions:
         target = Target((self.path,))
         require(info, target, Access.AGGREGATE)
         return await reductions_of(info, ("H", self.pk, ""), period, target)
@@ -442,7 +443,7 @@ class HouseholdNode(_Entity):
         tags=["personal"],
         directives=[Cost(weight=20), list_size(SUGGESTIONS)],
     )
-    async def suggestions(self, info: strawberry.Info) -> list[Suggestion] | None:
+    async def suggestions(self, info: Info) -> list[Suggestion] | None:
         return await household_suggestions(info, self)
 
     @aggregate_field(
@@ -450,7 +451,7 @@ class HouseholdNode(_Entity):
         "period (default: the last four weeks)."
     )
     async def statement(
-        self, info: strawberry.Info, period: PeriodInput | None = None
+        self, info: Info, period: PeriodInput | None = None
     ) -> Statement | None:
         require(info, Target((self.path,)), Access.AGGREGATE)
         return await statement_of(
@@ -459,18 +460,18 @@ class HouseholdNode(_Entity):
 
     @strawberry.field(description="A short-lived link to this household's printable statement.")
     def statement_link(
-        self, info: strawberry.Info, period: PeriodInput | None = None
+        self, info: Info, period: PeriodInput | None = None
     ) -> StatementLink | None:
         require(info, Target((self.path,)), Access.AGGREGATE)
         return statement_link_of(info, self.pk, period)
 
     @personal_field("The household's label.")
-    def name(self, info: strawberry.Info) -> str | None:
+    def name(self, info: Info) -> str | None:
         require(info, Target((self.path,)), Access.PERSONAL)
         return self.name_value
 
     @strawberry.field
-    async def community(self, info: strawberry.Info) -> CommunityNode | None:
+    async def community(self, info: Info) -> CommunityNode | None:
         return await CommunityNode.fetch(info, self.community_id)
 
     @strawberry.federation.field(
@@ -479,7 +480,7 @@ class HouseholdNode(_Entity):
         description="The factor region of the household's community, for subgraphs that "
         "`@requires` it (e.g. to price avoided trips); not part of the client API.",
     )
-    async def region_code(self, info: strawberry.Info) -> str:
+    async def region_code(self, info: Info) -> str:
         require(info, Target((self.path,)), Access.AGGREGATE)
         row = await info.context.loaders.community.load(self.community_id)
         return str(row.region_code)
@@ -487,7 +488,7 @@ class HouseholdNode(_Entity):
     @connection_field("People living here today. ")
     async def members(
         self,
-        info: strawberry.Info,
+        info: Info,
         first: int | None = None,
         after: str | None = None,
         last: int | None = None,
@@ -512,7 +513,7 @@ class HouseholdMembershipPeriod:
     household_id: strawberry.Private[int]
 
     @strawberry.field
-    async def household(self, info: strawberry.Info) -> HouseholdNode | None:
+    async def household(self, info: Info) -> HouseholdNode | None:
         return await HouseholdNode.fetch(info, self.household_id)
 
 
@@ -542,12 +543,12 @@ class IndividualNode(_Entity):
         )
 
     @aggregate_field("Emissions over a period, split by scope.")
-    async def footprint(self, info: strawberry.Info, period: PeriodInput) -> Footprint:
+    async def footprint(self, info: Info, period: PeriodInput) -> Footprint:
         require(info, self.record.target, Access.AGGREGATE)
         return await footprint_of(info, ("I", self.pk, ""), period, self.record.target)
 
     @aggregate_field("Avoided emissions over a period, by scope.")
-    async def reductions(self, info: strawberry.Info, period: PeriodInput) -> Reductions:
+    async def reductions(self, info: Info, period: PeriodInput) -> Reductions:
         require(info, self.record.target, Access.AGGREGATE)
         return await reductions_of(info, ("I", self.pk, ""), period, self.record.target)
 
@@ -557,7 +558,7 @@ class IndividualNode(_Entity):
         tags=["personal"],
         directives=[Cost(weight=20), list_size(SUGGESTIONS)],
     )
-    async def suggestions(self, info: strawberry.Info) -> list[Suggestion] | None:
+    async def suggestions(self, info: Info) -> list[Suggestion] | None:
         return await individual_suggestions(info, self)
 
     @strawberry.federation.field(
@@ -567,23 +568,23 @@ class IndividualNode(_Entity):
         directives=[Cost(weight=5)],
     )
     async def statement(
-        self, info: strawberry.Info, period: PeriodInput | None = None
+        self, info: Info, period: PeriodInput | None = None
     ) -> Statement | None:
         require(info, self.record.target, Access.PERSONAL)
         return await statement_of(info, "I", self.pk, period)
 
     @personal_field("")
-    def display_name(self, info: strawberry.Info) -> str | None:
+    def display_name(self, info: Info) -> str | None:
         require(info, self.record.target, Access.PERSONAL)
         return self.record.display_name
 
     @personal_field("")
-    def email(self, info: strawberry.Info) -> str | None:
+    def email(self, info: Info) -> str | None:
         require(info, self.record.target, Access.PERSONAL)
         return self.record.email
 
     @strawberry.field(description="The household this person lives in today.")
-    async def household(self, info: strawberry.Info) -> HouseholdNode | None:
+    async def household(self, info: Info) -> HouseholdNode | None:
         row = await info.context.loaders.current_household.load(self.pk)
         if row is None:
             return None
@@ -591,12 +592,12 @@ class IndividualNode(_Entity):
         return HouseholdNode.from_row(row)
 
     @personal_field("Credits earned by low-carbon actions, and the ledger behind them.")
-    async def credits(self, info: strawberry.Info) -> Credits | None:
+    async def credits(self, info: Info) -> Credits | None:
         require(info, self.record.target, Access.PERSONAL)
         return await credits_of(info, self.pk)
 
     @personal_field("Every household this person has lived in, oldest first.", size=10)
-    async def household_history(self, info: strawberry.Info) -> list[HouseholdMembershipPeriod]:
+    async def household_history(self, info: Info) -> list[HouseholdMembershipPeriod]:
         require(info, self.record.target, Access.PERSONAL)
         rows = await info.context.loaders.membership_history.load(self.pk)
         return [

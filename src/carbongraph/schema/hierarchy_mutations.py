@@ -8,6 +8,7 @@ from typing import Any
 
 import strawberry
 
+from carbongraph.resolvers.context import Info
 from carbongraph.schema.common import MAX_PAGE, UserError, sized_field, user_errors_field
 from carbongraph.schema.enums import CommunityKind, DwellingType, EnterpriseKind
 from carbongraph.schema.hierarchy import (
@@ -198,42 +199,42 @@ class EmploymentInput:
 
 
 # -- resolvers --------------------------------------------------------------------------------
-async def _enterprise(info: Any, action: Any) -> EnterprisePayload:
+async def _enterprise(info: Info, action: Any) -> EnterprisePayload:
     row, errors = await run_mutation(info, action)
     return EnterprisePayload(
         enterprise=EnterpriseNode.from_row(row) if row else None, user_errors=errors
     )
 
 
-async def _community(info: Any, action: Any) -> CommunityPayload:
+async def _community(info: Info, action: Any) -> CommunityPayload:
     row, errors = await run_mutation(info, action)
     return CommunityPayload(
         community=CommunityNode.from_row(row) if row else None, user_errors=errors
     )
 
 
-async def _household(info: Any, action: Any) -> HouseholdPayload:
+async def _household(info: Info, action: Any) -> HouseholdPayload:
     row, errors = await run_mutation(info, action)
     return HouseholdPayload(
         household=HouseholdNode.from_row(row) if row else None, user_errors=errors
     )
 
 
-async def _individual(info: Any, action: Any) -> IndividualPayload:
+async def _individual(info: Info, action: Any) -> IndividualPayload:
     row, errors = await run_mutation(info, action)
     return IndividualPayload(
         individual=IndividualNode.from_row(row) if row else None, user_errors=errors
     )
 
 
-async def _batch(info: Any, items: list[Any], one: Any) -> tuple[Any, list[UserError]]:
+async def _batch(info: Info, items: list[Any], one: Any) -> tuple[Any, list[UserError]]:
     return await run_mutation(
         info,
         lambda: onboarding.run_items(info.context, items, one, refs=lambda item: item.external_ref),
     )
 
 
-def _household_item(info: Any, item: CreateHouseholdInput) -> Any:
+def _household_item(info: Info, item: CreateHouseholdInput) -> Any:
     return onboarding.ensure_household(
         info.context,
         community_id=input_id(item.community_id, "Community", "communityId"),
@@ -244,7 +245,7 @@ def _household_item(info: Any, item: CreateHouseholdInput) -> Any:
     )
 
 
-def _individual_item(info: Any, item: CreateIndividualInput) -> Any:
+def _individual_item(info: Info, item: CreateIndividualInput) -> Any:
     return onboarding.ensure_individual(
         info.context,
         display_name=item.display_name,
@@ -263,7 +264,7 @@ def _individual_item(info: Any, item: CreateIndividualInput) -> Any:
 class HierarchyMutations:
     @strawberry.mutation(description="Create a partner enterprise (platform admins).")
     async def create_enterprise(
-        self, info: strawberry.Info, input: CreateEnterpriseInput
+        self, info: Info, input: CreateEnterpriseInput
     ) -> EnterprisePayload:
         return await _enterprise(
             info,
@@ -277,7 +278,7 @@ class HierarchyMutations:
 
     @strawberry.mutation
     async def update_enterprise(
-        self, info: strawberry.Info, input: UpdateEnterpriseInput
+        self, info: Info, input: UpdateEnterpriseInput
     ) -> EnterprisePayload:
         async def action() -> Any:
             pk = input_id(input.id, "Enterprise", "id")
@@ -291,7 +292,7 @@ class HierarchyMutations:
 
     @strawberry.mutation(description="Archive an enterprise that has no active communities.")
     async def archive_enterprise(
-        self, info: strawberry.Info, input: ArchiveInput
+        self, info: Info, input: ArchiveInput
     ) -> EnterprisePayload:
         return await _enterprise(
             info,
@@ -305,7 +306,7 @@ class HierarchyMutations:
         "(platform admins) directly under the platform."
     )
     async def create_community(
-        self, info: strawberry.Info, input: CreateCommunityInput
+        self, info: Info, input: CreateCommunityInput
     ) -> CommunityPayload:
         async def action() -> Any:
             return await service.create_community(
@@ -323,7 +324,7 @@ class HierarchyMutations:
 
     @strawberry.mutation
     async def update_community(
-        self, info: strawberry.Info, input: UpdateCommunityInput
+        self, info: Info, input: UpdateCommunityInput
     ) -> CommunityPayload:
         async def action() -> Any:
             pk = input_id(input.id, "Community", "id")
@@ -342,7 +343,7 @@ class HierarchyMutations:
         description="Archive a community with no active sub-communities or households."
     )
     async def archive_community(
-        self, info: strawberry.Info, input: ArchiveInput
+        self, info: Info, input: ArchiveInput
     ) -> CommunityPayload:
         return await _community(
             info,
@@ -353,7 +354,7 @@ class HierarchyMutations:
 
     @strawberry.mutation
     async def create_household(
-        self, info: strawberry.Info, input: CreateHouseholdInput
+        self, info: Info, input: CreateHouseholdInput
     ) -> HouseholdPayload:
         async def action() -> Any:
             return await service.create_household(
@@ -373,7 +374,7 @@ class HierarchyMutations:
         "household with the same values is answered with it and changes nothing."
     )
     async def create_households(
-        self, info: strawberry.Info, input: CreateHouseholdsInput
+        self, info: Info, input: CreateHouseholdsInput
     ) -> HouseholdsPayload:
         result, errors = await _batch(info, input.items, lambda item: _household_item(info, item))
         return HouseholdsPayload(
@@ -385,7 +386,7 @@ class HierarchyMutations:
 
     @strawberry.mutation
     async def update_household(
-        self, info: strawberry.Info, input: UpdateHouseholdInput
+        self, info: Info, input: UpdateHouseholdInput
     ) -> HouseholdPayload:
         async def action() -> Any:
             pk = input_id(input.id, "Household", "id")
@@ -401,7 +402,7 @@ class HierarchyMutations:
 
     @strawberry.mutation(description="Archive a household nobody lives in any more.")
     async def archive_household(
-        self, info: strawberry.Info, input: ArchiveInput
+        self, info: Info, input: ArchiveInput
     ) -> HouseholdPayload:
         return await _household(
             info,
@@ -412,7 +413,7 @@ class HierarchyMutations:
 
     @strawberry.mutation(description="Open a carbon account for a person.")
     async def create_individual(
-        self, info: strawberry.Info, input: CreateIndividualInput
+        self, info: Info, input: CreateIndividualInput
     ) -> IndividualPayload:
         async def action() -> Any:
             return await service.create_individual(
@@ -435,7 +436,7 @@ class HierarchyMutations:
         "existing person with the same values is answered with them and changes nothing."
     )
     async def create_individuals(
-        self, info: strawberry.Info, input: CreateIndividualsInput
+        self, info: Info, input: CreateIndividualsInput
     ) -> IndividualsPayload:
         result, errors = await _batch(info, input.items, lambda item: _individual_item(info, item))
         return IndividualsPayload(
@@ -447,7 +448,7 @@ class HierarchyMutations:
 
     @strawberry.mutation(description="Change a person's profile (managers, or the person).")
     async def update_individual(
-        self, info: strawberry.Info, input: UpdateIndividualInput
+        self, info: Info, input: UpdateIndividualInput
     ) -> IndividualPayload:
         return await _individual(
             info,
@@ -461,7 +462,7 @@ class HierarchyMutations:
 
     @strawberry.mutation(description="Close a person's account; their history stays.")
     async def archive_individual(
-        self, info: strawberry.Info, input: ArchiveIndividualInput
+        self, info: Info, input: ArchiveIndividualInput
     ) -> IndividualPayload:
         return await _individual(
             info,
@@ -472,7 +473,7 @@ class HierarchyMutations:
 
     @strawberry.mutation(description="Move a person to another household from a date on.")
     async def move_individual(
-        self, info: strawberry.Info, input: MoveIndividualInput
+        self, info: Info, input: MoveIndividualInput
     ) -> IndividualPayload:
         async def action() -> Any:
             return await service.move_individual(
@@ -486,7 +487,7 @@ class HierarchyMutations:
 
     @strawberry.mutation(description="Record that a person works for an enterprise from a date.")
     async def link_employee(
-        self, info: strawberry.Info, input: EmploymentInput
+        self, info: Info, input: EmploymentInput
     ) -> IndividualPayload:
         return await _individual(
             info,
@@ -501,7 +502,7 @@ class HierarchyMutations:
 
     @strawberry.mutation(description="End a person's employment at an enterprise on a date.")
     async def end_employment(
-        self, info: strawberry.Info, input: EmploymentInput
+        self, info: Info, input: EmploymentInput
     ) -> IndividualPayload:
         return await _individual(
             info,

@@ -17,6 +17,7 @@ from carbongraph.authz import Access, Target
 from carbongraph.errors import BadUserInput, Forbidden
 from carbongraph.insights import inventory as inv
 from carbongraph.insights import suggestions as sg
+from carbongraph.resolvers.context import Info
 from carbongraph.resolvers.dataloaders import node_target
 from carbongraph.schema.accounting import (
     EmissionFactor,
@@ -141,7 +142,7 @@ async def _suggestions(ctx: Any, account: sg.Account) -> list[Suggestion]:
     return [Suggestion.build(s) for s in sg.evaluate(account, usage, library, ctx.today)]
 
 
-async def household_suggestions(info: Any, household: Any) -> list[Suggestion]:
+async def household_suggestions(info: Info, household: Any) -> list[Suggestion]:
     """``household`` is a HouseholdNode; PERSONAL access (see docs/authorization.md)."""
     require(info, Target((household.path,)), Access.PERSONAL)
     ctx = info.context
@@ -157,7 +158,7 @@ async def household_suggestions(info: Any, household: Any) -> list[Suggestion]:
     return await _suggestions(ctx, account)
 
 
-async def individual_suggestions(info: Any, individual: Any) -> list[Suggestion]:
+async def individual_suggestions(info: Info, individual: Any) -> list[Suggestion]:
     """``individual`` is an IndividualNode; PERSONAL access."""
     require(info, individual.record.target, Access.PERSONAL)
     ctx = info.context
@@ -309,7 +310,7 @@ class GhgInventory:
 
 
 async def inventory_of(
-    info: Any,
+    info: Info,
     node_type: str,
     pk: int,
     name: str,

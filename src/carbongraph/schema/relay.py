@@ -7,13 +7,12 @@ from typing import Any, Generic
 
 import strawberry
 from strawberry import relay
-from strawberry.relay.types import NodeType
+from strawberry.relay.types import NodeType  # relay.Edge's TypeVar: a new one breaks resolution
 
 from carbongraph.errors import NotFound
+from carbongraph.resolvers.context import Info
 from carbongraph.resolvers.dataloaders import Relation
 from carbongraph.resolvers.pagination import Page, PageArgs, encode_cursor
-
-NodeT = NodeType  # the TypeVar relay.Edge is generic over; a new one breaks resolution
 
 
 @strawberry.type(description="A page of a list, with cursors for the next and previous pages.")
@@ -26,8 +25,8 @@ class Connection(relay.Connection[NodeType], Generic[NodeType]):
 
 
 def build_connection(
-    page: Page, to_node: Callable[[Any], NodeT], count: Callable[[], Awaitable[int]]
-) -> Connection[NodeT]:
+    page: Page, to_node: Callable[[Any], NodeType], count: Callable[[], Awaitable[int]]
+) -> Connection[NodeType]:
     edges = [relay.Edge(cursor=encode_cursor(row.id), node=to_node(row)) for row in page.rows]
     return Connection(
         page_info=relay.PageInfo(
@@ -42,7 +41,7 @@ def build_connection(
 
 
 def page_args(
-    info: Any, first: int | None, after: str | None, last: int | None, before: str | None
+    info: Info, first: int | None, after: str | None, last: int | None, before: str | None
 ) -> PageArgs:
     settings = info.context.settings
     return PageArgs.parse(
@@ -56,15 +55,15 @@ def page_args(
 
 
 async def child_connection(
-    info: Any,
+    info: Info,
     relation: Relation,
     parent_key: int,
-    to_node: Callable[[Any], NodeT],
+    to_node: Callable[[Any], NodeType],
     first: int | None,
     after: str | None,
     last: int | None,
     before: str | None,
-) -> Connection[NodeT]:
+) -> Connection[NodeType]:
     args = page_args(info, first, after, last, before)
     loaders = info.context.loaders
     page = await loaders.page(relation).load((parent_key, args))

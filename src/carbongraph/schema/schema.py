@@ -26,6 +26,7 @@ from carbongraph.errors import BadUserInput, CodedError, Forbidden
 from carbongraph.observability import tracing
 from carbongraph.observability.operations import OperationObserver
 from carbongraph.resolvers import hierarchy as roots
+from carbongraph.resolvers.context import Info
 from carbongraph.schema import access, actions, security
 from carbongraph.schema.accounting import (
     GRAMS_SCALAR,
@@ -78,7 +79,7 @@ class Query:
     )
 
     @strawberry.field(description="Any object by its global ID.")
-    async def node(self, info: strawberry.Info, id: strawberry.ID) -> relay.Node | None:
+    async def node(self, info: Info, id: strawberry.ID) -> relay.Node | None:
         type_name, pk = decode_global_id(id, [*NODE_TYPES, *security.SECURITY_NODE_TYPES])
         if type_name in security.SECURITY_NODE_TYPES:
             return await security.SECURITY_NODE_TYPES[type_name](info, pk)
@@ -90,7 +91,7 @@ class Query:
         "Objects by global ID, in order; null where an ID is unknown or not visible.",
     )
     async def nodes(
-        self, info: strawberry.Info, ids: list[strawberry.ID]
+        self, info: Info, ids: list[strawberry.ID]
     ) -> list[relay.Node | None]:
         if len(ids) > MAX_NODES:
             raise BadUserInput(f"At most {MAX_NODES} ids per request.", argument="ids")
@@ -125,26 +126,30 @@ class Query:
                 out.append(security_nodes[item])
                 continue
             row = loaded.get(item) if item is not None else None
-            if row is None or viewer.access(row_target(row)) < minimum_access(item[0]):
+            if (
+                item is None
+                or row is None
+                or viewer.access(row_target(row)) < minimum_access(item[0])
+            ):
                 out.append(None)  # unknown or not visible: null in place, as Relay specifies
             else:
                 out.append(NODE_TYPES[item[0]].from_row(row))
         return out
 
     @strawberry.field
-    async def enterprise(self, info: strawberry.Info, id: strawberry.ID) -> EnterpriseNode | None:
+    async def enterprise(self, info: Info, id: strawberry.ID) -> EnterpriseNode | None:
         return await EnterpriseNode.fetch(info, decode_global_id(id, ["Enterprise"])[1])
 
     @strawberry.field
-    async def community(self, info: strawberry.Info, id: strawberry.ID) -> CommunityNode | None:
+    async def community(self, info: Info, id: strawberry.ID) -> CommunityNode | None:
         return await CommunityNode.fetch(info, decode_global_id(id, ["Community"])[1])
 
     @strawberry.field
-    async def household(self, info: strawberry.Info, id: strawberry.ID) -> HouseholdNode | None:
+    async def household(self, info: Info, id: strawberry.ID) -> HouseholdNode | None:
         return await HouseholdNode.fetch(info, decode_global_id(id, ["Household"])[1])
 
     @strawberry.field
-    async def individual(self, info: strawberry.Info, id: strawberry.ID) -> IndividualNode | None:
+    async def individual(self, info: Info, id: strawberry.ID) -> IndividualNode | None:
         return await IndividualNode.fetch(info, decode_global_id(id, ["Individual"])[1])
 
     @strawberry.federation.field(
@@ -152,7 +157,7 @@ class Query:
     )
     async def enterprises(
         self,
-        info: strawberry.Info,
+        info: Info,
         first: int | None = None,
         after: str | None = None,
         last: int | None = None,
@@ -171,7 +176,7 @@ class Query:
     )
     async def communities(
         self,
-        info: strawberry.Info,
+        info: Info,
         first: int | None = None,
         after: str | None = None,
         last: int | None = None,
@@ -192,7 +197,7 @@ class Query:
         requires_scopes=[["PLATFORM_ADMIN"]],
         directives=[Cost(weight=5)],
     )
-    async def platform_footprint(self, info: strawberry.Info, period: PeriodInput) -> Footprint:
+    async def platform_footprint(self, info: Info, period: PeriodInput) -> Footprint:
         _require_platform(info)
         return await footprint_of(info, ("P", 0, ""), period, None)
 
@@ -201,7 +206,7 @@ class Query:
         requires_scopes=[["PLATFORM_ADMIN"]],
         directives=[Cost(weight=5)],
     )
-    async def platform_reductions(self, info: strawberry.Info, period: PeriodInput) -> Reductions:
+    async def platform_reductions(self, info: Info, period: PeriodInput) -> Reductions:
         _require_platform(info)
         return await reductions_of(info, ("P", 0, ""), period, None)
 
@@ -212,7 +217,7 @@ class Query:
     )
     async def ghg_inventory(
         self,
-        info: strawberry.Info,
+        info: Info,
         node_id: strawberry.ID,
         year: int,
         via: RollupPath = RollupPath.COMMUNITIES,
@@ -222,7 +227,8 @@ class Query:
             raise BadUserInput(
                 "An inventory is reported for an enterprise or a community.", argument="nodeId"
             )
-        node = await NODE_TYPES[type_name].fetch(info, pk)
+        organisation = EnterpriseNode if type_name == "Enterprise" else CommunityNode
+        node = await organisation.fetch(info, pk)
         return await inventory_of(
             info,
             type_name,
@@ -230,11 +236,11 @@ class Query:
             node.name,
             node.path,
             year,
-            via,  # type: ignore[attr-defined]
+            via,
         )
 
     @sized_field(MAX_PAGE, "The low-carbon actions that earn credits.")
-    async def action_types(self, info: strawberry.Info) -> list[ActionTypeInfo]:
+    async def action_types(self, info: Info) -> list[ActionTypeInfo]:
         return await actions.action_types(info)
 
     @sized_field(
@@ -242,7 +248,7 @@ class Query:
     )
     async def action_review_queue(
         self,
-        info: strawberry.Info,
+        info: Info,
         community_id: strawberry.ID,
         status: str = "PENDING",
         action_type: str | None = None,
@@ -254,13 +260,13 @@ class Query:
     # Not paginated yet: a community runs a few campaigns at a time.
     @sized_field(OWNED_LISTS, "Campaigns run by a community or an enterprise.")
     async def campaigns(
-        self, info: strawberry.Info, owner_id: strawberry.ID
+        self, info: Info, owner_id: strawberry.ID
     ) -> list[actions.CampaignInfo]:
         return await actions.campaigns_of(info, owner_id)
 
     @sized_field(OWNED_LISTS, "Rewards offered by a community or an enterprise.")
     async def rewards(
-        self, info: strawberry.Info, owner_id: strawberry.ID
+        self, info: Info, owner_id: strawberry.ID
     ) -> list[actions.RewardInfo]:
         return await actions.rewards_of(info, owner_id)
 
@@ -272,7 +278,7 @@ class Query:
     @sized_field(EMISSION_FACTORS, "The emission factor library, newest first.")
     async def emission_factors(
         self,
-        info: strawberry.Info,
+        info: Info,
         factor_key: str | None = None,
         region_code: str | None = None,
         valid_on: date | None = None,
@@ -304,7 +310,7 @@ class Query:
     )
     async def api_keys(
         self,
-        info: strawberry.Info,
+        info: Info,
         first: int | None = None,
         after: str | None = None,
         last: int | None = None,
@@ -321,7 +327,7 @@ class Query:
     )
     async def audit_events(
         self,
-        info: strawberry.Info,
+        info: Info,
         first: int | None = None,
         after: str | None = None,
         actor: str | None = None,
@@ -335,7 +341,7 @@ class Query:
         )
 
 
-def _require_platform(info: strawberry.Info) -> None:
+def _require_platform(info: Info) -> None:
     if not info.context.viewer.is_platform_admin:
         raise Forbidden("Only platform admins read platform totals.")
 

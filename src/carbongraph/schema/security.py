@@ -15,6 +15,7 @@ from carbongraph.audit import Outcome as OutcomeValue
 from carbongraph.authz import Role as RoleValue
 from carbongraph.authz.api_keys import aware
 from carbongraph.errors import Forbidden, MutationFailed, NotFound, UserErrorCode
+from carbongraph.resolvers.context import Info
 from carbongraph.resolvers.hierarchy import root_count, root_page
 from carbongraph.resolvers.pagination import Page
 from carbongraph.schema.access import Role
@@ -29,7 +30,7 @@ API_KEY_SCOPES = 10
 
 @strawberry.type(description="A role an API key acts with, on a node and its subtree.")
 class ApiKeyScope:
-    role: Role  # type: ignore[valid-type]
+    role: Role
     node_id: strawberry.ID
 
 
@@ -93,7 +94,7 @@ class ApiKeyNode(relay.Node):
         return cls.from_row(record.row, record.scopes)
 
     @classmethod
-    async def fetch(cls, info: Any, pk: int) -> ApiKeyNode:
+    async def fetch(cls, info: Info, pk: int) -> ApiKeyNode:
         record = await service.fetch_key(info.context, pk)
         if record is None:
             raise NotFound()
@@ -154,7 +155,7 @@ class AuditEventNode(relay.Node):
         )
 
     @classmethod
-    async def fetch(cls, info: Any, pk: int) -> AuditEventNode:
+    async def fetch(cls, info: Info, pk: int) -> AuditEventNode:
         if not info.context.viewer.is_platform_admin:
             raise NotFound()
         row = (await info.context.db.execute(sa.select(A).where(A.c.id == pk))).first()
@@ -167,7 +168,7 @@ class AuditEventNode(relay.Node):
 
 
 async def api_keys(
-    info: Any,
+    info: Info,
     first: int | None,
     after: str | None,
     last: int | None,
@@ -185,7 +186,7 @@ async def api_keys(
 
 
 async def audit_events(
-    info: Any,
+    info: Info,
     first: int | None,
     after: str | None,
     actor: str | None,
@@ -223,7 +224,7 @@ async def audit_events(
 
 @strawberry.input
 class ApiKeyScopeInput:
-    role: Role  # type: ignore[valid-type]
+    role: Role
     node_id: strawberry.ID = strawberry.field(description="An Enterprise or a Community.")
 
 
@@ -308,7 +309,7 @@ class ApiKeyMutations:
         description="Issue an API key for a partner service. The secret is in the payload once."
     )
     async def create_api_key(
-        self, info: strawberry.Info, input: CreateApiKeyInput
+        self, info: Info, input: CreateApiKeyInput
     ) -> CreateApiKeyPayload:
         async def action() -> service.IssuedKey:
             scopes = [_scope(s, i) for i, s in enumerate(input.scopes)]
@@ -328,7 +329,7 @@ class ApiKeyMutations:
         "at once or after `graceMinutes`."
     )
     async def rotate_api_key(
-        self, info: strawberry.Info, input: RotateApiKeyInput
+        self, info: Info, input: RotateApiKeyInput
     ) -> RotateApiKeyPayload:
         async def action() -> Any:
             return await service.rotate_key(
@@ -350,7 +351,7 @@ class ApiKeyMutations:
 
     @strawberry.mutation(description="Stop a key at once. Revoking twice changes nothing.")
     async def revoke_api_key(
-        self, info: strawberry.Info, input: RevokeApiKeyInput
+        self, info: Info, input: RevokeApiKeyInput
     ) -> RevokeApiKeyPayload:
         async def action() -> service.KeyRecord:
             return await service.revoke_key(info.context, _key_id(input.api_key_id))
