@@ -105,3 +105,17 @@ def test_layer_contracts_are_kept() -> None:
         timeout=120,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+
+
+def test_the_server_and_the_cli_load_without_the_demo_generators() -> None:
+    """`carbongraph serve` and `carbongraph import …` never load carbongraph.demo: only the seed
+    commands import it, lazily (the contracts check the app; this checks the CLI's laziness)."""
+    probe = (
+        "import sys, carbongraph.cli, carbongraph.app, carbongraph.accounting.importer, "
+        "carbongraph.actions.importer\n"
+        "print(sorted(m for m in sys.modules if m.startswith('carbongraph.demo')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert result.stdout.strip() == "[]", result.stdout
