@@ -44,7 +44,7 @@ from carbongraph.observability.metrics_endpoint import MetricsEndpoint
 from carbongraph.observability.request_context import RequestContext
 from carbongraph.observability.request_metrics import RequestMetrics
 from carbongraph.ratelimit import RateLimiter
-from carbongraph.resolvers.context import build_context
+from carbongraph.resolvers.context import Context, build_context
 from carbongraph.schema.schema import schema as default_schema
 
 log = logging.getLogger("carbongraph")
@@ -89,7 +89,7 @@ class UploadAwareRequestAdapter(StarletteRequestAdapter):
         return FormData(files=form, form=form)
 
 
-class GraphQLEndpoint(GraphQL):
+class GraphQLEndpoint(GraphQL[Context, None]):
     """Strawberry's ASGI view with our authentication, per-request transaction and the
     GraphQL-over-HTTP rules (media types, content negotiation, status codes).
 
@@ -345,7 +345,7 @@ class GraphQLEndpoint(GraphQL):
             if context.api_key is not None and context.api_key.touch:
                 tasks = BackgroundTasks()
                 if response.background is not None:
-                    tasks.tasks.append(response.background)  # type: ignore[arg-type]
+                    tasks.tasks.append(response.background)
                 tasks.add_task(self._touch_key, context.api_key.key_id)
                 response.background = tasks
             return response
@@ -465,7 +465,7 @@ class GraphQLEndpoint(GraphQL):
         try:
             # The number the validation rule (carbongraph.cost) checks for this request.
             estimated = query_cost(
-                self.schema._schema,
+                self.schema._schema,  # type: ignore[attr-defined]  # BaseSchema does not declare it
                 query,
                 variables if isinstance(variables, dict) else None,
                 max_tokens=self.limits.max_tokens,
@@ -565,7 +565,8 @@ class GraphQLEndpoint(GraphQL):
         if isinstance(response_data, dict) and self._is_request_error(response_data):
             # A request error has no `data` entry at all (GraphQL spec, "Response Format").
             response_data = {k: v for k, v in response_data.items() if k != "data"}  # type: ignore[assignment]
-            response_data["errors"] = [_with_request_error_code(e) for e in response_data["errors"]]
+            errors = response_data["errors"] or []
+            response_data["errors"] = [_with_request_error_code(e) for e in errors]
             media_type = error_media
             status = 400 if error_media == self.GRAPHQL_RESPONSE_JSON else 200
         response = Response(

@@ -12,6 +12,7 @@ from strawberry.federation.schema_directives import Cost
 from carbongraph import audit
 from carbongraph.authz import Target
 from carbongraph.resolvers import dataloaders as dl
+from carbongraph.resolvers.context import Info
 from carbongraph.resolvers.dataloaders import IndividualRecord, node_target
 from carbongraph.schema.accounting.types import (
     Footprint,
@@ -136,7 +137,7 @@ class _Entity(relay.Node):
         raise NotImplementedError
 
     @classmethod
-    async def fetch(cls, info: Any, pk: int) -> Self:
+    async def fetch(cls, info: Info, pk: int) -> Self:
         return cls.from_row(await fetch_row(info, cls._graphql_name(), pk))
 
     def policy_target(self) -> Target:
@@ -148,7 +149,7 @@ class _Entity(relay.Node):
         return cls.__strawberry_definition__.name  # type: ignore[attr-defined]
 
     @classmethod
-    async def resolve_reference(cls, info: strawberry.Info, id: strawberry.ID) -> Self:
+    async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Self:
         _, pk = decode_global_id(id, [cls._graphql_name()])
         return await cls.fetch(info, pk)
 
@@ -184,13 +185,13 @@ class EnterpriseNode(_Entity):
 
     @aggregate_field("Emissions over a period, gathered via its communities or its employees.")
     async def footprint(
-        self, info: strawberry.Info, period: PeriodInput, via: RollupPath = RollupPath.COMMUNITIES
+        self, info: Info, period: PeriodInput, via: RollupPath = RollupPath.COMMUNITIES
     ) -> Footprint:
         return await footprint_of(info, ("E", self.pk, via.value), period, self.policy_target())
 
     @aggregate_field("Avoided emissions over a period, by scope.")
     async def reductions(
-        self, info: strawberry.Info, period: PeriodInput, via: RollupPath = RollupPath.COMMUNITIES
+        self, info: Info, period: PeriodInput, via: RollupPath = RollupPath.COMMUNITIES
     ) -> Reductions:
         return await reductions_of(info, ("E", self.pk, via.value), period, self.policy_target())
 
@@ -201,7 +202,7 @@ class EnterpriseNode(_Entity):
         directives=[Cost(weight=50)],
     )
     async def inventory(
-        self, info: strawberry.Info, year: int, via: RollupPath = RollupPath.COMMUNITIES
+        self, info: Info, year: int, via: RollupPath = RollupPath.COMMUNITIES
     ) -> GhgInventory | None:
         return await inventory_of(info, "Enterprise", self.pk, self.name, self.path, year, via)
 
@@ -210,7 +211,7 @@ class EnterpriseNode(_Entity):
     )
     async def leaderboard(
         self,
-        info: strawberry.Info,
+        info: Info,
         metric: LeaderboardMetric,
         period: PeriodInput | None = None,
         first: int | None = None,
@@ -277,7 +278,7 @@ class CommunityNode(_Entity):
         "quality.",
         directives=[Cost(weight=50)],
     )
-    async def inventory(self, info: strawberry.Info, year: int) -> GhgInventory | None:
+    async def inventory(self, info: Info, year: int) -> GhgInventory | None:
         return await inventory_of(info, "Community", self.pk, self.name, self.path, year)
 
     @board_field(
@@ -286,7 +287,7 @@ class CommunityNode(_Entity):
     )
     async def leaderboard(
         self,
-        info: strawberry.Info,
+        info: Info,
         metric: LeaderboardMetric,
         members: LeaderboardMembers = LeaderboardMembers.HOUSEHOLDS,
         dwelling_type: DwellingType | None = None,
@@ -306,13 +307,13 @@ class CommunityNode(_Entity):
         )
 
     @strawberry.field(description="The enterprise that runs this community, if any.")
-    async def enterprise(self, info: strawberry.Info) -> EnterpriseNode | None:
+    async def enterprise(self, info: Info) -> EnterpriseNode | None:
         if self.enterprise_id is None:
             return None
         return await EnterpriseNode.fetch(info, self.enterprise_id)
 
     @strawberry.field(description="The community this one is part of, if any.")
-    async def parent(self, info: strawberry.Info) -> CommunityNode | None:
+    async def parent(self, info: Info) -> CommunityNode | None:
         if self.parent_id is None:
             return None
         return await CommunityNode.fetch(info, self.parent_id)
@@ -374,24 +375,20 @@ class HouseholdNode(_Entity):
         "year. Personal data.",
         directives=[Cost(weight=20), list_size(SUGGESTIONS)],
     )
-    async def suggestions(self, info: strawberry.Info) -> list[Suggestion] | None:
+    async def suggestions(self, info: Info) -> list[Suggestion] | None:
         return await household_suggestions(info, self)
 
     @aggregate_field(
         "Weekly use, emissions, credits and the standing among peers over a "
         "period (default: the last four weeks)."
     )
-    async def statement(
-        self, info: strawberry.Info, period: PeriodInput | None = None
-    ) -> Statement | None:
+    async def statement(self, info: Info, period: PeriodInput | None = None) -> Statement | None:
         return await statement_of(
             info, "H", self.pk, period, (self.pk, self.path, self.dwelling_type.value)
         )
 
     @strawberry.field(description="A short-lived link to this household's printable statement.")
-    def statement_link(
-        self, info: strawberry.Info, period: PeriodInput | None = None
-    ) -> StatementLink | None:
+    def statement_link(self, info: Info, period: PeriodInput | None = None) -> StatementLink | None:
         return statement_link_of(info, self.pk, period)
 
     @personal_field("The household's label.")
@@ -399,7 +396,7 @@ class HouseholdNode(_Entity):
         return self.name_value
 
     @strawberry.field
-    async def community(self, info: strawberry.Info) -> CommunityNode | None:
+    async def community(self, info: Info) -> CommunityNode | None:
         return await CommunityNode.fetch(info, self.community_id)
 
     @strawberry.federation.field(
@@ -422,7 +419,7 @@ class HouseholdMembershipPeriod:
     household_id: strawberry.Private[int]
 
     @strawberry.field
-    async def household(self, info: strawberry.Info) -> HouseholdNode | None:
+    async def household(self, info: Info) -> HouseholdNode | None:
         return await HouseholdNode.fetch(info, self.household_id)
 
 
@@ -463,7 +460,7 @@ class IndividualNode(_Entity):
         "year. Personal data.",
         directives=[Cost(weight=20), list_size(SUGGESTIONS)],
     )
-    async def suggestions(self, info: strawberry.Info) -> list[Suggestion] | None:
+    async def suggestions(self, info: Info) -> list[Suggestion] | None:
         return await individual_suggestions(info, self)
 
     @strawberry.federation.field(
@@ -471,9 +468,7 @@ class IndividualNode(_Entity):
         "households over a period (default: the last four weeks). Personal data.",
         directives=[Cost(weight=5)],
     )
-    async def statement(
-        self, info: strawberry.Info, period: PeriodInput | None = None
-    ) -> Statement | None:
+    async def statement(self, info: Info, period: PeriodInput | None = None) -> Statement | None:
         return await statement_of(info, "I", self.pk, period)
 
     @personal_field("")
@@ -485,7 +480,7 @@ class IndividualNode(_Entity):
         return self.record.email
 
     @strawberry.field(description="The household this person lives in today.")
-    async def household(self, info: strawberry.Info) -> HouseholdNode | None:
+    async def household(self, info: Info) -> HouseholdNode | None:
         row = await info.context.loaders.current_household.load(self.pk)
         if row is None:
             return None
