@@ -43,14 +43,17 @@ INTROSPECTION = frozenset({"__schema", "__type"})
 
 @dataclass(frozen=True)
 class Limits:
-    max_depth: int = 6
-    max_aliases: int = 15
-    max_directives: int = 50
-    max_tokens: int = 1000
-    max_characters: int = 15_000
+    """The document limits, from the settings of the same names (their defaults are in
+    config.Settings; ``max_characters`` is ``max_query_characters``)."""
+
+    max_depth: int
+    max_aliases: int
+    max_directives: int
+    max_tokens: int
+    max_characters: int
     # The same field (response key) written more often than this in one selection set: a
     # cheap way to make the server do needless work (graphql-cop's "field duplication").
-    max_field_repeats: int = 20
+    max_field_repeats: int
 
 
 class LimitExceeded(Exception):
