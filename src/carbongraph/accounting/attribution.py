@@ -19,12 +19,7 @@ from carbongraph.accounting.activities import ACTIVITY_TYPES
 from carbongraph.accounting.compute import compute
 from carbongraph.accounting.factors import FactorLibrary
 from carbongraph.accounting.rollup import Attribution, TotalsDelta
-from carbongraph.models import Community, Household
-from carbongraph.models.accounting import ActivityRecord
-
-R = ActivityRecord.__table__
-H = Household.__table__
-C = Community.__table__
+from carbongraph.models.tables import C, H, R
 
 
 async def household_regions(db: Any, household_ids: Collection[int]) -> dict[int | None, str]:

@@ -16,14 +16,9 @@ from carbongraph.accounting.activities import ACTIVITY_TYPES
 from carbongraph.accounting.attribution import household_regions
 from carbongraph.accounting.compute import compute
 from carbongraph.accounting.factors import FactorLibrary
-from carbongraph.accounting.rollup import POP, Attribution, NodeKey, T, TotalsDelta
-from carbongraph.models import Community, Employment, Enterprise, Household
-from carbongraph.models.accounting import ActivityRecord, EmissionFactor
-
-R = ActivityRecord.__table__
-F = EmissionFactor.__table__
-H = Household.__table__
-EM = Employment.__table__
+from carbongraph.accounting.rollup import Attribution, NodeKey, TotalsDelta
+from carbongraph.models import Community, Enterprise
+from carbongraph.models.tables import EM, POP, F, H, R, T
 
 SCOPE3_CATEGORIES = {
     1: "Purchased goods and services",

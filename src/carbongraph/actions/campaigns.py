@@ -13,10 +13,9 @@ import sqlalchemy as sa
 from carbongraph.actions.catalog import A
 from carbongraph.actions.tables import AR, H
 from carbongraph.errors import MutationFailed, UserErrorCode, UserErrorData
-from carbongraph.models import Campaign
 from carbongraph.models.base import insert_row, utcnow
+from carbongraph.models.tables import CP
 
-CP = Campaign.__table__
 GOAL_KINDS = ("KG_CO2E", "PARTICIPANTS")
 
 

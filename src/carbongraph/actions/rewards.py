@@ -22,12 +22,8 @@ from carbongraph.actions.tables import CE
 from carbongraph.errors import MutationFailed, UserErrorCode
 from carbongraph.live import publish as live
 from carbongraph.locks import dialect_name, lock_people
-from carbongraph.models import CreditPolicy, Redemption, Reward
 from carbongraph.models.base import insert_row, utcnow
-
-RW = Reward.__table__
-RD = Redemption.__table__
-CPY = CreditPolicy.__table__
+from carbongraph.models.tables import CPY, RD, RW
 
 
 async def create_reward(

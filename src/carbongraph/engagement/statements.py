@@ -18,23 +18,8 @@ import sqlalchemy as sa
 
 from carbongraph.accounting.activities import ACTIVITY_TYPES
 from carbongraph.accounting.reads import Period
-from carbongraph.accounting.rollup import POP, T
 from carbongraph.engagement import leaderboards as lb
-from carbongraph.models import (
-    ActionRecordRow,
-    ActivityRecord,
-    Community,
-    CreditEntry,
-    Household,
-    HouseholdMembership,
-)
-
-R = ActivityRecord.__table__
-C = Community.__table__
-H = Household.__table__
-M = HouseholdMembership.__table__
-CE = CreditEntry.__table__
-AR = ActionRecordRow.__table__
+from carbongraph.models.tables import AR, CE, POP, C, H, M, R, T
 
 DORM_ROOM = "DORM_ROOM"
 CAMPUS = "CAMPUS"

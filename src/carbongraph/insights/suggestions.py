@@ -25,11 +25,8 @@ import sqlalchemy as sa
 from carbongraph.accounting.compute import grams
 from carbongraph.accounting.factors import Factor, FactorLibrary
 from carbongraph.accounting.regions import region_chain
-from carbongraph.models import HouseholdMembership
-from carbongraph.models.accounting import ActivityRecord
+from carbongraph.models.tables import M, R
 
-R = ActivityRecord.__table__
-M = HouseholdMembership.__table__
 CENT = Decimal("0.01")
 
 
