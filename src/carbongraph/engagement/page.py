@@ -418,7 +418,8 @@ def _usage_charts(
     weeks = statement["weeks"]
     week_bars = [bar(week, "from", 1, labelled=len(weeks) <= 8) for week in weeks]
 
-    def figure(title: str, bars: list[Bar], css_class: str, bar_class: str, days: bool) -> str:
+    def figure(message: str, bars: list[Bar], css_class: str, bar_class: str, days: bool) -> str:
+        title = fmt.t(message, utility=name, unit=shown_unit)
         return (
             "<figure>"
             + _chart(
@@ -436,20 +437,8 @@ def _usage_charts(
     return (
         f"<section class='utility' data-activity='{html.escape(activity)}'>"
         f"<h2>{html.escape(name)} ({html.escape(shown_unit)})</h2><div class='pair'>"
-        + figure(
-            fmt.t("daily", utility=name, unit=shown_unit),
-            day_bars,
-            "chart daily-chart",
-            "day",
-            days=True,
-        )
-        + figure(
-            fmt.t("weekly", utility=name, unit=shown_unit),
-            week_bars,
-            "chart usage-chart",
-            "use",
-            days=False,
-        )
+        + figure("daily", day_bars, "chart daily-chart", "day", days=True)
+        + figure("weekly", week_bars, "chart usage-chart", "use", days=False)
         + "</div></section>"
     )
 
