@@ -75,7 +75,8 @@ class Standing:
     def on(
         cls, board: lb.Board, peers: str, community: str, mine: lb.Entry | None, top: lb.Entry
     ) -> Standing:
-        """From ``lb.standing``'s (the account's entry or None, the board's top entry)."""
+        """From what ``lb.standing`` returns: the account's entry (None without data) and
+        the board's top entry."""
         return cls(
             peers=peers,
             peer_community=community,
