@@ -229,13 +229,15 @@ async def _individual(info: Any, action: Any) -> IndividualPayload:
 async def _batch(info: Any, items: list[Any], one: Any) -> tuple[Any, list[UserError]]:
     return await run_mutation(
         info,
-        lambda: onboarding.run_items(info.context, items, one, refs=lambda item: item.external_ref),
+        lambda: onboarding.run_items(
+            info.context.caller, items, one, refs=lambda item: item.external_ref
+        ),
     )
 
 
 def _household_item(info: Any, item: CreateHouseholdInput) -> Any:
     return onboarding.ensure_household(
-        info.context,
+        info.context.caller,
         community_id=input_id(item.community_id, "Community", "communityId"),
         name=item.name,
         dwelling_type=item.dwelling_type.value,
@@ -246,7 +248,7 @@ def _household_item(info: Any, item: CreateHouseholdInput) -> Any:
 
 def _individual_item(info: Any, item: CreateIndividualInput) -> Any:
     return onboarding.ensure_individual(
-        info.context,
+        info.context.caller,
         display_name=item.display_name,
         email=item.email,
         subject=item.subject,
@@ -268,7 +270,7 @@ class HierarchyMutations:
         return await _enterprise(
             info,
             lambda: service.create_enterprise(
-                info.context,
+                info.context.caller,
                 name=input.name,
                 kind=input.kind.value,
                 external_ref=input.external_ref,
@@ -284,7 +286,11 @@ class HierarchyMutations:
             check = Checker()
             name = check.text("name", input.name, required=False)
             return await service.update_node(
-                info.context, "Enterprise", pk, {"name": name, "kind": _value(input.kind)}, check
+                info.context.caller,
+                "Enterprise",
+                pk,
+                {"name": name, "kind": _value(input.kind)},
+                check,
             )
 
         return await _enterprise(info, action)
@@ -296,7 +302,7 @@ class HierarchyMutations:
         return await _enterprise(
             info,
             lambda: service.archive_node(
-                info.context, "Enterprise", input_id(input.id, "Enterprise", "id")
+                info.context.caller, "Enterprise", input_id(input.id, "Enterprise", "id")
             ),
         )
 
@@ -309,7 +315,7 @@ class HierarchyMutations:
     ) -> CommunityPayload:
         async def action() -> Any:
             return await service.create_community(
-                info.context,
+                info.context.caller,
                 name=input.name,
                 kind=input.kind.value,
                 region_code=input.region_code,
@@ -334,7 +340,7 @@ class HierarchyMutations:
                 "region_code": check.region("regionCode", input.region_code),
                 "timezone": check.timezone("timezone", input.timezone),
             }
-            return await service.update_node(info.context, "Community", pk, changes, check)
+            return await service.update_node(info.context.caller, "Community", pk, changes, check)
 
         return await _community(info, action)
 
@@ -347,7 +353,7 @@ class HierarchyMutations:
         return await _community(
             info,
             lambda: service.archive_node(
-                info.context, "Community", input_id(input.id, "Community", "id")
+                info.context.caller, "Community", input_id(input.id, "Community", "id")
             ),
         )
 
@@ -357,7 +363,7 @@ class HierarchyMutations:
     ) -> HouseholdPayload:
         async def action() -> Any:
             return await service.create_household(
-                info.context,
+                info.context.caller,
                 community_id=input_id(input.community_id, "Community", "communityId"),
                 name=input.name,
                 dwelling_type=input.dwelling_type.value,
@@ -395,7 +401,7 @@ class HierarchyMutations:
                 "dwelling_type": _value(input.dwelling_type),
                 "has_rooftop_solar": input.has_rooftop_solar,
             }
-            return await service.update_node(info.context, "Household", pk, changes, check)
+            return await service.update_node(info.context.caller, "Household", pk, changes, check)
 
         return await _household(info, action)
 
@@ -406,7 +412,7 @@ class HierarchyMutations:
         return await _household(
             info,
             lambda: service.archive_node(
-                info.context, "Household", input_id(input.id, "Household", "id")
+                info.context.caller, "Household", input_id(input.id, "Household", "id")
             ),
         )
 
@@ -416,7 +422,7 @@ class HierarchyMutations:
     ) -> IndividualPayload:
         async def action() -> Any:
             return await service.create_individual(
-                info.context,
+                info.context.caller,
                 display_name=input.display_name,
                 email=input.email,
                 subject=input.subject,
@@ -452,7 +458,7 @@ class HierarchyMutations:
         return await _individual(
             info,
             lambda: service.update_individual(
-                info.context,
+                info.context.caller,
                 input_id(input.id, "Individual", "id"),
                 display_name=input.display_name,
                 email=input.email,
@@ -466,7 +472,7 @@ class HierarchyMutations:
         return await _individual(
             info,
             lambda: service.archive_individual(
-                info.context, input_id(input.id, "Individual", "id"), input.effective_on
+                info.context.caller, input_id(input.id, "Individual", "id"), input.effective_on
             ),
         )
 
@@ -476,7 +482,7 @@ class HierarchyMutations:
     ) -> IndividualPayload:
         async def action() -> Any:
             return await service.move_individual(
-                info.context,
+                info.context.caller,
                 input_id(input.individual_id, "Individual", "individualId"),
                 optional_input_id(input.household_id, "Household", "householdId"),
                 input.effective_from,
@@ -491,7 +497,7 @@ class HierarchyMutations:
         return await _individual(
             info,
             lambda: service.set_employment(
-                info.context,
+                info.context.caller,
                 input_id(input.individual_id, "Individual", "individualId"),
                 input_id(input.enterprise_id, "Enterprise", "enterpriseId"),
                 input.effective_from,
@@ -506,7 +512,7 @@ class HierarchyMutations:
         return await _individual(
             info,
             lambda: service.set_employment(
-                info.context,
+                info.context.caller,
                 input_id(input.individual_id, "Individual", "individualId"),
                 input_id(input.enterprise_id, "Enterprise", "enterpriseId"),
                 input.effective_from,

@@ -94,7 +94,7 @@ class ApiKeyNode(relay.Node):
 
     @classmethod
     async def fetch(cls, info: Any, pk: int) -> ApiKeyNode:
-        record = await service.fetch_key(info.context, pk)
+        record = await service.fetch_key(info.context.caller, pk)
         if record is None:
             raise NotFound()
         return cls.from_record(record)
@@ -178,7 +178,7 @@ async def api_keys(
     ctx = info.context
     select = service.visible_keys(ctx.viewer, include_inactive, datetime.now(UTC))
     page = await root_page(ctx.db, select, args)
-    scopes = await service.scopes_of(ctx, [r.id for r in page.rows])
+    scopes = await service.scopes_of(ctx.caller, [r.id for r in page.rows])
     return build_connection(
         page, lambda r: ApiKeyNode.from_row(r, scopes[r.id]), lambda: root_count(ctx.db, select)
     )
@@ -313,7 +313,7 @@ class ApiKeyMutations:
         async def action() -> service.IssuedKey:
             scopes = [_scope(s, i) for i, s in enumerate(input.scopes)]
             return await service.create_key(
-                info.context, name=input.name, scopes=scopes, expires_at=input.expires_at
+                info.context.caller, name=input.name, scopes=scopes, expires_at=input.expires_at
             )
 
         issued, errors = await run_mutation(info, action)
@@ -332,7 +332,7 @@ class ApiKeyMutations:
     ) -> RotateApiKeyPayload:
         async def action() -> Any:
             return await service.rotate_key(
-                info.context, _key_id(input.api_key_id), input.grace_minutes
+                info.context.caller, _key_id(input.api_key_id), input.grace_minutes
             )
 
         result, errors = await run_mutation(info, action)
@@ -353,7 +353,7 @@ class ApiKeyMutations:
         self, info: strawberry.Info, input: RevokeApiKeyInput
     ) -> RevokeApiKeyPayload:
         async def action() -> service.KeyRecord:
-            return await service.revoke_key(info.context, _key_id(input.api_key_id))
+            return await service.revoke_key(info.context.caller, _key_id(input.api_key_id))
 
         record, errors = await run_mutation(info, action)
         return RevokeApiKeyPayload(
