@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from carbongraph.authz import Principal
-from carbongraph.caller import Caller, operator
+from carbongraph.caller import operator
 from carbongraph.db import RequestDB
-from carbongraph.resolvers.context import build_context
+from carbongraph.resolvers.context import build_context, caller_for
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "carbongraph"
 DOMAIN = ["services", "actions", "caller.py"]
@@ -67,6 +67,6 @@ async def test_the_graphql_context_hands_services_its_request_and_current_audit_
 def test_the_operator_is_a_platform_admin_on_the_callers_day():
     viewer = operator("cli:someone")
     assert viewer.subject == "cli:someone" and viewer.is_platform_admin
-    caller = Caller.of(None, viewer, datetime(2026, 3, 1, 23, 30, tzinfo=UTC))  # type: ignore[arg-type]
+    caller = caller_for(None, viewer, datetime(2026, 3, 1, 23, 30, tzinfo=UTC))  # type: ignore[arg-type]
     assert caller.today.isoformat() == "2026-03-01"
     assert caller.days.on("Asia/Shanghai").isoformat() == "2026-03-02"

@@ -52,7 +52,7 @@ from carbongraph.observability.metrics_endpoint import MetricsEndpoint
 from carbongraph.observability.request_context import RequestContext
 from carbongraph.observability.request_metrics import RequestMetrics
 from carbongraph.ratelimit import RateLimiter
-from carbongraph.resolvers.context import build_context
+from carbongraph.resolvers.context import Context, build_context
 from carbongraph.schema.schema import schema as default_schema
 
 log = logging.getLogger("carbongraph")
@@ -74,7 +74,7 @@ class UploadAwareRequestAdapter(StarletteRequestAdapter):
         return FormData(files=form, form=form)
 
 
-class GraphQLEndpoint(GraphQL):
+class GraphQLEndpoint(GraphQL[Context, None]):
     """Strawberry's ASGI view with our per-request transaction and the GraphQL-over-HTTP rules
     of execution (status codes and media types of its results). The checks before it
     (negotiation, authentication, media types, body size, rate limit) are the middlewares of
@@ -159,7 +159,7 @@ class GraphQLEndpoint(GraphQL):
             if context.api_key is not None and context.api_key.touch:
                 tasks = BackgroundTasks()
                 if response.background is not None:
-                    tasks.tasks.append(response.background)  # type: ignore[arg-type]
+                    tasks.tasks.append(response.background)
                 tasks.add_task(self._touch_key, context.api_key.key_id)
                 response.background = tasks
             return response
@@ -327,7 +327,8 @@ class GraphQLEndpoint(GraphQL):
         if isinstance(response_data, dict) and self._is_request_error(response_data):
             # A request error has no `data` entry at all (GraphQL spec, "Response Format").
             response_data = {k: v for k, v in response_data.items() if k != "data"}  # type: ignore[assignment]
-            response_data["errors"] = [_with_request_error_code(e) for e in response_data["errors"]]
+            errors = response_data["errors"] or []
+            response_data["errors"] = [_with_request_error_code(e) for e in errors]
             media_type = error_media
             status = 400 if error_media == self.GRAPHQL_RESPONSE_JSON else 200
         response = Response(
@@ -373,7 +374,7 @@ def http_checks(graphql: GraphQLEndpoint) -> list[Middleware]:
             Middleware(
                 RateLimit,
                 limiter=graphql.rate_limiter,
-                schema=graphql.schema._schema,
+                schema=graphql.schema._schema,  # type: ignore[attr-defined]  # BaseSchema lacks it
                 settings=graphql.settings,
                 max_tokens=graphql.limits.max_tokens,
             )

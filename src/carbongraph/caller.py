@@ -1,20 +1,32 @@
 """Who is acting, on which database, on what day: the one value a domain service is given.
 
 The GraphQL layer builds it from its request context (``info.context.caller``), the command
-line from the platform operator (``operator``); services never see the GraphQL context, so both
+line for the platform operator (``operator``); services never see the GraphQL context, so both
 call the same services with the same checks.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from typing import Any
+from datetime import date
+from typing import Any, Protocol
 
 from carbongraph.authz import PLATFORM, Principal, ResolvedGrant, Role, Viewer
 from carbongraph.clock import LocalDays
 from carbongraph.db import RequestDB
-from carbongraph.resolvers.dataloaders import Loaders
+
+
+class RowLoaders(Protocol):
+    """The request's node-row caches that services read through and forget after a write
+    (``resolvers.dataloaders.Loaders``; described here so that the domain does not import it)."""
+
+    individual: Any
+    current_household: Any
+    membership_history: Any
+
+    def by_type(self, type_name: str) -> Any: ...
+
+    def forget(self, loader: Any, key: Any) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -25,16 +37,9 @@ class Caller:
     # (docs/methodology.md "Local days"); an account's own day is ``days.on(its timezone)``.
     today: date
     days: LocalDays
-    # Per-request row caches: a service reads rows through them and forgets what it wrote.
-    loaders: Loaders
+    loaders: RowLoaders
     # Facts for the audit event that the input does not carry (``audit.note``).
     audit_notes: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def of(cls, db: RequestDB, viewer: Viewer, now: datetime, today: date | None = None) -> Caller:
-        days = LocalDays(now)
-        today = today or days.utc
-        return cls(db, viewer, today, days, Loaders(db, viewer, today))
 
 
 def operator(subject: str) -> Viewer:

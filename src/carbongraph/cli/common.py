@@ -57,16 +57,17 @@ async def operator_session(settings: Settings) -> AsyncIterator[Caller]:
     refusal (``MutationFailed``) rolls back everything and becomes ``CommandRefused``."""
     from carbongraph import audit
     from carbongraph.app import ensure_migrated
-    from carbongraph.caller import Caller, operator
+    from carbongraph.caller import operator
     from carbongraph.db import create_engine, request_db
     from carbongraph.errors import MutationFailed
+    from carbongraph.resolvers.context import caller_for
 
     engine = create_engine(settings, system=True)
     try:
         await ensure_migrated(engine, settings)
         async with request_db(engine, write=True) as db:
             try:
-                yield Caller.of(db, operator(audit.cli_actor()), settings.clock.now())
+                yield caller_for(db, operator(audit.cli_actor()), settings.clock.now())
             except MutationFailed as exc:
                 raise CommandRefused("; ".join(e.message for e in exc.errors)) from exc
     finally:

@@ -40,7 +40,7 @@ def seed(
     benchmark dataset (--scale small|city)."""
     from carbongraph.authz import mint_token
     from carbongraph.db import create_engine
-    from carbongraph.seed import DEMO_PRINCIPALS, seed_demo
+    from carbongraph.demo.seed import DEMO_PRINCIPALS, seed_demo
 
     if demo == (scale is not None):
         err.print("pass exactly one of --demo or --scale small|city")
@@ -83,7 +83,7 @@ def seed(
 def _seed_scale(settings: Settings, scale: str, activity_file: Path | None) -> None:
     from carbongraph.app import ensure_migrated
     from carbongraph.db import create_engine
-    from carbongraph.scale import SCALES, seed_scale
+    from carbongraph.demo.scale import SCALES, seed_scale
 
     if scale not in SCALES:
         err.print(f"--scale is one of {', '.join(SCALES)}")
@@ -116,7 +116,7 @@ def _seed_scale(settings: Settings, scale: str, activity_file: Path | None) -> N
 def _print_demo_statement(settings: Settings) -> None:
     """Where the campus demo's dorm statement page is, and how to open it (engagement)."""
     from carbongraph.cli.statements import household_id, statement_url
-    from carbongraph.seed import DEMO_STUDENT, DEMO_STUDENT_ROOM
+    from carbongraph.demo.seed import DEMO_STUDENT, DEMO_STUDENT_ROOM
 
     household = asyncio.run(household_id(settings, DEMO_STUDENT_ROOM))
     if household is None:

@@ -15,4 +15,4 @@ TIMEOUT = "timeout"  # seconds the execution may take (bulk requests get longer)
 
 
 def state(scope: Scope) -> dict[str, Any]:
-    return scope.setdefault("state", {})  # type: ignore[no-any-return]
+    return scope.setdefault("state", {})

@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from carbongraph.accounting.attribution import reattribute
-from carbongraph.authz import Access, Target
+from carbongraph.authz import Target
 from carbongraph.caller import Caller
 from carbongraph.errors import MutationFailed, UserErrorCode
 from carbongraph.models.base import utcnow
@@ -31,7 +31,7 @@ async def load_target(
     FORBIDDEN if they see it but may not change it."""
     row = await caller.loaders.by_type(type_name).load(pk)
     target = _target(row) if row is not None else None
-    if row is None or caller.viewer.access(target) is Access.NONE:  # type: ignore[arg-type]
+    if row is None or not caller.viewer.sees(target):  # type: ignore[arg-type]
         raise MutationFailed.single(field, UserErrorCode.NOT_FOUND, f"No such {type_name}.")
     if manage and not caller.viewer.can_manage(target):  # type: ignore[arg-type]
         raise MutationFailed.single(
@@ -148,6 +148,7 @@ async def archive_node(caller: Caller, type_name: str, pk: int) -> Any:
 
 
 async def _has_active_children(caller: Caller, type_name: str, row: Any) -> bool:
+    statement: sa.GenerativeSelect
     if type_name == "Household":
         statement = sa.select(M.c.id).where(M.c.household_id == row.id, current(M, caller.today))
     elif type_name == "Community":

@@ -28,9 +28,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from carbongraph import audit
 from carbongraph.accounting.importer import FileRow, read_rows
 from carbongraph.caller import Caller, operator
+from carbongraph.clock import LocalDays
 from carbongraph.config import Settings
 from carbongraph.db import RequestDB
 from carbongraph.errors import MutationFailed, UserErrorCode, UserErrorData
+from carbongraph.resolvers.dataloaders import Loaders
 from carbongraph.services import hierarchy as service
 from carbongraph.services import onboarding
 
@@ -254,7 +256,9 @@ async def _line(caller: Caller, refs: _Refs, kind: str, d: dict[str, Any]) -> tu
 
 def operator_caller(settings: Settings, db: RequestDB, today: date) -> Caller:
     """The CLI acts as the platform operator (it holds the database credentials anyway)."""
-    return Caller.of(db, operator(audit.cli_actor()), settings.clock.now(), today)
+    viewer = operator(audit.cli_actor())
+    days = LocalDays(settings.clock.now())
+    return Caller(db, viewer, today, days, Loaders(db, viewer, today))
 
 
 async def import_hierarchy(

@@ -12,6 +12,7 @@ savepoint drops the whole batch (all or nothing). ``createHouseholds``/``createI
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -20,7 +21,6 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from carbongraph.authz import Access
 from carbongraph.caller import Caller
 from carbongraph.errors import MutationFailed, UserErrorCode, UserErrorData
 from carbongraph.resolvers.dataloaders import EM, M
@@ -48,11 +48,7 @@ async def _existing(caller: Caller, type_name: str, ref: str | None) -> Any:
         return None
     row = await caller.loaders.by_type(type_name).load(pk)
     target = service._target(row) if row is not None else None
-    if (
-        target is None
-        or caller.viewer.access(target) is Access.NONE
-        or not caller.viewer.can_manage(target)
-    ):
+    if target is None or not caller.viewer.sees(target) or not caller.viewer.can_manage(target):
         raise MutationFailed.single(
             ["input", "externalRef"], UserErrorCode.DUPLICATE, "externalRef is already in use."
         )
@@ -298,7 +294,7 @@ async def run_items(
         if n in repeated:
             continue
         row, created, item_errors, go_on = await run_one(
-            caller, ["input", "items", str(n)], lambda item=item: one(item)
+            caller, ["input", "items", str(n)], functools.partial(one, item)
         )
         errors += item_errors
         if not go_on:
