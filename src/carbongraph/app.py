@@ -319,7 +319,7 @@ class GraphQLEndpoint(GraphQL):
             return _error_response(
                 413,
                 f"The request body is larger than {limit} bytes.",
-                "REQUEST_TOO_LARGE",
+                ErrorCode.REQUEST_TOO_LARGE,
                 media_type=error_media,
             )
         if self.rate_limiter is not None:
@@ -332,7 +332,7 @@ class GraphQLEndpoint(GraphQL):
                 return _error_response(
                     429,
                     "Too many requests; retry later.",
-                    "RATE_LIMITED",
+                    ErrorCode.RATE_LIMITED,
                     media_type=error_media,
                     **{"Retry-After": str(decision.retry_after)},
                 )
@@ -353,7 +353,10 @@ class GraphQLEndpoint(GraphQL):
             return self._unauthenticated(exc, error_media)
         except TimeoutError:
             return _error_response(
-                504, "The request took too long and was stopped.", "TIMEOUT", media_type=error_media
+                504,
+                "The request took too long and was stopped.",
+                ErrorCode.TIMEOUT,
+                media_type=error_media,
             )
         except HTTPException as exc:
             cause = exc.__cause__
@@ -390,7 +393,7 @@ class GraphQLEndpoint(GraphQL):
             return _error_response(
                 503,
                 "The database is unavailable; retry shortly.",
-                "SERVICE_UNAVAILABLE",
+                ErrorCode.SERVICE_UNAVAILABLE,
                 media_type=error_media,
                 **{"Retry-After": "1"},
             )
@@ -512,7 +515,7 @@ class GraphQLEndpoint(GraphQL):
                 error = HTTPException(
                     400, "The request body must be one JSON object: batching is not supported."
                 )
-                error.graphql_code = "BATCHING_NOT_SUPPORTED"  # type: ignore[attr-defined]
+                error.graphql_code = ErrorCode.BATCHING_NOT_SUPPORTED  # type: ignore[attr-defined]
                 raise error
         query = data.get("query")
         if query is None:
@@ -588,11 +591,11 @@ def _with_request_error_code(error: Any) -> Any:
         return error
     message = str(error.get("message", ""))
     if message.startswith("Syntax Error"):
-        code = "GRAPHQL_PARSE_FAILED"
+        code = ErrorCode.GRAPHQL_PARSE_FAILED
     elif message.startswith("Variable '$"):
         code = ErrorCode.BAD_USER_INPUT
     else:
-        code = "GRAPHQL_VALIDATION_FAILED"
+        code = ErrorCode.GRAPHQL_VALIDATION_FAILED
     return {**error, "extensions": {**(error.get("extensions") or {}), "code": str(code)}}
 
 
