@@ -45,6 +45,7 @@ serve: $(STAMP)
 ## The whole suite: every database test on SQLite and on PostgreSQL
 test: lock-check $(STAMP) gateway/node_modules $(PARTNER)/node_modules
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 gateway/node_modules: gateway/package-lock.json
@@ -74,6 +75,8 @@ bench/peers/postgraphile/node_modules: bench/peers/postgraphile/package-lock.jso
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 schema: $(STAMP)
 	$(BIN)/carbongraph export-schema

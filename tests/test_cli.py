@@ -17,7 +17,7 @@ from carbongraph.app import DatabaseNotMigrated, ensure_migrated
 from carbongraph.cli import app
 from carbongraph.config import Settings
 from carbongraph.db import create_engine
-from carbongraph.seed import demo_tokens
+from carbongraph.demo.seed import demo_tokens
 
 runner = CliRunner()
 

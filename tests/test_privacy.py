@@ -15,6 +15,7 @@ from carbongraph.actions.record import ActionInput, record_actions
 from carbongraph.app import create_app
 from carbongraph.authz import Role
 from carbongraph.db import request_db
+from carbongraph.demo.seed import HierarchyWriter
 from carbongraph.privacy import (
     Cell,
     SuppressionReason,
@@ -24,7 +25,6 @@ from carbongraph.privacy import (
     parent_paths,
 )
 from carbongraph.resolvers.dataloaders import C, E, H
-from carbongraph.seed import HierarchyWriter
 from tests.conftest import Api
 from tests.world import gid, grant
 

@@ -17,6 +17,7 @@ from carbongraph.accounting.ingest import ActivityInput, ingest
 from carbongraph.authz import PLATFORM, Principal, Role
 from carbongraph.config import Settings
 from carbongraph.db import request_db
+from carbongraph.demo.seed import HierarchyWriter
 from carbongraph.errors import MutationFailed
 from carbongraph.models import (
     ActivityRecord,
@@ -29,7 +30,6 @@ from carbongraph.models import (
 )
 from carbongraph.resolvers.context import build_context
 from carbongraph.resolvers.dataloaders import C, E, H
-from carbongraph.seed import HierarchyWriter
 from carbongraph.services import hierarchy
 from tests.conftest import _wipe
 from tests.world import grant

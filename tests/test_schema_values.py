@@ -218,7 +218,8 @@ def test_the_sources_raise_no_code_outside_the_enum():
     ``_error(…, "X")``) is the enum's member instead: grep for the old spelling."""
     source = REPO / "src" / "carbongraph"
     pattern = re.compile(
-        r'"code":\s*"[A-Z_]+"|LimitExceeded\(\s*"|graphql_code = "|_error\([^)]*"[A-Z_]{5,}"\)'
+        r'"code":\s*"[A-Z_]+"|LimitExceeded\(\s*"|graphql_code = "'
+        r'|(?:error_response|_error)\([^)]*?"[A-Z][A-Z_]{4,}"\s*[,)]'
     )
     offenders = [
         f"{path.relative_to(REPO)}: {match.group(0)}"

@@ -10,7 +10,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from carbongraph import evidence as photos
 from carbongraph.accounting.rollup import Attribution, TotalsDelta
 from carbongraph.actions.catalog import A
-from carbongraph.actions.record import AR, CE, EV, H, grant, targets_with_scope
+from carbongraph.actions.record import grant, targets_with_scope
+from carbongraph.actions.tables import AR, CE, EV, H
 from carbongraph.authz import Target, Viewer
 from carbongraph.errors import MutationFailed, UserErrorCode
 from carbongraph.live import publish as live

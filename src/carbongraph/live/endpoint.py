@@ -140,7 +140,7 @@ class LiveProtocolHandler(BaseGraphQLTransportWSHandler[LiveContext, None]):
         await super().send_message(message)
 
 
-class LiveEndpoint(GraphQL):
+class LiveEndpoint(GraphQL[LiveContext, None]):
     graphql_transport_ws_handler_class = LiveProtocolHandler
 
     def __init__(
@@ -171,7 +171,7 @@ class LiveEndpoint(GraphQL):
             raise RuntimeError("LiveEndpoint serves WebSocket connections only")
         await super().__call__(scope, receive, send)
 
-    async def get_context(self, request: Any, response: Any) -> LiveContext:  # type: ignore[override]
+    async def get_context(self, request: Any, response: Any) -> LiveContext:
         return LiveContext(settings=self.settings, engine_ref=self._engine_ref, request=request)
 
     def authenticate(self, payload: dict[str, Any], websocket: Any) -> Any:
@@ -215,7 +215,7 @@ class LiveEndpoint(GraphQL):
                 query, self.document_limits, allow_introspection=not settings.is_production
             )
             estimated = query_cost(
-                self.schema._schema,
+                self.schema._schema,  # type: ignore[attr-defined]  # BaseSchema does not declare it
                 query,
                 variables if isinstance(variables, dict) else None,
                 max_tokens=self.document_limits.max_tokens,

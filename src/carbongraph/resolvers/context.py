@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
+import strawberry
 
 from carbongraph.authz import (
     ANONYMOUS,
@@ -23,9 +24,6 @@ from carbongraph.db import RequestDB, StatementLog
 from carbongraph.observability import request_state
 from carbongraph.observability.request_context import sane_request_id
 from carbongraph.resolvers.dataloaders import Loaders
-
-if TYPE_CHECKING:
-    from strawberry.types import Info as _Info
 
 
 @dataclass
@@ -132,9 +130,13 @@ def request_id_of(request: Any) -> str:
     return sane_request_id(headers.get("x-request-id") if headers is not None else None)
 
 
-if TYPE_CHECKING:
-    Info = _Info[Context, None]
-else:
-    from strawberry.types import Info as _RuntimeInfo
+class HasContext(Protocol):
+    """What a helper that reads only ``info.context`` accepts: a resolver's Info, or a stand-in
+    holding a request's Context (a subscription's checks, schema/live.py)."""
 
-    Info = _RuntimeInfo
+    @property
+    def context(self) -> Context: ...
+
+
+# What every resolver takes as ``info``: typed, so ``info.context`` is checked as a Context.
+Info = strawberry.Info[Context, None]

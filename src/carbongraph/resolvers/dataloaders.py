@@ -54,7 +54,7 @@ M = HouseholdMembership.__table__
 EM = Employment.__table__
 
 
-def current(table: sa.Table, on: date) -> ColumnElement[bool]:
+def current(table: sa.FromClause, on: date) -> ColumnElement[bool]:
     """The dated row (membership, employment) is in force on ``on``."""
     return sa.and_(
         table.c.valid_from <= on, sa.or_(table.c.valid_to.is_(None), table.c.valid_to > on)

@@ -339,7 +339,7 @@ def policy_of(type_name: str, field_name: str) -> FieldPolicy:
 
 def level(info: Any, target: Target) -> Access:
     """The viewer's level on a node: what privacy.py's disclosure rules take."""
-    return info.context.viewer.access(target)  # type: ignore[no-any-return]
+    return info.context.viewer.access(target)
 
 
 def require(info: Any, target: Target, needed: Access) -> None:
@@ -361,7 +361,7 @@ def require_field(info: Any, type_name: str, field_name: str, target: Target) ->
 
 def visible(info: Any, type_name: str, target: Target) -> bool:
     """Whether the viewer may see a node of this type at all (``NODE_LEVEL``)."""
-    return info.context.viewer.access(target) >= NODE_LEVEL[type_name]  # type: ignore[no-any-return]
+    return info.context.viewer.access(target) >= NODE_LEVEL[type_name]
 
 
 def require_visible(info: Any, type_name: str, target: Target) -> None:

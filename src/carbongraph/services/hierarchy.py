@@ -146,6 +146,7 @@ async def archive_node(ctx: Context, type_name: str, pk: int) -> Any:
 
 
 async def _has_active_children(ctx: Context, type_name: str, row: Any) -> bool:
+    statement: sa.GenerativeSelect
     if type_name == "Household":
         statement = sa.select(M.c.id).where(M.c.household_id == row.id, current(M, ctx.today))
     elif type_name == "Community":

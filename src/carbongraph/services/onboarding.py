@@ -12,6 +12,7 @@ savepoint drops the whole batch (all or nothing). ``createHouseholds``/``createI
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -297,7 +298,7 @@ async def run_items(
         if n in repeated:
             continue
         row, created, item_errors, go_on = await run_one(
-            ctx, ["input", "items", str(n)], lambda item=item: one(item)
+            ctx, ["input", "items", str(n)], functools.partial(one, item)
         )
         errors += item_errors
         if not go_on:

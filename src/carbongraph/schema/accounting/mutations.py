@@ -13,6 +13,7 @@ from carbongraph.accounting import reads
 from carbongraph.accounting.ingest import ActivityInput, ingest
 from carbongraph.errors import MutationFailed, UserErrorCode, UserErrorData
 from carbongraph.models.accounting import ActivityRecord as ActivityRecordModel
+from carbongraph.resolvers.context import Info
 from carbongraph.schema.accounting.types import (
     ActivityRecord,
     ActivitySource,
@@ -120,7 +121,7 @@ def _to_activity(item: RecordActivityInput, index: int) -> ActivityInput:
     )
 
 
-async def _record(info: Any, items: list[RecordActivityInput]) -> RecordActivitiesPayload:
+async def _record(info: Info, items: list[RecordActivityInput]) -> RecordActivitiesPayload:
     ctx = info.context
     counts: dict[str, Any] = {"created": 0, "unchanged": 0, "warnings": []}
 
@@ -174,7 +175,7 @@ async def _record(info: Any, items: list[RecordActivityInput]) -> RecordActiviti
     )
 
 
-async def _recalculate(info: Any, input: RecalculateFootprintInput) -> RecalculateFootprintPayload:
+async def _recalculate(info: Info, input: RecalculateFootprintInput) -> RecalculateFootprintPayload:
     ctx = info.context
     span = input.period.to_period()
     counts = {"examined": 0, "changed": 0}
@@ -221,7 +222,7 @@ async def _recalculate(info: Any, input: RecalculateFootprintInput) -> Recalcula
 class AccountingMutations:
     @strawberry.mutation(description="Record one activity (consumption or clean energy).")
     async def record_activity(
-        self, info: strawberry.Info, input: RecordActivityInput
+        self, info: Info, input: RecordActivityInput
     ) -> RecordActivitiesPayload:
         return await _record(info, [input])
 
@@ -229,7 +230,7 @@ class AccountingMutations:
         description=f"Record up to {MAX_BATCH} activities at once, all or nothing."
     )
     async def record_activities(
-        self, info: strawberry.Info, input: RecordActivitiesInput
+        self, info: Info, input: RecordActivitiesInput
     ) -> RecordActivitiesPayload:
         return await _record(info, input.records)
 
@@ -238,6 +239,6 @@ class AccountingMutations:
         "selection (e.g. after a new factor version), moving the totals by the difference."
     )
     async def recalculate_footprint(
-        self, info: strawberry.Info, input: RecalculateFootprintInput
+        self, info: Info, input: RecalculateFootprintInput
     ) -> RecalculateFootprintPayload:
         return await _recalculate(info, input)

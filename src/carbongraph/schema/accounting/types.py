@@ -6,7 +6,7 @@ import json
 from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
-from typing import Any, NewType
+from typing import TYPE_CHECKING, Any, NewType, TypeAlias
 
 import strawberry
 from strawberry.federation.schema_directives import Cost
@@ -17,11 +17,16 @@ from carbongraph.accounting.activities import ACTIVITY_TYPES, ActivityKind
 from carbongraph.accounting.reads import FootprintData, Period
 from carbongraph.authz import Target
 from carbongraph.errors import BadUserInput, Suppressed
+from carbongraph.resolvers.context import Info
 from carbongraph.schema import policy
 from carbongraph.schema.common import SCOPE3_CATEGORIES, described_enum, list_size, sized_field
 from carbongraph.schema.relay import to_global_id
 
-Grams = NewType("Grams", int)
+if TYPE_CHECKING:
+    # A plain int to the type checker: the NewType only names the GraphQL scalar (scalar_map).
+    Grams: TypeAlias = int
+else:
+    Grams = NewType("Grams", int)
 GRAMS_SCALAR = strawberry.scalar(
     name="Grams",
     serialize=int,
@@ -242,10 +247,11 @@ class FootprintSource:
     market_factor: EmissionFactor | None
 
 
-# The rule's own enum, exposed as is.
-SuppressionReason = strawberry.enum(
+# The rule's own enum, exposed as is (strawberry.enum registers the class in place).
+strawberry.enum(
     privacy.SuppressionReason, description="Why an aggregate is withheld (docs/privacy.md)."
 )
+SuppressionReason = privacy.SuppressionReason
 
 
 SUPPRESSED_NOTE = " Null when `suppressed`."
@@ -331,9 +337,7 @@ class Footprint:
         # One read per footprint; priced per point, assumed a year by month.
         directives=[list_size(12)],
     )
-    async def series(
-        self, info: strawberry.Info, granularity: Granularity
-    ) -> list[FootprintPoint] | None:
+    async def series(self, info: Info, granularity: Granularity) -> list[FootprintPoint] | None:
         if self.suppressed:
             return None
         points = await info.context.loaders.series.load((self.key, self.span, granularity.value))
@@ -345,7 +349,7 @@ class Footprint:
         # Reads raw records: priced per source, about one per activity type.
         directives=[Cost(weight=4), list_size(len(ACTIVITY_TYPES))],
     )
-    async def explain(self, info: strawberry.Info) -> list[FootprintSource] | None:
+    async def explain(self, info: Info) -> list[FootprintSource] | None:
         if self.suppressed:
             return None
         rows = await info.context.loaders.explain.load((self.key, self.span))
@@ -451,7 +455,7 @@ class Reductions:
 
 
 async def suppression(
-    info: Any, key: tuple[str, int, str], target: Target | None, span: Period
+    info: Info, key: tuple[str, int, str], target: Target | None, span: Period
 ) -> SuppressionReason | None:
     """The small-cell decision for this viewer (docs/privacy.md); None: show the figures."""
     if target is None:
@@ -469,7 +473,9 @@ async def suppression(
     )
 
 
-async def require_shown(info: Any, key: tuple[str, int, str], target: Target, span: Period) -> None:
+async def require_shown(
+    info: Info, key: tuple[str, int, str], target: Target, span: Period
+) -> None:
     """For aggregates served whole (an inventory, a statement): SUPPRESSED rather than a
     record with its figures missing."""
     reason = await suppression(info, key, target, span)
@@ -478,7 +484,7 @@ async def require_shown(info: Any, key: tuple[str, int, str], target: Target, sp
 
 
 async def footprint_of(
-    info: Any, key: tuple[str, int, str], period: PeriodInput, target: Target | None
+    info: Info, key: tuple[str, int, str], period: PeriodInput, target: Target | None
 ) -> Footprint:
     span = period.to_period()
     reason = await suppression(info, key, target, span)
@@ -489,7 +495,7 @@ async def footprint_of(
 
 
 async def reductions_of(
-    info: Any, key: tuple[str, int, str], period: PeriodInput, target: Target | None
+    info: Info, key: tuple[str, int, str], period: PeriodInput, target: Target | None
 ) -> Reductions:
     span = period.to_period()
     reason = await suppression(info, key, target, span)

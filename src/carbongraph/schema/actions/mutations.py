@@ -16,6 +16,7 @@ from carbongraph.actions import record as service
 from carbongraph.actions.catalog import A as ACTION_TYPES
 from carbongraph.authz import Target
 from carbongraph.errors import MutationFailed, UserErrorCode, UserErrorData
+from carbongraph.resolvers.context import Info
 from carbongraph.schema.accounting.types import GhgScope
 from carbongraph.schema.actions.types import (
     ActionRecord,
@@ -90,7 +91,7 @@ def _evidence_pk(value: strawberry.ID | None, index: int) -> int | None:
 
 
 async def _record(
-    info: Any, items: list[RecordActionInput], *, verified_only: bool = False
+    info: Info, items: list[RecordActionInput], *, verified_only: bool = False
 ) -> RecordActionsPayload:
     ctx = info.context
     outcome: dict[str, Any] = {}
@@ -204,7 +205,7 @@ class ReviewActionPayload:
     user_errors: list[UserError] = user_errors_field()
 
 
-async def _decide(info: Any, input: ReviewActionInput, decide: Any) -> ReviewActionPayload:
+async def _decide(info: Info, input: ReviewActionInput, decide: Any) -> ReviewActionPayload:
     """Run a manager's decision on one action; the payload shows the action afterwards."""
     ctx = info.context
 
@@ -233,7 +234,7 @@ class ActionMutations:
         "'X-Carbongraph-Preflight: 1' header). The same photo is accepted once, ever."
     )
     async def upload_evidence(
-        self, info: strawberry.Info, input: UploadEvidenceInput
+        self, info: Info, input: UploadEvidenceInput
     ) -> UploadEvidencePayload:
         ctx = info.context
 
@@ -251,7 +252,8 @@ class ActionMutations:
             person = await load_target(
                 ctx, "Individual", pk, ["input", "individualId"], manage=False
             )
-            data = await input.file.read(photos.MAX_BYTES + 1)
+            # A Starlette UploadFile at run time; strawberry types Upload as bytes.
+            data = await input.file.read(photos.MAX_BYTES + 1)  # type: ignore[attr-defined]
             store = photos.store_from_env()
             return await review.upload_evidence(ctx.db, ctx.viewer, person.target, pk, data, store)
 
@@ -270,17 +272,13 @@ class ActionMutations:
         description="Reverse an approved action (e.g. found to be false): its credits come back "
         "out as a REVERSAL entry and its reductions leave the roll-up."
     )
-    async def reverse_action(
-        self, info: strawberry.Info, input: ReviewActionInput
-    ) -> ReviewActionPayload:
+    async def reverse_action(self, info: Info, input: ReviewActionInput) -> ReviewActionPayload:
         return await _decide(
             info, input, lambda db, viewer, pk: review.reverse_action(db, viewer, pk, input.reason)
         )
 
     @strawberry.mutation(description="A community manager approves or rejects a pending action.")
-    async def review_action(
-        self, info: strawberry.Info, input: ReviewActionInput
-    ) -> ReviewActionPayload:
+    async def review_action(self, info: Info, input: ReviewActionInput) -> ReviewActionPayload:
         approve = input.decision is ReviewDecision.APPROVE
         return await _decide(
             info,
@@ -292,9 +290,7 @@ class ActionMutations:
         description="Record a low-carbon action for yourself (or, for managers and partner "
         "services, for someone in their subtree). Approved actions earn credits at once."
     )
-    async def record_action(
-        self, info: strawberry.Info, input: RecordActionInput
-    ) -> RecordActionsPayload:
+    async def record_action(self, info: Info, input: RecordActionInput) -> RecordActionsPayload:
         return await _record(info, [input])
 
     @strawberry.mutation(
@@ -304,7 +300,7 @@ class ActionMutations:
         "actions when at most 1,000."
     )
     async def record_verified_actions(
-        self, info: strawberry.Info, input: RecordActionsInput
+        self, info: Info, input: RecordActionsInput
     ) -> RecordActionsPayload:
         return await _record(info, input.actions, verified_only=True)
 
@@ -341,7 +337,7 @@ class RedeemRewardPayload:
 
 
 async def _owner(
-    info: Any, owner_id: strawberry.ID, field: str, managed_for: str | None = None
+    info: Info, owner_id: strawberry.ID, field: str, managed_for: str | None = None
 ) -> tuple[str, int, Any]:
     """A Community or Enterprise from mutation input; with ``managed_for``, the viewer must
     manage it (FORBIDDEN otherwise: "Only its managers {managed_for} here.")."""
@@ -366,9 +362,7 @@ async def _owner(
 @strawberry.type
 class RewardMutations:
     @strawberry.mutation(description="Offer a reward (managers of the community or enterprise).")
-    async def create_reward(
-        self, info: strawberry.Info, input: CreateRewardInput
-    ) -> CreateRewardPayload:
+    async def create_reward(self, info: Info, input: CreateRewardInput) -> CreateRewardPayload:
         async def action() -> Any:
             type_name, pk, row = await _owner(info, input.owner_id, "ownerId", "offer rewards")
             return await rewards.create_reward(
@@ -392,9 +386,7 @@ class RewardMutations:
         description="Spend your own credits on a reward: atomic, never overdrawn, never "
         "oversold; the same idempotencyKey returns the same redemption."
     )
-    async def redeem_reward(
-        self, info: strawberry.Info, input: RedeemRewardInput
-    ) -> RedeemRewardPayload:
+    async def redeem_reward(self, info: Info, input: RedeemRewardInput) -> RedeemRewardPayload:
         ctx = info.context
         viewer = ctx.viewer
         holder: dict[str, int] = {}
@@ -461,7 +453,7 @@ class CreateCampaignPayload:
 class CampaignMutations:
     @strawberry.mutation(description="Start a campaign (managers of the community/enterprise).")
     async def create_campaign(
-        self, info: strawberry.Info, input: CreateCampaignInput
+        self, info: Info, input: CreateCampaignInput
     ) -> CreateCampaignPayload:
         async def action() -> Any:
             type_name, pk, row = await _owner(info, input.owner_id, "ownerId", "run campaigns")
@@ -505,7 +497,7 @@ class SetCreditPolicyPayload:
 class CreditPolicyMutations:
     @strawberry.mutation(description="Set a programme's credit expiry (its managers).")
     async def set_credit_policy(
-        self, info: strawberry.Info, input: SetCreditPolicyInput
+        self, info: Info, input: SetCreditPolicyInput
     ) -> SetCreditPolicyPayload:
         async def action() -> Any:
             type_name, pk, row = await _owner(info, input.programme_id, "programmeId")
@@ -571,7 +563,7 @@ class CatalogMutations:
         "stay for the actions recorded under them."
     )
     async def publish_action_type(
-        self, info: strawberry.Info, input: PublishActionTypeInput
+        self, info: Info, input: PublishActionTypeInput
     ) -> PublishActionTypePayload:
         async def action() -> Any:
             if not info.context.viewer.is_platform_admin:

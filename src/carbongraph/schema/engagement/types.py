@@ -20,6 +20,7 @@ from carbongraph.engagement import keys
 from carbongraph.engagement import leaderboards as lb
 from carbongraph.engagement import statements as st
 from carbongraph.errors import BadUserInput
+from carbongraph.resolvers.context import Info
 from carbongraph.schema import policy
 from carbongraph.schema.accounting.types import (
     Grams,
@@ -33,7 +34,7 @@ from carbongraph.schema.enums import LeaderboardMetric
 from carbongraph.schema.relay import to_global_id
 
 
-def resolve_period(info: Any, period: PeriodInput | None) -> Period:
+def resolve_period(info: Info, period: PeriodInput | None) -> Period:
     return period.to_period() if period is not None else lb.default_period(info.context.today)
 
 
@@ -179,13 +180,13 @@ class Statement:
         description="The standing among the same peers by electricity use per person (the "
         "campus-wide electricity ranking of a dorm room); null without peers or their use."
     )
-    async def electricity_ranking(self, info: strawberry.Info) -> StatementUsageRanking | None:
+    async def electricity_ranking(self, info: Info) -> StatementUsageRanking | None:
         ranking = await st.electricity_ranking(info.context.db, self.data)
         return await _usage_ranking(info, ranking, self.data.period)
 
 
 async def _peers_withheld(
-    info: Any, population: int, scope_path: str, span: Period
+    info: Info, population: int, scope_path: str, span: Period
 ) -> privacy.SuppressionReason | None:
     """The peers' averages are figures over part of the peers' community (homes with data, of
     one dwelling type): withheld like a footprint of that part (docs/privacy.md)."""
@@ -202,7 +203,7 @@ async def _peers_withheld(
 
 
 async def _usage_ranking(
-    info: Any, ranking: st.UsageRanking | None, span: Period
+    info: Info, ranking: st.UsageRanking | None, span: Period
 ) -> StatementUsageRanking | None:
     if ranking is None:
         return None
@@ -225,7 +226,7 @@ async def _usage_ranking(
     )
 
 
-async def _ranking(info: Any, ranking: st.Ranking | None, span: Period) -> StatementRanking | None:
+async def _ranking(info: Info, ranking: st.Ranking | None, span: Period) -> StatementRanking | None:
     if ranking is None:
         return None
     reason = await _peers_withheld(info, ranking.population, ranking.peer_scope_path, span)
@@ -244,7 +245,7 @@ async def _ranking(info: Any, ranking: st.Ranking | None, span: Period) -> State
 
 
 async def statement_of(
-    info: Any,
+    info: Info,
     node: str,
     pk: int,
     period: PeriodInput | None,
@@ -379,7 +380,7 @@ def board_field(description: str) -> Any:
 
 
 async def community_board(
-    info: Any,
+    info: Info,
     scope_path: str,
     members: LeaderboardMembers,
     metric: LeaderboardMetric,
@@ -399,7 +400,7 @@ async def community_board(
 
 
 async def enterprise_board(
-    info: Any,
+    info: Info,
     enterprise_pk: int,
     scope_path: str,
     metric: LeaderboardMetric,
@@ -421,7 +422,7 @@ LABELS = {lb.HOUSEHOLDS: ("Household", "Home"), lb.INDIVIDUALS: ("Individual", "
 
 
 async def leaderboard_of(
-    info: Any, board: lb.Board, first: int | None, after: str | None
+    info: Info, board: lb.Board, first: int | None, after: str | None
 ) -> Leaderboard:
     """The viewer must already be allowed to see the scope (PUBLIC); names and values are
     decided per entry."""
@@ -565,7 +566,7 @@ def parse_period_param(raw: str | None) -> PeriodInput | None:
         raise BadUserInput(f"Invalid period {raw!r}.", argument="period") from exc
 
 
-def statement_link_of(info: Any, household_pk: int, period: PeriodInput | None) -> StatementLink:
+def statement_link_of(info: Info, household_pk: int, period: PeriodInput | None) -> StatementLink:
     token, expires = keys.mint_statement_link(
         info.context.settings, info.context.viewer.subject or "", household_pk
     )

@@ -76,7 +76,7 @@ class HierarchyQueries:
                 out.append(security_nodes[item])
                 continue
             row = loaded.get(item) if item is not None else None
-            if row is None or not policy.visible(info, item[0], row_target(row)):
+            if item is None or row is None or not policy.visible(info, item[0], row_target(row)):
                 out.append(None)  # unknown or not visible: null in place, as Relay specifies
             else:
                 out.append(NODE_TYPES[item[0]].from_row(row))

@@ -14,6 +14,7 @@ from carbongraph.schema.hierarchy.types import (
     NODE_TYPES,
 )
 from carbongraph.schema.insights.types import GhgInventory, inventory_of
+from carbongraph.schema.node import fetch_row, row_target
 from carbongraph.schema.relay import decode_global_id
 
 
@@ -36,15 +37,7 @@ class InsightsQueries:
             raise BadUserInput(
                 "An inventory is reported for an enterprise or a community.", argument="nodeId"
             )
-        node = await NODE_TYPES[type_name].fetch(info, pk)
+        row = await fetch_row(info, type_name, pk)
         # The same data as `Enterprise.inventory` / `Community.inventory`: their declaration.
-        policy.require_field(info, type_name, "inventory", node.policy_target())
-        return await inventory_of(
-            info,
-            type_name,
-            pk,
-            node.name,
-            node.path,
-            year,
-            via,  # type: ignore[attr-defined]
-        )
+        policy.require_field(info, type_name, "inventory", row_target(row))
+        return await inventory_of(info, type_name, pk, row.name, row.path, year, via)

@@ -17,6 +17,7 @@ from carbongraph.authz import Target
 from carbongraph.errors import BadUserInput, Forbidden
 from carbongraph.insights import inventory as inv
 from carbongraph.insights import suggestions as sg
+from carbongraph.resolvers.context import Info
 from carbongraph.resolvers.dataloaders import node_target
 from carbongraph.schema import policy
 from carbongraph.schema.accounting.types import (
@@ -309,7 +310,7 @@ class GhgInventory:
 
 
 async def inventory_of(
-    info: Any,
+    info: Info,
     node_type: str,
     pk: int,
     name: str,

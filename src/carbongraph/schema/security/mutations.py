@@ -22,7 +22,7 @@ from carbongraph.services import api_keys as service
 
 @strawberry.input
 class ApiKeyScopeInput:
-    role: Role  # type: ignore[valid-type]
+    role: Role
     node_id: strawberry.ID = strawberry.field(description="An Enterprise or a Community.")
 
 

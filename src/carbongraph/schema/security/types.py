@@ -15,6 +15,7 @@ from carbongraph.audit import Outcome as OutcomeValue
 from carbongraph.authz import Role as RoleValue
 from carbongraph.authz.api_keys import aware
 from carbongraph.errors import Forbidden, NotFound
+from carbongraph.resolvers.context import Info
 from carbongraph.resolvers.hierarchy import root_count, root_page
 from carbongraph.resolvers.pagination import Page
 from carbongraph.schema.common import sized_field
@@ -28,7 +29,7 @@ API_KEY_SCOPES = 10
 
 @strawberry.type(description="A role an API key acts with, on a node and its subtree.")
 class ApiKeyScope:
-    role: Role  # type: ignore[valid-type]
+    role: Role
     node_id: strawberry.ID
 
 
@@ -92,7 +93,7 @@ class ApiKeyNode(relay.Node):
         return cls.from_row(record.row, record.scopes)
 
     @classmethod
-    async def fetch(cls, info: Any, pk: int) -> ApiKeyNode:
+    async def fetch(cls, info: Info, pk: int) -> ApiKeyNode:
         record = await service.fetch_key(info.context, pk)
         if record is None:
             raise NotFound()
@@ -153,7 +154,7 @@ class AuditEventNode(relay.Node):
         )
 
     @classmethod
-    async def fetch(cls, info: Any, pk: int) -> AuditEventNode:
+    async def fetch(cls, info: Info, pk: int) -> AuditEventNode:
         if not info.context.viewer.is_platform_admin:
             raise NotFound()
         row = (await info.context.db.execute(sa.select(A).where(A.c.id == pk))).first()
@@ -166,7 +167,7 @@ class AuditEventNode(relay.Node):
 
 
 async def api_keys(
-    info: Any,
+    info: Info,
     first: int | None,
     after: str | None,
     last: int | None,
@@ -184,7 +185,7 @@ async def api_keys(
 
 
 async def audit_events(
-    info: Any,
+    info: Info,
     first: int | None,
     after: str | None,
     actor: str | None,
