@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 import strawberry
 from strawberry.federation.schema_directives import Cost, ListSize
@@ -77,20 +77,25 @@ ERROR_CODES: Mapping[ErrorCode, str] = {
 }
 
 
-def described_enum(cls: type[Enum], name: str, description: str, values: Mapping[Any, str]) -> Any:
-    """Expose a domain's own enum with a description on every value (raises on one without)."""
-    missing = [member.name for member in cls if member not in values]  # type: ignore[attr-defined]
+E = TypeVar("E", bound=Enum)
+
+
+def described_enum(
+    cls: type[E], description: str, values: Mapping[E, str], *, name: str | None = None
+) -> type[E]:
+    """Expose an enum with a description on every value (raises on one without). Its Python
+    values stay what the domain stores ("3+", "location"); GraphQL shows the members' names."""
+    missing = [member.name for member in cls if member not in values]
     if missing:
-        raise TypeError(f"{name}: no description for {', '.join(missing)}")
+        raise TypeError(f"{name or cls.__name__}: no description for {', '.join(missing)}")
     exposed = strawberry.enum(cls, name=name, description=description)
-    for value in exposed.__strawberry_definition__.values:
-        value.description = values[cls[value.name]]  # type: ignore[index]
+    for value in getattr(exposed, "__strawberry_definition__").values:  # noqa: B009
+        value.description = values[cls[value.name]]
     return exposed
 
 
-ErrorCodeEnum = described_enum(
+described_enum(
     ErrorCode,
-    "ErrorCode",
     "Why something failed: the `code` of a `UserError` on a mutation's payload, and the "
     "`extensions.code` of a GraphQL error. One list for both; a client can rely on it.",
     ERROR_CODES,
@@ -133,7 +138,7 @@ class UserError:
         description="Path to the input field at fault, e.g. ['input', 'timezone']."
     )
     message: str
-    code: ErrorCodeEnum  # type: ignore[valid-type]
+    code: ErrorCode
 
     @classmethod
     def from_data(cls, data: UserErrorData) -> UserError:

@@ -47,37 +47,52 @@ class Granularity(Enum):
 # schema's edge; the database keeps "1", "3+", "location", ...).
 
 
-@strawberry.enum(description="Where avoided emissions are reported under the GHG Protocol.")
+_SCOPE_1 = "Direct emissions (fuel burned)."
+_SCOPE_2 = "Purchased electricity, heat and steam."
+_SCOPE_3 = "Other indirect emissions, in a GHG Protocol category (1–15)."
+
+
 class GhgScope(Enum):
-    SCOPE_1 = strawberry.enum_value("1", description="Direct emissions (fuel burned).")
-    SCOPE_2 = strawberry.enum_value("2", description="Purchased electricity, heat and steam.")
-    SCOPE_3 = strawberry.enum_value(
-        "3", description="Other indirect emissions, in a GHG Protocol category (1–15)."
-    )
-    SCOPE_3_PLUS = strawberry.enum_value(
-        "3+",
-        description="Facilitated among ecosystem participants; kept apart from the inventory "
-        "(docs/methodology.md).",
-    )
+    SCOPE_1 = "1"
+    SCOPE_2 = "2"
+    SCOPE_3 = "3"
+    SCOPE_3_PLUS = "3+"
 
 
-@strawberry.enum(description="Where an activity's emissions are reported.")
+described_enum(
+    GhgScope,
+    "Where avoided emissions are reported under the GHG Protocol.",
+    {
+        GhgScope.SCOPE_1: _SCOPE_1,
+        GhgScope.SCOPE_2: _SCOPE_2,
+        GhgScope.SCOPE_3: _SCOPE_3,
+        GhgScope.SCOPE_3_PLUS: "Facilitated among ecosystem participants; kept apart from the "
+        "inventory (docs/methodology.md).",
+    },
+)
+
+
 class ActivityScope(Enum):
-    SCOPE_1 = strawberry.enum_value("1", description="Direct emissions (fuel burned).")
-    SCOPE_2 = strawberry.enum_value("2", description="Purchased electricity, heat and steam.")
-    SCOPE_3 = strawberry.enum_value(
-        "3", description="Other indirect emissions, in a GHG Protocol category (1–15)."
-    )
-    CLEAN_ENERGY = strawberry.enum_value(
-        "CLEAN",
-        description="Not an emission: clean energy generated or bought, which offsets "
-        "(`cleanEnergyOffset`).",
-    )
+    SCOPE_1 = "1"
+    SCOPE_2 = "2"
+    SCOPE_3 = "3"
+    CLEAN_ENERGY = "CLEAN"
 
 
-ActivityKindEnum = described_enum(
+described_enum(
+    ActivityScope,
+    "Where an activity's emissions are reported.",
+    {
+        ActivityScope.SCOPE_1: _SCOPE_1,
+        ActivityScope.SCOPE_2: _SCOPE_2,
+        ActivityScope.SCOPE_3: _SCOPE_3,
+        ActivityScope.CLEAN_ENERGY: "Not an emission: clean energy generated or bought, which "
+        "offsets (`cleanEnergyOffset`).",
+    },
+)
+
+described_enum(
     ActivityKind,
-    "ActivityKind",
     "Whether an activity emits or offsets.",
     {
         ActivityKind.CONSUMPTION: "Energy or fuel consumed: emissions.",
@@ -86,34 +101,56 @@ ActivityKindEnum = described_enum(
 )
 
 
-@strawberry.enum(description="Which emission factor series prices an activity.")
 class FactorBasis(Enum):
-    LOCATION = strawberry.enum_value(
-        "location", description="The grid (or fuel) average: location-based figures."
-    )
-    RESIDUAL = strawberry.enum_value(
-        "residual",
-        description="The residual mix after contractual instruments: market-based Scope 2.",
-    )
+    LOCATION = "location"
+    RESIDUAL = "residual"
 
 
-@strawberry.enum(description="Where an activity record came from.")
+described_enum(
+    FactorBasis,
+    "Which emission factor series prices an activity.",
+    {
+        FactorBasis.LOCATION: "The grid (or fuel) average: location-based figures.",
+        FactorBasis.RESIDUAL: "The residual mix after contractual instruments: market-based "
+        "Scope 2.",
+    },
+)
+
+
 class ActivitySource(Enum):
-    METER = strawberry.enum_value("METER", description="Read from a meter or a utility's feed.")
-    APP = strawberry.enum_value("APP", description="Entered in an app by the person.")
-    PARTNER = strawberry.enum_value("PARTNER", description="Sent by a partner service.")
-    IMPORT = strawberry.enum_value(
-        "IMPORT", description="A bulk import (`carbongraph import activities`)."
-    )
+    METER = "METER"
+    APP = "APP"
+    PARTNER = "PARTNER"
+    IMPORT = "IMPORT"
 
 
-@strawberry.enum(description="How an activity's quantity was obtained.")
+described_enum(
+    ActivitySource,
+    "Where an activity record came from.",
+    {
+        ActivitySource.METER: "Read from a meter or a utility's feed.",
+        ActivitySource.APP: "Entered in an app by the person.",
+        ActivitySource.PARTNER: "Sent by a partner service.",
+        ActivitySource.IMPORT: "A bulk import (`carbongraph import activities`).",
+    },
+)
+
+
 class DataQuality(Enum):
-    METERED = strawberry.enum_value("METERED", description="Measured by a meter.")
-    ESTIMATED = strawberry.enum_value("ESTIMATED", description="Estimated (e.g. from a bill).")
-    SELF_REPORTED = strawberry.enum_value(
-        "SELF_REPORTED", description="Reported by the person, unverified."
-    )
+    METERED = "METERED"
+    ESTIMATED = "ESTIMATED"
+    SELF_REPORTED = "SELF_REPORTED"
+
+
+described_enum(
+    DataQuality,
+    "How an activity's quantity was obtained.",
+    {
+        DataQuality.METERED: "Measured by a meter.",
+        DataQuality.ESTIMATED: "Estimated (e.g. from a bill).",
+        DataQuality.SELF_REPORTED: "Reported by the person, unverified.",
+    },
+)
 
 
 @strawberry.enum(description="How an enterprise's total is gathered; the two are never mixed.")
@@ -508,7 +545,7 @@ async def reductions_of(
 @strawberry.type(description="A kind of activity that can be recorded.")
 class ActivityTypeInfo:
     code: str
-    kind: ActivityKindEnum  # type: ignore[valid-type]
+    kind: ActivityKind
     unit: str
     scope: ActivityScope
     category: int

@@ -33,7 +33,7 @@ class ActionQueries:
         after: str | None = None,
         last: int | None = None,
         before: str | None = None,
-    ) -> Connection[actions.ActionRecord]:
+    ) -> Connection[actions.ActionRecord]:  # type: ignore[type-var]
         return await actions.review_queue(
             info, community_id, status, action_type, first, after, last, before
         )
@@ -50,7 +50,7 @@ class ActionQueries:
         after: str | None = None,
         last: int | None = None,
         before: str | None = None,
-    ) -> Connection[actions.CampaignInfo]:
+    ) -> Connection[actions.CampaignInfo]:  # type: ignore[type-var]
         return await actions.campaigns_of(info, owner_id, first, after, last, before)
 
     @strawberry.federation.field(
@@ -65,5 +65,5 @@ class ActionQueries:
         after: str | None = None,
         last: int | None = None,
         before: str | None = None,
-    ) -> Connection[actions.RewardInfo]:
+    ) -> Connection[actions.RewardInfo]:  # type: ignore[type-var]
         return await actions.rewards_of(info, owner_id, first, after, last, before)

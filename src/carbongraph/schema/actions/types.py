@@ -20,6 +20,7 @@ from carbongraph.schema import policy
 from carbongraph.schema.accounting.types import GhgScope, SuppressionReason
 from carbongraph.schema.common import (
     MAX_PAGE,
+    described_enum,
     sized_field,
 )
 from carbongraph.schema.node import fetch_row
@@ -35,65 +36,103 @@ from carbongraph.schema.relay import (
 # schema's edge).
 
 
-@strawberry.enum(description="Where a recorded action stands.")
 class ActionStatus(Enum):
-    PENDING = strawberry.enum_value(
-        "PENDING", description="Awaiting a community manager's decision (a photo to check)."
-    )
-    APPROVED = strawberry.enum_value("APPROVED", description="Credited.")
-    REJECTED = strawberry.enum_value("REJECTED", description="Turned down; nothing credited.")
-    REVERSED = strawberry.enum_value(
-        "REVERSED", description="Approved, then undone: its credits and reductions reversed."
-    )
+    PENDING = "PENDING"
+    APPROVED = "APPROVED"
+    REJECTED = "REJECTED"
+    REVERSED = "REVERSED"
 
 
-@strawberry.enum(description="Who reported an action.")
+described_enum(
+    ActionStatus,
+    "Where a recorded action stands.",
+    {
+        ActionStatus.PENDING: "Awaiting a community manager's decision (a photo to check).",
+        ActionStatus.APPROVED: "Credited.",
+        ActionStatus.REJECTED: "Turned down; nothing credited.",
+        ActionStatus.REVERSED: "Approved, then undone: its credits and reductions reversed.",
+    },
+)
+
+
 class ActionSource(Enum):
-    SELF = strawberry.enum_value("SELF", description="The person (`recordAction`).")
-    PARTNER = strawberry.enum_value(
-        "PARTNER", description="A partner service, verified (`recordVerifiedActions`)."
-    )
+    SELF = "SELF"
+    PARTNER = "PARTNER"
 
 
-@strawberry.enum(description="What an action type needs before it earns.")
+described_enum(
+    ActionSource,
+    "Who reported an action.",
+    {
+        ActionSource.SELF: "The person (`recordAction`).",
+        ActionSource.PARTNER: "A partner service, verified (`recordVerifiedActions`).",
+    },
+)
+
+
 class EvidenceKind(Enum):
-    NONE = strawberry.enum_value("NONE", description="Nothing: self-reported.")
-    PHOTO = strawberry.enum_value(
-        "PHOTO", description="A photo (`uploadEvidence`), checked by a community manager."
-    )
-    PARTNER = strawberry.enum_value(
-        "PARTNER",
-        description="A partner's verification; self-reports only up to `selfReportCap` a day.",
-    )
+    NONE = "NONE"
+    PHOTO = "PHOTO"
+    PARTNER = "PARTNER"
 
 
-@strawberry.enum(description="The image format of uploaded evidence (from its bytes).")
+described_enum(
+    EvidenceKind,
+    "What an action type needs before it earns.",
+    {
+        EvidenceKind.NONE: "Nothing: self-reported.",
+        EvidenceKind.PHOTO: "A photo (`uploadEvidence`), checked by a community manager.",
+        EvidenceKind.PARTNER: "A partner's verification; self-reports only up to "
+        "`selfReportCap` a day.",
+    },
+)
+
+
 class EvidenceContentType(Enum):
-    JPEG = strawberry.enum_value("image/jpeg", description="image/jpeg")
-    PNG = strawberry.enum_value("image/png", description="image/png")
-    WEBP = strawberry.enum_value("image/webp", description="image/webp")
+    JPEG = "image/jpeg"
+    PNG = "image/png"
+    WEBP = "image/webp"
 
 
-@strawberry.enum(description="What a campaign's goal counts.")
+described_enum(
+    EvidenceContentType,
+    "The image format of uploaded evidence (from its bytes, whatever the client said).",
+    {member: member.value for member in EvidenceContentType},
+)
+
+
 class CampaignGoalKind(Enum):
-    KG_CO2E = strawberry.enum_value("KG_CO2E", description="Kilograms of CO2e avoided.")
-    PARTICIPANTS = strawberry.enum_value(
-        "PARTICIPANTS", description="People who took an eligible action."
-    )
+    KG_CO2E = "KG_CO2E"
+    PARTICIPANTS = "PARTICIPANTS"
 
 
-@strawberry.enum(description="What a credits ledger entry records.")
+described_enum(
+    CampaignGoalKind,
+    "What a campaign's goal counts.",
+    {
+        CampaignGoalKind.KG_CO2E: "Kilograms of CO2e avoided.",
+        CampaignGoalKind.PARTICIPANTS: "People who took an eligible action.",
+    },
+)
+
+
 class CreditEntryKind(Enum):
-    GRANT = strawberry.enum_value(
-        "GRANT", description="Credits earned by an action (or a campaign's bonus on it)."
-    )
-    REVERSAL = strawberry.enum_value(
-        "REVERSAL", description="The credits of a reversed action taken back."
-    )
-    REDEMPTION = strawberry.enum_value("REDEMPTION", description="Credits spent on a reward.")
-    EXPIRY = strawberry.enum_value(
-        "EXPIRY", description="Credits expired under the programme's credit policy."
-    )
+    GRANT = "GRANT"
+    REVERSAL = "REVERSAL"
+    REDEMPTION = "REDEMPTION"
+    EXPIRY = "EXPIRY"
+
+
+described_enum(
+    CreditEntryKind,
+    "What a credits ledger entry records.",
+    {
+        CreditEntryKind.GRANT: "Credits earned by an action (or a campaign's bonus on it).",
+        CreditEntryKind.REVERSAL: "The credits of a reversed action taken back.",
+        CreditEntryKind.REDEMPTION: "Credits spent on a reward.",
+        CreditEntryKind.EXPIRY: "Credits expired under the programme's credit policy.",
+    },
+)
 
 
 @strawberry.type(description="A kind of low-carbon action and what it earns.")
@@ -254,6 +293,8 @@ async def _action_row(db: Any, pk: int) -> Any:
     ).one()
 
 
+# Relay's Connection types its items as Nodes (its TypeVar's bound, for typing only): these
+# lists' items carry global IDs but are not Nodes (no `node(id:)`), hence the ignores.
 async def review_queue(
     info: Any,
     community_id: strawberry.ID,
@@ -263,7 +304,7 @@ async def review_queue(
     after: str | None,
     last: int | None,
     before: str | None,
-) -> Connection[ActionRecord]:
+) -> Connection[ActionRecord]:  # type: ignore[type-var]
     community = await fetch_row(info, "Community", decode_global_id(community_id, ["Community"])[1])
     if not info.context.viewer.can_manage(Target((community.path,))):
         raise Forbidden("Only the community's managers see its review queue.")
@@ -271,7 +312,9 @@ async def review_queue(
     db = info.context.db
     select = review.queue_select(community.path, status.value, action_type)
     page = await root_page(db, select, args)
-    return build_connection(page, ActionRecord.from_row, lambda: root_count(db, select))
+    return build_connection(  # type: ignore[type-var]
+        page, ActionRecord.from_row, lambda: root_count(db, select)
+    )
 
 
 @strawberry.type(description="Something a community or enterprise offers for credits.")
@@ -329,7 +372,7 @@ async def rewards_of(
     after: str | None,
     last: int | None,
     before: str | None,
-) -> Connection[RewardInfo]:
+) -> Connection[RewardInfo]:  # type: ignore[type-var]
     return await _owned_page(
         info, owner_id, rewards.RW, RewardInfo.from_row, first, after, last, before
     )
@@ -467,7 +510,7 @@ async def campaigns_of(
     after: str | None,
     last: int | None,
     before: str | None,
-) -> Connection[CampaignInfo]:
+) -> Connection[CampaignInfo]:  # type: ignore[type-var]
     return await _owned_page(
         info, owner_id, campaigns.CP, CampaignInfo.from_row, first, after, last, before
     )
