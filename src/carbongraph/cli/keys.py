@@ -68,8 +68,7 @@ async def _create_key(
     from carbongraph.authz import PLATFORM, Principal, ResolvedGrant, Role, Viewer
     from carbongraph.db import create_engine, request_db
     from carbongraph.errors import MutationFailed
-    from carbongraph.resolvers.context import Context
-    from carbongraph.resolvers.dataloaders import Loaders
+    from carbongraph.resolvers.context import Context, Loaders
     from carbongraph.schema.relay import to_global_id
     from carbongraph.services import api_keys
 

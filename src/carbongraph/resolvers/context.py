@@ -23,7 +23,13 @@ from carbongraph.config import Settings
 from carbongraph.db import RequestDB, StatementLog
 from carbongraph.observability import request_state
 from carbongraph.observability.request_context import sane_request_id
-from carbongraph.resolvers.dataloaders import Loaders
+from carbongraph.schema.accounting.loaders import AccountingLoaders
+from carbongraph.schema.actions.loaders import ActionLoaders
+from carbongraph.schema.hierarchy.loaders import HierarchyLoaders
+
+
+class Loaders(HierarchyLoaders, AccountingLoaders, ActionLoaders):
+    """Created once per request: every domain's DataLoaders (schema/<domain>/loaders.py)."""
 
 
 @dataclass

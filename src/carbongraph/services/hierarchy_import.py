@@ -31,8 +31,7 @@ from carbongraph.authz import PLATFORM, Principal, ResolvedGrant, Role, Viewer
 from carbongraph.config import Settings
 from carbongraph.db import RequestDB
 from carbongraph.errors import MutationFailed, UserErrorCode, UserErrorData
-from carbongraph.resolvers.context import Context
-from carbongraph.resolvers.dataloaders import Loaders
+from carbongraph.resolvers.context import Context, Loaders
 from carbongraph.services import hierarchy as service
 from carbongraph.services import onboarding
 

@@ -11,7 +11,6 @@ from strawberry.federation.schema_directives import Cost
 
 from carbongraph import audit
 from carbongraph.authz import Target
-from carbongraph.resolvers import dataloaders as dl
 from carbongraph.resolvers.context import Info
 from carbongraph.resolvers.dataloaders import IndividualRecord, node_target
 from carbongraph.schema.accounting.types import (
@@ -36,6 +35,7 @@ from carbongraph.schema.engagement.types import (
     statement_of,
 )
 from carbongraph.schema.enums import CommunityKind, DwellingType, EnterpriseKind, LeaderboardMetric
+from carbongraph.schema.hierarchy import loaders as dl
 from carbongraph.schema.insights.types import (
     SUGGESTIONS,
     GhgInventory,
