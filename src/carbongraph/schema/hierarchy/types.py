@@ -491,8 +491,15 @@ class IndividualNode(_Entity):
     async def credits(self, info: strawberry.Info) -> Credits | None:
         return await credits_of(info, self.pk)
 
-    @personal_field("Every household this person has lived in, oldest first.", size=10)
-    async def household_history(self, info: strawberry.Info) -> list[HouseholdMembershipPeriod]:
+    # Nullable like every field above its type's level: a refusal (FORBIDDEN) nulls the field,
+    # not the whole person.
+    @personal_field(
+        "Every household this person has lived in, oldest first; null without personal access.",
+        size=10,
+    )
+    async def household_history(
+        self, info: strawberry.Info
+    ) -> list[HouseholdMembershipPeriod] | None:
         rows = await info.context.loaders.membership_history.load(self.pk)
         return [
             HouseholdMembershipPeriod(
