@@ -167,7 +167,10 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             return self._unauthenticated(exc, error_media)
         except TimeoutError:
             return _error_response(
-                504, "The request took too long and was stopped.", "TIMEOUT", media_type=error_media
+                504,
+                "The request took too long and was stopped.",
+                ErrorCode.TIMEOUT,
+                media_type=error_media,
             )
         except HTTPException as exc:
             cause = exc.__cause__
@@ -204,7 +207,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             return _error_response(
                 503,
                 "The database is unavailable; retry shortly.",
-                "SERVICE_UNAVAILABLE",
+                ErrorCode.SERVICE_UNAVAILABLE,
                 media_type=error_media,
                 **{"Retry-After": "1"},
             )
@@ -274,7 +277,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
                 error = HTTPException(
                     400, "The request body must be one JSON object: batching is not supported."
                 )
-                error.graphql_code = "BATCHING_NOT_SUPPORTED"  # type: ignore[attr-defined]
+                error.graphql_code = ErrorCode.BATCHING_NOT_SUPPORTED  # type: ignore[attr-defined]
                 raise error
         query = data.get("query")
         if query is None:
@@ -351,11 +354,11 @@ def _with_request_error_code(error: Any) -> Any:
         return error
     message = str(error.get("message", ""))
     if message.startswith("Syntax Error"):
-        code = "GRAPHQL_PARSE_FAILED"
+        code = ErrorCode.GRAPHQL_PARSE_FAILED
     elif message.startswith("Variable '$"):
         code = ErrorCode.BAD_USER_INPUT
     else:
-        code = "GRAPHQL_VALIDATION_FAILED"
+        code = ErrorCode.GRAPHQL_VALIDATION_FAILED
     return {**error, "extensions": {**(error.get("extensions") or {}), "code": str(code)}}
 
 

@@ -21,7 +21,7 @@ from carbongraph.accounting.factors import FactorLibrary
 from carbongraph.accounting.rollup import Attribution, TotalsDelta
 from carbongraph.authz import Target, Viewer, individual_path
 from carbongraph.clock import Days, as_days
-from carbongraph.errors import UserErrorCode
+from carbongraph.errors import ErrorCode
 from carbongraph.locks import lock_accounts
 from carbongraph.models.base import utcnow
 from carbongraph.models.tables import C, H, I, R
@@ -30,9 +30,8 @@ SOURCES = ("METER", "APP", "PARTNER", "IMPORT")
 DATA_QUALITIES = ("METERED", "ESTIMATED", "SELF_REPORTED")
 
 
-# A row's errors are user errors (errors.UserErrorCode: its activity-record group and the
-# generic NOT_FOUND, FORBIDDEN, INVALID), passed on by the mutations as they are: one list.
-RecordErrorCode = UserErrorCode
+# A record's errors are the API's error codes (``ErrorCode``): one list.
+RecordErrorCode = ErrorCode
 
 
 @dataclass

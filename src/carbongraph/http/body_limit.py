@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from carbongraph import limits
 from carbongraph.config import Settings
+from carbongraph.errors import ErrorCode
 from carbongraph.http.errors import error_response
 from carbongraph.http.negotiation import error_media
 from carbongraph.http.state import BODY, TIMEOUT, state
@@ -107,7 +108,7 @@ class BodyLimit:
             response = error_response(
                 413,
                 f"The request body is larger than {limit} bytes.",
-                "REQUEST_TOO_LARGE",
+                ErrorCode.REQUEST_TOO_LARGE,
                 media_type=error_media(scope),
             )
             await response(scope, receive, send)

@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from carbongraph import limits
 from carbongraph.config import Settings
 from carbongraph.cost import query_cost
+from carbongraph.errors import ErrorCode
 from carbongraph.http.errors import error_response
 from carbongraph.http.negotiation import error_media
 from carbongraph.http.state import BODY, PRINCIPAL, state
@@ -94,7 +95,7 @@ class RateLimit:
         response = error_response(
             429,
             "Too many requests; retry later.",
-            "RATE_LIMITED",
+            ErrorCode.RATE_LIMITED,
             media_type=error_media(scope),
             **{"Retry-After": str(decision.retry_after)},
         )

@@ -120,6 +120,18 @@ _NODE_COMMON = "id externalRef createdAt updatedAt archivedAt"
 _CONNECTION = "pageInfo edges totalCount"
 _EDGE = "cursor node"
 _PAYLOAD = "userErrors"
+# The types listed through connections (`<Type>Connection`, `<Type>Edge`).
+_CONNECTED = (
+    "Enterprise",
+    "Community",
+    "Household",
+    "Individual",
+    "ApiKey",
+    "AuditEvent",
+    "ActionRecord",
+    "CampaignInfo",
+    "RewardInfo",
+)
 
 FIELD_POLICY: Mapping[str, Mapping[str, FieldPolicy]] = {
     # -- the hierarchy ----------------------------------------------------------------------
@@ -146,14 +158,8 @@ FIELD_POLICY: Mapping[str, Mapping[str, FieldPolicy]] = {
         **node(X, "displayName email credits householdHistory suggestions"),
         **node(X, "statement", SMALL),
     },
-    **{
-        f"{t}Connection": parent(_CONNECTION)
-        for t in ("Enterprise", "Community", "Household", "Individual", "ApiKey", "AuditEvent")
-    },
-    **{
-        f"{t}Edge": parent(_EDGE)
-        for t in ("Enterprise", "Community", "Household", "Individual", "ApiKey", "AuditEvent")
-    },
+    **{f"{t}Connection": parent(_CONNECTION) for t in _CONNECTED},
+    **{f"{t}Edge": parent(_EDGE) for t in _CONNECTED},
     "PageInfo": parent("hasNextPage hasPreviousPage startCursor endCursor"),
     "HouseholdMembershipPeriod": parent("validFrom validTo household"),
     # -- accounting -------------------------------------------------------------------------

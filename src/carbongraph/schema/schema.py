@@ -6,6 +6,7 @@ import logging
 import re
 import uuid
 from collections.abc import Iterator
+from decimal import Decimal
 
 import strawberry
 from graphql import GraphQLError
@@ -14,6 +15,7 @@ from strawberry.schema.config import StrawberryConfig
 
 from carbongraph.audit import audit_mutations
 from carbongraph.cost import CostLimitExtension
+from carbongraph.errors import ErrorCode
 from carbongraph.observability import tracing
 from carbongraph.observability.operations import OperationObserver
 from carbongraph.schema import policy
@@ -31,6 +33,7 @@ from carbongraph.schema.actions.mutations import (
     RewardMutations,
 )
 from carbongraph.schema.actions.queries import ActionQueries
+from carbongraph.schema.common import DECIMAL_SCALAR
 from carbongraph.schema.hierarchy.mutations import HierarchyMutations
 from carbongraph.schema.hierarchy.queries import HierarchyQueries
 from carbongraph.schema.hierarchy.types import (
@@ -87,7 +90,10 @@ class ProductionErrors(SchemaExtension):
                         "Internal server error.",
                         nodes=error.nodes,
                         path=error.path,
-                        extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
+                        extensions={
+                            "code": ErrorCode.INTERNAL_SERVER_ERROR,
+                            "requestId": request_id,
+                        },
                         # Kept (never shown) so that the HTTP layer can tell an outage (503).
                         original_error=error.original_error,
                     )
@@ -134,7 +140,7 @@ def _assemble() -> strawberry.federation.Schema:
         # 2.9: the newest version both Strawberry and the gateway's composer know; it has
         # @authenticated/@requiresScopes (2.5) and @cost/@listSize (2.9).
         federation_version="2.9",
-        config=StrawberryConfig(scalar_map={Grams: GRAMS_SCALAR}),
+        config=StrawberryConfig(scalar_map={Grams: GRAMS_SCALAR, Decimal: DECIMAL_SCALAR}),
         # Parsing and validating the same documents again costs several ms per request.
         extensions=[
             lambda: ParserCache(maxsize=1024),

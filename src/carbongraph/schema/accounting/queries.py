@@ -14,6 +14,7 @@ from carbongraph.errors import Forbidden
 from carbongraph.schema.accounting.types import (
     ActivityTypeInfo,
     EmissionFactor,
+    FactorBasis,
     Footprint,
     PeriodInput,
     Reductions,
@@ -58,15 +59,15 @@ class AccountingQueries:
         factor_key: str | None = None,
         region_code: str | None = None,
         valid_on: date | None = None,
-        basis: str | None = None,
+        basis: FactorBasis | None = None,
     ) -> list[EmissionFactor]:
         select = sa.select(FACTORS)
         if factor_key:
             select = select.where(FACTORS.c.factor_key == factor_key)
         if region_code:
             select = select.where(FACTORS.c.region_code == region_code)
-        if basis:
-            select = select.where(FACTORS.c.basis == basis)
+        if basis is not None:
+            select = select.where(FACTORS.c.basis == basis.value)
         if valid_on:
             select = select.where(
                 FACTORS.c.valid_from <= valid_on,

@@ -17,12 +17,16 @@ from carbongraph.actions.catalog import A as ACTION_TYPES
 from carbongraph.authz import Target
 from carbongraph.errors import MutationFailed, UserErrorCode, UserErrorData
 from carbongraph.resolvers.context import Info
+from carbongraph.schema.accounting.types import GhgScope
 from carbongraph.schema.actions.types import (
     ActionRecord,
     ActionTypeInfo,
+    CampaignGoalKind,
     CampaignInfo,
     CreditPolicyInfo,
+    EvidenceContentType,
     EvidenceInfo,
+    EvidenceKind,
     Redemption,
     RewardInfo,
     _action_row,
@@ -246,7 +250,7 @@ class ActionMutations:
             from carbongraph.services.hierarchy import load_target
 
             person = await load_target(
-                ctx, "Individual", pk, ["input", "individualId"], manage=False
+                ctx.caller, "Individual", pk, ["input", "individualId"], manage=False
             )
             # A Starlette UploadFile at run time; strawberry types Upload as bytes.
             data = await input.file.read(photos.MAX_BYTES + 1)  # type: ignore[attr-defined]
@@ -259,7 +263,7 @@ class ActionMutations:
             evidence = EvidenceInfo(
                 id=strawberry.ID(to_global_id("Evidence", row.id)),
                 sha256=row.sha256,
-                content_type=row.content_type,
+                content_type=EvidenceContentType(row.content_type),
                 captured_at=row.captured_at,
             )
         return UploadEvidencePayload(evidence=evidence, user_errors=errors)
@@ -347,7 +351,7 @@ async def _owner(
             UserErrorCode.NOT_FOUND,
             f"{field} is not a Community or Enterprise ID.",
         ) from exc
-    row = await load_target(info.context, type_name, pk, ["input", field], manage=False)
+    row = await load_target(info.context.caller, type_name, pk, ["input", field], manage=False)
     if managed_for and not info.context.viewer.can_manage(Target((row.path,))):
         raise MutationFailed.single(
             ["input", field], UserErrorCode.FORBIDDEN, f"Only its managers {managed_for} here."
@@ -434,7 +438,7 @@ class CreateCampaignInput:
     starts_on: date
     ends_on: date
     action_types: list[str]
-    goal_kind: str = "KG_CO2E"
+    goal_kind: CampaignGoalKind = CampaignGoalKind.KG_CO2E
     goal_value: int = 100
     bonus_percent: int = 100
 
@@ -462,7 +466,7 @@ class CampaignMutations:
                 starts_on=input.starts_on,
                 ends_on=input.ends_on,
                 action_types=input.action_types,
-                goal_kind=input.goal_kind,
+                goal_kind=input.goal_kind.value,
                 goal_value=input.goal_value,
                 bonus_percent=input.bonus_percent,
             )
@@ -534,12 +538,12 @@ class PublishActionTypeInput:
     unit: str
     credits_per_unit: int
     avoided_grams_per_unit: int
-    scope: str = strawberry.field(description="1, 2, 3 or 3+.")
+    scope: GhgScope
     category: int = 0
-    employer_scope: str = "3+"
+    employer_scope: GhgScope = GhgScope.SCOPE_3_PLUS
     employer_category: int = 0
     daily_cap: int = 1
-    evidence: str = strawberry.field(default="NONE", description="NONE, PHOTO or PARTNER.")
+    evidence: EvidenceKind = EvidenceKind.NONE
     self_report_cap: int = 0
     valid_from: date
     valid_to: date | None = None
@@ -567,12 +571,6 @@ class CatalogMutations:
                     ["input"], UserErrorCode.FORBIDDEN, "Only platform admins publish action types."
                 )
             problems = []
-            if input.scope not in {"1", "2", "3", "3+"}:
-                problems.append(("scope", "scope is 1, 2, 3 or 3+"))
-            if input.employer_scope not in {"1", "2", "3", "3+"}:
-                problems.append(("employerScope", "employerScope is 1, 2, 3 or 3+"))
-            if input.evidence not in {"NONE", "PHOTO", "PARTNER"}:
-                problems.append(("evidence", "evidence is NONE, PHOTO or PARTNER"))
             for name in ("credits_per_unit", "avoided_grams_per_unit", "daily_cap"):
                 if getattr(input, name) < 0 or (name == "daily_cap" and input.daily_cap == 0):
                     problems.append((name, f"{name} must be positive"))
@@ -593,12 +591,12 @@ class CatalogMutations:
                     "unit": input.unit,
                     "credits_per_unit": input.credits_per_unit,
                     "avoided_g_per_unit": input.avoided_grams_per_unit,
-                    "scope": input.scope,
+                    "scope": input.scope.value,
                     "category": input.category,
-                    "employer_scope": input.employer_scope,
+                    "employer_scope": input.employer_scope.value,
                     "employer_category": input.employer_category,
                     "daily_cap": input.daily_cap,
-                    "evidence": input.evidence,
+                    "evidence": input.evidence.value,
                     "self_report_cap": input.self_report_cap,
                     "valid_from": input.valid_from,
                     "valid_to": input.valid_to,

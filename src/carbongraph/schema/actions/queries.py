@@ -5,13 +5,11 @@ from __future__ import annotations
 import strawberry
 
 from carbongraph.schema.actions import types as actions
-from carbongraph.schema.actions.types import (
-    ActionTypeInfo,
-)
-from carbongraph.schema.common import MAX_PAGE, sized_field
+from carbongraph.schema.actions.types import ActionStatus, ActionTypeInfo
+from carbongraph.schema.common import CONNECTION_SIZE, MAX_PAGE, sized_field
+from carbongraph.schema.relay import Connection
 
-# Campaigns or rewards of one owner (assumed: these lists are not paginated yet).
-OWNED_LISTS = 20
+PAGE = "Keyset pagination: `first`/`after` forwards, `last`/`before` backwards."
 
 
 @strawberry.type
@@ -20,29 +18,52 @@ class ActionQueries:
     async def action_types(self, info: strawberry.Info) -> list[ActionTypeInfo]:
         return await actions.action_types(info)
 
-    @sized_field(
-        MAX_PAGE, "Actions of a community awaiting (or past) a decision.", slicing=("first",)
+    @strawberry.federation.field(
+        description="Actions of a community awaiting (or past) a decision, oldest first "
+        "(the community's managers). " + PAGE,
+        directives=[CONNECTION_SIZE],
     )
     async def action_review_queue(
         self,
         info: strawberry.Info,
         community_id: strawberry.ID,
-        status: str = "PENDING",
+        status: ActionStatus = ActionStatus.PENDING,
         action_type: str | None = None,
-        first: int = 20,
+        first: int | None = None,
         after: str | None = None,
-    ) -> list[actions.ActionRecord]:
-        return await actions.review_queue(info, community_id, status, action_type, first, after)
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[actions.ActionRecord]:  # type: ignore[type-var]
+        return await actions.review_queue(
+            info, community_id, status, action_type, first, after, last, before
+        )
 
-    # Not paginated yet: a community runs a few campaigns at a time.
-    @sized_field(OWNED_LISTS, "Campaigns run by a community or an enterprise.")
+    @strawberry.federation.field(
+        description="Campaigns run by a community or an enterprise, oldest first. " + PAGE,
+        directives=[CONNECTION_SIZE],
+    )
     async def campaigns(
-        self, info: strawberry.Info, owner_id: strawberry.ID
-    ) -> list[actions.CampaignInfo]:
-        return await actions.campaigns_of(info, owner_id)
+        self,
+        info: strawberry.Info,
+        owner_id: strawberry.ID,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[actions.CampaignInfo]:  # type: ignore[type-var]
+        return await actions.campaigns_of(info, owner_id, first, after, last, before)
 
-    @sized_field(OWNED_LISTS, "Rewards offered by a community or an enterprise.")
+    @strawberry.federation.field(
+        description="Rewards offered by a community or an enterprise, oldest first. " + PAGE,
+        directives=[CONNECTION_SIZE],
+    )
     async def rewards(
-        self, info: strawberry.Info, owner_id: strawberry.ID
-    ) -> list[actions.RewardInfo]:
-        return await actions.rewards_of(info, owner_id)
+        self,
+        info: strawberry.Info,
+        owner_id: strawberry.ID,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[actions.RewardInfo]:  # type: ignore[type-var]
+        return await actions.rewards_of(info, owner_id, first, after, last, before)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from enum import Enum
 from typing import Any
 
 import sqlalchemy as sa
@@ -14,14 +15,124 @@ from carbongraph.actions import record as service
 from carbongraph.actions.catalog import A as ACTION_TYPES
 from carbongraph.authz import Access, Target
 from carbongraph.errors import Forbidden
+from carbongraph.resolvers.hierarchy import root_count, root_page
 from carbongraph.schema import policy
-from carbongraph.schema.accounting.types import SuppressionReason
+from carbongraph.schema.accounting.types import GhgScope, SuppressionReason
 from carbongraph.schema.common import (
     MAX_PAGE,
+    described_enum,
     sized_field,
 )
 from carbongraph.schema.node import fetch_row
-from carbongraph.schema.relay import decode_global_id, to_global_id
+from carbongraph.schema.relay import (
+    Connection,
+    build_connection,
+    decode_global_id,
+    page_args,
+    to_global_id,
+)
+
+# -- closed sets: GraphQL enums whose Python values are the stored values (mapped here, at the
+# schema's edge).
+
+
+class ActionStatus(Enum):
+    PENDING = "PENDING"
+    APPROVED = "APPROVED"
+    REJECTED = "REJECTED"
+    REVERSED = "REVERSED"
+
+
+described_enum(
+    ActionStatus,
+    "Where a recorded action stands.",
+    {
+        ActionStatus.PENDING: "Awaiting a community manager's decision (a photo to check).",
+        ActionStatus.APPROVED: "Credited.",
+        ActionStatus.REJECTED: "Turned down; nothing credited.",
+        ActionStatus.REVERSED: "Approved, then undone: its credits and reductions reversed.",
+    },
+)
+
+
+class ActionSource(Enum):
+    SELF = "SELF"
+    PARTNER = "PARTNER"
+
+
+described_enum(
+    ActionSource,
+    "Who reported an action.",
+    {
+        ActionSource.SELF: "The person (`recordAction`).",
+        ActionSource.PARTNER: "A partner service, verified (`recordVerifiedActions`).",
+    },
+)
+
+
+class EvidenceKind(Enum):
+    NONE = "NONE"
+    PHOTO = "PHOTO"
+    PARTNER = "PARTNER"
+
+
+described_enum(
+    EvidenceKind,
+    "What an action type needs before it earns.",
+    {
+        EvidenceKind.NONE: "Nothing: self-reported.",
+        EvidenceKind.PHOTO: "A photo (`uploadEvidence`), checked by a community manager.",
+        EvidenceKind.PARTNER: "A partner's verification; self-reports only up to "
+        "`selfReportCap` a day.",
+    },
+)
+
+
+class EvidenceContentType(Enum):
+    JPEG = "image/jpeg"
+    PNG = "image/png"
+    WEBP = "image/webp"
+
+
+described_enum(
+    EvidenceContentType,
+    "The image format of uploaded evidence (from its bytes, whatever the client said).",
+    {member: member.value for member in EvidenceContentType},
+)
+
+
+class CampaignGoalKind(Enum):
+    KG_CO2E = "KG_CO2E"
+    PARTICIPANTS = "PARTICIPANTS"
+
+
+described_enum(
+    CampaignGoalKind,
+    "What a campaign's goal counts.",
+    {
+        CampaignGoalKind.KG_CO2E: "Kilograms of CO2e avoided.",
+        CampaignGoalKind.PARTICIPANTS: "People who took an eligible action.",
+    },
+)
+
+
+class CreditEntryKind(Enum):
+    GRANT = "GRANT"
+    REVERSAL = "REVERSAL"
+    REDEMPTION = "REDEMPTION"
+    EXPIRY = "EXPIRY"
+
+
+described_enum(
+    CreditEntryKind,
+    "What a credits ledger entry records.",
+    {
+        CreditEntryKind.GRANT: "Credits earned by an action (or a campaign's bonus on it).",
+        CreditEntryKind.REVERSAL: "The credits of a reversed action taken back.",
+        CreditEntryKind.REDEMPTION: "Credits spent on a reward.",
+        CreditEntryKind.EXPIRY: "Credits expired under the programme's credit policy.",
+    },
+)
 
 
 @strawberry.type(description="A kind of low-carbon action and what it earns.")
@@ -33,12 +144,12 @@ class ActionTypeInfo:
     unit: str
     credits_per_unit: int
     avoided_grams_per_unit: int
-    scope: str = strawberry.field(description="1, 2, 3 or 3+.")
+    scope: GhgScope
     category: int
-    employer_scope: str = strawberry.field(description="Reported this way via an employer.")
+    employer_scope: GhgScope = strawberry.field(description="Reported this way via an employer.")
     employer_category: int
     daily_cap: int
-    evidence: str = strawberry.field(description="NONE, PHOTO or PARTNER.")
+    evidence: EvidenceKind
     self_report_cap: int
     valid_from: date
     valid_to: date | None
@@ -54,12 +165,12 @@ class ActionTypeInfo:
             unit=r.unit,
             credits_per_unit=r.credits_per_unit,
             avoided_grams_per_unit=r.avoided_g_per_unit,
-            scope=r.scope,
+            scope=GhgScope(r.scope),
             category=r.category,
-            employer_scope=r.employer_scope,
+            employer_scope=GhgScope(r.employer_scope),
             employer_category=r.employer_category,
             daily_cap=r.daily_cap,
-            evidence=r.evidence,
+            evidence=EvidenceKind(r.evidence),
             self_report_cap=r.self_report_cap,
             valid_from=r.valid_from,
             valid_to=r.valid_to,
@@ -78,7 +189,7 @@ async def action_types(info: strawberry.Info) -> list[ActionTypeInfo]:
 class EvidenceInfo:
     id: strawberry.ID
     sha256: str
-    content_type: str
+    content_type: EvidenceContentType
     captured_at: datetime | None = strawberry.field(description="EXIF capture time, if any.")
 
 
@@ -89,8 +200,8 @@ class ActionRecord:
     action_type: str
     units: int
     occurred_on: date
-    status: str
-    source: str
+    status: ActionStatus
+    source: ActionSource
     credits: int
     avoided_grams: int
     external_id: str | None
@@ -105,7 +216,7 @@ class ActionRecord:
             photo = EvidenceInfo(
                 id=strawberry.ID(to_global_id("Evidence", r.evidence_id)),
                 sha256=r.sha256,
-                content_type=r.content_type,
+                content_type=EvidenceContentType(r.content_type),
                 captured_at=r.captured_at,
             )
         return cls(
@@ -114,8 +225,8 @@ class ActionRecord:
             action_type=r.code,
             units=r.units,
             occurred_on=r.occurred_on,
-            status=r.status,
-            source=r.source,
+            status=ActionStatus(r.status),
+            source=ActionSource(r.source),
             credits=r.credits,
             avoided_grams=r.avoided_g,
             external_id=r.external_id,
@@ -128,7 +239,7 @@ class ActionRecord:
 @strawberry.type(description="One append-only entry of a credits ledger.")
 class CreditEntry:
     id: strawberry.ID
-    kind: str = strawberry.field(description="GRANT, REVERSAL, REDEMPTION or EXPIRY.")
+    kind: CreditEntryKind
     amount: int
     note: str | None
     created_at: datetime
@@ -149,7 +260,7 @@ class Credits:
         return [
             CreditEntry(
                 id=strawberry.ID(to_global_id("CreditEntry", r.id)),
-                kind=r.kind,
+                kind=CreditEntryKind(r.kind),
                 amount=r.amount,
                 note=r.note,
                 created_at=r.created_at,
@@ -182,23 +293,28 @@ async def _action_row(db: Any, pk: int) -> Any:
     ).one()
 
 
+# Relay's Connection types its items as Nodes (its TypeVar's bound, for typing only): these
+# lists' items carry global IDs but are not Nodes (no `node(id:)`), hence the ignores.
 async def review_queue(
     info: Any,
     community_id: strawberry.ID,
-    status: str,
+    status: ActionStatus,
     action_type: str | None,
-    first: int,
+    first: int | None,
     after: str | None,
-) -> list[ActionRecord]:
+    last: int | None,
+    before: str | None,
+) -> Connection[ActionRecord]:  # type: ignore[type-var]
     community = await fetch_row(info, "Community", decode_global_id(community_id, ["Community"])[1])
     if not info.context.viewer.can_manage(Target((community.path,))):
         raise Forbidden("Only the community's managers see its review queue.")
-    after_pk = decode_global_id(after, ["ActionRecord"])[1] if after else None
-    first = max(0, min(first, info.context.settings.max_page_size))
-    rows = await info.context.db.execute(
-        review.queue_statement(community.path, status, action_type, after_pk, first)
+    args = page_args(info, first, after, last, before)
+    db = info.context.db
+    select = review.queue_select(community.path, status.value, action_type)
+    page = await root_page(db, select, args)
+    return build_connection(  # type: ignore[type-var]
+        page, ActionRecord.from_row, lambda: root_count(db, select)
     )
-    return [ActionRecord.from_row(r) for r in rows]
 
 
 @strawberry.type(description="Something a community or enterprise offers for credits.")
@@ -229,21 +345,37 @@ class Redemption:
     created_at: datetime
 
 
-async def _owned_rows(info: Any, owner_id: strawberry.ID, table: sa.Table) -> list[Any]:
-    """Rows of ``table`` owned by a Community or Enterprise the viewer can see."""
+async def _owned_page(
+    info: Any,
+    owner_id: strawberry.ID,
+    table: sa.Table,
+    to_node: Any,
+    first: int | None,
+    after: str | None,
+    last: int | None,
+    before: str | None,
+) -> Connection[Any]:
+    """A page of the rows of ``table`` owned by a Community or Enterprise the viewer can see."""
     type_name, pk = decode_global_id(owner_id, ["Community", "Enterprise"])
     await fetch_row(info, type_name, pk)  # NOT_FOUND / FORBIDDEN for strangers
-    return list(
-        await info.context.db.execute(
-            sa.select(table)
-            .where(table.c.owner_type == type_name, table.c.owner_id == pk)
-            .order_by(table.c.id)
-        )
+    args = page_args(info, first, after, last, before)
+    db = info.context.db
+    select = sa.select(table).where(table.c.owner_type == type_name, table.c.owner_id == pk)
+    page = await root_page(db, select, args)
+    return build_connection(page, to_node, lambda: root_count(db, select))
+
+
+async def rewards_of(
+    info: Any,
+    owner_id: strawberry.ID,
+    first: int | None,
+    after: str | None,
+    last: int | None,
+    before: str | None,
+) -> Connection[RewardInfo]:  # type: ignore[type-var]
+    return await _owned_page(
+        info, owner_id, rewards.RW, RewardInfo.from_row, first, after, last, before
     )
-
-
-async def rewards_of(info: Any, owner_id: strawberry.ID) -> list[RewardInfo]:
-    return [RewardInfo.from_row(r) for r in await _owned_rows(info, owner_id, rewards.RW)]
 
 
 @strawberry.type(
@@ -280,7 +412,7 @@ class CampaignInfo:
     starts_on: date
     ends_on: date
     action_types: list[str]
-    goal_kind: str = strawberry.field(description="KG_CO2E or PARTICIPANTS.")
+    goal_kind: CampaignGoalKind
     goal_value: int
     bonus_percent: int = strawberry.field(description="Credits multiplier; 100 is none.")
     row: strawberry.Private[Any]
@@ -293,7 +425,7 @@ class CampaignInfo:
             starts_on=r.starts_on,
             ends_on=r.ends_on,
             action_types=r.action_types.split(","),
-            goal_kind=r.goal_kind,
+            goal_kind=CampaignGoalKind(r.goal_kind),
             goal_value=r.goal_value,
             bonus_percent=r.bonus_percent,
             row=r,
@@ -371,9 +503,17 @@ class CampaignInfo:
         )
 
 
-async def campaigns_of(info: Any, owner_id: strawberry.ID) -> list[CampaignInfo]:
-    rows = await _owned_rows(info, owner_id, campaigns.CP)
-    return [CampaignInfo.from_row(r) for r in rows]
+async def campaigns_of(
+    info: Any,
+    owner_id: strawberry.ID,
+    first: int | None,
+    after: str | None,
+    last: int | None,
+    before: str | None,
+) -> Connection[CampaignInfo]:  # type: ignore[type-var]
+    return await _owned_page(
+        info, owner_id, campaigns.CP, CampaignInfo.from_row, first, after, last, before
+    )
 
 
 @strawberry.type

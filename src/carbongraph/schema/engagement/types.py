@@ -38,8 +38,8 @@ def resolve_period(info: Info, period: PeriodInput | None) -> Period:
     return period.to_period() if period is not None else lb.default_period(info.context.today)
 
 
-def _quantity(milli: int) -> str:
-    return f"{(Decimal(milli) / 1000).normalize():f}"
+def _quantity(milli: int) -> Decimal:
+    return (Decimal(milli) / 1000).normalize()
 
 
 # -- statements -------------------------------------------------------------------------------
@@ -53,7 +53,7 @@ STATEMENT_WEEKS = 6
 class UtilityUsage:
     activity_type: str
     unit: str
-    quantity: str = strawberry.field(description="Exact decimal, in `unit`.")
+    quantity: Decimal = strawberry.field(description="In `unit`.")
     emissions: Grams = strawberry.field(description="Location-based CO2e of this use.")
     clean_energy_offset: Grams
 
@@ -133,10 +133,10 @@ class StatementUsageRanking:
         description="Share of the peers ranked at or below this one: 100 is the best."
     )
     peer_count: int = strawberry.field(description="Peers with such use in the period.")
-    per_capita: str | None = strawberry.field(
+    per_capita: Decimal | None = strawberry.field(
         description="This account's use per person; null when it has none."
     )
-    peer_average_per_capita: str | None = strawberry.field(
+    peer_average_per_capita: Decimal | None = strawberry.field(
         description="The peers' use per person; null when suppressed."
     )
     suppressed: bool = strawberry.field(

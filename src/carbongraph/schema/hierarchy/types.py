@@ -11,7 +11,6 @@ from strawberry.federation.schema_directives import Cost
 
 from carbongraph import audit
 from carbongraph.authz import Target
-from carbongraph.resolvers import dataloaders as dl
 from carbongraph.resolvers.context import Info
 from carbongraph.resolvers.dataloaders import IndividualRecord, node_target
 from carbongraph.schema.accounting.types import (
@@ -36,6 +35,7 @@ from carbongraph.schema.engagement.types import (
     statement_of,
 )
 from carbongraph.schema.enums import CommunityKind, DwellingType, EnterpriseKind, LeaderboardMetric
+from carbongraph.schema.hierarchy import loaders as dl
 from carbongraph.schema.insights.types import (
     SUGGESTIONS,
     GhgInventory,
@@ -491,8 +491,15 @@ class IndividualNode(_Entity):
     async def credits(self, info: strawberry.Info) -> Credits | None:
         return await credits_of(info, self.pk)
 
-    @personal_field("Every household this person has lived in, oldest first.", size=10)
-    async def household_history(self, info: strawberry.Info) -> list[HouseholdMembershipPeriod]:
+    # Nullable like every field above its type's level: a refusal (FORBIDDEN) nulls the field,
+    # not the whole person.
+    @personal_field(
+        "Every household this person has lived in, oldest first; null without personal access.",
+        size=10,
+    )
+    async def household_history(
+        self, info: strawberry.Info
+    ) -> list[HouseholdMembershipPeriod] | None:
         rows = await info.context.loaders.membership_history.load(self.pk)
         return [
             HouseholdMembershipPeriod(

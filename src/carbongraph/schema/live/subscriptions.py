@@ -97,7 +97,9 @@ async def _listening(ctx: LiveContext) -> None:
             return
         except TimeoutError:
             pass
-    raise CodedError("Live updates are unavailable right now; retry later.", code="UNAVAILABLE")
+    raise CodedError(
+        "Live updates are unavailable right now; retry later.", code=ErrorCode.UNAVAILABLE
+    )
 
 
 def _hub(ctx: LiveContext) -> Any:
