@@ -441,7 +441,7 @@ async def test_a_revoked_grant_ends_the_subscription(engine, live):
 
 
 async def test_unexpected_failures_are_masked(engine, live, monkeypatch):
-    import carbongraph.schema.live as live_schema
+    import carbongraph.schema.live.subscriptions as live_schema
 
     async def broken(_db, _pk):
         raise RuntimeError("password=hunter2 in a driver message")

@@ -42,7 +42,7 @@ from carbongraph.cost import query_cost
 from carbongraph.errors import ErrorCode
 from carbongraph.observability import metrics
 from carbongraph.ratelimit import RateLimiter
-from carbongraph.schema.live import LiveContext
+from carbongraph.schema.live.subscriptions import LiveContext
 from carbongraph.schema.schema import SUGGESTION
 from carbongraph.schema.schema import schema as default_schema
 
@@ -226,7 +226,7 @@ class LiveEndpoint(GraphQL[LiveContext, None]):
         if estimated > settings.max_cost:
             return _error(
                 f"The operation's estimated cost {estimated} exceeds {settings.max_cost}.",
-                "COST_LIMIT_EXCEEDED",
+                ErrorCode.COST_LIMIT_EXCEEDED,
             )
         if self.rate_limiter is not None and ctx.principal is not None:
             client = ctx.request.client if ctx.request is not None else None
@@ -235,5 +235,5 @@ class LiveEndpoint(GraphQL[LiveContext, None]):
                 max(1, estimated),
             )
             if not decision.allowed:
-                return _error("Too many requests; retry later.", "RATE_LIMITED")
+                return _error("Too many requests; retry later.", ErrorCode.RATE_LIMITED)
         return None

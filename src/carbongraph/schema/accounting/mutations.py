@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from enum import Enum
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -14,8 +14,10 @@ from carbongraph.accounting.ingest import ActivityInput, ingest
 from carbongraph.errors import MutationFailed, UserErrorCode, UserErrorData
 from carbongraph.models.accounting import ActivityRecord as ActivityRecordModel
 from carbongraph.resolvers.context import Info
-from carbongraph.schema.accounting import (
+from carbongraph.schema.accounting.types import (
     ActivityRecord,
+    ActivitySource,
+    DataQuality,
     Footprint,
     PeriodInput,
     RollupPath,
@@ -35,26 +37,11 @@ R = ActivityRecordModel.__table__
 MAX_BATCH = 1000
 
 
-@strawberry.enum
-class ActivitySource(Enum):
-    METER = "METER"
-    APP = "APP"
-    PARTNER = "PARTNER"
-    IMPORT = "IMPORT"
-
-
-@strawberry.enum
-class DataQuality(Enum):
-    METERED = "METERED"
-    ESTIMATED = "ESTIMATED"
-    SELF_REPORTED = "SELF_REPORTED"
-
-
 @strawberry.input(description="One reading for an individual or a household's own meter.")
 class RecordActivityInput:
     account_id: strawberry.ID = strawberry.field(description="An Individual or a Household.")
     activity_type: str = strawberry.field(description="See `activityTypes`, e.g. ELECTRICITY.")
-    quantity: str = strawberry.field(description='Decimal, not negative, e.g. "300".')
+    quantity: Decimal = strawberry.field(description='Not negative, e.g. "300".')
     unit: str = strawberry.field(description="kWh, MWh, m3, L, GJ, …")
     period_start: date
     period_end: date = strawberry.field(description="Inclusive; local days.")
@@ -80,8 +67,7 @@ class RecordActivitiesInput:
 class RecordActivitiesPayload:
     # One per input record (up to MAX_BATCH); priced as a page: the input is the work.
     records: list[ActivityRecord] = sized_field(
-        MAX_PAGE,
-        description="The records, in input order (replays return the stored record)."
+        MAX_PAGE, description="The records, in input order (replays return the stored record)."
     )
     created_count: int
     unchanged_count: int
@@ -124,7 +110,7 @@ def _to_activity(item: RecordActivityInput, index: int) -> ActivityInput:
         account_type=type_name,
         account_id=pk,
         activity_type=item.activity_type,
-        quantity=item.quantity,
+        quantity=f"{item.quantity:f}",
         unit=item.unit,
         period_start=item.period_start,
         period_end=item.period_end,
@@ -212,7 +198,7 @@ async def _recalculate(info: Info, input: RecalculateFootprintInput) -> Recalcul
                 ) from exc
             from carbongraph.services.hierarchy import load_target
 
-            await load_target(ctx, type_name, pk, ["input", "nodeId"])
+            await load_target(ctx.caller, type_name, pk, ["input", "nodeId"])
             via = input.via.value if type_name == "Enterprise" else ""
             key = (NODE_LETTER[type_name], pk, via)
         counts["examined"], counts["changed"] = await reads.recalculate(ctx.db, key, span)

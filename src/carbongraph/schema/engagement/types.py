@@ -21,7 +21,8 @@ from carbongraph.engagement import leaderboards as lb
 from carbongraph.engagement import statements as st
 from carbongraph.errors import BadUserInput
 from carbongraph.resolvers.context import Info
-from carbongraph.schema.accounting import (
+from carbongraph.schema import policy
+from carbongraph.schema.accounting.types import (
     Grams,
     PeriodInput,
     PeriodRange,
@@ -37,8 +38,8 @@ def resolve_period(info: Info, period: PeriodInput | None) -> Period:
     return period.to_period() if period is not None else lb.default_period(info.context.today)
 
 
-def _quantity(milli: int) -> str:
-    return f"{(Decimal(milli) / 1000).normalize():f}"
+def _quantity(milli: int) -> Decimal:
+    return (Decimal(milli) / 1000).normalize()
 
 
 # -- statements -------------------------------------------------------------------------------
@@ -46,11 +47,13 @@ def _quantity(milli: int) -> str:
 
 # A statement covers about a month: at most six partial weeks.
 STATEMENT_WEEKS = 6
+
+
 @strawberry.type(description="Use of one utility (activity type) over a week or a period.")
 class UtilityUsage:
     activity_type: str
     unit: str
-    quantity: str = strawberry.field(description="Exact decimal, in `unit`.")
+    quantity: Decimal = strawberry.field(description="In `unit`.")
     emissions: Grams = strawberry.field(description="Location-based CO2e of this use.")
     clean_energy_offset: Grams
 
@@ -130,10 +133,10 @@ class StatementUsageRanking:
         description="Share of the peers ranked at or below this one: 100 is the best."
     )
     peer_count: int = strawberry.field(description="Peers with such use in the period.")
-    per_capita: str | None = strawberry.field(
+    per_capita: Decimal | None = strawberry.field(
         description="This account's use per person; null when it has none."
     )
-    peer_average_per_capita: str | None = strawberry.field(
+    peer_average_per_capita: Decimal | None = strawberry.field(
         description="The peers' use per person; null when suppressed."
     )
     suppressed: bool = strawberry.field(
@@ -182,21 +185,29 @@ class Statement:
         return await _usage_ranking(info, ranking, self.data.period)
 
 
-async def _peers_withheld(
-    info: Info, population: int, scope_path: str, span: Period
-) -> privacy.SuppressionReason | None:
-    """The peers' averages are figures over part of the peers' community (homes with data, of
-    one dwelling type): withheld like a footprint of that part (docs/privacy.md)."""
+async def _standing(info: Info, standing: st.Standing, span: Period) -> dict[str, Any]:
+    """The fields both ranking types share. The peers' averages are figures over part of the
+    peers' community (homes with data, of one dwelling type): withheld like a footprint of that
+    part (docs/privacy.md); the same rule for the net and the usage ranking."""
     ctx = info.context
+    scope_path = standing.peer_scope_path
     decision = await privacy.part_of_node(
         ctx.loaders.cell_groups,
-        ctx.viewer.access(Target((scope_path,))),
+        policy.level(info, Target((scope_path,))),
         ctx.settings.small_cell_k,
         scope_path,
         span.end,
-        population,
+        standing.population,
     )
-    return decision.part
+    return {
+        "peers": standing.peers,
+        "peer_community": standing.peer_community,
+        "rank": standing.rank,
+        "percentile": standing.percentile,
+        "peer_count": standing.entry_count,
+        "suppressed": decision.part is not None,
+        "suppression_reason": decision.part,
+    }
 
 
 async def _usage_ranking(
@@ -204,40 +215,27 @@ async def _usage_ranking(
 ) -> StatementUsageRanking | None:
     if ranking is None:
         return None
-    # The same rule as the net ranking's averages, over this board's peers.
-    reason = await _peers_withheld(info, ranking.population, ranking.peer_scope_path, span)
-    suppressed = reason is not None
+    shared = await _standing(info, ranking.standing, span)
+    suppressed = shared["suppressed"]
     own, average = ranking.per_capita_milli, ranking.average_per_capita_milli
     return StatementUsageRanking(
         activity_type=ranking.activity_type,
         unit=ranking.unit,
-        peers=ranking.peers,
-        peer_community=ranking.peer_community,
-        rank=ranking.rank,
-        percentile=ranking.percentile,
-        peer_count=ranking.entry_count,
         per_capita=None if own is None else _quantity(own),
         peer_average_per_capita=None if suppressed or average is None else _quantity(average),
-        suppressed=suppressed,
-        suppression_reason=reason,
+        **shared,
     )
 
 
 async def _ranking(info: Info, ranking: st.Ranking | None, span: Period) -> StatementRanking | None:
     if ranking is None:
         return None
-    reason = await _peers_withheld(info, ranking.population, ranking.peer_scope_path, span)
-    suppressed = reason is not None
+    shared = await _standing(info, ranking.standing, span)
+    suppressed = shared["suppressed"]
     return StatementRanking(
-        peers=ranking.peers,
-        peer_community=ranking.peer_community,
-        rank=ranking.rank,
-        percentile=ranking.percentile,
-        peer_count=ranking.entry_count,
         peer_average_net=None if suppressed else ranking.average_net_g,
         peer_average_per_capita=None if suppressed else ranking.average_per_capita_g,
-        suppressed=suppressed,
-        suppression_reason=reason,
+        **shared,
     )
 
 
@@ -262,9 +260,7 @@ async def statement_of(
         # The ranking names the household's community and ranks among its homes: only where
         # the viewer may see that household (an employer's admin of someone living in another
         # tenant may not; row-level security hides it on PostgreSQL anyway).
-        seen = (
-            row is not None and info.context.viewer.access(Target((row.path,))) >= Access.AGGREGATE
-        )
+        seen = row is not None and policy.visible(info, "Household", Target((row.path,)))
         household = (row.id, row.path, row.dwelling_type) if seen else None
     subject = st.Subject(node, pk, *(household or (None, None, None)))
     data = await st.build(db, subject, span)
@@ -433,7 +429,6 @@ async def leaderboard_of(
         )
     position = lb.decode_cursor(after)
     result = await lb.page(info.context.db, board, size, position)
-    viewer = info.context.viewer
     k = settings.small_cell_k
     span = PeriodRange(from_=board.period.start, to=board.period.end)
     metric = LeaderboardMetric(board.metric)
@@ -441,7 +436,7 @@ async def leaderboard_of(
     # one dwelling type; docs/privacy.md). The whole board goes when that part is a small cell
     # or the scope itself is withheld; when only the rest of the scope is small, the entries
     # (cells decided on their own below) stand and just the head count is withheld.
-    scope_access = viewer.access(Target((board.scope_path,)))
+    scope_access = policy.level(info, Target((board.scope_path,)))
     if not privacy.exempt(scope_access, k) and board.level != lb.INDIVIDUALS:
         # The scope's groups and the entries' in one statement.
         paths = [board.scope_path, *(e.path for e in result.entries)]
@@ -482,7 +477,7 @@ async def leaderboard_of(
     # Households and communities are withheld exactly as their footprints are (small cells
     # and their complements, docs/privacy.md), so a board and a footprint never combine into
     # more than either shows; a person is always a small cell.
-    accesses = [viewer.access(t) for t in targets]
+    accesses = [policy.level(info, t) for t in targets]
     reasons = await privacy.node_cells(
         info.context.loaders.cell_groups,
         k,
