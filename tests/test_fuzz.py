@@ -133,6 +133,14 @@ def _register_scalars(ids: list[str]) -> dict[str, st.SearchStrategy[graphql.Val
         # Mostly real objects, sometimes garbage and other types' IDs.
         "ID": st.one_of(st.sampled_from(ids).map(nodes.String), strings),
         "Grams": st.integers(-(2**53), 2**53).map(nodes.Int),
+        # Exact decimals as strings (and integers), sometimes not a number at all.
+        "Decimal": st.one_of(
+            st.decimals(allow_nan=False, allow_infinity=False, places=4).map(
+                lambda d: nodes.String(str(d))
+            ),
+            st.integers(-(10**9), 10**9).map(nodes.Int),
+            strings,
+        ),
         "JSON": strings,
         "Upload": st.just(nodes.Null),  # uploads are multipart; a JSON request sends null
         "_Any": strings,
