@@ -29,7 +29,7 @@ from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 
-from carbongraph import limits, migrate
+from carbongraph import limits, migrate, planner
 from carbongraph.authz import InvalidToken, Principal, TokenVerifier
 from carbongraph.authz.api_keys import ApiKeyPrincipal, looks_like_key, touch_statement
 from carbongraph.config import Settings
@@ -138,7 +138,18 @@ class GraphQLEndpoint(GraphQL):
         self.verifier = TokenVerifier(settings)
 
     def encode_json(self, data: object) -> bytes:
-        return orjson.dumps(data)
+        return planner.encode(data, orjson.dumps)  # planned `data` is JSON text already
+
+    async def execute_single(self, *args: Any, **kwargs: Any) -> Any:
+        """A query operation over the hierarchy on PostgreSQL is answered by one compiled
+        statement (carbongraph.planner); anything else, and anything the planner declines, by
+        Strawberry."""
+        data, context = kwargs["request_data"], kwargs["context"]
+        outcome = await planner.try_plan(
+            self.schema._schema, context, data.query, data.variables, data.operation_name
+        )
+        result = outcome.result or await super().execute_single(*args, **kwargs)
+        return planner.annotate(result, outcome, self.settings)
 
     def _authenticate(self, request: Request) -> Principal:
         header = request.headers.get("authorization")
