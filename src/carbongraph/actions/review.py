@@ -11,7 +11,7 @@ from carbongraph import evidence as photos
 from carbongraph.accounting.rollup import Attribution, TotalsDelta
 from carbongraph.actions.catalog import A
 from carbongraph.actions.record import AR, CE, EV, H, grant, targets_with_scope
-from carbongraph.authz import Access, Target, Viewer
+from carbongraph.authz import Target, Viewer
 from carbongraph.errors import MutationFailed, UserErrorCode
 from carbongraph.live import publish as live
 from carbongraph.locks import lock_people
@@ -91,7 +91,7 @@ async def _managed_action(db: Any, viewer: Viewer, action_id: int) -> Any:
     if row is not None and row.household_id is not None:
         path = await db.scalar(sa.select(H.c.path).where(H.c.id == row.household_id))
     target = Target((path,)) if path else Target(())
-    if row is None or viewer.access(target) is Access.NONE:
+    if row is None or not viewer.sees(target):
         raise MutationFailed.single(
             ["input", "actionId"], UserErrorCode.NOT_FOUND, "No such action."
         )

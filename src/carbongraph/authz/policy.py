@@ -102,6 +102,11 @@ class Viewer:
             return Access.PUBLIC
         return Access.NONE
 
+    def sees(self, target: Target) -> bool:
+        """Whether the node is visible at all (any access): services answer NOT_FOUND
+        otherwise."""
+        return self.access(target) > Access.NONE
+
     def may_know_exists(self, target: Target) -> bool:
         """Whether a refusal may say FORBIDDEN (same tenant) rather than NOT_FOUND."""
         return self.is_platform_admin or any(tenant_of(p) in self.tenants for p in target.paths)

@@ -17,6 +17,7 @@ from carbongraph.accounting.activities import ACTIVITY_TYPES
 from carbongraph.accounting.reads import FootprintData, Period
 from carbongraph.authz import Target
 from carbongraph.errors import BadUserInput, Suppressed
+from carbongraph.schema import policy
 from carbongraph.schema.common import SCOPE3_CATEGORIES, list_size, sized_field
 from carbongraph.schema.relay import to_global_id
 
@@ -386,7 +387,7 @@ async def suppression(
     # Enterprises above a community count their people through their communities.
     return await privacy.node_cell(
         ctx.loaders.cell_groups,
-        ctx.viewer.access(target),
+        policy.level(info, target),
         ctx.settings.small_cell_k,
         target.paths[0],
         span.end,

@@ -79,8 +79,7 @@ class RecordActivitiesInput:
 class RecordActivitiesPayload:
     # One per input record (up to MAX_BATCH); priced as a page: the input is the work.
     records: list[ActivityRecord] = sized_field(
-        MAX_PAGE,
-        description="The records, in input order (replays return the stored record)."
+        MAX_PAGE, description="The records, in input order (replays return the stored record)."
     )
     created_count: int
     unchanged_count: int

@@ -17,6 +17,7 @@ from carbongraph.actions import record as service
 from carbongraph.actions.catalog import A as ACTION_TYPES
 from carbongraph.authz import Access, Target
 from carbongraph.errors import Forbidden, MutationFailed, UserErrorCode, UserErrorData
+from carbongraph.schema import policy
 from carbongraph.schema.accounting import SuppressionReason
 from carbongraph.schema.common import (
     MAX_PAGE,
@@ -148,9 +149,7 @@ class Credits:
     balance: int
     individual_id: strawberry.Private[int]
 
-    @sized_field(
-        MAX_PAGE, "Newest first; `after` is an entry ID's cursor.", slicing=("first",)
-    )
+    @sized_field(MAX_PAGE, "Newest first; `after` is an entry ID's cursor.", slicing=("first",))
     async def ledger(
         self, info: strawberry.Info, first: int = 20, after: str | None = None
     ) -> list[CreditEntry]:
@@ -712,7 +711,7 @@ class CampaignInfo:
     async def progress(self, info: strawberry.Info) -> CampaignProgress:
         ctx = info.context
         p = await ctx.loaders.campaign_progress.load(self.row)
-        access = ctx.viewer.access(Target((self.row.owner_path,)))
+        access = policy.level(info, Target((self.row.owner_path,)))
         reason = None
         if not privacy.exempt(access, ctx.settings.small_cell_k):
             # The participants are cells like a footprint's people: small cells, and the
@@ -769,7 +768,7 @@ class CampaignInfo:
         ]
 
     def _manages(self, info: strawberry.Info) -> bool:
-        return info.context.viewer.access(Target((self.row.owner_path,))) >= Access.PERSONAL
+        return policy.level(info, Target((self.row.owner_path,))) >= Access.PERSONAL
 
     @staticmethod
     def _shown(info: strawberry.Info, manages: bool, individual_id: int) -> bool:

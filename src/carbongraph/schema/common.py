@@ -8,8 +8,7 @@ from typing import Any
 import strawberry
 from strawberry.federation.schema_directives import Cost, ListSize
 
-from carbongraph.authz import Access, Target
-from carbongraph.errors import Forbidden, NotFound, UserErrorCode, UserErrorData
+from carbongraph.errors import UserErrorCode, UserErrorData
 
 UserErrorCodeEnum = strawberry.enum(UserErrorCode, name="UserErrorCode")
 
@@ -57,17 +56,6 @@ def warnings_of(prefix: list[str], items: Any) -> list[UserWarning]:
     ]
 
 
-def require(info: Any, target: Target, level: Access) -> None:
-    """Raise FORBIDDEN (or NOT_FOUND, outside the viewer's tenants) unless the viewer has
-    ``level`` on ``target``."""
-    viewer = info.context.viewer
-    if viewer.access(target) >= level:
-        return
-    if viewer.may_know_exists(target):
-        raise Forbidden()
-    raise NotFound()
-
-
 # Demand control (IBM cost spec): every list field declares its size, so that the server's cost
 # rule (carbongraph.cost) and the gateway price it; tests/test_cost.py fails on an undeclared one.
 def list_size(
@@ -110,6 +98,8 @@ USER_ERRORS = 10
 
 def user_errors_field() -> Any:
     return sized_field(USER_ERRORS)
+
+
 # The largest page (CARBONGRAPH_MAX_PAGE_SIZE's default): a list's worst case without `first`.
 MAX_PAGE = 100
 # Demand control (IBM cost spec): a connection's page size (`first`/`last`, else a full page)

@@ -20,6 +20,7 @@ from carbongraph.engagement import keys
 from carbongraph.engagement import leaderboards as lb
 from carbongraph.engagement import statements as st
 from carbongraph.errors import BadUserInput
+from carbongraph.schema import policy
 from carbongraph.schema.accounting import (
     Grams,
     PeriodInput,
@@ -45,6 +46,8 @@ def _quantity(milli: int) -> str:
 
 # A statement covers about a month: at most six partial weeks.
 STATEMENT_WEEKS = 6
+
+
 @strawberry.type(description="Use of one utility (activity type) over a week or a period.")
 class UtilityUsage:
     activity_type: str
@@ -189,7 +192,7 @@ async def _peers_withheld(
     ctx = info.context
     decision = await privacy.part_of_node(
         ctx.loaders.cell_groups,
-        ctx.viewer.access(Target((scope_path,))),
+        policy.level(info, Target((scope_path,))),
         ctx.settings.small_cell_k,
         scope_path,
         span.end,
@@ -261,9 +264,7 @@ async def statement_of(
         # The ranking names the household's community and ranks among its homes: only where
         # the viewer may see that household (an employer's admin of someone living in another
         # tenant may not; row-level security hides it on PostgreSQL anyway).
-        seen = (
-            row is not None and info.context.viewer.access(Target((row.path,))) >= Access.AGGREGATE
-        )
+        seen = row is not None and policy.visible(info, "Household", Target((row.path,)))
         household = (row.id, row.path, row.dwelling_type) if seen else None
     subject = st.Subject(node, pk, *(household or (None, None, None)))
     data = await st.build(db, subject, span)
@@ -432,7 +433,6 @@ async def leaderboard_of(
         )
     position = lb.decode_cursor(after)
     result = await lb.page(info.context.db, board, size, position)
-    viewer = info.context.viewer
     k = settings.small_cell_k
     span = PeriodRange(from_=board.period.start, to=board.period.end)
     metric = LeaderboardMetric(board.metric)
@@ -440,7 +440,7 @@ async def leaderboard_of(
     # one dwelling type; docs/privacy.md). The whole board goes when that part is a small cell
     # or the scope itself is withheld; when only the rest of the scope is small, the entries
     # (cells decided on their own below) stand and just the head count is withheld.
-    scope_access = viewer.access(Target((board.scope_path,)))
+    scope_access = policy.level(info, Target((board.scope_path,)))
     if not privacy.exempt(scope_access, k) and board.level != lb.INDIVIDUALS:
         # The scope's groups and the entries' in one statement.
         paths = [board.scope_path, *(e.path for e in result.entries)]
@@ -481,7 +481,7 @@ async def leaderboard_of(
     # Households and communities are withheld exactly as their footprints are (small cells
     # and their complements, docs/privacy.md), so a board and a footprint never combine into
     # more than either shows; a person is always a small cell.
-    accesses = [viewer.access(t) for t in targets]
+    accesses = [policy.level(info, t) for t in targets]
     reasons = await privacy.node_cells(
         info.context.loaders.cell_groups,
         k,

@@ -23,7 +23,7 @@ from carbongraph.schema.accounting import (
     reductions_of,
 )
 from carbongraph.schema.actions import Credits, credits_of
-from carbongraph.schema.common import CONNECTION_SIZE, list_size, require
+from carbongraph.schema.common import CONNECTION_SIZE, list_size
 from carbongraph.schema.engagement import (
     Leaderboard,
     LeaderboardMembers,
@@ -44,6 +44,7 @@ from carbongraph.schema.insights import (
     individual_suggestions,
     inventory_of,
 )
+from carbongraph.schema.policy import NODE_LEVEL, require_visible
 from carbongraph.schema.relay import Connection, child_connection, decode_global_id
 
 PAGE_ARGS_DOC = "Keyset pagination: `first`/`after` forwards, `last`/`before` backwards."
@@ -73,11 +74,10 @@ def personal_input(default: Any = strawberry.UNSET, description: str = "") -> An
 
 
 def personal_field(description: str, size: int | None = None) -> Any:
-    """Personal data: tagged so that a partner contract can leave it out; ``size``: a list's
-    assumed size (``@listSize``)."""
+    """Personal data (declared PERSONAL in the field policy, which tags it so that a partner
+    contract can leave it out); ``size``: a list's assumed size (``@listSize``)."""
     return strawberry.federation.field(
         description=f"{description} Personal data.".strip(),
-        tags=["personal"],
         directives=[] if size is None else [list_size(size)],
     )
 
@@ -88,7 +88,7 @@ async def fetch_row(info: Any, type_name: str, pk: int) -> Any:
     row = await info.context.loaders.by_type(type_name).load(pk)
     if row is None:
         raise NotFound()
-    require(info, row_target(row), minimum_access(type_name))
+    require_visible(info, type_name, row_target(row))
     return row
 
 
@@ -97,8 +97,8 @@ def row_target(row: Any) -> Target:
 
 
 def minimum_access(type_name: str) -> Access:
-    """Seeing a node at all: PUBLIC for organisations, AGGREGATE for households and people."""
-    return Access.AGGREGATE if type_name in {"Household", "Individual"} else Access.PUBLIC
+    """Seeing a node at all (the field policy's ``NODE_LEVEL``)."""
+    return NODE_LEVEL[type_name]
 
 
 class _Entity(relay.Node):
@@ -114,6 +114,10 @@ class _Entity(relay.Node):
     @classmethod
     async def fetch(cls, info: Any, pk: int) -> Self:
         return cls.from_row(await fetch_row(info, cls._graphql_name(), pk))
+
+    def policy_target(self) -> Target:
+        """Where the node sits, for the field policy's checks (schema/policy.py)."""
+        return Target((self.path,))  # type: ignore[attr-defined]
 
     @classmethod
     def _graphql_name(cls) -> str:
@@ -158,17 +162,13 @@ class EnterpriseNode(_Entity):
     async def footprint(
         self, info: strawberry.Info, period: PeriodInput, via: RollupPath = RollupPath.COMMUNITIES
     ) -> Footprint:
-        target = Target((self.path,))
-        require(info, target, Access.AGGREGATE)
-        return await footprint_of(info, ("E", self.pk, via.value), period, target)
+        return await footprint_of(info, ("E", self.pk, via.value), period, self.policy_target())
 
     @aggregate_field("Avoided emissions over a period, by scope.")
     async def reductions(
         self, info: strawberry.Info, period: PeriodInput, via: RollupPath = RollupPath.COMMUNITIES
     ) -> Reductions:
-        target = Target((self.path,))
-        require(info, target, Access.AGGREGATE)
-        return await reductions_of(info, ("E", self.pk, via.value), period, target)
+        return await reductions_of(info, ("E", self.pk, via.value), period, self.policy_target())
 
     @strawberry.federation.field(
         description="The GHG inventory of a calendar year, with CSV and JSON renderings (org "
@@ -192,7 +192,6 @@ class EnterpriseNode(_Entity):
         first: int | None = None,
         after: str | None = None,
     ) -> Leaderboard | None:
-        require(info, Target((self.path,)), Access.PUBLIC)
         return await enterprise_board(info, self.pk, self.path, metric, period, first, after)
 
     @connection_field("Top-level communities of this enterprise. ")
@@ -278,15 +277,11 @@ class CommunityNode(_Entity):
 
     @aggregate_field("Emissions over a period, split by scope.")
     async def footprint(self, info: strawberry.Info, period: PeriodInput) -> Footprint:
-        target = Target((self.path,))
-        require(info, target, Access.AGGREGATE)
-        return await footprint_of(info, ("C", self.pk, ""), period, target)
+        return await footprint_of(info, ("C", self.pk, ""), period, self.policy_target())
 
     @aggregate_field("Avoided emissions over a period, by scope.")
     async def reductions(self, info: strawberry.Info, period: PeriodInput) -> Reductions:
-        target = Target((self.path,))
-        require(info, target, Access.AGGREGATE)
-        return await reductions_of(info, ("C", self.pk, ""), period, target)
+        return await reductions_of(info, ("C", self.pk, ""), period, self.policy_target())
 
     @strawberry.federation.field(
         description="The GHG inventory of a calendar year, with CSV and JSON renderings (org "
@@ -311,7 +306,6 @@ class CommunityNode(_Entity):
         first: int | None = None,
         after: str | None = None,
     ) -> Leaderboard | None:
-        require(info, Target((self.path,)), Access.PUBLIC)
         return await community_board(
             info,
             self.path,
@@ -426,20 +420,15 @@ class HouseholdNode(_Entity):
 
     @aggregate_field("Emissions over a period, split by scope.")
     async def footprint(self, info: strawberry.Info, period: PeriodInput) -> Footprint:
-        target = Target((self.path,))
-        require(info, target, Access.AGGREGATE)
-        return await footprint_of(info, ("H", self.pk, ""), period, target)
+        return await footprint_of(info, ("H", self.pk, ""), period, self.policy_target())
 
     @aggregate_field("Avoided emissions over a period, by scope.")
     async def reductions(self, info: strawberry.Info, period: PeriodInput) -> Reductions:
-        target = Target((self.path,))
-        require(info, target, Access.AGGREGATE)
-        return await reductions_of(info, ("H", self.pk, ""), period, target)
+        return await reductions_of(info, ("H", self.pk, ""), period, self.policy_target())
 
     @strawberry.federation.field(
         description="Personalised ways to cut emissions, from this home's records of the last "
         "year. Personal data.",
-        tags=["personal"],
         directives=[Cost(weight=20), list_size(SUGGESTIONS)],
     )
     async def suggestions(self, info: strawberry.Info) -> list[Suggestion] | None:
@@ -452,7 +441,6 @@ class HouseholdNode(_Entity):
     async def statement(
         self, info: strawberry.Info, period: PeriodInput | None = None
     ) -> Statement | None:
-        require(info, Target((self.path,)), Access.AGGREGATE)
         return await statement_of(
             info, "H", self.pk, period, (self.pk, self.path, self.dwelling_type.value)
         )
@@ -461,12 +449,10 @@ class HouseholdNode(_Entity):
     def statement_link(
         self, info: strawberry.Info, period: PeriodInput | None = None
     ) -> StatementLink | None:
-        require(info, Target((self.path,)), Access.AGGREGATE)
         return statement_link_of(info, self.pk, period)
 
     @personal_field("The household's label.")
     def name(self, info: strawberry.Info) -> str | None:
-        require(info, Target((self.path,)), Access.PERSONAL)
         return self.name_value
 
     @strawberry.field
@@ -480,7 +466,6 @@ class HouseholdNode(_Entity):
         "`@requires` it (e.g. to price avoided trips); not part of the client API.",
     )
     async def region_code(self, info: strawberry.Info) -> str:
-        require(info, Target((self.path,)), Access.AGGREGATE)
         row = await info.context.loaders.community.load(self.community_id)
         return str(row.region_code)
 
@@ -541,20 +526,20 @@ class IndividualNode(_Entity):
             record=row,
         )
 
+    def policy_target(self) -> Target:
+        return self.record.target
+
     @aggregate_field("Emissions over a period, split by scope.")
     async def footprint(self, info: strawberry.Info, period: PeriodInput) -> Footprint:
-        require(info, self.record.target, Access.AGGREGATE)
         return await footprint_of(info, ("I", self.pk, ""), period, self.record.target)
 
     @aggregate_field("Avoided emissions over a period, by scope.")
     async def reductions(self, info: strawberry.Info, period: PeriodInput) -> Reductions:
-        require(info, self.record.target, Access.AGGREGATE)
         return await reductions_of(info, ("I", self.pk, ""), period, self.record.target)
 
     @strawberry.federation.field(
         description="Personalised ways to cut emissions, from this person's records of the last "
         "year. Personal data.",
-        tags=["personal"],
         directives=[Cost(weight=20), list_size(SUGGESTIONS)],
     )
     async def suggestions(self, info: strawberry.Info) -> list[Suggestion] | None:
@@ -563,23 +548,19 @@ class IndividualNode(_Entity):
     @strawberry.federation.field(
         description="Own use, emissions, credits and the standing among the people of peer "
         "households over a period (default: the last four weeks). Personal data.",
-        tags=["personal"],
         directives=[Cost(weight=5)],
     )
     async def statement(
         self, info: strawberry.Info, period: PeriodInput | None = None
     ) -> Statement | None:
-        require(info, self.record.target, Access.PERSONAL)
         return await statement_of(info, "I", self.pk, period)
 
     @personal_field("")
     def display_name(self, info: strawberry.Info) -> str | None:
-        require(info, self.record.target, Access.PERSONAL)
         return self.record.display_name
 
     @personal_field("")
     def email(self, info: strawberry.Info) -> str | None:
-        require(info, self.record.target, Access.PERSONAL)
         return self.record.email
 
     @strawberry.field(description="The household this person lives in today.")
@@ -587,17 +568,15 @@ class IndividualNode(_Entity):
         row = await info.context.loaders.current_household.load(self.pk)
         if row is None:
             return None
-        require(info, node_target(row), Access.AGGREGATE)
+        require_visible(info, "Household", node_target(row))
         return HouseholdNode.from_row(row)
 
     @personal_field("Credits earned by low-carbon actions, and the ledger behind them.")
     async def credits(self, info: strawberry.Info) -> Credits | None:
-        require(info, self.record.target, Access.PERSONAL)
         return await credits_of(info, self.pk)
 
     @personal_field("Every household this person has lived in, oldest first.", size=10)
     async def household_history(self, info: strawberry.Info) -> list[HouseholdMembershipPeriod]:
-        require(info, self.record.target, Access.PERSONAL)
         rows = await info.context.loaders.membership_history.load(self.pk)
         return [
             HouseholdMembershipPeriod(

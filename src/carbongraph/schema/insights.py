@@ -13,11 +13,12 @@ from strawberry.dataloader import DataLoader
 from carbongraph.accounting import reads
 from carbongraph.accounting.activities import ACTIVITY_TYPES
 from carbongraph.accounting.factors import FactorLibrary
-from carbongraph.authz import Access, Target
+from carbongraph.authz import Target
 from carbongraph.errors import BadUserInput, Forbidden
 from carbongraph.insights import inventory as inv
 from carbongraph.insights import suggestions as sg
 from carbongraph.resolvers.dataloaders import node_target
+from carbongraph.schema import policy
 from carbongraph.schema.accounting import (
     EmissionFactor,
     FootprintSource,
@@ -27,7 +28,7 @@ from carbongraph.schema.accounting import (
     Scope3Category,
     require_shown,
 )
-from carbongraph.schema.common import SCOPE3_CATEGORIES, require, sized_field
+from carbongraph.schema.common import SCOPE3_CATEGORIES, sized_field
 from carbongraph.schema.relay import to_global_id
 
 # Evidence lines a suggestion cites: a few readings.
@@ -142,8 +143,7 @@ async def _suggestions(ctx: Any, account: sg.Account) -> list[Suggestion]:
 
 
 async def household_suggestions(info: Any, household: Any) -> list[Suggestion]:
-    """``household`` is a HouseholdNode; PERSONAL access (see docs/authorization.md)."""
-    require(info, Target((household.path,)), Access.PERSONAL)
+    """``household`` is a HouseholdNode (the field policy has checked PERSONAL access)."""
     ctx = info.context
     community = await ctx.loaders.community.load(household.community_id)
     account = sg.Account(
@@ -158,14 +158,13 @@ async def household_suggestions(info: Any, household: Any) -> list[Suggestion]:
 
 
 async def individual_suggestions(info: Any, individual: Any) -> list[Suggestion]:
-    """``individual`` is an IndividualNode; PERSONAL access."""
-    require(info, individual.record.target, Access.PERSONAL)
+    """``individual`` is an IndividualNode (the field policy has checked PERSONAL access)."""
     ctx = info.context
     home = await ctx.loaders.current_household.load(individual.pk)
     region, dwelling, solar = "CN", None, False
     # The home's facts shape the advice, so they are used only where the viewer may see the
     # home (an employer's admin may see an employee who lives in another tenant).
-    if home is not None and ctx.viewer.access(node_target(home)) >= Access.AGGREGATE:
+    if home is not None and policy.visible(info, "Household", node_target(home)):
         community = await ctx.loaders.community.load(home.community_id)
         region, dwelling, solar = community.region_code, home.dwelling_type, home.has_rooftop_solar
     account = sg.Account("Individual", individual.pk, region, dwelling, solar, 1)
@@ -222,11 +221,11 @@ class GhgInventory:
     per_capita: InventoryPerCapita | None = strawberry.field(description="Null without members.")
     factors: list[FootprintSource] = sized_field(
         len(ACTIVITY_TYPES),
-        description="Emission factor versions used, by activity type (records by start day)."
+        description="Emission factor versions used, by activity type (records by start day).",
     )
     data_quality: list[DataQualityShare] = sized_field(
         DATA_QUALITY_LEVELS,
-        description="Records by data quality (by start day); empty when there are none."
+        description="Records by data quality (by start day); empty when there are none.",
     )
     data: strawberry.Private[inv.Inventory]
 
@@ -317,9 +316,9 @@ async def inventory_of(
     year: int,
     via: RollupPath = RollupPath.COMMUNITIES,
 ) -> GhgInventory:
-    """An enterprise or community the viewer may see; reporting roles only."""
+    """An enterprise or community whose ``inventory`` field the viewer passed (the field
+    policy); reporting roles only."""
     target = Target((path,))
-    require(info, target, Access.AGGREGATE)
     if not info.context.viewer.can_report(target):
         raise Forbidden("GHG inventories are for org admins, ESG analysts and community managers.")
     try:

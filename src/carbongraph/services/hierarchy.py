@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from carbongraph.accounting.attribution import reattribute
-from carbongraph.authz import Access, Target
+from carbongraph.authz import Target
 from carbongraph.errors import MutationFailed, UserErrorCode
 from carbongraph.models.base import utcnow
 from carbongraph.resolvers.context import Context
@@ -31,7 +31,7 @@ async def load_target(
     FORBIDDEN if they see it but may not change it."""
     row = await ctx.loaders.by_type(type_name).load(pk)
     target = _target(row) if row is not None else None
-    if row is None or ctx.viewer.access(target) is Access.NONE:  # type: ignore[arg-type]
+    if row is None or not ctx.viewer.sees(target):  # type: ignore[arg-type]
         raise MutationFailed.single(field, UserErrorCode.NOT_FOUND, f"No such {type_name}.")
     if manage and not ctx.viewer.can_manage(target):  # type: ignore[arg-type]
         raise MutationFailed.single(

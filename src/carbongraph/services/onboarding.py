@@ -20,7 +20,6 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from carbongraph.authz import Access
 from carbongraph.errors import MutationFailed, UserErrorCode, UserErrorData
 from carbongraph.resolvers.context import Context
 from carbongraph.resolvers.dataloaders import EM, M
@@ -50,7 +49,7 @@ async def _existing(ctx: Context, type_name: str, ref: str | None) -> Any:
     target = service._target(row) if row is not None else None
     if (
         target is None
-        or ctx.viewer.access(target) is Access.NONE
+        or not ctx.viewer.sees(target)
         or not ctx.viewer.can_manage(target)
     ):
         raise MutationFailed.single(
