@@ -37,7 +37,7 @@ from graphql import (
 from graphql.type.definition import get_named_type
 
 from carbongraph.authz import Access
-from carbongraph.planner.policy import Undeclared, requirement
+from carbongraph.planner.policy import Undeclared, node_level, requirement
 
 
 class Unplannable(Exception):
@@ -53,13 +53,6 @@ TABLES = {
     "Individual": "individual",
 }
 LETTER = {"Enterprise": "E", "Community": "C", "Household": "H", "Individual": "I"}
-# Seeing a node at all (schema/hierarchy.py minimum_access).
-MINIMUM = {
-    "Enterprise": Access.PUBLIC,
-    "Community": Access.PUBLIC,
-    "Household": Access.AGGREGATE,
-    "Individual": Access.AGGREGATE,
-}
 
 # Plain columns of the node types: GraphQL field → (column, kind).
 _COMMON = {
@@ -283,14 +276,16 @@ class Compiler:
         sets = [n.selection_set for n in nodes if n.selection_set]
         if name in ("enterprise", "community", "household", "individual"):
             type_name = name.capitalize()
-            self.level = max(self.level, MINIMUM[type_name])
+            self.need("Query", name)
+            self.level = max(self.level, node_level(type_name))
             return Root(
                 key, "by_id", type_name, nodes[0], field_def, {type_name: self.sel(type_name, sets)}
             )
         if name in ("node", "nodes"):
+            self.need("Query", name)
             subs = {}
             for type_name in NODE_TYPES:
-                self.level = max(self.level, MINIMUM[type_name])
+                self.level = max(self.level, node_level(type_name))
                 subs[type_name] = self.sel(type_name, sets)
             return Root(key, name, "", nodes[0], field_def, subs)
         raise Unplannable(f"Query.{name} is not plannable")

@@ -2,10 +2,11 @@
 
 The planner compiles a field only when the policy says what it needs: the access level on the
 node that carries it (``On.NODE``), nothing of its own (``On.PARENT``: a value inside a field
-that already decided), and whether its figures are small-cell suppressed below PERSONAL. A
-field the policy does not know, or declares in a way the planner cannot compile, falls back
-to the reference executor. Everything else in the planner reads the policy through
-``requirement`` only, so a change of the policy's shape is a change here.
+that already decided), and whether its figures are small-cell suppressed below PERSONAL. Root
+fields (``On.ROOT``) give the level a root's node needs to be seen at all. A field the policy
+declares otherwise (``MANAGE``, ``PLATFORM``), or another disclosure rule (pseudonyms), is not
+compiled: the reference executor answers. Everything else in the planner reads the policy
+through this module, so a change of the policy's shape is a change here.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from carbongraph.authz import Access
+from carbongraph.schema import policy as declared
 
 
 @dataclass(frozen=True)
 class Requirement:
-    """What compiling one field needs to know: ``access`` on its node (``None``: the field
-    is inside a value that already decided), and whether it discloses figures about people
-    that are suppressed for viewers below PERSONAL."""
+    """What compiling one field needs: ``access`` on its node (``None``: the field is inside
+    a value that already decided), and whether it discloses figures about people that are
+    suppressed for viewers below PERSONAL."""
 
     access: Access | None
     small_cell: bool
@@ -31,45 +33,20 @@ class Undeclared(LookupError):
 
 def requirement(type_name: str, field_name: str) -> Requirement:
     try:
-        from carbongraph.schema import policy as declared
-    except ImportError:  # the declarations have not landed on this branch: the table below
-        return _builtin(type_name, field_name)
-    try:
         found = declared.policy_of(type_name, field_name)
-    except (KeyError, LookupError) as exc:
+    except LookupError as exc:
         raise Undeclared(f"{type_name}.{field_name}") from exc
-    on = getattr(found.on, "name", str(found.on))
-    small_cell = getattr(found.disclosure, "name", str(found.disclosure)) == "SMALL_CELL"
-    if on == "NODE":
-        return Requirement(Access(int(found.access)), small_cell)
-    if on == "PARENT":
-        return Requirement(None, small_cell)
-    # On.VIEWER (root fields, viewer-relative): the planner's root handlers restate the rule.
-    raise Undeclared(f"{type_name}.{field_name} is decided by its resolver ({on})")
+    if found.disclosure not in (declared.Disclosure.NONE, declared.Disclosure.SMALL_CELL):
+        raise Undeclared(f"{type_name}.{field_name} ({found.disclosure} disclosure)")
+    small_cell = found.disclosure is declared.Disclosure.SMALL_CELL
+    if found.on is declared.On.NODE:
+        return Requirement(found.access, small_cell)
+    if found.on in (declared.On.PARENT, declared.On.ROOT):
+        # ROOT: the level the root's objects need; its handler restates the lookup.
+        return Requirement(found.access if found.on is declared.On.ROOT else None, small_cell)
+    raise Undeclared(f"{type_name}.{field_name} is decided by its resolver ({found.on})")
 
 
-# -- until carbongraph.schema.policy lands: the rules the resolvers apply today ---------------
-_NODE = {"Enterprise": Access.PUBLIC, "Community": Access.PUBLIC}
-_PERSONAL = {("Household", "name"), ("Individual", "displayName"), ("Individual", "email")}
-_AGGREGATES = {"footprint", "reductions"}
-_INSIDE = {
-    "Footprint",
-    "Reductions",
-    "ReductionsPerCapita",
-    "PeriodRange",
-    "Scope3Category",
-    "FootprintPoint",
-    "PageInfo",
-}
-
-
-def _builtin(type_name: str, field_name: str) -> Requirement:
-    if type_name in _INSIDE or type_name.endswith(("Connection", "Edge")):
-        return Requirement(None, type_name in {"Footprint", "Reductions"})
-    if type_name in {"Enterprise", "Community", "Household", "Individual"}:
-        if (type_name, field_name) in _PERSONAL:
-            return Requirement(Access.PERSONAL, False)
-        if field_name in _AGGREGATES:
-            return Requirement(Access.AGGREGATE, True)
-        return Requirement(_NODE.get(type_name, Access.AGGREGATE), False)
-    raise Undeclared(f"{type_name}.{field_name}")
+def node_level(type_name: str) -> Access:
+    """Seeing a node of this type at all."""
+    return declared.NODE_LEVEL[type_name]
