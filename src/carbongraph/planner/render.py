@@ -492,44 +492,40 @@ class Renderer:
         )
 
     # -- connections -------------------------------------------------------------------------
-    def relation(self, name: str, parent: str) -> tuple[str, str, str]:
-        """(FROM, WHERE, the child alias) of a relation's rows for one parent row."""
+    def relation(self, name: str, parent: str) -> tuple[str, str, str, str]:
+        """(FROM, WHERE, the child row's alias, its id column) of a relation's rows for one
+        parent row. People are keyed by their membership's (employment's) column: PostgreSQL
+        then joins the person by primary key, after row-level security's checks."""
         x = self.alias("x")
         if name == "community_households":
-            return (
-                f"household {x}",
-                f"{x}.community_id = {parent}.id AND {x}.archived_at IS NULL",
-                x,
-            )
+            where = f"{x}.community_id = {parent}.id AND {x}.archived_at IS NULL"
+            return f"household {x}", where, x, f"{x}.id"
         if name == "sub_communities":
-            return f"community {x}", f"{x}.parent_id = {parent}.id AND {x}.archived_at IS NULL", x
+            where = f"{x}.parent_id = {parent}.id AND {x}.archived_at IS NULL"
+            return f"community {x}", where, x, f"{x}.id"
         if name == "enterprise_communities":
-            return (
-                f"community {x}",
-                f"{x}.enterprise_id = {parent}.id AND {x}.parent_id IS NULL AND {x}.archived_at IS NULL",
-                x,
+            where = (
+                f"{x}.enterprise_id = {parent}.id AND {x}.parent_id IS NULL "
+                f"AND {x}.archived_at IS NULL"
             )
+            return f"community {x}", where, x, f"{x}.id"
         m = self.alias("m")
+        person = f"individual {x} ON {x}.id = {m}.individual_id"
+        alive = f"{self.current(m)} AND {x}.archived_at IS NULL"
         if name == "household_members":
-            return (
-                f"household_membership {m} JOIN individual {x} ON {x}.id = {m}.individual_id",
-                f"{m}.household_id = {parent}.id AND {self.current(m)} AND {x}.archived_at IS NULL",
-                x,
-            )
+            source = f"household_membership {m} JOIN {person}"
+            return source, f"{m}.household_id = {parent}.id AND {alive}", x, f"{m}.individual_id"
         if name == "community_members":
             h = self.alias("h")
-            return (
-                f"household_membership {m} JOIN individual {x} ON {x}.id = {m}.individual_id "
-                f"JOIN household {h} ON {h}.id = {m}.household_id",
-                f"{h}.path LIKE {parent}.path || '%' AND {self.current(m)} AND {x}.archived_at IS NULL",
-                x,
+            source = (
+                f"household_membership {m} JOIN {person} JOIN household {h} ON {h}.id = "
+                f"{m}.household_id"
             )
+            where = f"{h}.path LIKE {parent}.path || '%' AND {alive}"
+            return source, where, x, f"{m}.individual_id"
         assert name == "enterprise_employees"
-        return (
-            f"employment {m} JOIN individual {x} ON {x}.id = {m}.individual_id",
-            f"{m}.enterprise_id = {parent}.id AND {self.current(m)} AND {x}.archived_at IS NULL",
-            x,
-        )
+        source = f"employment {m} JOIN {person}"
+        return source, f"{m}.enterprise_id = {parent}.id AND {alive}", x, f"{m}.individual_id"
 
     def connection(self, parent: str, item: Item) -> str:
         args = self.args(item.node, item.field_def)
@@ -557,7 +553,7 @@ class Renderer:
             if field.kind == "typename":
                 pairs.append((key, literal(field.constant)))
             elif field.name == "totalCount":
-                source, where, _ = self.relation(item.relation, parent)
+                source, where, _, _ = self.relation(item.relation, parent)
                 pairs.append((key, f"(SELECT count(*) FROM {source} WHERE {where})"))
             elif field.name == "edges":
                 uses_page = True
@@ -604,14 +600,18 @@ class Renderer:
                 )
         if not uses_page:
             return obj(pairs)
-        source, where, x = self.relation(item.relation, parent)
+        source, where, x, row_id = self.relation(item.relation, parent)
         order = "DESC" if page.backward else "ASC"
-        after = self.bind(page.after if page.after is not None else -_BIG, "bigint")
-        before = self.bind(page.before if page.before is not None else _BIG, "bigint")
+        if page.after is not None:
+            where += f" AND {row_id} > {self.bind(page.after, 'bigint')}"
+        if page.before is not None:
+            where += f" AND {row_id} < {self.bind(page.before, 'bigint')}"
         fetch = self.bind(page.limit + 1, "bigint")
+        # Ordered by an expression, not the column: ORDER BY id LIMIT n would tempt PostgreSQL
+        # to walk the primary key over the whole table until n rows match the parent, once per
+        # parent row; the parent's index finds its children, a top-n sort orders them.
         rows = (
-            f"SELECT {x}.*, row_number() OVER (ORDER BY {x}.id {order}) AS cg_rn FROM {source} "
-            f"WHERE {where} AND {x}.id > {after} AND {x}.id < {before} "
-            f"ORDER BY {x}.id {order} LIMIT {fetch}"
+            f"SELECT {x}.*, row_number() OVER (ORDER BY {row_id} + 0 {order}) AS cg_rn "
+            f"FROM {source} WHERE {where} ORDER BY {row_id} + 0 {order} LIMIT {fetch}"
         )
         return f"(SELECT {obj(pairs)} FROM ({rows}) AS {s})"
