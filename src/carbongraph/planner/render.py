@@ -67,6 +67,42 @@ def half_even_sql(grams: str, members: str) -> str:
     )
 
 
+# The totals' columns each figure reads (``Renderer.totals_sql``).
+_GROSS = {"s1", "s2l", "s3"}
+_WITHIN = {"r1", "r2", "r3"}
+FOOTPRINT_COLUMNS = {
+    "scope1": {"s1"},
+    "scope2LocationBased": {"s2l"},
+    "scope2MarketBased": {"s2m"},
+    "scope3": {"s3"},
+    "scope3Plus": {"r3p"},
+    "gross": _GROSS,
+    "cleanEnergyOffset": {"off"},
+    "net": _GROSS | {"off"},
+    "perCapita": _GROSS | {"off"},
+    "recordCount": {"rc"},
+}
+REDUCTION_COLUMNS = {
+    "scope1": {"r1"},
+    "scope2": {"r2"},
+    "scope3": {"r3"},
+    "scope3Plus": {"r3p"},
+    "totalWithinScopes": _WITHIN,
+    "total": _WITHIN | {"r3p"},
+    "perCapita": _WITHIN | {"r3p"},
+}
+
+
+def columns(kind: str, sel: Any) -> set[str]:
+    """The totals' columns a footprint or reductions selection reads (at least one: the
+    sub-select always yields its row)."""
+    table = FOOTPRINT_COLUMNS if kind == "footprint" else REDUCTION_COLUMNS
+    out = {"rc"}
+    for _, item in sel.items:
+        out |= table.get(item.name, set())
+    return out
+
+
 def literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
@@ -314,7 +350,7 @@ class Renderer:
         sub = item.sub
         assert sub is not None
         needs_members = any(i.name in ("memberCount", "perCapita") for _, i in sub.items)
-        totals = self.totals_sql(key, f"{start}", f"{end}", f)
+        totals = self.totals_sql(key, f"{start}", f"{end}", f, columns(item.kind, sub))
         members = f"{p}.m"
         sources = totals
         if needs_members:
@@ -335,7 +371,11 @@ class Renderer:
         return f"(SELECT {obj(pairs)} FROM {sources})"
 
     @staticmethod
-    def totals_sql(key: tuple[str, str, str], start: str, end: str, f: str) -> str:
+    def totals_sql(
+        key: tuple[str, str, str], start: str, end: str, f: str, needed: set[str] | None = None
+    ) -> str:
+        """The sums a footprint is made of, over the node's totals in the period; ``needed``:
+        only these columns (every one by default)."""
         t = f + "t"
         loc = f"{t}.location_g"
 
@@ -356,7 +396,9 @@ class Renderer:
             (total(loc, f"{red} AND {t}.scope = '3'"), "r3"),
             (total(loc, f"{red} AND {t}.scope = '3+'"), "r3p"),
         ]
-        select = ", ".join(f"{expr} AS {name}" for expr, name in cols)
+        select = ", ".join(
+            f"{expr} AS {name}" for expr, name in cols if needed is None or name in needed
+        )
         return (
             f"(SELECT {select} FROM footprint_total {t} WHERE {t}.node = '{key[0]}' AND "
             f"{t}.node_id = {key[1]} AND {t}.via = {key[2]} AND {t}.day BETWEEN {start} AND {end}) AS {f}"
