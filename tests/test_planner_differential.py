@@ -19,11 +19,11 @@ from typing import Any
 
 import httpx
 import pytest
+from bench.run import FOOTPRINT, NESTED
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bench.run import FOOTPRINT, NESTED
 from carbongraph.app import create_app
 from carbongraph.config import Settings
 from carbongraph.resolvers.pagination import encode_cursor
@@ -184,13 +184,12 @@ class Operation:
             args.append(f"{name}: {value}")
         cursor = self.draw(st.sampled_from([None, "after", "before"]))
         if cursor is not None:
-            pk = self.draw(st.sampled_from(sorted(self.world.pk.values()) + [0, 10**12]))
+            pk = self.draw(st.sampled_from([*sorted(self.world.pk.values()), 0, 10**12]))
             raw = self.draw(
                 st.sampled_from([encode_cursor(pk), encode_cursor(pk), "bm90IGEgY3Vyc29y"])
             )
-            args.append(
-                f"{cursor}: {self.var('String', raw) if self.draw(st.booleans()) else json.dumps(raw)}"
-            )
+            value = self.var("String", raw) if self.draw(st.booleans()) else json.dumps(raw)
+            args.append(f"{cursor}: {value}")
         return f"({', '.join(args)})" if args else ""
 
     def connection(self, child: str, depth: int) -> str:

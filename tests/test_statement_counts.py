@@ -7,6 +7,7 @@ here on purpose or the change is wrong. The grants lookup of the viewer is one s
 from __future__ import annotations
 
 from bench.run import NESTED as B3_NESTED
+
 from carbongraph.db import StatementLog
 from carbongraph.schema.relay import decode_global_id
 from tests.world import build_world, gid
@@ -382,7 +383,9 @@ async def test_the_b3_request_is_two_statements_on_postgresql(engine, api):
     world = await build_world(engine, communities=1, households=50, members=3)
     community = gid("Community", world.a.communities[0])
     with StatementLog() as log:
-        body = await api.gql(B3_NESTED, {"c": community, "p": {"month": "2024-01"}}, subject="admin")
+        body = await api.gql(
+            B3_NESTED, {"c": community, "p": {"month": "2024-01"}}, subject="admin"
+        )
     households = body["data"]["community"]["households"]["edges"]
     assert len(households) == 50
     assert all(len(h["node"]["members"]["edges"]) == 3 for h in households)

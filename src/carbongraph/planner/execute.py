@@ -37,6 +37,9 @@ class RawJSON(str):
 class Outcome:
     result: ExecutionResult | None  # the planned answer; None: the reference executor answers
     reason: str | None = None  # why not planned
+    # A valid query operation the planner considered (PostgreSQL, planner on): its response says
+    # so in development. Others (mutations, request errors, SQLite) are left as they were.
+    considered: bool = False
 
     @property
     def planned(self) -> bool:
@@ -106,21 +109,21 @@ async def try_plan(
         return Outcome(None, "invalid document")
     plan = _plans.get((query, operation_name), lambda: _plan(schema, document, operation))
     if isinstance(plan, str):
-        return Outcome(None, plan)
+        return Outcome(None, plan, considered=True)
     coerced = get_variable_values(schema, plan.variable_definitions or (), variables or {})
     if isinstance(coerced, list):
         return Outcome(None, "variable errors")
     grants = Grants.of(context.viewer, plan.guard_level(settings.small_cell_k))
     if grants.empty:
-        return Outcome(None, "the viewer holds no grant at the level the fields need")
+        return Outcome(None, "the viewer holds no grant at the level the fields need", True)
     renderer = Renderer(plan, coerced, grants, settings, context.today)
     try:
         sql = renderer.statement()
     except Unplannable as exc:
-        return Outcome(None, str(exc))
+        return Outcome(None, str(exc), considered=True)
     row = (await context.db.execute_driver_sql(sql, tuple(renderer.params))).one()
     if not row[0]:
-        return Outcome(None, "a field could be refused or suppressed for this viewer")
+        return Outcome(None, "a field could be refused or suppressed for this viewer", True)
     extensions: dict[str, Any] = {}
     if context.statements is not None:
         extensions["sqlStatements"] = context.statements.count
@@ -135,7 +138,7 @@ async def try_plan(
 
 def annotate(result: Any, outcome: Outcome, settings: Any) -> Any:
     """Development responses say whether the planner answered, and why not."""
-    if settings.is_production or not hasattr(result, "extensions"):
+    if settings.is_production or not outcome.considered or not hasattr(result, "extensions"):
         return result
     note = {"planned": outcome.planned, "reason": outcome.reason}
     result.extensions = {**(result.extensions or {}), "planner": note}

@@ -192,7 +192,10 @@ class Renderer:
 
     def current(self, table: str) -> str:
         today = self.shared("today", self.today, "date")
-        return f"{table}.valid_from <= {today} AND ({table}.valid_to IS NULL OR {table}.valid_to > {today})"
+        return (
+            f"{table}.valid_from <= {today} AND "
+            f"({table}.valid_to IS NULL OR {table}.valid_to > {today})"
+        )
 
     def node_ok(self, alias: str, type_name: str) -> str:
         """The viewer's level on this node is at least the plan's (via a subtree grant)."""
@@ -250,8 +253,10 @@ class Renderer:
             key = self.bind(pk, "bigint")
             n, gn = self.alias("n"), self.alias("n")
             table = TABLES[type_name]
-            value = f"(SELECT {self.node(n, type_name, root.subs[type_name])} FROM {table} {n} WHERE {n}.id = {key})"
-            guard = f"EXISTS (SELECT 1 FROM {table} {gn} WHERE {gn}.id = {key} AND {self.node_ok(gn, type_name)})"
+            node = self.node(n, type_name, root.subs[type_name])
+            value = f"(SELECT {node} FROM {table} {n} WHERE {n}.id = {key})"
+            ok = self.node_ok(gn, type_name)
+            guard = f"EXISTS (SELECT 1 FROM {table} {gn} WHERE {gn}.id = {key} AND {ok})"
             return value, [guard]
         assert root.kind == "nodes"
         from carbongraph.schema.security import SECURITY_NODE_TYPES
@@ -282,12 +287,14 @@ class Renderer:
             table = TABLES[type_name]
             node = self.node(n, type_name, root.subs[type_name])
             branches.append(
-                f"WHEN {literal(type_name)} THEN (SELECT {node} FROM {table} {n} WHERE {n}.id = {u}.k)"
+                f"WHEN {literal(type_name)} THEN "
+                f"(SELECT {node} FROM {table} {n} WHERE {n}.id = {u}.k)"
             )
             gu = self.alias("u")
             guards.append(
                 f"NOT EXISTS (SELECT 1 FROM unnest({t}, {k}) AS {gu}(t, k) JOIN {table} {gn} ON "
-                f"{gn}.id = {gu}.k WHERE {gu}.t = {literal(type_name)} AND NOT {self.node_ok(gn, type_name)})"
+                f"{gn}.id = {gu}.k WHERE {gu}.t = {literal(type_name)} "
+                f"AND NOT {self.node_ok(gn, type_name)})"
             )
         case = f"CASE {u}.t {' '.join(branches)} END" if branches else "NULL::json"
         value = (
@@ -401,7 +408,8 @@ class Renderer:
         )
         return (
             f"(SELECT {select} FROM footprint_total {t} WHERE {t}.node = '{key[0]}' AND "
-            f"{t}.node_id = {key[1]} AND {t}.via = {key[2]} AND {t}.day BETWEEN {start} AND {end}) AS {f}"
+            f"{t}.node_id = {key[1]} AND {t}.via = {key[2]} "
+            f"AND {t}.day BETWEEN {start} AND {end}) AS {f}"
         )
 
     def figure(
