@@ -294,7 +294,7 @@ class Executor:
         if result.errors:
             raise RuntimeError(result.errors)
         self.planned[query] = outcome.planned
-        data = orjson.loads(result.data) if outcome.planned else result.data
+        data = orjson.loads(str(result.data)) if outcome.planned else result.data
         return elapsed, data, log.count
 
     async def timed(

@@ -21,7 +21,7 @@ from strawberry.schema.schema import validate_document
 from strawberry.types import ExecutionResult
 
 from carbongraph.cost import rule_for, variable_sizes
-from carbongraph.observability import request_state
+from carbongraph.observability import request_state, tracing
 from carbongraph.planner.cache import LRU
 from carbongraph.planner.compile import Plan, Unplannable, compile_operation
 from carbongraph.planner.render import Grants, Renderer
@@ -121,7 +121,8 @@ async def try_plan(
         sql = renderer.statement()
     except Unplannable as exc:
         return Outcome(None, str(exc), considered=True)
-    row = (await context.db.execute_driver_sql(sql, tuple(renderer.params))).one()
+    with tracing.planned_operation(plan.operation_name):
+        row = (await context.db.execute_driver_sql(sql, tuple(renderer.params))).one()
     if not row[0]:
         return Outcome(None, "a field could be refused or suppressed for this viewer", True)
     extensions: dict[str, Any] = {}

@@ -47,11 +47,7 @@ async def _existing(ctx: Context, type_name: str, ref: str | None) -> Any:
         return None
     row = await ctx.loaders.by_type(type_name).load(pk)
     target = service._target(row) if row is not None else None
-    if (
-        target is None
-        or not ctx.viewer.sees(target)
-        or not ctx.viewer.can_manage(target)
-    ):
+    if target is None or not ctx.viewer.sees(target) or not ctx.viewer.can_manage(target):
         raise MutationFailed.single(
             ["input", "externalRef"], UserErrorCode.DUPLICATE, "externalRef is already in use."
         )
