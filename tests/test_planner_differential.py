@@ -36,6 +36,7 @@ pytestmark = pytest.mark.postgresql_only
 
 EXAMPLES = int(os.environ.get("PLANNER_EXAMPLES", "300"))
 COUNTS: Counter[str] = Counter()
+REASONS: Counter[str] = Counter()  # why operations fell back
 
 SCALARS = {
     "Enterprise": ["id", "name", "kind", "externalRef", "createdAt", "updatedAt", "archivedAt"],
@@ -88,7 +89,7 @@ FOOTPRINT_FIELDS = [
     "period { from to }",
     "scope3Categories { category name grams }",
     "series(granularity: MONTH) { from to net gross scope2MarketBased }",
-    "series(granularity: WEEK) { from net }",
+    "weekly: series(granularity: WEEK) { from net }",
 ]
 REDUCTION_FIELDS = [
     "suppressed",
@@ -128,6 +129,12 @@ class Operation:
             return f"a{self.aliases}: {field}"
         return field
 
+    def unique(self, field: str) -> str:
+        """A field with arguments: under its own alias, since the same name with other
+        arguments elsewhere in the selection (a fragment's) cannot be merged."""
+        self.aliases += 1
+        return f"f{self.aliases}: {field}"
+
     def period(self) -> str:
         month = self.draw(st.sampled_from(["2024-01", "2024-02", "2024-03", "2023-12", "2024-13"]))
         value = self.draw(
@@ -156,13 +163,15 @@ class Operation:
             via = ""
             if type_name == "Enterprise" and self.draw(st.booleans()):
                 via = ", via: " + self.draw(st.sampled_from(["COMMUNITIES", "EMPLOYEES"]))
-            parts.append(self.key(f"footprint(period: {self.period()}{via})") + f" {{ {fields} }}")
+            field = f"footprint(period: {self.period()}{via})"
+            parts.append(self.unique(field) + f" {{ {fields} }}")
         if self.draw(st.integers(0, 4)) == 0:
             fields = " ".join(self.some(REDUCTION_FIELDS))
-            parts.append(self.key(f"reductions(period: {self.period()})") + f" {{ {fields} }}")
+            parts.append(self.unique(f"reductions(period: {self.period()})") + f" {{ {fields} }}")
         if depth < 2 and CONNECTIONS[type_name] and self.draw(st.integers(0, 2)) > 0:
             name, child = self.draw(st.sampled_from(CONNECTIONS[type_name]))
-            parts.append(self.key(name) + self.page_args() + self.connection(child, depth + 1))
+            field = name + self.page_args()
+            parts.append(self.unique(field) + self.connection(child, depth + 1))
         return self.wrap(type_name, parts)
 
     def wrap(self, type_name: str, parts: list[str]) -> str:
@@ -289,6 +298,7 @@ async def compare(
     planned = bool(note.get("planned"))
     COUNTS["operations"] += 1
     COUNTS["planned" if planned else "fell back"] += 1
+    REASONS[note.get("reason") or ("planned" if planned else "not a valid query")] += 1
     assert status_on == status_off, (query, variables, subject, on, reference)
     assert normalised(on) == normalised(reference), (query, variables, subject, note)
     return planned
@@ -338,4 +348,6 @@ def test_planned_share() -> None:
         f"\nplanner differential: {total} operations, {COUNTS['planned']} planned "
         f"({COUNTS['planned'] / max(total, 1):.1%}), {COUNTS['fell back']} fell back"
     )
+    for reason, count in REASONS.most_common():
+        print(f"  {count:6} {reason}")
     assert total > 0 and COUNTS["planned"] > 0 and COUNTS["fell back"] > 0

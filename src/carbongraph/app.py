@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import secrets
 from collections.abc import AsyncIterator
@@ -671,6 +672,10 @@ def create_app(
             await ensure_migrated(engine_ref["engine"], settings)
         if owns_engine:
             observe(engine_ref["engine"])
+        # Everything built so far (the schema above all) lives as long as the process: out of
+        # the collector's generations, a full collection no longer walks it between requests.
+        gc.collect()
+        gc.freeze()
         # PostgreSQL: pool_size connections plus as many overflow (db.py); SQLite has no limit
         # worth alerting on.
         capacity = 2 * settings.db_pool_size if owns_engine and not settings.is_sqlite else 0

@@ -132,9 +132,8 @@ async def try_plan(
     if state is not None:  # what OperationObserver records for the reference executor
         state.operation = plan.operation_name or ""
         state.graphql_errors = False
-    return Outcome(
-        ExecutionResult(data=RawJSON(row[1]), errors=None, extensions=extensions or None)
-    )
+    result = ExecutionResult(data=RawJSON(row[1]), errors=None, extensions=extensions or None)
+    return Outcome(result, considered=True)
 
 
 def annotate(result: Any, outcome: Outcome, settings: Any) -> Any:

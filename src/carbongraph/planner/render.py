@@ -9,8 +9,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from graphql import GraphQLError
-from graphql.execution.values import get_argument_values
+from graphql import Undefined, VariableNode, value_from_ast
 
 from carbongraph.accounting.reads import SCOPE3_CATEGORIES, bucket_end, bucket_start
 from carbongraph.authz import Access, Role, Viewer
@@ -176,10 +175,23 @@ class Renderer:
         return f"{stem}{self._alias}"
 
     def args(self, item_node: Any, field_def: Any) -> dict[str, Any]:
-        try:
-            return get_argument_values(field_def, item_node, self.variables)
-        except GraphQLError as exc:
-            raise Unplannable("argument error") from exc
+        """The field's arguments given in the document (validated: names and types are
+        right), coerced; arguments left out are absent (their defaults are the resolvers')."""
+        out: dict[str, Any] = {}
+        coerced = self.variables.coerced
+        for argument in item_node.arguments or ():
+            name = argument.name.value
+            value = argument.value
+            if isinstance(value, VariableNode):
+                if value.name.value not in coerced:
+                    continue  # an optional variable left out: as if the argument were
+                out[name] = coerced[value.name.value]
+                continue
+            found = value_from_ast(value, field_def.args[name].type, coerced)
+            if found is Undefined:
+                raise Unplannable("argument error")
+            out[name] = found
+        return out
 
     # -- the guard ---------------------------------------------------------------------------
     def path_ok(self, path_sql: str) -> str:
