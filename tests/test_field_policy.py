@@ -13,7 +13,7 @@ from strawberry.federation.schema_directives import Tag
 from strawberry.types.field import StrawberryField
 
 from carbongraph.schema import policy
-from carbongraph.schema.hierarchy import IndividualNode
+from carbongraph.schema.hierarchy.types import IndividualNode
 from carbongraph.schema.schema import build_schema, schema
 from tests import leak_oracle
 

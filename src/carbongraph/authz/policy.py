@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
@@ -282,7 +283,7 @@ SCOPED_GRANTS_STATEMENT = sa.text(
 ).bindparams(sa.bindparam("subject", type_=sa.String()), sa.bindparam("today", type_=sa.Date()))
 
 
-def resolve_grants(rows: Iterable[Sequence[object]]) -> list[ResolvedGrant]:
+def resolve_grants(rows: Iterable[Sequence[Any]]) -> list[ResolvedGrant]:
     grants = []
     for role, node_type, node_id, e_path, c_path, home_path in rows:
         if role is None:  # SCOPED_GRANTS_STATEMENT's row for "no grants"
@@ -292,5 +293,5 @@ def resolve_grants(rows: Iterable[Sequence[object]]) -> list[ResolvedGrant]:
         )
         if node_type == PLATFORM:
             path = None
-        grants.append(ResolvedGrant(Role(str(role)), str(node_type), int(node_id), path))  # type: ignore[call-overload]
+        grants.append(ResolvedGrant(Role(str(role)), str(node_type), int(node_id), path))
     return grants

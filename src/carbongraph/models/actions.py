@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import date, datetime
 
 import sqlalchemy as sa
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field
 
 from carbongraph.models.accounting import BIGINT
-from carbongraph.models.base import timestamp_column, utcnow
+from carbongraph.models.base import TableModel, partial_unique_index, timestamp_column, utcnow
 
 
-class ActionType(SQLModel, table=True):
+class ActionType(TableModel, table=True):
     """A kind of low-carbon action, versioned by methodology."""
 
     __tablename__ = "action_type"
@@ -40,7 +40,7 @@ class ActionType(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
 
 
-class ActionRecord(SQLModel, table=True):
+class ActionRecord(TableModel, table=True):
     __tablename__ = "action_record"
     __table_args__ = (
         sa.Index("ix_action_record_individual_day", "individual_id", "occurred_on"),
@@ -68,7 +68,7 @@ class ActionRecord(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
 
 
-class CreditEntry(SQLModel, table=True):
+class CreditEntry(TableModel, table=True):
     """Append-only: a balance is the sum of entries; a correction is a reversal, never an
     update."""
 
@@ -77,27 +77,19 @@ class CreditEntry(SQLModel, table=True):
         sa.Index("ix_credit_entry_individual", "individual_id", "id"),
         # The last line of defence behind the lock discipline (locks.py): an action grants
         # once, gets each campaign's bonus once, and is reversed once.
-        sa.Index(
+        partial_unique_index(
             "ux_credit_entry_one_grant",
             "action_record_id",
-            unique=True,
-            sqlite_where=sa.text("kind = 'GRANT' AND campaign_id IS NULL"),
-            postgresql_where=sa.text("kind = 'GRANT' AND campaign_id IS NULL"),
+            where="kind = 'GRANT' AND campaign_id IS NULL",
         ),
-        sa.Index(
+        partial_unique_index(
             "ux_credit_entry_one_bonus",
             "action_record_id",
             "campaign_id",
-            unique=True,
-            sqlite_where=sa.text("kind = 'GRANT' AND campaign_id IS NOT NULL"),
-            postgresql_where=sa.text("kind = 'GRANT' AND campaign_id IS NOT NULL"),
+            where="kind = 'GRANT' AND campaign_id IS NOT NULL",
         ),
-        sa.Index(
-            "ux_credit_entry_one_reversal",
-            "action_record_id",
-            unique=True,
-            sqlite_where=sa.text("kind = 'REVERSAL'"),
-            postgresql_where=sa.text("kind = 'REVERSAL'"),
+        partial_unique_index(
+            "ux_credit_entry_one_reversal", "action_record_id", where="kind = 'REVERSAL'"
         ),
     )
 
@@ -115,7 +107,7 @@ class CreditEntry(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
 
 
-class Evidence(SQLModel, table=True):
+class Evidence(TableModel, table=True):
     """An uploaded photo. Its SHA-256 is unique: the same photo never earns twice."""
 
     __tablename__ = "evidence"
@@ -133,7 +125,7 @@ class Evidence(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
 
 
-class Reward(SQLModel, table=True):
+class Reward(TableModel, table=True):
     """Something a community or enterprise offers for credits, while stock lasts."""
 
     __tablename__ = "reward"
@@ -154,7 +146,7 @@ class Reward(SQLModel, table=True):
     )
 
 
-class Redemption(SQLModel, table=True):
+class Redemption(TableModel, table=True):
     __tablename__ = "redemption"
 
     id: int | None = Field(
@@ -168,7 +160,7 @@ class Redemption(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
 
 
-class Campaign(SQLModel, table=True):
+class Campaign(TableModel, table=True):
     """A community's or enterprise's campaign: eligible actions in a window, a goal, and an
     optional credits multiplier for the actions it covers."""
 
@@ -188,7 +180,7 @@ class Campaign(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
 
 
-class CreditPolicy(SQLModel, table=True):
+class CreditPolicy(TableModel, table=True):
     """A programme's rules for credits: the programme is a top-level enterprise or a community
     standing directly under the platform."""
 

@@ -120,6 +120,18 @@ _NODE_COMMON = "id externalRef createdAt updatedAt archivedAt"
 _CONNECTION = "pageInfo edges totalCount"
 _EDGE = "cursor node"
 _PAYLOAD = "userErrors"
+# The types listed through connections (`<Type>Connection`, `<Type>Edge`).
+_CONNECTED = (
+    "Enterprise",
+    "Community",
+    "Household",
+    "Individual",
+    "ApiKey",
+    "AuditEvent",
+    "ActionRecord",
+    "CampaignInfo",
+    "RewardInfo",
+)
 
 FIELD_POLICY: Mapping[str, Mapping[str, FieldPolicy]] = {
     # -- the hierarchy ----------------------------------------------------------------------
@@ -146,14 +158,8 @@ FIELD_POLICY: Mapping[str, Mapping[str, FieldPolicy]] = {
         **node(X, "displayName email credits householdHistory suggestions"),
         **node(X, "statement", SMALL),
     },
-    **{
-        f"{t}Connection": parent(_CONNECTION)
-        for t in ("Enterprise", "Community", "Household", "Individual", "ApiKey", "AuditEvent")
-    },
-    **{
-        f"{t}Edge": parent(_EDGE)
-        for t in ("Enterprise", "Community", "Household", "Individual", "ApiKey", "AuditEvent")
-    },
+    **{f"{t}Connection": parent(_CONNECTION) for t in _CONNECTED},
+    **{f"{t}Edge": parent(_EDGE) for t in _CONNECTED},
     "PageInfo": parent("hasNextPage hasPreviousPage startCursor endCursor"),
     "HouseholdMembershipPeriod": parent("validFrom validTo household"),
     # -- accounting -------------------------------------------------------------------------
@@ -333,7 +339,7 @@ def policy_of(type_name: str, field_name: str) -> FieldPolicy:
 
 def level(info: Any, target: Target) -> Access:
     """The viewer's level on a node: what privacy.py's disclosure rules take."""
-    return info.context.viewer.access(target)  # type: ignore[no-any-return]
+    return info.context.viewer.access(target)
 
 
 def require(info: Any, target: Target, needed: Access) -> None:
@@ -355,7 +361,7 @@ def require_field(info: Any, type_name: str, field_name: str, target: Target) ->
 
 def visible(info: Any, type_name: str, target: Target) -> bool:
     """Whether the viewer may see a node of this type at all (``NODE_LEVEL``)."""
-    return info.context.viewer.access(target) >= NODE_LEVEL[type_name]  # type: ignore[no-any-return]
+    return info.context.viewer.access(target) >= NODE_LEVEL[type_name]
 
 
 def require_visible(info: Any, type_name: str, target: Target) -> None:

@@ -33,9 +33,10 @@ from carbongraph.db import RequestDB, request_db
 from carbongraph.errors import CodedError, ErrorCode
 from carbongraph.live import postgres
 from carbongraph.live.hub import credits_channel, hub_for, leaderboard_channel
-from carbongraph.resolvers.context import build_context
+from carbongraph.resolvers.context import Context, build_context
 from carbongraph.schema import policy
 from carbongraph.schema.enums import LeaderboardMetric
+from carbongraph.schema.node import fetch_row, row_target
 from carbongraph.schema.relay import decode_global_id, to_global_id
 
 log = logging.getLogger("carbongraph.live")
@@ -57,11 +58,15 @@ class LiveContext:
         return self.engine_ref["engine"]
 
 
+# A subscription resolver's ``info``: its context is the connection's, not a request's.
+LiveInfo = strawberry.Info[LiveContext, None]
+
+
 @dataclass
 class _Probe:
     """What ``fetch_row`` and the policy read from ``info``: only ``context``."""
 
-    context: Any
+    context: Context
 
 
 async def _authorized(
@@ -74,8 +79,6 @@ async def _authorized(
     """Load the viewer's grants and the node afresh and check the declaration of the node's
     ``field`` whose changes this streams (NOT_FOUND / FORBIDDEN as over HTTP); then
     ``then(db)`` in the same read transaction."""
-    from carbongraph.schema.hierarchy import fetch_row, row_target
-
     async with request_db(ctx.engine) as db:
         probe = _Probe(await build_context(ctx.settings, db, ctx.principal))
         row = await fetch_row(probe, type_name, pk)
@@ -94,7 +97,9 @@ async def _listening(ctx: LiveContext) -> None:
             return
         except TimeoutError:
             pass
-    raise CodedError("Live updates are unavailable right now; retry later.", code="UNAVAILABLE")
+    raise CodedError(
+        "Live updates are unavailable right now; retry later.", code=ErrorCode.UNAVAILABLE
+    )
 
 
 def _hub(ctx: LiveContext) -> Any:
@@ -207,7 +212,7 @@ class Subscription:
         "redemption or expiry. Needs the right to read the person's credits."
     )
     async def credits_changed(
-        self, info: strawberry.Info, individual_id: strawberry.ID
+        self, info: LiveInfo, individual_id: strawberry.ID
     ) -> AsyncGenerator[CreditsChange, None]:
         ctx: LiveContext = info.context
         pk = decode_global_id(individual_id, ["Individual"])[1]
@@ -223,7 +228,7 @@ class Subscription:
         "community, its residents included)."
     )
     async def leaderboard_changed(
-        self, info: strawberry.Info, community_id: strawberry.ID, metric: LeaderboardMetric
+        self, info: LiveInfo, community_id: strawberry.ID, metric: LeaderboardMetric
     ) -> AsyncGenerator[LeaderboardChange, None]:
         ctx: LiveContext = info.context
         pk = decode_global_id(community_id, ["Community"])[1]

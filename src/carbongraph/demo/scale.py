@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from carbongraph.accounting.factors import FactorLibrary
+from carbongraph.accounting.importer import COLUMNS, refresh_statistics
 from carbongraph.accounting.ingest import ActivityInput, ingest
 from carbongraph.accounting.rollup import PopulationDelta
 from carbongraph.models.base import utcnow
@@ -258,19 +259,8 @@ def write_activity_csv(inputs: list[ActivityInput], path: Path) -> None:
     """The activity as a file for `carbongraph import activities` (benchmark B1)."""
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(
-            [
-                "account",
-                "activity_type",
-                "quantity",
-                "unit",
-                "period_start",
-                "period_end",
-                "external_id",
-                "source",
-                "meter_ref",
-            ]
-        )
+        # The importer's columns but data_quality: every reading here is metered, its default.
+        writer.writerow([c for c in COLUMNS if c != "data_quality"])
         for i in inputs:
             writer.writerow(
                 [
@@ -285,16 +275,6 @@ def write_activity_csv(inputs: list[ActivityInput], path: Path) -> None:
                     i.meter_ref,
                 ]
             )
-
-
-async def refresh_statistics(engine: AsyncEngine) -> None:
-    """A bulk load into fresh tables outgrows the planner's statistics (it would keep choosing
-    sequential scans for the idempotency and overlap look-ups); refresh them as the load grows."""
-    if engine.dialect.name != "postgresql":
-        return
-    async with engine.connect() as conn:
-        await conn.execute(sa.text("ANALYZE activity_record, footprint_total"))
-        await conn.commit()
 
 
 def _activity(households: list[dict[str, Any]], rng: random.Random) -> Any:

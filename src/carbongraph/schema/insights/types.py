@@ -17,9 +17,11 @@ from carbongraph.authz import Target
 from carbongraph.errors import BadUserInput, Forbidden
 from carbongraph.insights import inventory as inv
 from carbongraph.insights import suggestions as sg
+from carbongraph.resolvers.context import Info
 from carbongraph.resolvers.dataloaders import node_target
 from carbongraph.schema import policy
-from carbongraph.schema.accounting import (
+from carbongraph.schema.accounting.types import (
+    DataQuality,
     EmissionFactor,
     FootprintSource,
     Grams,
@@ -57,9 +59,9 @@ class Suggestion:
     description: str
     why: str = strawberry.field(description="Why this account, citing its data.")
     annual_co2e_saved: Grams = strawberry.field(description="Estimated CO2e avoided a year.")
-    annual_kg_co2e_saved: str = strawberry.field(description="The same in kg, exact decimal.")
-    annual_money_saved: str = strawberry.field(
-        description="Estimated money saved a year (decimal, in `currency`), running costs only."
+    annual_kg_co2e_saved: Decimal = strawberry.field(description="The same in kg.")
+    annual_money_saved: Decimal = strawberry.field(
+        description="Estimated money saved a year (in `currency`), running costs only."
     )
     currency: str
     evidence: list[SuggestionEvidence] = sized_field(SUGGESTION_EVIDENCE)
@@ -78,8 +80,8 @@ class Suggestion:
             description=s.description,
             why=s.why,
             annual_co2e_saved=Grams(s.annual_co2e_g),
-            annual_kg_co2e_saved=f"{Decimal(s.annual_co2e_g).scaleb(-3):f}",
-            annual_money_saved=f"{s.annual_money:f}",
+            annual_kg_co2e_saved=Decimal(s.annual_co2e_g).scaleb(-3),
+            annual_money_saved=Decimal(s.annual_money),
             currency=s.currency,
             evidence=[
                 SuggestionEvidence(label=e.label, value=e.value, unit=e.unit) for e in s.evidence
@@ -186,10 +188,10 @@ class InventoryPerCapita:
 
 @strawberry.type(description="Records of one data quality in an inventory.")
 class DataQualityShare:
-    data_quality: str = strawberry.field(description="METERED, ESTIMATED or SELF_REPORTED.")
+    data_quality: DataQuality
     record_count: int
     gross: Grams = strawberry.field(description="Their location-based emissions.")
-    share_of_gross: str = strawberry.field(description="Decimal fraction, 4 places.")
+    share_of_gross: Decimal = strawberry.field(description="A fraction, to 4 places.")
 
 
 @strawberry.type(
@@ -282,7 +284,7 @@ class GhgInventory:
                 FootprintSource(
                     activity_type=f.activity_type,
                     record_count=f.record_count,
-                    quantity=f"{(Decimal(f.quantity_milli) / 1000).normalize():f}",
+                    quantity=(Decimal(f.quantity_milli) / 1000).normalize(),
                     unit=ACTIVITY_TYPES[f.activity_type].unit,
                     location_based=Grams(f.location_g),
                     market_based=Grams(f.market_g),
@@ -296,10 +298,10 @@ class GhgInventory:
             ],
             data_quality=[
                 DataQualityShare(
-                    data_quality=q.data_quality,
+                    data_quality=DataQuality(q.data_quality),
                     record_count=q.record_count,
                     gross=Grams(q.gross_g),
-                    share_of_gross=i.quality_share(q),
+                    share_of_gross=Decimal(i.quality_share(q)),
                 )
                 for q in i.quality
             ],
@@ -308,7 +310,7 @@ class GhgInventory:
 
 
 async def inventory_of(
-    info: Any,
+    info: Info,
     node_type: str,
     pk: int,
     name: str,

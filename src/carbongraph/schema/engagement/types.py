@@ -20,8 +20,9 @@ from carbongraph.engagement import keys
 from carbongraph.engagement import leaderboards as lb
 from carbongraph.engagement import statements as st
 from carbongraph.errors import BadUserInput
+from carbongraph.resolvers.context import Info
 from carbongraph.schema import policy
-from carbongraph.schema.accounting import (
+from carbongraph.schema.accounting.types import (
     Grams,
     PeriodInput,
     PeriodRange,
@@ -33,12 +34,12 @@ from carbongraph.schema.enums import LeaderboardMetric
 from carbongraph.schema.relay import to_global_id
 
 
-def resolve_period(info: Any, period: PeriodInput | None) -> Period:
+def resolve_period(info: Info, period: PeriodInput | None) -> Period:
     return period.to_period() if period is not None else lb.default_period(info.context.today)
 
 
-def _quantity(milli: int) -> str:
-    return f"{(Decimal(milli) / 1000).normalize():f}"
+def _quantity(milli: int) -> Decimal:
+    return (Decimal(milli) / 1000).normalize()
 
 
 # -- statements -------------------------------------------------------------------------------
@@ -52,7 +53,7 @@ STATEMENT_WEEKS = 6
 class UtilityUsage:
     activity_type: str
     unit: str
-    quantity: str = strawberry.field(description="Exact decimal, in `unit`.")
+    quantity: Decimal = strawberry.field(description="In `unit`.")
     emissions: Grams = strawberry.field(description="Location-based CO2e of this use.")
     clean_energy_offset: Grams
 
@@ -132,10 +133,10 @@ class StatementUsageRanking:
         description="Share of the peers ranked at or below this one: 100 is the best."
     )
     peer_count: int = strawberry.field(description="Peers with such use in the period.")
-    per_capita: str | None = strawberry.field(
+    per_capita: Decimal | None = strawberry.field(
         description="This account's use per person; null when it has none."
     )
-    peer_average_per_capita: str | None = strawberry.field(
+    peer_average_per_capita: Decimal | None = strawberry.field(
         description="The peers' use per person; null when suppressed."
     )
     suppressed: bool = strawberry.field(
@@ -179,72 +180,67 @@ class Statement:
         description="The standing among the same peers by electricity use per person (the "
         "campus-wide electricity ranking of a dorm room); null without peers or their use."
     )
-    async def electricity_ranking(self, info: strawberry.Info) -> StatementUsageRanking | None:
+    async def electricity_ranking(self, info: Info) -> StatementUsageRanking | None:
         ranking = await st.electricity_ranking(info.context.db, self.data)
         return await _usage_ranking(info, ranking, self.data.period)
 
 
-async def _peers_withheld(
-    info: Any, population: int, scope_path: str, span: Period
-) -> privacy.SuppressionReason | None:
-    """The peers' averages are figures over part of the peers' community (homes with data, of
-    one dwelling type): withheld like a footprint of that part (docs/privacy.md)."""
+async def _standing(info: Info, standing: st.Standing, span: Period) -> dict[str, Any]:
+    """The fields both ranking types share. The peers' averages are figures over part of the
+    peers' community (homes with data, of one dwelling type): withheld like a footprint of that
+    part (docs/privacy.md); the same rule for the net and the usage ranking."""
     ctx = info.context
+    scope_path = standing.peer_scope_path
     decision = await privacy.part_of_node(
         ctx.loaders.cell_groups,
         policy.level(info, Target((scope_path,))),
         ctx.settings.small_cell_k,
         scope_path,
         span.end,
-        population,
+        standing.population,
     )
-    return decision.part
+    return {
+        "peers": standing.peers,
+        "peer_community": standing.peer_community,
+        "rank": standing.rank,
+        "percentile": standing.percentile,
+        "peer_count": standing.entry_count,
+        "suppressed": decision.part is not None,
+        "suppression_reason": decision.part,
+    }
 
 
 async def _usage_ranking(
-    info: Any, ranking: st.UsageRanking | None, span: Period
+    info: Info, ranking: st.UsageRanking | None, span: Period
 ) -> StatementUsageRanking | None:
     if ranking is None:
         return None
-    # The same rule as the net ranking's averages, over this board's peers.
-    reason = await _peers_withheld(info, ranking.population, ranking.peer_scope_path, span)
-    suppressed = reason is not None
+    shared = await _standing(info, ranking.standing, span)
+    suppressed = shared["suppressed"]
     own, average = ranking.per_capita_milli, ranking.average_per_capita_milli
     return StatementUsageRanking(
         activity_type=ranking.activity_type,
         unit=ranking.unit,
-        peers=ranking.peers,
-        peer_community=ranking.peer_community,
-        rank=ranking.rank,
-        percentile=ranking.percentile,
-        peer_count=ranking.entry_count,
         per_capita=None if own is None else _quantity(own),
         peer_average_per_capita=None if suppressed or average is None else _quantity(average),
-        suppressed=suppressed,
-        suppression_reason=reason,
+        **shared,
     )
 
 
-async def _ranking(info: Any, ranking: st.Ranking | None, span: Period) -> StatementRanking | None:
+async def _ranking(info: Info, ranking: st.Ranking | None, span: Period) -> StatementRanking | None:
     if ranking is None:
         return None
-    reason = await _peers_withheld(info, ranking.population, ranking.peer_scope_path, span)
-    suppressed = reason is not None
+    shared = await _standing(info, ranking.standing, span)
+    suppressed = shared["suppressed"]
     return StatementRanking(
-        peers=ranking.peers,
-        peer_community=ranking.peer_community,
-        rank=ranking.rank,
-        percentile=ranking.percentile,
-        peer_count=ranking.entry_count,
         peer_average_net=None if suppressed else ranking.average_net_g,
         peer_average_per_capita=None if suppressed else ranking.average_per_capita_g,
-        suppressed=suppressed,
-        suppression_reason=reason,
+        **shared,
     )
 
 
 async def statement_of(
-    info: Any,
+    info: Info,
     node: str,
     pk: int,
     period: PeriodInput | None,
@@ -379,7 +375,7 @@ def board_field(description: str) -> Any:
 
 
 async def community_board(
-    info: Any,
+    info: Info,
     scope_path: str,
     members: LeaderboardMembers,
     metric: LeaderboardMetric,
@@ -399,7 +395,7 @@ async def community_board(
 
 
 async def enterprise_board(
-    info: Any,
+    info: Info,
     enterprise_pk: int,
     scope_path: str,
     metric: LeaderboardMetric,
@@ -421,7 +417,7 @@ LABELS = {lb.HOUSEHOLDS: ("Household", "Home"), lb.INDIVIDUALS: ("Individual", "
 
 
 async def leaderboard_of(
-    info: Any, board: lb.Board, first: int | None, after: str | None
+    info: Info, board: lb.Board, first: int | None, after: str | None
 ) -> Leaderboard:
     """The viewer must already be allowed to see the scope (PUBLIC); names and values are
     decided per entry."""
@@ -565,7 +561,7 @@ def parse_period_param(raw: str | None) -> PeriodInput | None:
         raise BadUserInput(f"Invalid period {raw!r}.", argument="period") from exc
 
 
-def statement_link_of(info: Any, household_pk: int, period: PeriodInput | None) -> StatementLink:
+def statement_link_of(info: Info, household_pk: int, period: PeriodInput | None) -> StatementLink:
     token, expires = keys.mint_statement_link(
         info.context.settings, info.context.viewer.subject or "", household_pk
     )
