@@ -108,7 +108,7 @@ def enabled() -> bool:
 
 
 @contextlib.contextmanager
-def planned_operation(name: str | None) -> Iterator[None]:
+def planned_operation(name: str | None) -> Generator[None, None, None]:
     """The operation span of a query the planner answers (``carbongraph.planner``), named and
     placed as Strawberry's: its SQL statement's span is its child."""
     if _provider is None:
