@@ -28,8 +28,11 @@ from carbongraph.planner.compile import (
     Unplannable,
 )
 from carbongraph.resolvers.pagination import PageArgs
+from carbongraph.schema.accounting.types import PeriodInput
+from carbongraph.schema.hierarchy.queries import MAX_NODES
+from carbongraph.schema.relay import decode_global_id
+from carbongraph.schema.security.types import SECURITY_NODE_TYPES
 
-MAX_NODES = 1000  # Query.nodes' own limit (schema.py): more is an error, answered by the reference
 _BIG = 2**63 - 1
 _ONE_DAY = timedelta(days=1)
 
@@ -255,8 +258,6 @@ class Renderer:
         )
 
     def decode(self, raw: Any, expected: list[str]) -> tuple[str, int]:
-        from carbongraph.schema.relay import decode_global_id
-
         canonical = _canonical_id(raw)  # the usual form, 10x faster than Strawberry's decoding
         if canonical is not None and canonical[0] in expected:
             return canonical
@@ -273,8 +274,6 @@ class Renderer:
             return literal(root.constant), []
         args = self.args(root.node, root.field_def)
         if root.kind in ("by_id", "node"):
-            from carbongraph.schema.security import SECURITY_NODE_TYPES
-
             expected = (
                 [root.type_name] if root.kind == "by_id" else [*NODE_TYPES, *SECURITY_NODE_TYPES]
             )
@@ -290,8 +289,6 @@ class Renderer:
             guard = f"EXISTS (SELECT 1 FROM {table} {gn} WHERE {gn}.id = {key} AND {ok})"
             return value, [guard]
         assert root.kind == "nodes"
-        from carbongraph.schema.security import SECURITY_NODE_TYPES
-
         ids = args["ids"]
         if len(ids) > MAX_NODES:
             raise Unplannable("too many ids")
@@ -359,8 +356,6 @@ class Renderer:
 
     # -- footprints and reductions ------------------------------------------------------------
     def figures(self, alias: str, type_name: str, item: Item) -> str:
-        from carbongraph.schema.accounting import PeriodInput
-
         args = self.args(item.node, item.field_def)
         raw = args.get("period")
         if isinstance(raw, dict):  # graphql-core's coerced input; Strawberry builds the object
