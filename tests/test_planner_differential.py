@@ -267,8 +267,10 @@ def normalised(body: dict[str, Any]) -> tuple[Any, list[str]]:
 @pytest.fixture(scope="module")
 async def worlds(
     migrated_engine: AsyncEngine, app_engine: AsyncEngine, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[tuple[LeakWorld, Client]]:
-    """The leak matrix's world, behind two apps on the same database: planner on, planner off."""
+) -> AsyncIterator[tuple[LeakWorld, Client, Client, Client]]:
+    """The leak matrix's world, behind apps on the same database: planner on and off, and the
+    same two with small-cell suppression off (k = 1: aggregate-level viewers' footprints are
+    then plannable)."""
     await _wipe(migrated_engine)
     monkeypatch = pytest.MonkeyPatch()
     monkeypatch.setenv("CARBONGRAPH_EVIDENCE_DIR", str(tmp_path_factory.mktemp("plan-evidence")))
@@ -276,23 +278,36 @@ async def worlds(
         database_url=migrated_engine.url.render_as_string(hide_password=False),
         rate_limit_per_minute=0,
     )
-    on = httpx.ASGITransport(app=create_app(replace(base, planner=True), engine=app_engine))
-    off = httpx.ASGITransport(app=create_app(replace(base, planner=False), engine=app_engine))
+    variants = [
+        replace(base, planner=True),
+        replace(base, planner=False),
+        replace(base, planner=True, small_cell_k=1),
+        replace(base, planner=False, small_cell_k=1),
+    ]
+    transports = [httpx.ASGITransport(app=create_app(s, engine=app_engine)) for s in variants]
     async with (
-        httpx.AsyncClient(transport=on, base_url="http://test") as on_http,
-        httpx.AsyncClient(transport=off, base_url="http://test") as off_http,
+        httpx.AsyncClient(transport=transports[0], base_url="http://test") as on_http,
+        httpx.AsyncClient(transport=transports[1], base_url="http://test") as off_http,
+        httpx.AsyncClient(transport=transports[2], base_url="http://test") as on1_http,
+        httpx.AsyncClient(transport=transports[3], base_url="http://test") as off1_http,
     ):
         world = await build_leak_world(
-            migrated_engine, Client(on_http, replace(base, planner=True)), datetime.now(UTC).date()
+            migrated_engine, Client(on_http, variants[0]), datetime.now(UTC).date()
         )
-        yield world, Client(off_http, replace(base, planner=False), keys=world.client.keys)
+        keys = world.client.keys
+        yield (
+            world,
+            Client(off_http, variants[1], keys=keys),
+            Client(on1_http, variants[2], keys=keys),
+            Client(off1_http, variants[3], keys=keys),
+        )
     monkeypatch.undo()
 
 
 async def compare(
-    world: LeakWorld, off: Client, subject: str, query: str, variables: dict[str, Any]
+    on_client: Client, off: Client, subject: str, query: str, variables: dict[str, Any]
 ) -> bool:
-    status_on, on = await world.client.post(subject, query, variables)
+    status_on, on = await on_client.post(subject, query, variables)
     status_off, reference = await off.post(subject, query, variables)
     note = (on.get("extensions") or {}).get("planner") or {}
     planned = bool(note.get("planned"))
@@ -312,15 +327,17 @@ async def compare(
 )
 @given(data=st.data())
 async def test_planned_answers_equal_the_reference_executor(worlds, data) -> None:
-    world, off = worlds
+    world, off, on_k1, off_k1 = worlds
     query, variables = data.draw(operations(world))
+    k1 = data.draw(st.integers(0, 3)) == 0  # a quarter of the operations with k = 1
+    on_client, off_client = (on_k1, off_k1) if k1 else (world.client, off)
     for viewer in VIEWERS:
-        planned = await compare(world, off, viewer.subject, query, variables)
+        planned = await compare(on_client, off_client, viewer.subject, query, variables)
         event(f"{viewer.subject}: {'planned' if planned else 'fell back'}")
 
 
 async def test_benchmark_documents_as_every_viewer(worlds) -> None:
-    world, off = worlds
+    world, off, on_k1, off_k1 = worlds
     period = {"month": "2024-01"}
     cases = [(NESTED, {"c": world.gid(name), "p": period}) for name in ("a1", "a2", "b1")] + [
         (FOOTPRINT, {"id": world.gid(name), "p": period}) for name in ("a", "a1", "a1x", "b2x")
@@ -336,7 +353,8 @@ async def test_benchmark_documents_as_every_viewer(worlds) -> None:
     planned = 0
     for query, variables in cases:
         for viewer in VIEWERS:
-            planned += await compare(world, off, viewer.subject, query, variables)
+            planned += await compare(world.client, off, viewer.subject, query, variables)
+            await compare(on_k1, off_k1, viewer.subject, query, variables)
     # The platform admin's and the org admin's B3, B4 and B2 reads are planned.
     assert planned >= 2 * len(cases) - 4
 
