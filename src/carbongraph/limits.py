@@ -90,6 +90,23 @@ def is_mutation(query: str, operation_name: str | None, limits: Limits) -> bool:
 
 def check(query: str, limits: Limits, *, allow_introspection: bool) -> None:
     """Raise LimitExceeded with a stable code for the first limit the document breaks."""
+    # The verdict depends on the text and the limits only: a repeated document is not walked
+    # again (it costs about as much as a planned query's statement).
+    found = _verdict(query, limits, allow_introspection)
+    if found is not None:
+        raise LimitExceeded(*found)
+
+
+@lru_cache(maxsize=1024)
+def _verdict(query: str, limits: Limits, allow_introspection: bool) -> tuple[str, str] | None:
+    try:
+        _check(query, limits, allow_introspection=allow_introspection)
+    except LimitExceeded as exc:
+        return exc.code, str(exc)
+    return None
+
+
+def _check(query: str, limits: Limits, *, allow_introspection: bool) -> None:
     if len(query) > limits.max_characters:
         raise LimitExceeded(
             ErrorCode.QUERY_TOO_LARGE,
