@@ -126,7 +126,11 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         Strawberry."""
         data, context = kwargs["request_data"], kwargs["context"]
         outcome = await planner.try_plan(
-            self.schema._schema, context, data.query, data.variables, data.operation_name
+            self.schema._schema,  # type: ignore[attr-defined]  # BaseSchema does not declare it
+            context,
+            data.query,
+            data.variables,
+            data.operation_name,
         )
         result = outcome.result or await super().execute_single(*args, **kwargs)
         return planner.annotate(result, outcome, self.settings)

@@ -132,7 +132,11 @@ async def try_plan(
     if state is not None:  # what OperationObserver records for the reference executor
         state.operation = plan.operation_name or ""
         state.graphql_errors = False
-    result = ExecutionResult(data=RawJSON(row[1]), errors=None, extensions=extensions or None)
+    result = ExecutionResult(
+        data=RawJSON(row[1]),  # type: ignore[arg-type]  # JSON text, sent as is
+        errors=None,
+        extensions=extensions or None,
+    )
     return Outcome(result, considered=True)
 
 

@@ -11,6 +11,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from graphql import Undefined, VariableNode, value_from_ast
+from graphql.execution.values import VariableValues
 
 from carbongraph.accounting.reads import SCOPE3_CATEGORIES, bucket_end, bucket_start
 from carbongraph.authz import Access, Role, Viewer
@@ -165,7 +166,7 @@ class Renderer:
     def __init__(
         self,
         plan: Plan,
-        variables: dict[str, Any],
+        variables: VariableValues,
         grants: Grants,
         settings: Settings,
         today: date,
