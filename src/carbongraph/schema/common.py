@@ -9,6 +9,7 @@ from enum import Enum
 from typing import Any, TypeVar
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.federation.schema_directives import Cost, ListSize
 
 from carbongraph.errors import ErrorCode, UserErrorData
@@ -109,14 +110,16 @@ def _decimal_text(value: Any) -> str:
 
 
 def _parse_decimal(value: Any) -> Decimal:
+    # GraphQLError, not ValueError: graphql-core reports it as the input's fault as it is (an
+    # unexpected exception would carry an original error, which production answers as internal).
     if isinstance(value, bool) or not isinstance(value, str | int):
-        raise ValueError('a Decimal is a string of digits, e.g. "12.5"')
+        raise GraphQLError(f'Decimal cannot represent {value!r}: a string of digits, e.g. "12.5"')
     try:
         parsed = Decimal(value.strip() if isinstance(value, str) else value)
     except InvalidOperation:
-        raise ValueError(f"{value!r} is not a decimal number") from None
+        raise GraphQLError(f"Decimal cannot represent {value!r}: not a decimal number") from None
     if not parsed.is_finite():
-        raise ValueError(f"{value!r} is not a finite decimal number")
+        raise GraphQLError(f"Decimal cannot represent {value!r}: not a finite decimal number")
     return parsed
 
 
