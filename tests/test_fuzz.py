@@ -132,6 +132,14 @@ def _register_scalars(ids: list[str]) -> dict[str, st.SearchStrategy[graphql.Val
         # Mostly real objects, sometimes garbage and other types' IDs.
         "ID": st.one_of(st.sampled_from(ids).map(nodes.String), strings),
         "Grams": st.integers(-(2**53), 2**53).map(nodes.Int),
+        # Mostly decimals as strings (the scalar's form), sometimes integers and garbage.
+        "Decimal": st.one_of(
+            st.decimals(allow_nan=False, allow_infinity=False, places=6).map(
+                lambda d: nodes.String(f"{d:f}")
+            ),
+            st.integers(-(10**9), 10**9).map(nodes.Int),
+            strings,
+        ),
         "JSON": strings,
         "Upload": st.just(nodes.Null),  # uploads are multipart; a JSON request sends null
         "_Any": strings,
