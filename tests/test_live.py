@@ -23,6 +23,9 @@ from tests.live_client import AsgiSocket, Closed
 from tests.test_evidence import jpeg, upload
 from tests.world import build_world, gid
 
+# Alone: events must arrive within 1-2 s of the mutation that causes them.
+pytestmark = pytest.mark.serial
+
 CREDITS = """subscription($i: ID!) { creditsChanged(individualId: $i) {
   individualId balance changedAt } }"""
 BOARD = """subscription($c: ID!, $m: LeaderboardMetric!) {

@@ -162,7 +162,7 @@ async def _apply(engine, spec, enterprises, households, people):
                     elif op[0] == "move":
                         _, who, where, day = op
                         await hierarchy.move_individual(
-                            ctx,
+                            ctx.caller,
                             people[who % len(people)],
                             households[where % len(households)].id,
                             BASE + timedelta(days=day),
@@ -170,7 +170,7 @@ async def _apply(engine, spec, enterprises, households, people):
                     else:
                         _, who, which, day = op
                         await hierarchy.set_employment(
-                            ctx,
+                            ctx.caller,
                             people[who % len(people)],
                             enterprises[which % len(enterprises)].id,
                             BASE + timedelta(days=day),

@@ -1,14 +1,20 @@
 """What every command shares: the Typer app, the consoles, settings, a transaction on a
-short-lived engine, the progress bar, node arguments."""
+short-lived engine, the platform operator's session for domain services, the progress bar, node
+arguments."""
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 
 from carbongraph.config import ConfigError, Settings
+
+if TYPE_CHECKING:
+    from carbongraph.caller import Caller
 
 app = typer.Typer(
     help="carbongraph: federated GraphQL for personal, household, community and enterprise "
@@ -18,6 +24,13 @@ app = typer.Typer(
 )
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
+
+
+def command_group(name: str, help: str) -> typer.Typer:
+    """A group of subcommands (``carbongraph <name> …``), registered on the main app."""
+    group = typer.Typer(help=help, no_args_is_help=True)
+    app.add_typer(group, name=name)
+    return group
 
 
 def load_settings() -> Settings:
@@ -36,6 +49,34 @@ async def in_transaction(settings: Settings, work: Any, *, write: bool = True) -
     try:
         async with write_transaction(engine) if write else engine.begin() as conn:
             return await work(conn)
+    finally:
+        await engine.dispose()
+
+
+class CommandRefused(Exception):
+    """A domain service refused the command (its user errors, joined): exit 1."""
+
+
+@contextlib.asynccontextmanager
+async def operator_session(settings: Settings) -> AsyncIterator[Caller]:
+    """The platform operator (``cli:<user>``) as the domain services' caller, on a migrated
+    database, in one transaction committed when the block ends without an exception. A
+    refusal (``MutationFailed``) rolls back everything and becomes ``CommandRefused``."""
+    from carbongraph import audit
+    from carbongraph.app import ensure_migrated
+    from carbongraph.caller import operator
+    from carbongraph.db import create_engine, request_db
+    from carbongraph.errors import MutationFailed
+    from carbongraph.resolvers.context import caller_for
+
+    engine = create_engine(settings, system=True)
+    try:
+        await ensure_migrated(engine, settings)
+        async with request_db(engine, write=True) as db:
+            try:
+                yield caller_for(db, operator(audit.cli_actor()), settings.clock.now())
+            except MutationFailed as exc:
+                raise CommandRefused("; ".join(e.message for e in exc.errors)) from exc
     finally:
         await engine.dispose()
 

@@ -10,9 +10,11 @@ from typing import Annotated
 import typer
 
 from carbongraph.cli.common import (
+    CommandRefused,
     app,
     err,
     load_settings,
+    operator_session,
     parse_node,
 )
 from carbongraph.config import Settings
@@ -50,61 +52,39 @@ def token(
                     f"{r} is granted on: {where}" + (" (omit --node)" if PLATFORM in where else "")
                 )
                 raise typer.Exit(2)
-        asyncio.run(_store_grants(settings, sub, roles, node_type, node_id))
+        try:
+            asyncio.run(_store_grants(settings, sub, roles, node_type, node_id))
+        except CommandRefused as exc:
+            err.print(f"[red]{exc}[/red]")
+            raise typer.Exit(1) from exc
     sys.stdout.write(mint_token(settings, sub, roles=roles, ttl=timedelta(hours=hours)) + "\n")
 
 
 async def _store_grants(
     settings: Settings, sub: str, roles: list[str], node_type: str, node_id: int
 ) -> None:
-    import sqlalchemy as sa
-
+    """Through the service ``grantRole`` uses (its checks: the node must exist); a new grant
+    is audited, one already held changes nothing."""
     from carbongraph import audit
-    from carbongraph.app import ensure_migrated
-    from carbongraph.authz import PLATFORM
-    from carbongraph.db import create_engine, write_transaction
-    from carbongraph.models.base import utcnow
+    from carbongraph.authz import PLATFORM, Role
     from carbongraph.schema.relay import to_global_id as gid
-    from carbongraph.services.access import G
+    from carbongraph.services.access import grant_role, grants_of
 
-    engine = create_engine(settings, system=True)
-    try:
-        await ensure_migrated(engine, settings)
-        async with write_transaction(engine) as conn:
-            for r in roles:
-                exists = await conn.scalar(
-                    sa.select(G.c.id).where(
-                        G.c.principal == sub,
-                        G.c.role == r,
-                        G.c.node_type == node_type,
-                        G.c.node_id == node_id,
-                    )
-                )
-                if exists is None:
-                    await conn.execute(
-                        sa.insert(G).values(
-                            principal=sub,
-                            role=r,
-                            node_type=node_type,
-                            node_id=node_id,
-                            created_at=utcnow(),
-                            created_by="cli",
-                        )
-                    )
-                    # Grant changes are audited whichever way they are made.
-                    await conn.execute(
-                        sa.insert(audit.A).values(
-                            **audit.event_values(
-                                actor_subject=audit.cli_actor(),
-                                actor_kind="CLI",
-                                operation="token --role",
-                                outcome=audit.Outcome.OK,
-                                targets=[] if node_type == PLATFORM else [gid(node_type, node_id)],
-                                summary=audit.summary_json(
-                                    {"principal": sub, "role": r, "nodeType": node_type}
-                                ),
-                            )
-                        )
-                    )
-    finally:
-        await engine.dispose()
+    async with operator_session(settings) as caller:
+        held = {grant.id for grant in await grants_of(caller, sub)}
+        for r in roles:
+            grant = await grant_role(
+                caller, principal=sub, role=Role(r), node_type=node_type, node_id=node_id
+            )
+            if grant.id in held:
+                continue
+            # Grant changes are audited whichever way they are made.
+            await audit.record(
+                caller.db,
+                actor_subject=caller.viewer.subject,
+                actor_kind="CLI",
+                operation="token --role",
+                outcome=audit.Outcome.OK,
+                targets=[] if node_type == PLATFORM else [gid(node_type, node_id)],
+                summary=audit.summary_json({"principal": sub, "role": r, "nodeType": node_type}),
+            )

@@ -10,15 +10,16 @@ from typing import Annotated, Any
 import typer
 
 from carbongraph.cli.common import (
-    app,
+    CommandRefused,
+    command_group,
     err,
     load_settings,
+    operator_session,
     parse_node,
 )
 from carbongraph.config import Settings
 
-apikey_app = typer.Typer(help="API keys for partner services.", no_args_is_help=True)
-app.add_typer(apikey_app, name="apikey")
+apikey_app = command_group("apikey", "API keys for partner services.")
 
 
 @apikey_app.command("create")
@@ -46,14 +47,10 @@ def apikey_create(
         parsed.append((Role(role.upper()), *parse_node(node)))
     try:
         presented = asyncio.run(_create_key(settings, name, parsed, days))
-    except _CommandRefused as exc:
+    except CommandRefused as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from exc
     sys.stdout.write(presented + "\n")
-
-
-class _CommandRefused(Exception):
-    pass
 
 
 async def _create_key(
@@ -61,53 +58,28 @@ async def _create_key(
 ) -> str:
     from datetime import UTC, datetime
 
-    import sqlalchemy as sa
-
     from carbongraph import audit
-    from carbongraph.app import ensure_migrated
-    from carbongraph.authz import PLATFORM, Principal, ResolvedGrant, Role, Viewer
-    from carbongraph.db import create_engine, request_db
-    from carbongraph.errors import MutationFailed
-    from carbongraph.resolvers.context import Context, Loaders
     from carbongraph.schema.relay import to_global_id
     from carbongraph.services import api_keys
 
-    engine = create_engine(settings)
-    operator = Viewer(
-        Principal(audit.cli_actor()), [ResolvedGrant(Role.PLATFORM_ADMIN, PLATFORM, 0, None)]
-    )
-    today = datetime.now(UTC).date()
-    try:
-        await ensure_migrated(engine, settings)
-        async with request_db(engine, write=True) as db:
-            ctx = Context(settings, db, operator, Loaders(db, operator, today), today)
-            requests = [
-                api_keys.ScopeRequest(role, node_type, node_id, ["scope", str(i)])
-                for i, (role, node_type, node_id) in enumerate(scopes)
-            ]
-            expires = datetime.now(UTC) + timedelta(days=days) if days else None
-            try:
-                issued = await api_keys.create_key(
-                    ctx, name=name, scopes=requests, expires_at=expires
-                )
-            except MutationFailed as exc:
-                raise _CommandRefused("; ".join(e.message for e in exc.errors)) from exc
-            targets = [to_global_id("ApiKey", issued.key.row.id)] + [
-                to_global_id(node_type, node_id) for _, node_type, node_id in scopes
-            ]
-            summary = {"name": name, "scope": [f"{r.value}@{t}:{n}" for r, t, n in scopes]}
-            await db.execute(
-                sa.insert(audit.A).values(
-                    **audit.event_values(
-                        actor_subject=operator.subject,
-                        actor_kind="CLI",
-                        operation="apikey create",
-                        outcome=audit.Outcome.OK,
-                        targets=targets,
-                        summary=audit.summary_json({**summary, "expiresInDays": days}),
-                    )
-                )
-            )
-            return issued.presented
-    finally:
-        await engine.dispose()
+    async with operator_session(settings) as caller:
+        requests = [
+            api_keys.ScopeRequest(role, node_type, node_id, ["scope", str(i)])
+            for i, (role, node_type, node_id) in enumerate(scopes)
+        ]
+        expires = datetime.now(UTC) + timedelta(days=days) if days else None
+        issued = await api_keys.create_key(caller, name=name, scopes=requests, expires_at=expires)
+        targets = [to_global_id("ApiKey", issued.key.row.id)] + [
+            to_global_id(node_type, node_id) for _, node_type, node_id in scopes
+        ]
+        summary = {"name": name, "scope": [f"{r.value}@{t}:{n}" for r, t, n in scopes]}
+        await audit.record(
+            caller.db,
+            actor_subject=caller.viewer.subject,
+            actor_kind="CLI",
+            operation="apikey create",
+            outcome=audit.Outcome.OK,
+            targets=targets,
+            summary=audit.summary_json({**summary, "expiresInDays": days}),
+        )
+        return issued.presented

@@ -18,6 +18,7 @@ from carbongraph.authz import (
     resolve_grants,
 )
 from carbongraph.authz.api_keys import KEY_STATEMENT, ApiKeyPrincipal, KeyUse, verify_key_rows
+from carbongraph.caller import Caller
 from carbongraph.clock import LocalDays
 from carbongraph.config import Settings
 from carbongraph.db import RequestDB, StatementLog
@@ -54,6 +55,19 @@ class Context:
     def __post_init__(self) -> None:
         if self.days is None:
             self.days = LocalDays(self.settings.clock.now())
+
+    @property
+    def caller(self) -> Caller:
+        """What the domain services are given (never this context). Built afresh: it carries
+        the current mutation's ``audit_notes`` (``audit.AuditedMutation`` starts a new dict)."""
+        return Caller(self.db, self.viewer, self.today, self.days, self.loaders, self.audit_notes)
+
+
+def caller_for(db: RequestDB, viewer: Viewer, now: datetime) -> Caller:
+    """A ``Caller`` outside a GraphQL request (the command line): the viewer's day at ``now``,
+    with row caches of its own."""
+    days = LocalDays(now)
+    return Caller(db, viewer, days.utc, days, Loaders(db, viewer, days.utc))
 
 
 async def load_viewer(db: RequestDB, principal: Principal | None, today: date) -> Viewer:

@@ -198,7 +198,7 @@ async def _recalculate(info: Info, input: RecalculateFootprintInput) -> Recalcul
                 ) from exc
             from carbongraph.services.hierarchy import load_target
 
-            await load_target(ctx, type_name, pk, ["input", "nodeId"])
+            await load_target(ctx.caller, type_name, pk, ["input", "nodeId"])
             via = input.via.value if type_name == "Enterprise" else ""
             key = (NODE_LETTER[type_name], pk, via)
         counts["examined"], counts["changed"] = await reads.recalculate(ctx.db, key, span)

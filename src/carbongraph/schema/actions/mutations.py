@@ -250,7 +250,7 @@ class ActionMutations:
             from carbongraph.services.hierarchy import load_target
 
             person = await load_target(
-                ctx, "Individual", pk, ["input", "individualId"], manage=False
+                ctx.caller, "Individual", pk, ["input", "individualId"], manage=False
             )
             # A Starlette UploadFile at run time; strawberry types Upload as bytes.
             data = await input.file.read(photos.MAX_BYTES + 1)  # type: ignore[attr-defined]
@@ -351,7 +351,7 @@ async def _owner(
             UserErrorCode.NOT_FOUND,
             f"{field} is not a Community or Enterprise ID.",
         ) from exc
-    row = await load_target(info.context, type_name, pk, ["input", field], manage=False)
+    row = await load_target(info.context.caller, type_name, pk, ["input", field], manage=False)
     if managed_for and not info.context.viewer.can_manage(Target((row.path,))):
         raise MutationFailed.single(
             ["input", field], UserErrorCode.FORBIDDEN, f"Only its managers {managed_for} here."

@@ -1,27 +1,18 @@
-"""The hierarchy's DataLoaders: nodes by id, a person's households, and the parent → children
-relations of the connections (``children()`` in types.py)."""
+"""The hierarchy's DataLoaders: the parent → children relations of its connections
+(``children()`` in types.py), over the node rows every domain reads (``NodeRows``)."""
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Callable
-from datetime import date
-from typing import Any
-
 import sqlalchemy as sa
-from strawberry.dataloader import DataLoader
 
-from carbongraph.authz import Viewer, individual_path
-from carbongraph.db import RequestDB
 from carbongraph.resolvers.dataloaders import (
     EM,
     C,
     E,
     H,
     I,
-    IndividualRecord,
-    LoaderBase,
     M,
+    NodeRows,
     Relation,
     current,
     member_record,
@@ -99,75 +90,5 @@ ENTERPRISE_EMPLOYEES = Relation(
 )
 
 
-class HierarchyLoaders(LoaderBase):
-    def __init__(self, db: RequestDB, viewer: Viewer, today: date) -> None:
-        super().__init__(db, viewer, today)
-        self.enterprise = DataLoader(load_fn=self._by_id(E))
-        self.community = DataLoader(load_fn=self._by_id(C))
-        self.household = DataLoader(load_fn=self._by_id(H))
-        self.individual = DataLoader(load_fn=self._individuals)
-        self.current_household = DataLoader(load_fn=self._current_households)
-        self.membership_history = DataLoader(load_fn=self._membership_history)
-
-    def by_type(self, type_name: str) -> DataLoader[int, Any]:
-        """The by-primary-key loader of a node type."""
-        return {
-            "Enterprise": self.enterprise,
-            "Community": self.community,
-            "Household": self.household,
-            "Individual": self.individual,
-        }[type_name]
-
-    def _by_id(self, table: sa.Table) -> Callable[[list[int]], Any]:
-        async def load(keys: list[int]) -> list[Any]:
-            rows = await self.db.execute(sa.select(table).where(table.c.id.in_(keys)))
-            by_id = {row.id: row for row in rows}
-            return [by_id.get(key) for key in keys]
-
-        return load
-
-    async def _individuals(self, keys: list[int]) -> list[IndividualRecord | None]:
-        hh = H.alias("home")
-        em = EM.alias("em")
-        ee = E.alias("employer")
-        statement = (
-            sa.select(I, hh.c.path.label("home_path"), ee.c.path.label("employer_path"))
-            .select_from(
-                I.outerjoin(M, sa.and_(M.c.individual_id == I.c.id, current(M, self.today)))
-                .outerjoin(hh, hh.c.id == M.c.household_id)
-                .outerjoin(em, sa.and_(em.c.individual_id == I.c.id, current(em, self.today)))
-                .outerjoin(ee, ee.c.id == em.c.enterprise_id)
-            )
-            .where(I.c.id.in_(keys))
-        )
-        rows = await self.db.execute(statement)
-        first: dict[int, Any] = {}
-        paths: dict[int, list[str]] = defaultdict(list)
-        for row in rows:
-            first.setdefault(row.id, row)
-            for container in (row.home_path, row.employer_path):
-                if container:
-                    path = individual_path(container, row.id)
-                    if path not in paths[row.id]:
-                        paths[row.id].append(path)
-        return [
-            IndividualRecord.from_row(first[key], paths[key]) if key in first else None
-            for key in keys
-        ]
-
-    async def _current_households(self, keys: list[int]) -> list[Any]:
-        statement = (
-            sa.select(H, M.c.individual_id.label("_individual"))
-            .select_from(M.join(H, H.c.id == M.c.household_id))
-            .where(M.c.individual_id.in_(keys), current(M, self.today))
-        )
-        rows = await self.db.execute(statement)
-        by_individual = {row._individual: row for row in rows}
-        return [by_individual.get(key) for key in keys]
-
-    async def _membership_history(self, keys: list[int]) -> list[list[Any]]:
-        statement = sa.select(M).where(M.c.individual_id.in_(keys)).order_by(M.c.valid_from, M.c.id)
-        history: dict[int, list[Any]] = defaultdict(list)
-        for row in await self.db.execute(statement):
-            history[row.individual_id].append(row)
-        return [history[key] for key in keys]
+class HierarchyLoaders(NodeRows):
+    """The node rows by id (``NodeRows``) and the relations above, paged by ``LoaderBase``."""

@@ -230,7 +230,9 @@ async def _individual(info: Info, action: Any) -> IndividualPayload:
 async def _batch(info: Info, items: list[Any], one: Any) -> tuple[Any, list[UserError]]:
     return await run_mutation(
         info,
-        lambda: onboarding.run_items(info.context, items, one, refs=lambda item: item.external_ref),
+        lambda: onboarding.run_items(
+            info.context.caller, items, one, refs=lambda item: item.external_ref
+        ),
     )
 
 
@@ -260,11 +262,13 @@ def _individual_values(item: CreateIndividualInput) -> dict[str, Any]:
 
 
 def _household_item(info: Any, item: CreateHouseholdInput) -> Any:
-    return onboarding.ensure_household(info.context, **_household_values(item))
+    return onboarding.ensure_household(info.context.caller, **_household_values(item))
 
 
 def _individual_item(info: Any, item: CreateIndividualInput) -> Any:
-    return onboarding.ensure_individual(info.context, **_individual_values(item), reload=False)
+    return onboarding.ensure_individual(
+        info.context.caller, **_individual_values(item), reload=False
+    )
 
 
 @strawberry.type
@@ -276,7 +280,7 @@ class HierarchyMutations:
         return await _enterprise(
             info,
             lambda: service.create_enterprise(
-                info.context,
+                info.context.caller,
                 name=input.name,
                 kind=input.kind.value,
                 external_ref=input.external_ref,
@@ -292,7 +296,11 @@ class HierarchyMutations:
             check = Checker()
             name = check.text("name", input.name, required=False)
             return await service.update_node(
-                info.context, "Enterprise", pk, {"name": name, "kind": _value(input.kind)}, check
+                info.context.caller,
+                "Enterprise",
+                pk,
+                {"name": name, "kind": _value(input.kind)},
+                check,
             )
 
         return await _enterprise(info, action)
@@ -302,7 +310,7 @@ class HierarchyMutations:
         return await _enterprise(
             info,
             lambda: service.archive_node(
-                info.context, "Enterprise", input_id(input.id, "Enterprise", "id")
+                info.context.caller, "Enterprise", input_id(input.id, "Enterprise", "id")
             ),
         )
 
@@ -313,7 +321,7 @@ class HierarchyMutations:
     async def create_community(self, info: Info, input: CreateCommunityInput) -> CommunityPayload:
         async def action() -> Any:
             return await service.create_community(
-                info.context,
+                info.context.caller,
                 name=input.name,
                 kind=input.kind.value,
                 region_code=input.region_code,
@@ -336,7 +344,7 @@ class HierarchyMutations:
                 "region_code": check.region("regionCode", input.region_code),
                 "timezone": check.timezone("timezone", input.timezone),
             }
-            return await service.update_node(info.context, "Community", pk, changes, check)
+            return await service.update_node(info.context.caller, "Community", pk, changes, check)
 
         return await _community(info, action)
 
@@ -347,14 +355,14 @@ class HierarchyMutations:
         return await _community(
             info,
             lambda: service.archive_node(
-                info.context, "Community", input_id(input.id, "Community", "id")
+                info.context.caller, "Community", input_id(input.id, "Community", "id")
             ),
         )
 
     @strawberry.mutation
     async def create_household(self, info: Info, input: CreateHouseholdInput) -> HouseholdPayload:
         async def action() -> Any:
-            return await service.create_household(info.context, **_household_values(input))
+            return await service.create_household(info.context.caller, **_household_values(input))
 
         return await _household(info, action)
 
@@ -384,7 +392,7 @@ class HierarchyMutations:
                 "dwelling_type": _value(input.dwelling_type),
                 "has_rooftop_solar": input.has_rooftop_solar,
             }
-            return await service.update_node(info.context, "Household", pk, changes, check)
+            return await service.update_node(info.context.caller, "Household", pk, changes, check)
 
         return await _household(info, action)
 
@@ -393,7 +401,7 @@ class HierarchyMutations:
         return await _household(
             info,
             lambda: service.archive_node(
-                info.context, "Household", input_id(input.id, "Household", "id")
+                info.context.caller, "Household", input_id(input.id, "Household", "id")
             ),
         )
 
@@ -402,7 +410,7 @@ class HierarchyMutations:
         self, info: Info, input: CreateIndividualInput
     ) -> IndividualPayload:
         async def action() -> Any:
-            return await service.create_individual(info.context, **_individual_values(input))
+            return await service.create_individual(info.context.caller, **_individual_values(input))
 
         return await _individual(info, action)
 
@@ -429,7 +437,7 @@ class HierarchyMutations:
         return await _individual(
             info,
             lambda: service.update_individual(
-                info.context,
+                info.context.caller,
                 input_id(input.id, "Individual", "id"),
                 display_name=input.display_name,
                 email=input.email,
@@ -443,7 +451,7 @@ class HierarchyMutations:
         return await _individual(
             info,
             lambda: service.archive_individual(
-                info.context, input_id(input.id, "Individual", "id"), input.effective_on
+                info.context.caller, input_id(input.id, "Individual", "id"), input.effective_on
             ),
         )
 
@@ -451,7 +459,7 @@ class HierarchyMutations:
     async def move_individual(self, info: Info, input: MoveIndividualInput) -> IndividualPayload:
         async def action() -> Any:
             return await service.move_individual(
-                info.context,
+                info.context.caller,
                 input_id(input.individual_id, "Individual", "individualId"),
                 optional_input_id(input.household_id, "Household", "householdId"),
                 input.effective_from,
@@ -464,7 +472,7 @@ class HierarchyMutations:
         return await _individual(
             info,
             lambda: service.set_employment(
-                info.context,
+                info.context.caller,
                 input_id(input.individual_id, "Individual", "individualId"),
                 input_id(input.enterprise_id, "Enterprise", "enterpriseId"),
                 input.effective_from,
@@ -477,7 +485,7 @@ class HierarchyMutations:
         return await _individual(
             info,
             lambda: service.set_employment(
-                info.context,
+                info.context.caller,
                 input_id(input.individual_id, "Individual", "individualId"),
                 input_id(input.enterprise_id, "Enterprise", "enterpriseId"),
                 input.effective_from,

@@ -56,7 +56,8 @@ class Viewer:
 
     @sized_field(GRANTS)
     async def grants(self, info: Info) -> list[RoleGrant]:
-        return [RoleGrant.from_row(r) for r in await service.grants_of(info.context, self.subject)]
+        rows = await service.grants_of(info.context.caller, self.subject)
+        return [RoleGrant.from_row(r) for r in rows]
 
     @strawberry.field(description="The viewer's own carbon account, if they are a resident.")
     async def individual(self, info: Info) -> IndividualNode | None:
@@ -119,7 +120,11 @@ async def grant_role(info: Info, input: GrantRoleInput) -> GrantRolePayload:
         role = RoleValue(input.role.value if hasattr(input.role, "value") else input.role)
         node_type, node_id = _grant_node(input.node_id, role)
         return await service.grant_role(
-            info.context, principal=input.principal, role=role, node_type=node_type, node_id=node_id
+            info.context.caller,
+            principal=input.principal,
+            role=role,
+            node_type=node_type,
+            node_id=node_id,
         )
 
     row, errors = await run_mutation(info, action)
@@ -134,7 +139,7 @@ async def revoke_role(info: Info, input: RevokeRoleInput) -> RevokeRolePayload:
             raise MutationFailed.single(
                 ["input", "grantId"], UserErrorCode.NOT_FOUND, "grantId is not a grant ID."
             ) from exc
-        return await service.revoke_role(info.context, pk)
+        return await service.revoke_role(info.context.caller, pk)
 
     row, errors = await run_mutation(info, action)
     revoked = strawberry.ID(to_global_id("RoleGrant", row.id)) if row else None

@@ -112,7 +112,7 @@ class ApiKeyMutations:
         async def action() -> service.IssuedKey:
             scopes = [_scope(s, i) for i, s in enumerate(input.scopes)]
             return await service.create_key(
-                info.context, name=input.name, scopes=scopes, expires_at=input.expires_at
+                info.context.caller, name=input.name, scopes=scopes, expires_at=input.expires_at
             )
 
         issued, errors = await run_mutation(info, action)
@@ -131,7 +131,7 @@ class ApiKeyMutations:
     ) -> RotateApiKeyPayload:
         async def action() -> Any:
             return await service.rotate_key(
-                info.context, _key_id(input.api_key_id), input.grace_minutes
+                info.context.caller, _key_id(input.api_key_id), input.grace_minutes
             )
 
         result, errors = await run_mutation(info, action)
@@ -152,7 +152,7 @@ class ApiKeyMutations:
         self, info: strawberry.Info, input: RevokeApiKeyInput
     ) -> RevokeApiKeyPayload:
         async def action() -> service.KeyRecord:
-            return await service.revoke_key(info.context, _key_id(input.api_key_id))
+            return await service.revoke_key(info.context.caller, _key_id(input.api_key_id))
 
         record, errors = await run_mutation(info, action)
         return RevokeApiKeyPayload(

@@ -94,7 +94,7 @@ class ApiKeyNode(relay.Node):
 
     @classmethod
     async def fetch(cls, info: Info, pk: int) -> ApiKeyNode:
-        record = await service.fetch_key(info.context, pk)
+        record = await service.fetch_key(info.context.caller, pk)
         if record is None:
             raise NotFound()
         return cls.from_record(record)
@@ -178,7 +178,7 @@ async def api_keys(
     ctx = info.context
     select = service.visible_keys(ctx.viewer, include_inactive, datetime.now(UTC))
     page = await root_page(ctx.db, select, args)
-    scopes = await service.scopes_of(ctx, [r.id for r in page.rows])
+    scopes = await service.scopes_of(ctx.caller, [r.id for r in page.rows])
     return build_connection(
         page, lambda r: ApiKeyNode.from_row(r, scopes[r.id]), lambda: root_count(ctx.db, select)
     )
