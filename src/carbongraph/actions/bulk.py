@@ -172,9 +172,7 @@ async def record_verified_set_based(
         return result
     await lock_people(conn, (item.individual_id for item in inputs))
     raw = (await conn.get_raw_connection()).driver_connection
-    # No JIT: compiling these once-a-batch plans (row-level security's sub-plans included)
-    # costs more than running them.
-    await raw.execute(f"SET LOCAL jit = off; {_CREATE}")
+    await raw.execute(_CREATE)
     await raw.copy_records_to_table(
         _STAGE,
         records=[
