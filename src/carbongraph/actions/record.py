@@ -178,6 +178,25 @@ async def record_actions(
             ).scalars()
         )
 
+    # The viewer's decisions depend on the person and their home only: taken once per pair
+    # (a partner's batch of 10,000 actions names a few thousand people).
+    decided: dict[tuple[int, str | None], tuple[bool, bool, bool]] = {}
+
+    def decide(individual_id: int, path: str | None) -> tuple[bool, bool, bool]:
+        """(may record, may know the person exists, may verify) for this viewer."""
+        key = (individual_id, path)
+        if key not in decided:
+            target = Target(
+                (individual_path(path, individual_id),) if path else (),
+                individual_id=individual_id,
+            )
+            decided[key] = (
+                viewer is None or viewer.can_record_activity(target),
+                viewer is not None and viewer.may_know_exists(target),
+                viewer is None or viewer.can_verify_actions(target),
+            )
+        return decided[key]
+
     rows = []
     for n in range(len(inputs)):
         item, action = inputs[n], actions[n]
@@ -186,14 +205,9 @@ async def record_actions(
             item.individual_id, item.occurred_on
         ) or attribution.last_household(item.individual_id)
         path = attribution.household_paths.get(household_id) if household_id else None
-        target = Target(
-            (individual_path(path, item.individual_id),) if path else (),
-            individual_id=item.individual_id,
-        )
-        if account is None or (viewer is not None and not viewer.can_record_activity(target)):
-            known_tenant = (
-                viewer is not None and account is not None and viewer.may_know_exists(target)
-            )
+        may_record, may_know, may_verify = decide(item.individual_id, path)
+        if account is None or not may_record:
+            known_tenant = viewer is not None and account is not None and may_know
             fail(
                 n,
                 "individualId",
@@ -201,7 +215,7 @@ async def record_actions(
                 "you may not record actions for this person" if known_tenant else "no such person",
             )
             continue
-        verified = viewer is None or viewer.can_verify_actions(target)
+        verified = may_verify
         if verified_only and not verified:
             fail(
                 n,
