@@ -6,8 +6,10 @@ the households: every row written for a person scanned the tenant's households (
 0.8 ms a row at 910 households; a partner's 10,000 verified actions spent most of their time
 there). The same rule, driven from the person's memberships by index and each household by its
 key (``personal.person_in_scope(per_row=True)``), is now the WITH CHECK of every registered
-table, and the USING of ``footprint_total``, whose upserts check each proposed row against
-USING too (10,000 verified actions: 2,721 people's cells took 4.6 s, 1.7 ms a row). Other USING
+table, and the USING of the tables whose writes check each row against USING too
+(``checked_per_row``: INSERT … RETURNING and ON CONFLICT DO UPDATE): ``footprint_total``
+(10,000 verified actions: 2,721 people's cells took 4.6 s, 1.7 ms a row), ``action_record`` and
+``activity_record`` (a person's rows dated before their membership: 2.5 ms a row). Other USING
 clauses (reads, where the join is hashed once a statement) are unchanged.
 
 Revision ID: 0012
