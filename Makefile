@@ -42,10 +42,21 @@ serve: $(STAMP)
 	$(BIN)/carbongraph seed --demo
 	$(BIN)/carbongraph serve
 
+# `make test`: pytest-xdist workers for the parallel phase (the suite mostly waits on databases
+# and subprocesses), then the tests marked `serial` alone. JUNIT=DIR writes DIR/parallel.xml
+# and DIR/serial.xml (.ci/run checks their union). Exit 5 (no test selected) is not a failure:
+# PYTEST_ARGS may name files of one phase only.
+TEST_WORKERS ?= 2
+JUNIT ?=
+
 ## The whole suite: every database test on SQLite and on PostgreSQL
 test: lock-check $(STAMP) gateway/node_modules $(PARTNER)/node_modules
 	$(BIN)/ruff check .
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/mypy
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup -m "not serial" $(PYTEST_ARGS) \
+		$(if $(JUNIT),--junitxml=$(JUNIT)/parallel.xml) || test $$? -eq 5
+	$(BIN)/pytest -m serial $(PYTEST_ARGS) \
+		$(if $(JUNIT),--junitxml=$(JUNIT)/serial.xml) || test $$? -eq 5
 
 gateway/node_modules: gateway/package-lock.json
 	cd gateway && npm ci --no-audit --no-fund --loglevel=error
@@ -74,6 +85,8 @@ bench/peers/postgraphile/node_modules: bench/peers/postgraphile/package-lock.jso
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 schema: $(STAMP)
 	$(BIN)/carbongraph export-schema

@@ -715,7 +715,7 @@ async def b7_actions(database_url: str, app_url: str, count: int) -> dict[str, A
     import: a child process, the application role) and ``count`` through
     `recordVerifiedActions` over HTTP, in batches of its documented maximum, by a partner
     service whose grants cover the people."""
-    from carbongraph.schema.actions import MAX_BATCH
+    from carbongraph.schema.actions.mutations import MAX_BATCH
 
     owner = create_engine(Settings.from_env(database_url=database_url))
     try:

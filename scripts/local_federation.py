@@ -13,7 +13,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from carbongraph.seed import demo_tokens
+from carbongraph.demo.seed import demo_tokens
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent

@@ -9,8 +9,8 @@ from datetime import date
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from carbongraph.authz import PLATFORM, Role
+from carbongraph.demo.seed import HierarchyWriter
 from carbongraph.resolvers.dataloaders import C, E, H
-from carbongraph.seed import HierarchyWriter
 from tests.world import gid, grant
 
 

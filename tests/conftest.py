@@ -12,6 +12,7 @@ import asyncio
 import concurrent.futures
 import os
 import random
+import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -46,12 +47,52 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     has its PostgreSQL twin (.ci/run checks), so tests of SQLite's locking run on both."""
     keep, drop = [], []
     for item in items:
-        backend = getattr(getattr(item, "callspec", None), "params", {}).get("migrated_engine")
         pg_only = item.get_closest_marker("postgresql_only") is not None
-        (drop if pg_only and backend == "sqlite" else keep).append(item)
+        (drop if pg_only and _backend_of(item) == "sqlite" else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+
+
+# Modules whose tests share a costly module-scoped fixture: under pytest-xdist (`make test`)
+# each runs on one worker per backend, so the fixture is built once per backend, not once per
+# worker that happens to get one of its tests.
+SHARED_FIXTURE_MODULES = {
+    "test_leak_matrix",  # the leak world
+    "test_federation_e2e",  # the stack: demo database, both subgraphs, the gateway
+    "test_concurrency_processes",  # a two-process server
+    "test_metro_partner",  # the metro world
+    "test_cost",  # the gateway's costs (node)
+}
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """With ``--dist loadgroup`` (make test): one work unit per test, except the modules above,
+    one unit per backend. (Our own grouping: pytest-xdist's ``xdist_group`` renames node ids,
+    which pytest 9 no longer allows.) Largest units are handed out first."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedFixtureScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path, _, test = nodeid.partition("::")
+            if Path(path).stem not in SHARED_FIXTURE_MODULES:
+                return nodeid
+            backend = next((b for b in BACKENDS if re.search(rf"[\[-]{b}[\]-]", test)), "")
+            return f"{path}::{backend}"
+
+    return SharedFixtureScheduling(config, log)
+
+
+def _backend_of(item: pytest.Item) -> str | None:
+    """The database backend a test runs on: its ``migrated_engine`` parameter, or a module's own
+    backend parameter (test_fuzz.py's server)."""
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    backend = params.get("migrated_engine")
+    if backend is None:
+        backend = next((p for p in params.values() if p in BACKENDS), None)
+    return backend
 
 
 def _pg_url() -> str:

@@ -23,8 +23,8 @@ from carbongraph.accounting.ingest import ActivityInput, ingest
 from carbongraph.actions.record import ActionInput, record_actions
 from carbongraph.authz import PLATFORM, Role
 from carbongraph.db import request_db
+from carbongraph.demo.seed import HierarchyWriter
 from carbongraph.resolvers.dataloaders import C, E, H
-from carbongraph.seed import HierarchyWriter
 from tests.world import grant
 
 START = date(2026, 10, 5)  # a Monday; the period is four weeks

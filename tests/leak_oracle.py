@@ -13,6 +13,42 @@ NONE, PUBLIC, AGGREGATE, PERSONAL = range(4)
 ORGANISATIONS = ("Enterprise", "Community")
 PERSONAL_FIELDS = {"Household": ("name",), "Individual": ("displayName", "email")}
 
+# Every field of the four node types and the level it needs on its node, restated from
+# docs/authorization.md ("Access levels", "Suggestions", "Statements", "Inventories"): a new
+# field fails the guard in test_leak_matrix until it is classified here.
+_ORG = ("id externalRef createdAt updatedAt archivedAt name kind leaderboard", PUBLIC)
+FIELD_LEVELS: dict[str, dict[str, int]] = {
+    kind: {field: lvl for names, lvl in groups for field in names.split()}
+    for kind, groups in {
+        "Enterprise": [
+            _ORG,
+            ("communities employees", PUBLIC),
+            ("footprint reductions inventory", AGGREGATE),
+        ],
+        "Community": [
+            _ORG,
+            ("regionCode timezone enterprise parent subCommunities households members", PUBLIC),
+            ("footprint reductions inventory", AGGREGATE),
+        ],
+        "Household": [
+            (
+                "id externalRef createdAt updatedAt archivedAt dwellingType "
+                "hasRooftopSolar community regionCode members footprint reductions "
+                "statement statementLink",
+                AGGREGATE,
+            ),
+            ("name suggestions", PERSONAL),
+        ],
+        "Individual": [
+            (
+                "id externalRef createdAt updatedAt archivedAt household footprint reductions",
+                AGGREGATE,
+            ),
+            ("displayName email credits householdHistory suggestions statement", PERSONAL),
+        ],
+    }.items()
+}
+
 
 @dataclass(frozen=True)
 class Place:

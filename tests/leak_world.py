@@ -18,10 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from carbongraph.authz import PLATFORM, Role, mint_token
 from carbongraph.config import Settings
+from carbongraph.demo.seed import HierarchyWriter
 from carbongraph.models import metadata
 from carbongraph.models.security import AuditEvent
 from carbongraph.resolvers.dataloaders import C, E, H, I
-from carbongraph.seed import HierarchyWriter
 from carbongraph.services import periods
 from tests.leak_oracle import PLACES, VIEWERS, chain
 from tests.world import SINCE, gid, grant

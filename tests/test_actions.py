@@ -183,8 +183,8 @@ async def test_platform_admins_publish_new_action_type_versions(engine, api):
     await build_world(engine)
     publish = """mutation($c: Int!) { publishActionType(input: {code: "SUBWAY_TRIP",
       methodology: "carbongraph-2027.1", name: "Subway trip", unit: "trip",
-      creditsPerUnit: $c, avoidedGramsPerUnit: $c, scope: "3+", employerScope: "3",
-      employerCategory: 7, dailyCap: 6, evidence: "PARTNER", selfReportCap: 2,
+      creditsPerUnit: $c, avoidedGramsPerUnit: $c, scope: SCOPE_3_PLUS, employerScope: SCOPE_3,
+      employerCategory: 7, dailyCap: 6, evidence: PARTNER, selfReportCap: 2,
       validFrom: "2027-01-01", citation: "revised per-trip factor"}) {
       actionType { code version creditsPerUnit } userErrors { code } } }"""
     body = await api.gql(publish, {"c": 600}, subject="org-a")

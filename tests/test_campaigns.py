@@ -10,11 +10,15 @@ from tests.world import build_world, gid
 
 CREATE = """mutation($o: ID!) { createCampaign(input: {ownerId: $o, name: "Green June",
   startsOn: "2025-06-01", endsOn: "2025-06-30", actionTypes: ["SUBWAY_TRIP"],
-  goalKind: "PARTICIPANTS", goalValue: 4, bonusPercent: 150}) {
+  goalKind: PARTICIPANTS, goalValue: 4, bonusPercent: 150}) {
   campaign { id } userErrors { field code } } }"""
-BOARD = """query($o: ID!) { campaigns(ownerId: $o) { name progress { suppressed avoidedGrams
-  participants percentOfGoal } topParticipants(first: 5) { rank name individualId avoidedGrams
-  suppressed } } }"""
+BOARD = """query($o: ID!) { campaigns(ownerId: $o) { totalCount edges { node { name goalKind
+  progress { suppressed avoidedGrams participants percentOfGoal } topParticipants(first: 5) {
+  rank name individualId avoidedGrams suppressed } } } } }"""
+
+
+def _campaigns(body: dict) -> list[dict]:
+    return [edge["node"] for edge in body["data"]["campaigns"]["edges"]]
 
 
 async def test_campaign_bonus_progress_and_board(engine, api):
@@ -38,7 +42,9 @@ async def test_campaign_bonus_progress_and_board(engine, api):
         ],
     )
     body = await api.gql(BOARD, {"o": gid("Community", community)}, subject="cm-a0")
-    campaign = body["data"]["campaigns"][0]
+    assert body["data"]["campaigns"]["totalCount"] == 1
+    campaign = _campaigns(body)[0]
+    assert campaign["goalKind"] == "PARTICIPANTS"
     assert campaign["progress"] == {
         "suppressed": False,
         "avoidedGrams": 5 * 554,
@@ -50,13 +56,13 @@ async def test_campaign_bonus_progress_and_board(engine, api):
     assert all(s["individualId"] for s in board)  # the manager sees who
     # A resident sees pseudonyms, stable between reads.
     seen = await api.gql(BOARD, {"o": gid("Community", community)}, subject="resident-a")
-    names = [s["name"] for s in seen["data"]["campaigns"][0]["topParticipants"]]
+    names = [s["name"] for s in _campaigns(seen)[0]["topParticipants"]]
     assert all(n.startswith("Participant ") for n in names)
     again = await api.gql(BOARD, {"o": gid("Community", community)}, subject="resident-a")
-    assert [s["name"] for s in again["data"]["campaigns"][0]["topParticipants"]] == names
-    assert all(s["individualId"] is None for s in seen["data"]["campaigns"][0]["topParticipants"])
+    assert [s["name"] for s in _campaigns(again)[0]["topParticipants"]] == names
+    assert all(s["individualId"] is None for s in _campaigns(seen)[0]["topParticipants"])
     # Seen from outside, three participants are a small cell: only the resident's own figure.
-    outside_view = seen["data"]["campaigns"][0]
+    outside_view = _campaigns(seen)[0]
     assert outside_view["progress"] == {
         "suppressed": True,
         "avoidedGrams": None,

@@ -17,7 +17,7 @@ from carbongraph.app import DatabaseNotMigrated, ensure_migrated
 from carbongraph.cli import app
 from carbongraph.config import Settings
 from carbongraph.db import create_engine
-from carbongraph.seed import demo_tokens
+from carbongraph.demo.seed import demo_tokens
 
 runner = CliRunner()
 
@@ -154,3 +154,30 @@ def test_server_refuses_an_unmigrated_database(sqlite_env):
     )
     assert result.returncode == 1
     assert "carbongraph migrate" in result.stderr
+
+
+def test_token_grants_go_through_the_grant_service(sqlite_env):
+    """The node must exist (the service's check), and a grant already held is neither stored
+    nor audited again."""
+    assert runner.invoke(app, ["migrate"]).exit_code == 0
+    missing = runner.invoke(
+        app, ["token", "--sub", "ops", "--role", "COMMUNITY_MANAGER", "--node", "Community:999"]
+    )
+    assert missing.exit_code == 1 and "No such Community" in missing.output
+    for _ in range(2):
+        result = runner.invoke(app, ["token", "--sub", "root", "--role", "PLATFORM_ADMIN"])
+        assert result.exit_code == 0, result.output
+
+    async def stored() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+        engine = create_engine(Settings.from_env())
+        try:
+            async with engine.connect() as conn:
+                grants = await conn.execute(sa.text("SELECT principal, role FROM role_grant"))
+                events = await conn.execute(sa.text("SELECT actor_kind, summary FROM audit_event"))
+                return [tuple(r) for r in grants], [tuple(r) for r in events]
+        finally:
+            await engine.dispose()
+
+    grants, events = asyncio.run(stored())
+    assert grants == [("root", "PLATFORM_ADMIN")]
+    assert [kind for kind, _ in events] == ["CLI"] and '"principal":"root"' in events[0][1]

@@ -58,8 +58,9 @@ POLICY = """mutation($p: ID!) { setCreditPolicy(input: {programmeId: $p, expiryM
   userErrors { code } } }"""
 PUBLISH = """mutation($code: String!, $c: Int!) { publishActionType(input: {code: $code,
   methodology: "carbongraph-2027.1", name: "Subway trip", unit: "trip", creditsPerUnit: $c,
-  avoidedGramsPerUnit: $c, scope: "3+", employerScope: "3", employerCategory: 7, dailyCap: 6,
-  evidence: "PARTNER", selfReportCap: 2, validFrom: "2027-01-01", citation: "revision"}) {
+  avoidedGramsPerUnit: $c, scope: SCOPE_3_PLUS, employerScope: SCOPE_3, employerCategory: 7,
+  dailyCap: 6, evidence: PARTNER, selfReportCap: 2, validFrom: "2027-01-01",
+  citation: "revision"}) {
   actionType { code version creditsPerUnit } userErrors { code message } } }"""
 
 # The code the lead adds for a decision on an action that is no longer in the state asked for.

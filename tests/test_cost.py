@@ -244,8 +244,9 @@ AGREE = [
         None,
     ),
     (
-        "{ campaigns(ownerId: \"x\") { topParticipants(first: 3) { rank } } rewards(ownerId: "
-        "\"x\") { name } actionReviewQueue(communityId: \"x\", first: 4) { id } }",
+        "{ campaigns(ownerId: \"x\", first: 2) { totalCount edges { node { topParticipants("
+        "first: 3) { rank } } } } rewards(ownerId: \"x\", first: 5) { edges { node { name } } } "
+        "actionReviewQueue(communityId: \"x\", last: 4) { edges { node { id } } } }",
         None,
     ),
 ]

@@ -69,7 +69,7 @@ async def test_clean_plate_photo_flow(engine, api, evidence_dir):
     payload = response.json()["data"]["uploadEvidence"]
     assert payload["userErrors"] == []
     evidence = payload["evidence"]
-    assert evidence["contentType"] == "image/jpeg"
+    assert evidence["contentType"] == "JPEG"
     assert evidence["capturedAt"].startswith("2025-06-01T12:30:00")
     assert len(list(evidence_dir.rglob("*.jpeg"))) == 1
     record = """mutation($a: RecordActionInput!) { recordAction(input: $a) {
@@ -96,9 +96,12 @@ async def test_clean_plate_photo_flow(engine, api, evidence_dir):
     assert body["data"]["individual"]["credits"]["balance"] == 0  # nothing before approval
 
     # 2. The community manager sees it in the queue and approves it.
-    queue = """query($c: ID!) { actionReviewQueue(communityId: $c) { id actionType status } }"""
+    queue = """query($c: ID!) { actionReviewQueue(communityId: $c) { totalCount edges { node {
+      id actionType status } } } }"""
     body = await api.gql(queue, {"c": gid("Community", community)}, subject="cm-a0")
-    assert [a["id"] for a in body["data"]["actionReviewQueue"]] == [action["id"]]
+    pending = body["data"]["actionReviewQueue"]
+    assert [e["node"]["id"] for e in pending["edges"]] == [action["id"]]
+    assert pending["totalCount"] == 1
     denied = await api.gql(
         queue, {"c": gid("Community", community)}, subject="resident-a", allow_errors=True
     )

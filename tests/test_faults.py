@@ -34,6 +34,9 @@ from tests.test_import import _gas_rows, _write_csv
 from tests.test_reconciliation import _recompute
 from tests.world import build_world, gid
 
+# Alone: a kill and a restart must land inside second-long windows of a running import.
+pytestmark = pytest.mark.serial
+
 CLI = [sys.executable, "-m", "carbongraph.cli"]
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 

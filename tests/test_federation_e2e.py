@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from carbongraph.seed import demo_tokens
+from carbongraph.demo.seed import demo_tokens
 from tests.conftest import REPO, app_role_url, create_app_role, fresh_postgres_database
 from tests.processes import Processes, free_port
 from tests.world import gid

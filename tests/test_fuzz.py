@@ -27,8 +27,8 @@ from hypothesis import strategies as st
 from schemathesis.graphql import nodes
 from schemathesis.specs.graphql.scalars import CUSTOM_SCALARS
 
+from carbongraph.demo.seed import demo_tokens
 from carbongraph.schema.schema import schema as app_schema
-from carbongraph.seed import demo_tokens
 from tests.conftest import fresh_postgres_database
 from tests.processes import Processes, free_port
 

@@ -19,9 +19,9 @@ from typer.testing import CliRunner
 from carbongraph.app import create_app
 from carbongraph.authz import PLATFORM, Role
 from carbongraph.cli import app
+from carbongraph.demo.seed import seed_demo
 from carbongraph.insights.inventory import CSV_COLUMNS
 from carbongraph.resolvers.dataloaders import C, E
-from carbongraph.seed import seed_demo
 from tests.accounting_world import RECORD, build_village, may_2023
 from tests.conftest import Api
 from tests.world import gid, grant

@@ -27,6 +27,7 @@ from carbongraph.schema.schema import schema
 from tests.conftest import _wipe
 from tests.leak_oracle import (
     AGGREGATE,
+    FIELD_LEVELS,
     KINDS,
     ORGANISATIONS,
     PERSONAL,
@@ -43,6 +44,7 @@ from tests.leak_oracle import (
     manages,
     manages_key,
     may_grant,
+    minimum,
     part_withheld,
     people_in,
     read_refusal,
@@ -154,8 +156,30 @@ def field_name(kind: str) -> str:
     return kind[0].lower() + kind[1:]
 
 
+# How the single reads select each personal field of a node (statements: check_deep_fields).
+PERSONAL_SELECTIONS = {
+    "name": "name",
+    "displayName": "displayName",
+    "email": "email",
+    "credits": "credits { balance }",
+    "householdHistory": "householdHistory { validFrom }",
+    "suggestions": "suggestions { code }",
+}
+# Fields above their node's minimum level probed by check_deep_fields.
+DEEP_PROBES = {"footprint", "reductions", "inventory", "statement", "statementLink"}
+
+
+def personal_fields(kind: str) -> list[str]:
+    return [
+        f
+        for f, lvl in FIELD_LEVELS.get(kind, {}).items()
+        if lvl == PERSONAL and f in PERSONAL_SELECTIONS
+    ]
+
+
 def selection(kind: str) -> str:
-    return "id " + " ".join(PERSONAL_FIELDS.get(kind, ("name",)))
+    fields = personal_fields(kind) or ["name"]
+    return "id " + " ".join(PERSONAL_SELECTIONS[f] for f in fields)
 
 
 def errors_at(body: dict[str, Any], *path: Any) -> list[dict[str, Any]]:
@@ -223,7 +247,11 @@ async def check_single_reads(m: Matrix, w: LeakWorld, viewer: ViewerSpec, root: 
                 )
                 # (node() leaves Household.name out: String vs String! would conflict.)
                 fields = (
-                    PERSONAL_FIELDS.get(kind, ()) if root == "typed" or kind != "Household" else ()
+                    personal_fields(kind)
+                    if root == "typed"
+                    else PERSONAL_FIELDS.get(kind, ())
+                    if kind != "Household"
+                    else ()
                 )
                 for field in fields:
                     value = None if got is None else got.get(field)
@@ -615,8 +643,8 @@ async def check_actions_rewards_campaigns(m: Matrix, w: LeakWorld, viewer: Viewe
         node_id = w.gid(community) if community else missing_id("Community")
         status, body = await w.client.post(
             viewer.subject,
-            """query($c: ID!) { actionReviewQueue(communityId: $c) {
-              id individualId evidence { sha256 } } }""",
+            """query($c: ID!) { actionReviewQueue(communityId: $c) { totalCount
+              edges { node { id individualId evidence { sha256 } } } } }""",
             {"c": node_id},
         )
         codes = [e["extensions"]["code"] for e in body.get("errors", [])]
@@ -631,8 +659,10 @@ async def check_actions_rewards_campaigns(m: Matrix, w: LeakWorld, viewer: Viewe
                 if PLACES[p].kind == "Individual"
                 and community in (PLACES[PLACES[p].parent or ""].parent,)
             }
-            got = {a["id"] for a in (body["data"] or {}).get("actionReviewQueue") or []}
-            m.check("review-queue", got == want and not codes, f"{where}: {got} != {want} {codes}")
+            queue = (body["data"] or {}).get("actionReviewQueue") or {}
+            got = {e["node"]["id"] for e in queue.get("edges", [])}
+            ok = got == want and queue.get("totalCount") == len(want) and not codes
+            m.check("review-queue", ok, f"{where}: {got} != {want} {codes}")
         else:
             code = "FORBIDDEN" if visible(viewer, community) else read_refusal(viewer, community)
             m.check("review-queue", body["data"] is None and codes == [code], f"{where}: {body}")
@@ -640,7 +670,7 @@ async def check_actions_rewards_campaigns(m: Matrix, w: LeakWorld, viewer: Viewe
         if not manages(viewer, community) and read_refusal(viewer, community) == "NOT_FOUND":
             status, body = await w.client.post(
                 viewer.subject,
-                "query($c: ID!) { actionReviewQueue(communityId: $c) { id } }",
+                "query($c: ID!) { actionReviewQueue(communityId: $c) { totalCount } }",
                 {"c": w.gid(community)},
             )
             m.check(
@@ -653,14 +683,14 @@ async def check_actions_rewards_campaigns(m: Matrix, w: LeakWorld, viewer: Viewe
         owner_id = w.gid(owner) if owner else missing_id("Community")
         status, body = await w.client.post(
             viewer.subject,
-            "query($o: ID!) { rewards(ownerId: $o) { id } }",
+            "query($o: ID!) { rewards(ownerId: $o) { totalCount edges { node { id } } } }",
             {"o": owner_id},
         )
         _status2, board = await w.client.post(
             viewer.subject,
-            """query($o: ID!) { campaigns(ownerId: $o) { id
+            """query($o: ID!) { campaigns(ownerId: $o, first: 5) { totalCount edges { node { id
               progress { suppressed avoidedGrams participants }
-              topParticipants(first: 50) { name individualId avoidedGrams suppressed } } }""",
+              topParticipants(first: 50) { name individualId avoidedGrams suppressed } } } } }""",
             {"o": owner_id},
         )
         if owner is None:
@@ -671,10 +701,17 @@ async def check_actions_rewards_campaigns(m: Matrix, w: LeakWorld, viewer: Viewe
             m.check(
                 "rewards",
                 body.get("errors") is None
-                and [r["id"] for r in body["data"]["rewards"]] == [w.rewards[owner]],
+                and body["data"]["rewards"]["totalCount"] == 1
+                and [e["node"]["id"] for e in body["data"]["rewards"]["edges"]]
+                == [w.rewards[owner]],
                 f"{where}: {body}",
             )
-            [campaign] = board["data"]["campaigns"]
+            m.check(
+                "campaigns:total-count",
+                board["data"]["campaigns"]["totalCount"] == 1,
+                f"{where}: {board}",
+            )
+            [campaign] = [e["node"] for e in board["data"]["campaigns"]["edges"]]
             standings = campaign["topParticipants"]
             m.check("campaigns", campaign["id"] == w.campaigns[owner], f"{where}: {campaign}")
             personal = level(viewer, owner) >= PERSONAL
@@ -710,8 +747,8 @@ async def check_actions_rewards_campaigns(m: Matrix, w: LeakWorld, viewer: Viewe
     for owner in w.rewards:
         if not visible(viewer, owner) and read_refusal(viewer, owner) == "NOT_FOUND":
             for query, missing in (
-                ("query($o: ID!) { rewards(ownerId: $o) { id } }", missing_rewards),
-                ("query($o: ID!) { campaigns(ownerId: $o) { id } }", missing_campaigns),
+                ("query($o: ID!) { rewards(ownerId: $o) { totalCount } }", missing_rewards),
+                ("query($o: ID!) { campaigns(ownerId: $o) { totalCount } }", missing_campaigns),
             ):
                 status, body = await w.client.post(viewer.subject, query, {"o": w.gid(owner)})
                 m.check(
@@ -1005,7 +1042,8 @@ async def check_complementary_suppression(m: Matrix, w: LeakWorld, viewer: Viewe
             probes.append((org, "board", f"leaderboard(metric: REDUCTIONS) {board}"))
     for owner in w.campaigns:
         if visible(viewer, owner):
-            probes.append((owner, "campaign", "campaigns(ownerId: $o) { progress { {F} } }"))
+            progress = "edges { node { progress { {F} } } }"
+            probes.append((owner, "campaign", f"campaigns(ownerId: $o) {{ {progress} }}"))
     fields = "suppressed suppressionReason"
     for batch in chunks(probes, MAX_ALIASES):
         parts = []
@@ -1068,7 +1106,8 @@ async def check_complementary_suppression(m: Matrix, w: LeakWorld, viewer: Viewe
                 expected = (whole, figures, entries)
             else:
                 expected = None if personal else campaign_withheld(name, list(w.campaigns), k)
-                [campaign] = got or [{}]  # the root field's list, under its alias
+                # The root field's connection, under its alias.
+                [campaign] = [e["node"] for e in (got or {}).get("edges", [])] or [{}]
                 progress = campaign.get("progress") or {}
                 ok = progress.get("suppressionReason") == expected and not codes
             m.check(
@@ -1203,6 +1242,18 @@ ROOT_FIELDS = {
     "creditsChanged": "test_subscription_leak_matrix",
     "leaderboardChanged": "test_subscription_leak_matrix",
 }
+
+
+def test_every_node_field_is_classified_by_the_oracle() -> None:
+    """A new field of a node type fails here until the oracle (tests/leak_oracle.py, restated
+    from docs/authorization.md) says which level it needs, and one above the node's own
+    minimum until the matrix probes it."""
+    for kind in KINDS:
+        gql_type = schema._schema.type_map[kind]
+        assert isinstance(gql_type, GraphQLObjectType)
+        assert set(gql_type.fields) == set(FIELD_LEVELS[kind]), kind
+        above = {f for f, lvl in FIELD_LEVELS[kind].items() if lvl > minimum(kind)}
+        assert above <= set(PERSONAL_SELECTIONS) | DEEP_PROBES, (kind, above)
 
 
 def test_every_root_field_is_in_the_matrix() -> None:

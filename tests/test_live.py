@@ -23,6 +23,9 @@ from tests.live_client import AsgiSocket, Closed
 from tests.test_evidence import jpeg, upload
 from tests.world import build_world, gid
 
+# Alone: events must arrive within 1-2 s of the mutation that causes them.
+pytestmark = pytest.mark.serial
+
 CREDITS = """subscription($i: ID!) { creditsChanged(individualId: $i) {
   individualId balance changedAt } }"""
 BOARD = """subscription($c: ID!, $m: LeaderboardMetric!) {
@@ -438,7 +441,7 @@ async def test_a_revoked_grant_ends_the_subscription(engine, live):
 
 
 async def test_unexpected_failures_are_masked(engine, live, monkeypatch):
-    import carbongraph.schema.live as live_schema
+    import carbongraph.schema.live.subscriptions as live_schema
 
     async def broken(_db, _pk):
         raise RuntimeError("password=hunter2 in a driver message")

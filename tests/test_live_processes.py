@@ -23,6 +23,9 @@ from tests.processes import Processes, free_port
 from tests.test_live import CREDITS, REVIEW, pending_clean_plate
 from tests.world import World, build_world, gid
 
+# Alone: the cross-process event must arrive within a second.
+pytestmark = pytest.mark.serial
+
 
 @dataclass
 class Servers:

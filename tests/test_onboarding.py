@@ -506,7 +506,7 @@ def _rides(people: list[int], count: int) -> list[dict]:
 async def test_record_verified_actions_takes_its_documented_maximum_at_default_limits(
     engine, api, settings
 ):
-    from carbongraph.schema.actions import MAX_BATCH
+    from carbongraph.schema.actions.mutations import MAX_BATCH
 
     world = await build_world(engine, communities=2, households=10, members=3)  # 60 in A
     actions = _rides(world.a.all_members, MAX_BATCH)

@@ -15,6 +15,7 @@ from carbongraph.actions.record import ActionInput, record_actions
 from carbongraph.app import create_app
 from carbongraph.authz import Role
 from carbongraph.db import request_db
+from carbongraph.demo.seed import HierarchyWriter
 from carbongraph.privacy import (
     Cell,
     SuppressionReason,
@@ -24,7 +25,6 @@ from carbongraph.privacy import (
     parent_paths,
 )
 from carbongraph.resolvers.dataloaders import C, E, H
-from carbongraph.seed import HierarchyWriter
 from tests.conftest import Api
 from tests.world import gid, grant
 
@@ -436,8 +436,8 @@ async def test_a_board_over_part_of_a_community_withholds_its_head_count(engine,
 CAMPAIGN = """mutation($o: ID!, $name: String!, $ends: Date!) { createCampaign(input: {
   ownerId: $o, name: $name, startsOn: "2024-03-01", endsOn: $ends,
   actionTypes: ["SUBWAY_TRIP"], goalValue: 100}) { campaign { id } userErrors { code } } }"""
-PROGRESS = """query($o: ID!) { campaigns(ownerId: $o) { name progress {
-  suppressed suppressionReason avoidedGrams participants } } }"""
+PROGRESS = """query($o: ID!) { campaigns(ownerId: $o) { edges { node { name progress {
+  suppressed suppressionReason avoidedGrams participants } } } } }"""
 
 
 async def test_campaign_progress_is_withheld_with_complements(engine, api) -> None:
@@ -478,7 +478,8 @@ async def test_campaign_progress_is_withheld_with_complements(engine, api) -> No
 
     async def progress(owner: str, subject: str) -> dict[str, dict]:
         body = await api.gql(PROGRESS, {"o": owner}, subject=subject)
-        return {c["name"]: c["progress"] for c in body["data"]["campaigns"]}
+        edges = body["data"]["campaigns"]["edges"]
+        return {e["node"]["name"]: e["node"]["progress"] for e in edges}
 
     everything = await progress(owners["Enterprise"], "org")
     everything |= await progress(owners["Community"], "org")

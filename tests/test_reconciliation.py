@@ -17,6 +17,7 @@ from carbongraph.accounting.ingest import ActivityInput, ingest
 from carbongraph.authz import PLATFORM, Principal, Role
 from carbongraph.config import Settings
 from carbongraph.db import request_db
+from carbongraph.demo.seed import HierarchyWriter
 from carbongraph.errors import MutationFailed
 from carbongraph.models import (
     ActivityRecord,
@@ -29,7 +30,6 @@ from carbongraph.models import (
 )
 from carbongraph.resolvers.context import build_context
 from carbongraph.resolvers.dataloaders import C, E, H
-from carbongraph.seed import HierarchyWriter
 from carbongraph.services import hierarchy
 from tests.conftest import _wipe
 from tests.world import grant
@@ -162,7 +162,7 @@ async def _apply(engine, spec, enterprises, households, people):
                     elif op[0] == "move":
                         _, who, where, day = op
                         await hierarchy.move_individual(
-                            ctx,
+                            ctx.caller,
                             people[who % len(people)],
                             households[where % len(households)].id,
                             BASE + timedelta(days=day),
@@ -170,7 +170,7 @@ async def _apply(engine, spec, enterprises, households, people):
                     else:
                         _, who, which, day = op
                         await hierarchy.set_employment(
-                            ctx,
+                            ctx.caller,
                             people[who % len(people)],
                             enterprises[which % len(enterprises)].id,
                             BASE + timedelta(days=day),

@@ -17,8 +17,8 @@ from carbongraph.accounting.reads import per_capita
 from carbongraph.actions.catalog import Catalog
 from carbongraph.actions.record import ActionInput, record_actions
 from carbongraph.authz import PLATFORM, Role
+from carbongraph.demo.seed import HierarchyWriter
 from carbongraph.resolvers.dataloaders import C, E, H
-from carbongraph.seed import HierarchyWriter
 from tests.world import gid, grant
 
 START = date(2026, 9, 1)

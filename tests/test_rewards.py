@@ -60,11 +60,11 @@ async def test_redeem_is_idempotent_and_never_overdraws(engine, api):
     assert credits["balance"] == sum(e["amount"] for e in credits["ledger"]) == 108
     assert [e["kind"] for e in credits["ledger"]] == ["REDEMPTION", "REDEMPTION", "GRANT", "GRANT"]
     body = await api.gql(
-        "query($o: ID!) { rewards(ownerId: $o) { stock } }",
+        "query($o: ID!) { rewards(ownerId: $o) { totalCount edges { node { stock } } } }",
         {"o": gid("Community", world.a.communities[0])},
         subject="resident-a",
     )
-    assert body["data"]["rewards"] == [{"stock": 3}]
+    assert body["data"]["rewards"] == {"totalCount": 1, "edges": [{"node": {"stock": 3}}]}
 
 
 async def test_100_concurrent_redemptions_neither_oversell_nor_overdraw(engine, api):

@@ -322,8 +322,8 @@ async def test_series_and_explain_of_50_nodes_cost_the_same_as_of_5(engine, api)
     assert counts == [6, 6], counts
 
 
-CAMPAIGNS = """query($o: ID!) { campaigns(ownerId: $o) { name progress { participants
-  avoidedGrams } topParticipants(first: 3) { rank avoidedGrams } } }"""
+CAMPAIGNS = """query($o: ID!) { campaigns(ownerId: $o) { edges { node { name progress {
+  participants avoidedGrams } topParticipants(first: 3) { rank avoidedGrams } } } } }"""
 
 
 async def test_a_communitys_campaigns_with_progress_cost_the_same_for_1_or_6(engine, api):
@@ -348,13 +348,13 @@ async def test_a_communitys_campaigns_with_progress_cost_the_same_for_1_or_6(eng
     for campaigns in (1, 6):
         while True:
             body = await api.gql(CAMPAIGNS, {"o": owner}, subject="cm-a0")
-            if len(body["data"]["campaigns"]) >= campaigns:
+            if len(body["data"]["campaigns"]["edges"]) >= campaigns:
                 break
             created = await api.gql(CREATE, {"o": owner}, subject="cm-a0")
             assert created["data"]["createCampaign"]["userErrors"] == []
         with StatementLog() as log:
             body = await api.gql(CAMPAIGNS, {"o": owner}, subject="cm-a0")
-        boards = body["data"]["campaigns"]
+        boards = [edge["node"] for edge in body["data"]["campaigns"]["edges"]]
         assert len(boards) == campaigns
         for board in boards:
             assert board["progress"]["participants"] == len(people)

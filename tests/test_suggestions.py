@@ -13,9 +13,9 @@ import pytest
 from carbongraph.accounting.compute import grams
 from carbongraph.accounting.factors import Factor, FactorLibrary
 from carbongraph.accounting.ingest import ActivityInput, ingest
+from carbongraph.demo.seed import seed_demo
 from carbongraph.insights.suggestions import Account, Usage, evaluate, rule_book
 from carbongraph.resolvers.dataloaders import H
-from carbongraph.seed import seed_demo
 from tests.world import build_world, gid
 
 TODAY = date(2026, 6, 30)

@@ -10,10 +10,10 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from carbongraph.authz import PLATFORM, Role
+from carbongraph.demo.seed import HierarchyWriter
 from carbongraph.models.base import utcnow
 from carbongraph.resolvers.dataloaders import C, E, H
 from carbongraph.schema.relay import to_global_id
-from carbongraph.seed import HierarchyWriter
 from carbongraph.services import periods
 from carbongraph.services.access import G
 

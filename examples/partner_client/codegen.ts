@@ -27,6 +27,8 @@ const config: CodegenConfig = {
         scalars: {
           Date: 'string',
           DateTime: 'string',
+          // Exact: a string of digits, never a binary float.
+          Decimal: 'string',
           Grams: 'number',
           JSON: 'unknown',
           Upload: 'File',

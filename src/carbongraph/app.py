@@ -30,13 +30,21 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types.graphql import OperationType
 
 from carbongraph import limits, migrate
-from carbongraph.authz import InvalidToken, Principal, TokenVerifier
-from carbongraph.authz.api_keys import ApiKeyPrincipal, looks_like_key, touch_statement
+from carbongraph.authz import InvalidToken, TokenVerifier
+from carbongraph.authz.api_keys import touch_statement
 from carbongraph.config import Settings
-from carbongraph.cost import query_cost
 from carbongraph.db import create_engine, is_database_unavailable, ping, request_db
 from carbongraph.engagement.page import StatementPage
 from carbongraph.errors import ErrorCode
+from carbongraph.http import negotiation
+from carbongraph.http.authentication import Authentication, unauthenticated
+from carbongraph.http.body_limit import MAX_UPLOAD_BYTES, BodyLimit
+from carbongraph.http.content_type import PREFLIGHT_HEADERS, ContentTypes
+from carbongraph.http.errors import error_response as _error_response
+from carbongraph.http.graphiql import GraphiQL
+from carbongraph.http.negotiation import Negotiation
+from carbongraph.http.rate_limit import RateLimit
+from carbongraph.http.security_headers import SecurityHeaders
 from carbongraph.live import postgres as live_postgres
 from carbongraph.live.endpoint import LiveEndpoint
 from carbongraph.observability import metrics, tracing
@@ -44,7 +52,7 @@ from carbongraph.observability.metrics_endpoint import MetricsEndpoint
 from carbongraph.observability.request_context import RequestContext
 from carbongraph.observability.request_metrics import RequestMetrics
 from carbongraph.ratelimit import RateLimiter
-from carbongraph.resolvers.context import build_context
+from carbongraph.resolvers.context import Context, build_context
 from carbongraph.schema.schema import schema as default_schema
 
 log = logging.getLogger("carbongraph")
@@ -58,29 +66,6 @@ class DatabaseUnavailable(RuntimeError):
     """The database could not be reached while answering this request (503)."""
 
 
-PREFLIGHT_HEADERS = ("x-carbongraph-preflight", "apollo-require-preflight")
-MAX_UPLOAD_BYTES = 6 * 1024 * 1024
-
-
-def _error_response(
-    status: int,
-    message: str,
-    code: str,
-    *,
-    media_type: str = "application/json",
-    **headers: str,
-) -> Response:
-    """A GraphQL-shaped error body (``{"errors": [...]}``, no ``data``) for a request that never
-    reached execution, in ``media_type`` (always UTF-8)."""
-    body = {"errors": [{"message": message, "extensions": {"code": code}}]}
-    return Response(
-        orjson.dumps(body),
-        status_code=status,
-        media_type=f"{media_type}; charset=utf-8",
-        headers=headers,
-    )
-
-
 class UploadAwareRequestAdapter(StarletteRequestAdapter):
     """Starlette caps a multipart part at 1 MB; evidence photos may be 5 MB (checked later)."""
 
@@ -89,26 +74,20 @@ class UploadAwareRequestAdapter(StarletteRequestAdapter):
         return FormData(files=form, form=form)
 
 
-class GraphQLEndpoint(GraphQL):
-    """Strawberry's ASGI view with our authentication, per-request transaction and the
-    GraphQL-over-HTTP rules (media types, content negotiation, status codes).
+class GraphQLEndpoint(GraphQL[Context, None]):
+    """Strawberry's ASGI view with our per-request transaction and the GraphQL-over-HTTP rules
+    of execution (status codes and media types of its results). The checks before it
+    (negotiation, authentication, media types, body size, rate limit) are the middlewares of
+    ``carbongraph.http``, in front of it on the route (``http_checks``).
 
-    Negotiation (``Accept``) picks one of two response media types:
-
-    * ``application/graphql-response+json``: a request error (syntax, validation, variable
-      coercion: nothing was executed) is 400; anything that executed is 200.
-    * ``application/json``: every well-formed request is 200, errors or not.
-
-    When the client leaves the choice to us (no ``Accept``, or only ``*/*`` / ``application/*``
-    ranges that rank both types equally), a response from execution uses ``application/json``
-    and a request error uses ``application/graphql-response+json`` with 400. A malformed HTTP
-    request (bad JSON, missing or mistyped parameters) is 400 in any media type; an unsupported
-    request ``Content-Type`` is 415, an ``Accept`` that allows neither media type is 406, a
-    mutation over GET is 405 with ``Allow: POST``. A request error never carries ``data``.
+    A malformed HTTP request (bad JSON, missing or mistyped parameters) is 400 in any media
+    type; a mutation over GET is 405 with ``Allow: POST``. A request error (nothing executed)
+    never carries ``data``; it is 400 in ``application/graphql-response+json`` and 200 in
+    ``application/json`` (``carbongraph.http.negotiation``).
     """
 
-    GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
-    JSON = "application/json"
+    GRAPHQL_RESPONSE_JSON = negotiation.GRAPHQL_RESPONSE_JSON
+    JSON = negotiation.JSON
 
     request_adapter_class = UploadAwareRequestAdapter
 
@@ -117,7 +96,7 @@ class GraphQLEndpoint(GraphQL):
             default_schema,
             graphql_ide="graphiql" if not settings.is_production else None,
             allow_queries_via_get=True,
-            multipart_uploads_enabled=True,  # only with the preflight header (see _handle)
+            multipart_uploads_enabled=True,  # only with the preflight header (ContentTypes)
             **kwargs,
         )
         self.settings = settings
@@ -140,27 +119,9 @@ class GraphQLEndpoint(GraphQL):
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
 
-    def _authenticate(self, request: Request) -> Principal:
-        header = request.headers.get("authorization")
-        if not header:
-            raise InvalidToken("missing bearer token")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise InvalidToken("the Authorization header must be 'Bearer <token>'")
-        if looks_like_key(token.strip()):
-            # Checked against the database with the viewer's scopes (build_context).
-            return ApiKeyPrincipal.parse(token.strip())
-        return self.verifier.verify(token.strip())
-
     @staticmethod
     def _unauthenticated(exc: InvalidToken, media_type: str) -> Response:
-        return _error_response(
-            401,
-            f"Unauthenticated: {exc}.",
-            ErrorCode.UNAUTHENTICATED,
-            media_type=media_type,
-            **{"WWW-Authenticate": 'Bearer realm="carbongraph"'},
-        )
+        return unauthenticated(exc, media_type)
 
     async def _touch_key(self, key_id: int) -> None:
         """Write a key's last use after the response, in its own short transaction: the
@@ -173,93 +134,6 @@ class GraphQLEndpoint(GraphQL):
         except Exception:  # a lost "last used" must never fail or delay anything else
             log.warning("could not record the use of API key %s", key_id, exc_info=True)
 
-    def _wants_ide(self, request: Request) -> bool:
-        return (
-            request.method == "GET"
-            and "query" not in request.query_params
-            and "text/html" in request.headers.get("accept", "")
-        )
-
-    # -- content negotiation ----------------------------------------------------------------
-
-    @classmethod
-    def negotiate(cls, accept: str | None) -> tuple[str, str] | None:
-        """The response media types ``(after execution, for a request error)`` for an
-        ``Accept`` header, or ``None`` when it allows neither (406).
-
-        Each type takes the quality of its most specific matching range (RFC 9110 §12.5.1); a
-        range with a charset other than UTF-8 matches nothing. The higher quality wins, then
-        the more specific match, then (both named explicitly) the one listed first. Equal by
-        all three, only a wildcard matched both, and the choice is ours."""
-        ours = (cls.GRAPHQL_RESPONSE_JSON, cls.JSON)
-        if accept is None or not accept.strip():
-            return cls.JSON, cls.GRAPHQL_RESPONSE_JSON
-        # candidate -> (specificity, quality, position) of its most specific matching range
-        best: dict[str, tuple[int, float, int]] = {}
-        for position, item in enumerate(accept.split(",")):
-            mime, *params = (part.strip() for part in item.split(";"))
-            mime = mime.lower()
-            quality = 1.0
-            acceptable_charset = True
-            for param in params:
-                name, _, value = param.partition("=")
-                name, value = name.strip().lower(), value.strip().strip('"').lower()
-                if name == "q":
-                    try:
-                        quality = float(value)
-                    except ValueError:
-                        quality = -1.0
-                elif name == "charset":
-                    acceptable_charset = value in ("utf-8", "utf8")
-            if not acceptable_charset or not 0.0 <= quality <= 1.0:
-                continue
-            for candidate in ours:
-                if mime == candidate:
-                    specificity = 2
-                elif mime in ("application/*", "*/*"):
-                    specificity = 1 if mime == "application/*" else 0
-                else:
-                    continue
-                current = best.get(candidate)
-                if current is None or specificity > current[0]:
-                    best[candidate] = (specificity, quality, position)
-                elif specificity == current[0] and quality > current[1]:
-                    best[candidate] = (specificity, quality, current[2])
-        acceptable = {c: v for c, v in best.items() if v[1] > 0}
-        if not acceptable:
-            return None
-        if len(acceptable) == 1:
-            (only,) = acceptable
-            return only, only
-        (gr_spec, gr_q, gr_pos) = acceptable[cls.GRAPHQL_RESPONSE_JSON]
-        (js_spec, js_q, js_pos) = acceptable[cls.JSON]
-        if gr_q != js_q:
-            winner = cls.GRAPHQL_RESPONSE_JSON if gr_q > js_q else cls.JSON
-        elif gr_spec != js_spec:
-            winner = cls.GRAPHQL_RESPONSE_JSON if gr_spec > js_spec else cls.JSON
-        elif gr_spec == 2:
-            winner = cls.GRAPHQL_RESPONSE_JSON if gr_pos < js_pos else cls.JSON
-        else:
-            return cls.JSON, cls.GRAPHQL_RESPONSE_JSON
-        return winner, winner
-
-    @classmethod
-    def _unsupported_content_type(cls, content_type: str | None) -> str | None:
-        """Why a POST body's ``Content-Type`` is not accepted (415), or ``None``."""
-        if not content_type or not content_type.strip():
-            return "A POST request needs 'Content-Type: application/json'."
-        mime, *params = (part.strip() for part in content_type.split(";"))
-        if mime.lower() != cls.JSON:
-            return f"Unsupported Content-Type {mime!r}: send the request as application/json."
-        for param in params:
-            name, _, value = param.partition("=")
-            if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in (
-                "utf-8",
-                "utf8",
-            ):
-                return "Unsupported charset: send the request body as UTF-8."
-        return None
-
     # -- request handling ---------------------------------------------------------------------
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -268,74 +142,14 @@ class GraphQLEndpoint(GraphQL):
             return
         request = Request(scope, receive)
         response = await self._handle(request)
-        response.headers.add_vary_header("Accept")  # the media type and status depend on it
         await response(scope, receive, send)
 
     async def _handle(self, request: Request) -> Response:
-        if self._wants_ide(request):
-            if self.graphql_ide:
-                return await self.render_graphql_ide(request)
-            return _error_response(404, "Not found.", ErrorCode.NOT_FOUND)
-        media = self.negotiate(request.headers.get("accept"))
-        error_media = media[1] if media else self.JSON
-        try:
-            principal = self._authenticate(request)
-        except InvalidToken as exc:
-            return self._unauthenticated(exc, error_media)
-        if media is None:
-            return _error_response(
-                406,
-                f"Not acceptable: this endpoint responds with {self.GRAPHQL_RESPONSE_JSON} "
-                f"or {self.JSON}.",
-                ErrorCode.BAD_USER_INPUT,
-            )
+        """Runs a request that passed the checks in front of the endpoint (carbongraph.http)."""
+        principal = request.state.principal
+        error_media = request.state.graphql_media[1]
         content_type = request.headers.get("content-type") or ""
-        if request.method == "POST" and content_type.lower().startswith("multipart/form-data"):
-            # File uploads (GraphQL multipart request spec). A browser cannot send a custom
-            # header cross-site without a CORS preflight, so requiring one stops CSRF.
-            if not any(request.headers.get(h) for h in PREFLIGHT_HEADERS):
-                return _error_response(
-                    400,
-                    "Multipart requests need the 'X-Carbongraph-Preflight: 1' header.",
-                    ErrorCode.BAD_USER_INPUT,
-                    media_type=error_media,
-                )
-        elif request.method == "POST" and (
-            problem := self._unsupported_content_type(request.headers.get("content-type"))
-        ):
-            return _error_response(415, problem, ErrorCode.BAD_USER_INPUT, media_type=error_media)
-        request.state.graphql_media = media
-        limit = self.settings.max_body_bytes
-        timeout = self.settings.request_timeout_seconds
-        if content_type.lower().startswith("multipart/form-data"):
-            limit = MAX_UPLOAD_BYTES + 64 * 1024  # one photo and the operation around it
-        elif await self._is_bulk(request, content_type):
-            limit = self.settings.max_bulk_body_bytes
-            timeout = self.settings.bulk_request_timeout_seconds
-        declared = request.headers.get("content-length")
-        if (declared and declared.isdigit() and int(declared) > limit) or (
-            request.method == "POST" and len(await request.body()) > limit
-        ):
-            return _error_response(
-                413,
-                f"The request body is larger than {limit} bytes.",
-                "REQUEST_TOO_LARGE",
-                media_type=error_media,
-            )
-        if self.rate_limiter is not None:
-            decision = await self.rate_limiter.check(
-                [f"p:{principal.subject}", f"ip:{request.client.host if request.client else '-'}"],
-                await self._request_cost(request, content_type),
-            )
-            if not decision.allowed:
-                metrics.refused("rate_limited")
-                return _error_response(
-                    429,
-                    "Too many requests; retry later.",
-                    "RATE_LIMITED",
-                    media_type=error_media,
-                    **{"Retry-After": str(decision.retry_after)},
-                )
+        timeout = request.state.timeout
         write = request.method == "POST" and await self._runs_mutation(request, content_type)
         try:
             async with request_db(self._engine_ref["engine"], write=write) as db:
@@ -345,7 +159,7 @@ class GraphQLEndpoint(GraphQL):
             if context.api_key is not None and context.api_key.touch:
                 tasks = BackgroundTasks()
                 if response.background is not None:
-                    tasks.tasks.append(response.background)  # type: ignore[arg-type]
+                    tasks.tasks.append(response.background)
                 tasks.add_task(self._touch_key, context.api_key.key_id)
                 response.background = tasks
             return response
@@ -353,7 +167,10 @@ class GraphQLEndpoint(GraphQL):
             return self._unauthenticated(exc, error_media)
         except TimeoutError:
             return _error_response(
-                504, "The request took too long and was stopped.", "TIMEOUT", media_type=error_media
+                504,
+                "The request took too long and was stopped.",
+                ErrorCode.TIMEOUT,
+                media_type=error_media,
             )
         except HTTPException as exc:
             cause = exc.__cause__
@@ -390,7 +207,7 @@ class GraphQLEndpoint(GraphQL):
             return _error_response(
                 503,
                 "The database is unavailable; retry shortly.",
-                "SERVICE_UNAVAILABLE",
+                ErrorCode.SERVICE_UNAVAILABLE,
                 media_type=error_media,
                 **{"Retry-After": "1"},
             )
@@ -404,31 +221,9 @@ class GraphQLEndpoint(GraphQL):
         return await super().process_result(request, result)
 
     def should_render_graphql_ide(self, request: Any) -> bool:
-        # Decided in _handle (browsers only, before authentication); a GET without a query that
-        # gets this far is an API request without a query: 400.
+        # Decided by the GraphiQL middleware (browsers only, before authentication); a GET
+        # without a query that gets this far is an API request without a query: 400.
         return False
-
-    async def _is_bulk(self, request: Request, content_type: str) -> bool:
-        """A JSON POST of a bulk mutation (limits.BULK_FIELDS) within the bulk body limit: it
-        gets that limit and the bulk timeout. Anything else keeps the ordinary ones."""
-        if request.method != "POST" or not content_type.lower().startswith("application/json"):
-            return False
-        declared = request.headers.get("content-length")
-        bulk_limit = self.settings.max_bulk_body_bytes
-        if declared and declared.isdigit() and int(declared) > bulk_limit:
-            return False
-        body = await request.body()
-        if len(body) > bulk_limit or not any(name.encode() in body for name in limits.BULK_FIELDS):
-            return False
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            return False
-        query = data.get("query") if isinstance(data, dict) else None
-        name = data.get("operationName") if isinstance(data, dict) else None
-        if not isinstance(query, str) or len(query) > self.settings.max_query_characters:
-            return False
-        return limits.is_bulk(query, name if isinstance(name, str) else None)
 
     async def _runs_mutation(self, request: Request, content_type: str) -> bool:
         """Whether a POST runs a mutation. It opens its transaction as a writer (SQLite: the
@@ -445,36 +240,6 @@ class GraphQLEndpoint(GraphQL):
         return limits.is_mutation(
             body["query"], name if isinstance(name, str) else None, self.limits
         )
-
-    async def _request_cost(self, request: Request, content_type: str) -> int:
-        """The static cost the rate limiter spends (1 when the query cannot be read here)."""
-        query: Any = request.query_params.get("query")
-        variables: Any = None
-        if request.method == "POST" and content_type.lower().startswith("application/json"):
-            try:
-                body = orjson.loads(await request.body())
-                query = body.get("query") if isinstance(body, dict) else None
-                variables = body.get("variables") if isinstance(body, dict) else None
-            except orjson.JSONDecodeError:
-                query = None
-        elif isinstance(vars_text := request.query_params.get("variables"), str):
-            with contextlib.suppress(orjson.JSONDecodeError):
-                variables = orjson.loads(vars_text)
-        if not isinstance(query, str):
-            return 1
-        try:
-            # The number the validation rule (carbongraph.cost) checks for this request.
-            estimated = query_cost(
-                self.schema._schema,
-                query,
-                variables if isinstance(variables, dict) else None,
-                max_tokens=self.limits.max_tokens,
-                default_list_size=self.settings.max_page_size,
-            )
-        except limits.LimitExceeded:
-            return 1
-        # An over-cost request is refused before it runs; it spends only 1.
-        return 1 if estimated > self.settings.max_cost else max(1, estimated)
 
     def _check_limits(self, query: str, request: Any) -> None:
         """Static limits, introspection and the gateway-only fields, before execution (the
@@ -498,21 +263,21 @@ class GraphQLEndpoint(GraphQL):
 
     async def parse_http_body(self, request: Any) -> GraphQLRequestData:
         """The GraphQL-over-HTTP request parameters, type-checked (400 when malformed). The
-        ``Content-Type`` was checked in ``_handle``; batching is not enabled."""
+        ``Content-Type`` was checked by ``ContentTypes``; batching is not enabled."""
         if request.method == "GET":
             data: Any = self.parse_query_params(request.query_params)
             for name in ("variables", "extensions"):
                 if data.get(name) == "":
                     data[name] = None
         elif (request.content_type or "").startswith("multipart/form-data"):
-            data = await self.parse_multipart(request)  # uploads: preflight checked in _handle
+            data = await self.parse_multipart(request)  # uploads: preflight checked by ContentTypes
         else:
             data = self.parse_json(await request.get_body())  # 400 when not JSON
             if not isinstance(data, dict):
                 error = HTTPException(
                     400, "The request body must be one JSON object: batching is not supported."
                 )
-                error.graphql_code = "BATCHING_NOT_SUPPORTED"  # type: ignore[attr-defined]
+                error.graphql_code = ErrorCode.BATCHING_NOT_SUPPORTED  # type: ignore[attr-defined]
                 raise error
         query = data.get("query")
         if query is None:
@@ -565,7 +330,8 @@ class GraphQLEndpoint(GraphQL):
         if isinstance(response_data, dict) and self._is_request_error(response_data):
             # A request error has no `data` entry at all (GraphQL spec, "Response Format").
             response_data = {k: v for k, v in response_data.items() if k != "data"}  # type: ignore[assignment]
-            response_data["errors"] = [_with_request_error_code(e) for e in response_data["errors"]]
+            errors = response_data["errors"] or []
+            response_data["errors"] = [_with_request_error_code(e) for e in errors]
             media_type = error_media
             status = 400 if error_media == self.GRAPHQL_RESPONSE_JSON else 200
         response = Response(
@@ -588,46 +354,35 @@ def _with_request_error_code(error: Any) -> Any:
         return error
     message = str(error.get("message", ""))
     if message.startswith("Syntax Error"):
-        code = "GRAPHQL_PARSE_FAILED"
+        code = ErrorCode.GRAPHQL_PARSE_FAILED
     elif message.startswith("Variable '$"):
         code = ErrorCode.BAD_USER_INPUT
     else:
-        code = "GRAPHQL_VALIDATION_FAILED"
+        code = ErrorCode.GRAPHQL_VALIDATION_FAILED
     return {**error, "extensions": {**(error.get("extensions") or {}), "code": str(code)}}
 
 
-class SecurityHeaders:
-    """Headers every response carries (pure ASGI: no buffering of bodies)."""
-
-    def __init__(self, app: Any, production: bool) -> None:
-        self.app = app
-        self.headers = [
-            (b"x-content-type-options", b"nosniff"),
-            (b"referrer-policy", b"no-referrer"),
-            (b"x-frame-options", b"DENY"),
-            (b"cache-control", b"no-store"),
-        ]
-        if production:
-            self.headers.append((b"strict-transport-security", b"max-age=63072000"))
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                content_type = dict(headers).get(b"content-type", b"")
-                headers += self.headers
-                if not content_type.startswith(b"text/html"):  # GraphiQL loads its scripts
-                    headers.append(
-                        (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
-                    )
-                message = {**message, "headers": headers}
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+def http_checks(graphql: GraphQLEndpoint) -> list[Middleware]:
+    """The checks a ``/graphql`` HTTP request passes before ``graphql`` runs it, outermost
+    first (carbongraph.http)."""
+    checks = [
+        Middleware(Negotiation),
+        Middleware(GraphiQL, render=graphql.render_graphql_ide if graphql.graphql_ide else None),
+        Middleware(Authentication, verifier=graphql.verifier),
+        Middleware(ContentTypes),
+        Middleware(BodyLimit, settings=graphql.settings),
+    ]
+    if graphql.rate_limiter is not None:
+        checks.append(
+            Middleware(
+                RateLimit,
+                limiter=graphql.rate_limiter,
+                schema=graphql.schema._schema,  # type: ignore[attr-defined]  # BaseSchema lacks it
+                settings=graphql.settings,
+                max_tokens=graphql.limits.max_tokens,
+            )
+        )
+    return checks
 
 
 async def healthz(_request: Request) -> Response:
@@ -720,7 +475,7 @@ def create_app(
     return Starlette(
         middleware=middleware,
         routes=[
-            Route("/graphql", graphql, methods=["GET", "POST"]),
+            Route("/graphql", graphql, methods=["GET", "POST"], middleware=http_checks(graphql)),
             WebSocketRoute("/graphql", live),  # subscriptions: docs/live-updates.md
             Route("/healthz", healthz),
             Route("/readyz", readyz),

@@ -235,6 +235,12 @@ def event_values(
     }
 
 
+async def record(db: Any, **values: Any) -> None:
+    """Write one event (``event_values``' arguments): what a mutation's extension writes, and
+    what the command line and file imports write for themselves."""
+    await db.execute(sa.insert(A).values(**event_values(**values)))
+
+
 def _actor(ctx: Any) -> tuple[str | None, str, int | None]:
     principal = ctx.viewer.principal
     if isinstance(principal, ApiKeyPrincipal) and ctx.api_key is not None:
@@ -288,7 +294,8 @@ async def _write(info: Any, kwargs: dict[str, Any], outcome: str, payload: Any) 
     summary_input: dict[str, Any] = dict(arguments)
     if notes:
         summary_input["recorded"] = dict(notes)
-    values = event_values(
+    await record(
+        ctx.db,
         actor_subject=subject,
         actor_kind=kind,
         api_key_id=key_id,
@@ -298,7 +305,6 @@ async def _write(info: Any, kwargs: dict[str, Any], outcome: str, payload: Any) 
         targets=[*input_targets(arguments), *payload_targets(payload)],
         summary=summary_json(summary_input),
     )
-    await ctx.db.execute(sa.insert(A).values(**values))
 
 
 class AuditedMutation(FieldExtension):
@@ -327,9 +333,10 @@ def audit_mutations(mutation_type: type) -> None:
             field.extensions.append(AuditedMutation())
 
 
-def note(ctx: Any, **details: Any) -> None:
-    """Add facts the input does not carry (e.g. what a revoked grant was) to the event."""
-    notes = getattr(ctx, "audit_notes", None)
+def note(caller: Any, **details: Any) -> None:
+    """Add facts the input does not carry (e.g. what a revoked grant was) to the event
+    (``caller``: a ``carbongraph.caller.Caller``)."""
+    notes = getattr(caller, "audit_notes", None)
     if notes is not None:
         notes.update(details)
 

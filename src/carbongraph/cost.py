@@ -55,13 +55,14 @@ from graphql import (
 from strawberry.extensions import SchemaExtension
 
 from carbongraph import limits
+from carbongraph.errors import ErrorCode
 from carbongraph.observability import metrics
 
 MUTATION_COST = 10
 # Settings' defaults, for a schema executed without our context (scripts, tests).
 DEFAULT_MAX_COST = 5000
 DEFAULT_LIST_SIZE = 100
-COST_LIMIT_EXCEEDED = "COST_LIMIT_EXCEEDED"
+COST_LIMIT_EXCEEDED = ErrorCode.COST_LIMIT_EXCEEDED
 
 
 @dataclass(frozen=True)

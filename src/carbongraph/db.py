@@ -29,6 +29,9 @@ _STATEMENT_LISTENERS: contextvars.ContextVar[list[Callable[[str], None]] | None]
 )
 _CONTROL_PREFIXES = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "PRAGMA", "SET ")
 
+# Rows of any width: SQLAlchemy 2.1 types a Result by its columns (a TypeVarTuple).
+AnyResult = Result[*tuple[Any, ...]]
+
 
 def _on_cursor_execute(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
     listeners = _STATEMENT_LISTENERS.get()
@@ -179,8 +182,8 @@ class RequestDB:
             self._conn = conn
         return self._conn
 
-    async def execute(self, statement: Executable, params: Any = None) -> Result[Any]:
-        async def run() -> Result[Any]:
+    async def execute(self, statement: Executable, params: Any = None) -> AnyResult:
+        async def run() -> AnyResult:
             conn = await self._connection()
             # AsyncConnection buffers the rows, so the lock may go before the caller iterates.
             return await conn.execute(statement, params)

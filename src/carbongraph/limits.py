@@ -32,6 +32,8 @@ from graphql import (
     visit,
 )
 
+from carbongraph.errors import ErrorCode
+
 # NUL and lone surrogates: valid in a JSON or GraphQL string, but no database can store them
 # (PostgreSQL refuses NUL in text, UTF-8 has no surrogates), so they are refused up front.
 UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
@@ -65,7 +67,7 @@ def parse_cached(query: str, max_tokens: int) -> DocumentNode | None:
         return parse(query, max_tokens=max_tokens)
     except GraphQLSyntaxError as exc:
         if "tokens" in exc.message:
-            raise LimitExceeded("TOO_MANY_TOKENS", exc.message) from exc
+            raise LimitExceeded(ErrorCode.TOO_MANY_TOKENS, exc.message) from exc
         return None  # a plain syntax error: the executor reports it as usual
 
 
@@ -87,7 +89,8 @@ def check(query: str, limits: Limits, *, allow_introspection: bool) -> None:
     """Raise LimitExceeded with a stable code for the first limit the document breaks."""
     if len(query) > limits.max_characters:
         raise LimitExceeded(
-            "QUERY_TOO_LARGE", f"The document has more than {limits.max_characters} characters."
+            ErrorCode.QUERY_TOO_LARGE,
+            f"The document has more than {limits.max_characters} characters.",
         )
     document = parse_cached(query, limits.max_tokens)
     if document is None:
@@ -105,16 +108,16 @@ def check(query: str, limits: Limits, *, allow_introspection: bool) -> None:
                     aliases += 1
                 if not allow_introspection and node.name.value in INTROSPECTION:
                     raise LimitExceeded(
-                        "INTROSPECTION_DISABLED", "Introspection is disabled in production."
+                        ErrorCode.INTROSPECTION_DISABLED, "Introspection is disabled in production."
                     )
     if aliases > limits.max_aliases:
         raise LimitExceeded(
-            "TOO_MANY_ALIASES",
+            ErrorCode.TOO_MANY_ALIASES,
             f"The document uses {aliases} aliases; at most {limits.max_aliases} are allowed.",
         )
     if directives > limits.max_directives:
         raise LimitExceeded(
-            "TOO_MANY_DIRECTIVES",
+            ErrorCode.TOO_MANY_DIRECTIVES,
             f"The document uses {directives} directives; at most "
             f"{limits.max_directives} are allowed.",
         )
@@ -124,7 +127,7 @@ def check(query: str, limits: Limits, *, allow_introspection: bool) -> None:
             depth = _depth(definition.selection_set, fragments, set())
             if depth > limits.max_depth:
                 raise LimitExceeded(
-                    "QUERY_TOO_DEEP",
+                    ErrorCode.QUERY_TOO_DEEP,
                     f"The operation is {depth} levels deep; at most "
                     f"{limits.max_depth} are allowed (Relay's edges/node "
                     "are not counted).",
@@ -134,7 +137,7 @@ def check(query: str, limits: Limits, *, allow_introspection: bool) -> None:
 class _UnstorableStrings(Visitor):
     def enter_string_value(self, node: StringValueNode, *_args: object) -> None:
         if UNSTORABLE.search(node.value):
-            raise LimitExceeded("BAD_USER_INPUT", UNSTORABLE_MESSAGE)
+            raise LimitExceeded(ErrorCode.BAD_USER_INPUT, UNSTORABLE_MESSAGE)
 
 
 def has_unstorable_text(value: Any) -> bool:
@@ -159,7 +162,7 @@ def _check_repeats(node: object, most: int) -> None:
             counts[key] = counts.get(key, 0) + 1
             if counts[key] > most:
                 raise LimitExceeded(
-                    "TOO_MANY_DUPLICATE_FIELDS",
+                    ErrorCode.TOO_MANY_DUPLICATE_FIELDS,
                     f"The field {key!r} is selected more than {most} times in one selection set.",
                 )
 

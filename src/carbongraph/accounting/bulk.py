@@ -51,10 +51,10 @@ from carbongraph.accounting.ingest import (
 from carbongraph.accounting.regions import GRID_REGION
 from carbongraph.clock import LocalDays
 from carbongraph.errors import CodedError
+from carbongraph.globalids import decode_global_id
 from carbongraph.live import publish as live
 from carbongraph.live.hub import leaderboard_channel
 from carbongraph.locks import lock_accounts
-from carbongraph.schema.relay import decode_global_id
 
 # A plain decimal whose conversion to thousandths of any canonical unit is exact both in
 # PostgreSQL's numeric and in Python's 28-digit Decimal context, and fits a bigint. Anything
@@ -729,9 +729,7 @@ async def ingest_batch(
 
     await raw.execute(_WORK_FILL, now)
     errors = await raw.fetch(_JUDGED_ERRORS)
-    counts = dict(
-        await raw.fetch(f"SELECT status, count(*) FROM {_WORK} GROUP BY status")  # type: ignore[arg-type]
-    )
+    counts = dict(await raw.fetch(f"SELECT status, count(*) FROM {_WORK} GROUP BY status"))
     if errors:
         result.errors = [tuple(e) for e in errors]
         return result

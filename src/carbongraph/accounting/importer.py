@@ -22,10 +22,9 @@ from carbongraph.accounting.ingest import ActivityInput, RecordErrorCode, RowErr
 from carbongraph.clock import Clock, LocalDays
 from carbongraph.db import mark_writer
 from carbongraph.errors import CodedError
+from carbongraph.globalids import decode_global_id
 from carbongraph.models import Household, Individual
 from carbongraph.models.base import utcnow
-from carbongraph.scale import refresh_statistics
-from carbongraph.schema.relay import decode_global_id
 
 COLUMNS = (
     "account",
@@ -80,6 +79,16 @@ class ImportReport:
                 for line, name, code, message in self.warnings
             ],
         }
+
+
+async def refresh_statistics(engine: AsyncEngine) -> None:
+    """A bulk load into fresh tables outgrows the planner's statistics (it would keep choosing
+    sequential scans for the idempotency and overlap look-ups); refresh them as the load grows."""
+    if engine.dialect.name != "postgresql":
+        return
+    async with engine.connect() as conn:
+        await conn.execute(sa.text("ANALYZE activity_record, footprint_total"))
+        await conn.commit()
 
 
 def read_rows(path: Path) -> Iterator[FileRow]:
@@ -268,9 +277,9 @@ async def import_activities(
             library = await FactorLibrary.load(conn)
         refs = await _resolve_refs(conn, batch)
         parsed = [_parse(row, refs) for row in batch]
-        errors = [p for p in parsed if isinstance(p, RowError)]
-        if errors:
-            return [(e.index, e.field, e.code.value, e.message) for e in errors], 0, 0, []
+        refused = [p for p in parsed if isinstance(p, RowError)]
+        if refused:
+            return [(e.index, e.field, e.code.value, e.message) for e in refused], 0, 0, []
         inputs = [p for p in parsed if isinstance(p, ActivityInput)]
         result = await ingest(
             conn,

@@ -11,7 +11,6 @@ import itertools
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
-from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
@@ -22,6 +21,7 @@ from carbongraph.accounting.factors import FactorLibrary
 from carbongraph.accounting.rollup import Attribution, TotalsDelta
 from carbongraph.authz import Target, Viewer, individual_path
 from carbongraph.clock import Days, as_days
+from carbongraph.errors import ErrorCode
 from carbongraph.locks import lock_accounts
 from carbongraph.models import Community, Household, Individual
 from carbongraph.models.accounting import ActivityRecord
@@ -36,20 +36,8 @@ SOURCES = ("METER", "APP", "PARTNER", "IMPORT")
 DATA_QUALITIES = ("METERED", "ESTIMATED", "SELF_REPORTED")
 
 
-class RecordErrorCode(StrEnum):
-    NEGATIVE_QUANTITY = "NEGATIVE_QUANTITY"
-    INVALID_QUANTITY = "INVALID_QUANTITY"
-    UNKNOWN_UNIT = "UNKNOWN_UNIT"
-    UNKNOWN_ACTIVITY_TYPE = "UNKNOWN_ACTIVITY_TYPE"
-    INVALID_PERIOD = "INVALID_PERIOD"
-    FUTURE_PERIOD = "FUTURE_PERIOD"
-    OVERLAPPING_PERIOD = "OVERLAPPING_PERIOD"
-    ARCHIVED_ACCOUNT = "ARCHIVED_ACCOUNT"
-    NOT_FOUND = "NOT_FOUND"
-    FORBIDDEN = "FORBIDDEN"
-    EXTERNAL_ID_CONFLICT = "EXTERNAL_ID_CONFLICT"
-    NO_EMISSION_FACTOR = "NO_EMISSION_FACTOR"
-    INVALID = "INVALID"
+# A record's errors are the API's error codes (``ErrorCode``): one list.
+RecordErrorCode = ErrorCode
 
 
 @dataclass

@@ -189,7 +189,7 @@ class TotalsDelta:
             cell[2] += sign
 
     async def flush(self, db: Any) -> int:
-        rows = [
+        rows: list[dict[str, Any]] = [
             {
                 "node": k[0],
                 "node_id": k[1],
@@ -328,7 +328,7 @@ class PopulationDelta:
             self.cells[(*key, end)] -= sign
 
     async def flush(self, db: Any) -> None:
-        rows = [
+        rows: list[dict[str, Any]] = [
             {"node": k[0], "node_id": k[1], "via": k[2], "day": k[3], "delta": d}
             for k, d in self.cells.items()
             if d

@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from carbongraph.actions.catalog import A
-from carbongraph.actions.record import AR, H
+from carbongraph.actions.tables import AR, H
 from carbongraph.errors import MutationFailed, UserErrorCode, UserErrorData
 from carbongraph.models import Campaign
 from carbongraph.models.base import utcnow

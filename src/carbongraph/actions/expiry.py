@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from carbongraph.actions.record import CE, H
+from carbongraph.actions.tables import CE, H
 from carbongraph.clock import Days, as_days, local_midnight
 from carbongraph.live import publish as live
 from carbongraph.locks import lock_people

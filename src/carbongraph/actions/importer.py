@@ -19,8 +19,8 @@ from carbongraph.actions.bulk import record_verified_set_based
 from carbongraph.actions.record import ActionError, ActionInput, record_actions
 from carbongraph.db import mark_writer
 from carbongraph.errors import CodedError
+from carbongraph.globalids import decode_global_id
 from carbongraph.models import Individual
-from carbongraph.schema.relay import decode_global_id
 
 I = Individual.__table__  # noqa: E741
 COLUMNS = ("individual", "action_type", "units", "occurred_on", "external_id")

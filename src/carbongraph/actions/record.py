@@ -23,19 +23,14 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from carbongraph.accounting.rollup import VIA_EMPLOYEES, Attribution, TotalsDelta
+from carbongraph.actions.campaigns import bonus_entries
 from carbongraph.actions.catalog import Catalog
+from carbongraph.actions.tables import AR, CE, EV, I
 from carbongraph.authz import Target, Viewer, individual_path
 from carbongraph.clock import Days, as_days
 from carbongraph.live import publish as live
 from carbongraph.locks import dialect_name, lock_people
-from carbongraph.models import ActionRecordRow, CreditEntry, Evidence, Household, Individual
 from carbongraph.models.base import utcnow
-
-AR = ActionRecordRow.__table__
-CE = CreditEntry.__table__
-I = Individual.__table__  # noqa: E741
-H = Household.__table__
-EV = Evidence.__table__
 
 
 @dataclass
@@ -413,8 +408,6 @@ async def grant(
             delta.add_reduction(
                 targets, values["occurred_on"], scope, category, values["avoided_g"]
             )
-    from carbongraph.actions.campaigns import bonus_entries  # campaigns build on records
-
     entries += await bonus_entries(db, approved, by)
     await insert_entries(db, entries)
     await live.credits_changed(db, {e["individual_id"] for e in entries})

@@ -10,8 +10,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from carbongraph import evidence as photos
 from carbongraph.accounting.rollup import Attribution, TotalsDelta
 from carbongraph.actions.catalog import A
-from carbongraph.actions.record import AR, CE, EV, H, grant, targets_with_scope
-from carbongraph.authz import Access, Target, Viewer
+from carbongraph.actions.record import grant, targets_with_scope
+from carbongraph.actions.tables import AR, CE, EV, H
+from carbongraph.authz import Target, Viewer
 from carbongraph.errors import MutationFailed, UserErrorCode
 from carbongraph.live import publish as live
 from carbongraph.locks import lock_people
@@ -91,7 +92,7 @@ async def _managed_action(db: Any, viewer: Viewer, action_id: int) -> Any:
     if row is not None and row.household_id is not None:
         path = await db.scalar(sa.select(H.c.path).where(H.c.id == row.household_id))
     target = Target((path,)) if path else Target(())
-    if row is None or viewer.access(target) is Access.NONE:
+    if row is None or not viewer.sees(target):
         raise MutationFailed.single(
             ["input", "actionId"], UserErrorCode.NOT_FOUND, "No such action."
         )
@@ -148,9 +149,8 @@ async def review_action(
     return decided
 
 
-def queue_statement(
-    community_path: str, status: str, action_type: str | None, after: int | None, first: int
-) -> sa.Select[Any]:
+def queue_select(community_path: str, status: str, action_type: str | None) -> sa.Select[Any]:
+    """A community's actions in one status (of one type), unpaged: the caller pages it by id."""
     select = (
         sa.select(AR, A.c.code, EV.c.sha256, EV.c.content_type, EV.c.captured_at)
         .join(A, A.c.id == AR.c.action_type_id)
@@ -160,9 +160,7 @@ def queue_statement(
     )
     if action_type:
         select = select.where(A.c.code == action_type)
-    if after is not None:
-        select = select.where(AR.c.id > after)
-    return select.order_by(AR.c.id).limit(first)
+    return select
 
 
 async def reverse_action(db: Any, viewer: Viewer, action_id: int, reason: str | None) -> Any:

@@ -17,7 +17,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from carbongraph.actions.record import CE, balance
+from carbongraph.actions.record import balance
+from carbongraph.actions.tables import CE
 from carbongraph.errors import MutationFailed, UserErrorCode
 from carbongraph.live import publish as live
 from carbongraph.locks import dialect_name, lock_people

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
@@ -101,6 +102,11 @@ class Viewer:
         if target.individual_id is None and any(grant.path.startswith(p) for p in target.paths):
             return Access.PUBLIC
         return Access.NONE
+
+    def sees(self, target: Target) -> bool:
+        """Whether the node is visible at all (any access): services answer NOT_FOUND
+        otherwise."""
+        return self.access(target) > Access.NONE
 
     def may_know_exists(self, target: Target) -> bool:
         """Whether a refusal may say FORBIDDEN (same tenant) rather than NOT_FOUND."""
@@ -277,7 +283,7 @@ SCOPED_GRANTS_STATEMENT = sa.text(
 ).bindparams(sa.bindparam("subject", type_=sa.String()), sa.bindparam("today", type_=sa.Date()))
 
 
-def resolve_grants(rows: Iterable[Sequence[object]]) -> list[ResolvedGrant]:
+def resolve_grants(rows: Iterable[Sequence[Any]]) -> list[ResolvedGrant]:
     grants = []
     for role, node_type, node_id, e_path, c_path, home_path in rows:
         if role is None:  # SCOPED_GRANTS_STATEMENT's row for "no grants"
@@ -287,5 +293,5 @@ def resolve_grants(rows: Iterable[Sequence[object]]) -> list[ResolvedGrant]:
         )
         if node_type == PLATFORM:
             path = None
-        grants.append(ResolvedGrant(Role(str(role)), str(node_type), int(node_id), path))  # type: ignore[call-overload]
+        grants.append(ResolvedGrant(Role(str(role)), str(node_type), int(node_id), path))
     return grants

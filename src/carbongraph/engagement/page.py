@@ -42,7 +42,7 @@ from carbongraph.db import request_db
 from carbongraph.engagement import i18n, keys
 from carbongraph.errors import BadUserInput, CodedError
 from carbongraph.resolvers.context import build_context
-from carbongraph.schema.engagement import parse_period_param
+from carbongraph.schema.engagement.types import parse_period_param
 from carbongraph.schema.relay import decode_global_id
 
 log = logging.getLogger("carbongraph")

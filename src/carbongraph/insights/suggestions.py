@@ -386,7 +386,7 @@ async def load_usage(
     start = today - timedelta(days=int(book["window_days"]))
     night = R.c.meter_ref.in_(book["night_register_meter_refs"])
     account = _account_column(account_type)
-    condition = account.in_(account_ids)
+    condition: sa.ColumnElement[bool] = account.in_(account_ids)
     if account_type == "Individual":
         condition = sa.and_(R.c.account_type == "Individual", condition)
     rows = await db.execute(

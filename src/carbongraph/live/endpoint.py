@@ -42,7 +42,7 @@ from carbongraph.cost import query_cost
 from carbongraph.errors import ErrorCode
 from carbongraph.observability import metrics
 from carbongraph.ratelimit import RateLimiter
-from carbongraph.schema.live import LiveContext
+from carbongraph.schema.live.subscriptions import LiveContext
 from carbongraph.schema.schema import SUGGESTION
 from carbongraph.schema.schema import schema as default_schema
 
@@ -140,7 +140,7 @@ class LiveProtocolHandler(BaseGraphQLTransportWSHandler[LiveContext, None]):
         await super().send_message(message)
 
 
-class LiveEndpoint(GraphQL):
+class LiveEndpoint(GraphQL[LiveContext, None]):
     graphql_transport_ws_handler_class = LiveProtocolHandler
 
     def __init__(
@@ -171,7 +171,7 @@ class LiveEndpoint(GraphQL):
             raise RuntimeError("LiveEndpoint serves WebSocket connections only")
         await super().__call__(scope, receive, send)
 
-    async def get_context(self, request: Any, response: Any) -> LiveContext:  # type: ignore[override]
+    async def get_context(self, request: Any, response: Any) -> LiveContext:
         return LiveContext(settings=self.settings, engine_ref=self._engine_ref, request=request)
 
     def authenticate(self, payload: dict[str, Any], websocket: Any) -> Any:
@@ -215,7 +215,7 @@ class LiveEndpoint(GraphQL):
                 query, self.document_limits, allow_introspection=not settings.is_production
             )
             estimated = query_cost(
-                self.schema._schema,
+                self.schema._schema,  # type: ignore[attr-defined]  # BaseSchema does not declare it
                 query,
                 variables if isinstance(variables, dict) else None,
                 max_tokens=self.document_limits.max_tokens,
@@ -226,7 +226,7 @@ class LiveEndpoint(GraphQL):
         if estimated > settings.max_cost:
             return _error(
                 f"The operation's estimated cost {estimated} exceeds {settings.max_cost}.",
-                "COST_LIMIT_EXCEEDED",
+                ErrorCode.COST_LIMIT_EXCEEDED,
             )
         if self.rate_limiter is not None and ctx.principal is not None:
             client = ctx.request.client if ctx.request is not None else None
@@ -235,5 +235,5 @@ class LiveEndpoint(GraphQL):
                 max(1, estimated),
             )
             if not decision.allowed:
-                return _error("Too many requests; retry later.", "RATE_LIMITED")
+                return _error("Too many requests; retry later.", ErrorCode.RATE_LIMITED)
         return None

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field
 
-from carbongraph.models.base import timestamp_column, utcnow
+from carbongraph.models.base import TableModel, timestamp_column, utcnow
 
 
-class RoleGrant(SQLModel, table=True):
+class RoleGrant(TableModel, table=True):
     __tablename__ = "role_grant"
     __table_args__ = (
         sa.UniqueConstraint("principal", "role", "node_type", "node_id"),

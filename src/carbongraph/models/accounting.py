@@ -10,14 +10,14 @@ from __future__ import annotations
 from datetime import date, datetime
 
 import sqlalchemy as sa
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field
 
-from carbongraph.models.base import timestamp_column, utcnow
+from carbongraph.models.base import TableModel, timestamp_column, utcnow
 
 BIGINT = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
-class EmissionFactor(SQLModel, table=True):
+class EmissionFactor(TableModel, table=True):
     """kgCO2e per unit of an activity, for a region and a validity period, versioned."""
 
     __tablename__ = "emission_factor"
@@ -46,7 +46,7 @@ class EmissionFactor(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
 
 
-class ActivityRecord(SQLModel, table=True):
+class ActivityRecord(TableModel, table=True):
     """One consumption or clean-energy reading for an individual or a household's own meter,
     with the emissions computed from it and the factors that computed them."""
 
@@ -93,7 +93,7 @@ class ActivityRecord(SQLModel, table=True):
     recorded_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
 
 
-class FootprintTotal(SQLModel, table=True):
+class FootprintTotal(TableModel, table=True):
     """Pre-aggregated grams per node × local day × scope × category, kept in the same
     transaction as every write, for every ancestor of the account written.
 
@@ -117,7 +117,7 @@ class FootprintTotal(SQLModel, table=True):
     record_count: int = Field(default=0, sa_column=sa.Column(sa.BigInteger(), nullable=False))
 
 
-class PopulationChange(SQLModel, table=True):
+class PopulationChange(TableModel, table=True):
     """+n / −n people joining or leaving a node's population on a day, for every ancestor, so
     that a member count at any date is a sum over a node's (few) change days."""
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import date, datetime
 
 import sqlalchemy as sa
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field
 
 from carbongraph.models.accounting import BIGINT
-from carbongraph.models.base import timestamp_column, utcnow
+from carbongraph.models.base import TableModel, timestamp_column, utcnow
 
 
-class ActionType(SQLModel, table=True):
+class ActionType(TableModel, table=True):
     """A kind of low-carbon action, versioned by methodology."""
 
     __tablename__ = "action_type"
@@ -40,7 +40,7 @@ class ActionType(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
 
 
-class ActionRecord(SQLModel, table=True):
+class ActionRecord(TableModel, table=True):
     __tablename__ = "action_record"
     __table_args__ = (
         sa.Index("ix_action_record_individual_day", "individual_id", "occurred_on"),
@@ -68,7 +68,7 @@ class ActionRecord(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
 
 
-class CreditEntry(SQLModel, table=True):
+class CreditEntry(TableModel, table=True):
     """Append-only: a balance is the sum of entries; a correction is a reversal, never an
     update."""
 
@@ -115,7 +115,7 @@ class CreditEntry(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
 
 
-class Evidence(SQLModel, table=True):
+class Evidence(TableModel, table=True):
     """An uploaded photo. Its SHA-256 is unique: the same photo never earns twice."""
 
     __tablename__ = "evidence"
@@ -133,7 +133,7 @@ class Evidence(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
 
 
-class Reward(SQLModel, table=True):
+class Reward(TableModel, table=True):
     """Something a community or enterprise offers for credits, while stock lasts."""
 
     __tablename__ = "reward"
@@ -154,7 +154,7 @@ class Reward(SQLModel, table=True):
     )
 
 
-class Redemption(SQLModel, table=True):
+class Redemption(TableModel, table=True):
     __tablename__ = "redemption"
 
     id: int | None = Field(
@@ -168,7 +168,7 @@ class Redemption(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
 
 
-class Campaign(SQLModel, table=True):
+class Campaign(TableModel, table=True):
     """A community's or enterprise's campaign: eligible actions in a window, a goal, and an
     optional credits multiplier for the actions it covers."""
 
@@ -188,7 +188,7 @@ class Campaign(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
 
 
-class CreditPolicy(SQLModel, table=True):
+class CreditPolicy(TableModel, table=True):
     """A programme's rules for credits: the programme is a top-level enterprise or a community
     standing directly under the platform."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, ClassVar
 
 import sqlalchemy as sa
 from sqlmodel import SQLModel
@@ -17,9 +18,17 @@ SQLModel.metadata.naming_convention = {
 }
 
 
+class TableModel(SQLModel):
+    """The base of every table. SQLAlchemy sets ``__table__`` on each ``table=True`` class;
+    it is declared here (for the type checker only) because SQLModel does not declare it."""
+
+    if TYPE_CHECKING:
+        __table__: ClassVar[sa.Table]
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def timestamp_column(*, nullable: bool = False) -> sa.Column:  # type: ignore[type-arg]
+def timestamp_column(*, nullable: bool = False) -> sa.Column[datetime]:
     return sa.Column(sa.DateTime(timezone=True), nullable=nullable)

@@ -12,9 +12,9 @@ from __future__ import annotations
 from datetime import date, datetime
 
 import sqlalchemy as sa
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field
 
-from carbongraph.models.base import timestamp_column, utcnow
+from carbongraph.models.base import TableModel, timestamp_column, utcnow
 
 
 def _prefix_index(table: str) -> sa.Index:
@@ -25,7 +25,7 @@ def _prefix_index(table: str) -> sa.Index:
     )
 
 
-class Enterprise(SQLModel, table=True):
+class Enterprise(TableModel, table=True):
     __tablename__ = "enterprise"
     __table_args__ = (_prefix_index("enterprise"),)
 
@@ -39,7 +39,7 @@ class Enterprise(SQLModel, table=True):
     archived_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
 
 
-class Community(SQLModel, table=True):
+class Community(TableModel, table=True):
     __tablename__ = "community"
     __table_args__ = (_prefix_index("community"),)
 
@@ -57,7 +57,7 @@ class Community(SQLModel, table=True):
     archived_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
 
 
-class Household(SQLModel, table=True):
+class Household(TableModel, table=True):
     __tablename__ = "household"
     __table_args__ = (_prefix_index("household"),)
 
@@ -73,7 +73,7 @@ class Household(SQLModel, table=True):
     archived_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
 
 
-class Individual(SQLModel, table=True):
+class Individual(TableModel, table=True):
     __tablename__ = "individual"
 
     id: int | None = Field(default=None, primary_key=True)
@@ -87,7 +87,7 @@ class Individual(SQLModel, table=True):
     archived_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
 
 
-class HouseholdMembership(SQLModel, table=True):
+class HouseholdMembership(TableModel, table=True):
     """A person lives in a household from ``valid_from`` (inclusive) to ``valid_to`` (exclusive).
 
     Dates are local days of the household's community. Periods of one individual never overlap.
@@ -108,7 +108,7 @@ class HouseholdMembership(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
 
 
-class Employment(SQLModel, table=True):
+class Employment(TableModel, table=True):
     """An individual works for an enterprise: the second roll-up path (Scope 3 cat. 7 commuting)."""
 
     __tablename__ = "employment"

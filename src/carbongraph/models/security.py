@@ -6,12 +6,12 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field
 
-from carbongraph.models.base import timestamp_column, utcnow
+from carbongraph.models.base import TableModel, timestamp_column, utcnow
 
 
-class ApiKey(SQLModel, table=True):
+class ApiKey(TableModel, table=True):
     """A partner service's credential. Only a digest of the secret is stored."""
 
     __tablename__ = "api_key"
@@ -31,7 +31,7 @@ class ApiKey(SQLModel, table=True):
     rotated_from_id: int | None = Field(default=None, foreign_key="api_key.id")
 
 
-class ApiKeyScope(SQLModel, table=True):
+class ApiKeyScope(TableModel, table=True):
     """One (role, node) a key acts with. The node's path is copied here (nodes never re-parent),
     so authenticating a key is one statement without joins to the hierarchy."""
 
@@ -46,7 +46,7 @@ class ApiKeyScope(SQLModel, table=True):
     node_path: str = Field(max_length=512)
 
 
-class AuditEvent(SQLModel, table=True):
+class AuditEvent(TableModel, table=True):
     """Who did what, when, with what outcome. Rows are never updated or deleted (triggers)."""
 
     __tablename__ = "audit_event"

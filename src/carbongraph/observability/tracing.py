@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import weakref
-from collections.abc import Iterator
+from collections.abc import Generator
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -156,7 +156,7 @@ class OperationTracing(OpenTelemetryExtension):
     def __init__(self, *, execution_context: Any = None) -> None:
         super().__init__(execution_context=execution_context, tracer_provider=_provider)
 
-    def on_operation(self) -> Iterator[None]:
+    def on_operation(self) -> Generator[None, None, None]:
         steps = super().on_operation()
         next(steps)  # the operation span is started
         span = self._span_holder[LifecycleStep.OPERATION]
@@ -180,7 +180,7 @@ class OperationTracing(OpenTelemetryExtension):
 class ResolverTracing(OperationTracing):
     """With CARBONGRAPH_TRACE_RESOLVERS=1: a span for every field with its own resolver."""
 
-    resolve = OpenTelemetryExtension.resolve  # type: ignore[assignment]
+    resolve = OpenTelemetryExtension.resolve
 
 
 def schema_extension() -> SchemaExtension:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
+import strawberry
 
 from carbongraph.authz import (
     ANONYMOUS,
@@ -17,15 +18,19 @@ from carbongraph.authz import (
     resolve_grants,
 )
 from carbongraph.authz.api_keys import KEY_STATEMENT, ApiKeyPrincipal, KeyUse, verify_key_rows
+from carbongraph.caller import Caller
 from carbongraph.clock import LocalDays
 from carbongraph.config import Settings
 from carbongraph.db import RequestDB, StatementLog
 from carbongraph.observability import request_state
 from carbongraph.observability.request_context import sane_request_id
-from carbongraph.resolvers.dataloaders import Loaders
+from carbongraph.schema.accounting.loaders import AccountingLoaders
+from carbongraph.schema.actions.loaders import ActionLoaders
+from carbongraph.schema.hierarchy.loaders import HierarchyLoaders
 
-if TYPE_CHECKING:
-    from strawberry.types import Info as _Info
+
+class Loaders(HierarchyLoaders, AccountingLoaders, ActionLoaders):
+    """Created once per request: every domain's DataLoaders (schema/<domain>/loaders.py)."""
 
 
 @dataclass
@@ -50,6 +55,19 @@ class Context:
     def __post_init__(self) -> None:
         if self.days is None:
             self.days = LocalDays(self.settings.clock.now())
+
+    @property
+    def caller(self) -> Caller:
+        """What the domain services are given (never this context). Built afresh: it carries
+        the current mutation's ``audit_notes`` (``audit.AuditedMutation`` starts a new dict)."""
+        return Caller(self.db, self.viewer, self.today, self.days, self.loaders, self.audit_notes)
+
+
+def caller_for(db: RequestDB, viewer: Viewer, now: datetime) -> Caller:
+    """A ``Caller`` outside a GraphQL request (the command line): the viewer's day at ``now``,
+    with row caches of its own."""
+    days = LocalDays(now)
+    return Caller(db, viewer, days.utc, days, Loaders(db, viewer, days.utc))
 
 
 async def load_viewer(db: RequestDB, principal: Principal | None, today: date) -> Viewer:
@@ -132,9 +150,13 @@ def request_id_of(request: Any) -> str:
     return sane_request_id(headers.get("x-request-id") if headers is not None else None)
 
 
-if TYPE_CHECKING:
-    Info = _Info[Context, None]
-else:
-    from strawberry.types import Info as _RuntimeInfo
+class HasContext(Protocol):
+    """What a helper that reads only ``info.context`` accepts: a resolver's Info, or a stand-in
+    holding a request's Context (a subscription's checks, schema/live.py)."""
 
-    Info = _RuntimeInfo
+    @property
+    def context(self) -> Context: ...
+
+
+# What every resolver takes as ``info``: typed, so ``info.context`` is checked as a Context.
+Info = strawberry.Info[Context, None]

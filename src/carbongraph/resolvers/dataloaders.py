@@ -1,5 +1,7 @@
-"""Per-request DataLoaders: every relation in the graph loads through one of these, so a nested
-query costs one statement per level, whatever the number of rows.
+"""What the per-request DataLoaders share: the hierarchy's tables, a person's record, parent →
+children relations and their pagination (``LoaderBase``). Each domain's loaders live in its
+schema package (``schema/<domain>/loaders.py``); every relation in the graph loads through one,
+so a nested query costs one statement per level, whatever the number of rows.
 
 Each loader applies the viewer's visibility filter in SQL (see ``authz.policy``); nothing is
 fetched and then thrown away in Python, so page sizes and counts are exact.
@@ -18,16 +20,6 @@ import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 from strawberry.dataloader import DataLoader
 
-from carbongraph.accounting.reads import (
-    FootprintData,
-    Period,
-    explain_many,
-    load_footprints,
-    load_series_many,
-)
-from carbongraph.accounting.rollup import NodeKey
-from carbongraph.actions import campaigns
-from carbongraph.actions import record as credits
 from carbongraph.authz import Target, Viewer, individual_path
 from carbongraph.db import RequestDB
 from carbongraph.models import (
@@ -38,7 +30,6 @@ from carbongraph.models import (
     HouseholdMembership,
     Individual,
 )
-from carbongraph.privacy import GroupLoader
 from carbongraph.resolvers.pagination import (
     Page,
     PageArgs,
@@ -54,7 +45,7 @@ M = HouseholdMembership.__table__
 EM = Employment.__table__
 
 
-def current(table: sa.Table, on: date) -> ColumnElement[bool]:
+def current(table: sa.FromClause, on: date) -> ColumnElement[bool]:
     """The dated row (membership, employment) is in force on ``on``."""
     return sa.and_(
         table.c.valid_from <= on, sa.or_(table.c.valid_to.is_(None), table.c.valid_to > on)
@@ -109,115 +100,89 @@ class Relation:
     to_record: Callable[[Any], Any] = lambda row: row
 
 
-def _visible(select: sa.Select[Any], clause: ColumnElement[bool] | None) -> sa.Select[Any]:
+def visible(select: sa.Select[Any], clause: ColumnElement[bool] | None) -> sa.Select[Any]:
     return select if clause is None else select.where(clause)
 
 
-def _member_record(row: Any) -> IndividualRecord:
+def member_record(row: Any) -> IndividualRecord:
     return IndividualRecord.from_row(row, [individual_path(row.container_path, row.id)])
 
 
-ENTERPRISE_COMMUNITIES = Relation(
-    build=lambda keys, viewer, _on: _visible(
-        sa.select(C).where(
-            C.c.enterprise_id.in_(keys), C.c.parent_id.is_(None), C.c.archived_at.is_(None)
-        ),
-        viewer.node_filter(C.c.path),
-    ),
-    partition=C.c.enterprise_id,
-    order_id=C.c.id,
-)
-
-SUB_COMMUNITIES = Relation(
-    build=lambda keys, viewer, _on: _visible(
-        sa.select(C).where(C.c.parent_id.in_(keys), C.c.archived_at.is_(None)),
-        viewer.node_filter(C.c.path),
-    ),
-    partition=C.c.parent_id,
-    order_id=C.c.id,
-)
-
-COMMUNITY_HOUSEHOLDS = Relation(
-    build=lambda keys, viewer, _on: _visible(
-        sa.select(H).where(H.c.community_id.in_(keys), H.c.archived_at.is_(None)),
-        viewer.node_filter(H.c.path),
-    ),
-    partition=H.c.community_id,
-    order_id=H.c.id,
-)
-
-HOUSEHOLD_MEMBERS = Relation(
-    build=lambda keys, viewer, on: _visible(
-        sa.select(I, H.c.path.label("container_path"))
-        .select_from(M.join(I, I.c.id == M.c.individual_id).join(H, H.c.id == M.c.household_id))
-        .where(M.c.household_id.in_(keys), current(M, on), I.c.archived_at.is_(None)),
-        viewer.member_filter(I.c.id, H.c.path),
-    ),
-    partition=M.c.household_id,
-    order_id=I.c.id,
-    to_record=_member_record,
-)
-
-_SUBTREE = C.alias("subtree_root")
-COMMUNITY_MEMBERS = Relation(
-    build=lambda keys, viewer, on: _visible(
-        sa.select(I, H.c.path.label("container_path"))
-        .select_from(
-            M.join(I, I.c.id == M.c.individual_id)
-            .join(H, H.c.id == M.c.household_id)
-            .join(_SUBTREE, H.c.path.startswith(_SUBTREE.c.path, autoescape=False))
-        )
-        .where(_SUBTREE.c.id.in_(keys), current(M, on), I.c.archived_at.is_(None)),
-        viewer.member_filter(I.c.id, H.c.path),
-    ),
-    partition=_SUBTREE.c.id,
-    order_id=I.c.id,
-    to_record=_member_record,
-)
-
-ENTERPRISE_EMPLOYEES = Relation(
-    build=lambda keys, viewer, on: _visible(
-        sa.select(I, E.c.path.label("container_path"))
-        .select_from(EM.join(I, I.c.id == EM.c.individual_id).join(E, E.c.id == EM.c.enterprise_id))
-        .where(EM.c.enterprise_id.in_(keys), current(EM, on), I.c.archived_at.is_(None)),
-        viewer.member_filter(I.c.id, E.c.path),
-    ),
-    partition=EM.c.enterprise_id,
-    order_id=I.c.id,
-    to_record=_member_record,
-)
-
-
-class Loaders:
-    """Created once per request; holds that request's DataLoaders."""
+class LoaderBase:
+    """What every domain's loaders share: the request's database, viewer and day, and the
+    paginated children of a ``Relation`` (one statement per level). The request's loaders are
+    the domains' together (``carbongraph.resolvers.context.Loaders``)."""
 
     def __init__(self, db: RequestDB, viewer: Viewer, today: date) -> None:
         self.db = db
         self.viewer = viewer
         self.today = today
+        self._pages: dict[Relation, DataLoader[tuple[Any, PageArgs], Page]] = {}
+        self._counts: dict[Relation, DataLoader[Any, int]] = {}
+
+    @staticmethod
+    def forget(loader: DataLoader[Any, Any], key: Any) -> None:
+        """Drop a cached value so later loads in this request see a write."""
+        with contextlib.suppress(KeyError):  # strawberry's clear() raises for unknown keys
+            loader.clear(key)
+
+    def page(self, relation: Relation) -> DataLoader[tuple[Any, PageArgs], Page]:
+        loader = self._pages.get(relation)
+        if loader is None:
+            loader = DataLoader(load_fn=lambda keys: self._load_pages(relation, keys))
+            self._pages[relation] = loader
+        return loader
+
+    def count(self, relation: Relation) -> DataLoader[Any, int]:
+        loader = self._counts.get(relation)
+        if loader is None:
+            loader = DataLoader(load_fn=lambda keys: self._load_counts(relation, keys))
+            self._counts[relation] = loader
+        return loader
+
+    async def _load_pages(
+        self, relation: Relation, keys: Sequence[tuple[Hashable, PageArgs]]
+    ) -> list[Page]:
+        # Usually every parent asks for the same page; one statement per distinct PageArgs.
+        by_args: dict[PageArgs, list[Hashable]] = defaultdict(list)
+        for parent, args in keys:
+            by_args[args].append(parent)
+        pages: dict[tuple[Hashable, PageArgs], Page] = {}
+        for args, parents in by_args.items():
+            statement = partitioned_page_statement(
+                relation.build(parents, self.viewer, self.today),
+                partition_col=relation.partition,
+                id_col=relation.order_id,
+                args=args,
+            )
+            rows = list(await self.db.execute(statement))
+            for parent, page in split_pages(rows, parents, args).items():
+                page.rows[:] = [relation.to_record(row) for row in page.rows]
+                pages[(parent, args)] = page
+        return [pages[key] for key in keys]
+
+    async def _load_counts(self, relation: Relation, keys: Sequence[Hashable]) -> list[int]:
+        statement = (
+            relation.build(keys, self.viewer, self.today)
+            .with_only_columns(relation.partition, sa.func.count(), maintain_column_froms=True)
+            .group_by(relation.partition)
+        )
+        counts = {parent: n for parent, n in await self.db.execute(statement)}
+        return [counts.get(key, 0) for key in keys]
+
+
+class NodeRows(LoaderBase):
+    """Rows of the hierarchy's nodes by id and a person's households: read by the schema and,
+    through ``Caller.loaders``, by the domain services that write them (and forget them)."""
+
+    def __init__(self, db: RequestDB, viewer: Viewer, today: date) -> None:
+        super().__init__(db, viewer, today)
         self.enterprise = DataLoader(load_fn=self._by_id(E))
         self.community = DataLoader(load_fn=self._by_id(C))
         self.household = DataLoader(load_fn=self._by_id(H))
         self.individual = DataLoader(load_fn=self._individuals)
         self.current_household = DataLoader(load_fn=self._current_households)
         self.membership_history = DataLoader(load_fn=self._membership_history)
-        # Keyed by ((node, id, via), Period): one statement per distinct period.
-        self.footprint = DataLoader(load_fn=self._footprints)
-        # Sibling groups with populations, for small-cell suppression (carbongraph.privacy).
-        self.cell_groups = GroupLoader(db)
-        # Batching only, no cache: a mutation earlier in the request may have changed what
-        # these read (credits, approved actions, recalculated records).
-        # Keyed by (node key, Period, granularity) / (node key, Period): one batch per shape.
-        self.series = DataLoader(load_fn=self._series, cache=False)
-        self.explain = DataLoader(load_fn=self._explain, cache=False)
-        # Credits: by individual id / (individual id, first, before entry id).
-        self.credit_balance = DataLoader(load_fn=self._balances, cache=False)
-        self.credit_ledger = DataLoader(load_fn=self._ledgers, cache=False)
-        # Campaign rows: progress by row, standings by (row, first).
-        self.campaign_progress = DataLoader(load_fn=self._campaign_progress, cache=False)
-        self.campaign_standings = DataLoader(load_fn=self._campaign_standings, cache=False)
-        self._pages: dict[Relation, DataLoader[tuple[Any, PageArgs], Page]] = {}
-        self._counts: dict[Relation, DataLoader[Any, int]] = {}
 
     def by_type(self, type_name: str) -> DataLoader[int, Any]:
         """The by-primary-key loader of a node type."""
@@ -228,13 +193,6 @@ class Loaders:
             "Individual": self.individual,
         }[type_name]
 
-    @staticmethod
-    def forget(loader: DataLoader[Any, Any], key: Any) -> None:
-        """Drop a cached value so later loads in this request see a write."""
-        with contextlib.suppress(KeyError):  # strawberry's clear() raises for unknown keys
-            loader.clear(key)
-
-    # -- by id ------------------------------------------------------------------------------
     def _by_id(self, table: sa.Table) -> Callable[[list[int]], Any]:
         async def load(keys: list[int]) -> list[Any]:
             rows = await self.db.execute(sa.select(table).where(table.c.id.in_(keys)))
@@ -288,110 +246,3 @@ class Loaders:
         for row in await self.db.execute(statement):
             history[row.individual_id].append(row)
         return [history[key] for key in keys]
-
-    async def _footprints(self, keys: list[tuple[NodeKey, Period]]) -> list[FootprintData]:
-        by_period: dict[Period, list[NodeKey]] = defaultdict(list)
-        for node_key, period in keys:
-            by_period[period].append(node_key)
-        found: dict[tuple[NodeKey, Period], FootprintData] = {}
-        for period, node_keys in by_period.items():
-            for node_key, data in (await load_footprints(self.db, node_keys, period)).items():
-                found[(node_key, period)] = data
-        return [found[key] for key in keys]
-
-    async def _series(self, keys: list[tuple[NodeKey, Period, str]]) -> list[Any]:
-        groups: dict[tuple[Period, str], list[NodeKey]] = defaultdict(list)
-        for node_key, period, granularity in keys:
-            groups[(period, granularity)].append(node_key)
-        found: dict[tuple[NodeKey, Period, str], Any] = {}
-        for (period, granularity), node_keys in groups.items():
-            series = await load_series_many(self.db, node_keys, period, granularity)
-            for node_key, points in series.items():
-                found[(node_key, period, granularity)] = points
-        return [found[key] for key in keys]
-
-    async def _explain(self, keys: list[tuple[NodeKey, Period]]) -> list[Any]:
-        by_period: dict[Period, list[NodeKey]] = defaultdict(list)
-        for node_key, period in keys:
-            by_period[period].append(node_key)
-        found: dict[tuple[NodeKey, Period], Any] = {}
-        for period, node_keys in by_period.items():
-            for node_key, rows in (await explain_many(self.db, node_keys, period)).items():
-                found[(node_key, period)] = rows
-        return [found[key] for key in keys]
-
-    async def _balances(self, keys: list[int]) -> list[int]:
-        found = await credits.balances(self.db, keys)
-        return [found[key] for key in keys]
-
-    async def _ledgers(self, keys: list[tuple[int, int, int | None]]) -> list[list[Any]]:
-        groups: dict[tuple[int, int | None], list[int]] = defaultdict(list)
-        for individual_id, first, before_id in keys:
-            groups[(first, before_id)].append(individual_id)
-        found: dict[tuple[int, int, int | None], list[Any]] = {}
-        for (first, before_id), ids in groups.items():
-            for individual_id, rows in (
-                await credits.ledgers(self.db, ids, first, before_id)
-            ).items():
-                found[(individual_id, first, before_id)] = rows
-        return [found[key] for key in keys]
-
-    async def _campaign_progress(self, rows: list[Any]) -> list[Any]:
-        return await campaigns.progress_many(self.db, rows)
-
-    async def _campaign_standings(self, keys: list[tuple[Any, int]]) -> list[Any]:
-        by_first: dict[int, list[Any]] = defaultdict(list)
-        for row, first in keys:
-            by_first[first].append(row)
-        found: dict[tuple[int, int], Any] = {}
-        for first, rows in by_first.items():
-            for row, standings in zip(
-                rows, await campaigns.top_participants_many(self.db, rows, first), strict=True
-            ):
-                found[(row.id, first)] = standings
-        return [found[(row.id, first)] for row, first in keys]
-
-    # -- relations ----------------------------------------------------------------------------
-    def page(self, relation: Relation) -> DataLoader[tuple[Any, PageArgs], Page]:
-        loader = self._pages.get(relation)
-        if loader is None:
-            loader = DataLoader(load_fn=lambda keys: self._load_pages(relation, keys))
-            self._pages[relation] = loader
-        return loader
-
-    def count(self, relation: Relation) -> DataLoader[Any, int]:
-        loader = self._counts.get(relation)
-        if loader is None:
-            loader = DataLoader(load_fn=lambda keys: self._load_counts(relation, keys))
-            self._counts[relation] = loader
-        return loader
-
-    async def _load_pages(
-        self, relation: Relation, keys: Sequence[tuple[Hashable, PageArgs]]
-    ) -> list[Page]:
-        # Usually every parent asks for the same page; one statement per distinct PageArgs.
-        by_args: dict[PageArgs, list[Hashable]] = defaultdict(list)
-        for parent, args in keys:
-            by_args[args].append(parent)
-        pages: dict[tuple[Hashable, PageArgs], Page] = {}
-        for args, parents in by_args.items():
-            statement = partitioned_page_statement(
-                relation.build(parents, self.viewer, self.today),
-                partition_col=relation.partition,
-                id_col=relation.order_id,
-                args=args,
-            )
-            rows = list(await self.db.execute(statement))
-            for parent, page in split_pages(rows, parents, args).items():
-                page.rows[:] = [relation.to_record(row) for row in page.rows]
-                pages[(parent, args)] = page
-        return [pages[key] for key in keys]
-
-    async def _load_counts(self, relation: Relation, keys: Sequence[Hashable]) -> list[int]:
-        statement = (
-            relation.build(keys, self.viewer, self.today)
-            .with_only_columns(relation.partition, sa.func.count(), maintain_column_froms=True)
-            .group_by(relation.partition)
-        )
-        counts = {parent: n for parent, n in await self.db.execute(statement)}
-        return [counts.get(key, 0) for key in keys]

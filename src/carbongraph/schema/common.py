@@ -1,17 +1,133 @@
-"""Shared object types: user errors on mutation payloads, and the authz checks fields make."""
+"""Shared schema types: the error codes, user errors on mutation payloads, the Decimal scalar,
+and the ``@cost``/``@listSize`` declarations of list fields."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 import strawberry
 from strawberry.federation.schema_directives import Cost, ListSize
 
-from carbongraph.authz import Access, Target
-from carbongraph.errors import Forbidden, NotFound, UserErrorCode, UserErrorData
+from carbongraph.errors import ErrorCode, UserErrorData
 
-UserErrorCodeEnum = strawberry.enum(UserErrorCode, name="UserErrorCode")
+# What each code means, shown in the schema. Every code has one (checked when this module loads):
+# a new code in errors.py is documented here or the server does not start.
+ERROR_CODES: Mapping[ErrorCode, str] = {
+    ErrorCode.UNAUTHENTICATED: "No valid credentials (HTTP 401).",
+    ErrorCode.FORBIDDEN: "You may not read or change this.",
+    ErrorCode.NOT_FOUND: "No such object (or it is in a tenant you cannot see).",
+    ErrorCode.BAD_USER_INPUT: "An argument or variable is malformed (a cursor, a period, a page "
+    "size); also text with NUL or unpaired surrogates.",
+    ErrorCode.SUPPRESSED: "An aggregate withheld: it covers too few people for you "
+    "(docs/privacy.md).",
+    ErrorCode.INTERNAL_SERVER_ERROR: "Unexpected; the error's `requestId` is logged with it.",
+    ErrorCode.GRAPHQL_PARSE_FAILED: "The document is not valid GraphQL syntax.",
+    ErrorCode.GRAPHQL_VALIDATION_FAILED: "The document does not validate against the schema.",
+    ErrorCode.QUERY_TOO_DEEP: "Deeper than the depth limit (docs/security.md).",
+    ErrorCode.QUERY_TOO_LARGE: "More characters than the document limit.",
+    ErrorCode.TOO_MANY_ALIASES: "More aliases than the limit.",
+    ErrorCode.TOO_MANY_DIRECTIVES: "More directives than the limit.",
+    ErrorCode.TOO_MANY_DUPLICATE_FIELDS: "The same field too often in one selection set.",
+    ErrorCode.TOO_MANY_TOKENS: "More tokens than the limit.",
+    ErrorCode.INTROSPECTION_DISABLED: "Introspection is off in production.",
+    ErrorCode.COST_LIMIT_EXCEEDED: "The operation's static cost (`@cost`/`@listSize`) is over "
+    "the limit.",
+    ErrorCode.REQUEST_TOO_LARGE: "The request body is over the size limit (HTTP 413).",
+    ErrorCode.BATCHING_NOT_SUPPORTED: "One operation per request.",
+    ErrorCode.RATE_LIMITED: "Over the cost budget per minute (HTTP 429, `Retry-After`).",
+    ErrorCode.TIMEOUT: "The request ran out of time and was stopped (HTTP 504).",
+    ErrorCode.SERVICE_UNAVAILABLE: "The database cannot be reached; nothing was kept, retry "
+    "(HTTP 503, `Retry-After`).",
+    ErrorCode.UNAVAILABLE: "Live updates are unavailable right now; subscribe again later.",
+    ErrorCode.INVALID: "The input value is not acceptable (the message says why).",
+    ErrorCode.REQUIRED: "A required input is missing or blank.",
+    ErrorCode.TOO_LONG: "Longer than the field allows.",
+    ErrorCode.DUPLICATE: "Already exists (e.g. an `externalRef`), or conflicts with a "
+    "concurrent change.",
+    ErrorCode.ARCHIVED: "The object is archived.",
+    ErrorCode.INVALID_TIMEZONE: "Not an IANA time zone.",
+    ErrorCode.INVALID_REGION: "Not an ISO 3166-2 region code we know.",
+    ErrorCode.INVALID_DATE: "A date malformed, out of range or out of order.",
+    ErrorCode.OVERLAPPING_MEMBERSHIP: "The membership overlaps another of the same person.",
+    ErrorCode.HAS_ACTIVE_CHILDREN: "Archive what is below it first.",
+    ErrorCode.NOT_GRANTABLE: "This role cannot be granted on this node.",
+    ErrorCode.NEGATIVE_QUANTITY: "A quantity below zero.",
+    ErrorCode.INVALID_QUANTITY: "Not a decimal quantity.",
+    ErrorCode.UNKNOWN_UNIT: "A unit that does not convert to the activity's unit.",
+    ErrorCode.UNKNOWN_ACTIVITY_TYPE: "Not one of `activityTypes`.",
+    ErrorCode.INVALID_PERIOD: "The period ends before it starts, or spans more than a year.",
+    ErrorCode.FUTURE_PERIOD: "The period ends after today (the account's local day).",
+    ErrorCode.OVERLAPPING_PERIOD: "Overlaps a recorded period of the same meter.",
+    ErrorCode.ARCHIVED_ACCOUNT: "The account is archived.",
+    ErrorCode.EXTERNAL_ID_CONFLICT: "The `externalId` was recorded before with other values.",
+    ErrorCode.NO_EMISSION_FACTOR: "No emission factor covers the region and day.",
+    ErrorCode.DAILY_CAP_REACHED: "Over the action type's units per person per day.",
+    ErrorCode.EVIDENCE_REQUIRED: "The action type needs a photo.",
+    ErrorCode.ACTION_NOT_ALLOWED: "Not a known action type, or not valid on that day.",
+    ErrorCode.INVALID_EVIDENCE: "Not an uploaded photo of this person, or not a JPEG, PNG or "
+    "WebP image.",
+    ErrorCode.DUPLICATE_EVIDENCE: "The photo has been used before.",
+    ErrorCode.INSUFFICIENT_CREDITS: "The balance does not cover the reward.",
+    ErrorCode.OUT_OF_STOCK: "The reward has none left.",
+    ErrorCode.ALREADY_DECIDED: "Another decision on the action came first.",
+    ErrorCode.EVIDENCE_NOT_STORED: "The photo was fine but could not be kept; retry later.",
+}
+
+
+E = TypeVar("E", bound=Enum)
+
+
+def described_enum(
+    cls: type[E], description: str, values: Mapping[E, str], *, name: str | None = None
+) -> type[E]:
+    """Expose an enum with a description on every value (raises on one without). Its Python
+    values stay what the domain stores ("3+", "location"); GraphQL shows the members' names."""
+    missing = [member.name for member in cls if member not in values]
+    if missing:
+        raise TypeError(f"{name or cls.__name__}: no description for {', '.join(missing)}")
+    exposed = strawberry.enum(cls, name=name, description=description)
+    for value in getattr(exposed, "__strawberry_definition__").values:  # noqa: B009
+        value.description = values[cls[value.name]]
+    return exposed
+
+
+described_enum(
+    ErrorCode,
+    "Why something failed: the `code` of a `UserError` on a mutation's payload, and the "
+    "`extensions.code` of a GraphQL error. One list for both; a client can rely on it.",
+    ERROR_CODES,
+)
+
+
+def _decimal_text(value: Any) -> str:
+    # Positional notation, never an exponent: 1E-7 is "0.0000001", 3E+2 is "300". The digits
+    # after the point are the resolver's: a share to 4 places stays "0.2500".
+    return f"{Decimal(value):f}"
+
+
+def _parse_decimal(value: Any) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ValueError('a Decimal is a string of digits, e.g. "12.5"')
+    try:
+        parsed = Decimal(value.strip() if isinstance(value, str) else value)
+    except InvalidOperation:
+        raise ValueError(f"{value!r} is not a decimal number") from None
+    if not parsed.is_finite():
+        raise ValueError(f"{value!r} is not a finite decimal number")
+    return parsed
+
+
+DECIMAL_SCALAR = strawberry.scalar(
+    name="Decimal",
+    serialize=_decimal_text,
+    parse_value=_parse_decimal,
+    description="An exact decimal number as a JSON string in positional notation, e.g. "
+    '"0.5703" or "300": never a binary float, so no digit is lost on the way. Inputs also '
+    "take a JSON integer.",
+)
 
 
 @strawberry.federation.type(
@@ -22,7 +138,7 @@ class UserError:
         description="Path to the input field at fault, e.g. ['input', 'timezone']."
     )
     message: str
-    code: UserErrorCodeEnum  # type: ignore[valid-type]
+    code: ErrorCode
 
     @classmethod
     def from_data(cls, data: UserErrorData) -> UserError:
@@ -55,17 +171,6 @@ def warnings_of(prefix: list[str], items: Any) -> list[UserWarning]:
         )
         for w in items
     ]
-
-
-def require(info: Any, target: Target, level: Access) -> None:
-    """Raise FORBIDDEN (or NOT_FOUND, outside the viewer's tenants) unless the viewer has
-    ``level`` on ``target``."""
-    viewer = info.context.viewer
-    if viewer.access(target) >= level:
-        return
-    if viewer.may_know_exists(target):
-        raise Forbidden()
-    raise NotFound()
 
 
 # Demand control (IBM cost spec): every list field declares its size, so that the server's cost
@@ -110,6 +215,8 @@ USER_ERRORS = 10
 
 def user_errors_field() -> Any:
     return sized_field(USER_ERRORS)
+
+
 # The largest page (CARBONGRAPH_MAX_PAGE_SIZE's default): a list's worst case without `first`.
 MAX_PAGE = 100
 # Demand control (IBM cost spec): a connection's page size (`first`/`last`, else a full page)

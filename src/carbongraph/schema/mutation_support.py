@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 from sqlalchemy.exc import IntegrityError
 
 from carbongraph.errors import CodedError, MutationFailed, UserErrorCode, UserErrorData
+from carbongraph.resolvers.context import Info
 from carbongraph.schema.common import UserError
 from carbongraph.schema.relay import decode_global_id
 
@@ -15,7 +16,7 @@ T = TypeVar("T")
 
 
 async def run_mutation(
-    info: Any, action: Callable[[], Awaitable[T]]
+    info: Info, action: Callable[[], Awaitable[T]]
 ) -> tuple[T | None, list[UserError]]:
     db = info.context.db
     try:

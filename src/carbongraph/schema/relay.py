@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any, Generic
 
 import strawberry
 from strawberry import relay
-from strawberry.relay.types import NodeType
+from strawberry.relay.types import NodeType  # relay.Edge's TypeVar: a new one breaks resolution
 
-from carbongraph.errors import NotFound
+# Re-exported: the schema's modules take global IDs from here.
+from carbongraph.globalids import decode_global_id as decode_global_id
+from carbongraph.globalids import to_global_id as to_global_id
+from carbongraph.resolvers.context import Info
 from carbongraph.resolvers.dataloaders import Relation
 from carbongraph.resolvers.pagination import Page, PageArgs, encode_cursor
-
-NodeT = NodeType  # the TypeVar relay.Edge is generic over; a new one breaks resolution
 
 
 @strawberry.type(description="A page of a list, with cursors for the next and previous pages.")
@@ -26,8 +27,8 @@ class Connection(relay.Connection[NodeType], Generic[NodeType]):
 
 
 def build_connection(
-    page: Page, to_node: Callable[[Any], NodeT], count: Callable[[], Awaitable[int]]
-) -> Connection[NodeT]:
+    page: Page, to_node: Callable[[Any], NodeType], count: Callable[[], Awaitable[int]]
+) -> Connection[NodeType]:
     edges = [relay.Edge(cursor=encode_cursor(row.id), node=to_node(row)) for row in page.rows]
     return Connection(
         page_info=relay.PageInfo(
@@ -42,7 +43,7 @@ def build_connection(
 
 
 def page_args(
-    info: Any, first: int | None, after: str | None, last: int | None, before: str | None
+    info: Info, first: int | None, after: str | None, last: int | None, before: str | None
 ) -> PageArgs:
     settings = info.context.settings
     return PageArgs.parse(
@@ -56,34 +57,16 @@ def page_args(
 
 
 async def child_connection(
-    info: Any,
+    info: Info,
     relation: Relation,
     parent_key: int,
-    to_node: Callable[[Any], NodeT],
+    to_node: Callable[[Any], NodeType],
     first: int | None,
     after: str | None,
     last: int | None,
     before: str | None,
-) -> Connection[NodeT]:
+) -> Connection[NodeType]:
     args = page_args(info, first, after, last, before)
     loaders = info.context.loaders
     page = await loaders.page(relation).load((parent_key, args))
     return build_connection(page, to_node, lambda: loaders.count(relation).load(parent_key))
-
-
-def decode_global_id(
-    value: str | relay.GlobalID, expected: Sequence[str] | None = None
-) -> tuple[str, int]:
-    """(type name, primary key) of a global ID; NOT_FOUND if it is malformed or of another type."""
-    try:
-        gid = value if isinstance(value, relay.GlobalID) else relay.GlobalID.from_id(value)
-        pk = int(gid.node_id)
-    except (ValueError, TypeError) as exc:
-        raise NotFound("No object has this ID.") from exc
-    if expected is not None and gid.type_name not in expected:
-        raise NotFound(f"This ID is not the ID of a {' or '.join(expected)}.")
-    return gid.type_name, pk
-
-
-def to_global_id(type_name: str, pk: int) -> str:
-    return str(relay.GlobalID(type_name, str(pk)))

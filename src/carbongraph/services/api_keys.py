@@ -20,8 +20,8 @@ from carbongraph import audit
 from carbongraph.authz import GRANTABLE_ON, Role, Target, Viewer
 from carbongraph.authz.api_keys import KEY_ROLES, K, S, aware, new_secret
 from carbongraph.authz.roles import MANAGING_ROLES
+from carbongraph.caller import Caller
 from carbongraph.errors import MutationFailed, UserErrorCode, UserErrorData
-from carbongraph.resolvers.context import Context
 from carbongraph.services.hierarchy import load_target
 from carbongraph.services.validation import Checker
 
@@ -50,7 +50,7 @@ class IssuedKey:
 
 
 async def create_key(
-    ctx: Context, *, name: str, scopes: list[ScopeRequest], expires_at: datetime | None
+    caller: Caller, *, name: str, scopes: list[ScopeRequest], expires_at: datetime | None
 ) -> IssuedKey:
     check = Checker()
     clean_name = check.text("name", name, max_length=120)
@@ -78,8 +78,8 @@ async def create_key(
             raise MutationFailed.single(
                 scope.field, UserErrorCode.NOT_GRANTABLE, f"{scope.role} is granted on: {where}."
             )
-        node = await load_target(ctx, scope.node_type, scope.node_id, scope.field, manage=False)
-        if not ctx.viewer.can_grant(scope.role, Target((node.path,))):
+        node = await load_target(caller, scope.node_type, scope.node_id, scope.field, manage=False)
+        if not caller.viewer.can_grant(scope.role, Target((node.path,))):
             raise MutationFailed.single(
                 scope.field, UserErrorCode.FORBIDDEN, f"You may not grant {scope.role} here."
             )
@@ -99,11 +99,11 @@ async def create_key(
                 "node_path": node.path,
             }
         )
-    return await _insert_key(ctx, clean_name or "", resolved, aware(expires_at), None)
+    return await _insert_key(caller, clean_name or "", resolved, aware(expires_at), None)
 
 
 async def _insert_key(
-    ctx: Context,
+    caller: Caller,
     name: str,
     scopes: list[dict[str, Any]],
     expires_at: datetime | None,
@@ -111,13 +111,13 @@ async def _insert_key(
 ) -> IssuedKey:
     secret = new_secret()
     key_id = (
-        await ctx.db.execute(
+        await caller.db.execute(
             sa.insert(K)
             .values(
                 prefix=secret.prefix,
                 secret_sha256=secret.digest,
                 name=name,
-                created_by=ctx.viewer.subject or "",
+                created_by=caller.viewer.subject or "",
                 created_at=datetime.now(UTC),
                 expires_at=expires_at,
                 rotated_from_id=rotated_from_id,
@@ -125,10 +125,10 @@ async def _insert_key(
             .returning(K.c.id)
         )
     ).scalar_one()
-    await ctx.db.execute(sa.insert(S), [{"api_key_id": key_id, **s} for s in scopes])
-    record = await _load(ctx, key_id)
+    await caller.db.execute(sa.insert(S), [{"api_key_id": key_id, **s} for s in scopes])
+    record = await _load(caller, key_id)
     assert record is not None
-    audit.note(ctx, apiKeyPrefix=secret.prefix, scopes=_scope_summary(record.scopes))
+    audit.note(caller, apiKeyPrefix=secret.prefix, scopes=_scope_summary(record.scopes))
     return IssuedKey(record, secret.presented)
 
 
@@ -136,9 +136,9 @@ def _scope_summary(scopes: list[Any]) -> list[str]:
     return [f"{s.role}@{s.node_type}:{s.node_id}" for s in scopes]
 
 
-async def _load(ctx: Context, key_id: int) -> KeyRecord | None:
+async def _load(caller: Caller, key_id: int) -> KeyRecord | None:
     rows = list(
-        await ctx.db.execute(
+        await caller.db.execute(
             sa.select(K, S.c.role, S.c.node_type, S.c.node_id, S.c.node_path)
             .select_from(K.join(S, S.c.api_key_id == K.c.id))
             .where(K.c.id == key_id)
@@ -154,9 +154,9 @@ def may_see(viewer: Viewer, record: KeyRecord) -> bool:
     return all(viewer.can_manage(Target((s.node_path,))) for s in record.scopes)
 
 
-async def _managed(ctx: Context, key_id: int, field: list[str]) -> KeyRecord:
-    record = await _load(ctx, key_id)
-    if record is None or not may_see(ctx.viewer, record):
+async def _managed(caller: Caller, key_id: int, field: list[str]) -> KeyRecord:
+    record = await _load(caller, key_id)
+    if record is None or not may_see(caller.viewer, record):
         raise MutationFailed.single(field, UserErrorCode.NOT_FOUND, "No such API key.")
     return record
 
@@ -166,7 +166,7 @@ def _active(row: Any, now: datetime) -> bool:
     return (revoked is None or revoked > now) and (expires is None or expires > now)
 
 
-async def rotate_key(ctx: Context, key_id: int, grace_minutes: int) -> tuple[IssuedKey, Any]:
+async def rotate_key(caller: Caller, key_id: int, grace_minutes: int) -> tuple[IssuedKey, Any]:
     """A new secret with the same name, scopes and expiry; the old key stops working now, or
     after ``grace_minutes`` (at most a day) so that a fleet can switch over."""
     field = ["input", "apiKeyId"]
@@ -176,7 +176,7 @@ async def rotate_key(ctx: Context, key_id: int, grace_minutes: int) -> tuple[Iss
             UserErrorCode.INVALID,
             f"graceMinutes must be between 0 and {MAX_GRACE_MINUTES}.",
         )
-    old = await _managed(ctx, key_id, field)
+    old = await _managed(caller, key_id, field)
     now = datetime.now(UTC)
     if not _active(old.row, now) or old.row.revoked_at is not None:
         raise MutationFailed.single(
@@ -187,11 +187,11 @@ async def rotate_key(ctx: Context, key_id: int, grace_minutes: int) -> tuple[Iss
     errors = [
         UserErrorData(field, f"You may not grant {s.role} here.", UserErrorCode.FORBIDDEN)
         for s in old.scopes
-        if not ctx.viewer.can_grant(Role(s.role), Target((s.node_path,)))
+        if not caller.viewer.can_grant(Role(s.role), Target((s.node_path,)))
     ]
     if errors:
         raise MutationFailed(errors[:1])
-    await ctx.db.execute(
+    await caller.db.execute(
         sa.update(K)
         .where(K.c.id == key_id)
         .values(revoked_at=now + timedelta(minutes=grace_minutes))
@@ -200,19 +200,19 @@ async def rotate_key(ctx: Context, key_id: int, grace_minutes: int) -> tuple[Iss
         {"role": s.role, "node_type": s.node_type, "node_id": s.node_id, "node_path": s.node_path}
         for s in old.scopes
     ]
-    issued = await _insert_key(ctx, old.row.name, scopes, aware(old.row.expires_at), key_id)
-    return issued, await _load(ctx, key_id)
+    issued = await _insert_key(caller, old.row.name, scopes, aware(old.row.expires_at), key_id)
+    return issued, await _load(caller, key_id)
 
 
-async def revoke_key(ctx: Context, key_id: int) -> KeyRecord:
+async def revoke_key(caller: Caller, key_id: int) -> KeyRecord:
     """Stops the key at once (also one in a rotation's grace period); revoking twice is a no-op."""
-    record = await _managed(ctx, key_id, ["input", "apiKeyId"])
+    record = await _managed(caller, key_id, ["input", "apiKeyId"])
     now = datetime.now(UTC)
     revoked = aware(record.row.revoked_at)
     if revoked is None or revoked > now:
-        await ctx.db.execute(sa.update(K).where(K.c.id == key_id).values(revoked_at=now))
-        record = await _load(ctx, key_id) or record
-    audit.note(ctx, apiKeyPrefix=record.row.prefix, scopes=_scope_summary(record.scopes))
+        await caller.db.execute(sa.update(K).where(K.c.id == key_id).values(revoked_at=now))
+        record = await _load(caller, key_id) or record
+    audit.note(caller, apiKeyPrefix=record.row.prefix, scopes=_scope_summary(record.scopes))
     return record
 
 
@@ -239,16 +239,16 @@ def visible_keys(viewer: Viewer, include_inactive: bool, now: datetime) -> sa.Se
     return select.where(~outside.exists())
 
 
-async def scopes_of(ctx: Context, key_ids: list[int]) -> dict[int, list[Any]]:
+async def scopes_of(caller: Caller, key_ids: list[int]) -> dict[int, list[Any]]:
     out: dict[int, list[Any]] = {k: [] for k in key_ids}
     if not key_ids:
         return out
-    rows = await ctx.db.execute(sa.select(S).where(S.c.api_key_id.in_(key_ids)).order_by(S.c.id))
+    rows = await caller.db.execute(sa.select(S).where(S.c.api_key_id.in_(key_ids)).order_by(S.c.id))
     for row in rows:
         out[row.api_key_id].append(row)
     return out
 
 
-async def fetch_key(ctx: Context, key_id: int) -> KeyRecord | None:
-    record = await _load(ctx, key_id)
-    return record if record is not None and may_see(ctx.viewer, record) else None
+async def fetch_key(caller: Caller, key_id: int) -> KeyRecord | None:
+    record = await _load(caller, key_id)
+    return record if record is not None and may_see(caller.viewer, record) else None

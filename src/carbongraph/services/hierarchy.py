@@ -13,10 +13,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from carbongraph.accounting.attribution import reattribute
-from carbongraph.authz import Access, Target
+from carbongraph.authz import Target
+from carbongraph.caller import Caller
 from carbongraph.errors import MutationFailed, UserErrorCode
 from carbongraph.models.base import utcnow
-from carbongraph.resolvers.context import Context
 from carbongraph.resolvers.dataloaders import EM, C, E, H, I, IndividualRecord, M, current
 from carbongraph.services import periods, zones
 from carbongraph.services.validation import Checker, placeholder_path
@@ -25,15 +25,15 @@ TABLES = {"Enterprise": E, "Community": C, "Household": H, "Individual": I}
 
 
 async def load_target(
-    ctx: Context, type_name: str, pk: int, field: list[str], *, manage: bool = True
+    caller: Caller, type_name: str, pk: int, field: list[str], *, manage: bool = True
 ) -> Any:
     """The row to act on, or MutationFailed: NOT_FOUND if the viewer cannot see it at all,
     FORBIDDEN if they see it but may not change it."""
-    row = await ctx.loaders.by_type(type_name).load(pk)
+    row = await caller.loaders.by_type(type_name).load(pk)
     target = _target(row) if row is not None else None
-    if row is None or ctx.viewer.access(target) is Access.NONE:  # type: ignore[arg-type]
+    if row is None or not caller.viewer.sees(target):  # type: ignore[arg-type]
         raise MutationFailed.single(field, UserErrorCode.NOT_FOUND, f"No such {type_name}.")
-    if manage and not ctx.viewer.can_manage(target):  # type: ignore[arg-type]
+    if manage and not caller.viewer.can_manage(target):  # type: ignore[arg-type]
         raise MutationFailed.single(
             field, UserErrorCode.FORBIDDEN, f"You may not change this {type_name}."
         )
@@ -49,45 +49,45 @@ def _require_active(row: Any, field: list[str], type_name: str) -> None:
         raise MutationFailed.single(field, UserErrorCode.ARCHIVED, f"This {type_name} is archived.")
 
 
-async def _fresh(ctx: Context, table: sa.Table, pk: int) -> Any:
-    row = (await ctx.db.execute(sa.select(table).where(table.c.id == pk))).one()
+async def _fresh(caller: Caller, table: sa.Table, pk: int) -> Any:
+    row = (await caller.db.execute(sa.select(table).where(table.c.id == pk))).one()
     return row
 
 
-def _forget(ctx: Context, type_name: str, pk: int) -> None:
+def _forget(caller: Caller, type_name: str, pk: int) -> None:
     """Drop a cached row so later reads in this request see the write."""
-    ctx.loaders.forget(ctx.loaders.by_type(type_name), pk)
+    caller.loaders.forget(caller.loaders.by_type(type_name), pk)
 
 
 async def _external_ref_free(
-    ctx: Context, table: sa.Table, ref: str | None, check: Checker
+    caller: Caller, table: sa.Table, ref: str | None, check: Checker
 ) -> None:
     if ref is None:
         return
-    taken = await ctx.db.scalar(sa.select(table.c.id).where(table.c.external_ref == ref))
+    taken = await caller.db.scalar(sa.select(table.c.id).where(table.c.external_ref == ref))
     if taken is not None:
         check.fail("externalRef", UserErrorCode.DUPLICATE, "externalRef is already in use.")
 
 
 async def _insert_with_path(
-    ctx: Context, table: sa.Table, values: dict[str, Any], parent_path: str, prefix: str
+    caller: Caller, table: sa.Table, values: dict[str, Any], parent_path: str, prefix: str
 ) -> Any:
     now = utcnow()
     values = {**values, "created_at": now, "updated_at": now}
-    if ctx.db.dialect == "postgresql":
+    if caller.db.dialect == "postgresql":
         # The id first, so the row is written with its real path: row-level security checks a
         # household's path on INSERT (migration 0011), and a placeholder is in no tenant.
-        pk = await ctx.db.scalar(sa.select(sa.func.nextval(f"{table.name}_id_seq")))
+        pk = await caller.db.scalar(sa.select(sa.func.nextval(f"{table.name}_id_seq")))
         path = f"{parent_path}{prefix}{pk}/"
-        await ctx.db.execute(sa.insert(table).values(id=pk, path=path, **values))
-        return await _fresh(ctx, table, pk)
+        await caller.db.execute(sa.insert(table).values(id=pk, path=path, **values))
+        return await _fresh(caller, table, pk)
     values["path"] = placeholder_path()
-    result = await ctx.db.execute(sa.insert(table).values(**values).returning(table.c.id))
+    result = await caller.db.execute(sa.insert(table).values(**values).returning(table.c.id))
     pk = result.scalar_one()
-    await ctx.db.execute(
+    await caller.db.execute(
         sa.update(table).where(table.c.id == pk).values(path=f"{parent_path}{prefix}{pk}/")
     )
-    return await _fresh(ctx, table, pk)
+    return await _fresh(caller, table, pk)
 
 
 def _raise(check: Checker) -> None:
@@ -96,58 +96,61 @@ def _raise(check: Checker) -> None:
 
 
 # -- enterprises ------------------------------------------------------------------------------
-async def create_enterprise(ctx: Context, *, name: str, kind: str, external_ref: str | None) -> Any:
-    if not ctx.viewer.can_create_root():
+async def create_enterprise(
+    caller: Caller, *, name: str, kind: str, external_ref: str | None
+) -> Any:
+    if not caller.viewer.can_create_root():
         raise MutationFailed.single(
             ["input"], UserErrorCode.FORBIDDEN, "Only platform admins create enterprises."
         )
     check = Checker()
     name = check.text("name", name)  # type: ignore[assignment]
     external_ref = check.text("externalRef", external_ref, max_length=128, required=False)
-    await _external_ref_free(ctx, E, external_ref, check)
+    await _external_ref_free(caller, E, external_ref, check)
     _raise(check)
     return await _insert_with_path(
-        ctx, E, {"name": name, "kind": kind, "external_ref": external_ref}, "", "e"
+        caller, E, {"name": name, "kind": kind, "external_ref": external_ref}, "", "e"
     )
 
 
 async def update_node(
-    ctx: Context, type_name: str, pk: int, changes: dict[str, Any], check: Checker
+    caller: Caller, type_name: str, pk: int, changes: dict[str, Any], check: Checker
 ) -> Any:
     table = TABLES[type_name]
-    row = await load_target(ctx, type_name, pk, ["input", "id"])
+    row = await load_target(caller, type_name, pk, ["input", "id"])
     _require_active(row, ["input", "id"], type_name)
     _raise(check)
     changes = {k: v for k, v in changes.items() if v is not None}
     if changes:
         changes["updated_at"] = utcnow()
-        await ctx.db.execute(sa.update(table).where(table.c.id == pk).values(**changes))
-        _forget(ctx, type_name, pk)
-    return await _fresh(ctx, table, pk)
+        await caller.db.execute(sa.update(table).where(table.c.id == pk).values(**changes))
+        _forget(caller, type_name, pk)
+    return await _fresh(caller, table, pk)
 
 
-async def archive_node(ctx: Context, type_name: str, pk: int) -> Any:
+async def archive_node(caller: Caller, type_name: str, pk: int) -> Any:
     """Archive a node with no active children. Archived nodes leave lists but keep history."""
     table = TABLES[type_name]
-    row = await load_target(ctx, type_name, pk, ["input", "id"])
+    row = await load_target(caller, type_name, pk, ["input", "id"])
     _require_active(row, ["input", "id"], type_name)
-    if await _has_active_children(ctx, type_name, row):
+    if await _has_active_children(caller, type_name, row):
         raise MutationFailed.single(
             ["input", "id"],
             UserErrorCode.HAS_ACTIVE_CHILDREN,
             f"Archive or move what is inside this {type_name} first.",
         )
     now = utcnow()
-    await ctx.db.execute(
+    await caller.db.execute(
         sa.update(table).where(table.c.id == pk).values(archived_at=now, updated_at=now)
     )
-    _forget(ctx, type_name, pk)
-    return await _fresh(ctx, table, pk)
+    _forget(caller, type_name, pk)
+    return await _fresh(caller, table, pk)
 
 
-async def _has_active_children(ctx: Context, type_name: str, row: Any) -> bool:
+async def _has_active_children(caller: Caller, type_name: str, row: Any) -> bool:
+    statement: sa.GenerativeSelect
     if type_name == "Household":
-        statement = sa.select(M.c.id).where(M.c.household_id == row.id, current(M, ctx.today))
+        statement = sa.select(M.c.id).where(M.c.household_id == row.id, current(M, caller.today))
     elif type_name == "Community":
         statement = sa.union_all(
             sa.select(C.c.id).where(C.c.parent_id == row.id, C.c.archived_at.is_(None)),
@@ -156,7 +159,7 @@ async def _has_active_children(ctx: Context, type_name: str, row: Any) -> bool:
     else:
         statement = sa.select(C.c.id).where(C.c.enterprise_id == row.id, C.c.archived_at.is_(None))
     return (
-        await ctx.db.execute(
+        await caller.db.execute(
             statement.limit(1)
             if type_name != "Community"
             else sa.select(statement.subquery()).limit(1)
@@ -166,7 +169,7 @@ async def _has_active_children(ctx: Context, type_name: str, row: Any) -> bool:
 
 # -- communities ------------------------------------------------------------------------------
 async def create_community(
-    ctx: Context,
+    caller: Caller,
     *,
     name: str,
     kind: str,
@@ -182,7 +185,7 @@ async def create_community(
     timezone = check.timezone("timezone", timezone)
     external_ref = check.text("externalRef", external_ref, max_length=128, required=False)
     if parent_id is not None:
-        parent = await load_target(ctx, "Community", parent_id, ["input", "parentId"])
+        parent = await load_target(caller, "Community", parent_id, ["input", "parentId"])
         _require_active(parent, ["input", "parentId"], "Community")
         if enterprise_id is not None and enterprise_id != parent.enterprise_id:
             check.fail(
@@ -195,11 +198,13 @@ async def create_community(
         region_code = region_code or parent.region_code
         timezone = timezone or parent.timezone
     elif enterprise_id is not None:
-        enterprise = await load_target(ctx, "Enterprise", enterprise_id, ["input", "enterpriseId"])
+        enterprise = await load_target(
+            caller, "Enterprise", enterprise_id, ["input", "enterpriseId"]
+        )
         _require_active(enterprise, ["input", "enterpriseId"], "Enterprise")
         parent_path = enterprise.path
     else:
-        if not ctx.viewer.can_create_root():
+        if not caller.viewer.can_create_root():
             raise MutationFailed.single(
                 ["input", "enterpriseId"],
                 UserErrorCode.FORBIDDEN,
@@ -210,10 +215,10 @@ async def create_community(
         check.fail("regionCode", UserErrorCode.REQUIRED, "regionCode is required.")
     if timezone is None:
         check.fail("timezone", UserErrorCode.REQUIRED, "timezone is required.")
-    await _external_ref_free(ctx, C, external_ref, check)
+    await _external_ref_free(caller, C, external_ref, check)
     _raise(check)
     return await _insert_with_path(
-        ctx,
+        caller,
         C,
         {
             "name": name,
@@ -231,7 +236,7 @@ async def create_community(
 
 # -- households -------------------------------------------------------------------------------
 async def create_household(
-    ctx: Context,
+    caller: Caller,
     *,
     community_id: int,
     name: str,
@@ -242,12 +247,12 @@ async def create_household(
     check = Checker()
     name = check.text("name", name)  # type: ignore[assignment]
     external_ref = check.text("externalRef", external_ref, max_length=128, required=False)
-    community = await load_target(ctx, "Community", community_id, ["input", "communityId"])
+    community = await load_target(caller, "Community", community_id, ["input", "communityId"])
     _require_active(community, ["input", "communityId"], "Community")
-    await _external_ref_free(ctx, H, external_ref, check)
+    await _external_ref_free(caller, H, external_ref, check)
     _raise(check)
     return await _insert_with_path(
-        ctx,
+        caller,
         H,
         {
             "community_id": community_id,
@@ -263,7 +268,7 @@ async def create_household(
 
 # -- individuals ------------------------------------------------------------------------------
 async def create_individual(
-    ctx: Context,
+    caller: Caller,
     *,
     display_name: str,
     email: str | None,
@@ -281,23 +286,23 @@ async def create_individual(
     email = check.email("email", email)
     subject = check.text("subject", subject, max_length=256, required=False)
     external_ref = check.text("externalRef", external_ref, max_length=128, required=False)
-    check.not_future("memberFrom", member_from, ctx.today)
-    check.not_future("employedFrom", employed_from, ctx.today)
-    if household_id is None and employer_id is None and not ctx.viewer.is_platform_admin:
+    check.not_future("memberFrom", member_from, caller.today)
+    check.not_future("employedFrom", employed_from, caller.today)
+    if household_id is None and employer_id is None and not caller.viewer.is_platform_admin:
         check.fail(
             "householdId",
             UserErrorCode.REQUIRED,
             "A new person joins a household or an employer you manage.",
         )
     if household_id is not None:
-        household = await load_target(ctx, "Household", household_id, ["input", "householdId"])
+        household = await load_target(caller, "Household", household_id, ["input", "householdId"])
         _require_active(household, ["input", "householdId"], "Household")
     if employer_id is not None:
-        employer = await load_target(ctx, "Enterprise", employer_id, ["input", "employerId"])
+        employer = await load_target(caller, "Enterprise", employer_id, ["input", "employerId"])
         _require_active(employer, ["input", "employerId"], "Enterprise")
-    await _external_ref_free(ctx, I, external_ref, check)
+    await _external_ref_free(caller, I, external_ref, check)
     if subject is not None:
-        taken = await ctx.db.scalar(sa.select(I.c.id).where(I.c.subject == subject))
+        taken = await caller.db.scalar(sa.select(I.c.id).where(I.c.subject == subject))
         if taken is not None:
             check.fail("subject", UserErrorCode.DUPLICATE, "subject already owns an account.")
     _raise(check)
@@ -310,48 +315,48 @@ async def create_individual(
         "created_at": now,
         "updated_at": now,
     }
-    if ctx.db.dialect == "postgresql":
+    if caller.db.dialect == "postgresql":
         # Row-level security: the new person is visible only once they join the household or
         # employer below, and INSERT … RETURNING would have to read them before; take the id
         # from the sequence first.
-        pk = await ctx.db.scalar(sa.select(sa.func.nextval("individual_id_seq")))
-        await ctx.db.execute(sa.insert(I).values(id=pk, **values))
+        pk = await caller.db.scalar(sa.select(sa.func.nextval("individual_id_seq")))
+        await caller.db.execute(sa.insert(I).values(id=pk, **values))
     else:
-        pk = (await ctx.db.execute(sa.insert(I).values(**values).returning(I.c.id))).scalar_one()
+        pk = (await caller.db.execute(sa.insert(I).values(**values).returning(I.c.id))).scalar_one()
     if household_id is not None:
         # By default from today: the earlier of the household's local day and the UTC day. A
         # record of the local today is then attributed to the home, and the person is current
         # for authorization, which still reads memberships by the UTC date (east of UTC the
         # local day runs ahead: a later start hid the new person from their own manager).
-        local_today = ctx.days.on(await zones.zone_of_path(ctx.db, household.path))
-        joined = member_from or min(local_today, ctx.today)
-        await periods.open_membership(ctx.db, pk, household_id, joined, household.path)
+        local_today = caller.days.on(await zones.zone_of_path(caller.db, household.path))
+        joined = member_from or min(local_today, caller.today)
+        await periods.open_membership(caller.db, pk, household_id, joined, household.path)
     if employer_id is not None:
-        await periods.open_employment(ctx.db, pk, employer_id, employed_from or ctx.today)
-    return await reload_individual(ctx, pk) if reload else pk
+        await periods.open_employment(caller.db, pk, employer_id, employed_from or caller.today)
+    return await reload_individual(caller, pk) if reload else pk
 
 
-async def reload_individual(ctx: Context, pk: int) -> IndividualRecord:
+async def reload_individual(caller: Caller, pk: int) -> IndividualRecord:
     for loader in (
-        ctx.loaders.individual,
-        ctx.loaders.current_household,
-        ctx.loaders.membership_history,
+        caller.loaders.individual,
+        caller.loaders.current_household,
+        caller.loaders.membership_history,
     ):
-        ctx.loaders.forget(loader, pk)
-    record = await ctx.loaders.individual.load(pk)
+        caller.loaders.forget(loader, pk)
+    record = await caller.loaders.individual.load(pk)
     assert record is not None
     return record
 
 
 async def update_individual(
-    ctx: Context, pk: int, *, display_name: str | None, email: str | None
+    caller: Caller, pk: int, *, display_name: str | None, email: str | None
 ) -> IndividualRecord:
     check = Checker()
     if display_name is not None:
         display_name = check.text("displayName", display_name)
     email = check.email("email", email)
-    row = await load_target(ctx, "Individual", pk, ["input", "id"], manage=False)
-    if not ctx.viewer.can_edit_profile(row.target):
+    row = await load_target(caller, "Individual", pk, ["input", "id"], manage=False)
+    if not caller.viewer.can_edit_profile(row.target):
         raise MutationFailed.single(
             ["input", "id"], UserErrorCode.FORBIDDEN, "You may not change this person's profile."
         )
@@ -361,29 +366,31 @@ async def update_individual(
         k: v for k, v in {"display_name": display_name, "email": email}.items() if v is not None
     }
     if changes:
-        await ctx.db.execute(
+        await caller.db.execute(
             sa.update(I).where(I.c.id == pk).values(**changes, updated_at=utcnow())
         )
-    return await reload_individual(ctx, pk)
+    return await reload_individual(caller, pk)
 
 
 async def _latest_start(
-    ctx: Context, table: sa.Table, individual_id: int, extra: sa.ColumnElement[bool] | None = None
+    caller: Caller, table: sa.Table, individual_id: int, extra: sa.ColumnElement[bool] | None = None
 ) -> date | None:
     statement = sa.select(sa.func.max(table.c.valid_from)).where(
         table.c.individual_id == individual_id
     )
     if extra is not None:
         statement = statement.where(extra)
-    return await ctx.db.scalar(statement)
+    return await caller.db.scalar(statement)
 
 
-async def archive_individual(ctx: Context, pk: int, effective_on: date | None) -> IndividualRecord:
-    row = await load_target(ctx, "Individual", pk, ["input", "id"])
+async def archive_individual(
+    caller: Caller, pk: int, effective_on: date | None
+) -> IndividualRecord:
+    row = await load_target(caller, "Individual", pk, ["input", "id"])
     _require_active(row, ["input", "id"], "Individual")
-    on = effective_on or ctx.today
+    on = effective_on or caller.today
     for table in (M, EM):
-        latest = await _latest_start(ctx, table, pk)
+        latest = await _latest_start(caller, table, pk)
         if latest is not None and latest >= on:
             raise MutationFailed.single(
                 ["input", "effectiveOn"],
@@ -393,28 +400,30 @@ async def archive_individual(ctx: Context, pk: int, effective_on: date | None) -
 
     async def close() -> None:
         for table in (M, EM):
-            await periods.close_open_periods(ctx.db, table, pk, on)
+            await periods.close_open_periods(caller.db, table, pk, on)
 
-    await reattribute(ctx.db, pk, on, close)
+    await reattribute(caller.db, pk, on, close)
     now = utcnow()
-    await ctx.db.execute(sa.update(I).where(I.c.id == pk).values(archived_at=now, updated_at=now))
-    return await reload_individual(ctx, pk)
+    await caller.db.execute(
+        sa.update(I).where(I.c.id == pk).values(archived_at=now, updated_at=now)
+    )
+    return await reload_individual(caller, pk)
 
 
 async def move_individual(
-    ctx: Context, individual_id: int, household_id: int | None, effective_from: date
+    caller: Caller, individual_id: int, household_id: int | None, effective_from: date
 ) -> IndividualRecord:
     """End the current membership on ``effective_from`` (ends are exclusive) and start the new
     one that day; ``household_id`` None moves the person out. Past
     periods are never rewritten, so history keeps rolling up to the old household."""
     check = Checker()
-    check.not_future("effectiveFrom", effective_from, ctx.today)
-    person = await load_target(ctx, "Individual", individual_id, ["input", "individualId"])
+    check.not_future("effectiveFrom", effective_from, caller.today)
+    person = await load_target(caller, "Individual", individual_id, ["input", "individualId"])
     _require_active(person, ["input", "individualId"], "Individual")
     if household_id is not None:
-        household = await load_target(ctx, "Household", household_id, ["input", "householdId"])
+        household = await load_target(caller, "Household", household_id, ["input", "householdId"])
         _require_active(household, ["input", "householdId"], "Household")
-    latest = await _latest_start(ctx, M, individual_id)
+    latest = await _latest_start(caller, M, individual_id)
     if latest is not None and latest >= effective_from:
         check.fail(
             "effectiveFrom",
@@ -425,33 +434,33 @@ async def move_individual(
     _raise(check)
 
     async def move() -> None:
-        await periods.close_open_periods(ctx.db, M, individual_id, effective_from)
+        await periods.close_open_periods(caller.db, M, individual_id, effective_from)
         if household_id is not None:
-            await periods.open_membership(ctx.db, individual_id, household_id, effective_from)
+            await periods.open_membership(caller.db, individual_id, household_id, effective_from)
 
-    await reattribute(ctx.db, individual_id, effective_from, move)
-    return await reload_individual(ctx, individual_id)
+    await reattribute(caller.db, individual_id, effective_from, move)
+    return await reload_individual(caller, individual_id)
 
 
 async def set_employment(
-    ctx: Context, individual_id: int, enterprise_id: int, on: date, *, employed: bool
+    caller: Caller, individual_id: int, enterprise_id: int, on: date, *, employed: bool
 ) -> IndividualRecord:
     check = Checker()
-    check.not_future("effectiveFrom", on, ctx.today)
-    await load_target(ctx, "Individual", individual_id, ["input", "individualId"], manage=False)
-    enterprise = await load_target(ctx, "Enterprise", enterprise_id, ["input", "enterpriseId"])
+    check.not_future("effectiveFrom", on, caller.today)
+    await load_target(caller, "Individual", individual_id, ["input", "individualId"], manage=False)
+    enterprise = await load_target(caller, "Enterprise", enterprise_id, ["input", "enterpriseId"])
     _require_active(enterprise, ["input", "enterpriseId"], "Enterprise")
     mine = EM.c.enterprise_id == enterprise_id
     open_period = (
-        await ctx.db.execute(
+        await caller.db.execute(
             sa.select(EM).where(EM.c.individual_id == individual_id, mine, EM.c.valid_to.is_(None))
         )
     ).first()
     if employed:
         if open_period is not None:
             check.fail("individualId", UserErrorCode.DUPLICATE, "Already employed there.")
-        latest = await _latest_start(ctx, EM, individual_id, mine)
-        ended = await ctx.db.scalar(
+        latest = await _latest_start(caller, EM, individual_id, mine)
+        ended = await caller.db.scalar(
             sa.select(sa.func.max(EM.c.valid_to)).where(EM.c.individual_id == individual_id, mine)
         )
         if (latest and latest >= on) or (ended and ended > on):
@@ -462,10 +471,10 @@ async def set_employment(
             )
         _raise(check)
         await reattribute(
-            ctx.db,
+            caller.db,
             individual_id,
             on,
-            lambda: periods.open_employment(ctx.db, individual_id, enterprise_id, on),
+            lambda: periods.open_employment(caller.db, individual_id, enterprise_id, on),
         )
     else:
         if open_period is None:
@@ -478,11 +487,11 @@ async def set_employment(
             )
         _raise(check)
         await reattribute(
-            ctx.db,
+            caller.db,
             individual_id,
             on,
             lambda: periods.close_open_periods(
-                ctx.db, EM, individual_id, on, only=EM.c.enterprise_id == enterprise_id
+                caller.db, EM, individual_id, on, only=EM.c.enterprise_id == enterprise_id
             ),
         )
-    return await reload_individual(ctx, individual_id)
+    return await reload_individual(caller, individual_id)

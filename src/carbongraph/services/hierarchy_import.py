@@ -27,12 +27,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from carbongraph import audit
 from carbongraph.accounting.importer import FileRow, read_rows
-from carbongraph.authz import PLATFORM, Principal, ResolvedGrant, Role, Viewer
+from carbongraph.caller import Caller, operator
+from carbongraph.clock import LocalDays
 from carbongraph.config import Settings
 from carbongraph.db import RequestDB
 from carbongraph.errors import MutationFailed, UserErrorCode, UserErrorData
-from carbongraph.resolvers.context import Context
-from carbongraph.resolvers.dataloaders import Loaders
+from carbongraph.resolvers.dataloaders import NodeRows
 from carbongraph.services import hierarchy as service
 from carbongraph.services import onboarding
 
@@ -159,8 +159,8 @@ def _flag(d: dict[str, Any], name: str) -> bool:
 class _Refs:
     """externalRef → id, for nodes of earlier lines and stored ones."""
 
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
+    def __init__(self, caller: Caller) -> None:
+        self.caller = caller
         self.known: dict[tuple[str, str], int] = {}
 
     async def id(self, d: dict[str, Any], column: str, *, required: bool = False) -> int | None:
@@ -171,7 +171,9 @@ class _Refs:
         key = (type_name, ref)
         if key not in self.known:
             table = service.TABLES[type_name]
-            pk = await self.ctx.db.scalar(sa.select(table.c.id).where(table.c.external_ref == ref))
+            pk = await self.caller.db.scalar(
+                sa.select(table.c.id).where(table.c.external_ref == ref)
+            )
             if pk is None:
                 raise _Bad(
                     column,
@@ -186,14 +188,14 @@ class _Refs:
             self.known[(type_name, ref)] = pk
 
 
-async def _line(ctx: Context, refs: _Refs, kind: str, d: dict[str, Any]) -> tuple[Any, bool]:
+async def _line(caller: Caller, refs: _Refs, kind: str, d: dict[str, Any]) -> tuple[Any, bool]:
     """Write one line through the validated writers; (row, created)."""
     if kind in {"enterprise", "community", "household", "individual"}:
         _required(d, "external_ref")  # what makes a re-run safe
     ref = _text(d, "external_ref")
     if kind == "enterprise":
         row, created = await onboarding.ensure_enterprise(
-            ctx,
+            caller,
             name=_required(d, "name"),
             kind=_choice(d, "kind", ENTERPRISE_KINDS, "OTHER"),
             external_ref=ref,
@@ -201,7 +203,7 @@ async def _line(ctx: Context, refs: _Refs, kind: str, d: dict[str, Any]) -> tupl
         refs.remember("Enterprise", ref, row.id)
     elif kind == "community":
         row, created = await onboarding.ensure_community(
-            ctx,
+            caller,
             name=_required(d, "name"),
             kind=_choice(d, "kind", COMMUNITY_KINDS, "OTHER"),
             region_code=_text(d, "region_code"),
@@ -213,7 +215,7 @@ async def _line(ctx: Context, refs: _Refs, kind: str, d: dict[str, Any]) -> tupl
         refs.remember("Community", ref, row.id)
     elif kind == "household":
         row, created = await onboarding.ensure_household(
-            ctx,
+            caller,
             community_id=await refs.id(d, "community", required=True),  # type: ignore[arg-type]
             name=_required(d, "name"),
             dwelling_type=_choice(d, "dwelling_type", DWELLING_TYPES, "HOUSE"),
@@ -223,7 +225,7 @@ async def _line(ctx: Context, refs: _Refs, kind: str, d: dict[str, Any]) -> tupl
         refs.remember("Household", ref, row.id)
     elif kind == "individual":
         row, created = await onboarding.ensure_individual(
-            ctx,
+            caller,
             display_name=_required(d, "name"),
             email=_text(d, "email"),
             subject=_text(d, "subject"),
@@ -237,14 +239,14 @@ async def _line(ctx: Context, refs: _Refs, kind: str, d: dict[str, Any]) -> tupl
         refs.remember("Individual", ref, row if isinstance(row, int) else row.id)
     elif kind == "membership":
         row, created = await onboarding.ensure_membership(
-            ctx,
+            caller,
             await refs.id(d, "individual", required=True),  # type: ignore[arg-type]
             await refs.id(d, "household", required=True),  # type: ignore[arg-type]
             _day(d, "valid_from", required=True),  # type: ignore[arg-type]
         )
     else:
         row, created = await onboarding.ensure_employment(
-            ctx,
+            caller,
             await refs.id(d, "individual", required=True),  # type: ignore[arg-type]
             await refs.id(d, "employer", required=True),  # type: ignore[arg-type]
             _day(d, "valid_from", required=True),  # type: ignore[arg-type]
@@ -252,12 +254,11 @@ async def _line(ctx: Context, refs: _Refs, kind: str, d: dict[str, Any]) -> tupl
     return row, created
 
 
-def operator_context(settings: Settings, db: RequestDB, today: date) -> Context:
+def operator_caller(settings: Settings, db: RequestDB, today: date) -> Caller:
     """The CLI acts as the platform operator (it holds the database credentials anyway)."""
-    operator = Viewer(
-        Principal(audit.cli_actor()), [ResolvedGrant(Role.PLATFORM_ADMIN, PLATFORM, 0, None)]
-    )
-    return Context(settings, db, operator, Loaders(db, operator, today), today)
+    viewer = operator(audit.cli_actor())
+    days = LocalDays(settings.clock.now())
+    return Caller(db, viewer, today, days, NodeRows(db, viewer, today))
 
 
 async def import_hierarchy(
@@ -274,12 +275,12 @@ async def import_hierarchy(
     db = RequestDB(engine, write=True)
     committed = False
     try:
-        ctx = operator_context(settings, db, today)
-        refs = _Refs(ctx)
+        caller = operator_caller(settings, db, today)
+        refs = _Refs(caller)
         for row in read_rows(path):
             report.rows += 1
             try:
-                report.errors += await _run_line(ctx, refs, row, report)
+                report.errors += await _run_line(caller, refs, row, report)
             except _Stop as stop:
                 report.errors += [
                     LineError(row.line, "external_ref", e.code.value, e.message)
@@ -292,22 +293,15 @@ async def import_hierarchy(
                 await asyncio.sleep(0)
         committed = not dry_run and not report.errors
         if committed:
-            await db.execute(
-                sa.insert(audit.A).values(
-                    **audit.event_values(
-                        actor_subject=ctx.viewer.subject,
-                        actor_kind="CLI",
-                        operation="import hierarchy",
-                        outcome=audit.Outcome.OK,
-                        summary=audit.summary_json(
-                            {
-                                "file": path.name,
-                                "created": report.created,
-                                "unchanged": report.unchanged,
-                            }
-                        ),
-                    )
-                )
+            await audit.record(
+                db,
+                actor_subject=caller.viewer.subject,
+                actor_kind="CLI",
+                operation="import hierarchy",
+                outcome=audit.Outcome.OK,
+                summary=audit.summary_json(
+                    {"file": path.name, "created": report.created, "unchanged": report.unchanged}
+                ),
             )
     finally:
         await db.close(commit=committed)
@@ -316,7 +310,7 @@ async def import_hierarchy(
 
 
 async def _run_line(
-    ctx: Context, refs: _Refs, row: FileRow, report: HierarchyReport
+    caller: Caller, refs: _Refs, row: FileRow, report: HierarchyReport
 ) -> list[LineError]:
     d = row.data
     if "_error" in d:
@@ -331,11 +325,11 @@ async def _run_line(
 
     async def one() -> tuple[Any, bool]:
         try:
-            return await _line(ctx, refs, kind, d)
+            return await _line(caller, refs, kind, d)
         except _Bad as bad:
             raise MutationFailed([bad.error]) from None
 
-    _, created, errors, go_on = await onboarding.run_one(ctx, ["input"], one)
+    _, created, errors, go_on = await onboarding.run_one(caller, ["input"], one)
     if not go_on:
         raise _Stop(errors)
     if errors:

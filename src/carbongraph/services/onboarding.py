@@ -12,6 +12,7 @@ savepoint drops the whole batch (all or nothing). ``createHouseholds``/``createI
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -20,9 +21,8 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from carbongraph.authz import Access
+from carbongraph.caller import Caller
 from carbongraph.errors import MutationFailed, UserErrorCode, UserErrorData
-from carbongraph.resolvers.context import Context
 from carbongraph.resolvers.dataloaders import EM, M
 from carbongraph.services import hierarchy as service
 
@@ -36,23 +36,19 @@ def _strip(value: str | None) -> str | None:
     return value or None
 
 
-async def _existing(ctx: Context, type_name: str, ref: str | None) -> Any:
+async def _existing(caller: Caller, type_name: str, ref: str | None) -> Any:
     """The node holding ``ref``, if any and if the viewer may manage it; DUPLICATE when it is
     taken by a node the viewer may not change (the single create answers the same)."""
     ref = _strip(ref)
     if ref is None or len(ref) > 128:
         return None  # the writer reports a missing or too long ref
     table = service.TABLES[type_name]
-    pk = await ctx.db.scalar(sa.select(table.c.id).where(table.c.external_ref == ref))
+    pk = await caller.db.scalar(sa.select(table.c.id).where(table.c.external_ref == ref))
     if pk is None:
         return None
-    row = await ctx.loaders.by_type(type_name).load(pk)
+    row = await caller.loaders.by_type(type_name).load(pk)
     target = service._target(row) if row is not None else None
-    if (
-        target is None
-        or ctx.viewer.access(target) is Access.NONE
-        or not ctx.viewer.can_manage(target)
-    ):
+    if target is None or not caller.viewer.sees(target) or not caller.viewer.can_manage(target):
         raise MutationFailed.single(
             ["input", "externalRef"], UserErrorCode.DUPLICATE, "externalRef is already in use."
         )
@@ -73,20 +69,20 @@ def _differences(row: Any, wanted: dict[str, Any]) -> list[str]:
 
 
 async def ensure_enterprise(
-    ctx: Context, *, name: str, kind: str, external_ref: str | None
+    caller: Caller, *, name: str, kind: str, external_ref: str | None
 ) -> tuple[Any, bool]:
-    row = await _existing(ctx, "Enterprise", external_ref)
+    row = await _existing(caller, "Enterprise", external_ref)
     if row is not None:
         if diff := _differences(row, {"name": _strip(name), "kind": kind}):
             raise _conflict("Enterprise", diff)
         return row, False
     return await service.create_enterprise(
-        ctx, name=name, kind=kind, external_ref=external_ref
+        caller, name=name, kind=kind, external_ref=external_ref
     ), True
 
 
 async def ensure_community(
-    ctx: Context,
+    caller: Caller,
     *,
     name: str,
     kind: str,
@@ -96,7 +92,7 @@ async def ensure_community(
     parent_id: int | None,
     external_ref: str | None,
 ) -> tuple[Any, bool]:
-    row = await _existing(ctx, "Community", external_ref)
+    row = await _existing(caller, "Community", external_ref)
     if row is not None:
         wanted: dict[str, Any] = {"name": _strip(name), "kind": kind, "parent_id": parent_id}
         if enterprise_id is not None:
@@ -105,7 +101,7 @@ async def ensure_community(
             raise _conflict("Community", diff)
         return row, False
     return await service.create_community(
-        ctx,
+        caller,
         name=name,
         kind=kind,
         region_code=region_code,
@@ -117,7 +113,7 @@ async def ensure_community(
 
 
 async def ensure_household(
-    ctx: Context,
+    caller: Caller,
     *,
     community_id: int,
     name: str,
@@ -125,7 +121,7 @@ async def ensure_household(
     has_rooftop_solar: bool,
     external_ref: str | None,
 ) -> tuple[Any, bool]:
-    row = await _existing(ctx, "Household", external_ref)
+    row = await _existing(caller, "Household", external_ref)
     if row is not None:
         wanted = {
             "community_id": community_id,
@@ -137,7 +133,7 @@ async def ensure_household(
             raise _conflict("Household", diff)
         return row, False
     return await service.create_household(
-        ctx,
+        caller,
         community_id=community_id,
         name=name,
         dwelling_type=dwelling_type,
@@ -147,7 +143,7 @@ async def ensure_household(
 
 
 async def _has_period(
-    ctx: Context,
+    caller: Caller,
     table: sa.Table,
     individual_id: int,
     column: sa.Column[Any],
@@ -159,11 +155,11 @@ async def _has_period(
     )
     if start is not None:
         statement = statement.where(table.c.valid_from == start)
-    return (await ctx.db.execute(statement.limit(1))).first() is not None
+    return (await caller.db.execute(statement.limit(1))).first() is not None
 
 
 async def ensure_individual(
-    ctx: Context,
+    caller: Caller,
     *,
     display_name: str,
     email: str | None,
@@ -176,25 +172,25 @@ async def ensure_individual(
     reload: bool = True,
 ) -> tuple[Any, bool]:
     """(person, created); ``reload`` False answers a new person with their id only."""
-    row = await _existing(ctx, "Individual", external_ref)
+    row = await _existing(caller, "Individual", external_ref)
     if row is not None:
         diff = _differences(row, {"display_name": _strip(display_name), "email": _strip(email)})
         if subject is not None and row.subject != _strip(subject):
             diff.append("subject")
         # The first household and employer, as created; later moves are the person's history.
         if household_id is not None and not await _has_period(
-            ctx, M, row.id, M.c.household_id, household_id, member_from
+            caller, M, row.id, M.c.household_id, household_id, member_from
         ):
             diff.append("household")
         if employer_id is not None and not await _has_period(
-            ctx, EM, row.id, EM.c.enterprise_id, employer_id, employed_from
+            caller, EM, row.id, EM.c.enterprise_id, employer_id, employed_from
         ):
             diff.append("employer")
         if diff:
             raise _conflict("Individual", diff)
         return row, False
     return await service.create_individual(
-        ctx,
+        caller,
         reload=reload,
         display_name=display_name,
         email=email,
@@ -208,21 +204,21 @@ async def ensure_individual(
 
 
 async def ensure_membership(
-    ctx: Context, individual_id: int, household_id: int, valid_from: date
+    caller: Caller, individual_id: int, household_id: int, valid_from: date
 ) -> tuple[Any, bool]:
     """The person lives in the household from ``valid_from`` (a dated move); already so → as is."""
-    if await _has_period(ctx, M, individual_id, M.c.household_id, household_id, valid_from):
-        return await service.reload_individual(ctx, individual_id), False
-    return await service.move_individual(ctx, individual_id, household_id, valid_from), True
+    if await _has_period(caller, M, individual_id, M.c.household_id, household_id, valid_from):
+        return await service.reload_individual(caller, individual_id), False
+    return await service.move_individual(caller, individual_id, household_id, valid_from), True
 
 
 async def ensure_employment(
-    ctx: Context, individual_id: int, enterprise_id: int, valid_from: date
+    caller: Caller, individual_id: int, enterprise_id: int, valid_from: date
 ) -> tuple[Any, bool]:
-    if await _has_period(ctx, EM, individual_id, EM.c.enterprise_id, enterprise_id, valid_from):
-        return await service.reload_individual(ctx, individual_id), False
+    if await _has_period(caller, EM, individual_id, EM.c.enterprise_id, enterprise_id, valid_from):
+        return await service.reload_individual(caller, individual_id), False
     return await service.set_employment(
-        ctx, individual_id, enterprise_id, valid_from, employed=True
+        caller, individual_id, enterprise_id, valid_from, employed=True
     ), True
 
 
@@ -244,7 +240,7 @@ def at_item(prefix: list[str], errors: Sequence[UserErrorData]) -> list[UserErro
 
 
 async def run_one(
-    ctx: Context, prefix: list[str], one: Callable[[], Awaitable[tuple[T, bool]]]
+    caller: Caller, prefix: list[str], one: Callable[[], Awaitable[tuple[T, bool]]]
 ) -> tuple[T | None, bool, list[UserErrorData], bool]:
     """One item: (row, created, errors under ``prefix``, whether later items may still run).
 
@@ -266,7 +262,7 @@ async def run_one(
 
 
 async def run_items(
-    ctx: Context,
+    caller: Caller,
     items: Sequence[Any],
     one: Callable[[Any], Awaitable[tuple[Any, bool]]],
     *,
@@ -298,7 +294,7 @@ async def run_items(
         if n in repeated:
             continue
         row, created, item_errors, go_on = await run_one(
-            ctx, ["input", "items", str(n)], lambda item=item: one(item)
+            caller, ["input", "items", str(n)], functools.partial(one, item)
         )
         errors += item_errors
         if not go_on:
@@ -312,7 +308,7 @@ async def run_items(
     # New people come back as ids (see ensure_individual): load them all in one batch.
     ids = [(n, row) for n, row in enumerate(result.rows) if isinstance(row, int)]
     if ids:
-        loaded = await ctx.loaders.individual.load_many([pk for _, pk in ids])
+        loaded = await caller.loaders.individual.load_many([pk for _, pk in ids])
         for (n, _), record in zip(ids, loaded, strict=True):
             result.rows[n] = record
     return result

@@ -14,6 +14,15 @@ export type CommunityKind =
   | 'RESIDENTIAL_COMPOUND'
   | 'VILLAGE';
 
+/** How an activity's quantity was obtained. */
+export type DataQuality =
+  /** Estimated (e.g. from a bill). */
+  | 'ESTIMATED'
+  /** Measured by a meter. */
+  | 'METERED'
+  /** Reported by the person, unverified. */
+  | 'SELF_REPORTED';
+
 /** The dwelling a household lives in. */
 export type DwellingType =
   | 'APARTMENT'
@@ -54,7 +63,7 @@ export type EsgInventoryQueryVariables = Exact<{
 }>;
 
 
-export type EsgInventoryQuery = { ghgInventory: { nodeId: string, nodeName: string, year: number, scope1: number, scope2LocationBased: number, scope2MarketBased: number, scope3: number, scope3Plus: number, gross: number, cleanEnergyOffset: number, net: number, memberCount: number, csv: string, period: { from: string, to: string }, scope3Categories: Array<{ category: number, grams: number }>, dataQuality: Array<{ dataQuality: string, recordCount: number, gross: number }> } | null };
+export type EsgInventoryQuery = { ghgInventory: { nodeId: string, nodeName: string, year: number, scope1: number, scope2LocationBased: number, scope2MarketBased: number, scope3: number, scope3Plus: number, gross: number, cleanEnergyOffset: number, net: number, memberCount: number, csv: string, period: { from: string, to: string }, scope3Categories: Array<{ category: number, grams: number }>, dataQuality: Array<{ dataQuality: DataQuality, recordCount: number, gross: number }> } | null };
 
 export type HouseholdStatementQueryVariables = Exact<{
   id: string | number;

@@ -27,15 +27,16 @@ from graphql import GraphQLError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from carbongraph.actions.record import balance
-from carbongraph.authz import Access, Principal
+from carbongraph.authz import Principal
 from carbongraph.config import Settings
 from carbongraph.db import RequestDB, request_db
 from carbongraph.errors import CodedError, ErrorCode
 from carbongraph.live import postgres
 from carbongraph.live.hub import credits_channel, hub_for, leaderboard_channel
-from carbongraph.resolvers.context import build_context
-from carbongraph.schema.common import require
+from carbongraph.resolvers.context import Context, build_context
+from carbongraph.schema import policy
 from carbongraph.schema.enums import LeaderboardMetric
+from carbongraph.schema.node import fetch_row, row_target
 from carbongraph.schema.relay import decode_global_id, to_global_id
 
 log = logging.getLogger("carbongraph.live")
@@ -57,28 +58,31 @@ class LiveContext:
         return self.engine_ref["engine"]
 
 
+# A subscription resolver's ``info``: its context is the connection's, not a request's.
+LiveInfo = strawberry.Info[LiveContext, None]
+
+
 @dataclass
 class _Probe:
-    """What ``fetch_row`` and ``require`` read from ``info``: only ``context``."""
+    """What ``fetch_row`` and the policy read from ``info``: only ``context``."""
 
-    context: Any
+    context: Context
 
 
 async def _authorized(
     ctx: LiveContext,
     type_name: str,
     pk: int,
-    level: Access,
+    field: str,
     then: Callable[[RequestDB], Awaitable[Any]] | None = None,
 ) -> Any:
-    """Load the viewer's grants and the node afresh and require ``level`` on it (NOT_FOUND /
-    FORBIDDEN as over HTTP); then ``then(db)`` in the same read transaction."""
-    from carbongraph.schema.hierarchy import fetch_row, row_target
-
+    """Load the viewer's grants and the node afresh and check the declaration of the node's
+    ``field`` whose changes this streams (NOT_FOUND / FORBIDDEN as over HTTP); then
+    ``then(db)`` in the same read transaction."""
     async with request_db(ctx.engine) as db:
         probe = _Probe(await build_context(ctx.settings, db, ctx.principal))
         row = await fetch_row(probe, type_name, pk)
-        require(probe, row_target(row), level)
+        policy.require_field(probe, type_name, field, row_target(row))
         return await then(db) if then is not None else None
 
 
@@ -93,7 +97,9 @@ async def _listening(ctx: LiveContext) -> None:
             return
         except TimeoutError:
             pass
-    raise CodedError("Live updates are unavailable right now; retry later.", code="UNAVAILABLE")
+    raise CodedError(
+        "Live updates are unavailable right now; retry later.", code=ErrorCode.UNAVAILABLE
+    )
 
 
 def _hub(ctx: LiveContext) -> Any:
@@ -156,7 +162,7 @@ async def _credit_events(ctx: LiveContext, pk: int) -> AsyncGenerator[CreditsCha
         changed_at = datetime.now(UTC)
         while True:
             current = await _authorized(
-                ctx, "Individual", pk, Access.PERSONAL, lambda db: balance(db, pk)
+                ctx, "Individual", pk, "credits", lambda db: balance(db, pk)
             )
             yield CreditsChange(individual_id=individual_id, balance=current, changed_at=changed_at)
             await watch.wait()
@@ -188,7 +194,7 @@ async def _leaderboard_events(
             if delay > 0:
                 await asyncio.sleep(delay)
             changed_at = watch.take()
-            await _authorized(ctx, "Community", pk, Access.PUBLIC)
+            await _authorized(ctx, "Community", pk, "leaderboard")
             sent = time.monotonic()
             yield LeaderboardChange(community_id=community_id, metric=metric, changed_at=changed_at)
     except (CodedError, GraphQLError):
@@ -206,12 +212,12 @@ class Subscription:
         "redemption or expiry. Needs the right to read the person's credits."
     )
     async def credits_changed(
-        self, info: strawberry.Info, individual_id: strawberry.ID
+        self, info: LiveInfo, individual_id: strawberry.ID
     ) -> AsyncGenerator[CreditsChange, None]:
         ctx: LiveContext = info.context
         pk = decode_global_id(individual_id, ["Individual"])[1]
         async with _reported():
-            await _authorized(ctx, "Individual", pk, Access.PERSONAL)
+            await _authorized(ctx, "Individual", pk, "credits")
             await _listening(ctx)
         return _credit_events(ctx, pk)
 
@@ -222,11 +228,11 @@ class Subscription:
         "community, its residents included)."
     )
     async def leaderboard_changed(
-        self, info: strawberry.Info, community_id: strawberry.ID, metric: LeaderboardMetric
+        self, info: LiveInfo, community_id: strawberry.ID, metric: LeaderboardMetric
     ) -> AsyncGenerator[LeaderboardChange, None]:
         ctx: LiveContext = info.context
         pk = decode_global_id(community_id, ["Community"])[1]
         async with _reported():
-            await _authorized(ctx, "Community", pk, Access.PUBLIC)
+            await _authorized(ctx, "Community", pk, "leaderboard")
             await _listening(ctx)
         return _leaderboard_events(ctx, pk, metric)

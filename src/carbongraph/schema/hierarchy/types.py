@@ -10,11 +10,10 @@ from strawberry import relay
 from strawberry.federation.schema_directives import Cost
 
 from carbongraph import audit
-from carbongraph.authz import Access, Target
-from carbongraph.errors import NotFound
-from carbongraph.resolvers import dataloaders as dl
+from carbongraph.authz import Target
+from carbongraph.resolvers.context import Info
 from carbongraph.resolvers.dataloaders import IndividualRecord, node_target
-from carbongraph.schema.accounting import (
+from carbongraph.schema.accounting.types import (
     Footprint,
     PeriodInput,
     Reductions,
@@ -22,9 +21,9 @@ from carbongraph.schema.accounting import (
     footprint_of,
     reductions_of,
 )
-from carbongraph.schema.actions import Credits, credits_of
-from carbongraph.schema.common import CONNECTION_SIZE, list_size, require
-from carbongraph.schema.engagement import (
+from carbongraph.schema.actions.types import Credits, credits_of
+from carbongraph.schema.common import CONNECTION_SIZE, list_size
+from carbongraph.schema.engagement.types import (
     Leaderboard,
     LeaderboardMembers,
     Statement,
@@ -36,7 +35,8 @@ from carbongraph.schema.engagement import (
     statement_of,
 )
 from carbongraph.schema.enums import CommunityKind, DwellingType, EnterpriseKind, LeaderboardMetric
-from carbongraph.schema.insights import (
+from carbongraph.schema.hierarchy import loaders as dl
+from carbongraph.schema.insights.types import (
     SUGGESTIONS,
     GhgInventory,
     Suggestion,
@@ -44,7 +44,13 @@ from carbongraph.schema.insights import (
     individual_suggestions,
     inventory_of,
 )
-from carbongraph.schema.relay import Connection, child_connection, decode_global_id
+from carbongraph.schema.node import fetch_row
+from carbongraph.schema.policy import require_visible
+from carbongraph.schema.relay import (  # Connection: named in children()'s annotation
+    Connection,  # noqa: F401
+    child_connection,
+    decode_global_id,
+)
 
 PAGE_ARGS_DOC = "Keyset pagination: `first`/`after` forwards, `last`/`before` backwards."
 
@@ -56,9 +62,48 @@ def connection_field(description: str, **kwargs: Any) -> Any:
     )
 
 
-def aggregate_field(description: str) -> Any:
+def aggregate_field(description: str, **kwargs: Any) -> Any:
     """A roll-up read: one indexed range scan, priced above a plain field."""
-    return strawberry.federation.field(description=description, directives=[Cost(weight=5)])
+    return strawberry.federation.field(
+        description=description, directives=[Cost(weight=5)], **kwargs
+    )
+
+
+def children(relation: Any, node: str, description: str) -> Any:
+    """A connection to a node's children through one DataLoader relation: written once for
+    every node type. ``node`` names the child's class (resolved when the schema is built)."""
+
+    async def resolve(
+        self: Any,
+        info: strawberry.Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Any:
+        to_node = globals()[node].from_row
+        return await child_connection(info, relation, self.pk, to_node, first, after, last, before)
+
+    resolve.__annotations__["return"] = f"Connection[{node}]"
+    return connection_field(description, resolver=resolve)
+
+
+def footprint_field(kind: str, description: str) -> Any:
+    """``footprint(period)`` of a node whose roll-up key is (kind, id, "")."""
+
+    async def resolve(self: Any, info: strawberry.Info, period: PeriodInput) -> Footprint:
+        return await footprint_of(info, (kind, self.pk, ""), period, self.policy_target())
+
+    return aggregate_field(description, resolver=resolve)
+
+
+def reductions_field(kind: str, description: str) -> Any:
+    """``reductions(period)`` of a node whose roll-up key is (kind, id, "")."""
+
+    async def resolve(self: Any, info: strawberry.Info, period: PeriodInput) -> Reductions:
+        return await reductions_of(info, (kind, self.pk, ""), period, self.policy_target())
+
+    return aggregate_field(description, resolver=resolve)
 
 
 def personal_input(default: Any = strawberry.UNSET, description: str = "") -> Any:
@@ -73,32 +118,12 @@ def personal_input(default: Any = strawberry.UNSET, description: str = "") -> An
 
 
 def personal_field(description: str, size: int | None = None) -> Any:
-    """Personal data: tagged so that a partner contract can leave it out; ``size``: a list's
-    assumed size (``@listSize``)."""
+    """Personal data (declared PERSONAL in the field policy, which tags it so that a partner
+    contract can leave it out); ``size``: a list's assumed size (``@listSize``)."""
     return strawberry.federation.field(
         description=f"{description} Personal data.".strip(),
-        tags=["personal"],
         directives=[] if size is None else [list_size(size)],
     )
-
-
-async def fetch_row(info: Any, type_name: str, pk: int) -> Any:
-    """Load one node by primary key for ``info.context.viewer``; NOT_FOUND / FORBIDDEN when it
-    does not exist or may not be seen (PUBLIC access is enough to see an organisation)."""
-    row = await info.context.loaders.by_type(type_name).load(pk)
-    if row is None:
-        raise NotFound()
-    require(info, row_target(row), minimum_access(type_name))
-    return row
-
-
-def row_target(row: Any) -> Target:
-    return row.target if isinstance(row, IndividualRecord) else node_target(row)
-
-
-def minimum_access(type_name: str) -> Access:
-    """Seeing a node at all: PUBLIC for organisations, AGGREGATE for households and people."""
-    return Access.AGGREGATE if type_name in {"Household", "Individual"} else Access.PUBLIC
 
 
 class _Entity(relay.Node):
@@ -112,15 +137,19 @@ class _Entity(relay.Node):
         raise NotImplementedError
 
     @classmethod
-    async def fetch(cls, info: Any, pk: int) -> Self:
+    async def fetch(cls, info: Info, pk: int) -> Self:
         return cls.from_row(await fetch_row(info, cls._graphql_name(), pk))
+
+    def policy_target(self) -> Target:
+        """Where the node sits, for the field policy's checks (schema/policy.py)."""
+        return Target((self.path,))  # type: ignore[attr-defined]
 
     @classmethod
     def _graphql_name(cls) -> str:
         return cls.__strawberry_definition__.name  # type: ignore[attr-defined]
 
     @classmethod
-    async def resolve_reference(cls, info: strawberry.Info, id: strawberry.ID) -> Self:
+    async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Self:
         _, pk = decode_global_id(id, [cls._graphql_name()])
         return await cls.fetch(info, pk)
 
@@ -156,19 +185,15 @@ class EnterpriseNode(_Entity):
 
     @aggregate_field("Emissions over a period, gathered via its communities or its employees.")
     async def footprint(
-        self, info: strawberry.Info, period: PeriodInput, via: RollupPath = RollupPath.COMMUNITIES
+        self, info: Info, period: PeriodInput, via: RollupPath = RollupPath.COMMUNITIES
     ) -> Footprint:
-        target = Target((self.path,))
-        require(info, target, Access.AGGREGATE)
-        return await footprint_of(info, ("E", self.pk, via.value), period, target)
+        return await footprint_of(info, ("E", self.pk, via.value), period, self.policy_target())
 
     @aggregate_field("Avoided emissions over a period, by scope.")
     async def reductions(
-        self, info: strawberry.Info, period: PeriodInput, via: RollupPath = RollupPath.COMMUNITIES
+        self, info: Info, period: PeriodInput, via: RollupPath = RollupPath.COMMUNITIES
     ) -> Reductions:
-        target = Target((self.path,))
-        require(info, target, Access.AGGREGATE)
-        return await reductions_of(info, ("E", self.pk, via.value), period, target)
+        return await reductions_of(info, ("E", self.pk, via.value), period, self.policy_target())
 
     @strawberry.federation.field(
         description="The GHG inventory of a calendar year, with CSV and JSON renderings (org "
@@ -177,7 +202,7 @@ class EnterpriseNode(_Entity):
         directives=[Cost(weight=50)],
     )
     async def inventory(
-        self, info: strawberry.Info, year: int, via: RollupPath = RollupPath.COMMUNITIES
+        self, info: Info, year: int, via: RollupPath = RollupPath.COMMUNITIES
     ) -> GhgInventory | None:
         return await inventory_of(info, "Enterprise", self.pk, self.name, self.path, year, via)
 
@@ -186,54 +211,21 @@ class EnterpriseNode(_Entity):
     )
     async def leaderboard(
         self,
-        info: strawberry.Info,
+        info: Info,
         metric: LeaderboardMetric,
         period: PeriodInput | None = None,
         first: int | None = None,
         after: str | None = None,
     ) -> Leaderboard | None:
-        require(info, Target((self.path,)), Access.PUBLIC)
         return await enterprise_board(info, self.pk, self.path, metric, period, first, after)
 
-    @connection_field("Top-level communities of this enterprise. ")
-    async def communities(
-        self,
-        info: strawberry.Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-    ) -> Connection[CommunityNode]:
-        return await child_connection(
-            info,
-            dl.ENTERPRISE_COMMUNITIES,
-            self.pk,
-            CommunityNode.from_row,
-            first,
-            after,
-            last,
-            before,
-        )
+    communities = children(
+        dl.ENTERPRISE_COMMUNITIES, "CommunityNode", "Top-level communities of this enterprise. "
+    )
 
-    @connection_field("People currently employed by this enterprise. ")
-    async def employees(
-        self,
-        info: strawberry.Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-    ) -> Connection[IndividualNode]:
-        return await child_connection(
-            info,
-            dl.ENTERPRISE_EMPLOYEES,
-            self.pk,
-            IndividualNode.from_row,
-            first,
-            after,
-            last,
-            before,
-        )
+    employees = children(
+        dl.ENTERPRISE_EMPLOYEES, "IndividualNode", "People currently employed by this enterprise. "
+    )
 
 
 @strawberry.federation.type(
@@ -276,17 +268,9 @@ class CommunityNode(_Entity):
             path=row.path,
         )
 
-    @aggregate_field("Emissions over a period, split by scope.")
-    async def footprint(self, info: strawberry.Info, period: PeriodInput) -> Footprint:
-        target = Target((self.path,))
-        require(info, target, Access.AGGREGATE)
-        return await footprint_of(info, ("C", self.pk, ""), period, target)
+    footprint = footprint_field("C", "Emissions over a period, split by scope.")
 
-    @aggregate_field("Avoided emissions over a period, by scope.")
-    async def reductions(self, info: strawberry.Info, period: PeriodInput) -> Reductions:
-        target = Target((self.path,))
-        require(info, target, Access.AGGREGATE)
-        return await reductions_of(info, ("C", self.pk, ""), period, target)
+    reductions = reductions_field("C", "Avoided emissions over a period, by scope.")
 
     @strawberry.federation.field(
         description="The GHG inventory of a calendar year, with CSV and JSON renderings (org "
@@ -294,7 +278,7 @@ class CommunityNode(_Entity):
         "quality.",
         directives=[Cost(weight=50)],
     )
-    async def inventory(self, info: strawberry.Info, year: int) -> GhgInventory | None:
+    async def inventory(self, info: Info, year: int) -> GhgInventory | None:
         return await inventory_of(info, "Community", self.pk, self.name, self.path, year)
 
     @board_field(
@@ -303,7 +287,7 @@ class CommunityNode(_Entity):
     )
     async def leaderboard(
         self,
-        info: strawberry.Info,
+        info: Info,
         metric: LeaderboardMetric,
         members: LeaderboardMembers = LeaderboardMembers.HOUSEHOLDS,
         dwelling_type: DwellingType | None = None,
@@ -311,7 +295,6 @@ class CommunityNode(_Entity):
         first: int | None = None,
         after: str | None = None,
     ) -> Leaderboard | None:
-        require(info, Target((self.path,)), Access.PUBLIC)
         return await community_board(
             info,
             self.path,
@@ -324,71 +307,30 @@ class CommunityNode(_Entity):
         )
 
     @strawberry.field(description="The enterprise that runs this community, if any.")
-    async def enterprise(self, info: strawberry.Info) -> EnterpriseNode | None:
+    async def enterprise(self, info: Info) -> EnterpriseNode | None:
         if self.enterprise_id is None:
             return None
         return await EnterpriseNode.fetch(info, self.enterprise_id)
 
     @strawberry.field(description="The community this one is part of, if any.")
-    async def parent(self, info: strawberry.Info) -> CommunityNode | None:
+    async def parent(self, info: Info) -> CommunityNode | None:
         if self.parent_id is None:
             return None
         return await CommunityNode.fetch(info, self.parent_id)
 
-    @connection_field("Communities directly inside this one. ")
-    async def sub_communities(
-        self,
-        info: strawberry.Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-    ) -> Connection[CommunityNode]:
-        return await child_connection(
-            info, dl.SUB_COMMUNITIES, self.pk, CommunityNode.from_row, first, after, last, before
-        )
-
-    @connection_field("Households directly in this community. ")
-    async def households(
-        self,
-        info: strawberry.Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-    ) -> Connection[HouseholdNode]:
-        return await child_connection(
-            info,
-            dl.COMMUNITY_HOUSEHOLDS,
-            self.pk,
-            HouseholdNode.from_row,
-            first,
-            after,
-            last,
-            before,
-        )
-
-    @connection_field(
-        "People currently living anywhere in this community, sub-communities included."
+    sub_communities = children(
+        dl.SUB_COMMUNITIES, "CommunityNode", "Communities directly inside this one. "
     )
-    async def members(
-        self,
-        info: strawberry.Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-    ) -> Connection[IndividualNode]:
-        return await child_connection(
-            info,
-            dl.COMMUNITY_MEMBERS,
-            self.pk,
-            IndividualNode.from_row,
-            first,
-            after,
-            last,
-            before,
-        )
+
+    households = children(
+        dl.COMMUNITY_HOUSEHOLDS, "HouseholdNode", "Households directly in this community. "
+    )
+
+    members = children(
+        dl.COMMUNITY_MEMBERS,
+        "IndividualNode",
+        "People currently living anywhere in this community, sub-communities included.",
+    )
 
 
 @strawberry.federation.type(
@@ -424,53 +366,37 @@ class HouseholdNode(_Entity):
             path=row.path,
         )
 
-    @aggregate_field("Emissions over a period, split by scope.")
-    async def footprint(self, info: strawberry.Info, period: PeriodInput) -> Footprint:
-        target = Target((self.path,))
-        require(info, target, Access.AGGREGATE)
-        return await footprint_of(info, ("H", self.pk, ""), period, target)
+    footprint = footprint_field("H", "Emissions over a period, split by scope.")
 
-    @aggregate_field("Avoided emissions over a period, by scope.")
-    async def reductions(self, info: strawberry.Info, period: PeriodInput) -> Reductions:
-        target = Target((self.path,))
-        require(info, target, Access.AGGREGATE)
-        return await reductions_of(info, ("H", self.pk, ""), period, target)
+    reductions = reductions_field("H", "Avoided emissions over a period, by scope.")
 
     @strawberry.federation.field(
         description="Personalised ways to cut emissions, from this home's records of the last "
         "year. Personal data.",
-        tags=["personal"],
         directives=[Cost(weight=20), list_size(SUGGESTIONS)],
     )
-    async def suggestions(self, info: strawberry.Info) -> list[Suggestion] | None:
+    async def suggestions(self, info: Info) -> list[Suggestion] | None:
         return await household_suggestions(info, self)
 
     @aggregate_field(
         "Weekly use, emissions, credits and the standing among peers over a "
         "period (default: the last four weeks)."
     )
-    async def statement(
-        self, info: strawberry.Info, period: PeriodInput | None = None
-    ) -> Statement | None:
-        require(info, Target((self.path,)), Access.AGGREGATE)
+    async def statement(self, info: Info, period: PeriodInput | None = None) -> Statement | None:
         return await statement_of(
             info, "H", self.pk, period, (self.pk, self.path, self.dwelling_type.value)
         )
 
     @strawberry.field(description="A short-lived link to this household's printable statement.")
-    def statement_link(
-        self, info: strawberry.Info, period: PeriodInput | None = None
-    ) -> StatementLink | None:
-        require(info, Target((self.path,)), Access.AGGREGATE)
+    def statement_link(self, info: Info, period: PeriodInput | None = None) -> StatementLink | None:
         return statement_link_of(info, self.pk, period)
 
     @personal_field("The household's label.")
     def name(self, info: strawberry.Info) -> str | None:
-        require(info, Target((self.path,)), Access.PERSONAL)
         return self.name_value
 
     @strawberry.field
-    async def community(self, info: strawberry.Info) -> CommunityNode | None:
+    async def community(self, info: Info) -> CommunityNode | None:
         return await CommunityNode.fetch(info, self.community_id)
 
     @strawberry.federation.field(
@@ -480,29 +406,10 @@ class HouseholdNode(_Entity):
         "`@requires` it (e.g. to price avoided trips); not part of the client API.",
     )
     async def region_code(self, info: strawberry.Info) -> str:
-        require(info, Target((self.path,)), Access.AGGREGATE)
         row = await info.context.loaders.community.load(self.community_id)
         return str(row.region_code)
 
-    @connection_field("People living here today. ")
-    async def members(
-        self,
-        info: strawberry.Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-    ) -> Connection[IndividualNode]:
-        return await child_connection(
-            info,
-            dl.HOUSEHOLD_MEMBERS,
-            self.pk,
-            IndividualNode.from_row,
-            first,
-            after,
-            last,
-            before,
-        )
+    members = children(dl.HOUSEHOLD_MEMBERS, "IndividualNode", "People living here today. ")
 
 
 @strawberry.type(description="A dated period during which a person lived in a household.")
@@ -512,7 +419,7 @@ class HouseholdMembershipPeriod:
     household_id: strawberry.Private[int]
 
     @strawberry.field
-    async def household(self, info: strawberry.Info) -> HouseholdNode | None:
+    async def household(self, info: Info) -> HouseholdNode | None:
         return await HouseholdNode.fetch(info, self.household_id)
 
 
@@ -541,63 +448,58 @@ class IndividualNode(_Entity):
             record=row,
         )
 
-    @aggregate_field("Emissions over a period, split by scope.")
-    async def footprint(self, info: strawberry.Info, period: PeriodInput) -> Footprint:
-        require(info, self.record.target, Access.AGGREGATE)
-        return await footprint_of(info, ("I", self.pk, ""), period, self.record.target)
+    def policy_target(self) -> Target:
+        return self.record.target
 
-    @aggregate_field("Avoided emissions over a period, by scope.")
-    async def reductions(self, info: strawberry.Info, period: PeriodInput) -> Reductions:
-        require(info, self.record.target, Access.AGGREGATE)
-        return await reductions_of(info, ("I", self.pk, ""), period, self.record.target)
+    footprint = footprint_field("I", "Emissions over a period, split by scope.")
+
+    reductions = reductions_field("I", "Avoided emissions over a period, by scope.")
 
     @strawberry.federation.field(
         description="Personalised ways to cut emissions, from this person's records of the last "
         "year. Personal data.",
-        tags=["personal"],
         directives=[Cost(weight=20), list_size(SUGGESTIONS)],
     )
-    async def suggestions(self, info: strawberry.Info) -> list[Suggestion] | None:
+    async def suggestions(self, info: Info) -> list[Suggestion] | None:
         return await individual_suggestions(info, self)
 
     @strawberry.federation.field(
         description="Own use, emissions, credits and the standing among the people of peer "
         "households over a period (default: the last four weeks). Personal data.",
-        tags=["personal"],
         directives=[Cost(weight=5)],
     )
-    async def statement(
-        self, info: strawberry.Info, period: PeriodInput | None = None
-    ) -> Statement | None:
-        require(info, self.record.target, Access.PERSONAL)
+    async def statement(self, info: Info, period: PeriodInput | None = None) -> Statement | None:
         return await statement_of(info, "I", self.pk, period)
 
     @personal_field("")
     def display_name(self, info: strawberry.Info) -> str | None:
-        require(info, self.record.target, Access.PERSONAL)
         return self.record.display_name
 
     @personal_field("")
     def email(self, info: strawberry.Info) -> str | None:
-        require(info, self.record.target, Access.PERSONAL)
         return self.record.email
 
     @strawberry.field(description="The household this person lives in today.")
-    async def household(self, info: strawberry.Info) -> HouseholdNode | None:
+    async def household(self, info: Info) -> HouseholdNode | None:
         row = await info.context.loaders.current_household.load(self.pk)
         if row is None:
             return None
-        require(info, node_target(row), Access.AGGREGATE)
+        require_visible(info, "Household", node_target(row))
         return HouseholdNode.from_row(row)
 
     @personal_field("Credits earned by low-carbon actions, and the ledger behind them.")
     async def credits(self, info: strawberry.Info) -> Credits | None:
-        require(info, self.record.target, Access.PERSONAL)
         return await credits_of(info, self.pk)
 
-    @personal_field("Every household this person has lived in, oldest first.", size=10)
-    async def household_history(self, info: strawberry.Info) -> list[HouseholdMembershipPeriod]:
-        require(info, self.record.target, Access.PERSONAL)
+    # Nullable like every field above its type's level: a refusal (FORBIDDEN) nulls the field,
+    # not the whole person.
+    @personal_field(
+        "Every household this person has lived in, oldest first; null without personal access.",
+        size=10,
+    )
+    async def household_history(
+        self, info: strawberry.Info
+    ) -> list[HouseholdMembershipPeriod] | None:
         rows = await info.context.loaders.membership_history.load(self.pk)
         return [
             HouseholdMembershipPeriod(

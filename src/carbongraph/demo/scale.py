@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from carbongraph.accounting.factors import FactorLibrary
+from carbongraph.accounting.importer import refresh_statistics
 from carbongraph.accounting.ingest import ActivityInput, ingest
 from carbongraph.accounting.rollup import PopulationDelta
 from carbongraph.models.base import utcnow
@@ -285,16 +286,6 @@ def write_activity_csv(inputs: list[ActivityInput], path: Path) -> None:
                     i.meter_ref,
                 ]
             )
-
-
-async def refresh_statistics(engine: AsyncEngine) -> None:
-    """A bulk load into fresh tables outgrows the planner's statistics (it would keep choosing
-    sequential scans for the idempotency and overlap look-ups); refresh them as the load grows."""
-    if engine.dialect.name != "postgresql":
-        return
-    async with engine.connect() as conn:
-        await conn.execute(sa.text("ANALYZE activity_record, footprint_total"))
-        await conn.commit()
 
 
 def _activity(households: list[dict[str, Any]], rng: random.Random) -> Any:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from enum import Enum
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -13,8 +13,11 @@ from carbongraph.accounting import reads
 from carbongraph.accounting.ingest import ActivityInput, ingest
 from carbongraph.errors import MutationFailed, UserErrorCode, UserErrorData
 from carbongraph.models.accounting import ActivityRecord as ActivityRecordModel
-from carbongraph.schema.accounting import (
+from carbongraph.resolvers.context import Info
+from carbongraph.schema.accounting.types import (
     ActivityRecord,
+    ActivitySource,
+    DataQuality,
     Footprint,
     PeriodInput,
     RollupPath,
@@ -34,26 +37,11 @@ R = ActivityRecordModel.__table__
 MAX_BATCH = 1000
 
 
-@strawberry.enum
-class ActivitySource(Enum):
-    METER = "METER"
-    APP = "APP"
-    PARTNER = "PARTNER"
-    IMPORT = "IMPORT"
-
-
-@strawberry.enum
-class DataQuality(Enum):
-    METERED = "METERED"
-    ESTIMATED = "ESTIMATED"
-    SELF_REPORTED = "SELF_REPORTED"
-
-
 @strawberry.input(description="One reading for an individual or a household's own meter.")
 class RecordActivityInput:
     account_id: strawberry.ID = strawberry.field(description="An Individual or a Household.")
     activity_type: str = strawberry.field(description="See `activityTypes`, e.g. ELECTRICITY.")
-    quantity: str = strawberry.field(description='Decimal, not negative, e.g. "300".')
+    quantity: Decimal = strawberry.field(description='Not negative, e.g. "300".')
     unit: str = strawberry.field(description="kWh, MWh, m3, L, GJ, …")
     period_start: date
     period_end: date = strawberry.field(description="Inclusive; local days.")
@@ -79,8 +67,7 @@ class RecordActivitiesInput:
 class RecordActivitiesPayload:
     # One per input record (up to MAX_BATCH); priced as a page: the input is the work.
     records: list[ActivityRecord] = sized_field(
-        MAX_PAGE,
-        description="The records, in input order (replays return the stored record)."
+        MAX_PAGE, description="The records, in input order (replays return the stored record)."
     )
     created_count: int
     unchanged_count: int
@@ -123,7 +110,7 @@ def _to_activity(item: RecordActivityInput, index: int) -> ActivityInput:
         account_type=type_name,
         account_id=pk,
         activity_type=item.activity_type,
-        quantity=item.quantity,
+        quantity=f"{item.quantity:f}",
         unit=item.unit,
         period_start=item.period_start,
         period_end=item.period_end,
@@ -134,7 +121,7 @@ def _to_activity(item: RecordActivityInput, index: int) -> ActivityInput:
     )
 
 
-async def _record(info: Any, items: list[RecordActivityInput]) -> RecordActivitiesPayload:
+async def _record(info: Info, items: list[RecordActivityInput]) -> RecordActivitiesPayload:
     ctx = info.context
     counts: dict[str, Any] = {"created": 0, "unchanged": 0, "warnings": []}
 
@@ -188,7 +175,7 @@ async def _record(info: Any, items: list[RecordActivityInput]) -> RecordActiviti
     )
 
 
-async def _recalculate(info: Any, input: RecalculateFootprintInput) -> RecalculateFootprintPayload:
+async def _recalculate(info: Info, input: RecalculateFootprintInput) -> RecalculateFootprintPayload:
     ctx = info.context
     span = input.period.to_period()
     counts = {"examined": 0, "changed": 0}
@@ -211,7 +198,7 @@ async def _recalculate(info: Any, input: RecalculateFootprintInput) -> Recalcula
                 ) from exc
             from carbongraph.services.hierarchy import load_target
 
-            await load_target(ctx, type_name, pk, ["input", "nodeId"])
+            await load_target(ctx.caller, type_name, pk, ["input", "nodeId"])
             via = input.via.value if type_name == "Enterprise" else ""
             key = (NODE_LETTER[type_name], pk, via)
         counts["examined"], counts["changed"] = await reads.recalculate(ctx.db, key, span)
@@ -235,7 +222,7 @@ async def _recalculate(info: Any, input: RecalculateFootprintInput) -> Recalcula
 class AccountingMutations:
     @strawberry.mutation(description="Record one activity (consumption or clean energy).")
     async def record_activity(
-        self, info: strawberry.Info, input: RecordActivityInput
+        self, info: Info, input: RecordActivityInput
     ) -> RecordActivitiesPayload:
         return await _record(info, [input])
 
@@ -243,7 +230,7 @@ class AccountingMutations:
         description=f"Record up to {MAX_BATCH} activities at once, all or nothing."
     )
     async def record_activities(
-        self, info: strawberry.Info, input: RecordActivitiesInput
+        self, info: Info, input: RecordActivitiesInput
     ) -> RecordActivitiesPayload:
         return await _record(info, input.records)
 
@@ -252,6 +239,6 @@ class AccountingMutations:
         "selection (e.g. after a new factor version), moving the totals by the difference."
     )
     async def recalculate_footprint(
-        self, info: strawberry.Info, input: RecalculateFootprintInput
+        self, info: Info, input: RecalculateFootprintInput
     ) -> RecalculateFootprintPayload:
         return await _recalculate(info, input)

@@ -465,7 +465,7 @@ async def seed_demo(engine: AsyncEngine) -> dict[str, Any]:
             ("households", H),
             ("individuals", I),
         ):
-            counts[name] = await conn.scalar(sa.select(sa.func.count()).select_from(table))
+            counts[name] = await conn.scalar(sa.select(sa.func.count()).select_from(table)) or 0
         return counts
 
 

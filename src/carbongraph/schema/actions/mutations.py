@@ -1,8 +1,8 @@
-"""Low-carbon actions and credits in the graph."""
+"""Mutations of actions, rewards, campaigns, credit policies and the action catalogue."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from enum import Enum
 from typing import Any
 
@@ -11,13 +11,26 @@ import strawberry
 from strawberry.file_uploads import Upload
 
 from carbongraph import evidence as photos
-from carbongraph import privacy
 from carbongraph.actions import campaigns, catalog, review, rewards
 from carbongraph.actions import record as service
 from carbongraph.actions.catalog import A as ACTION_TYPES
-from carbongraph.authz import Access, Target
-from carbongraph.errors import Forbidden, MutationFailed, UserErrorCode, UserErrorData
-from carbongraph.schema.accounting import SuppressionReason
+from carbongraph.authz import Target
+from carbongraph.errors import MutationFailed, UserErrorCode, UserErrorData
+from carbongraph.resolvers.context import Info
+from carbongraph.schema.accounting.types import GhgScope
+from carbongraph.schema.actions.types import (
+    ActionRecord,
+    ActionTypeInfo,
+    CampaignGoalKind,
+    CampaignInfo,
+    CreditPolicyInfo,
+    EvidenceContentType,
+    EvidenceInfo,
+    EvidenceKind,
+    Redemption,
+    RewardInfo,
+    _action_row,
+)
 from carbongraph.schema.common import (
     MAX_PAGE,
     UserError,
@@ -31,149 +44,6 @@ from carbongraph.schema.relay import decode_global_id, to_global_id
 from carbongraph.services import zones
 
 MAX_BATCH = 10_000
-
-
-@strawberry.type(description="A kind of low-carbon action and what it earns.")
-class ActionTypeInfo:
-    code: str
-    version: int
-    methodology: str
-    name: str
-    unit: str
-    credits_per_unit: int
-    avoided_grams_per_unit: int
-    scope: str = strawberry.field(description="1, 2, 3 or 3+.")
-    category: int
-    employer_scope: str = strawberry.field(description="Reported this way via an employer.")
-    employer_category: int
-    daily_cap: int
-    evidence: str = strawberry.field(description="NONE, PHOTO or PARTNER.")
-    self_report_cap: int
-    valid_from: date
-    valid_to: date | None
-    citation: str
-
-    @classmethod
-    def from_row(cls, r: Any) -> ActionTypeInfo:
-        return cls(
-            code=r.code,
-            version=r.version,
-            methodology=r.methodology,
-            name=r.name,
-            unit=r.unit,
-            credits_per_unit=r.credits_per_unit,
-            avoided_grams_per_unit=r.avoided_g_per_unit,
-            scope=r.scope,
-            category=r.category,
-            employer_scope=r.employer_scope,
-            employer_category=r.employer_category,
-            daily_cap=r.daily_cap,
-            evidence=r.evidence,
-            self_report_cap=r.self_report_cap,
-            valid_from=r.valid_from,
-            valid_to=r.valid_to,
-            citation=r.citation,
-        )
-
-
-async def action_types(info: strawberry.Info) -> list[ActionTypeInfo]:
-    rows = await info.context.db.execute(
-        sa.select(ACTION_TYPES).order_by(ACTION_TYPES.c.code, ACTION_TYPES.c.version.desc())
-    )
-    return [ActionTypeInfo.from_row(r) for r in rows]
-
-
-@strawberry.type(description="An uploaded photo.")
-class EvidenceInfo:
-    id: strawberry.ID
-    sha256: str
-    content_type: str
-    captured_at: datetime | None = strawberry.field(description="EXIF capture time, if any.")
-
-
-@strawberry.type(description="A recorded low-carbon action.")
-class ActionRecord:
-    id: strawberry.ID
-    individual_id: strawberry.ID
-    action_type: str
-    units: int
-    occurred_on: date
-    status: str
-    source: str
-    credits: int
-    avoided_grams: int
-    external_id: str | None
-    reason: str | None
-    created_at: datetime
-    evidence: EvidenceInfo | None = None
-
-    @classmethod
-    def from_row(cls, r: Any) -> ActionRecord:
-        photo = None
-        if getattr(r, "sha256", None):
-            photo = EvidenceInfo(
-                id=strawberry.ID(to_global_id("Evidence", r.evidence_id)),
-                sha256=r.sha256,
-                content_type=r.content_type,
-                captured_at=r.captured_at,
-            )
-        return cls(
-            id=strawberry.ID(to_global_id("ActionRecord", r.id)),
-            individual_id=strawberry.ID(to_global_id("Individual", r.individual_id)),
-            action_type=r.code,
-            units=r.units,
-            occurred_on=r.occurred_on,
-            status=r.status,
-            source=r.source,
-            credits=r.credits,
-            avoided_grams=r.avoided_g,
-            external_id=r.external_id,
-            reason=r.reason,
-            created_at=r.created_at,
-            evidence=photo,
-        )
-
-
-@strawberry.type(description="One append-only entry of a credits ledger.")
-class CreditEntry:
-    id: strawberry.ID
-    kind: str = strawberry.field(description="GRANT, REVERSAL, REDEMPTION or EXPIRY.")
-    amount: int
-    note: str | None
-    created_at: datetime
-
-
-@strawberry.type(description="A person's credits: the balance is the sum of the ledger.")
-class Credits:
-    balance: int
-    individual_id: strawberry.Private[int]
-
-    @sized_field(
-        MAX_PAGE, "Newest first; `after` is an entry ID's cursor.", slicing=("first",)
-    )
-    async def ledger(
-        self, info: strawberry.Info, first: int = 20, after: str | None = None
-    ) -> list[CreditEntry]:
-        first = max(0, min(first, info.context.settings.max_page_size))
-        before = decode_global_id(after, ["CreditEntry"])[1] if after else None
-        rows = await info.context.loaders.credit_ledger.load((self.individual_id, first, before))
-        return [
-            CreditEntry(
-                id=strawberry.ID(to_global_id("CreditEntry", r.id)),
-                kind=r.kind,
-                amount=r.amount,
-                note=r.note,
-                created_at=r.created_at,
-            )
-            for r in rows
-        ]
-
-
-async def credits_of(info: Any, individual_id: int) -> Credits:
-    return Credits(
-        balance=await info.context.loaders.credit_balance.load(individual_id),
-        individual_id=individual_id,
-    )
 
 
 @strawberry.input
@@ -221,7 +91,7 @@ def _evidence_pk(value: strawberry.ID | None, index: int) -> int | None:
 
 
 async def _record(
-    info: Any, items: list[RecordActionInput], *, verified_only: bool = False
+    info: Info, items: list[RecordActionInput], *, verified_only: bool = False
 ) -> RecordActionsPayload:
     ctx = info.context
     outcome: dict[str, Any] = {}
@@ -335,7 +205,7 @@ class ReviewActionPayload:
     user_errors: list[UserError] = user_errors_field()
 
 
-async def _decide(info: Any, input: ReviewActionInput, decide: Any) -> ReviewActionPayload:
+async def _decide(info: Info, input: ReviewActionInput, decide: Any) -> ReviewActionPayload:
     """Run a manager's decision on one action; the payload shows the action afterwards."""
     ctx = info.context
 
@@ -357,44 +227,6 @@ async def _decide(info: Any, input: ReviewActionInput, decide: Any) -> ReviewAct
     )
 
 
-async def _action_row(db: Any, pk: int) -> Any:
-    return (
-        await db.execute(
-            sa.select(
-                service.AR,
-                ACTION_TYPES.c.code,
-                service.EV.c.sha256,
-                service.EV.c.content_type,
-                service.EV.c.captured_at,
-            )
-            .join(ACTION_TYPES, ACTION_TYPES.c.id == service.AR.c.action_type_id)
-            .outerjoin(service.EV, service.EV.c.id == service.AR.c.evidence_id)
-            .where(service.AR.c.id == pk)
-        )
-    ).one()
-
-
-async def review_queue(
-    info: Any,
-    community_id: strawberry.ID,
-    status: str,
-    action_type: str | None,
-    first: int,
-    after: str | None,
-) -> list[ActionRecord]:
-    from carbongraph.schema.hierarchy import CommunityNode
-
-    community = await CommunityNode.fetch(info, decode_global_id(community_id, ["Community"])[1])
-    if not info.context.viewer.can_manage(Target((community.path,))):
-        raise Forbidden("Only the community's managers see its review queue.")
-    after_pk = decode_global_id(after, ["ActionRecord"])[1] if after else None
-    first = max(0, min(first, info.context.settings.max_page_size))
-    rows = await info.context.db.execute(
-        review.queue_statement(community.path, status, action_type, after_pk, first)
-    )
-    return [ActionRecord.from_row(r) for r in rows]
-
-
 @strawberry.type
 class ActionMutations:
     @strawberry.mutation(
@@ -402,7 +234,7 @@ class ActionMutations:
         "'X-Carbongraph-Preflight: 1' header). The same photo is accepted once, ever."
     )
     async def upload_evidence(
-        self, info: strawberry.Info, input: UploadEvidenceInput
+        self, info: Info, input: UploadEvidenceInput
     ) -> UploadEvidencePayload:
         ctx = info.context
 
@@ -418,9 +250,10 @@ class ActionMutations:
             from carbongraph.services.hierarchy import load_target
 
             person = await load_target(
-                ctx, "Individual", pk, ["input", "individualId"], manage=False
+                ctx.caller, "Individual", pk, ["input", "individualId"], manage=False
             )
-            data = await input.file.read(photos.MAX_BYTES + 1)
+            # A Starlette UploadFile at run time; strawberry types Upload as bytes.
+            data = await input.file.read(photos.MAX_BYTES + 1)  # type: ignore[attr-defined]
             store = photos.store_from_env()
             return await review.upload_evidence(ctx.db, ctx.viewer, person.target, pk, data, store)
 
@@ -430,7 +263,7 @@ class ActionMutations:
             evidence = EvidenceInfo(
                 id=strawberry.ID(to_global_id("Evidence", row.id)),
                 sha256=row.sha256,
-                content_type=row.content_type,
+                content_type=EvidenceContentType(row.content_type),
                 captured_at=row.captured_at,
             )
         return UploadEvidencePayload(evidence=evidence, user_errors=errors)
@@ -439,17 +272,13 @@ class ActionMutations:
         description="Reverse an approved action (e.g. found to be false): its credits come back "
         "out as a REVERSAL entry and its reductions leave the roll-up."
     )
-    async def reverse_action(
-        self, info: strawberry.Info, input: ReviewActionInput
-    ) -> ReviewActionPayload:
+    async def reverse_action(self, info: Info, input: ReviewActionInput) -> ReviewActionPayload:
         return await _decide(
             info, input, lambda db, viewer, pk: review.reverse_action(db, viewer, pk, input.reason)
         )
 
     @strawberry.mutation(description="A community manager approves or rejects a pending action.")
-    async def review_action(
-        self, info: strawberry.Info, input: ReviewActionInput
-    ) -> ReviewActionPayload:
+    async def review_action(self, info: Info, input: ReviewActionInput) -> ReviewActionPayload:
         approve = input.decision is ReviewDecision.APPROVE
         return await _decide(
             info,
@@ -461,9 +290,7 @@ class ActionMutations:
         description="Record a low-carbon action for yourself (or, for managers and partner "
         "services, for someone in their subtree). Approved actions earn credits at once."
     )
-    async def record_action(
-        self, info: strawberry.Info, input: RecordActionInput
-    ) -> RecordActionsPayload:
+    async def record_action(self, info: Info, input: RecordActionInput) -> RecordActionsPayload:
         return await _record(info, [input])
 
     @strawberry.mutation(
@@ -473,30 +300,9 @@ class ActionMutations:
         "actions when at most 1,000."
     )
     async def record_verified_actions(
-        self, info: strawberry.Info, input: RecordActionsInput
+        self, info: Info, input: RecordActionsInput
     ) -> RecordActionsPayload:
         return await _record(info, input.actions, verified_only=True)
-
-
-@strawberry.type(description="Something a community or enterprise offers for credits.")
-class RewardInfo:
-    id: strawberry.ID
-    name: str
-    cost_credits: int
-    stock: int
-    valid_from: date
-    valid_to: date | None
-
-    @classmethod
-    def from_row(cls, r: Any) -> RewardInfo:
-        return cls(
-            id=strawberry.ID(to_global_id("Reward", r.id)),
-            name=r.name,
-            cost_credits=r.cost_credits,
-            stock=r.stock,
-            valid_from=r.valid_from,
-            valid_to=r.valid_to,
-        )
 
 
 @strawberry.input
@@ -524,13 +330,6 @@ class RedeemRewardInput:
 
 
 @strawberry.type
-class Redemption:
-    id: strawberry.ID
-    reward_id: strawberry.ID
-    created_at: datetime
-
-
-@strawberry.type
 class RedeemRewardPayload:
     redemption: Redemption | None
     balance: int | None
@@ -538,7 +337,7 @@ class RedeemRewardPayload:
 
 
 async def _owner(
-    info: Any, owner_id: strawberry.ID, field: str, managed_for: str | None = None
+    info: Info, owner_id: strawberry.ID, field: str, managed_for: str | None = None
 ) -> tuple[str, int, Any]:
     """A Community or Enterprise from mutation input; with ``managed_for``, the viewer must
     manage it (FORBIDDEN otherwise: "Only its managers {managed_for} here.")."""
@@ -552,7 +351,7 @@ async def _owner(
             UserErrorCode.NOT_FOUND,
             f"{field} is not a Community or Enterprise ID.",
         ) from exc
-    row = await load_target(info.context, type_name, pk, ["input", field], manage=False)
+    row = await load_target(info.context.caller, type_name, pk, ["input", field], manage=False)
     if managed_for and not info.context.viewer.can_manage(Target((row.path,))):
         raise MutationFailed.single(
             ["input", field], UserErrorCode.FORBIDDEN, f"Only its managers {managed_for} here."
@@ -560,31 +359,10 @@ async def _owner(
     return type_name, pk, row
 
 
-async def _owned_rows(info: Any, owner_id: strawberry.ID, table: sa.Table) -> list[Any]:
-    """Rows of ``table`` owned by a Community or Enterprise the viewer can see."""
-    from carbongraph.schema.hierarchy import NODE_TYPES
-
-    type_name, pk = decode_global_id(owner_id, ["Community", "Enterprise"])
-    await NODE_TYPES[type_name].fetch(info, pk)  # NOT_FOUND / FORBIDDEN for strangers
-    return list(
-        await info.context.db.execute(
-            sa.select(table)
-            .where(table.c.owner_type == type_name, table.c.owner_id == pk)
-            .order_by(table.c.id)
-        )
-    )
-
-
-async def rewards_of(info: Any, owner_id: strawberry.ID) -> list[RewardInfo]:
-    return [RewardInfo.from_row(r) for r in await _owned_rows(info, owner_id, rewards.RW)]
-
-
 @strawberry.type
 class RewardMutations:
     @strawberry.mutation(description="Offer a reward (managers of the community or enterprise).")
-    async def create_reward(
-        self, info: strawberry.Info, input: CreateRewardInput
-    ) -> CreateRewardPayload:
+    async def create_reward(self, info: Info, input: CreateRewardInput) -> CreateRewardPayload:
         async def action() -> Any:
             type_name, pk, row = await _owner(info, input.owner_id, "ownerId", "offer rewards")
             return await rewards.create_reward(
@@ -608,9 +386,7 @@ class RewardMutations:
         description="Spend your own credits on a reward: atomic, never overdrawn, never "
         "oversold; the same idempotencyKey returns the same redemption."
     )
-    async def redeem_reward(
-        self, info: strawberry.Info, input: RedeemRewardInput
-    ) -> RedeemRewardPayload:
+    async def redeem_reward(self, info: Info, input: RedeemRewardInput) -> RedeemRewardPayload:
         ctx = info.context
         viewer = ctx.viewer
         holder: dict[str, int] = {}
@@ -655,131 +431,6 @@ class RewardMutations:
         )
 
 
-@strawberry.type(
-    description="Withheld (nulls, `suppressed: true`) from viewers outside the owner's "
-    "management when fewer than k people took part, or as the complement of such a group "
-    "(docs/privacy.md)."
-)
-class CampaignProgress:
-    suppressed: bool
-    suppression_reason: SuppressionReason | None
-    avoided_grams: int | None
-    participants: int | None
-    percent_of_goal: float | None
-
-
-@strawberry.type(description="One place on a campaign's board; ties share a rank.")
-class CampaignStanding:
-    rank: int
-    name: str = strawberry.field(description="A pseudonym unless you may see people's names.")
-    individual_id: strawberry.ID | None = strawberry.field(
-        description="Null when the viewer may not see who it is."
-    )
-    avoided_grams: int | None = strawberry.field(
-        description="Null (`suppressed`) unless the viewer may see this person: one person is "
-        "always a small cell."
-    )
-    suppressed: bool
-
-
-@strawberry.type(description="A time-boxed push for eligible actions towards a goal.")
-class CampaignInfo:
-    id: strawberry.ID
-    name: str
-    starts_on: date
-    ends_on: date
-    action_types: list[str]
-    goal_kind: str = strawberry.field(description="KG_CO2E or PARTICIPANTS.")
-    goal_value: int
-    bonus_percent: int = strawberry.field(description="Credits multiplier; 100 is none.")
-    row: strawberry.Private[Any]
-
-    @classmethod
-    def from_row(cls, r: Any) -> CampaignInfo:
-        return cls(
-            id=strawberry.ID(to_global_id("Campaign", r.id)),
-            name=r.name,
-            starts_on=r.starts_on,
-            ends_on=r.ends_on,
-            action_types=r.action_types.split(","),
-            goal_kind=r.goal_kind,
-            goal_value=r.goal_value,
-            bonus_percent=r.bonus_percent,
-            row=r,
-        )
-
-    @strawberry.field
-    async def progress(self, info: strawberry.Info) -> CampaignProgress:
-        ctx = info.context
-        p = await ctx.loaders.campaign_progress.load(self.row)
-        access = ctx.viewer.access(Target((self.row.owner_path,)))
-        reason = None
-        if not privacy.exempt(access, ctx.settings.small_cell_k):
-            # The participants are cells like a footprint's people: small cells, and the
-            # complements that would give one back from a campaign of the same window and
-            # action types higher up (docs/privacy.md).
-            root, people = await campaigns.participation(ctx.db, self.row)
-            reason = privacy.people_cell(
-                access, ctx.settings.small_cell_k, self.row.owner_path, root, people
-            )
-        if reason is not None:
-            return CampaignProgress(
-                suppressed=True,
-                suppression_reason=reason,
-                avoided_grams=None,
-                participants=None,
-                percent_of_goal=None,
-            )
-        return CampaignProgress(
-            suppressed=False,
-            suppression_reason=None,
-            avoided_grams=p.avoided_g,
-            participants=p.participants,
-            percent_of_goal=p.percent_of_goal,
-        )
-
-    @sized_field(MAX_PAGE, slicing=("first",))
-    async def top_participants(
-        self, info: strawberry.Info, first: int = 10
-    ) -> list[CampaignStanding]:
-        first = max(0, min(first, info.context.settings.max_page_size))
-        standings = await info.context.loaders.campaign_standings.load((self.row, first))
-        names: dict[int, Any] = {}
-        manages = self._manages(info)
-        # Names only for viewers with personal access to the whole board's owner.
-        if manages:
-            rows = await info.context.loaders.individual.load_many(
-                [s.individual_id for s in standings]
-            )
-            names = {r.id: r for r in rows if r is not None}
-        return [
-            CampaignStanding(
-                rank=s.rank,
-                name=names[s.individual_id].display_name
-                if s.individual_id in names
-                else campaigns.pseudonym(self.row.id, s.individual_id),
-                individual_id=strawberry.ID(to_global_id("Individual", s.individual_id))
-                if s.individual_id in names
-                else None,
-                # A resident still sees their own figure; one person is always a small cell.
-                avoided_grams=s.avoided_g if self._shown(info, manages, s.individual_id) else None,
-                suppressed=not self._shown(info, manages, s.individual_id),
-            )
-            for s in standings
-        ]
-
-    def _manages(self, info: strawberry.Info) -> bool:
-        return info.context.viewer.access(Target((self.row.owner_path,))) >= Access.PERSONAL
-
-    @staticmethod
-    def _shown(info: strawberry.Info, manages: bool, individual_id: int) -> bool:
-        return (
-            manages
-            or info.context.settings.small_cell_k <= 1
-            or individual_id in info.context.viewer.resident_individual_ids
-        )
-
-
 @strawberry.input
 class CreateCampaignInput:
     owner_id: strawberry.ID = strawberry.field(description="A Community or an Enterprise.")
@@ -787,7 +438,7 @@ class CreateCampaignInput:
     starts_on: date
     ends_on: date
     action_types: list[str]
-    goal_kind: str = "KG_CO2E"
+    goal_kind: CampaignGoalKind = CampaignGoalKind.KG_CO2E
     goal_value: int = 100
     bonus_percent: int = 100
 
@@ -798,16 +449,11 @@ class CreateCampaignPayload:
     user_errors: list[UserError] = user_errors_field()
 
 
-async def campaigns_of(info: Any, owner_id: strawberry.ID) -> list[CampaignInfo]:
-    rows = await _owned_rows(info, owner_id, campaigns.CP)
-    return [CampaignInfo.from_row(r) for r in rows]
-
-
 @strawberry.type
 class CampaignMutations:
     @strawberry.mutation(description="Start a campaign (managers of the community/enterprise).")
     async def create_campaign(
-        self, info: strawberry.Info, input: CreateCampaignInput
+        self, info: Info, input: CreateCampaignInput
     ) -> CreateCampaignPayload:
         async def action() -> Any:
             type_name, pk, row = await _owner(info, input.owner_id, "ownerId", "run campaigns")
@@ -820,7 +466,7 @@ class CampaignMutations:
                 starts_on=input.starts_on,
                 ends_on=input.ends_on,
                 action_types=input.action_types,
-                goal_kind=input.goal_kind,
+                goal_kind=input.goal_kind.value,
                 goal_value=input.goal_value,
                 bonus_percent=input.bonus_percent,
             )
@@ -842,12 +488,6 @@ class SetCreditPolicyInput:
 
 
 @strawberry.type
-class CreditPolicyInfo:
-    programme_id: strawberry.ID
-    expiry_months: int | None
-
-
-@strawberry.type
 class SetCreditPolicyPayload:
     policy: CreditPolicyInfo | None
     user_errors: list[UserError] = user_errors_field()
@@ -857,7 +497,7 @@ class SetCreditPolicyPayload:
 class CreditPolicyMutations:
     @strawberry.mutation(description="Set a programme's credit expiry (its managers).")
     async def set_credit_policy(
-        self, info: strawberry.Info, input: SetCreditPolicyInput
+        self, info: Info, input: SetCreditPolicyInput
     ) -> SetCreditPolicyPayload:
         async def action() -> Any:
             type_name, pk, row = await _owner(info, input.programme_id, "programmeId")
@@ -898,12 +538,12 @@ class PublishActionTypeInput:
     unit: str
     credits_per_unit: int
     avoided_grams_per_unit: int
-    scope: str = strawberry.field(description="1, 2, 3 or 3+.")
+    scope: GhgScope
     category: int = 0
-    employer_scope: str = "3+"
+    employer_scope: GhgScope = GhgScope.SCOPE_3_PLUS
     employer_category: int = 0
     daily_cap: int = 1
-    evidence: str = strawberry.field(default="NONE", description="NONE, PHOTO or PARTNER.")
+    evidence: EvidenceKind = EvidenceKind.NONE
     self_report_cap: int = 0
     valid_from: date
     valid_to: date | None = None
@@ -923,7 +563,7 @@ class CatalogMutations:
         "stay for the actions recorded under them."
     )
     async def publish_action_type(
-        self, info: strawberry.Info, input: PublishActionTypeInput
+        self, info: Info, input: PublishActionTypeInput
     ) -> PublishActionTypePayload:
         async def action() -> Any:
             if not info.context.viewer.is_platform_admin:
@@ -931,12 +571,6 @@ class CatalogMutations:
                     ["input"], UserErrorCode.FORBIDDEN, "Only platform admins publish action types."
                 )
             problems = []
-            if input.scope not in {"1", "2", "3", "3+"}:
-                problems.append(("scope", "scope is 1, 2, 3 or 3+"))
-            if input.employer_scope not in {"1", "2", "3", "3+"}:
-                problems.append(("employerScope", "employerScope is 1, 2, 3 or 3+"))
-            if input.evidence not in {"NONE", "PHOTO", "PARTNER"}:
-                problems.append(("evidence", "evidence is NONE, PHOTO or PARTNER"))
             for name in ("credits_per_unit", "avoided_grams_per_unit", "daily_cap"):
                 if getattr(input, name) < 0 or (name == "daily_cap" and input.daily_cap == 0):
                     problems.append((name, f"{name} must be positive"))
@@ -957,12 +591,12 @@ class CatalogMutations:
                     "unit": input.unit,
                     "credits_per_unit": input.credits_per_unit,
                     "avoided_g_per_unit": input.avoided_grams_per_unit,
-                    "scope": input.scope,
+                    "scope": input.scope.value,
                     "category": input.category,
-                    "employer_scope": input.employer_scope,
+                    "employer_scope": input.employer_scope.value,
                     "employer_category": input.employer_category,
                     "daily_cap": input.daily_cap,
-                    "evidence": input.evidence,
+                    "evidence": input.evidence.value,
                     "self_report_cap": input.self_report_cap,
                     "valid_from": input.valid_from,
                     "valid_to": input.valid_to,

@@ -6,21 +6,27 @@ import json
 from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
-from typing import Any, NewType
+from typing import TYPE_CHECKING, Any, NewType, TypeAlias
 
 import strawberry
 from strawberry.federation.schema_directives import Cost
 
 from carbongraph import privacy
 from carbongraph.accounting import reads
-from carbongraph.accounting.activities import ACTIVITY_TYPES
+from carbongraph.accounting.activities import ACTIVITY_TYPES, ActivityKind
 from carbongraph.accounting.reads import FootprintData, Period
 from carbongraph.authz import Target
 from carbongraph.errors import BadUserInput, Suppressed
-from carbongraph.schema.common import SCOPE3_CATEGORIES, list_size, sized_field
+from carbongraph.resolvers.context import Info
+from carbongraph.schema import policy
+from carbongraph.schema.common import SCOPE3_CATEGORIES, described_enum, list_size, sized_field
 from carbongraph.schema.relay import to_global_id
 
-Grams = NewType("Grams", int)
+if TYPE_CHECKING:
+    # A plain int to the type checker: the NewType only names the GraphQL scalar (scalar_map).
+    Grams: TypeAlias = int
+else:
+    Grams = NewType("Grams", int)
 GRAMS_SCALAR = strawberry.scalar(
     name="Grams",
     serialize=int,
@@ -35,6 +41,116 @@ class Granularity(Enum):
     WEEK = "WEEK"
     MONTH = "MONTH"
     YEAR = "YEAR"
+
+
+# -- closed sets: GraphQL enums whose Python values are the stored values (mapped here, at the
+# schema's edge; the database keeps "1", "3+", "location", ...).
+
+
+_SCOPE_1 = "Direct emissions (fuel burned)."
+_SCOPE_2 = "Purchased electricity, heat and steam."
+_SCOPE_3 = "Other indirect emissions, in a GHG Protocol category (1–15)."
+
+
+class GhgScope(Enum):
+    SCOPE_1 = "1"
+    SCOPE_2 = "2"
+    SCOPE_3 = "3"
+    SCOPE_3_PLUS = "3+"
+
+
+described_enum(
+    GhgScope,
+    "Where avoided emissions are reported under the GHG Protocol.",
+    {
+        GhgScope.SCOPE_1: _SCOPE_1,
+        GhgScope.SCOPE_2: _SCOPE_2,
+        GhgScope.SCOPE_3: _SCOPE_3,
+        GhgScope.SCOPE_3_PLUS: "Facilitated among ecosystem participants; kept apart from the "
+        "inventory (docs/methodology.md).",
+    },
+)
+
+
+class ActivityScope(Enum):
+    SCOPE_1 = "1"
+    SCOPE_2 = "2"
+    SCOPE_3 = "3"
+    CLEAN_ENERGY = "CLEAN"
+
+
+described_enum(
+    ActivityScope,
+    "Where an activity's emissions are reported.",
+    {
+        ActivityScope.SCOPE_1: _SCOPE_1,
+        ActivityScope.SCOPE_2: _SCOPE_2,
+        ActivityScope.SCOPE_3: _SCOPE_3,
+        ActivityScope.CLEAN_ENERGY: "Not an emission: clean energy generated or bought, which "
+        "offsets (`cleanEnergyOffset`).",
+    },
+)
+
+described_enum(
+    ActivityKind,
+    "Whether an activity emits or offsets.",
+    {
+        ActivityKind.CONSUMPTION: "Energy or fuel consumed: emissions.",
+        ActivityKind.CLEAN_ENERGY: "Clean energy generated or bought: an offset.",
+    },
+)
+
+
+class FactorBasis(Enum):
+    LOCATION = "location"
+    RESIDUAL = "residual"
+
+
+described_enum(
+    FactorBasis,
+    "Which emission factor series prices an activity.",
+    {
+        FactorBasis.LOCATION: "The grid (or fuel) average: location-based figures.",
+        FactorBasis.RESIDUAL: "The residual mix after contractual instruments: market-based "
+        "Scope 2.",
+    },
+)
+
+
+class ActivitySource(Enum):
+    METER = "METER"
+    APP = "APP"
+    PARTNER = "PARTNER"
+    IMPORT = "IMPORT"
+
+
+described_enum(
+    ActivitySource,
+    "Where an activity record came from.",
+    {
+        ActivitySource.METER: "Read from a meter or a utility's feed.",
+        ActivitySource.APP: "Entered in an app by the person.",
+        ActivitySource.PARTNER: "Sent by a partner service.",
+        ActivitySource.IMPORT: "A bulk import (`carbongraph import activities`).",
+    },
+)
+
+
+class DataQuality(Enum):
+    METERED = "METERED"
+    ESTIMATED = "ESTIMATED"
+    SELF_REPORTED = "SELF_REPORTED"
+
+
+described_enum(
+    DataQuality,
+    "How an activity's quantity was obtained.",
+    {
+        DataQuality.METERED: "Measured by a meter.",
+        DataQuality.ESTIMATED: "Estimated (e.g. from a bill).",
+        DataQuality.SELF_REPORTED: "Reported by the person, unverified.",
+    },
+)
 
 
 @strawberry.enum(description="How an enterprise's total is gathered; the two are never mixed.")
@@ -123,12 +239,12 @@ class FootprintPoint:
 class EmissionFactor:
     id: strawberry.ID
     factor_key: str
-    basis: str = strawberry.field(description="`location`, or `residual` for market-based.")
+    basis: FactorBasis
     region_code: str
     unit: str
     valid_from: date
     valid_to: date | None
-    kg_co2e_per_unit: str = strawberry.field(description="Exact decimal.")
+    kg_co2e_per_unit: Decimal
     gas_breakdown: strawberry.scalars.JSON | None
     gwp_set: str
     source: str
@@ -141,12 +257,12 @@ class EmissionFactor:
         return cls(
             id=strawberry.ID(to_global_id("EmissionFactor", row.id)),
             factor_key=row.factor_key,
-            basis=row.basis,
+            basis=FactorBasis(row.basis),
             region_code=row.region_code,
             unit=row.unit,
             valid_from=row.valid_from,
             valid_to=row.valid_to,
-            kg_co2e_per_unit=f"{kg:f}",
+            kg_co2e_per_unit=kg,
             gas_breakdown=json.loads(row.gas_breakdown) if row.gas_breakdown else None,
             gwp_set=row.gwp_set,
             source=row.source,
@@ -159,7 +275,7 @@ class EmissionFactor:
 class FootprintSource:
     activity_type: str
     record_count: int
-    quantity: str = strawberry.field(description="Sum, in the activity's canonical unit.")
+    quantity: Decimal = strawberry.field(description="Sum, in the activity's canonical unit.")
     unit: str
     location_based: Grams
     market_based: Grams
@@ -168,10 +284,11 @@ class FootprintSource:
     market_factor: EmissionFactor | None
 
 
-# The rule's own enum, exposed as is.
-SuppressionReason = strawberry.enum(
+# The rule's own enum, exposed as is (strawberry.enum registers the class in place).
+strawberry.enum(
     privacy.SuppressionReason, description="Why an aggregate is withheld (docs/privacy.md)."
 )
+SuppressionReason = privacy.SuppressionReason
 
 
 SUPPRESSED_NOTE = " Null when `suppressed`."
@@ -257,9 +374,7 @@ class Footprint:
         # One read per footprint; priced per point, assumed a year by month.
         directives=[list_size(12)],
     )
-    async def series(
-        self, info: strawberry.Info, granularity: Granularity
-    ) -> list[FootprintPoint] | None:
+    async def series(self, info: Info, granularity: Granularity) -> list[FootprintPoint] | None:
         if self.suppressed:
             return None
         points = await info.context.loaders.series.load((self.key, self.span, granularity.value))
@@ -271,7 +386,7 @@ class Footprint:
         # Reads raw records: priced per source, about one per activity type.
         directives=[Cost(weight=4), list_size(len(ACTIVITY_TYPES))],
     )
-    async def explain(self, info: strawberry.Info) -> list[FootprintSource] | None:
+    async def explain(self, info: Info) -> list[FootprintSource] | None:
         if self.suppressed:
             return None
         rows = await info.context.loaders.explain.load((self.key, self.span))
@@ -279,7 +394,7 @@ class Footprint:
             FootprintSource(
                 activity_type=r.activity_type,
                 record_count=r.record_count,
-                quantity=f"{(Decimal(r.quantity_milli) / 1000).normalize():f}",
+                quantity=(Decimal(r.quantity_milli) / 1000).normalize(),
                 unit=ACTIVITY_TYPES[r.activity_type].unit,
                 location_based=r.location_g,
                 market_based=r.market_g,
@@ -377,7 +492,7 @@ class Reductions:
 
 
 async def suppression(
-    info: Any, key: tuple[str, int, str], target: Target | None, span: Period
+    info: Info, key: tuple[str, int, str], target: Target | None, span: Period
 ) -> SuppressionReason | None:
     """The small-cell decision for this viewer (docs/privacy.md); None: show the figures."""
     if target is None:
@@ -386,7 +501,7 @@ async def suppression(
     # Enterprises above a community count their people through their communities.
     return await privacy.node_cell(
         ctx.loaders.cell_groups,
-        ctx.viewer.access(target),
+        policy.level(info, target),
         ctx.settings.small_cell_k,
         target.paths[0],
         span.end,
@@ -395,7 +510,9 @@ async def suppression(
     )
 
 
-async def require_shown(info: Any, key: tuple[str, int, str], target: Target, span: Period) -> None:
+async def require_shown(
+    info: Info, key: tuple[str, int, str], target: Target, span: Period
+) -> None:
     """For aggregates served whole (an inventory, a statement): SUPPRESSED rather than a
     record with its figures missing."""
     reason = await suppression(info, key, target, span)
@@ -404,7 +521,7 @@ async def require_shown(info: Any, key: tuple[str, int, str], target: Target, sp
 
 
 async def footprint_of(
-    info: Any, key: tuple[str, int, str], period: PeriodInput, target: Target | None
+    info: Info, key: tuple[str, int, str], period: PeriodInput, target: Target | None
 ) -> Footprint:
     span = period.to_period()
     reason = await suppression(info, key, target, span)
@@ -415,7 +532,7 @@ async def footprint_of(
 
 
 async def reductions_of(
-    info: Any, key: tuple[str, int, str], period: PeriodInput, target: Target | None
+    info: Info, key: tuple[str, int, str], period: PeriodInput, target: Target | None
 ) -> Reductions:
     span = period.to_period()
     reason = await suppression(info, key, target, span)
@@ -428,9 +545,9 @@ async def reductions_of(
 @strawberry.type(description="A kind of activity that can be recorded.")
 class ActivityTypeInfo:
     code: str
-    kind: str
+    kind: ActivityKind
     unit: str
-    scope: str
+    scope: ActivityScope
     category: int
     description: str
 
@@ -439,9 +556,9 @@ def activity_types() -> list[ActivityTypeInfo]:
     return [
         ActivityTypeInfo(
             code=t.code,
-            kind=t.kind.value,
+            kind=t.kind,
             unit=t.unit,
-            scope=t.scope,
+            scope=ActivityScope(t.scope),
             category=t.category,
             description=t.description,
         )
@@ -453,14 +570,14 @@ def activity_types() -> list[ActivityTypeInfo]:
 class ActivityRecord:
     id: strawberry.ID
     activity_type: str
-    quantity: str = strawberry.field(description="In the activity type's canonical unit.")
+    quantity: Decimal = strawberry.field(description="In the activity type's canonical unit.")
     unit: str
     period_start: date
     period_end: date
-    source: str
+    source: ActivitySource
     external_id: str | None
-    data_quality: str
-    scope: str
+    data_quality: DataQuality
+    scope: ActivityScope
     category: int
     location_based: Grams
     market_based: Grams
@@ -472,14 +589,14 @@ class ActivityRecord:
         return cls(
             id=strawberry.ID(to_global_id("ActivityRecord", row.id)),
             activity_type=row.activity_type,
-            quantity=f"{(Decimal(row.quantity_milli) / 1000).normalize():f}",
+            quantity=(Decimal(row.quantity_milli) / 1000).normalize(),
             unit=ACTIVITY_TYPES[row.activity_type].unit,
             period_start=row.period_start,
             period_end=row.period_end,
-            source=row.source,
+            source=ActivitySource(row.source),
             external_id=row.external_id,
-            data_quality=row.data_quality,
-            scope=row.scope,
+            data_quality=DataQuality(row.data_quality),
+            scope=ActivityScope(row.scope),
             category=row.category,
             location_based=row.location_g,
             market_based=row.market_g,

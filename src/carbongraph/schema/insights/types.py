@@ -13,12 +13,15 @@ from strawberry.dataloader import DataLoader
 from carbongraph.accounting import reads
 from carbongraph.accounting.activities import ACTIVITY_TYPES
 from carbongraph.accounting.factors import FactorLibrary
-from carbongraph.authz import Access, Target
+from carbongraph.authz import Target
 from carbongraph.errors import BadUserInput, Forbidden
 from carbongraph.insights import inventory as inv
 from carbongraph.insights import suggestions as sg
+from carbongraph.resolvers.context import Info
 from carbongraph.resolvers.dataloaders import node_target
-from carbongraph.schema.accounting import (
+from carbongraph.schema import policy
+from carbongraph.schema.accounting.types import (
+    DataQuality,
     EmissionFactor,
     FootprintSource,
     Grams,
@@ -27,7 +30,7 @@ from carbongraph.schema.accounting import (
     Scope3Category,
     require_shown,
 )
-from carbongraph.schema.common import SCOPE3_CATEGORIES, require, sized_field
+from carbongraph.schema.common import SCOPE3_CATEGORIES, sized_field
 from carbongraph.schema.relay import to_global_id
 
 # Evidence lines a suggestion cites: a few readings.
@@ -56,9 +59,9 @@ class Suggestion:
     description: str
     why: str = strawberry.field(description="Why this account, citing its data.")
     annual_co2e_saved: Grams = strawberry.field(description="Estimated CO2e avoided a year.")
-    annual_kg_co2e_saved: str = strawberry.field(description="The same in kg, exact decimal.")
-    annual_money_saved: str = strawberry.field(
-        description="Estimated money saved a year (decimal, in `currency`), running costs only."
+    annual_kg_co2e_saved: Decimal = strawberry.field(description="The same in kg.")
+    annual_money_saved: Decimal = strawberry.field(
+        description="Estimated money saved a year (in `currency`), running costs only."
     )
     currency: str
     evidence: list[SuggestionEvidence] = sized_field(SUGGESTION_EVIDENCE)
@@ -77,8 +80,8 @@ class Suggestion:
             description=s.description,
             why=s.why,
             annual_co2e_saved=Grams(s.annual_co2e_g),
-            annual_kg_co2e_saved=f"{Decimal(s.annual_co2e_g).scaleb(-3):f}",
-            annual_money_saved=f"{s.annual_money:f}",
+            annual_kg_co2e_saved=Decimal(s.annual_co2e_g).scaleb(-3),
+            annual_money_saved=Decimal(s.annual_money),
             currency=s.currency,
             evidence=[
                 SuggestionEvidence(label=e.label, value=e.value, unit=e.unit) for e in s.evidence
@@ -142,8 +145,7 @@ async def _suggestions(ctx: Any, account: sg.Account) -> list[Suggestion]:
 
 
 async def household_suggestions(info: Any, household: Any) -> list[Suggestion]:
-    """``household`` is a HouseholdNode; PERSONAL access (see docs/authorization.md)."""
-    require(info, Target((household.path,)), Access.PERSONAL)
+    """``household`` is a HouseholdNode (the field policy has checked PERSONAL access)."""
     ctx = info.context
     community = await ctx.loaders.community.load(household.community_id)
     account = sg.Account(
@@ -158,14 +160,13 @@ async def household_suggestions(info: Any, household: Any) -> list[Suggestion]:
 
 
 async def individual_suggestions(info: Any, individual: Any) -> list[Suggestion]:
-    """``individual`` is an IndividualNode; PERSONAL access."""
-    require(info, individual.record.target, Access.PERSONAL)
+    """``individual`` is an IndividualNode (the field policy has checked PERSONAL access)."""
     ctx = info.context
     home = await ctx.loaders.current_household.load(individual.pk)
     region, dwelling, solar = "CN", None, False
     # The home's facts shape the advice, so they are used only where the viewer may see the
     # home (an employer's admin may see an employee who lives in another tenant).
-    if home is not None and ctx.viewer.access(node_target(home)) >= Access.AGGREGATE:
+    if home is not None and policy.visible(info, "Household", node_target(home)):
         community = await ctx.loaders.community.load(home.community_id)
         region, dwelling, solar = community.region_code, home.dwelling_type, home.has_rooftop_solar
     account = sg.Account("Individual", individual.pk, region, dwelling, solar, 1)
@@ -187,10 +188,10 @@ class InventoryPerCapita:
 
 @strawberry.type(description="Records of one data quality in an inventory.")
 class DataQualityShare:
-    data_quality: str = strawberry.field(description="METERED, ESTIMATED or SELF_REPORTED.")
+    data_quality: DataQuality
     record_count: int
     gross: Grams = strawberry.field(description="Their location-based emissions.")
-    share_of_gross: str = strawberry.field(description="Decimal fraction, 4 places.")
+    share_of_gross: Decimal = strawberry.field(description="A fraction, to 4 places.")
 
 
 @strawberry.type(
@@ -222,11 +223,11 @@ class GhgInventory:
     per_capita: InventoryPerCapita | None = strawberry.field(description="Null without members.")
     factors: list[FootprintSource] = sized_field(
         len(ACTIVITY_TYPES),
-        description="Emission factor versions used, by activity type (records by start day)."
+        description="Emission factor versions used, by activity type (records by start day).",
     )
     data_quality: list[DataQualityShare] = sized_field(
         DATA_QUALITY_LEVELS,
-        description="Records by data quality (by start day); empty when there are none."
+        description="Records by data quality (by start day); empty when there are none.",
     )
     data: strawberry.Private[inv.Inventory]
 
@@ -283,7 +284,7 @@ class GhgInventory:
                 FootprintSource(
                     activity_type=f.activity_type,
                     record_count=f.record_count,
-                    quantity=f"{(Decimal(f.quantity_milli) / 1000).normalize():f}",
+                    quantity=(Decimal(f.quantity_milli) / 1000).normalize(),
                     unit=ACTIVITY_TYPES[f.activity_type].unit,
                     location_based=Grams(f.location_g),
                     market_based=Grams(f.market_g),
@@ -297,10 +298,10 @@ class GhgInventory:
             ],
             data_quality=[
                 DataQualityShare(
-                    data_quality=q.data_quality,
+                    data_quality=DataQuality(q.data_quality),
                     record_count=q.record_count,
                     gross=Grams(q.gross_g),
-                    share_of_gross=i.quality_share(q),
+                    share_of_gross=Decimal(i.quality_share(q)),
                 )
                 for q in i.quality
             ],
@@ -309,7 +310,7 @@ class GhgInventory:
 
 
 async def inventory_of(
-    info: Any,
+    info: Info,
     node_type: str,
     pk: int,
     name: str,
@@ -317,9 +318,9 @@ async def inventory_of(
     year: int,
     via: RollupPath = RollupPath.COMMUNITIES,
 ) -> GhgInventory:
-    """An enterprise or community the viewer may see; reporting roles only."""
+    """An enterprise or community whose ``inventory`` field the viewer passed (the field
+    policy); reporting roles only."""
     target = Target((path,))
-    require(info, target, Access.AGGREGATE)
     if not info.context.viewer.can_report(target):
         raise Forbidden("GHG inventories are for org admins, ESG analysts and community managers.")
     try:

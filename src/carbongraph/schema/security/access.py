@@ -11,13 +11,16 @@ from strawberry import relay
 from carbongraph.authz import GRANTABLE_ON, PLATFORM
 from carbongraph.authz import Role as RoleValue
 from carbongraph.errors import MutationFailed, UserErrorCode
+from carbongraph.resolvers.context import Info
 from carbongraph.schema.common import UserError, sized_field, user_errors_field
-from carbongraph.schema.hierarchy import NODE_TYPES, IndividualNode
+from carbongraph.schema.hierarchy.types import NODE_TYPES, IndividualNode
 from carbongraph.schema.mutation_support import run_mutation
 from carbongraph.schema.relay import decode_global_id, to_global_id
 from carbongraph.services import access as service
 
-Role = strawberry.enum(RoleValue, description="Roles inherit down the hierarchy from their node.")
+# The domain's enum, registered in place (strawberry.enum returns the same class).
+strawberry.enum(RoleValue, description="Roles inherit down the hierarchy from their node.")
+Role = RoleValue
 
 
 # Role grants of one principal: a few roles on a few nodes.
@@ -28,7 +31,7 @@ GRANTS = 20
 class RoleGrant:
     id: strawberry.ID
     principal: str = strawberry.field(description="The JWT subject holding the role.")
-    role: Role  # type: ignore[valid-type]
+    role: Role
     node_id: strawberry.ID | None = strawberry.field(
         description="Global ID of the node the role applies to; null for platform-wide roles."
     )
@@ -52,17 +55,18 @@ class Viewer:
     individual_ids: strawberry.Private[list[int]]
 
     @sized_field(GRANTS)
-    async def grants(self, info: strawberry.Info) -> list[RoleGrant]:
-        return [RoleGrant.from_row(r) for r in await service.grants_of(info.context, self.subject)]
+    async def grants(self, info: Info) -> list[RoleGrant]:
+        rows = await service.grants_of(info.context.caller, self.subject)
+        return [RoleGrant.from_row(r) for r in rows]
 
     @strawberry.field(description="The viewer's own carbon account, if they are a resident.")
-    async def individual(self, info: strawberry.Info) -> IndividualNode | None:
+    async def individual(self, info: Info) -> IndividualNode | None:
         if not self.individual_ids:
             return None
         return await IndividualNode.fetch(info, self.individual_ids[0])
 
 
-def resolve_me(info: strawberry.Info) -> Viewer | None:
+def resolve_me(info: Info) -> Viewer | None:
     viewer = info.context.viewer
     if viewer.subject is None:
         return None
@@ -72,7 +76,7 @@ def resolve_me(info: strawberry.Info) -> Viewer | None:
 @strawberry.input
 class GrantRoleInput:
     principal: str
-    role: Role  # type: ignore[valid-type]
+    role: Role
     node_id: strawberry.ID | None = strawberry.field(
         default=None, description="Omit for PLATFORM_ADMIN."
     )
@@ -111,19 +115,23 @@ def _grant_node(node_id: strawberry.ID | None, role: RoleValue) -> tuple[str, in
     return type_name, pk
 
 
-async def grant_role(info: strawberry.Info, input: GrantRoleInput) -> GrantRolePayload:
+async def grant_role(info: Info, input: GrantRoleInput) -> GrantRolePayload:
     async def action() -> Any:
         role = RoleValue(input.role.value if hasattr(input.role, "value") else input.role)
         node_type, node_id = _grant_node(input.node_id, role)
         return await service.grant_role(
-            info.context, principal=input.principal, role=role, node_type=node_type, node_id=node_id
+            info.context.caller,
+            principal=input.principal,
+            role=role,
+            node_type=node_type,
+            node_id=node_id,
         )
 
     row, errors = await run_mutation(info, action)
     return GrantRolePayload(grant=RoleGrant.from_row(row) if row else None, user_errors=errors)
 
 
-async def revoke_role(info: strawberry.Info, input: RevokeRoleInput) -> RevokeRolePayload:
+async def revoke_role(info: Info, input: RevokeRoleInput) -> RevokeRolePayload:
     async def action() -> Any:
         try:
             _, pk = decode_global_id(input.grant_id, ["RoleGrant"])
@@ -131,7 +139,7 @@ async def revoke_role(info: strawberry.Info, input: RevokeRoleInput) -> RevokeRo
             raise MutationFailed.single(
                 ["input", "grantId"], UserErrorCode.NOT_FOUND, "grantId is not a grant ID."
             ) from exc
-        return await service.revoke_role(info.context, pk)
+        return await service.revoke_role(info.context.caller, pk)
 
     row, errors = await run_mutation(info, action)
     revoked = strawberry.ID(to_global_id("RoleGrant", row.id)) if row else None

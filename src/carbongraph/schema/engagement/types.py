@@ -20,7 +20,9 @@ from carbongraph.engagement import keys
 from carbongraph.engagement import leaderboards as lb
 from carbongraph.engagement import statements as st
 from carbongraph.errors import BadUserInput
-from carbongraph.schema.accounting import (
+from carbongraph.resolvers.context import Info
+from carbongraph.schema import policy
+from carbongraph.schema.accounting.types import (
     Grams,
     PeriodInput,
     PeriodRange,
@@ -32,12 +34,12 @@ from carbongraph.schema.enums import LeaderboardMetric
 from carbongraph.schema.relay import to_global_id
 
 
-def resolve_period(info: Any, period: PeriodInput | None) -> Period:
+def resolve_period(info: Info, period: PeriodInput | None) -> Period:
     return period.to_period() if period is not None else lb.default_period(info.context.today)
 
 
-def _quantity(milli: int) -> str:
-    return f"{(Decimal(milli) / 1000).normalize():f}"
+def _quantity(milli: int) -> Decimal:
+    return (Decimal(milli) / 1000).normalize()
 
 
 # -- statements -------------------------------------------------------------------------------
@@ -45,11 +47,13 @@ def _quantity(milli: int) -> str:
 
 # A statement covers about a month: at most six partial weeks.
 STATEMENT_WEEKS = 6
+
+
 @strawberry.type(description="Use of one utility (activity type) over a week or a period.")
 class UtilityUsage:
     activity_type: str
     unit: str
-    quantity: str = strawberry.field(description="Exact decimal, in `unit`.")
+    quantity: Decimal = strawberry.field(description="In `unit`.")
     emissions: Grams = strawberry.field(description="Location-based CO2e of this use.")
     clean_energy_offset: Grams
 
@@ -129,10 +133,10 @@ class StatementUsageRanking:
         description="Share of the peers ranked at or below this one: 100 is the best."
     )
     peer_count: int = strawberry.field(description="Peers with such use in the period.")
-    per_capita: str | None = strawberry.field(
+    per_capita: Decimal | None = strawberry.field(
         description="This account's use per person; null when it has none."
     )
-    peer_average_per_capita: str | None = strawberry.field(
+    peer_average_per_capita: Decimal | None = strawberry.field(
         description="The peers' use per person; null when suppressed."
     )
     suppressed: bool = strawberry.field(
@@ -176,20 +180,20 @@ class Statement:
         description="The standing among the same peers by electricity use per person (the "
         "campus-wide electricity ranking of a dorm room); null without peers or their use."
     )
-    async def electricity_ranking(self, info: strawberry.Info) -> StatementUsageRanking | None:
+    async def electricity_ranking(self, info: Info) -> StatementUsageRanking | None:
         ranking = await st.electricity_ranking(info.context.db, self.data)
         return await _usage_ranking(info, ranking, self.data.period)
 
 
 async def _peers_withheld(
-    info: Any, population: int, scope_path: str, span: Period
+    info: Info, population: int, scope_path: str, span: Period
 ) -> privacy.SuppressionReason | None:
     """The peers' averages are figures over part of the peers' community (homes with data, of
     one dwelling type): withheld like a footprint of that part (docs/privacy.md)."""
     ctx = info.context
     decision = await privacy.part_of_node(
         ctx.loaders.cell_groups,
-        ctx.viewer.access(Target((scope_path,))),
+        policy.level(info, Target((scope_path,))),
         ctx.settings.small_cell_k,
         scope_path,
         span.end,
@@ -199,7 +203,7 @@ async def _peers_withheld(
 
 
 async def _usage_ranking(
-    info: Any, ranking: st.UsageRanking | None, span: Period
+    info: Info, ranking: st.UsageRanking | None, span: Period
 ) -> StatementUsageRanking | None:
     if ranking is None:
         return None
@@ -222,7 +226,7 @@ async def _usage_ranking(
     )
 
 
-async def _ranking(info: Any, ranking: st.Ranking | None, span: Period) -> StatementRanking | None:
+async def _ranking(info: Info, ranking: st.Ranking | None, span: Period) -> StatementRanking | None:
     if ranking is None:
         return None
     reason = await _peers_withheld(info, ranking.population, ranking.peer_scope_path, span)
@@ -241,7 +245,7 @@ async def _ranking(info: Any, ranking: st.Ranking | None, span: Period) -> State
 
 
 async def statement_of(
-    info: Any,
+    info: Info,
     node: str,
     pk: int,
     period: PeriodInput | None,
@@ -261,9 +265,7 @@ async def statement_of(
         # The ranking names the household's community and ranks among its homes: only where
         # the viewer may see that household (an employer's admin of someone living in another
         # tenant may not; row-level security hides it on PostgreSQL anyway).
-        seen = (
-            row is not None and info.context.viewer.access(Target((row.path,))) >= Access.AGGREGATE
-        )
+        seen = row is not None and policy.visible(info, "Household", Target((row.path,)))
         household = (row.id, row.path, row.dwelling_type) if seen else None
     subject = st.Subject(node, pk, *(household or (None, None, None)))
     data = await st.build(db, subject, span)
@@ -378,7 +380,7 @@ def board_field(description: str) -> Any:
 
 
 async def community_board(
-    info: Any,
+    info: Info,
     scope_path: str,
     members: LeaderboardMembers,
     metric: LeaderboardMetric,
@@ -398,7 +400,7 @@ async def community_board(
 
 
 async def enterprise_board(
-    info: Any,
+    info: Info,
     enterprise_pk: int,
     scope_path: str,
     metric: LeaderboardMetric,
@@ -420,7 +422,7 @@ LABELS = {lb.HOUSEHOLDS: ("Household", "Home"), lb.INDIVIDUALS: ("Individual", "
 
 
 async def leaderboard_of(
-    info: Any, board: lb.Board, first: int | None, after: str | None
+    info: Info, board: lb.Board, first: int | None, after: str | None
 ) -> Leaderboard:
     """The viewer must already be allowed to see the scope (PUBLIC); names and values are
     decided per entry."""
@@ -432,7 +434,6 @@ async def leaderboard_of(
         )
     position = lb.decode_cursor(after)
     result = await lb.page(info.context.db, board, size, position)
-    viewer = info.context.viewer
     k = settings.small_cell_k
     span = PeriodRange(from_=board.period.start, to=board.period.end)
     metric = LeaderboardMetric(board.metric)
@@ -440,7 +441,7 @@ async def leaderboard_of(
     # one dwelling type; docs/privacy.md). The whole board goes when that part is a small cell
     # or the scope itself is withheld; when only the rest of the scope is small, the entries
     # (cells decided on their own below) stand and just the head count is withheld.
-    scope_access = viewer.access(Target((board.scope_path,)))
+    scope_access = policy.level(info, Target((board.scope_path,)))
     if not privacy.exempt(scope_access, k) and board.level != lb.INDIVIDUALS:
         # The scope's groups and the entries' in one statement.
         paths = [board.scope_path, *(e.path for e in result.entries)]
@@ -481,7 +482,7 @@ async def leaderboard_of(
     # Households and communities are withheld exactly as their footprints are (small cells
     # and their complements, docs/privacy.md), so a board and a footprint never combine into
     # more than either shows; a person is always a small cell.
-    accesses = [viewer.access(t) for t in targets]
+    accesses = [policy.level(info, t) for t in targets]
     reasons = await privacy.node_cells(
         info.context.loaders.cell_groups,
         k,
@@ -565,7 +566,7 @@ def parse_period_param(raw: str | None) -> PeriodInput | None:
         raise BadUserInput(f"Invalid period {raw!r}.", argument="period") from exc
 
 
-def statement_link_of(info: Any, household_pk: int, period: PeriodInput | None) -> StatementLink:
+def statement_link_of(info: Info, household_pk: int, period: PeriodInput | None) -> StatementLink:
     token, expires = keys.mint_statement_link(
         info.context.settings, info.context.viewer.subject or "", household_pk
     )

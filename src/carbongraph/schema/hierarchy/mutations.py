@@ -8,9 +8,10 @@ from typing import Any
 
 import strawberry
 
+from carbongraph.resolvers.context import Info
 from carbongraph.schema.common import MAX_PAGE, UserError, sized_field, user_errors_field
 from carbongraph.schema.enums import CommunityKind, DwellingType, EnterpriseKind
-from carbongraph.schema.hierarchy import (
+from carbongraph.schema.hierarchy.types import (
     CommunityNode,
     EnterpriseNode,
     HouseholdNode,
@@ -198,64 +199,75 @@ class EmploymentInput:
 
 
 # -- resolvers --------------------------------------------------------------------------------
-async def _enterprise(info: Any, action: Any) -> EnterprisePayload:
+async def _enterprise(info: Info, action: Any) -> EnterprisePayload:
     row, errors = await run_mutation(info, action)
     return EnterprisePayload(
         enterprise=EnterpriseNode.from_row(row) if row else None, user_errors=errors
     )
 
 
-async def _community(info: Any, action: Any) -> CommunityPayload:
+async def _community(info: Info, action: Any) -> CommunityPayload:
     row, errors = await run_mutation(info, action)
     return CommunityPayload(
         community=CommunityNode.from_row(row) if row else None, user_errors=errors
     )
 
 
-async def _household(info: Any, action: Any) -> HouseholdPayload:
+async def _household(info: Info, action: Any) -> HouseholdPayload:
     row, errors = await run_mutation(info, action)
     return HouseholdPayload(
         household=HouseholdNode.from_row(row) if row else None, user_errors=errors
     )
 
 
-async def _individual(info: Any, action: Any) -> IndividualPayload:
+async def _individual(info: Info, action: Any) -> IndividualPayload:
     row, errors = await run_mutation(info, action)
     return IndividualPayload(
         individual=IndividualNode.from_row(row) if row else None, user_errors=errors
     )
 
 
-async def _batch(info: Any, items: list[Any], one: Any) -> tuple[Any, list[UserError]]:
+async def _batch(info: Info, items: list[Any], one: Any) -> tuple[Any, list[UserError]]:
     return await run_mutation(
         info,
-        lambda: onboarding.run_items(info.context, items, one, refs=lambda item: item.external_ref),
+        lambda: onboarding.run_items(
+            info.context.caller, items, one, refs=lambda item: item.external_ref
+        ),
     )
+
+
+def _household_values(item: CreateHouseholdInput) -> dict[str, Any]:
+    """What createHousehold and each item of createHouseholds pass to the service."""
+    return {
+        "community_id": input_id(item.community_id, "Community", "communityId"),
+        "name": item.name,
+        "dwelling_type": item.dwelling_type.value,
+        "has_rooftop_solar": item.has_rooftop_solar,
+        "external_ref": item.external_ref,
+    }
+
+
+def _individual_values(item: CreateIndividualInput) -> dict[str, Any]:
+    """What createIndividual and each item of createIndividuals pass to the service."""
+    return {
+        "display_name": item.display_name,
+        "email": item.email,
+        "subject": item.subject,
+        "household_id": optional_input_id(item.household_id, "Household", "householdId"),
+        "member_from": item.member_from,
+        "employer_id": optional_input_id(item.employer_id, "Enterprise", "employerId"),
+        "employed_from": item.employed_from,
+        "external_ref": item.external_ref,
+    }
 
 
 def _household_item(info: Any, item: CreateHouseholdInput) -> Any:
-    return onboarding.ensure_household(
-        info.context,
-        community_id=input_id(item.community_id, "Community", "communityId"),
-        name=item.name,
-        dwelling_type=item.dwelling_type.value,
-        has_rooftop_solar=item.has_rooftop_solar,
-        external_ref=item.external_ref,
-    )
+    return onboarding.ensure_household(info.context.caller, **_household_values(item))
 
 
 def _individual_item(info: Any, item: CreateIndividualInput) -> Any:
     return onboarding.ensure_individual(
-        info.context,
-        display_name=item.display_name,
-        email=item.email,
-        subject=item.subject,
-        household_id=optional_input_id(item.household_id, "Household", "householdId"),
-        member_from=item.member_from,
-        employer_id=optional_input_id(item.employer_id, "Enterprise", "employerId"),
-        employed_from=item.employed_from,
-        external_ref=item.external_ref,
-        reload=False,
+        info.context.caller, **_individual_values(item), reload=False
     )
 
 
@@ -263,12 +275,12 @@ def _individual_item(info: Any, item: CreateIndividualInput) -> Any:
 class HierarchyMutations:
     @strawberry.mutation(description="Create a partner enterprise (platform admins).")
     async def create_enterprise(
-        self, info: strawberry.Info, input: CreateEnterpriseInput
+        self, info: Info, input: CreateEnterpriseInput
     ) -> EnterprisePayload:
         return await _enterprise(
             info,
             lambda: service.create_enterprise(
-                info.context,
+                info.context.caller,
                 name=input.name,
                 kind=input.kind.value,
                 external_ref=input.external_ref,
@@ -277,26 +289,28 @@ class HierarchyMutations:
 
     @strawberry.mutation
     async def update_enterprise(
-        self, info: strawberry.Info, input: UpdateEnterpriseInput
+        self, info: Info, input: UpdateEnterpriseInput
     ) -> EnterprisePayload:
         async def action() -> Any:
             pk = input_id(input.id, "Enterprise", "id")
             check = Checker()
             name = check.text("name", input.name, required=False)
             return await service.update_node(
-                info.context, "Enterprise", pk, {"name": name, "kind": _value(input.kind)}, check
+                info.context.caller,
+                "Enterprise",
+                pk,
+                {"name": name, "kind": _value(input.kind)},
+                check,
             )
 
         return await _enterprise(info, action)
 
     @strawberry.mutation(description="Archive an enterprise that has no active communities.")
-    async def archive_enterprise(
-        self, info: strawberry.Info, input: ArchiveInput
-    ) -> EnterprisePayload:
+    async def archive_enterprise(self, info: Info, input: ArchiveInput) -> EnterprisePayload:
         return await _enterprise(
             info,
             lambda: service.archive_node(
-                info.context, "Enterprise", input_id(input.id, "Enterprise", "id")
+                info.context.caller, "Enterprise", input_id(input.id, "Enterprise", "id")
             ),
         )
 
@@ -304,12 +318,10 @@ class HierarchyMutations:
         description="Create a community under an enterprise, under another community, or "
         "(platform admins) directly under the platform."
     )
-    async def create_community(
-        self, info: strawberry.Info, input: CreateCommunityInput
-    ) -> CommunityPayload:
+    async def create_community(self, info: Info, input: CreateCommunityInput) -> CommunityPayload:
         async def action() -> Any:
             return await service.create_community(
-                info.context,
+                info.context.caller,
                 name=input.name,
                 kind=input.kind.value,
                 region_code=input.region_code,
@@ -322,9 +334,7 @@ class HierarchyMutations:
         return await _community(info, action)
 
     @strawberry.mutation
-    async def update_community(
-        self, info: strawberry.Info, input: UpdateCommunityInput
-    ) -> CommunityPayload:
+    async def update_community(self, info: Info, input: UpdateCommunityInput) -> CommunityPayload:
         async def action() -> Any:
             pk = input_id(input.id, "Community", "id")
             check = Checker()
@@ -334,36 +344,25 @@ class HierarchyMutations:
                 "region_code": check.region("regionCode", input.region_code),
                 "timezone": check.timezone("timezone", input.timezone),
             }
-            return await service.update_node(info.context, "Community", pk, changes, check)
+            return await service.update_node(info.context.caller, "Community", pk, changes, check)
 
         return await _community(info, action)
 
     @strawberry.mutation(
         description="Archive a community with no active sub-communities or households."
     )
-    async def archive_community(
-        self, info: strawberry.Info, input: ArchiveInput
-    ) -> CommunityPayload:
+    async def archive_community(self, info: Info, input: ArchiveInput) -> CommunityPayload:
         return await _community(
             info,
             lambda: service.archive_node(
-                info.context, "Community", input_id(input.id, "Community", "id")
+                info.context.caller, "Community", input_id(input.id, "Community", "id")
             ),
         )
 
     @strawberry.mutation
-    async def create_household(
-        self, info: strawberry.Info, input: CreateHouseholdInput
-    ) -> HouseholdPayload:
+    async def create_household(self, info: Info, input: CreateHouseholdInput) -> HouseholdPayload:
         async def action() -> Any:
-            return await service.create_household(
-                info.context,
-                community_id=input_id(input.community_id, "Community", "communityId"),
-                name=input.name,
-                dwelling_type=input.dwelling_type.value,
-                has_rooftop_solar=input.has_rooftop_solar,
-                external_ref=input.external_ref,
-            )
+            return await service.create_household(info.context.caller, **_household_values(input))
 
         return await _household(info, action)
 
@@ -373,7 +372,7 @@ class HierarchyMutations:
         "household with the same values is answered with it and changes nothing."
     )
     async def create_households(
-        self, info: strawberry.Info, input: CreateHouseholdsInput
+        self, info: Info, input: CreateHouseholdsInput
     ) -> HouseholdsPayload:
         result, errors = await _batch(info, input.items, lambda item: _household_item(info, item))
         return HouseholdsPayload(
@@ -384,9 +383,7 @@ class HierarchyMutations:
         )
 
     @strawberry.mutation
-    async def update_household(
-        self, info: strawberry.Info, input: UpdateHouseholdInput
-    ) -> HouseholdPayload:
+    async def update_household(self, info: Info, input: UpdateHouseholdInput) -> HouseholdPayload:
         async def action() -> Any:
             pk = input_id(input.id, "Household", "id")
             check = Checker()
@@ -395,37 +392,25 @@ class HierarchyMutations:
                 "dwelling_type": _value(input.dwelling_type),
                 "has_rooftop_solar": input.has_rooftop_solar,
             }
-            return await service.update_node(info.context, "Household", pk, changes, check)
+            return await service.update_node(info.context.caller, "Household", pk, changes, check)
 
         return await _household(info, action)
 
     @strawberry.mutation(description="Archive a household nobody lives in any more.")
-    async def archive_household(
-        self, info: strawberry.Info, input: ArchiveInput
-    ) -> HouseholdPayload:
+    async def archive_household(self, info: Info, input: ArchiveInput) -> HouseholdPayload:
         return await _household(
             info,
             lambda: service.archive_node(
-                info.context, "Household", input_id(input.id, "Household", "id")
+                info.context.caller, "Household", input_id(input.id, "Household", "id")
             ),
         )
 
     @strawberry.mutation(description="Open a carbon account for a person.")
     async def create_individual(
-        self, info: strawberry.Info, input: CreateIndividualInput
+        self, info: Info, input: CreateIndividualInput
     ) -> IndividualPayload:
         async def action() -> Any:
-            return await service.create_individual(
-                info.context,
-                display_name=input.display_name,
-                email=input.email,
-                subject=input.subject,
-                household_id=optional_input_id(input.household_id, "Household", "householdId"),
-                member_from=input.member_from,
-                employer_id=optional_input_id(input.employer_id, "Enterprise", "employerId"),
-                employed_from=input.employed_from,
-                external_ref=input.external_ref,
-            )
+            return await service.create_individual(info.context.caller, **_individual_values(input))
 
         return await _individual(info, action)
 
@@ -435,7 +420,7 @@ class HierarchyMutations:
         "existing person with the same values is answered with them and changes nothing."
     )
     async def create_individuals(
-        self, info: strawberry.Info, input: CreateIndividualsInput
+        self, info: Info, input: CreateIndividualsInput
     ) -> IndividualsPayload:
         result, errors = await _batch(info, input.items, lambda item: _individual_item(info, item))
         return IndividualsPayload(
@@ -447,12 +432,12 @@ class HierarchyMutations:
 
     @strawberry.mutation(description="Change a person's profile (managers, or the person).")
     async def update_individual(
-        self, info: strawberry.Info, input: UpdateIndividualInput
+        self, info: Info, input: UpdateIndividualInput
     ) -> IndividualPayload:
         return await _individual(
             info,
             lambda: service.update_individual(
-                info.context,
+                info.context.caller,
                 input_id(input.id, "Individual", "id"),
                 display_name=input.display_name,
                 email=input.email,
@@ -461,22 +446,20 @@ class HierarchyMutations:
 
     @strawberry.mutation(description="Close a person's account; their history stays.")
     async def archive_individual(
-        self, info: strawberry.Info, input: ArchiveIndividualInput
+        self, info: Info, input: ArchiveIndividualInput
     ) -> IndividualPayload:
         return await _individual(
             info,
             lambda: service.archive_individual(
-                info.context, input_id(input.id, "Individual", "id"), input.effective_on
+                info.context.caller, input_id(input.id, "Individual", "id"), input.effective_on
             ),
         )
 
     @strawberry.mutation(description="Move a person to another household from a date on.")
-    async def move_individual(
-        self, info: strawberry.Info, input: MoveIndividualInput
-    ) -> IndividualPayload:
+    async def move_individual(self, info: Info, input: MoveIndividualInput) -> IndividualPayload:
         async def action() -> Any:
             return await service.move_individual(
-                info.context,
+                info.context.caller,
                 input_id(input.individual_id, "Individual", "individualId"),
                 optional_input_id(input.household_id, "Household", "householdId"),
                 input.effective_from,
@@ -485,13 +468,11 @@ class HierarchyMutations:
         return await _individual(info, action)
 
     @strawberry.mutation(description="Record that a person works for an enterprise from a date.")
-    async def link_employee(
-        self, info: strawberry.Info, input: EmploymentInput
-    ) -> IndividualPayload:
+    async def link_employee(self, info: Info, input: EmploymentInput) -> IndividualPayload:
         return await _individual(
             info,
             lambda: service.set_employment(
-                info.context,
+                info.context.caller,
                 input_id(input.individual_id, "Individual", "individualId"),
                 input_id(input.enterprise_id, "Enterprise", "enterpriseId"),
                 input.effective_from,
@@ -500,13 +481,11 @@ class HierarchyMutations:
         )
 
     @strawberry.mutation(description="End a person's employment at an enterprise on a date.")
-    async def end_employment(
-        self, info: strawberry.Info, input: EmploymentInput
-    ) -> IndividualPayload:
+    async def end_employment(self, info: Info, input: EmploymentInput) -> IndividualPayload:
         return await _individual(
             info,
             lambda: service.set_employment(
-                info.context,
+                info.context.caller,
                 input_id(input.individual_id, "Individual", "individualId"),
                 input_id(input.enterprise_id, "Enterprise", "enterpriseId"),
                 input.effective_from,

@@ -14,13 +14,13 @@ from carbongraph.audit import A
 from carbongraph.audit import Outcome as OutcomeValue
 from carbongraph.authz import Role as RoleValue
 from carbongraph.authz.api_keys import aware
-from carbongraph.errors import Forbidden, MutationFailed, NotFound, UserErrorCode
+from carbongraph.errors import Forbidden, NotFound
+from carbongraph.resolvers.context import Info
 from carbongraph.resolvers.hierarchy import root_count, root_page
 from carbongraph.resolvers.pagination import Page
-from carbongraph.schema.access import Role
-from carbongraph.schema.common import UserError, sized_field, user_errors_field
-from carbongraph.schema.mutation_support import run_mutation
+from carbongraph.schema.common import sized_field
 from carbongraph.schema.relay import Connection, build_connection, page_args, to_global_id
+from carbongraph.schema.security.access import Role
 from carbongraph.services import api_keys as service
 
 # Scopes of one API key: a partner's few nodes.
@@ -29,7 +29,7 @@ API_KEY_SCOPES = 10
 
 @strawberry.type(description="A role an API key acts with, on a node and its subtree.")
 class ApiKeyScope:
-    role: Role  # type: ignore[valid-type]
+    role: Role
     node_id: strawberry.ID
 
 
@@ -93,8 +93,8 @@ class ApiKeyNode(relay.Node):
         return cls.from_row(record.row, record.scopes)
 
     @classmethod
-    async def fetch(cls, info: Any, pk: int) -> ApiKeyNode:
-        record = await service.fetch_key(info.context, pk)
+    async def fetch(cls, info: Info, pk: int) -> ApiKeyNode:
+        record = await service.fetch_key(info.context.caller, pk)
         if record is None:
             raise NotFound()
         return cls.from_record(record)
@@ -154,7 +154,7 @@ class AuditEventNode(relay.Node):
         )
 
     @classmethod
-    async def fetch(cls, info: Any, pk: int) -> AuditEventNode:
+    async def fetch(cls, info: Info, pk: int) -> AuditEventNode:
         if not info.context.viewer.is_platform_admin:
             raise NotFound()
         row = (await info.context.db.execute(sa.select(A).where(A.c.id == pk))).first()
@@ -167,7 +167,7 @@ class AuditEventNode(relay.Node):
 
 
 async def api_keys(
-    info: Any,
+    info: Info,
     first: int | None,
     after: str | None,
     last: int | None,
@@ -178,14 +178,14 @@ async def api_keys(
     ctx = info.context
     select = service.visible_keys(ctx.viewer, include_inactive, datetime.now(UTC))
     page = await root_page(ctx.db, select, args)
-    scopes = await service.scopes_of(ctx, [r.id for r in page.rows])
+    scopes = await service.scopes_of(ctx.caller, [r.id for r in page.rows])
     return build_connection(
         page, lambda r: ApiKeyNode.from_row(r, scopes[r.id]), lambda: root_count(ctx.db, select)
     )
 
 
 async def audit_events(
-    info: Any,
+    info: Info,
     first: int | None,
     after: str | None,
     actor: str | None,
@@ -218,154 +218,10 @@ async def audit_events(
     return build_connection(page, AuditEventNode.from_row, lambda: root_count(db, select))
 
 
-# -- mutations -------------------------------------------------------------------------------
-
-
-@strawberry.input
-class ApiKeyScopeInput:
-    role: Role  # type: ignore[valid-type]
-    node_id: strawberry.ID = strawberry.field(description="An Enterprise or a Community.")
-
-
-@strawberry.input
-class CreateApiKeyInput:
-    name: str = strawberry.field(description="What the key is for, e.g. the partner's service.")
-    scopes: list[ApiKeyScopeInput] = strawberry.field(
-        description="PARTNER_SERVICE or ESG_ANALYST on nodes where you may grant that role."
-    )
-    expires_at: datetime | None = None
-
-
-@strawberry.type
-class CreateApiKeyPayload:
-    api_key: ApiKeyNode | None
-    secret: str | None = strawberry.field(
-        description="The whole key, `cgk_<prefix>_<secret>`, for `Authorization: Bearer`. "
-        "Shown this once only."
-    )
-    user_errors: list[UserError] = user_errors_field()
-
-
-@strawberry.input
-class RotateApiKeyInput:
-    api_key_id: strawberry.ID
-    grace_minutes: int = strawberry.field(
-        default=0, description="How long the old key keeps working (at most 1440)."
-    )
-
-
-@strawberry.type
-class RotateApiKeyPayload:
-    api_key: ApiKeyNode | None = strawberry.field(description="The new key.")
-    secret: str | None = strawberry.field(description="The new key, shown this once only.")
-    replaced_api_key: ApiKeyNode | None
-    user_errors: list[UserError] = user_errors_field()
-
-
-@strawberry.input
-class RevokeApiKeyInput:
-    api_key_id: strawberry.ID
-
-
-@strawberry.type
-class RevokeApiKeyPayload:
-    api_key: ApiKeyNode | None
-    user_errors: list[UserError] = user_errors_field()
-
-
-def _key_id(value: strawberry.ID) -> int:
-    try:
-        gid = relay.GlobalID.from_id(value)
-        if gid.type_name == "ApiKey":
-            return int(gid.node_id)
-    except (ValueError, TypeError):
-        pass
-    raise MutationFailed.single(
-        ["input", "apiKeyId"], UserErrorCode.NOT_FOUND, "apiKeyId is not an ApiKey ID."
-    )
-
-
-def _scope(value: ApiKeyScopeInput, index: int) -> service.ScopeRequest:
-    field = ["input", "scopes", str(index), "nodeId"]
-    try:
-        gid = relay.GlobalID.from_id(value.node_id)
-        node_id = int(gid.node_id)
-    except (ValueError, TypeError) as exc:
-        raise MutationFailed.single(
-            field, UserErrorCode.NOT_FOUND, "nodeId is not a node ID."
-        ) from exc
-    if gid.type_name not in ("Enterprise", "Community"):
-        raise MutationFailed.single(
-            field, UserErrorCode.NOT_GRANTABLE, "API keys are scoped to enterprises or communities."
-        )
-    role = RoleValue(getattr(value.role, "value", value.role))
-    return service.ScopeRequest(role, gid.type_name, node_id, field)
-
-
-@strawberry.type
-class ApiKeyMutations:
-    @strawberry.mutation(
-        description="Issue an API key for a partner service. The secret is in the payload once."
-    )
-    async def create_api_key(
-        self, info: strawberry.Info, input: CreateApiKeyInput
-    ) -> CreateApiKeyPayload:
-        async def action() -> service.IssuedKey:
-            scopes = [_scope(s, i) for i, s in enumerate(input.scopes)]
-            return await service.create_key(
-                info.context, name=input.name, scopes=scopes, expires_at=input.expires_at
-            )
-
-        issued, errors = await run_mutation(info, action)
-        if issued is None:
-            return CreateApiKeyPayload(api_key=None, secret=None, user_errors=errors)
-        return CreateApiKeyPayload(
-            api_key=ApiKeyNode.from_record(issued.key), secret=issued.presented, user_errors=[]
-        )
-
-    @strawberry.mutation(
-        description="Replace a key's secret: a new key with the same scopes; the old one stops "
-        "at once or after `graceMinutes`."
-    )
-    async def rotate_api_key(
-        self, info: strawberry.Info, input: RotateApiKeyInput
-    ) -> RotateApiKeyPayload:
-        async def action() -> Any:
-            return await service.rotate_key(
-                info.context, _key_id(input.api_key_id), input.grace_minutes
-            )
-
-        result, errors = await run_mutation(info, action)
-        if result is None:
-            return RotateApiKeyPayload(
-                api_key=None, secret=None, replaced_api_key=None, user_errors=errors
-            )
-        issued, old = result
-        return RotateApiKeyPayload(
-            api_key=ApiKeyNode.from_record(issued.key),
-            secret=issued.presented,
-            replaced_api_key=ApiKeyNode.from_record(old),
-            user_errors=[],
-        )
-
-    @strawberry.mutation(description="Stop a key at once. Revoking twice changes nothing.")
-    async def revoke_api_key(
-        self, info: strawberry.Info, input: RevokeApiKeyInput
-    ) -> RevokeApiKeyPayload:
-        async def action() -> service.KeyRecord:
-            return await service.revoke_key(info.context, _key_id(input.api_key_id))
-
-        record, errors = await run_mutation(info, action)
-        return RevokeApiKeyPayload(
-            api_key=ApiKeyNode.from_record(record) if record else None, user_errors=errors
-        )
-
-
 SECURITY_NODE_TYPES = {"ApiKey": ApiKeyNode.fetch, "AuditEvent": AuditEventNode.fetch}
 
 __all__ = [
     "SECURITY_NODE_TYPES",
-    "ApiKeyMutations",
     "ApiKeyNode",
     "AuditEventNode",
     "api_keys",

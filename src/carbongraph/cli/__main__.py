@@ -1,0 +1,5 @@
+"""``python -m carbongraph.cli``."""
+
+from carbongraph.cli import app
+
+app()

@@ -1,0 +1,1 @@
+"""Footprints, reductions, activities and emission factors."""

@@ -1,0 +1,1 @@
+"""Low-carbon actions, credits, rewards and campaigns."""

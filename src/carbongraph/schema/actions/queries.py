@@ -1,0 +1,69 @@
+"""Root query fields: the action catalogue, the review queue, campaigns and rewards."""
+
+from __future__ import annotations
+
+import strawberry
+
+from carbongraph.schema.actions import types as actions
+from carbongraph.schema.actions.types import ActionStatus, ActionTypeInfo
+from carbongraph.schema.common import CONNECTION_SIZE, MAX_PAGE, sized_field
+from carbongraph.schema.relay import Connection
+
+PAGE = "Keyset pagination: `first`/`after` forwards, `last`/`before` backwards."
+
+
+@strawberry.type
+class ActionQueries:
+    @sized_field(MAX_PAGE, "The low-carbon actions that earn credits.")
+    async def action_types(self, info: strawberry.Info) -> list[ActionTypeInfo]:
+        return await actions.action_types(info)
+
+    @strawberry.federation.field(
+        description="Actions of a community awaiting (or past) a decision, oldest first "
+        "(the community's managers). " + PAGE,
+        directives=[CONNECTION_SIZE],
+    )
+    async def action_review_queue(
+        self,
+        info: strawberry.Info,
+        community_id: strawberry.ID,
+        status: ActionStatus = ActionStatus.PENDING,
+        action_type: str | None = None,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[actions.ActionRecord]:  # type: ignore[type-var]
+        return await actions.review_queue(
+            info, community_id, status, action_type, first, after, last, before
+        )
+
+    @strawberry.federation.field(
+        description="Campaigns run by a community or an enterprise, oldest first. " + PAGE,
+        directives=[CONNECTION_SIZE],
+    )
+    async def campaigns(
+        self,
+        info: strawberry.Info,
+        owner_id: strawberry.ID,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[actions.CampaignInfo]:  # type: ignore[type-var]
+        return await actions.campaigns_of(info, owner_id, first, after, last, before)
+
+    @strawberry.federation.field(
+        description="Rewards offered by a community or an enterprise, oldest first. " + PAGE,
+        directives=[CONNECTION_SIZE],
+    )
+    async def rewards(
+        self,
+        info: strawberry.Info,
+        owner_id: strawberry.ID,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[actions.RewardInfo]:  # type: ignore[type-var]
+        return await actions.rewards_of(info, owner_id, first, after, last, before)

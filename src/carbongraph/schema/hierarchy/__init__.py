@@ -1,0 +1,1 @@
+"""Enterprise, Community, Household and Individual: types, root queries, mutations."""

@@ -1,0 +1,1 @@
+"""The viewer, role grants, API keys and the audit log."""
