@@ -8,7 +8,8 @@ asserted. Writes bench/results/<timestamp>.json and the table in docs/benchmarks
 Scenarios:
   B1  ingest: records/s through the product's set-based import (--jobs 2, and one job) vs raw
       COPY into a bare table; the importer's peak RSS on a file 10x the dataset's activity
-  B2  footprint(period: month) at household, community, enterprise and platform level
+  B2  footprint(period: month) at household, community, enterprise and platform level; the
+      enterprise's against a raw asyncpg query of the same sums over the totals
   B3  community → 50 households → members → monthly footprints over HTTP (wrk), c = 1, 8, 32
       as a platform admin, and c = 8 as a manager of the community's tenant
   B3-peer  the same data and query shape served by PostGraphile v5, same wrk, same run
@@ -21,7 +22,8 @@ Scenarios:
       (`--only B7` runs it alone on a freshly seeded dataset)
 
 `--only B1 --only B7` runs those two alone (B7 on B1's dataset) and writes their results file
-without touching docs/benchmarks.md.
+without touching docs/benchmarks.md. `--only reads` runs B1 (it loads the dataset; without the
+file ten times as large), then the read scenarios B2, B4 and B3 (with its peer) alone.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ import asyncpg
 import orjson
 import sqlalchemy as sa
 
+from carbongraph import planner
 from carbongraph.authz import PLATFORM, Principal, Role, mint_token
 from carbongraph.config import Settings
 from carbongraph.db import StatementLog, create_engine, request_db
@@ -371,22 +374,29 @@ class Executor:
     def __init__(self, database_url: str) -> None:
         self.settings = Settings.from_env(database_url=database_url)
         self.engine = create_engine(self.settings)
+        self.planned: dict[str, bool] = {}  # query -> answered by the planner
 
     async def run(
         self, query: str, variables: dict[str, Any] | None = None
     ) -> tuple[float, Any, int]:
-        """One request's server work (transaction, grants, execution); ms, data, statements."""
+        """One request's server work (transaction, grants, execution: the planned statement, or
+        Strawberry when the planner declines, as the HTTP endpoint does); ms, data, statements.
+        A planned answer is the response's JSON text: it is decoded here only for the caller,
+        after the clock stops."""
         with StatementLog() as log:
             started = time.perf_counter()
             async with request_db(self.engine) as db:
                 context = await build_context(self.settings, db, Principal(PRINCIPAL))
-                result = await schema.execute(
+                outcome = await planner.try_plan(schema._schema, context, query, variables, None)
+                result = outcome.result or await schema.execute(
                     query, variable_values=variables, context_value=context
                 )
             elapsed = (time.perf_counter() - started) * 1000
         if result.errors:
             raise RuntimeError(result.errors)
-        return elapsed, result.data, log.count
+        self.planned[query] = outcome.planned
+        data = orjson.loads(str(result.data)) if outcome.planned else result.data
+        return elapsed, data, log.count
 
     async def timed(
         self, query: str, variables: dict[str, Any] | None, n: int, warmup: int
@@ -398,7 +408,7 @@ class Executor:
         for _ in range(n):
             ms, _, statements = await self.run(query, variables)
             times.append(ms)
-        return {**summary(times), "sql_statements": statements}
+        return {**summary(times), "sql_statements": statements, "planned": self.planned[query]}
 
 
 async def pick_nodes(engine: Any) -> dict[str, int]:
@@ -436,7 +446,9 @@ async def pick_nodes(engine: Any) -> dict[str, int]:
     }
 
 
-async def b2_rollups(executor: Executor, nodes: dict[str, int], n: int) -> dict[str, Any]:
+async def b2_rollups(
+    executor: Executor, nodes: dict[str, int], n: int, database_url: str
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for level, type_name in (
         ("household", "Household"),
@@ -449,7 +461,46 @@ async def b2_rollups(executor: Executor, nodes: dict[str, int], n: int) -> dict[
     out["ratio_enterprise_to_household_p50"] = round(
         out["enterprise"]["p50_ms"] / out["household"]["p50_ms"], 3
     )
+    out["raw_asyncpg_enterprise"] = await raw_enterprise_footprint(
+        database_url, nodes["enterprise"], n
+    )
+    out["ratio_enterprise_to_raw_p50"] = round(
+        out["enterprise"]["p50_ms"] / out["raw_asyncpg_enterprise"]["p50_ms"], 2
+    )
     return out
+
+
+RAW_FOOTPRINT = """
+SELECT coalesce(sum(location_g) FILTER (WHERE kind = 'emission' AND scope IN ('1', '2', '3')), 0),
+       coalesce(sum(location_g) FILTER (WHERE kind = 'offset'), 0)
+FROM footprint_total
+WHERE node = 'E' AND node_id = $1 AND via = 'communities' AND day BETWEEN $2 AND $3
+"""
+
+
+async def raw_enterprise_footprint(database_url: str, enterprise: int, n: int) -> dict[str, Any]:
+    """The B2 baseline: the same sums over the totals by raw asyncpg (one connection, no
+    transaction, no grants), encoded with orjson."""
+    dsn = (
+        sa.engine.make_url(database_url)
+        .set(drivername="postgresql")
+        .render_as_string(hide_password=False)
+    )
+    start = datetime.strptime(MONTH + "-01", "%Y-%m-%d").date()
+    end = (start.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+    conn = await asyncpg.connect(dsn)
+    times = []
+    try:
+        for i in range(n + 20):
+            started = time.perf_counter()
+            row = await conn.fetchrow(RAW_FOOTPRINT, enterprise, start, end)
+            gross, offset = int(row[0]), int(row[1])
+            orjson.dumps({"data": {"node": {"footprint": {"gross": gross, "net": gross - offset}}}})
+            if i >= 20:
+                times.append((time.perf_counter() - started) * 1000)
+    finally:
+        await conn.close()
+    return summary(times)
 
 
 STATEMENT = """query($id: ID!, $p: PeriodInput) { household(id: $id) { statement(period: $p) {
@@ -877,11 +928,11 @@ async def main() -> int:
     parser.add_argument("--iterations", type=int, default=200, help="B2/B4 samples")
     parser.add_argument(
         "--only",
-        choices=["B1", "B7"],
+        choices=["B1", "B7", "reads"],
         action="append",
-        help="only this scenario (repeat for both; B7 then runs on B1's dataset, as in a full "
-        "run): seeds its dataset, writes bench/results/STAMP-SCALE-B1-B7.json, leaves "
-        "docs/benchmarks.md alone",
+        help="only this scenario (repeat B1 and B7 for both; B7 then runs on B1's dataset, as "
+        "in a full run): seeds its dataset, writes bench/results/STAMP-SCALE-B1-B7.json, "
+        "leaves docs/benchmarks.md alone; reads: B1 (the dataset), then B2, B4, B3 and its peer",
     )
     parser.add_argument("--actions", type=int, default=0, help="B7 actions (default by scale)")
     args = parser.parse_args()
@@ -910,7 +961,10 @@ async def main() -> int:
     }
     b7_count = args.actions or (100_000 if args.scale == "city" else 20_000)
     workdir = Path(tempfile.mkdtemp(prefix="carbongraph-bench-"))
-    if only:
+    reads = "reads" in only
+    if reads and len(only) > 1:
+        parser.error("--only reads runs alone")
+    if only and not reads:
         # Results are written after each part (same file), the longest part (B1's 10x file)
         # last: a run cut short keeps what it measured.
         results["only"] = only
@@ -955,7 +1009,8 @@ async def main() -> int:
         return 0
     print(f"B1 ingest ({args.scale})", flush=True)
     results["B1"] = await b1_ingest(args.scale, database_url, app_url, workdir)
-    results["B1"]["file_10x"] = await b1_file_10x(database_url, app_url, workdir)
+    if not reads:
+        results["B1"]["file_10x"] = await b1_file_10x(database_url, app_url, workdir)
     shutil.rmtree(workdir, ignore_errors=True)
     executor = Executor(app_url)
     owner = create_engine(Settings.from_env(database_url=database_url))
@@ -996,9 +1051,10 @@ async def main() -> int:
             )
         results["nodes"] = nodes
         print("B2 roll-up reads", flush=True)
-        results["B2"] = await b2_rollups(executor, nodes, args.iterations)
-        print("B6 statements and leaderboards", flush=True)
-        results["B6"] = await b6_engagement(executor, nodes, max(args.iterations // 4, 10))
+        results["B2"] = await b2_rollups(executor, nodes, args.iterations, database_url)
+        if not reads:
+            print("B6 statements and leaderboards", flush=True)
+            results["B6"] = await b6_engagement(executor, nodes, max(args.iterations // 4, 10))
         print("B4 GraphQL overhead", flush=True)
         results["B4"] = await b4_overhead(executor, database_url, args.iterations // 4)
         _, _, statements = await executor.run(
@@ -1016,20 +1072,24 @@ async def main() -> int:
     ours = {r["connections"]: r["requests_per_s"] for r in results["B3"]["runs"]}
     theirs = {r["connections"]: r["requests_per_s"] for r in results["B3_peer"]["runs"]}
     results["B3"]["ratio_to_postgraphile"] = {c: round(ours[c] / theirs[c], 3) for c in ours}
-    print("B7 verified actions", flush=True)
-    results["B7"] = await b7_actions(database_url, app_url, b7_count)
+    if not reads:
+        print("B7 verified actions", flush=True)
+        results["B7"] = await b7_actions(database_url, app_url, b7_count)
     results["B5"] = {
         "server_peak_rss_mb_during_B3": results["B3"]["server_peak_rss_mb"],
         "importer_peak_rss_mb_during_B1": results["B1"]["importer_peak_rss_mb"],
     }
     results["finished"] = datetime.now(UTC).isoformat()
-    path = write_results(results, f"make {'bench' if args.scale == 'city' else 'bench-quick'}")
+    command = f"make {'bench' if args.scale == 'city' else 'bench-quick'}"
+    if reads:
+        command = f"python -m bench.run --scale {args.scale} --only reads"
+    path = write_results(results, command)
     print(f"results: {path.relative_to(ROOT)}")
     print(
         json.dumps(
             {
                 "B1": results["B1"]["ratio_product_to_raw"],
-                "B2": results["B2"]["ratio_enterprise_to_household_p50"],
+                "B2": results["B2"]["ratio_enterprise_to_raw_p50"],
                 "B3": results["B3"]["ratio_to_postgraphile"],
                 "B4": results["B4"]["ratio_graphql_to_raw_p50"],
             }

@@ -520,7 +520,9 @@ async def check_deep_fields(m: Matrix, w: LeakWorld, viewer: ViewerSpec) -> None
                 m.check("statement-link", ok, f"{where}: level {have}, got {got} {codes}")
             elif probe == "history":
                 if have < PERSONAL:
-                    m.check("history", got is None and codes == ["FORBIDDEN"], f"{where}: {got}")
+                    # The field is nullable: refused, it is null (and the person still there).
+                    ok = (got or {}).get("householdHistory") is None and codes == ["FORBIDDEN"]
+                    m.check("history", ok, f"{where}: {got}")
                     continue
                 home = PLACES[name].parent or ""
                 if hidden_by_rls(w, viewer, home):
@@ -1842,7 +1844,7 @@ def mutation_cases(world: LeakWorld) -> list[MCase]:
                 "unit": "item",
                 "creditsPerUnit": 1,
                 "avoidedGramsPerUnit": 1,
-                "scope": "3+",
+                "scope": "SCOPE_3_PLUS",
                 "validFrom": _past(d, 0),
                 "citation": "test",
             },

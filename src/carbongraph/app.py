@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import secrets
 from collections.abc import AsyncIterator
@@ -29,7 +30,7 @@ from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 
-from carbongraph import limits, migrate
+from carbongraph import limits, migrate, planner
 from carbongraph.authz import InvalidToken, TokenVerifier
 from carbongraph.authz.api_keys import touch_statement
 from carbongraph.config import Settings
@@ -117,7 +118,22 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         self.verifier = TokenVerifier(settings)
 
     def encode_json(self, data: object) -> bytes:
-        return orjson.dumps(data)
+        return planner.encode(data, orjson.dumps)  # planned `data` is JSON text already
+
+    async def execute_single(self, *args: Any, **kwargs: Any) -> Any:
+        """A query operation over the hierarchy on PostgreSQL is answered by one compiled
+        statement (carbongraph.planner); anything else, and anything the planner declines, by
+        Strawberry."""
+        data, context = kwargs["request_data"], kwargs["context"]
+        outcome = await planner.try_plan(
+            self.schema._schema,  # type: ignore[attr-defined]  # BaseSchema does not declare it
+            context,
+            data.query,
+            data.variables,
+            data.operation_name,
+        )
+        result = outcome.result or await super().execute_single(*args, **kwargs)
+        return planner.annotate(result, outcome, self.settings)
 
     @staticmethod
     def _unauthenticated(exc: InvalidToken, media_type: str) -> Response:
@@ -415,6 +431,10 @@ def create_app(
             await ensure_migrated(engine_ref["engine"], settings)
         if owns_engine:
             observe(engine_ref["engine"])
+        # Everything built so far (the schema above all) lives as long as the process: out of
+        # the collector's generations, a full collection no longer walks it between requests.
+        gc.collect()
+        gc.freeze()
         # PostgreSQL: pool_size connections plus as many overflow (db.py); SQLite has no limit
         # worth alerting on.
         capacity = 2 * settings.db_pool_size if owns_engine and not settings.is_sqlite else 0

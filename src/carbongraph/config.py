@@ -44,6 +44,9 @@ class Settings:
     default_page_size: int = 20
     # Adds extensions.sqlStatements to every response (benchmarks, end-to-end tests).
     report_sql_statements: bool = False
+    # Read queries over the hierarchy compiled into one SQL statement on PostgreSQL
+    # (carbongraph.planner, docs/architecture.md); CARBONGRAPH_PLANNER=off: Strawberry alone.
+    planner: bool = True
     # Limits on documents and requests (docs/security.md).
     max_depth: int = 6
     max_aliases: int = 15
@@ -127,6 +130,8 @@ class Settings:
             "max_page_size": _int("CARBONGRAPH_MAX_PAGE_SIZE", 100),
             "default_page_size": _int("CARBONGRAPH_DEFAULT_PAGE_SIZE", 20),
             "report_sql_statements": os.environ.get("CARBONGRAPH_REPORT_SQL_STATEMENTS") == "1",
+            "planner": os.environ.get("CARBONGRAPH_PLANNER", "on").strip().lower()
+            not in ("off", "0", "false", "no"),
             "max_depth": _int("CARBONGRAPH_MAX_DEPTH", 6),
             "max_aliases": _int("CARBONGRAPH_MAX_ALIASES", 15),
             "max_directives": _int("CARBONGRAPH_MAX_DIRECTIVES", 50),

@@ -188,6 +188,19 @@ class RequestDB:
             # AsyncConnection buffers the rows, so the lock may go before the caller iterates.
             return await conn.execute(statement, params)
 
+        return await self._locked(run)
+
+    async def execute_driver_sql(self, sql: str, params: tuple[Any, ...]) -> Result[Any]:
+        """A statement written in the driver's own dialect (``$1`` parameters): the query
+        planner's, which SQLAlchemy need not compile. Counted like any other."""
+
+        async def run() -> Result[Any]:
+            conn = await self._connection()
+            return await conn.exec_driver_sql(sql, params)
+
+        return await self._locked(run)
+
+    async def _locked(self, run: Callable[[], Any]) -> Result[Any]:
         async with self._lock:
             task = asyncio.ensure_future(run())
             try:

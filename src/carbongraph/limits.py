@@ -45,14 +45,17 @@ INTROSPECTION = frozenset({"__schema", "__type"})
 
 @dataclass(frozen=True)
 class Limits:
-    max_depth: int = 6
-    max_aliases: int = 15
-    max_directives: int = 50
-    max_tokens: int = 1000
-    max_characters: int = 15_000
+    """The document limits, from the settings of the same names (their defaults are in
+    config.Settings; ``max_characters`` is ``max_query_characters``)."""
+
+    max_depth: int
+    max_aliases: int
+    max_directives: int
+    max_tokens: int
+    max_characters: int
     # The same field (response key) written more often than this in one selection set: a
     # cheap way to make the server do needless work (graphql-cop's "field duplication").
-    max_field_repeats: int = 20
+    max_field_repeats: int
 
 
 class LimitExceeded(Exception):
@@ -87,6 +90,23 @@ def is_mutation(query: str, operation_name: str | None, limits: Limits) -> bool:
 
 def check(query: str, limits: Limits, *, allow_introspection: bool) -> None:
     """Raise LimitExceeded with a stable code for the first limit the document breaks."""
+    # The verdict depends on the text and the limits only: a repeated document is not walked
+    # again (it costs about as much as a planned query's statement).
+    found = _verdict(query, limits, allow_introspection)
+    if found is not None:
+        raise LimitExceeded(*found)
+
+
+@lru_cache(maxsize=1024)
+def _verdict(query: str, limits: Limits, allow_introspection: bool) -> tuple[str, str] | None:
+    try:
+        _check(query, limits, allow_introspection=allow_introspection)
+    except LimitExceeded as exc:
+        return exc.code, str(exc)
+    return None
+
+
+def _check(query: str, limits: Limits, *, allow_introspection: bool) -> None:
     if len(query) > limits.max_characters:
         raise LimitExceeded(
             ErrorCode.QUERY_TOO_LARGE,

@@ -35,13 +35,8 @@ from typing import Any
 import sqlalchemy as sa
 from strawberry.dataloader import DataLoader
 
-from carbongraph.accounting.rollup import POP
 from carbongraph.authz.roles import Access
-from carbongraph.models import Community, Enterprise, Household
-
-E = Enterprise.__table__
-C = Community.__table__
-H = Household.__table__
+from carbongraph.models.tables import POP, C, E, H
 
 
 class SuppressionReason(StrEnum):

@@ -9,7 +9,7 @@ transaction.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from datetime import date
 from typing import Any
 
@@ -19,12 +19,21 @@ from carbongraph.accounting.activities import ACTIVITY_TYPES
 from carbongraph.accounting.compute import compute
 from carbongraph.accounting.factors import FactorLibrary
 from carbongraph.accounting.rollup import Attribution, TotalsDelta
-from carbongraph.models import Community, Household
-from carbongraph.models.accounting import ActivityRecord
+from carbongraph.models.tables import C, H, R
 
-R = ActivityRecord.__table__
-H = Household.__table__
-C = Community.__table__
+
+async def household_regions(db: Any, household_ids: Collection[int]) -> dict[int | None, str]:
+    """Household id → its community's region code, the region its records' factors are
+    selected for when they are computed again. Keyed for ``get`` with a record's household id,
+    which may be None (callers default to "CN")."""
+    if not household_ids:
+        return {}
+    rows = await db.execute(
+        sa.select(H.c.id, C.c.region_code)
+        .select_from(H.join(C, C.c.id == H.c.community_id))
+        .where(H.c.id.in_(household_ids))
+    )
+    return dict(list(rows))
 
 
 async def reattribute(
@@ -59,17 +68,7 @@ async def reattribute(
         for h in (after.household_on(individual_id, r.period_start) for r in records)
         if h is not None
     }
-    regions = {}
-    if households:
-        regions = dict(
-            list(
-                await db.execute(
-                    sa.select(H.c.id, C.c.region_code)
-                    .select_from(H.join(C, C.c.id == H.c.community_id))
-                    .where(H.c.id.in_(households))
-                )
-            )
-        )
+    regions = await household_regions(db, households)
     for record in records:
         household_id = after.household_on(individual_id, record.period_start)
         new = compute(

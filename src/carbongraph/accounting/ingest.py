@@ -23,14 +23,8 @@ from carbongraph.authz import Target, Viewer, individual_path
 from carbongraph.clock import Days, as_days
 from carbongraph.errors import ErrorCode
 from carbongraph.locks import lock_accounts
-from carbongraph.models import Community, Household, Individual
-from carbongraph.models.accounting import ActivityRecord
 from carbongraph.models.base import utcnow
-
-R = ActivityRecord.__table__
-I = Individual.__table__  # noqa: E741
-H = Household.__table__
-C = Community.__table__
+from carbongraph.models.tables import C, H, I, R
 
 SOURCES = ("METER", "APP", "PARTNER", "IMPORT")
 DATA_QUALITIES = ("METERED", "ESTIMATED", "SELF_REPORTED")

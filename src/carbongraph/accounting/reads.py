@@ -13,16 +13,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from carbongraph.accounting.activities import ACTIVITY_TYPES
+from carbongraph.accounting.attribution import household_regions
 from carbongraph.accounting.compute import compute
 from carbongraph.accounting.factors import FactorLibrary
-from carbongraph.accounting.rollup import POP, Attribution, NodeKey, T, TotalsDelta
-from carbongraph.models import Community, Employment, Enterprise, Household
-from carbongraph.models.accounting import ActivityRecord, EmissionFactor
-
-R = ActivityRecord.__table__
-F = EmissionFactor.__table__
-H = Household.__table__
-EM = Employment.__table__
+from carbongraph.accounting.rollup import Attribution, NodeKey, TotalsDelta
+from carbongraph.models import Community, Enterprise
+from carbongraph.models.tables import EM, POP, F, H, R, T
 
 SCOPE3_CATEGORIES = {
     1: "Purchased goods and services",
@@ -118,25 +114,28 @@ def _key_filter(keys: Sequence[NodeKey], table: sa.Table) -> sa.ColumnElement[bo
     return sa.tuple_(table.c.node, table.c.node_id, table.c.via).in_(list(keys))
 
 
-async def load_footprints(
-    db: Any, keys: Sequence[NodeKey], period: Period
-) -> dict[NodeKey, FootprintData]:
-    """Footprints of many nodes for one period in one statement (totals ∪ population)."""
-    totals = (
+def _summed_totals(keys: Sequence[NodeKey], period: Period, *by: Any) -> sa.Select[Any]:
+    """The totals rows of ``keys`` in ``period`` summed per node, ``by`` (e.g. the day), kind,
+    scope and category: (node, node_id, via, *by, kind, scope, category, location, market,
+    record count), the columns ``FootprintData.add`` takes."""
+    group = (T.c.node, T.c.node_id, T.c.via, *by, T.c.kind, T.c.scope, T.c.category)
+    return (
         sa.select(
-            T.c.node,
-            T.c.node_id,
-            T.c.via,
-            T.c.kind,
-            T.c.scope,
-            T.c.category,
+            *group,
             sa.func.sum(T.c.location_g),
             sa.func.sum(T.c.market_g),
             sa.func.sum(T.c.record_count),
         )
         .where(_key_filter(keys, T), T.c.day >= period.start, T.c.day <= period.end)
-        .group_by(T.c.node, T.c.node_id, T.c.via, T.c.kind, T.c.scope, T.c.category)
+        .group_by(*group)
     )
+
+
+async def load_footprints(
+    db: Any, keys: Sequence[NodeKey], period: Period
+) -> dict[NodeKey, FootprintData]:
+    """Footprints of many nodes for one period in one statement (totals ∪ population)."""
+    totals = _summed_totals(keys, period)
     population = (
         sa.select(
             POP.c.node,
@@ -205,22 +204,7 @@ async def load_series_many(
     db: Any, keys: Sequence[NodeKey], period: Period, granularity: str
 ) -> dict[NodeKey, list[SeriesPoint]]:
     """Series of many nodes for one period and granularity in one statement."""
-    rows = await db.execute(
-        sa.select(
-            T.c.node,
-            T.c.node_id,
-            T.c.via,
-            T.c.day,
-            T.c.kind,
-            T.c.scope,
-            T.c.category,
-            sa.func.sum(T.c.location_g),
-            sa.func.sum(T.c.market_g),
-            sa.func.sum(T.c.record_count),
-        )
-        .where(_key_filter(keys, T), T.c.day >= period.start, T.c.day <= period.end)
-        .group_by(T.c.node, T.c.node_id, T.c.via, T.c.day, T.c.kind, T.c.scope, T.c.category)
-    )
+    rows = await db.execute(_summed_totals(keys, period, T.c.day))
     buckets: dict[NodeKey, dict[date, FootprintData]] = {
         tuple(key): defaultdict(FootprintData)  # type: ignore[misc]
         for key in keys
@@ -397,19 +381,9 @@ async def recalculate(db: Any, key: NodeKey, period: Period) -> tuple[int, int]:
         [r.account_id for r in records if r.account_type == "Individual"],
         [r.household_id for r in records if r.household_id is not None],
     )
-    regions = {}
-    household_ids = {r.household_id for r in records if r.household_id is not None}
-    if household_ids:
-        C = Community.__table__
-        regions = dict(
-            list(
-                await db.execute(
-                    sa.select(H.c.id, C.c.region_code)
-                    .select_from(H.join(C, C.c.id == H.c.community_id))
-                    .where(H.c.id.in_(household_ids))
-                )
-            )
-        )
+    regions = await household_regions(
+        db, {r.household_id for r in records if r.household_id is not None}
+    )
     delta = TotalsDelta()
     changed = 0
     for record in records:

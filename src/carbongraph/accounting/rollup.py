@@ -20,15 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from carbongraph.accounting.compute import apportion, days
 from carbongraph.live import publish as live
 from carbongraph.live.hub import leaderboard_channel
-from carbongraph.models import Community, Employment, Household, HouseholdMembership
-from carbongraph.models.accounting import FootprintTotal, PopulationChange
-
-T = FootprintTotal.__table__
-POP = PopulationChange.__table__
-M = HouseholdMembership.__table__
-EM = Employment.__table__
-H = Household.__table__
-C = Community.__table__
+from carbongraph.models.tables import EM, POP, C, H, M, T
 
 PLATFORM_KEY = ("P", 0, "")
 VIA_COMMUNITIES = "communities"

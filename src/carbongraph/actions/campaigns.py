@@ -13,10 +13,9 @@ import sqlalchemy as sa
 from carbongraph.actions.catalog import A
 from carbongraph.actions.tables import AR, H
 from carbongraph.errors import MutationFailed, UserErrorCode, UserErrorData
-from carbongraph.models import Campaign
-from carbongraph.models.base import utcnow
+from carbongraph.models.base import insert_row, utcnow
+from carbongraph.models.tables import CP
 
-CP = Campaign.__table__
 GOAL_KINDS = ("KG_CO2E", "PARTICIPANTS")
 
 
@@ -61,26 +60,21 @@ async def create_campaign(
         errors.append(("name", UserErrorCode.REQUIRED, "name must not be blank"))
     if errors:
         raise MutationFailed([UserErrorData(["input", f], m, c) for f, c, m in errors])
-    pk = (
-        await db.execute(
-            sa.insert(CP)
-            .values(
-                owner_type=owner_type,
-                owner_id=owner_id,
-                owner_path=owner_path,
-                name=name.strip(),
-                starts_on=starts_on,
-                ends_on=ends_on,
-                action_types=",".join(sorted(set(action_types))),
-                goal_kind=goal_kind,
-                goal_value=goal_value,
-                bonus_percent=bonus_percent,
-                created_at=utcnow(),
-            )
-            .returning(CP.c.id)
-        )
-    ).scalar_one()
-    return (await db.execute(sa.select(CP).where(CP.c.id == pk))).one()
+    return await insert_row(
+        db,
+        CP,
+        owner_type=owner_type,
+        owner_id=owner_id,
+        owner_path=owner_path,
+        name=name.strip(),
+        starts_on=starts_on,
+        ends_on=ends_on,
+        action_types=",".join(sorted(set(action_types))),
+        goal_kind=goal_kind,
+        goal_value=goal_value,
+        bonus_percent=bonus_percent,
+        created_at=utcnow(),
+    )
 
 
 def _eligible(campaign: Any, under: str | None = None) -> sa.ColumnElement[bool]:

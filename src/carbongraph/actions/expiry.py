@@ -19,12 +19,8 @@ from carbongraph.actions.tables import CE, H
 from carbongraph.clock import Days, as_days, local_midnight
 from carbongraph.live import publish as live
 from carbongraph.locks import lock_people
-from carbongraph.models import Community, CreditPolicy, HouseholdMembership
 from carbongraph.models.base import utcnow
-
-CPY = CreditPolicy.__table__
-M = HouseholdMembership.__table__
-C = Community.__table__
+from carbongraph.models.tables import CPY, C, M
 
 
 def months_before(day: date, months: int) -> date:

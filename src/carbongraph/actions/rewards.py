@@ -22,12 +22,8 @@ from carbongraph.actions.tables import CE
 from carbongraph.errors import MutationFailed, UserErrorCode
 from carbongraph.live import publish as live
 from carbongraph.locks import dialect_name, lock_people
-from carbongraph.models import CreditPolicy, Redemption, Reward
-from carbongraph.models.base import utcnow
-
-RW = Reward.__table__
-RD = Redemption.__table__
-CPY = CreditPolicy.__table__
+from carbongraph.models.base import insert_row, utcnow
+from carbongraph.models.tables import CPY, RD, RW
 
 
 async def create_reward(
@@ -55,24 +51,19 @@ async def create_reward(
         from carbongraph.errors import UserErrorData
 
         raise MutationFailed([UserErrorData(f, m, UserErrorCode.INVALID) for f, m in errors])
-    pk = (
-        await db.execute(
-            sa.insert(RW)
-            .values(
-                owner_type=owner_type,
-                owner_id=owner_id,
-                owner_path=owner_path,
-                name=name.strip(),
-                cost_credits=cost_credits,
-                stock=stock,
-                valid_from=valid_from,
-                valid_to=valid_to,
-                created_at=utcnow(),
-            )
-            .returning(RW.c.id)
-        )
-    ).scalar_one()
-    return (await db.execute(sa.select(RW).where(RW.c.id == pk))).one()
+    return await insert_row(
+        db,
+        RW,
+        owner_type=owner_type,
+        owner_id=owner_id,
+        owner_path=owner_path,
+        name=name.strip(),
+        cost_credits=cost_credits,
+        stock=stock,
+        valid_from=valid_from,
+        valid_to=valid_to,
+        created_at=utcnow(),
+    )
 
 
 async def redeem(

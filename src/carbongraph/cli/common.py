@@ -26,6 +26,13 @@ console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 
+def command_group(name: str, help: str) -> typer.Typer:
+    """A group of subcommands (``carbongraph <name> …``), registered on the main app."""
+    group = typer.Typer(help=help, no_args_is_help=True)
+    app.add_typer(group, name=name)
+    return group
+
+
 def load_settings() -> Settings:
     try:
         return Settings.from_env()

@@ -8,15 +8,9 @@ from typing import Annotated
 
 import typer
 
-from carbongraph.cli.common import (
-    app,
-    err,
-    in_transaction,
-    load_settings,
-)
+from carbongraph.cli.common import command_group, err, in_transaction, load_settings
 
-credits_app = typer.Typer(help="Credits.", no_args_is_help=True)
-app.add_typer(credits_app, name="credits")
+credits_app = command_group("credits", "Credits.")
 
 
 @credits_app.command("expire")

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from carbongraph.cli.common import (
-    app,
-)
+from carbongraph.cli.common import app
 
 
 @app.command("export-schema")

@@ -9,15 +9,9 @@ from typing import Annotated, Any
 
 import typer
 
-from carbongraph.cli.common import (
-    app,
-    err,
-    in_transaction,
-    load_settings,
-)
+from carbongraph.cli.common import command_group, err, in_transaction, load_settings
 
-factors_app = typer.Typer(help="The emission factor library.", no_args_is_help=True)
-app.add_typer(factors_app, name="factors")
+factors_app = command_group("factors", "The emission factor library.")
 
 
 @factors_app.command("import")

@@ -11,16 +11,10 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from carbongraph.cli.common import (
-    app,
-    err,
-    load_settings,
-    progress_bar,
-)
+from carbongraph.cli.common import command_group, err, load_settings, progress_bar
 from carbongraph.config import Settings
 
-import_app = typer.Typer(help="Bulk loads.", no_args_is_help=True)
-app.add_typer(import_app, name="import")
+import_app = command_group("import", "Bulk loads.")
 
 
 async def _import(settings: Settings, file: Path, work: Any) -> Any:

@@ -11,7 +11,7 @@ import typer
 
 from carbongraph.cli.common import (
     CommandRefused,
-    app,
+    command_group,
     err,
     load_settings,
     operator_session,
@@ -19,8 +19,7 @@ from carbongraph.cli.common import (
 )
 from carbongraph.config import Settings
 
-apikey_app = typer.Typer(help="API keys for partner services.", no_args_is_help=True)
-app.add_typer(apikey_app, name="apikey")
+apikey_app = command_group("apikey", "API keys for partner services.")
 
 
 @apikey_app.command("create")

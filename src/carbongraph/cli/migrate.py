@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from carbongraph.cli.common import (
-    app,
-    application_role,
-    console,
-    load_settings,
-)
+from carbongraph.cli.common import app, application_role, console, load_settings
 
 
 @app.command()

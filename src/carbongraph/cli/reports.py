@@ -9,16 +9,9 @@ from typing import Annotated, Any
 
 import typer
 
-from carbongraph.cli.common import (
-    app,
-    err,
-    in_transaction,
-    load_settings,
-    progress_bar,
-)
+from carbongraph.cli.common import command_group, err, in_transaction, load_settings, progress_bar
 
-report_app = typer.Typer(help="Reports and ESG exports.", no_args_is_help=True)
-app.add_typer(report_app, name="report")
+report_app = command_group("report", "Reports and ESG exports.")
 
 
 @report_app.command("inventory")

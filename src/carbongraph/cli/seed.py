@@ -11,13 +11,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from carbongraph.cli.common import (
-    app,
-    console,
-    err,
-    load_settings,
-    progress_bar,
-)
+from carbongraph.cli.common import app, console, err, load_settings, progress_bar
 from carbongraph.config import Settings
 
 

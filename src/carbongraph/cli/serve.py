@@ -7,12 +7,7 @@ from typing import Annotated
 
 import typer
 
-from carbongraph.cli.common import (
-    app,
-    console,
-    err,
-    load_settings,
-)
+from carbongraph.cli.common import app, console, err, load_settings
 
 
 @app.command()

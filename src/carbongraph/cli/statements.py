@@ -8,11 +8,7 @@ from typing import Annotated
 
 import typer
 
-from carbongraph.cli.common import (
-    app,
-    err,
-    load_settings,
-)
+from carbongraph.cli.common import app, err, load_settings
 from carbongraph.config import Settings
 
 

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from carbongraph.accounting.factors import FactorLibrary
-from carbongraph.accounting.importer import refresh_statistics
+from carbongraph.accounting.importer import COLUMNS, refresh_statistics
 from carbongraph.accounting.ingest import ActivityInput, ingest
 from carbongraph.accounting.rollup import PopulationDelta
 from carbongraph.models.base import utcnow
@@ -259,19 +259,8 @@ def write_activity_csv(inputs: list[ActivityInput], path: Path) -> None:
     """The activity as a file for `carbongraph import activities` (benchmark B1)."""
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(
-            [
-                "account",
-                "activity_type",
-                "quantity",
-                "unit",
-                "period_start",
-                "period_end",
-                "external_id",
-                "source",
-                "meter_ref",
-            ]
-        )
+        # The importer's columns but data_quality: every reading here is metered, its default.
+        writer.writerow([c for c in COLUMNS if c != "data_quality"])
         for i in inputs:
             writer.writerow(
                 [

@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -23,6 +23,9 @@ from carbongraph.models.base import utcnow
 from carbongraph.resolvers.dataloaders import EM, C, E, H, I
 from carbongraph.services import periods
 from carbongraph.services.access import G
+
+if TYPE_CHECKING:
+    from carbongraph.accounting.ingest import ActivityInput
 
 SURNAMES = [
     "Li",
@@ -168,6 +171,49 @@ class HierarchyWriter:
         )
         return (await self.conn.execute(sa.select(table).where(table.c.id == pk))).one()
 
+    async def enterprise(self, ref: str, name: str, kind: str) -> Any:
+        return await self.node(E, ref, "", "e", name=name, kind=kind)
+
+    async def community(
+        self,
+        ref: str,
+        name: str,
+        kind: str,
+        region_code: str,
+        *,
+        enterprise: Any = None,
+        parent: Any = None,
+    ) -> Any:
+        """A community (in China's time zone) under ``parent`` if given, else at the top of
+        ``enterprise`` or of the platform."""
+        above = parent or enterprise
+        return await self.node(
+            C,
+            ref,
+            above.path if above is not None else "",
+            "c",
+            name=name,
+            kind=kind,
+            region_code=region_code,
+            timezone="Asia/Shanghai",
+            enterprise_id=enterprise.id if enterprise is not None else None,
+            parent_id=parent.id if parent is not None else None,
+        )
+
+    async def household(
+        self, ref: str, community: Any, name: str, dwelling_type: str, *, solar: bool = False
+    ) -> Any:
+        return await self.node(
+            H,
+            ref,
+            community.path,
+            "h",
+            name=name,
+            community_id=community.id,
+            dwelling_type=dwelling_type,
+            has_rooftop_solar=solar,
+        )
+
     def person_name(self) -> str:
         self.names += 1
         return (
@@ -237,13 +283,79 @@ DAILY_USE = {
 DEMO_DAYS = 28
 
 
+def demo_days(today: date) -> list[date]:
+    """The DEMO_DAYS days up to yesterday."""
+    first = today - timedelta(days=DEMO_DAYS)
+    return [first + timedelta(days=offset) for offset in range(DEMO_DAYS)]
+
+
+def meter_reading(
+    home: Any, activity: str, quantity: str, unit: str, day: date, meter_ref: str
+) -> ActivityInput:
+    """One day's reading of a demo household's meter. Its key carries the date, so a later
+    run adds only new days."""
+    from carbongraph.accounting.ingest import ActivityInput
+
+    return ActivityInput(
+        "Household",
+        home.id,
+        activity,
+        quantity,
+        unit,
+        day,
+        day,
+        source="METER",
+        external_id=f"{home.external_ref}:{activity}:{day}",
+        meter_ref=meter_ref,
+    )
+
+
+async def ingest_readings(
+    conn: AsyncConnection, inputs: list[ActivityInput], today: date, what: str
+) -> int:
+    """Records added; any refused reading is a bug in the generator, so it stops the seed."""
+    from carbongraph.accounting.ingest import ingest
+
+    added = 0
+    for start in range(0, len(inputs), 5000):
+        result = await ingest(
+            conn, inputs[start : start + 5000], today=today, recorded_by="seed", use_copy=True
+        )
+        if result.errors:
+            raise RuntimeError(f"demo {what} refused: {result.errors[:3]}")
+        added += result.created_count
+    return added
+
+
+async def grant(
+    conn: AsyncConnection, subject: str, role: Role, node_type: str, node_id: int
+) -> None:
+    """Grant ``role`` on the node to ``subject``, unless a run before did."""
+    exists = await conn.scalar(
+        sa.select(G.c.id).where(
+            G.c.principal == subject,
+            G.c.role == role.value,
+            G.c.node_type == node_type,
+            G.c.node_id == node_id,
+        )
+    )
+    if exists is None:
+        await conn.execute(
+            sa.insert(G).values(
+                principal=subject,
+                role=role.value,
+                node_type=node_type,
+                node_id=node_id,
+                created_at=utcnow(),
+                created_by="seed",
+            )
+        )
+
+
 async def seed_activity(conn: AsyncConnection) -> int:
     """Daily meter readings for every demo household over the 28 days up to yesterday, and
-    rooftop solar where homes have it. Keys carry the date, so a later run adds only new days."""
-    from carbongraph.accounting.ingest import ActivityInput, ingest
-
+    rooftop solar where homes have it."""
     today = datetime.now(UTC).date()
-    first = today - timedelta(days=DEMO_DAYS)
     homes = list(
         await conn.execute(
             sa.select(H.c.id, H.c.external_ref, H.c.dwelling_type, H.c.has_rooftop_solar)
@@ -255,37 +367,15 @@ async def seed_activity(conn: AsyncConnection) -> int:
     for home in homes:
         # Each home keeps its own habits: a per-home scale, stable across runs.
         scale = random.Random(home.external_ref).uniform(0.7, 1.3)
-        for offset in range(DEMO_DAYS):
-            day = first + timedelta(days=offset)
+        for day in demo_days(today):
             daily = random.Random(f"{home.external_ref}:{day}")
             uses = list(DAILY_USE[home.dwelling_type])
             if home.has_rooftop_solar:
                 uses.append(("ROOFTOP_SOLAR", "kWh", 2.0, 7.0))
             for activity, unit, low, high in uses:
                 quantity = round(daily.uniform(low, high) * scale, 2)
-                inputs.append(
-                    ActivityInput(
-                        "Household",
-                        home.id,
-                        activity,
-                        str(quantity),
-                        unit,
-                        day,
-                        day,
-                        source="METER",
-                        external_id=f"{home.external_ref}:{activity}:{day}",
-                        meter_ref="main",
-                    )
-                )
-    added = 0
-    for start in range(0, len(inputs), 5000):
-        result = await ingest(
-            conn, inputs[start : start + 5000], today=today, recorded_by="seed", use_copy=True
-        )
-        if result.errors:
-            raise RuntimeError(f"demo activity refused: {result.errors[:3]}")
-        added += result.created_count
-    return added
+                inputs.append(meter_reading(home, activity, str(quantity), unit, day, "main"))
+    return await ingest_readings(conn, inputs, today, "activity")
 
 
 async def seed_demo(engine: AsyncEngine) -> dict[str, Any]:
@@ -293,30 +383,14 @@ async def seed_demo(engine: AsyncEngine) -> dict[str, Any]:
     rng = random.Random(20231101)
     async with engine.begin() as conn:
         w = HierarchyWriter(conn, rng)
-        village = await w.node(
-            C,
-            "demo:xinqiao",
-            "",
-            "c",
-            name="Xinqiao Shiju Heritage Village",
-            kind="VILLAGE",
-            region_code="CN-GD",
-            timezone="Asia/Shanghai",
-            enterprise_id=None,
-            parent_id=None,
+        village = await w.community(
+            "demo:xinqiao", "Xinqiao Shiju Heritage Village", "VILLAGE", "CN-GD"
         )
         village_people: list[int] = []
         # 589 residents in 200 households: 189 homes of 3 and 11 of 2 (589 = 189*3 + 11*2).
         for n in range(1, 201):
-            home = await w.node(
-                H,
-                f"demo:xinqiao:h{n}",
-                village.path,
-                "h",
-                name=f"Xinqiao No. {n}",
-                community_id=village.id,
-                dwelling_type="HOUSE",
-                has_rooftop_solar=n % 6 == 0,
+            home = await w.household(
+                f"demo:xinqiao:h{n}", village, f"Xinqiao No. {n}", "HOUSE", solar=n % 6 == 0
             )
             size = 3 if n <= 189 else 2
             village_people += await w.people(
@@ -327,97 +401,52 @@ async def seed_demo(engine: AsyncEngine) -> dict[str, Any]:
                 subject_first="demo-resident" if n == 1 else None,
             )
 
-        caa = await w.node(E, "demo:caa", "", "e", name="China Academy of Art", kind="UNIVERSITY")
-        campus = await w.node(
-            C,
-            "demo:caa:xiangshan",
-            caa.path,
-            "c",
-            name="Xiangshan Campus",
-            kind="CAMPUS",
-            region_code="CN-ZJ",
-            timezone="Asia/Shanghai",
-            enterprise_id=caa.id,
-            parent_id=None,
+        caa = await w.enterprise("demo:caa", "China Academy of Art", "UNIVERSITY")
+        campus = await w.community(
+            "demo:caa:xiangshan", "Xiangshan Campus", "CAMPUS", "CN-ZJ", enterprise=caa
         )
         students = 0
         for b in range(1, 6):
-            building = await w.node(
-                C,
+            building = await w.community(
                 f"demo:caa:b{b}",
-                campus.path,
-                "c",
-                name=f"Dorm Building {b}",
-                kind="BUILDING",
-                region_code="CN-ZJ",
-                timezone="Asia/Shanghai",
-                enterprise_id=caa.id,
-                parent_id=campus.id,
+                f"Dorm Building {b}",
+                "BUILDING",
+                "CN-ZJ",
+                enterprise=caa,
+                parent=campus,
             )
             for r in range(1, 21):
-                room = await w.node(
-                    H,
-                    f"demo:caa:b{b}:r{r}",
-                    building.path,
-                    "h",
-                    name=f"Room {b}{r:02d}",
-                    community_id=building.id,
-                    dwelling_type="DORM_ROOM",
-                    has_rooftop_solar=False,
+                room = await w.household(
+                    f"demo:caa:b{b}:r{r}", building, f"Room {b}{r:02d}", "DORM_ROOM"
                 )
                 students += len(await w.people(room, 4, f"demo:caa:b{b}:r{r}", date(2025, 9, 1)))
 
-        pengcheng = await w.node(
-            E,
-            "demo:pengcheng",
-            "",
-            "e",
-            name="Pengcheng Property Services",
-            kind="PROPERTY_MANAGER",
+        pengcheng = await w.enterprise(
+            "demo:pengcheng", "Pengcheng Property Services", "PROPERTY_MANAGER"
         )
-        compound = await w.node(
-            C,
+        compound = await w.community(
             "demo:pengcheng:binhai",
-            pengcheng.path,
-            "c",
-            name="Binhai Garden",
-            kind="RESIDENTIAL_COMPOUND",
-            region_code="CN-GD",
-            timezone="Asia/Shanghai",
-            enterprise_id=pengcheng.id,
-            parent_id=None,
+            "Binhai Garden",
+            "RESIDENTIAL_COMPOUND",
+            "CN-GD",
+            enterprise=pengcheng,
         )
         compound_people: list[int] = []
         for n in range(1, 41):
-            flat = await w.node(
-                H,
+            flat = await w.household(
                 f"demo:binhai:h{n}",
-                compound.path,
-                "h",
-                name=f"Binhai Garden {1 + (n - 1) // 8}-{n:02d}",
-                community_id=compound.id,
-                dwelling_type="APARTMENT",
-                has_rooftop_solar=False,
+                compound,
+                f"Binhai Garden {1 + (n - 1) // 8}-{n:02d}",
+                "APARTMENT",
             )
             compound_people += await w.people(
                 flat, 2 + n % 2, f"demo:binhai:h{n}", date(2024, 3, 1)
             )
         await w.employ(compound_people[:6] + village_people[10:16], pengcheng.id, date(2022, 5, 1))
 
-        qianhai = await w.node(
-            E, "demo:qianhai", "", "e", name="Qianhai Green Tech", kind="COMPANY"
-        )
-        await w.node(
-            C,
-            "demo:qianhai:park",
-            qianhai.path,
-            "c",
-            name="Qianhai Office Park",
-            kind="OFFICE_PARK",
-            region_code="CN-GD",
-            timezone="Asia/Shanghai",
-            enterprise_id=qianhai.id,
-            parent_id=None,
+        qianhai = await w.enterprise("demo:qianhai", "Qianhai Green Tech", "COMPANY")
+        await w.community(
+            "demo:qianhai:park", "Qianhai Office Park", "OFFICE_PARK", "CN-GD", enterprise=qianhai
         )
         await w.employ(
             village_people[100:120] + compound_people[20:30],
@@ -430,25 +459,7 @@ async def seed_demo(engine: AsyncEngine) -> dict[str, Any]:
             if principal.node_ref is not None:
                 table = {"Enterprise": E, "Community": C, "Individual": I}[principal.node_type]
                 node_id = (await w.find(table, principal.node_ref)).id
-            exists = await conn.scalar(
-                sa.select(G.c.id).where(
-                    G.c.principal == principal.subject,
-                    G.c.role == principal.role.value,
-                    G.c.node_type == principal.node_type,
-                    G.c.node_id == node_id,
-                )
-            )
-            if exists is None:
-                await conn.execute(
-                    sa.insert(G).values(
-                        principal=principal.subject,
-                        role=principal.role.value,
-                        node_type=principal.node_type,
-                        node_id=node_id,
-                        created_at=w.now,
-                        created_by="seed",
-                    )
-                )
+            await grant(conn, principal.subject, principal.role, principal.node_type, node_id)
 
         activity_added = await seed_activity(conn)
         activity_added += await seed_campus_statement_demo(conn)
@@ -482,10 +493,7 @@ async def seed_campus_statement_demo(conn: AsyncConnection) -> int:
     """Daily water readings per dorm room over the demo days (deterministic per room and day;
     keys carry the date, so a later run adds only new days), and a RESIDENT grant for the first
     student of room 101 as ``demo-student``. Returns the records added."""
-    from carbongraph.accounting.ingest import ActivityInput, ingest
-
     today = datetime.now(UTC).date()
-    first = today - timedelta(days=DEMO_DAYS)
     rooms = list(
         await conn.execute(
             sa.select(H.c.id, H.c.external_ref)
@@ -496,42 +504,14 @@ async def seed_campus_statement_demo(conn: AsyncConnection) -> int:
     inputs = []
     for room in rooms:
         scale = random.Random(f"{room.external_ref}:water").uniform(0.7, 1.4)
-        for offset in range(DEMO_DAYS):
-            day = first + timedelta(days=offset)
+        for day in demo_days(today):
             # Four students, 60–160 litres each a day.
             litres = random.Random(f"{room.external_ref}:water:{day}").uniform(240, 640) * scale
-            inputs.append(
-                ActivityInput(
-                    "Household",
-                    room.id,
-                    "WATER",
-                    f"{litres / 1000:.3f}",
-                    "m3",
-                    day,
-                    day,
-                    source="METER",
-                    external_id=f"{room.external_ref}:WATER:{day}",
-                    meter_ref="water",
-                )
-            )
-    result = await ingest(conn, inputs, today=today, recorded_by="seed", use_copy=True)
-    if result.errors:
-        raise RuntimeError(f"demo water readings refused: {result.errors[:3]}")
+            inputs.append(meter_reading(room, "WATER", f"{litres / 1000:.3f}", "m3", day, "water"))
+    added = await ingest_readings(conn, inputs, today, "water readings")
     student = await conn.scalar(
         sa.select(I.c.id).where(I.c.external_ref == f"{DEMO_STUDENT_ROOM}:p1")
     )
-    granted = await conn.scalar(
-        sa.select(G.c.id).where(G.c.principal == DEMO_STUDENT, G.c.role == Role.RESIDENT.value)
-    )
-    if student is not None and granted is None:
-        await conn.execute(
-            sa.insert(G).values(
-                principal=DEMO_STUDENT,
-                role=Role.RESIDENT.value,
-                node_type="Individual",
-                node_id=student,
-                created_at=utcnow(),
-                created_by="seed",
-            )
-        )
-    return result.created_count
+    if student is not None:
+        await grant(conn, DEMO_STUDENT, Role.RESIDENT, "Individual", student)
+    return added

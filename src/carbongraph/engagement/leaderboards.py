@@ -22,21 +22,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from carbongraph.accounting.reads import Period
-from carbongraph.accounting.rollup import POP, T
 from carbongraph.errors import BadUserInput
-from carbongraph.models import (
-    ActivityRecord,
-    Community,
-    Household,
-    HouseholdMembership,
-    Individual,
-)
-
-C = Community.__table__
-H = Household.__table__
-I = Individual.__table__  # noqa: E741
-M = HouseholdMembership.__table__
-R = ActivityRecord.__table__
+from carbongraph.models.tables import POP, C, H, I, M, R, T
 
 REDUCTIONS = "REDUCTIONS"
 NET_EMISSIONS_PER_CAPITA = "NET_EMISSIONS_PER_CAPITA"

@@ -392,72 +392,54 @@ def _usage_charts(
 ) -> str:
     """A utility's daily and weekly use, each on its own axis in its own unit."""
     name, shown_unit = fmt.utility(activity), fmt.unit(unit)
-    days = statement["days"]
-    day_bars = []
-    for day in days:
-        quantity = next((u["quantity"] for u in day["usage"] if u["activityType"] == activity), "0")
-        on = date.fromisoformat(day["date"])
-        day_bars.append(
-            Bar(
-                float(quantity),
-                fmt.short_day(on),
-                f"{fmt.day(on)}: {fmt.quantity(quantity, 2)} {shown_unit}",
-                {
-                    "data-date": day["date"],
-                    "data-activity": activity,
-                    "data-quantity": quantity,
-                    "data-unit": unit,
-                },
-            )
+
+    def used(bucket: dict[str, Any]) -> str:
+        return next((u["quantity"] for u in bucket["usage"] if u["activityType"] == activity), "0")
+
+    def bar(bucket: dict[str, Any], key: str, digits: int, labelled: bool) -> Bar:
+        """A day's (``key`` "date") or a week's ("from") use of the utility."""
+        quantity = used(bucket)
+        on = date.fromisoformat(bucket[key])
+        when = fmt.day(on) if key == "date" else fmt.t("week_of", date=fmt.day(on))
+        return Bar(
+            float(quantity),
+            fmt.short_day(on),
+            f"{when}: {fmt.quantity(quantity, digits)} {shown_unit}",
+            {
+                f"data-{key}": bucket[key],
+                "data-activity": activity,
+                "data-quantity": quantity,
+                "data-unit": unit,
+            },
+            value_label=fmt.quantity(quantity) if labelled else None,
         )
+
+    day_bars = [bar(day, "date", 2, labelled=False) for day in statement["days"]]
     weeks = statement["weeks"]
-    week_bars = []
-    for week in weeks:
-        quantity = next(
-            (u["quantity"] for u in week["usage"] if u["activityType"] == activity), "0"
-        )
-        on = date.fromisoformat(week["from"])
-        week_bars.append(
-            Bar(
-                float(quantity),
-                fmt.short_day(on),
-                f"{fmt.t('week_of', date=fmt.day(on))}: {fmt.quantity(quantity)} {shown_unit}",
-                {
-                    "data-from": week["from"],
-                    "data-activity": activity,
-                    "data-quantity": quantity,
-                    "data-unit": unit,
-                },
-                value_label=fmt.quantity(quantity) if len(weeks) <= 8 else None,
+    week_bars = [bar(week, "from", 1, labelled=len(weeks) <= 8) for week in weeks]
+
+    def figure(message: str, bars: list[Bar], css_class: str, bar_class: str, days: bool) -> str:
+        title = fmt.t(message, utility=name, unit=shown_unit)
+        return (
+            "<figure>"
+            + _chart(
+                title=title,
+                bars=bars,
+                fmt=fmt,
+                colour=colour,
+                svg_attributes={"class": css_class, "data-activity": activity, "data-unit": unit},
+                bar_class=bar_class,
+                label_every=_label_step(len(bars), days=days),
             )
+            + f"<figcaption>{html.escape(title)}</figcaption></figure>"
         )
-    daily_title = fmt.t("daily", utility=name, unit=shown_unit)
-    weekly_title = fmt.t("weekly", utility=name, unit=shown_unit)
-    chart = {"data-activity": activity, "data-unit": unit}
+
     return (
         f"<section class='utility' data-activity='{html.escape(activity)}'>"
         f"<h2>{html.escape(name)} ({html.escape(shown_unit)})</h2><div class='pair'>"
-        f"<figure>"
-        + _chart(
-            title=daily_title,
-            bars=day_bars,
-            fmt=fmt,
-            colour=colour,
-            svg_attributes={"class": "chart daily-chart", **chart},
-            bar_class="day",
-            label_every=_label_step(len(day_bars), days=True),
-        )
-        + f"<figcaption>{html.escape(daily_title)}</figcaption></figure><figure>"
-        + _chart(
-            title=weekly_title,
-            bars=week_bars,
-            fmt=fmt,
-            colour=colour,
-            svg_attributes={"class": "chart usage-chart", **chart},
-            bar_class="use",
-            label_every=_label_step(len(week_bars), days=False),
-        )
-        + f"<figcaption>{html.escape(weekly_title)}</figcaption></figure></div></section>"
+        + figure("daily", day_bars, "chart daily-chart", "day", days=True)
+        + figure("weekly", week_bars, "chart usage-chart", "use", days=False)
+        + "</div></section>"
     )
 
 

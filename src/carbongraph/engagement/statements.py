@@ -18,23 +18,8 @@ import sqlalchemy as sa
 
 from carbongraph.accounting.activities import ACTIVITY_TYPES
 from carbongraph.accounting.reads import Period
-from carbongraph.accounting.rollup import POP, T
 from carbongraph.engagement import leaderboards as lb
-from carbongraph.models import (
-    ActionRecordRow,
-    ActivityRecord,
-    Community,
-    CreditEntry,
-    Household,
-    HouseholdMembership,
-)
-
-R = ActivityRecord.__table__
-C = Community.__table__
-H = Household.__table__
-M = HouseholdMembership.__table__
-CE = CreditEntry.__table__
-AR = ActionRecordRow.__table__
+from carbongraph.models.tables import AR, CE, POP, C, H, M, R, T
 
 DORM_ROOM = "DORM_ROOM"
 CAMPUS = "CAMPUS"
@@ -49,33 +34,35 @@ class Usage:
     offset_g: int = 0
 
 
+@dataclass(kw_only=True)
+class Figures:
+    """Use by utility and emissions over one week or one day of a statement."""
+
+    usage: dict[str, Usage] = field(default_factory=dict)
+    gross_g: int = 0
+    offset_g: int = 0
+
+    @property
+    def net_g(self) -> int:
+        return self.gross_g - self.offset_g
+
+
 @dataclass
-class Week:
+class Week(Figures):
     start: date
     end: date
-    usage: dict[str, Usage] = field(default_factory=dict)
-    gross_g: int = 0
-    offset_g: int = 0
-
-    @property
-    def net_g(self) -> int:
-        return self.gross_g - self.offset_g
 
 
 @dataclass
-class Day:
+class Day(Figures):
     day: date
-    usage: dict[str, Usage] = field(default_factory=dict)
-    gross_g: int = 0
-    offset_g: int = 0
-
-    @property
-    def net_g(self) -> int:
-        return self.gross_g - self.offset_g
 
 
 @dataclass
-class Ranking:
+class Standing:
+    """Where an account stands on its peers' board, and who the peers are: what the net and
+    the electricity ranking share."""
+
     peers: str  # "dorm rooms of Xiangshan Campus"
     peer_community: str  # "Xiangshan Campus"
     peer_scope_path: str
@@ -83,6 +70,27 @@ class Ranking:
     percentile: float | None
     entry_count: int
     population: int
+
+    @classmethod
+    def on(
+        cls, board: lb.Board, peers: str, community: str, mine: lb.Entry | None, top: lb.Entry
+    ) -> Standing:
+        """From what ``lb.standing`` returns: the account's entry (None without data) and
+        the board's top entry."""
+        return cls(
+            peers=peers,
+            peer_community=community,
+            peer_scope_path=board.scope_path,
+            rank=mine.rank if mine else None,
+            percentile=mine.percentile if mine else None,
+            entry_count=top.entry_count,
+            population=top.board_population,
+        )
+
+
+@dataclass
+class Ranking:
+    standing: Standing
     average_net_g: int | None
     average_per_capita_g: int | None
 
@@ -93,13 +101,7 @@ class UsageRanking:
 
     activity_type: str
     unit: str
-    peers: str
-    peer_community: str
-    peer_scope_path: str
-    rank: int | None
-    percentile: float | None
-    entry_count: int
-    population: int
+    standing: Standing
     per_capita_milli: int | None  # this account's, in thousandths of `unit`
     average_per_capita_milli: int | None  # the peers' use per person
 
@@ -321,13 +323,7 @@ async def build(db: Any, subject: Subject, period: Period) -> StatementData:
         mine, top = await lb.standing(db, board, subject.node_id)
         if top is not None:
             ranking = Ranking(
-                peers=description,
-                peer_community=community,
-                peer_scope_path=board.scope_path,
-                rank=mine.rank if mine else None,
-                percentile=mine.percentile if mine else None,
-                entry_count=top.entry_count,
-                population=top.board_population,
+                standing=Standing.on(board, description, community, mine, top),
                 average_net_g=_divide(top.board_net_g, top.entry_count),
                 average_per_capita_g=_divide(top.board_net_g, top.board_population),
             )
@@ -372,13 +368,7 @@ async def electricity_ranking(db: Any, data: StatementData) -> UsageRanking | No
     return UsageRanking(
         activity_type=lb.ELECTRICITY,
         unit=ACTIVITY_TYPES[lb.ELECTRICITY].unit,
-        peers=description,
-        peer_community=community,
-        peer_scope_path=board.scope_path,
-        rank=mine.rank if mine else None,
-        percentile=mine.percentile if mine else None,
-        entry_count=top.entry_count,
-        population=top.board_population,
+        standing=Standing.on(board, description, community, mine, top),
         per_capita_milli=_divide(mine.quantity_milli, mine.population) if mine else None,
         average_per_capita_milli=_divide(top.board_quantity_milli, top.board_population),
     )

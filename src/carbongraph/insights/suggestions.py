@@ -25,11 +25,8 @@ import sqlalchemy as sa
 from carbongraph.accounting.compute import grams
 from carbongraph.accounting.factors import Factor, FactorLibrary
 from carbongraph.accounting.regions import region_chain
-from carbongraph.models import HouseholdMembership
-from carbongraph.models.accounting import ActivityRecord
+from carbongraph.models.tables import M, R
 
-R = ActivityRecord.__table__
-M = HouseholdMembership.__table__
 CENT = Decimal("0.01")
 
 
@@ -125,6 +122,15 @@ class _Inputs:
             return None
         return usage
 
+    def heavy(self, activity: str, threshold: str) -> tuple[Usage, Decimal, Decimal] | None:
+        """(usage, annual use in the activity's unit, the rule's ``threshold`` parameter)
+        when there is enough data and the annual use reaches the threshold."""
+        usage = self.enough(activity)
+        if usage is None:
+            return None
+        annual, minimum = _units(usage.annual_milli()), self.value(threshold)
+        return (usage, annual, minimum) if annual >= minimum else None
+
 
 def _milli(value: Decimal) -> int:
     return int((value * 1000).to_integral_value(ROUND_HALF_EVEN))
@@ -153,14 +159,11 @@ Result = tuple[int, Decimal, str, list[Evidence], Usage] | None
 def _rooftop_solar(x: _Inputs) -> Result:
     if x.account.has_rooftop_solar:
         return None
-    usage = x.enough("ELECTRICITY")
+    heavy = x.heavy("ELECTRICITY", "min_annual_electricity_kwh")
     factor = x.factor("electricity")
-    if usage is None or factor is None:
+    if heavy is None or factor is None:
         return None
-    annual = x.value("min_annual_electricity_kwh")
-    use_kwh = _units(usage.annual_milli())
-    if use_kwh < annual:
-        return None
+    usage, use_kwh, annual = heavy
     generation = x.value("system_kwp") * x.value("specific_yield_kwh_per_kwp")
     self_used = min(generation * x.value("self_consumption_share"), use_kwh)
     exported = generation - self_used
@@ -243,15 +246,12 @@ def _night_baseload(x: _Inputs) -> Result:
 
 
 def _subway(x: _Inputs) -> Result:
-    usage = x.enough("GASOLINE")
+    heavy = x.heavy("GASOLINE", "min_annual_petrol_litres")
     petrol = x.factor("gasoline")
     electricity = x.factor("electricity")
-    if usage is None or petrol is None or electricity is None:
+    if heavy is None or petrol is None or electricity is None:
         return None
-    litres = _units(usage.annual_milli())
-    threshold = x.value("min_annual_petrol_litres")
-    if litres < threshold:
-        return None
+    usage, litres, threshold = heavy
     replaced_l = litres * x.value("replaceable_share")
     km = replaced_l * 100 / x.value("car_litres_per_100km")
     metro_kwh = km * x.value("metro_kwh_per_passenger_km")
@@ -274,15 +274,12 @@ def _subway(x: _Inputs) -> Result:
 
 
 def _heat_pump(x: _Inputs) -> Result:
-    usage = x.enough("NATURAL_GAS")
+    heavy = x.heavy("NATURAL_GAS", "min_annual_gas_m3")
     gas = x.factor("natural_gas")
     electricity = x.factor("electricity")
-    if usage is None or gas is None or electricity is None:
+    if heavy is None or gas is None or electricity is None:
         return None
-    m3 = _units(usage.annual_milli())
-    threshold = x.value("min_annual_gas_m3")
-    if m3 < threshold:
-        return None
+    usage, m3, threshold = heavy
     replaced_m3 = m3 * x.value("water_heating_share")
     heat_mj = replaced_m3 * x.value("gas_mj_per_m3") * x.value("gas_heater_efficiency")
     kwh = heat_mj / Decimal("3.6") / x.value("heat_pump_cop")

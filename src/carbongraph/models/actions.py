@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlmodel import Field
 
 from carbongraph.models.accounting import BIGINT
-from carbongraph.models.base import TableModel, timestamp_column, utcnow
+from carbongraph.models.base import TableModel, partial_unique_index, timestamp_column, utcnow
 
 
 class ActionType(TableModel, table=True):
@@ -77,27 +77,19 @@ class CreditEntry(TableModel, table=True):
         sa.Index("ix_credit_entry_individual", "individual_id", "id"),
         # The last line of defence behind the lock discipline (locks.py): an action grants
         # once, gets each campaign's bonus once, and is reversed once.
-        sa.Index(
+        partial_unique_index(
             "ux_credit_entry_one_grant",
             "action_record_id",
-            unique=True,
-            sqlite_where=sa.text("kind = 'GRANT' AND campaign_id IS NULL"),
-            postgresql_where=sa.text("kind = 'GRANT' AND campaign_id IS NULL"),
+            where="kind = 'GRANT' AND campaign_id IS NULL",
         ),
-        sa.Index(
+        partial_unique_index(
             "ux_credit_entry_one_bonus",
             "action_record_id",
             "campaign_id",
-            unique=True,
-            sqlite_where=sa.text("kind = 'GRANT' AND campaign_id IS NOT NULL"),
-            postgresql_where=sa.text("kind = 'GRANT' AND campaign_id IS NOT NULL"),
+            where="kind = 'GRANT' AND campaign_id IS NOT NULL",
         ),
-        sa.Index(
-            "ux_credit_entry_one_reversal",
-            "action_record_id",
-            unique=True,
-            sqlite_where=sa.text("kind = 'REVERSAL'"),
-            postgresql_where=sa.text("kind = 'REVERSAL'"),
+        partial_unique_index(
+            "ux_credit_entry_one_reversal", "action_record_id", where="kind = 'REVERSAL'"
         ),
     )
 

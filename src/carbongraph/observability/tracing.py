@@ -13,6 +13,7 @@ operation span (Strawberry's OpenTelemetry extension) and under it one span per 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import weakref
 from collections.abc import Generator
@@ -104,6 +105,23 @@ def reset() -> None:
 
 def enabled() -> bool:
     return _provider is not None
+
+
+@contextlib.contextmanager
+def planned_operation(name: str | None) -> Generator[None, None, None]:
+    """The operation span of a query the planner answers (``carbongraph.planner``), named and
+    placed as Strawberry's: its SQL statement's span is its child."""
+    if _provider is None:
+        yield
+        return
+    tracer = _provider.get_tracer("carbongraph.planner")
+    title = f"GraphQL Query: {name}" if name else "GraphQL Query"
+    with tracer.start_as_current_span(title) as span:
+        span.set_attribute("graphql.operation.type", "query")
+        if name:
+            span.set_attribute("graphql.operation.name", name)
+        span.set_attribute("carbongraph.planned", True)
+        yield
 
 
 def shutdown() -> None:

@@ -22,27 +22,15 @@ from strawberry.dataloader import DataLoader
 
 from carbongraph.authz import Target, Viewer, individual_path
 from carbongraph.db import RequestDB
-from carbongraph.models import (
-    Community,
-    Employment,
-    Enterprise,
-    Household,
-    HouseholdMembership,
-    Individual,
-)
+
+# Re-exported: services, tests and the demo import the hierarchy's tables from here.
+from carbongraph.models.tables import EM, C, E, H, I, M
 from carbongraph.resolvers.pagination import (
     Page,
     PageArgs,
     partitioned_page_statement,
     split_pages,
 )
-
-E = Enterprise.__table__
-C = Community.__table__
-H = Household.__table__
-I = Individual.__table__  # noqa: E741
-M = HouseholdMembership.__table__
-EM = Employment.__table__
 
 
 def current(table: sa.FromClause, on: date) -> ColumnElement[bool]:

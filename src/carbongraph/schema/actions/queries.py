@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import strawberry
 
 from carbongraph.schema.actions import types as actions
@@ -10,6 +12,29 @@ from carbongraph.schema.common import CONNECTION_SIZE, MAX_PAGE, sized_field
 from carbongraph.schema.relay import Connection
 
 PAGE = "Keyset pagination: `first`/`after` forwards, `last`/`before` backwards."
+
+
+def owned_list(type_name: str, description: str, page_of: Any) -> Any:
+    """A connection of what a community or an enterprise owns (campaigns, rewards): one
+    ``page_of(info, owner_id, first, after, last, before)``."""
+
+    async def resolve(
+        self: Any,
+        info: strawberry.Info,
+        owner_id: strawberry.ID,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Any:
+        return await page_of(info, owner_id, first, after, last, before)
+
+    resolve.__annotations__["return"] = f"Connection[actions.{type_name}]"
+    return strawberry.federation.field(
+        resolver=resolve,
+        description=f"{description}, oldest first. {PAGE}",
+        directives=[CONNECTION_SIZE],
+    )
 
 
 @strawberry.type
@@ -38,32 +63,9 @@ class ActionQueries:
             info, community_id, status, action_type, first, after, last, before
         )
 
-    @strawberry.federation.field(
-        description="Campaigns run by a community or an enterprise, oldest first. " + PAGE,
-        directives=[CONNECTION_SIZE],
+    campaigns = owned_list(
+        "CampaignInfo", "Campaigns run by a community or an enterprise", actions.campaigns_of
     )
-    async def campaigns(
-        self,
-        info: strawberry.Info,
-        owner_id: strawberry.ID,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-    ) -> Connection[actions.CampaignInfo]:  # type: ignore[type-var]
-        return await actions.campaigns_of(info, owner_id, first, after, last, before)
-
-    @strawberry.federation.field(
-        description="Rewards offered by a community or an enterprise, oldest first. " + PAGE,
-        directives=[CONNECTION_SIZE],
+    rewards = owned_list(
+        "RewardInfo", "Rewards offered by a community or an enterprise", actions.rewards_of
     )
-    async def rewards(
-        self,
-        info: strawberry.Info,
-        owner_id: strawberry.ID,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-    ) -> Connection[actions.RewardInfo]:  # type: ignore[type-var]
-        return await actions.rewards_of(info, owner_id, first, after, last, before)

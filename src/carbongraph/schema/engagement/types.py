@@ -185,21 +185,29 @@ class Statement:
         return await _usage_ranking(info, ranking, self.data.period)
 
 
-async def _peers_withheld(
-    info: Info, population: int, scope_path: str, span: Period
-) -> privacy.SuppressionReason | None:
-    """The peers' averages are figures over part of the peers' community (homes with data, of
-    one dwelling type): withheld like a footprint of that part (docs/privacy.md)."""
+async def _standing(info: Info, standing: st.Standing, span: Period) -> dict[str, Any]:
+    """The fields both ranking types share. The peers' averages are figures over part of the
+    peers' community (homes with data, of one dwelling type): withheld like a footprint of that
+    part (docs/privacy.md); the same rule for the net and the usage ranking."""
     ctx = info.context
+    scope_path = standing.peer_scope_path
     decision = await privacy.part_of_node(
         ctx.loaders.cell_groups,
         policy.level(info, Target((scope_path,))),
         ctx.settings.small_cell_k,
         scope_path,
         span.end,
-        population,
+        standing.population,
     )
-    return decision.part
+    return {
+        "peers": standing.peers,
+        "peer_community": standing.peer_community,
+        "rank": standing.rank,
+        "percentile": standing.percentile,
+        "peer_count": standing.entry_count,
+        "suppressed": decision.part is not None,
+        "suppression_reason": decision.part,
+    }
 
 
 async def _usage_ranking(
@@ -207,40 +215,27 @@ async def _usage_ranking(
 ) -> StatementUsageRanking | None:
     if ranking is None:
         return None
-    # The same rule as the net ranking's averages, over this board's peers.
-    reason = await _peers_withheld(info, ranking.population, ranking.peer_scope_path, span)
-    suppressed = reason is not None
+    shared = await _standing(info, ranking.standing, span)
+    suppressed = shared["suppressed"]
     own, average = ranking.per_capita_milli, ranking.average_per_capita_milli
     return StatementUsageRanking(
         activity_type=ranking.activity_type,
         unit=ranking.unit,
-        peers=ranking.peers,
-        peer_community=ranking.peer_community,
-        rank=ranking.rank,
-        percentile=ranking.percentile,
-        peer_count=ranking.entry_count,
         per_capita=None if own is None else _quantity(own),
         peer_average_per_capita=None if suppressed or average is None else _quantity(average),
-        suppressed=suppressed,
-        suppression_reason=reason,
+        **shared,
     )
 
 
 async def _ranking(info: Info, ranking: st.Ranking | None, span: Period) -> StatementRanking | None:
     if ranking is None:
         return None
-    reason = await _peers_withheld(info, ranking.population, ranking.peer_scope_path, span)
-    suppressed = reason is not None
+    shared = await _standing(info, ranking.standing, span)
+    suppressed = shared["suppressed"]
     return StatementRanking(
-        peers=ranking.peers,
-        peer_community=ranking.peer_community,
-        rank=ranking.rank,
-        percentile=ranking.percentile,
-        peer_count=ranking.entry_count,
         peer_average_net=None if suppressed else ranking.average_net_g,
         peer_average_per_capita=None if suppressed else ranking.average_per_capita_g,
-        suppressed=suppressed,
-        suppression_reason=reason,
+        **shared,
     )
 
 

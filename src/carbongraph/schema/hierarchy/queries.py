@@ -16,8 +16,8 @@ from carbongraph.schema.hierarchy.types import (
     NODE_TYPES,
     CommunityNode,
     EnterpriseNode,
-    HouseholdNode,
-    IndividualNode,
+    HouseholdNode,  # noqa: F401  (named in node_by_id's annotation)
+    IndividualNode,  # noqa: F401
 )
 from carbongraph.schema.node import row_target
 from carbongraph.schema.relay import Connection, build_connection, decode_global_id, page_args
@@ -25,6 +25,18 @@ from carbongraph.schema.security import types as security
 
 MAX_NODES = 1000
 PAGE = "Keyset pagination: `first`/`after` forwards, `last`/`before` backwards."
+
+
+def node_by_id(type_name: str) -> Any:
+    """``enterprise(id)`` and its siblings: one node of a type by its global ID."""
+
+    async def resolve(self: Any, info: strawberry.Info, id: strawberry.ID) -> Any:
+        node = NODE_TYPES[type_name]
+        return await node.fetch(info, decode_global_id(id, [type_name])[1])
+
+    # Named, not referenced, so that each root field has its own type (resolved at build).
+    resolve.__annotations__["return"] = f"{type_name}Node | None"
+    return strawberry.field(resolver=resolve)
 
 
 @strawberry.type
@@ -82,21 +94,10 @@ class HierarchyQueries:
                 out.append(NODE_TYPES[item[0]].from_row(row))
         return out
 
-    @strawberry.field
-    async def enterprise(self, info: strawberry.Info, id: strawberry.ID) -> EnterpriseNode | None:
-        return await EnterpriseNode.fetch(info, decode_global_id(id, ["Enterprise"])[1])
-
-    @strawberry.field
-    async def community(self, info: strawberry.Info, id: strawberry.ID) -> CommunityNode | None:
-        return await CommunityNode.fetch(info, decode_global_id(id, ["Community"])[1])
-
-    @strawberry.field
-    async def household(self, info: strawberry.Info, id: strawberry.ID) -> HouseholdNode | None:
-        return await HouseholdNode.fetch(info, decode_global_id(id, ["Household"])[1])
-
-    @strawberry.field
-    async def individual(self, info: strawberry.Info, id: strawberry.ID) -> IndividualNode | None:
-        return await IndividualNode.fetch(info, decode_global_id(id, ["Individual"])[1])
+    enterprise = node_by_id("Enterprise")
+    community = node_by_id("Community")
+    household = node_by_id("Household")
+    individual = node_by_id("Individual")
 
     @strawberry.federation.field(
         description="Enterprises the viewer can see. " + PAGE, directives=[CONNECTION_SIZE]

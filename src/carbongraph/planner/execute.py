@@ -1,0 +1,160 @@
+"""Answer a query operation with its compiled statement, or say why the reference executor
+must (``Outcome.reason``). Called before Strawberry executes an HTTP request's operation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    GraphQLError,
+    GraphQLSchema,
+    OperationDefinitionNode,
+    OperationType,
+    parse,
+    specified_rules,
+)
+from graphql.execution.values import get_variable_values
+from graphql.utilities import get_operation_ast
+from strawberry.schema.schema import validate_document
+from strawberry.types import ExecutionResult
+
+from carbongraph.cost import rule_for, variable_sizes
+from carbongraph.observability import request_state, tracing
+from carbongraph.planner.cache import LRU
+from carbongraph.planner.compile import Plan, Unplannable, compile_operation
+from carbongraph.planner.render import Grants, Renderer
+
+
+class RawJSON(str):
+    """A response's ``data`` as JSON text, built by PostgreSQL: sent as is (``encode``)."""
+
+    __slots__ = ()
+
+
+@dataclass
+class Outcome:
+    result: ExecutionResult | None  # the planned answer; None: the reference executor answers
+    reason: str | None = None  # why not planned
+    # A valid query operation the planner considered (PostgreSQL, planner on): its response says
+    # so in development. Others (mutations, request errors, SQLite) are left as they were.
+    considered: bool = False
+
+    @property
+    def planned(self) -> bool:
+        return self.result is not None
+
+
+_documents: LRU[DocumentNode | None] = LRU(1024)
+_validations: LRU[bool] = LRU(1024)
+_plans: LRU[Plan | str] = LRU(1024)
+
+
+def _parse(query: str, max_tokens: int) -> DocumentNode | None:
+    try:
+        return parse(query, max_tokens=max_tokens)
+    except GraphQLError:
+        return None  # the reference executor reports it
+
+
+def _plan(
+    schema: GraphQLSchema, document: DocumentNode, operation: OperationDefinitionNode
+) -> Plan | str:
+    try:
+        return compile_operation(schema, document, operation)
+    except Unplannable as exc:
+        return str(exc)
+
+
+def clear_caches() -> None:
+    for cache in (_documents, _validations, _plans):
+        cache.clear()
+
+
+async def try_plan(
+    schema: GraphQLSchema,
+    context: Any,
+    query: str | None,
+    variables: dict[str, Any] | None,
+    operation_name: str | None,
+) -> Outcome:
+    settings = context.settings
+    if not settings.planner:
+        return Outcome(None, "the planner is off (CARBONGRAPH_PLANNER=off)")
+    if context.db.dialect != "postgresql":
+        return Outcome(None, "not PostgreSQL")
+    if not isinstance(query, str):
+        return Outcome(None, "no query")
+    document = _documents.get(query, lambda: _parse(query, settings.max_tokens))
+    if document is None:
+        return Outcome(None, "syntax error")
+    operation = get_operation_ast(document, operation_name)
+    if operation is None:
+        return Outcome(None, "no operation to run")
+    if operation.operation is not OperationType.QUERY:
+        return Outcome(None, f"a {operation.operation.value}")
+    sizes = tuple(sorted(variable_sizes(variables).items()))
+    valid = _validations.get(
+        (query, settings.max_cost, settings.max_page_size, sizes),
+        lambda: (
+            not validate_document(
+                schema,
+                document,
+                (*specified_rules, rule_for(settings.max_cost, settings.max_page_size, variables)),
+            )
+        ),
+    )
+    if not valid:
+        return Outcome(None, "invalid document")
+    plan = _plans.get((query, operation_name), lambda: _plan(schema, document, operation))
+    if isinstance(plan, str):
+        return Outcome(None, plan, considered=True)
+    coerced = get_variable_values(schema, plan.variable_definitions or (), variables or {})
+    if isinstance(coerced, list):
+        return Outcome(None, "variable errors")
+    grants = Grants.of(context.viewer, plan.guard_level(settings.small_cell_k))
+    if grants.empty:
+        return Outcome(None, "the viewer holds no grant at the level the fields need", True)
+    renderer = Renderer(plan, coerced, grants, settings, context.today)
+    try:
+        sql = renderer.statement()
+    except Unplannable as exc:
+        return Outcome(None, str(exc), considered=True)
+    with tracing.planned_operation(plan.operation_name):
+        row = (await context.db.execute_driver_sql(sql, tuple(renderer.params))).one()
+    if not row[0]:
+        return Outcome(None, "a field could be refused or suppressed for this viewer", True)
+    extensions: dict[str, Any] = {}
+    if context.statements is not None:
+        extensions["sqlStatements"] = context.statements.count
+    state = request_state.current()
+    if state is not None:  # what OperationObserver records for the reference executor
+        state.operation = plan.operation_name or ""
+        state.graphql_errors = False
+    result = ExecutionResult(
+        data=RawJSON(row[1]),  # type: ignore[arg-type]  # JSON text, sent as is
+        errors=None,
+        extensions=extensions or None,
+    )
+    return Outcome(result, considered=True)
+
+
+def annotate(result: Any, outcome: Outcome, settings: Any) -> Any:
+    """Development responses say whether the planner answered, and why not."""
+    if settings.is_production or not outcome.considered or not hasattr(result, "extensions"):
+        return result
+    note = {"planned": outcome.planned, "reason": outcome.reason}
+    result.extensions = {**(result.extensions or {}), "planner": note}
+    return result
+
+
+def encode(response: Any, dumps: Any) -> bytes:
+    """A response body: planned ``data`` is spliced in as the text PostgreSQL built."""
+    if isinstance(response, dict) and isinstance(response.get("data"), RawJSON):
+        rest = {k: v for k, v in response.items() if k != "data"}
+        body = b'{"data":' + response["data"].encode()
+        if rest:
+            body += b"," + dumps(rest)[1:-1]
+        return body + b"}"
+    return dumps(response)
