@@ -259,7 +259,7 @@ async def _upsert_add_by_arrays(
     keys = [c.name for c in table.primary_key.columns]
     columns = [c.name for c in table.columns if c.name in rows[0]]
     rows.sort(key=lambda r: tuple(r[k] for k in keys))
-    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    dialect = postgresql.dialect()
     arrays = ", ".join(
         f"CAST(:{c} AS {table.c[c].type.compile(dialect=dialect)}[])" for c in columns
     )

@@ -420,7 +420,7 @@ def unnest_insert(table: sa.Table, rows: list[dict[str, Any]], tail: str = "") -
     compiled once (SQLAlchemy's multi-row VALUES compiles every value: 4.7 s for 10,000
     ledger entries)."""
     columns = list(rows[0])
-    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    dialect = postgresql.dialect()
     arrays = ", ".join(
         f"CAST(:{c} AS {table.c[c].type.compile(dialect=dialect)}[])" for c in columns
     )
