@@ -21,14 +21,16 @@ Scenarios:
       `recordVerifiedActions` over HTTP in batches of its documented maximum
       (`--only B7` runs it alone on a freshly seeded dataset)
 
-`--only reads` runs B1 (it loads the dataset), then the read scenarios B2, B4 and B3 (with its
-peer) alone.
+`--only B1 --only B7` runs those two alone (B7 on B1's dataset) and writes their results file
+without touching docs/benchmarks.md. `--only reads` runs B1 (it loads the dataset; without the
+file ten times as large), then the read scenarios B2, B4 and B3 (with its peer) alone.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import csv
 import json
 import os
@@ -121,37 +123,72 @@ def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 
 # -- B1 ------------------------------------------------------------------------------------------
-# The importer runs in a child that reports its own peak RSS when it is done.
+# The importer runs in a child that reports its own peak RSS when it is done, and the seconds
+# from the moment its modules were imported (the command's own work: reading the file, the
+# migration check, every batch) to the end.
 _PROBE = (
-    "import resource, sys\n"
+    "import resource, sys, time\n"
     "from carbongraph.cli import app\n"
+    "import carbongraph.app, carbongraph.accounting.importer, carbongraph.actions.importer\n"
+    "started = time.perf_counter()\n"
     "try:\n    app(sys.argv[1:])\nexcept SystemExit as done:\n"
     "    code = done.code or 0\n"
-    "print('RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    "print('WORK_S', time.perf_counter() - started)\n"
+    # VmHWM, not getrusage's ru_maxrss: the latter keeps the high-water mark of the forking
+    # parent (the benchmark, holding B1's rows) across exec.
+    "hwm = [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM:')]\n"
+    "print('RSS_KB', (hwm or [resource.getrusage(resource.RUSAGE_SELF).ru_maxrss])[0])\n"
     "sys.exit(code)\n"
 )
 B1_BATCH = "20000"
 
 
-def _import(path: Path, env: dict[str, str], *options: str) -> dict[str, Any]:
-    """`carbongraph import activities` in a child: wall time, its own peak RSS, its summary."""
+def process_start_seconds() -> float:
+    """What an import command pays before its work: starting Python and importing what
+    `carbongraph import` imports (the CLI, the app's migration check). Measured as it runs here
+    (PYTHONDONTWRITEBYTECODE, if set, makes every start compile the sources again); part of
+    every wall time below."""
+    started = time.perf_counter()
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import carbongraph.cli, carbongraph.app, carbongraph.accounting.importer,"
+            " carbongraph.actions.importer",
+        ],
+        check=True,
+        env=os.environ,
+    )
+    return round(time.perf_counter() - started, 2)
+
+
+def probe(kind: str, path: Path, env: dict[str, str], *options: str) -> dict[str, Any]:
+    """`carbongraph import KIND FILE` in a child: wall time (process start included), the
+    command's own time after its imports, its peak RSS and what it created."""
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-c", _PROBE, "import", "activities", str(path), *options],
+        [sys.executable, "-c", _PROBE, "import", kind, str(path), *options],
         capture_output=True,
         text=True,
         env={**os.environ, **env},
     )
     if done.returncode:
-        raise RuntimeError(f"B1: the import failed: {done.stdout[-2000:]} {done.stderr[-3000:]}")
+        raise RuntimeError(f"import {kind} failed: {done.stdout[-2000:]} {done.stderr[-3000:]}")
     seconds = time.perf_counter() - started
     created = int(re.search(r"created (\d+)", done.stdout).group(1))  # type: ignore[union-attr]
+    work = float(done.stdout.rsplit("WORK_S", 1)[1].split()[0])
     return {
         "records": created,
         "seconds": round(seconds, 2),
         "records_per_s": round(created / seconds),
+        "seconds_after_start": round(work, 2),
+        "records_per_s_after_start": round(created / work),
         "peak_rss_mb": round(int(done.stdout.rsplit("RSS_KB", 1)[1].split()[0]) / 1024, 1),
     }
+
+
+def _import(path: Path, env: dict[str, str], *options: str) -> dict[str, Any]:
+    return probe("activities", path, env, *options)
 
 
 async def _empty_activity(database_url: str) -> None:
@@ -193,42 +230,35 @@ def _ten_times(activity: Path, target: Path) -> int:
     return rows
 
 
-async def b1_ingest(scale: str, database_url: str, app_url: str) -> dict[str, Any]:
+async def b1_ingest(scale: str, database_url: str, app_url: str, workdir: Path) -> dict[str, Any]:
     """The hierarchy from `seed --scale`, then its activity through `carbongraph import`:
-    the set-based path with `--jobs 2` and with one job, each into empty activity tables, and
-    a file ten times the dataset's activity (streamed) for the importer's peak RSS.
+    the set-based path with one job and with `--jobs 2`, each into empty activity tables, and
+    raw COPY of the same rows. The activity file stays in ``workdir`` for ``b1_file_10x``.
     Migrations and the dataset run as the owner (``database_url``), the import as the
     application role."""
     env = {"CARBONGRAPH_MIGRATION_DATABASE_URL": database_url, "CARBONGRAPH_DATABASE_URL": app_url}
     cli("migrate", env=env)
-    with tempfile.TemporaryDirectory() as tmp:
-        activity = Path(tmp) / "activity.csv"
-        # The dataset writes its own ids and moves the sequences on (setval): the owner's job.
-        seeded = cli(
-            "seed",
-            "--scale",
-            scale,
-            "--activity-file",
-            str(activity),
-            env={"CARBONGRAPH_DATABASE_URL": database_url},
-        )
-        counts = dict(re.findall(r"(\w+) (\d+)", seeded.stdout.split(":", 1)[1]))
-        single = _import(activity, env, "--batch-size", B1_BATCH)
-        await _empty_activity(database_url)
-        jobs2 = _import(activity, env, "--batch-size", B1_BATCH, "--jobs", "2")
-        with activity.open(newline="") as handle:
-            reader = csv.reader(handle)
-            next(reader)
-            rows = [tuple(row[:7]) for row in reader]
-        await _empty_activity(database_url)
-        big = Path(tmp) / "activity-10x.csv"
-        big_rows = _ten_times(activity, big)
-        ten = _import(big, env, "--batch-size", B1_BATCH, "--jobs", "2")
-        big_bytes = big.stat().st_size
-        big.unlink()
+    activity = workdir / "activity.csv"
+    # The dataset writes its own ids and moves the sequences on (setval): the owner's job.
+    seeded = cli(
+        "seed",
+        "--scale",
+        scale,
+        "--activity-file",
+        str(activity),
+        env={"CARBONGRAPH_DATABASE_URL": database_url},
+    )
+    counts = dict(re.findall(r"(\w+) (\d+)", seeded.stdout.split(":", 1)[1]))
+    single = _import(activity, env, "--batch-size", B1_BATCH)
+    await _empty_activity(database_url)
+    jobs2 = _import(activity, env, "--batch-size", B1_BATCH, "--jobs", "2")
+    with activity.open(newline="") as handle:
+        reader = csv.reader(handle)
+        next(reader)
+        rows = [tuple(row[:7]) for row in reader]
     records = int(counts["records"])
-    if not single["records"] == jobs2["records"] == records or ten["records"] != big_rows:
-        raise RuntimeError(f"B1: the imports did not write every record: {single}, {jobs2}, {ten}")
+    if not single["records"] == jobs2["records"] == records:
+        raise RuntimeError(f"B1: the imports did not write every record: {single}, {jobs2}")
     # Raw COPY of the same rows into a bare table without indexes.
     dsn = (
         sa.engine.make_url(database_url)
@@ -263,9 +293,80 @@ async def b1_ingest(scale: str, database_url: str, app_url: str) -> dict[str, An
         "ratio_product_to_raw": round(jobs2["records_per_s"] / raw_per_s, 4),
         "ratio_single_job_to_raw": round(single["records_per_s"] / raw_per_s, 4),
         "importer_peak_rss_mb": jobs2["peak_rss_mb"],
-        # The same import (--jobs 2) of a file ten times the activity: peak RSS must not grow.
-        "file_10x": {**ten, "rows": big_rows, "mb": round(big_bytes / 2**20, 1)},
+        "process_start_seconds": process_start_seconds(),
     }
+
+
+async def b1_file_10x(
+    database_url: str, app_url: str, workdir: Path, max_seconds: float | None = None
+) -> dict[str, Any]:
+    """The same import (--jobs 2) of a file ten times B1's activity, into empty activity
+    tables: the importer's peak RSS must not grow with the file (it streams). Its VmHWM is
+    sampled every 2 s; with ``max_seconds`` (BENCH_10X_SECONDS) an import still running then
+    is stopped, and the result says so and how many rows it had written."""
+    env = {"CARBONGRAPH_MIGRATION_DATABASE_URL": database_url, "CARBONGRAPH_DATABASE_URL": app_url}
+    await _empty_activity(database_url)
+    big = workdir / "activity-10x.csv"
+    big_rows = _ten_times(workdir / "activity.csv", big)
+    big_bytes = big.stat().st_size
+    started = time.perf_counter()
+    log = workdir / "import-10x.out"  # a file, not a pipe nobody reads until the end
+    command = [sys.executable, "-c", _PROBE, "import", "activities", str(big)]
+    with log.open("w") as sink:
+        child = subprocess.Popen(  # noqa: ASYNC220 - a child timed and sampled as it runs
+            [*command, "--batch-size", B1_BATCH, "--jobs", "2"],
+            stdout=sink,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, **env},
+        )
+    samples: list[tuple[float, float]] = []
+    stopped = False
+    while child.poll() is None:
+        with contextlib.suppress(OSError):
+            samples.append((round(time.perf_counter() - started, 1), peak_rss_mb(child.pid)))
+        if max_seconds is not None and time.perf_counter() - started > max_seconds:
+            child.terminate()
+            stopped = True
+            break
+        await asyncio.sleep(2)
+    child.wait()
+    seconds = time.perf_counter() - started
+    out = log.read_text()
+    big.unlink()
+    result: dict[str, Any] = {
+        "rows": big_rows,
+        "mb": round(big_bytes / 2**20, 1),
+        "seconds": round(seconds, 2),
+        "peak_rss_mb": max((rss for _, rss in samples), default=0.0),
+        # (seconds since start, VmHWM MB), every 2 s: flat once the first batches are in flight.
+        "rss_samples": samples[:: max(1, len(samples) // 60)],
+        "complete": not stopped,
+    }
+    if stopped:
+        dsn = (
+            sa.engine.make_url(database_url)
+            .set(drivername="postgresql")
+            .render_as_string(hide_password=False)
+        )
+        conn = await asyncpg.connect(dsn)
+        try:
+            result["records_written_when_stopped"] = await conn.fetchval(
+                "SELECT count(*) FROM activity_record"
+            )
+        finally:
+            await conn.close()
+        return result
+    if child.returncode:
+        raise RuntimeError(f"B1: the 10x import failed: {out[-2000:]}")
+    created = int(re.search(r"created (\d+)", out).group(1))  # type: ignore[union-attr]
+    if created != big_rows:
+        raise RuntimeError(f"B1: the 10x import did not write every record: {created}")
+    result["records"] = created
+    result["records_per_s"] = round(created / seconds)
+    result["peak_rss_mb"] = max(
+        result["peak_rss_mb"], round(int(out.rsplit("RSS_KB", 1)[1].split()[0]) / 1024, 1)
+    )
+    return result
 
 
 # -- in-process GraphQL timing ---------------------------------------------------------------------
@@ -709,10 +810,8 @@ async def b7_actions(database_url: str, app_url: str, count: int) -> dict[str, A
                 writer.writerow(
                     [f"Individual:{r['individual']}", "SUBWAY_TRIP", 1, r["day"], r["external_id"]]
                 )
-        started = time.perf_counter()
-        imported = cli("import", "actions", str(path), "--batch-size", "20000", env=env)
-        import_seconds = time.perf_counter() - started
-    created = int(re.search(r"created (\d+)", imported.stdout).group(1))  # type: ignore[union-attr]
+        imported = probe("actions", path, env, "--batch-size", "20000")
+    start_seconds = process_start_seconds()
     # recordVerifiedActions over HTTP: days after the import's, so the caps are not shared.
     later = start + timedelta(days=-(-count // (len(people) * 6)) + 1)
     rides = _rides(people, count, later, "http")
@@ -766,10 +865,14 @@ async def b7_actions(database_url: str, app_url: str, count: int) -> dict[str, A
     return {
         "people": len(people),
         "import_actions": {
-            "actions": created,
-            "seconds": round(import_seconds, 2),
-            "actions_per_s": round(created / import_seconds),
+            "actions": imported["records"],
+            "seconds": imported["seconds"],
+            "actions_per_s": imported["records_per_s"],
+            "seconds_after_start": imported["seconds_after_start"],
+            "actions_per_s_after_start": imported["records_per_s_after_start"],
+            "peak_rss_mb": imported["peak_rss_mb"],
             "batch_size": 20000,
+            "process_start_seconds": start_seconds,
         },
         "record_verified_actions": {
             "actions": http_created,
@@ -784,12 +887,17 @@ async def b7_actions(database_url: str, app_url: str, count: int) -> dict[str, A
 
 
 # -- results ---------------------------------------------------------------------------------------
-def write_results(results: dict[str, Any], command: str) -> Path:
+def write_results(
+    results: dict[str, Any], command: str, *, render_docs: bool = True, path: Path | None = None
+) -> Path:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = ROOT / "bench" / "results" / f"{stamp}-{results['scale']}.json"
+    only = "-" + "-".join(results["only"]).lower() if results.get("only") else ""
+    path = path or ROOT / "bench" / "results" / f"{stamp}-{results['scale']}{only}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=1) + "\n")
-    if results["scale"] == "city" or not (ROOT / "docs" / "benchmarks.md").exists():
+    if render_docs and (
+        results["scale"] == "city" or not (ROOT / "docs" / "benchmarks.md").exists()
+    ):
         from bench.report import render
 
         (ROOT / "docs" / "benchmarks.md").write_text(render(results, path.name, command))
@@ -821,12 +929,15 @@ async def main() -> int:
     parser.add_argument(
         "--only",
         choices=["B1", "B7", "reads"],
-        help="one scenario alone (seeds its dataset); B1 prints its results, no results file; "
-        "reads: B1 (the dataset), then B2, B4, B3 and its peer",
+        action="append",
+        help="only this scenario (repeat B1 and B7 for both; B7 then runs on B1's dataset, as "
+        "in a full run): seeds its dataset, writes bench/results/STAMP-SCALE-B1-B7.json, "
+        "leaves docs/benchmarks.md alone; reads: B1 (the dataset), then B2, B4, B3 and its peer",
     )
     parser.add_argument("--actions", type=int, default=0, help="B7 actions (default by scale)")
     args = parser.parse_args()
-    database = f"carbongraph_bench_{args.scale}" + (f"_{args.only.lower()}" if args.only else "")
+    only = sorted(set(args.only or []))
+    database = f"carbongraph_bench_{args.scale}" + "".join(f"_{o.lower()}" for o in only)
     database_url = url_for(database)
     # The product runs as the application role, under row-level security (docs/security.md);
     # BENCH_AS_OWNER=1 measures the same code as the owner (a superuser: no policies) instead.
@@ -849,30 +960,58 @@ async def main() -> int:
         "database_role": "owner" if as_owner else f"{APP_ROLE} (row-level security on)",
     }
     b7_count = args.actions or (100_000 if args.scale == "city" else 20_000)
-    if args.only == "B7":
-        # As B1: migrations as the owner, granting the application role its privileges.
-        cli(
-            "migrate",
-            env={
-                "CARBONGRAPH_MIGRATION_DATABASE_URL": database_url,
-                "CARBONGRAPH_DATABASE_URL": app_url,
-            },
+    workdir = Path(tempfile.mkdtemp(prefix="carbongraph-bench-"))
+    reads = "reads" in only
+    if reads and len(only) > 1:
+        parser.error("--only reads runs alone")
+    if only and not reads:
+        # Results are written after each part (same file), the longest part (B1's 10x file)
+        # last: a run cut short keeps what it measured.
+        results["only"] = only
+        command = f"python -m bench.run --scale {args.scale}" + "".join(
+            f" --only {o}" for o in only
         )
-        cli("seed", "--scale", args.scale, env={"CARBONGRAPH_DATABASE_URL": database_url})
-        print(f"B7 verified actions ({args.scale}, {b7_count})", flush=True)
-        results["B7"] = await b7_actions(database_url, app_url, b7_count)
+        path = None
+        if "B1" in only:
+            print(f"B1 ingest ({args.scale})", flush=True)
+            results["B1"] = await b1_ingest(args.scale, database_url, app_url, workdir)
+            print(json.dumps(results["B1"], indent=1), flush=True)
+            path = write_results(results, command, render_docs=False)
+            print(f"results: {path.relative_to(ROOT)}", flush=True)
+        if "B7" in only:
+            if "B1" not in only:
+                # As B1: migrations as the owner, granting the application role its privileges.
+                cli(
+                    "migrate",
+                    env={
+                        "CARBONGRAPH_MIGRATION_DATABASE_URL": database_url,
+                        "CARBONGRAPH_DATABASE_URL": app_url,
+                    },
+                )
+                cli("seed", "--scale", args.scale, env={"CARBONGRAPH_DATABASE_URL": database_url})
+            print(f"B7 verified actions ({args.scale}, {b7_count})", flush=True)
+            results["B7"] = await b7_actions(database_url, app_url, b7_count)
+            print(json.dumps(results["B7"], indent=2), flush=True)
+            path = write_results(results, command, render_docs=False, path=path)
+            print(f"results: {path.relative_to(ROOT)}", flush=True)
+        if "B1" in only:
+            print("B1 importer peak RSS on a file 10x the activity", flush=True)
+            limit = os.environ.get("BENCH_10X_SECONDS")
+            results["B1"]["file_10x"] = await b1_file_10x(
+                database_url, app_url, workdir, float(limit) if limit else None
+            )
+            print(json.dumps(results["B1"]["file_10x"], indent=1), flush=True)
         results["finished"] = datetime.now(UTC).isoformat()
-        path = write_results(results, f"python -m bench.run --scale {args.scale} --only B7")
+        path = write_results(results, command, render_docs=False, path=path)
         print(f"results: {path.relative_to(ROOT)}")
-        print(json.dumps(results["B7"], indent=2))
+        shutil.rmtree(workdir, ignore_errors=True)
         await admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         return 0
     print(f"B1 ingest ({args.scale})", flush=True)
-    results["B1"] = await b1_ingest(args.scale, database_url, app_url)
-    if args.only == "B1":
-        print(json.dumps(results["B1"], indent=1))
-        await admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        return 0
+    results["B1"] = await b1_ingest(args.scale, database_url, app_url, workdir)
+    if not reads:
+        results["B1"]["file_10x"] = await b1_file_10x(database_url, app_url, workdir)
+    shutil.rmtree(workdir, ignore_errors=True)
     executor = Executor(app_url)
     owner = create_engine(Settings.from_env(database_url=database_url))
     try:
@@ -913,7 +1052,7 @@ async def main() -> int:
         results["nodes"] = nodes
         print("B2 roll-up reads", flush=True)
         results["B2"] = await b2_rollups(executor, nodes, args.iterations, database_url)
-        if args.only != "reads":
+        if not reads:
             print("B6 statements and leaderboards", flush=True)
             results["B6"] = await b6_engagement(executor, nodes, max(args.iterations // 4, 10))
         print("B4 GraphQL overhead", flush=True)
@@ -933,7 +1072,7 @@ async def main() -> int:
     ours = {r["connections"]: r["requests_per_s"] for r in results["B3"]["runs"]}
     theirs = {r["connections"]: r["requests_per_s"] for r in results["B3_peer"]["runs"]}
     results["B3"]["ratio_to_postgraphile"] = {c: round(ours[c] / theirs[c], 3) for c in ours}
-    if args.only != "reads":
+    if not reads:
         print("B7 verified actions", flush=True)
         results["B7"] = await b7_actions(database_url, app_url, b7_count)
     results["B5"] = {
@@ -942,8 +1081,8 @@ async def main() -> int:
     }
     results["finished"] = datetime.now(UTC).isoformat()
     command = f"make {'bench' if args.scale == 'city' else 'bench-quick'}"
-    if args.only:
-        command = f"python -m bench.run --scale {args.scale} --only {args.only}"
+    if reads:
+        command = f"python -m bench.run --scale {args.scale} --only reads"
     path = write_results(results, command)
     print(f"results: {path.relative_to(ROOT)}")
     print(

@@ -179,9 +179,13 @@ async def test_set_based_and_per_record_leave_identical_records_ledger_and_total
 ):
     _, people = action_world
 
+    # Derandomized: the same examples every run, so the last assertion (enough of them wrote
+    # something) is a property of the generator, not of the day's luck (it failed at random:
+    # 11 of 25).
     @settings(
         max_examples=25,
         deadline=None,
+        derandomize=True,
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     )
     @given(

@@ -369,7 +369,14 @@ SELECT p.pos, p.line,
 FROM placed p
 LEFT JOIN priced pr ON pr.factor_key = p.factor_key AND pr.region = p.region
   AND pr.day = p.period_start
-LEFT JOIN activity_record x ON x.external_id = p.external_id
+-- The stored record of each externalId, by its unique index, row by row (OFFSET 0: not
+-- flattened into a join). Under row-level security the planner underestimates the table and
+-- would hash all of it for every batch: a cost growing with everything imported before.
+LEFT JOIN LATERAL (
+  SELECT r.id, r.account_type, r.account_id, r.activity_type, r.quantity_milli, r.period_start,
+         r.period_end, r.meter_ref
+  FROM activity_record r WHERE r.external_id = p.external_id OFFSET 0
+) x ON true
 """
 
 _JUDGED_ERRORS = f"""
@@ -517,7 +524,7 @@ WITH rec AS (
   FROM daily d JOIN targets t USING (pos)
   WHERE d.loc <> 0 OR d.mkt <> 0 OR d.counted <> 0
   GROUP BY t.node, t.node_id, t.via, d.day, d.kind, d.scope, d.category
-)
+), written AS (
 INSERT INTO footprint_total
   (node, node_id, via, day, kind, scope, category, location_g, market_g, record_count)
 SELECT node, node_id, via, day, kind, scope, category, loc, mkt, counted FROM cells
@@ -529,6 +536,12 @@ ON CONFLICT (node, node_id, via, day, kind, scope, category) DO UPDATE SET
   market_g = footprint_total.market_g + excluded.market_g,
   record_count = footprint_total.record_count + excluded.record_count
 RETURNING node, node_id, kind
+), communities AS (
+  -- Only the communities' cells matter to the caller (leaderboards), not every cell.
+  SELECT DISTINCT node_id, kind FROM written WHERE node = 'C'
+)
+SELECT n.cells, c.node_id, c.kind
+FROM (SELECT count(*) AS cells FROM written) n LEFT JOIN communities c ON true
 """
 
 
@@ -682,6 +695,9 @@ async def ingest_batch(
     )
     # Quantities travel as text (exact) and are cast to numeric in SQL.
     await raw.copy_records_to_table(_STAGE, records=rows, columns=_STAGE_COLUMNS)
+    # A temporary table has no statistics until analysed: the planner would take a batch for a
+    # few hundred rows and join it by nested loops (measured: 1.3 s instead of 0.2 s for 20,000).
+    await raw.execute(f"ANALYZE {_STAGE}")
 
     # Account references by externalRef (the last parse check that needs the database).
     for kind, table in (("Individual", "individual"), ("Household", "household")):
@@ -735,7 +751,7 @@ async def ingest_batch(
     await raw.execute("RESET enable_sort; RESET enable_mergejoin")
     result.created_count = fresh
     result.unchanged_count = counts.get("replay", 0)
-    result.total_cells = len(cells)
+    result.total_cells = cells[0]["cells"] if cells else 0
     # Every change of a community's totals is a change of its leaderboards' inputs.
     await live.publish(
         conn,
@@ -745,7 +761,7 @@ async def ingest_batch(
                 live.REDUCTIONS if c["kind"] == "reduction" else live.NET_EMISSIONS_PER_CAPITA,
             )
             for c in cells
-            if c["node"] == "C"
+            if c["node_id"] is not None
         ),
     )
     return result

@@ -108,8 +108,31 @@ def read_rows(path: Path) -> Iterator[FileRow]:
                     )
     else:
         with path.open(encoding="utf-8", newline="") as handle:
-            for n, item in enumerate(csv.DictReader(handle), start=2):
-                yield FileRow(n, item)
+            yield from _csv_rows(handle)
+
+
+def _csv_rows(handle: Any) -> Iterator[FileRow]:
+    """``csv.DictReader``'s rows, numbered as ``enumerate(DictReader(…), start=2)``: the same
+    dicts (blank lines skipped, missing fields None, extra ones in a list under None), built
+    with ``zip`` in the common case of a full row (DictReader costs ~4x as much per row)."""
+    reader = csv.reader(handle)
+    try:
+        names = next(reader)
+    except StopIteration:
+        return
+    width = len(names)
+    n = 2
+    for row in reader:
+        if not row:
+            continue
+        item: dict[Any, Any] = dict(zip(names, row, strict=False))
+        if len(row) > width:
+            item[None] = row[width:]
+        elif len(row) < width:
+            for name in names[len(row) :]:
+                item[name] = None
+        yield FileRow(n, item)
+        n += 1
 
 
 def count_rows(path: Path) -> int:

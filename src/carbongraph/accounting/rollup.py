@@ -232,6 +232,12 @@ async def upsert_add(
     if len(rows) >= 1000 and _dialect(db) == "postgresql" and hasattr(db, "get_raw_connection"):
         await _upsert_add_by_copy(db, table, rows, counters)
         return
+    if len(rows) >= 100 and _dialect(db) == "postgresql":
+        # A request's database (no raw connection for COPY): one statement over arrays, not an
+        # executemany, whose every row PostgreSQL plans and checks on its own (10,000 verified
+        # actions' totals: 5.2 s as an executemany under row-level security).
+        await _upsert_add_by_arrays(db, table, rows, counters)
+        return
     statement = _insert_for(db, table)
     statement = statement.on_conflict_do_update(
         index_elements=[c.name for c in table.primary_key.columns],
@@ -243,6 +249,30 @@ async def upsert_add(
     rows.sort(key=lambda r: tuple(r[c.name] for c in table.primary_key.columns))
     for start in range(0, len(rows), 5000):
         await db.execute(statement, rows[start : start + 5000])
+
+
+async def _upsert_add_by_arrays(
+    db: Any, table: sa.Table, rows: list[dict[str, Any]], counters: list[str]
+) -> None:
+    """``INSERT … SELECT FROM unnest(arrays) … ON CONFLICT`` in key order (sorted as in
+    ``upsert_add``, kept by the ordinality), through any executor of statements."""
+    keys = [c.name for c in table.primary_key.columns]
+    columns = [c.name for c in table.columns if c.name in rows[0]]
+    rows.sort(key=lambda r: tuple(r[k] for k in keys))
+    dialect = postgresql.dialect()
+    arrays = ", ".join(
+        f"CAST(:{c} AS {table.c[c].type.compile(dialect=dialect)}[])" for c in columns
+    )
+    names = ", ".join(columns)
+    updates = ", ".join(f"{c} = {table.name}.{c} + excluded.{c}" for c in counters)
+    await db.execute(
+        sa.text(
+            f"INSERT INTO {table.name} ({names}) SELECT {names} FROM unnest({arrays})"
+            f" WITH ORDINALITY AS s({names}, ord) ORDER BY ord"
+            f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
+        ),
+        {c: [r[c] for r in rows] for c in columns},
+    )
 
 
 async def _upsert_add_by_copy(

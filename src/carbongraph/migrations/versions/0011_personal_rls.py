@@ -40,7 +40,7 @@ def upgrade() -> None:
     tables = [entry.table for entry in REGISTRY]
     _drop_policies(tables, _0009_POLICIES)
     for entry in REGISTRY:
-        for statement in policy_statements(entry):
+        for statement in policy_statements(entry, per_row_check=False):
             op.execute(statement)
 
 
