@@ -13,11 +13,11 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from carbongraph.app import DatabaseNotMigrated, ensure_migrated
 from carbongraph.cli import app
 from carbongraph.config import Settings
 from carbongraph.db import create_engine
 from carbongraph.demo.seed import demo_tokens
+from carbongraph.migrate import DatabaseNotMigrated, ensure_migrated
 
 runner = CliRunner()
 

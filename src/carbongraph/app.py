@@ -30,7 +30,7 @@ from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 
-from carbongraph import limits, migrate, planner
+from carbongraph import limits, planner
 from carbongraph.authz import InvalidToken, TokenVerifier
 from carbongraph.authz.api_keys import touch_statement
 from carbongraph.config import Settings
@@ -48,6 +48,7 @@ from carbongraph.http.rate_limit import RateLimit
 from carbongraph.http.security_headers import SecurityHeaders
 from carbongraph.live import postgres as live_postgres
 from carbongraph.live.endpoint import LiveEndpoint
+from carbongraph.migrate import ensure_migrated
 from carbongraph.observability import metrics, tracing
 from carbongraph.observability.metrics_endpoint import MetricsEndpoint
 from carbongraph.observability.request_context import RequestContext
@@ -57,10 +58,6 @@ from carbongraph.resolvers.context import Context, build_context
 from carbongraph.schema.schema import schema as default_schema
 
 log = logging.getLogger("carbongraph")
-
-
-class DatabaseNotMigrated(RuntimeError):
-    pass
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -510,20 +507,3 @@ def create_app(
         ],
         lifespan=lifespan,
     )
-
-
-async def ensure_migrated(engine: AsyncEngine, settings: Settings) -> None:
-    current = await migrate.current_revision(engine)
-    head = migrate.head_revision()
-    if current != head:
-        raise DatabaseNotMigrated(
-            f"The database at {redact(settings.database_url)} is at migration "
-            f"{current or 'none'}, but this version needs {head}. "
-            "Run `carbongraph migrate` first."
-        )
-
-
-def redact(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)

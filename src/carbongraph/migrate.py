@@ -8,9 +8,10 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from carbongraph.config import Settings
 from carbongraph.db import SYSTEM_SCOPE_SQL
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -95,3 +96,23 @@ DO $$ BEGIN
 EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
 END $$
 """
+
+
+class DatabaseNotMigrated(RuntimeError):
+    pass
+
+
+# Here, not in app.py: the command line checks it without loading the GraphQL app.
+async def ensure_migrated(engine: AsyncEngine, settings: Settings) -> None:
+    current = await current_revision(engine)
+    head = head_revision()
+    if current != head:
+        raise DatabaseNotMigrated(
+            f"The database at {redact(settings.database_url)} is at migration "
+            f"{current or 'none'}, but this version needs {head}. "
+            "Run `carbongraph migrate` first."
+        )
+
+
+def redact(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)

@@ -63,10 +63,10 @@ async def operator_session(settings: Settings) -> AsyncIterator[Caller]:
     database, in one transaction committed when the block ends without an exception. A
     refusal (``MutationFailed``) rolls back everything and becomes ``CommandRefused``."""
     from carbongraph import audit
-    from carbongraph.app import ensure_migrated
     from carbongraph.caller import operator
     from carbongraph.db import create_engine, request_db
     from carbongraph.errors import MutationFailed
+    from carbongraph.migrate import ensure_migrated
     from carbongraph.resolvers.context import caller_for
 
     engine = create_engine(settings, system=True)

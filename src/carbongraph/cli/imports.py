@@ -21,8 +21,8 @@ async def _import(settings: Settings, file: Path, work: Any) -> Any:
     """A bulk import's frame: a system engine at the latest migration and a progress bar over
     the file's rows; ``work(engine, on_progress)`` does the importing."""
     from carbongraph.accounting.importer import count_rows
-    from carbongraph.app import ensure_migrated
     from carbongraph.db import create_engine
+    from carbongraph.migrate import ensure_migrated
 
     total = count_rows(file)
     engine = create_engine(settings, system=True)
@@ -269,7 +269,7 @@ def import_hierarchy(
     async def run() -> Any:
         engine = create_engine(settings, system=True)
         try:
-            from carbongraph.app import ensure_migrated
+            from carbongraph.migrate import ensure_migrated
 
             await ensure_migrated(engine, settings)
             with progress_bar() as progress:

@@ -12,8 +12,8 @@ def migrate() -> None:
     """Apply all database migrations (creates the SQLite file if needed) and load the shipped
     emission factors that are missing."""
     from carbongraph import migrate as migrations
-    from carbongraph.app import redact
     from carbongraph.db import create_engine
+    from carbongraph.migrate import redact
 
     settings = load_settings()
 

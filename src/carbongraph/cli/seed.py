@@ -47,7 +47,7 @@ def seed(
     async def run() -> dict[str, int]:
         engine = create_engine(settings, system=True)
         try:
-            from carbongraph.app import ensure_migrated
+            from carbongraph.migrate import ensure_migrated
 
             await ensure_migrated(engine, settings)
             return await seed_demo(engine)
@@ -75,9 +75,9 @@ def seed(
 
 
 def _seed_scale(settings: Settings, scale: str, activity_file: Path | None) -> None:
-    from carbongraph.app import ensure_migrated
     from carbongraph.db import create_engine
     from carbongraph.demo.scale import SCALES, seed_scale
+    from carbongraph.migrate import ensure_migrated
 
     if scale not in SCALES:
         err.print(f"--scale is one of {', '.join(SCALES)}")

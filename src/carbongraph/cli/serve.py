@@ -45,8 +45,8 @@ def serve(
 
     import uvicorn
 
-    from carbongraph.app import DatabaseNotMigrated, ensure_migrated
     from carbongraph.db import create_engine
+    from carbongraph.migrate import DatabaseNotMigrated, ensure_migrated
     from carbongraph.observability.logs import log_config
 
     async def check() -> None:
