@@ -227,3 +227,32 @@ def test_the_sources_raise_no_code_outside_the_enum():
         for match in pattern.finditer(path.read_text())
     ]
     assert offenders == []
+
+
+async def test_a_malformed_decimal_is_the_clients_mistake_in_production(api, production):
+    """Found by the fuzzer: a literal the scalar refused was masked as an internal error."""
+    headers = {"Authorization": f"Bearer {api.token('anyone')}"}
+    record = """mutation($q: Decimal!) { recordActivity(input: {accountId: "x",
+      activityType: "WATER", quantity: $q, unit: "m3", periodStart: "2023-05-01",
+      periodEnd: "2023-05-31"}) { userErrors { code } } }"""
+    for query, variables, code in (
+        (
+            record.replace("($q: Decimal!)", "").replace("$q", '"¶X"'),
+            None,
+            "GRAPHQL_VALIDATION_FAILED",
+        ),
+        (
+            record.replace("($q: Decimal!)", "").replace("$q", "1.5"),
+            None,
+            "GRAPHQL_VALIDATION_FAILED",
+        ),
+        (record, {"q": "NaN"}, "BAD_USER_INPUT"),
+        (record, {"q": ""}, "BAD_USER_INPUT"),
+    ):
+        response = await production.post(
+            "/graphql", json={"query": query, "variables": variables}, headers=headers
+        )
+        body = response.json()
+        assert response.status_code == 400, body
+        assert [e["extensions"]["code"] for e in body["errors"]] == [code], body
+        assert "Decimal" in body["errors"][0]["message"]

@@ -7,6 +7,7 @@ from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from carbongraph.asgi import HttpMiddleware
 from carbongraph.authz import InvalidToken, Principal, TokenVerifier
 from carbongraph.authz.api_keys import ApiKeyPrincipal, looks_like_key
 from carbongraph.errors import ErrorCode
@@ -38,18 +39,15 @@ def unauthenticated(exc: InvalidToken, media_type: str) -> Response:
     )
 
 
-class Authentication:
+class Authentication(HttpMiddleware):
     """Puts the principal in the request state, or answers 401. An API key's principal is only
     parsed here: the endpoint checks it against the database in the request's transaction."""
 
     def __init__(self, app: ASGIApp, verifier: TokenVerifier) -> None:
-        self.app = app
+        super().__init__(app)
         self.verifier = verifier
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             state(scope)[PRINCIPAL] = authenticate(Headers(scope=scope), self.verifier)
         except InvalidToken as exc:

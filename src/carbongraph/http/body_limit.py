@@ -13,6 +13,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from carbongraph import limits
+from carbongraph.asgi import HttpMiddleware
 from carbongraph.config import Settings
 from carbongraph.errors import ErrorCode
 from carbongraph.http.errors import error_response
@@ -53,9 +54,9 @@ def replaying(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-class BodyLimit:
+class BodyLimit(HttpMiddleware):
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
-        self.app = app
+        super().__init__(app)
         self.settings = settings
 
     def _is_bulk(self, body: bytes, declared: str | None) -> bool:
@@ -76,10 +77,7 @@ class BodyLimit:
             return False
         return limits.is_bulk(query, name if isinstance(name, str) else None)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         settings = self.settings
         headers = Headers(scope=scope)
         content_type = (headers.get("content-type") or "").lower()

@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 from starlette.datastructures import Headers
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
+from carbongraph.asgi import HttpMiddleware
 from carbongraph.errors import ErrorCode
 from carbongraph.http.errors import error_response
 from carbongraph.http.negotiation import GRAPHQL_RESPONSE_JSON, JSON, error_media
@@ -31,14 +32,8 @@ def unsupported_content_type(content_type: str | None) -> str | None:
     return None
 
 
-class ContentTypes:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+class ContentTypes(HttpMiddleware):
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = Headers(scope=scope)
         content_type = headers.get("content-type") or ""
         post = scope["method"] == "POST"

@@ -17,8 +17,9 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.datastructures import Headers
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
+from carbongraph.asgi import HttpMiddleware
 from carbongraph.http.state import GRAPHQL_MEDIA, state
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
@@ -105,17 +106,11 @@ def with_vary_accept(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, by
     return [vary if name == b"vary" else (name, value) for name, value in rest]
 
 
-class Negotiation:
+class Negotiation(HttpMiddleware):
     """Records the response media types in the request state; every response varies by
     ``Accept`` (its media type and status depend on it)."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         state(scope)[GRAPHQL_MEDIA] = negotiate(Headers(scope=scope).get("accept"))
 
         async def send_varying(message: Message) -> None:

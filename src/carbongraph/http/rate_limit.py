@@ -12,6 +12,7 @@ from starlette.datastructures import Headers, QueryParams
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from carbongraph import limits
+from carbongraph.asgi import HttpMiddleware
 from carbongraph.config import Settings
 from carbongraph.cost import query_cost
 from carbongraph.errors import ErrorCode
@@ -57,7 +58,7 @@ def request_cost(
     return 1 if estimated > settings.max_cost else max(1, estimated)
 
 
-class RateLimit:
+class RateLimit(HttpMiddleware):
     def __init__(
         self,
         app: ASGIApp,
@@ -66,16 +67,13 @@ class RateLimit:
         settings: Settings,
         max_tokens: int,
     ) -> None:
-        self.app = app
+        super().__init__(app)
         self.limiter = limiter
         self.schema = schema
         self.settings = settings
         self.max_tokens = max_tokens
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_state = state(scope)
         client = scope.get("client")
         decision = await self.limiter.check(

@@ -6,12 +6,14 @@ from typing import Any
 
 from starlette.types import Receive, Scope, Send
 
+from carbongraph.asgi import HttpMiddleware
 
-class SecurityHeaders:
+
+class SecurityHeaders(HttpMiddleware):
     """Headers every response carries (pure ASGI: no buffering of bodies)."""
 
     def __init__(self, app: Any, production: bool) -> None:
-        self.app = app
+        super().__init__(app)
         self.headers = [
             (b"x-content-type-options", b"nosniff"),
             (b"referrer-policy", b"no-referrer"),
@@ -21,10 +23,7 @@ class SecurityHeaders:
         if production:
             self.headers.append((b"strict-transport-security", b"max-age=63072000"))
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
 
         async def send_with_headers(message: Any) -> None:
             if message["type"] == "http.response.start":

@@ -9,8 +9,9 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
+from carbongraph.asgi import HttpMiddleware
 from carbongraph.observability import request_state
 
 
@@ -20,14 +21,8 @@ def sane_request_id(given: str | None) -> str:
     return uuid.uuid4().hex
 
 
-class RequestContext:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+class RequestContext(HttpMiddleware):
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers: dict[str, str] = {}
         for name, value in scope.get("headers", ()):
             headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))

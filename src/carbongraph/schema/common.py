@@ -9,6 +9,7 @@ from enum import Enum
 from typing import Any, TypeVar
 
 import strawberry
+from strawberry.exceptions import StrawberryInputCoercionError
 from strawberry.federation.schema_directives import Cost, ListSize
 
 from carbongraph.errors import ErrorCode, UserErrorData
@@ -109,14 +110,21 @@ def _decimal_text(value: Any) -> str:
 
 
 def _parse_decimal(value: Any) -> Decimal:
+    # A GraphQL error (as Strawberry's own scalars raise), not a plain exception: graphql-core
+    # reports it as the client's mistake (BAD_USER_INPUT for a variable, a validation error for
+    # a literal), where a ValueError would be masked as an internal error in production.
     if isinstance(value, bool) or not isinstance(value, str | int):
-        raise ValueError('a Decimal is a string of digits, e.g. "12.5"')
+        raise StrawberryInputCoercionError(
+            f'Value cannot represent a Decimal: {value!r}. Expected a string such as "12.5".'
+        )
     try:
         parsed = Decimal(value.strip() if isinstance(value, str) else value)
     except InvalidOperation:
-        raise ValueError(f"{value!r} is not a decimal number") from None
-    if not parsed.is_finite():
-        raise ValueError(f"{value!r} is not a finite decimal number")
+        parsed = None
+    if parsed is None or not parsed.is_finite():
+        raise StrawberryInputCoercionError(
+            f"Value cannot represent a Decimal: {value!r}. Expected a finite decimal number."
+        )
     return parsed
 
 

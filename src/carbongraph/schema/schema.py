@@ -82,7 +82,12 @@ class ProductionErrors(SchemaExtension):
             return
         cleaned = []
         for error in result.errors:
-            if not (error.extensions or {}).get("code") and error.original_error is not None:
+            # A GraphQL error inside is a deliberate message about the request (a variable a
+            # scalar refused: "Variable '$q' got invalid value …"), not a crash to hide.
+            unexpected = error.original_error is not None and not isinstance(
+                error.original_error, GraphQLError
+            )
+            if not (error.extensions or {}).get("code") and unexpected:
                 request_id = uuid.uuid4().hex
                 log.error("request %s failed", request_id, exc_info=error.original_error)
                 cleaned.append(
