@@ -4,6 +4,7 @@ import-linter builds (grimp): every import, function-level and TYPE_CHECKING one
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -119,3 +120,17 @@ def test_the_server_and_the_cli_load_without_the_demo_generators() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
     )
     assert result.stdout.strip() == "[]", result.stdout
+
+
+def test_resolvers_take_the_typed_info() -> None:
+    """Resolvers and their helpers under schema/ take ``Info`` (resolvers/context.py), whose
+    ``info.context`` mypy checks as a Context, or ``HasContext``: not ``strawberry.Info`` nor
+    ``Any``. Extension hooks (``next_``, graphql-core's info) are the exception."""
+    untyped = re.compile(r"\binfo: (strawberry\.Info\b(?!\[)|Any\b)")
+    found = [
+        f"{path.relative_to(REPO)}:{n}: {line.strip()}"
+        for path in sorted((REPO / "src" / "carbongraph" / "schema").rglob("*.py"))
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if untyped.search(line) and "next_" not in line
+    ]
+    assert not found, "\n".join(found)

@@ -10,11 +10,12 @@ from typing import Any
 
 from carbongraph.authz import Target
 from carbongraph.errors import NotFound
+from carbongraph.resolvers.context import HasContext
 from carbongraph.resolvers.dataloaders import IndividualRecord, node_target
 from carbongraph.schema.policy import require_visible
 
 
-async def fetch_row(info: Any, type_name: str, pk: int) -> Any:
+async def fetch_row(info: HasContext, type_name: str, pk: int) -> Any:
     """Load one node by primary key for ``info.context.viewer``; NOT_FOUND / FORBIDDEN when it
     does not exist or may not be seen (the field policy's ``NODE_LEVEL``)."""
     row = await info.context.loaders.by_type(type_name).load(pk)

@@ -31,6 +31,7 @@ from strawberry.types.field import StrawberryField
 
 from carbongraph.authz import Access, Target
 from carbongraph.errors import Forbidden, NotFound
+from carbongraph.resolvers.context import HasContext
 
 PERSONAL_TAG = "personal"
 
@@ -337,12 +338,12 @@ def policy_of(type_name: str, field_name: str) -> FieldPolicy:
 # The only calls of ``Viewer.access`` above the authz package: everything in schema/ asks here.
 
 
-def level(info: Any, target: Target) -> Access:
+def level(info: HasContext, target: Target) -> Access:
     """The viewer's level on a node: what privacy.py's disclosure rules take."""
     return info.context.viewer.access(target)
 
 
-def require(info: Any, target: Target, needed: Access) -> None:
+def require(info: HasContext, target: Target, needed: Access) -> None:
     """FORBIDDEN (or NOT_FOUND, outside the viewer's tenants) unless the viewer has ``needed``
     on ``target``."""
     viewer = info.context.viewer
@@ -353,18 +354,18 @@ def require(info: Any, target: Target, needed: Access) -> None:
     raise NotFound()
 
 
-def require_field(info: Any, type_name: str, field_name: str, target: Target) -> None:
+def require_field(info: HasContext, type_name: str, field_name: str, target: Target) -> None:
     """The check a field's declaration makes, for another way to the same data (a root field,
     a subscription): e.g. ``Query.ghgInventory`` is ``Enterprise.inventory``."""
     require(info, target, policy_of(type_name, field_name).access)
 
 
-def visible(info: Any, type_name: str, target: Target) -> bool:
+def visible(info: HasContext, type_name: str, target: Target) -> bool:
     """Whether the viewer may see a node of this type at all (``NODE_LEVEL``)."""
     return info.context.viewer.access(target) >= NODE_LEVEL[type_name]
 
 
-def require_visible(info: Any, type_name: str, target: Target) -> None:
+def require_visible(info: HasContext, type_name: str, target: Target) -> None:
     require(info, target, NODE_LEVEL[type_name])
 
 

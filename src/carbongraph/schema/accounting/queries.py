@@ -11,6 +11,7 @@ from strawberry.federation.schema_directives import Cost
 from carbongraph.accounting.activities import ACTIVITY_TYPES
 from carbongraph.accounting.factors import F as FACTORS
 from carbongraph.errors import Forbidden
+from carbongraph.resolvers.context import Info
 from carbongraph.schema.accounting.types import (
     ActivityTypeInfo,
     EmissionFactor,
@@ -34,7 +35,7 @@ class AccountingQueries:
         requires_scopes=[["PLATFORM_ADMIN"]],
         directives=[Cost(weight=5)],
     )
-    async def platform_footprint(self, info: strawberry.Info, period: PeriodInput) -> Footprint:
+    async def platform_footprint(self, info: Info, period: PeriodInput) -> Footprint:
         _require_platform(info)
         return await footprint_of(info, ("P", 0, ""), period, None)
 
@@ -43,7 +44,7 @@ class AccountingQueries:
         requires_scopes=[["PLATFORM_ADMIN"]],
         directives=[Cost(weight=5)],
     )
-    async def platform_reductions(self, info: strawberry.Info, period: PeriodInput) -> Reductions:
+    async def platform_reductions(self, info: Info, period: PeriodInput) -> Reductions:
         _require_platform(info)
         return await reductions_of(info, ("P", 0, ""), period, None)
 
@@ -55,7 +56,7 @@ class AccountingQueries:
     @sized_field(EMISSION_FACTORS, "The emission factor library, newest first.")
     async def emission_factors(
         self,
-        info: strawberry.Info,
+        info: Info,
         factor_key: str | None = None,
         region_code: str | None = None,
         valid_on: date | None = None,
@@ -82,6 +83,6 @@ class AccountingQueries:
         return [EmissionFactor.from_row(r) for r in await info.context.db.execute(select)]
 
 
-def _require_platform(info: strawberry.Info) -> None:
+def _require_platform(info: Info) -> None:
     if not info.context.viewer.is_platform_admin:
         raise Forbidden("Only platform admins read platform totals.")

@@ -6,6 +6,7 @@ from typing import Any
 
 import strawberry
 
+from carbongraph.resolvers.context import Info
 from carbongraph.schema.actions import types as actions
 from carbongraph.schema.actions.types import ActionStatus, ActionTypeInfo
 from carbongraph.schema.common import CONNECTION_SIZE, MAX_PAGE, sized_field
@@ -20,7 +21,7 @@ def owned_list(type_name: str, description: str, page_of: Any) -> Any:
 
     async def resolve(
         self: Any,
-        info: strawberry.Info,
+        info: Info,
         owner_id: strawberry.ID,
         first: int | None = None,
         after: str | None = None,
@@ -40,7 +41,7 @@ def owned_list(type_name: str, description: str, page_of: Any) -> Any:
 @strawberry.type
 class ActionQueries:
     @sized_field(MAX_PAGE, "The low-carbon actions that earn credits.")
-    async def action_types(self, info: strawberry.Info) -> list[ActionTypeInfo]:
+    async def action_types(self, info: Info) -> list[ActionTypeInfo]:
         return await actions.action_types(info)
 
     @strawberry.federation.field(
@@ -50,7 +51,7 @@ class ActionQueries:
     )
     async def action_review_queue(
         self,
-        info: strawberry.Info,
+        info: Info,
         community_id: strawberry.ID,
         status: ActionStatus = ActionStatus.PENDING,
         action_type: str | None = None,

@@ -15,6 +15,7 @@ from carbongraph.actions import record as service
 from carbongraph.actions.catalog import A as ACTION_TYPES
 from carbongraph.authz import Access, Target
 from carbongraph.errors import Forbidden
+from carbongraph.resolvers.context import Info
 from carbongraph.resolvers.hierarchy import root_count, root_page
 from carbongraph.schema import policy
 from carbongraph.schema.accounting.types import GhgScope, SuppressionReason
@@ -178,7 +179,7 @@ class ActionTypeInfo:
         )
 
 
-async def action_types(info: strawberry.Info) -> list[ActionTypeInfo]:
+async def action_types(info: Info) -> list[ActionTypeInfo]:
     rows = await info.context.db.execute(
         sa.select(ACTION_TYPES).order_by(ACTION_TYPES.c.code, ACTION_TYPES.c.version.desc())
     )
@@ -252,7 +253,7 @@ class Credits:
 
     @sized_field(MAX_PAGE, "Newest first; `after` is an entry ID's cursor.", slicing=("first",))
     async def ledger(
-        self, info: strawberry.Info, first: int = 20, after: str | None = None
+        self, info: Info, first: int = 20, after: str | None = None
     ) -> list[CreditEntry]:
         first = max(0, min(first, info.context.settings.max_page_size))
         before = decode_global_id(after, ["CreditEntry"])[1] if after else None
@@ -269,7 +270,7 @@ class Credits:
         ]
 
 
-async def credits_of(info: Any, individual_id: int) -> Credits:
+async def credits_of(info: Info, individual_id: int) -> Credits:
     return Credits(
         balance=await info.context.loaders.credit_balance.load(individual_id),
         individual_id=individual_id,
@@ -296,7 +297,7 @@ async def _action_row(db: Any, pk: int) -> Any:
 # Relay's Connection types its items as Nodes (its TypeVar's bound, for typing only): these
 # lists' items carry global IDs but are not Nodes (no `node(id:)`), hence the ignores.
 async def review_queue(
-    info: Any,
+    info: Info,
     community_id: strawberry.ID,
     status: ActionStatus,
     action_type: str | None,
@@ -346,7 +347,7 @@ class Redemption:
 
 
 async def _owned_page(
-    info: Any,
+    info: Info,
     owner_id: strawberry.ID,
     table: sa.Table,
     to_node: Any,
@@ -366,7 +367,7 @@ async def _owned_page(
 
 
 async def rewards_of(
-    info: Any,
+    info: Info,
     owner_id: strawberry.ID,
     first: int | None,
     after: str | None,
@@ -432,7 +433,7 @@ class CampaignInfo:
         )
 
     @strawberry.field
-    async def progress(self, info: strawberry.Info) -> CampaignProgress:
+    async def progress(self, info: Info) -> CampaignProgress:
         ctx = info.context
         p = await ctx.loaders.campaign_progress.load(self.row)
         access = policy.level(info, Target((self.row.owner_path,)))
@@ -463,7 +464,7 @@ class CampaignInfo:
 
     @sized_field(MAX_PAGE, slicing=("first",))
     async def top_participants(
-        self, info: strawberry.Info, first: int = 10
+        self, info: Info, first: int = 10
     ) -> list[CampaignStanding]:
         first = max(0, min(first, info.context.settings.max_page_size))
         standings = await info.context.loaders.campaign_standings.load((self.row, first))
@@ -491,11 +492,11 @@ class CampaignInfo:
             for s in standings
         ]
 
-    def _manages(self, info: strawberry.Info) -> bool:
+    def _manages(self, info: Info) -> bool:
         return policy.level(info, Target((self.row.owner_path,))) >= Access.PERSONAL
 
     @staticmethod
-    def _shown(info: strawberry.Info, manages: bool, individual_id: int) -> bool:
+    def _shown(info: Info, manages: bool, individual_id: int) -> bool:
         return (
             manages
             or info.context.settings.small_cell_k <= 1
@@ -504,7 +505,7 @@ class CampaignInfo:
 
 
 async def campaigns_of(
-    info: Any,
+    info: Info,
     owner_id: strawberry.ID,
     first: int | None,
     after: str | None,

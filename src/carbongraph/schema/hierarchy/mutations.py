@@ -261,11 +261,11 @@ def _individual_values(item: CreateIndividualInput) -> dict[str, Any]:
     }
 
 
-def _household_item(info: Any, item: CreateHouseholdInput) -> Any:
+def _household_item(info: Info, item: CreateHouseholdInput) -> Any:
     return onboarding.ensure_household(info.context.caller, **_household_values(item))
 
 
-def _individual_item(info: Any, item: CreateIndividualInput) -> Any:
+def _individual_item(info: Info, item: CreateIndividualInput) -> Any:
     return onboarding.ensure_individual(
         info.context.caller, **_individual_values(item), reload=False
     )

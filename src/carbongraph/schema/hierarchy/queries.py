@@ -10,6 +10,7 @@ from strawberry import relay
 
 from carbongraph.errors import BadUserInput, CodedError
 from carbongraph.resolvers import hierarchy as roots
+from carbongraph.resolvers.context import Info
 from carbongraph.schema import policy
 from carbongraph.schema.common import CONNECTION_SIZE, sized_field
 from carbongraph.schema.hierarchy.types import (
@@ -30,7 +31,7 @@ PAGE = "Keyset pagination: `first`/`after` forwards, `last`/`before` backwards."
 def node_by_id(type_name: str) -> Any:
     """``enterprise(id)`` and its siblings: one node of a type by its global ID."""
 
-    async def resolve(self: Any, info: strawberry.Info, id: strawberry.ID) -> Any:
+    async def resolve(self: Any, info: Info, id: strawberry.ID) -> Any:
         node = NODE_TYPES[type_name]
         return await node.fetch(info, decode_global_id(id, [type_name])[1])
 
@@ -42,7 +43,7 @@ def node_by_id(type_name: str) -> Any:
 @strawberry.type
 class HierarchyQueries:
     @strawberry.field(description="Any object by its global ID.")
-    async def node(self, info: strawberry.Info, id: strawberry.ID) -> relay.Node | None:
+    async def node(self, info: Info, id: strawberry.ID) -> relay.Node | None:
         type_name, pk = decode_global_id(id, [*NODE_TYPES, *security.SECURITY_NODE_TYPES])
         if type_name in security.SECURITY_NODE_TYPES:
             return await security.SECURITY_NODE_TYPES[type_name](info, pk)
@@ -54,7 +55,7 @@ class HierarchyQueries:
         "Objects by global ID, in order; null where an ID is unknown or not visible.",
     )
     async def nodes(
-        self, info: strawberry.Info, ids: list[strawberry.ID]
+        self, info: Info, ids: list[strawberry.ID]
     ) -> list[relay.Node | None]:
         if len(ids) > MAX_NODES:
             raise BadUserInput(f"At most {MAX_NODES} ids per request.", argument="ids")
@@ -104,7 +105,7 @@ class HierarchyQueries:
     )
     async def enterprises(
         self,
-        info: strawberry.Info,
+        info: Info,
         first: int | None = None,
         after: str | None = None,
         last: int | None = None,
@@ -123,7 +124,7 @@ class HierarchyQueries:
     )
     async def communities(
         self,
-        info: strawberry.Info,
+        info: Info,
         first: int | None = None,
         after: str | None = None,
         last: int | None = None,

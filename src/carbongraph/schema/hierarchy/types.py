@@ -75,7 +75,7 @@ def children(relation: Any, node: str, description: str) -> Any:
 
     async def resolve(
         self: Any,
-        info: strawberry.Info,
+        info: Info,
         first: int | None = None,
         after: str | None = None,
         last: int | None = None,
@@ -91,7 +91,7 @@ def children(relation: Any, node: str, description: str) -> Any:
 def footprint_field(kind: str, description: str) -> Any:
     """``footprint(period)`` of a node whose roll-up key is (kind, id, "")."""
 
-    async def resolve(self: Any, info: strawberry.Info, period: PeriodInput) -> Footprint:
+    async def resolve(self: Any, info: Info, period: PeriodInput) -> Footprint:
         return await footprint_of(info, (kind, self.pk, ""), period, self.policy_target())
 
     return aggregate_field(description, resolver=resolve)
@@ -100,7 +100,7 @@ def footprint_field(kind: str, description: str) -> Any:
 def reductions_field(kind: str, description: str) -> Any:
     """``reductions(period)`` of a node whose roll-up key is (kind, id, "")."""
 
-    async def resolve(self: Any, info: strawberry.Info, period: PeriodInput) -> Reductions:
+    async def resolve(self: Any, info: Info, period: PeriodInput) -> Reductions:
         return await reductions_of(info, (kind, self.pk, ""), period, self.policy_target())
 
     return aggregate_field(description, resolver=resolve)
@@ -392,7 +392,7 @@ class HouseholdNode(_Entity):
         return statement_link_of(info, self.pk, period)
 
     @personal_field("The household's label.")
-    def name(self, info: strawberry.Info) -> str | None:
+    def name(self, info: Info) -> str | None:
         return self.name_value
 
     @strawberry.field
@@ -405,7 +405,7 @@ class HouseholdNode(_Entity):
         description="The factor region of the household's community, for subgraphs that "
         "`@requires` it (e.g. to price avoided trips); not part of the client API.",
     )
-    async def region_code(self, info: strawberry.Info) -> str:
+    async def region_code(self, info: Info) -> str:
         row = await info.context.loaders.community.load(self.community_id)
         return str(row.region_code)
 
@@ -472,11 +472,11 @@ class IndividualNode(_Entity):
         return await statement_of(info, "I", self.pk, period)
 
     @personal_field("")
-    def display_name(self, info: strawberry.Info) -> str | None:
+    def display_name(self, info: Info) -> str | None:
         return self.record.display_name
 
     @personal_field("")
-    def email(self, info: strawberry.Info) -> str | None:
+    def email(self, info: Info) -> str | None:
         return self.record.email
 
     @strawberry.field(description="The household this person lives in today.")
@@ -488,7 +488,7 @@ class IndividualNode(_Entity):
         return HouseholdNode.from_row(row)
 
     @personal_field("Credits earned by low-carbon actions, and the ledger behind them.")
-    async def credits(self, info: strawberry.Info) -> Credits | None:
+    async def credits(self, info: Info) -> Credits | None:
         return await credits_of(info, self.pk)
 
     # Nullable like every field above its type's level: a refusal (FORBIDDEN) nulls the field,
@@ -498,7 +498,7 @@ class IndividualNode(_Entity):
         size=10,
     )
     async def household_history(
-        self, info: strawberry.Info
+        self, info: Info
     ) -> list[HouseholdMembershipPeriod] | None:
         rows = await info.context.loaders.membership_history.load(self.pk)
         return [

@@ -6,6 +6,7 @@ import strawberry
 from strawberry.federation.schema_directives import Cost
 
 from carbongraph.errors import BadUserInput
+from carbongraph.resolvers.context import Info
 from carbongraph.schema import policy
 from carbongraph.schema.accounting.types import (
     RollupPath,
@@ -27,7 +28,7 @@ class InsightsQueries:
     )
     async def ghg_inventory(
         self,
-        info: strawberry.Info,
+        info: Info,
         node_id: strawberry.ID,
         year: int,
         via: RollupPath = RollupPath.COMMUNITIES,

@@ -144,7 +144,7 @@ async def _suggestions(ctx: Any, account: sg.Account) -> list[Suggestion]:
     return [Suggestion.build(s) for s in sg.evaluate(account, usage, library, ctx.today)]
 
 
-async def household_suggestions(info: Any, household: Any) -> list[Suggestion]:
+async def household_suggestions(info: Info, household: Any) -> list[Suggestion]:
     """``household`` is a HouseholdNode (the field policy has checked PERSONAL access)."""
     ctx = info.context
     community = await ctx.loaders.community.load(household.community_id)
@@ -159,7 +159,7 @@ async def household_suggestions(info: Any, household: Any) -> list[Suggestion]:
     return await _suggestions(ctx, account)
 
 
-async def individual_suggestions(info: Any, individual: Any) -> list[Suggestion]:
+async def individual_suggestions(info: Info, individual: Any) -> list[Suggestion]:
     """``individual`` is an IndividualNode (the field policy has checked PERSONAL access)."""
     ctx = info.context
     home = await ctx.loaders.current_household.load(individual.pk)

@@ -10,6 +10,7 @@ from strawberry import relay
 
 from carbongraph.authz import Role as RoleValue
 from carbongraph.errors import MutationFailed, UserErrorCode
+from carbongraph.resolvers.context import Info
 from carbongraph.schema.common import UserError, user_errors_field
 from carbongraph.schema.mutation_support import run_mutation
 from carbongraph.schema.security import access
@@ -107,7 +108,7 @@ class ApiKeyMutations:
         description="Issue an API key for a partner service. The secret is in the payload once."
     )
     async def create_api_key(
-        self, info: strawberry.Info, input: CreateApiKeyInput
+        self, info: Info, input: CreateApiKeyInput
     ) -> CreateApiKeyPayload:
         async def action() -> service.IssuedKey:
             scopes = [_scope(s, i) for i, s in enumerate(input.scopes)]
@@ -127,7 +128,7 @@ class ApiKeyMutations:
         "at once or after `graceMinutes`."
     )
     async def rotate_api_key(
-        self, info: strawberry.Info, input: RotateApiKeyInput
+        self, info: Info, input: RotateApiKeyInput
     ) -> RotateApiKeyPayload:
         async def action() -> Any:
             return await service.rotate_key(
@@ -149,7 +150,7 @@ class ApiKeyMutations:
 
     @strawberry.mutation(description="Stop a key at once. Revoking twice changes nothing.")
     async def revoke_api_key(
-        self, info: strawberry.Info, input: RevokeApiKeyInput
+        self, info: Info, input: RevokeApiKeyInput
     ) -> RevokeApiKeyPayload:
         async def action() -> service.KeyRecord:
             return await service.revoke_key(info.context.caller, _key_id(input.api_key_id))

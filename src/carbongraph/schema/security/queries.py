@@ -6,6 +6,7 @@ from datetime import datetime
 
 import strawberry
 
+from carbongraph.resolvers.context import Info
 from carbongraph.schema.common import CONNECTION_SIZE, MAX_PAGE, list_size
 from carbongraph.schema.relay import Connection
 from carbongraph.schema.security import access
@@ -26,7 +27,7 @@ class SecurityQueries:
     )
     async def api_keys(
         self,
-        info: strawberry.Info,
+        info: Info,
         first: int | None = None,
         after: str | None = None,
         last: int | None = None,
@@ -43,7 +44,7 @@ class SecurityQueries:
     )
     async def audit_events(
         self,
-        info: strawberry.Info,
+        info: Info,
         first: int | None = None,
         after: str | None = None,
         actor: str | None = None,
