@@ -222,7 +222,11 @@ class Operation:
         if choice == 0:
             return gid(kind or "Household", MISSING_PK)
         if choice == 1:
-            return self.draw(st.sampled_from(["not-an-id", gid("ApiKey", 1), gid("Community", 1)]))
+            return self.draw(
+                st.sampled_from(
+                    ["not-an-id", gid("ApiKey", 1), gid("Community", 1), gid("Household", 10**12)]
+                )
+            )
         return self.world.gid(self.draw(st.sampled_from(names)))
 
     def root(self) -> str:

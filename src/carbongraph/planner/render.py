@@ -33,8 +33,12 @@ from carbongraph.schema.hierarchy.queries import MAX_NODES
 from carbongraph.schema.relay import decode_global_id
 from carbongraph.schema.security.types import SECURITY_NODE_TYPES
 
-_BIG = 2**63 - 1
+_INT4 = 2**31
 _ONE_DAY = timedelta(days=1)
+
+
+class UnknownId(Unplannable):
+    """A malformed ID, or one of another type: NOT_FOUND by ID, null in place in ``nodes``."""
 
 
 def _canonical_id(raw: Any) -> tuple[str, int] | None:
@@ -260,12 +264,14 @@ class Renderer:
     def decode(self, raw: Any, expected: list[str]) -> tuple[str, int]:
         canonical = _canonical_id(raw)  # the usual form, 10x faster than Strawberry's decoding
         if canonical is not None and canonical[0] in expected:
-            return canonical
-        try:
-            type_name, pk = decode_global_id(raw, expected)
-        except CodedError as exc:
-            raise Unplannable("an ID that is not found") from exc
-        if not -_BIG <= pk <= _BIG:
+            type_name, pk = canonical
+        else:
+            try:
+                type_name, pk = decode_global_id(raw, expected)
+            except CodedError as exc:
+                raise UnknownId("an ID that is not found") from exc
+        if not -_INT4 <= pk < _INT4:
+            # Keys are 32-bit: the reference executor's look-up fails on a larger one.
             raise Unplannable("an ID out of range")
         return type_name, pk
 
@@ -297,7 +303,7 @@ class Renderer:
         for raw in ids:
             try:
                 type_name, pk = self.decode(raw, [*NODE_TYPES, *SECURITY_NODE_TYPES])
-            except Unplannable:
+            except UnknownId:
                 type_name, pk = "", 0  # null in place, as the reference answers
             if type_name and type_name not in NODE_TYPES:
                 raise Unplannable(f"nodes of type {type_name}")
@@ -617,8 +623,8 @@ class Renderer:
         except CodedError as exc:
             raise Unplannable("invalid page arguments") from exc
         for cursor in (page.after, page.before):
-            if cursor is not None and not -_BIG < cursor < _BIG:
-                raise Unplannable("a cursor out of range")
+            if cursor is not None and not -_INT4 <= cursor < _INT4:
+                raise Unplannable("a cursor out of range")  # as for IDs
         sub = item.sub
         assert sub is not None
         s = self.alias("s")
