@@ -231,8 +231,30 @@ class Operation:
 
     def root(self) -> str:
         field = self.draw(
-            st.sampled_from(["community", "household", "individual", "enterprise", "node", "nodes"])
+            st.sampled_from(
+                [
+                    "community",
+                    "household",
+                    "individual",
+                    "enterprise",
+                    "node",
+                    "nodes",
+                    "enterprises",
+                    "communities",
+                ]
+            )
         )
+        if field in ("enterprises", "communities"):
+            child = field[:-1].capitalize() if field == "enterprises" else "Community"
+            args = self.page_args()
+            if field == "communities" and self.draw(st.booleans()):
+                owner = self.an_id("Enterprise")
+                args = (
+                    args[:-1] + f", enterpriseId: {json.dumps(owner)})"
+                    if args
+                    else (f"(enterpriseId: {json.dumps(owner)})")
+                )
+            return self.unique(field + args) + self.connection(child, 1)
         if field == "nodes":
             ids = [self.an_id(None) for _ in range(self.draw(st.integers(0, 4)))]
             arg = self.var("[ID!]!", ids) if self.draw(st.booleans()) else json.dumps(ids)
@@ -354,6 +376,12 @@ async def test_benchmark_documents_as_every_viewer(worlds) -> None:
             {"ids": households},
         )
     )
+    lists = (
+        "{ enterprises(first: 5) { totalCount edges { cursor node { id name } } } "
+        "communities(last: 2) { totalCount pageInfo { hasNextPage hasPreviousPage endCursor } "
+        "edges { node { name households { totalCount } } } } }"
+    )
+    cases.append((lists, {}))
     planned = 0
     for query, variables in cases:
         for viewer in VIEWERS:

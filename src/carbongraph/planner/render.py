@@ -140,6 +140,7 @@ class Grants:
     admin: bool
     prefixes: tuple[str, ...]  # paths of grants at that level or above (subtrees)
     residents: tuple[int, ...]  # people the viewer is (PERSONAL on themselves)
+    paths: tuple[str, ...] = ()  # paths of every grant (what lists show: Viewer.node_filter)
 
     @classmethod
     def of(cls, viewer: Viewer, level: Access) -> Grants:
@@ -158,6 +159,7 @@ class Grants:
             viewer.is_platform_admin,
             tuple(sorted(set(prefixes))),
             tuple(sorted(viewer.resident_individual_ids)),
+            tuple(sorted({g.path for g in viewer.grants if g.path is not None})),
         )
 
     @property
@@ -182,6 +184,7 @@ class Renderer:
         self.params: list[Any] = []
         self._memo: dict[str, str] = {}
         self._alias = 0
+        self.list_enterprise: str | None = None  # communities(enterpriseId:), bound
 
     # -- parameters and names ----------------------------------------------------------------
     def bind(self, value: Any, cast: str) -> str:
@@ -294,6 +297,8 @@ class Renderer:
             ok = self.node_ok(gn, type_name)
             guard = f"EXISTS (SELECT 1 FROM {table} {gn} WHERE {gn}.id = {key} AND {ok})"
             return value, [guard]
+        if root.kind == "list":
+            return self.root_list(root)
         assert root.kind == "nodes"
         ids = args["ids"]
         if len(ids) > MAX_NODES:
@@ -336,6 +341,39 @@ class Renderer:
             f"FROM unnest({t}, {k}) WITH ORDINALITY AS {u}(t, k, o))"
         )
         return value, guards
+
+    def visible(self, path_sql: str) -> str:
+        """``Viewer.node_filter``: a node inside a grant's subtree or above it (PUBLIC)."""
+        admin = self.shared("admin", self.grants.admin, "boolean")
+        paths = self.shared("paths", list(self.grants.paths), "text[]")
+        return (
+            f"({admin} OR EXISTS (SELECT 1 FROM unnest({paths}) AS vp(p) WHERE "
+            f"starts_with({path_sql}, vp.p) OR starts_with(vp.p, {path_sql})))"
+        )
+
+    def root_list(self, root: Root) -> tuple[str, list[str]]:
+        """``enterprises`` / ``communities``: the visible rows, paged. Guard: every visible row
+        (on this page or not) lies inside a grant of the plan's level, so none is shown at a
+        lower level than its fields need."""
+        args = self.args(root.node, root.field_def)
+        self.list_enterprise = None
+        if args.get("enterpriseId") is not None:
+            self.list_enterprise = self.bind(
+                self.decode(args["enterpriseId"], ["Enterprise"])[1], "bigint"
+            )
+        ((_, item),) = root.subs[""].items
+        table = TABLES[root.type_name]
+        g = self.alias("v")
+        where = self.list_where(item.relation, g)
+        ok = self.path_ok(f"{g}.path")
+        guard = f"NOT EXISTS (SELECT 1 FROM {table} {g} WHERE {where} AND NOT {ok})"
+        return self.connection("", item), [guard]
+
+    def list_where(self, relation: str, x: str) -> str:
+        where = f"{x}.archived_at IS NULL AND {self.visible(f'{x}.path')}"
+        if relation == "visible_communities" and self.list_enterprise is not None:
+            where += f" AND {x}.enterprise_id = {self.list_enterprise}"
+        return where
 
     # -- objects -----------------------------------------------------------------------------
     def node(self, alias: str, type_name: str, sel: Sel) -> str:
@@ -579,6 +617,9 @@ class Renderer:
         parent row. People are keyed by their membership's (employment's) column: PostgreSQL
         then joins the person by primary key, after row-level security's checks."""
         x = self.alias("x")
+        if name in ("visible_enterprises", "visible_communities"):
+            table = "enterprise" if name == "visible_enterprises" else "community"
+            return f"{table} {x}", self.list_where(name, x), x, f"{x}.id"
         if name == "community_households":
             where = f"{x}.community_id = {parent}.id AND {x}.archived_at IS NULL"
             return f"household {x}", where, x, f"{x}.id"
