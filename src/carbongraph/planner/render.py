@@ -701,10 +701,18 @@ class Renderer:
             else:
                 assert field.name == "pageInfo" and field.sub is not None
                 uses_page = True
-                limit = limit or self.bind(page.limit, "bigint")
+                # The page size is bound only if a selected field reads it: a parameter the
+                # statement never reads has no type, and PostgreSQL refuses the statement.
+                selected = {leaf.name for _, leaf in field.sub.items}
+                reads_limit = (
+                    bool(selected & {"startCursor", "endCursor"})
+                    or ("hasPreviousPage" if page.backward else "hasNextPage") in selected
+                )
+                if reads_limit:
+                    limit = limit or self.bind(page.limit, "bigint")
                 more = f"(count(*) > {limit})"
                 kept = f"FILTER (WHERE {s}.cg_rn <= {limit})"
-                # Literals, not parameters: a parameter the statement never reads has no type.
+                # Literals, not parameters: whether a cursor was given is the request's shape.
                 given_after = "true" if page.after is not None else "false"
                 given_before = "true" if page.before is not None else "false"
                 pairs.append(
