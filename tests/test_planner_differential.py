@@ -341,6 +341,11 @@ async def compare(
     COUNTS["planned" if planned else "fell back"] += 1
     REASONS[note.get("reason") or ("planned" if planned else "not a valid query")] += 1
     assert status_on == status_off, (query, variables, subject, on, reference)
+    if not planned and on.get("data") is None and reference.get("data") is None:
+        # Both answered by the reference executor, an error nulled the whole result: which of
+        # the concurrent resolvers' errors got recorded before it stopped depends on timing.
+        assert bool(on.get("errors")) == bool(reference.get("errors")), (query, subject)
+        return planned
     assert normalised(on) == normalised(reference), (query, variables, subject, note)
     return planned
 
