@@ -168,7 +168,7 @@ class Item:
 @dataclass
 class Root:
     key: str
-    kind: str  # by_id | node | nodes | typename
+    kind: str  # by_id | node | nodes | list | typename
     type_name: str = ""  # by_id: the type; node/nodes: ""
     node: FieldNode | None = None
     field_def: Any = None
@@ -288,6 +288,23 @@ class Compiler:
                 self.level = max(self.level, node_level(type_name))
                 subs[type_name] = self.sel(type_name, sets)
             return Root(key, name, "", nodes[0], field_def, subs)
+        if name in ("enterprises", "communities"):
+            # Lists of what the viewer can see: the guard covers every visible row (render.py).
+            self.need("Query", name)
+            type_name = "Enterprise" if name == "enterprises" else "Community"
+            self.level = max(self.level, node_level(type_name))
+            item = Item(
+                "connection",
+                name,
+                nodes[0],
+                field_def,
+                sub=self.connection(get_named_type(field_def.type).name, type_name, sets),
+                relation=f"visible_{name}",
+                child=type_name,
+            )
+            return Root(
+                key, "list", type_name, nodes[0], field_def, {"": Sel("Query", [(key, item)])}
+            )
         raise Unplannable(f"Query.{name} is not plannable")
 
     # -- objects -----------------------------------------------------------------------------

@@ -34,8 +34,12 @@ from carbongraph.schema.hierarchy.queries import MAX_NODES
 from carbongraph.schema.relay import decode_global_id
 from carbongraph.schema.security.types import SECURITY_NODE_TYPES
 
-_BIG = 2**63 - 1
+_INT4 = 2**31
 _ONE_DAY = timedelta(days=1)
+
+
+class UnknownId(Unplannable):
+    """A malformed ID, or one of another type: NOT_FOUND by ID, null in place in ``nodes``."""
 
 
 def _canonical_id(raw: Any) -> tuple[str, int] | None:
@@ -137,6 +141,7 @@ class Grants:
     admin: bool
     prefixes: tuple[str, ...]  # paths of grants at that level or above (subtrees)
     residents: tuple[int, ...]  # people the viewer is (PERSONAL on themselves)
+    paths: tuple[str, ...] = ()  # paths of every grant (what lists show: Viewer.node_filter)
 
     @classmethod
     def of(cls, viewer: Viewer, level: Access) -> Grants:
@@ -155,6 +160,7 @@ class Grants:
             viewer.is_platform_admin,
             tuple(sorted(set(prefixes))),
             tuple(sorted(viewer.resident_individual_ids)),
+            tuple(sorted({g.path for g in viewer.grants if g.path is not None})),
         )
 
     @property
@@ -179,6 +185,7 @@ class Renderer:
         self.params: list[Any] = []
         self._memo: dict[str, str] = {}
         self._alias = 0
+        self.list_enterprise: str | None = None  # communities(enterpriseId:), bound
 
     # -- parameters and names ----------------------------------------------------------------
     def bind(self, value: Any, cast: str) -> str:
@@ -261,12 +268,14 @@ class Renderer:
     def decode(self, raw: Any, expected: list[str]) -> tuple[str, int]:
         canonical = _canonical_id(raw)  # the usual form, 10x faster than Strawberry's decoding
         if canonical is not None and canonical[0] in expected:
-            return canonical
-        try:
-            type_name, pk = decode_global_id(raw, expected)
-        except CodedError as exc:
-            raise Unplannable("an ID that is not found") from exc
-        if not -_BIG <= pk <= _BIG:
+            type_name, pk = canonical
+        else:
+            try:
+                type_name, pk = decode_global_id(raw, expected)
+            except CodedError as exc:
+                raise UnknownId("an ID that is not found") from exc
+        if not -_INT4 <= pk < _INT4:
+            # Keys are 32-bit: the reference executor's look-up fails on a larger one.
             raise Unplannable("an ID out of range")
         return type_name, pk
 
@@ -289,6 +298,8 @@ class Renderer:
             ok = self.node_ok(gn, type_name)
             guard = f"EXISTS (SELECT 1 FROM {table} {gn} WHERE {gn}.id = {key} AND {ok})"
             return value, [guard]
+        if root.kind == "list":
+            return self.root_list(root)
         assert root.kind == "nodes"
         ids = args["ids"]
         if len(ids) > MAX_NODES:
@@ -298,7 +309,7 @@ class Renderer:
         for raw in ids:
             try:
                 type_name, pk = self.decode(raw, [*NODE_TYPES, *SECURITY_NODE_TYPES])
-            except Unplannable:
+            except UnknownId:
                 type_name, pk = "", 0  # null in place, as the reference answers
             if type_name and type_name not in NODE_TYPES:
                 raise Unplannable(f"nodes of type {type_name}")
@@ -331,6 +342,39 @@ class Renderer:
             f"FROM unnest({t}, {k}) WITH ORDINALITY AS {u}(t, k, o))"
         )
         return value, guards
+
+    def visible(self, path_sql: str) -> str:
+        """``Viewer.node_filter``: a node inside a grant's subtree or above it (PUBLIC)."""
+        admin = self.shared("admin", self.grants.admin, "boolean")
+        paths = self.shared("paths", list(self.grants.paths), "text[]")
+        return (
+            f"({admin} OR EXISTS (SELECT 1 FROM unnest({paths}) AS vp(p) WHERE "
+            f"starts_with({path_sql}, vp.p) OR starts_with(vp.p, {path_sql})))"
+        )
+
+    def root_list(self, root: Root) -> tuple[str, list[str]]:
+        """``enterprises`` / ``communities``: the visible rows, paged. Guard: every visible row
+        (on this page or not) lies inside a grant of the plan's level, so none is shown at a
+        lower level than its fields need."""
+        args = self.args(root.node, root.field_def)
+        self.list_enterprise = None
+        if args.get("enterpriseId") is not None:
+            self.list_enterprise = self.bind(
+                self.decode(args["enterpriseId"], ["Enterprise"])[1], "bigint"
+            )
+        ((_, item),) = root.subs[""].items
+        table = TABLES[root.type_name]
+        g = self.alias("v")
+        where = self.list_where(item.relation, g)
+        ok = self.path_ok(f"{g}.path")
+        guard = f"NOT EXISTS (SELECT 1 FROM {table} {g} WHERE {where} AND NOT {ok})"
+        return self.connection("", item), [guard]
+
+    def list_where(self, relation: str, x: str) -> str:
+        where = f"{x}.archived_at IS NULL AND {self.visible(f'{x}.path')}"
+        if relation == "visible_communities" and self.list_enterprise is not None:
+            where += f" AND {x}.enterprise_id = {self.list_enterprise}"
+        return where
 
     # -- objects -----------------------------------------------------------------------------
     def node(self, alias: str, type_name: str, sel: Sel) -> str:
@@ -574,6 +618,9 @@ class Renderer:
         parent row. People are keyed by their membership's (employment's) column: PostgreSQL
         then joins the person by primary key, after row-level security's checks."""
         x = self.alias("x")
+        if name in ("visible_enterprises", "visible_communities"):
+            table = "enterprise" if name == "visible_enterprises" else "community"
+            return f"{table} {x}", self.list_where(name, x), x, f"{x}.id"
         if name == "community_households":
             where = f"{x}.community_id = {parent}.id AND {x}.archived_at IS NULL"
             return f"household {x}", where, x, f"{x}.id"
@@ -618,8 +665,8 @@ class Renderer:
         except CodedError as exc:
             raise Unplannable("invalid page arguments") from exc
         for cursor in (page.after, page.before):
-            if cursor is not None and not -_BIG < cursor < _BIG:
-                raise Unplannable("a cursor out of range")
+            if cursor is not None and not -_INT4 <= cursor < _INT4:
+                raise Unplannable("a cursor out of range")  # as for IDs
         sub = item.sub
         assert sub is not None
         s = self.alias("s")
@@ -655,10 +702,18 @@ class Renderer:
             else:
                 assert field.name == "pageInfo" and field.sub is not None
                 uses_page = True
-                limit = limit or self.bind(page.limit, "bigint")
+                # The page size is bound only if a selected field reads it: a parameter the
+                # statement never reads has no type, and PostgreSQL refuses the statement.
+                selected = {leaf.name for _, leaf in field.sub.items}
+                reads_limit = (
+                    bool(selected & {"startCursor", "endCursor"})
+                    or ("hasPreviousPage" if page.backward else "hasNextPage") in selected
+                )
+                if reads_limit:
+                    limit = limit or self.bind(page.limit, "bigint")
                 more = f"(count(*) > {limit})"
                 kept = f"FILTER (WHERE {s}.cg_rn <= {limit})"
-                # Literals, not parameters: a parameter the statement never reads has no type.
+                # Literals, not parameters: whether a cursor was given is the request's shape.
                 given_after = "true" if page.after is not None else "false"
                 given_before = "true" if page.before is not None else "false"
                 pairs.append(
