@@ -546,22 +546,26 @@ async def b6_engagement(executor: Executor, nodes: dict[str, int], n: int) -> di
 
 
 async def b4_overhead(executor: Executor, database_url: str, n: int) -> dict[str, Any]:
-    async with executor.engine.connect() as conn:
-        ids = [
-            r[0]
-            for r in await conn.execute(sa.text("SELECT id FROM household ORDER BY id LIMIT 1000"))
-        ]
+    dsn = (
+        sa.engine.make_url(database_url)
+        .set(drivername="postgresql")
+        .render_as_string(hide_password=False)
+    )
+    # The ids as the owner: the executor's engine is the application role, under row-level
+    # security, and outside a request it holds no scope (it read none: B4 measured 0 objects).
+    owner = await asyncpg.connect(dsn)
+    try:
+        ids = [r[0] for r in await owner.fetch("SELECT id FROM household ORDER BY id LIMIT 1000")]
+    finally:
+        await owner.close()
+    if not ids:
+        raise RuntimeError("B4 found no households to read")
     query = (
         "query($ids: [ID!]!) { nodes(ids: $ids) { ... on Household { id dwellingType "
         "hasRooftopSolar } } }"
     )
     variables = {"ids": [to_global_id("Household", i) for i in ids]}
     graphql = await executor.timed(query, variables, n, 5)
-    dsn = (
-        sa.engine.make_url(database_url)
-        .set(drivername="postgresql")
-        .render_as_string(hide_password=False)
-    )
     conn = await asyncpg.connect(dsn)
     times = []
     try:
