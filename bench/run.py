@@ -95,16 +95,19 @@ def summary(ms: list[float]) -> dict[str, float]:
     }
 
 
+def asyncpg_dsn(url: str) -> str:
+    """A SQLAlchemy URL as asyncpg's DSN (same server, user and database)."""
+    return (
+        sa.engine.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    )
+
+
 def url_for(database: str) -> str:
     return sa.engine.make_url(PG_BASE).set(database=database).render_as_string(hide_password=False)
 
 
 async def admin(statement: str) -> None:
-    dsn = (
-        sa.engine.make_url(PG_BASE)
-        .set(drivername="postgresql")
-        .render_as_string(hide_password=False)
-    )
+    dsn = asyncpg_dsn(PG_BASE)
     conn = await asyncpg.connect(dsn)
     try:
         await conn.execute(statement)
@@ -192,11 +195,7 @@ def _import(path: Path, env: dict[str, str], *options: str) -> dict[str, Any]:
 
 
 async def _empty_activity(database_url: str) -> None:
-    dsn = (
-        sa.engine.make_url(database_url)
-        .set(drivername="postgresql")
-        .render_as_string(hide_password=False)
-    )
+    dsn = asyncpg_dsn(database_url)
     conn = await asyncpg.connect(dsn)
     try:
         await conn.execute("TRUNCATE activity_record, footprint_total")
@@ -260,11 +259,7 @@ async def b1_ingest(scale: str, database_url: str, app_url: str, workdir: Path) 
     if not single["records"] == jobs2["records"] == records:
         raise RuntimeError(f"B1: the imports did not write every record: {single}, {jobs2}")
     # Raw COPY of the same rows into a bare table without indexes.
-    dsn = (
-        sa.engine.make_url(database_url)
-        .set(drivername="postgresql")
-        .render_as_string(hide_password=False)
-    )
+    dsn = asyncpg_dsn(database_url)
     conn = await asyncpg.connect(dsn)
     try:
         await conn.execute("DROP TABLE IF EXISTS bench_raw_copy")
@@ -343,11 +338,7 @@ async def b1_file_10x(
         "complete": not stopped,
     }
     if stopped:
-        dsn = (
-            sa.engine.make_url(database_url)
-            .set(drivername="postgresql")
-            .render_as_string(hide_password=False)
-        )
+        dsn = asyncpg_dsn(database_url)
         conn = await asyncpg.connect(dsn)
         try:
             result["records_written_when_stopped"] = await conn.fetchval(
@@ -481,11 +472,7 @@ WHERE node = 'E' AND node_id = $1 AND via = 'communities' AND day BETWEEN $2 AND
 async def raw_enterprise_footprint(database_url: str, enterprise: int, n: int) -> dict[str, Any]:
     """The B2 baseline: the same sums over the totals by raw asyncpg (one connection, no
     transaction, no grants), encoded with orjson."""
-    dsn = (
-        sa.engine.make_url(database_url)
-        .set(drivername="postgresql")
-        .render_as_string(hide_password=False)
-    )
+    dsn = asyncpg_dsn(database_url)
     start = datetime.strptime(MONTH + "-01", "%Y-%m-%d").date()
     end = (start.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
     conn = await asyncpg.connect(dsn)
@@ -546,11 +533,7 @@ async def b6_engagement(executor: Executor, nodes: dict[str, int], n: int) -> di
 
 
 async def b4_overhead(executor: Executor, database_url: str, n: int) -> dict[str, Any]:
-    dsn = (
-        sa.engine.make_url(database_url)
-        .set(drivername="postgresql")
-        .render_as_string(hide_password=False)
-    )
+    dsn = asyncpg_dsn(database_url)
     # The ids as the owner: the executor's engine is the application role, under row-level
     # security, and outside a request it holds no scope (it read none: B4 measured 0 objects).
     owner = await asyncpg.connect(dsn)
