@@ -64,6 +64,9 @@ SHARED_FIXTURE_MODULES = {
     "test_metro_partner",  # the metro world
     "test_cost",  # the gateway's costs (node)
 }
+# Modules whose tests must all run in one process: test_planner_differential's last test reads
+# the counts its other tests gathered.
+WHOLE_MODULES = {"test_planner_differential"}
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
@@ -77,6 +80,8 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     class SharedFixtureScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             path, _, test = nodeid.partition("::")
+            if Path(path).stem in WHOLE_MODULES:
+                return path
             if Path(path).stem not in SHARED_FIXTURE_MODULES:
                 return nodeid
             backend = next((b for b in BACKENDS if re.search(rf"[\[-]{b}[\]-]", test)), "")
