@@ -53,7 +53,7 @@ import sqlalchemy as sa
 from carbongraph import planner
 from carbongraph.authz import PLATFORM, Principal, Role, mint_token
 from carbongraph.config import Settings
-from carbongraph.db import StatementLog, create_engine, request_db
+from carbongraph.db import StatementLog, asyncpg_dsn, create_engine, request_db
 from carbongraph.migrate import create_app_role_sql
 from carbongraph.models.base import utcnow
 from carbongraph.resolvers.context import build_context
@@ -93,13 +93,6 @@ def summary(ms: list[float]) -> dict[str, float]:
         "p99_ms": round(pct(ms, 0.99), 3),
         "n": len(ms),
     }
-
-
-def asyncpg_dsn(url: str) -> str:
-    """A SQLAlchemy URL as asyncpg's DSN (same server, user and database)."""
-    return (
-        sa.engine.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-    )
 
 
 def url_for(database: str) -> str:
@@ -370,18 +363,23 @@ class Executor:
     async def run(
         self, query: str, variables: dict[str, Any] | None = None
     ) -> tuple[float, Any, int]:
-        """One request's server work (transaction, grants, execution: the planned statement, or
-        Strawberry when the planner declines, as the HTTP endpoint does); ms, data, statements.
-        A planned answer is the response's JSON text: it is decoded here only for the caller,
-        after the clock stops."""
+        """One request's server work, as the HTTP endpoint does it: the planned statement on
+        the planner's connections, or, when the planner declines, a transaction with the
+        grants and Strawberry; ms, data, statements. A planned answer is the response's JSON
+        text: it is decoded here only for the caller, after the clock stops."""
+        principal = Principal(PRINCIPAL)
         with StatementLog() as log:
             started = time.perf_counter()
-            async with request_db(self.engine) as db:
-                context = await build_context(self.settings, db, Principal(PRINCIPAL))
-                outcome = await planner.try_plan(schema._schema, context, query, variables, None)
-                result = outcome.result or await schema.execute(
-                    query, variable_values=variables, context_value=context
-                )
+            outcome = await planner.try_plan_pooled(
+                schema._schema, self.settings, self.engine, principal, query, variables, None
+            )
+            result = outcome.result
+            if result is None:
+                async with request_db(self.engine) as db:
+                    context = await build_context(self.settings, db, principal)
+                    result = await schema.execute(
+                        query, variable_values=variables, context_value=context
+                    )
             elapsed = (time.perf_counter() - started) * 1000
         if result.errors:
             raise RuntimeError(result.errors)

@@ -33,7 +33,7 @@ from carbongraph.actions.catalog import ensure_default_action_types
 from carbongraph.app import create_app
 from carbongraph.authz import mint_token
 from carbongraph.config import Settings
-from carbongraph.db import create_engine
+from carbongraph.db import asyncpg_dsn, create_engine
 from carbongraph.models import metadata
 from carbongraph.models.security import clear_audit_events_for_tests
 
@@ -104,10 +104,6 @@ def _pg_url() -> str:
     return os.environ.get("CARBONGRAPH_TEST_POSTGRES_URL", DEFAULT_PG)
 
 
-def _asyncpg_dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
 def _run_outside_loop(coro: Any) -> Any:
     # Session set-up runs inside pytest-asyncio's loop; admin statements get a loop of their own.
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
@@ -115,7 +111,7 @@ def _run_outside_loop(coro: Any) -> Any:
 
 
 async def _admin(base: str, statement: str) -> None:
-    conn = await asyncpg.connect(_asyncpg_dsn(base), timeout=10)
+    conn = await asyncpg.connect(asyncpg_dsn(base), timeout=10)
     try:
         await conn.execute(statement)
     finally:
@@ -231,6 +227,7 @@ class Api:
 
     client: httpx.AsyncClient
     settings: Settings
+    app_engine: AsyncEngine | None = None  # the engine the app connects with
 
     def token(self, subject: str, ttl: timedelta = timedelta(hours=1)) -> str:
         return mint_token(self.settings, subject, ttl=ttl)
@@ -276,7 +273,7 @@ async def api(
     app = create_app(settings, engine=app_engine)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-        yield Api(client, settings)
+        yield Api(client, settings, app_engine)
 
 
 @pytest.fixture

@@ -32,9 +32,9 @@ from strawberry.types.graphql import OperationType
 
 from carbongraph import limits, planner
 from carbongraph.authz import InvalidToken, TokenVerifier
-from carbongraph.authz.api_keys import touch_statement
+from carbongraph.authz.api_keys import ApiKeyPrincipal, touch_statement
 from carbongraph.config import Settings
-from carbongraph.db import create_engine, is_database_unavailable, ping, request_db
+from carbongraph.db import RequestDB, create_engine, is_database_unavailable, ping, request_db
 from carbongraph.engagement.page import StatementPage
 from carbongraph.errors import ErrorCode
 from carbongraph.http import negotiation
@@ -70,6 +70,26 @@ class UploadAwareRequestAdapter(StarletteRequestAdapter):
     async def get_form_data(self) -> FormData:
         form = await self._request.form(max_part_size=MAX_UPLOAD_BYTES + 1024)
         return FormData(files=form, form=form)
+
+
+class PendingContext:
+    """A request's Context, built on first need (once, also for a batch's operations)."""
+
+    def __init__(self, settings: Settings, db: RequestDB, principal: Any, request: Any) -> None:
+        self.settings = settings
+        self.db = db
+        self.principal = principal
+        self.request = request
+        self.built: Context | None = None
+        self._lock = asyncio.Lock()
+
+    async def get(self) -> Context:
+        async with self._lock:
+            if self.built is None:
+                self.built = await build_context(
+                    self.settings, self.db, self.principal, request=self.request
+                )
+            return self.built
 
 
 class GraphQLEndpoint(GraphQL[Context, None]):
@@ -117,18 +137,42 @@ class GraphQLEndpoint(GraphQL[Context, None]):
     def encode_json(self, data: object) -> bytes:
         return planner.encode(data, orjson.dumps)  # planned `data` is JSON text already
 
+    async def execute_operation(self, *args: Any, **kwargs: Any) -> Any:
+        """Batches and streamed operations get the request's context at once; a single
+        operation over HTTP first tries the planner (``execute_single``)."""
+        data, context = kwargs["request_data"], kwargs["context"]
+        if isinstance(context, PendingContext) and (
+            isinstance(data, list) or data.protocol != "http"
+        ):
+            kwargs["context"] = await context.get()
+        return await super().execute_operation(*args, **kwargs)
+
     async def execute_single(self, *args: Any, **kwargs: Any) -> Any:
         """A query operation over the hierarchy on PostgreSQL is answered by one compiled
-        statement (carbongraph.planner); anything else, and anything the planner declines, by
-        Strawberry."""
+        statement (carbongraph.planner) on the planner's own connections, before the request
+        has a transaction or a Context; anything else, and anything the planner declines, by
+        Strawberry in the request's transaction."""
         data, context = kwargs["request_data"], kwargs["context"]
-        outcome = await planner.try_plan(
-            self.schema._schema,  # type: ignore[attr-defined]  # BaseSchema does not declare it
-            context,
-            data.query,
-            data.variables,
-            data.operation_name,
-        )
+        schema = self.schema._schema  # type: ignore[attr-defined]  # BaseSchema lacks it
+        if isinstance(context, PendingContext) and isinstance(context.principal, ApiKeyPrincipal):
+            # A key's secret is verified, and its scope set, in the request's transaction.
+            context = kwargs["context"] = await context.get()
+        if isinstance(context, PendingContext):
+            outcome = await planner.try_plan_pooled(
+                schema,
+                self.settings,
+                self._engine_ref["engine"],
+                context.principal,
+                data.query,
+                data.variables,
+                data.operation_name,
+            )
+            if outcome.result is None:
+                kwargs["context"] = await context.get()
+        else:
+            outcome = await planner.try_plan(
+                schema, context, data.query, data.variables, data.operation_name
+            )
         result = outcome.result or await super().execute_single(*args, **kwargs)
         return planner.annotate(result, outcome, self.settings)
 
@@ -166,10 +210,13 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         write = request.method == "POST" and await self._runs_mutation(request, content_type)
         try:
             async with request_db(self._engine_ref["engine"], write=write) as db:
-                context = await build_context(self.settings, db, principal, request=request)
+                # Built when the request needs it: a planned read never opens the request's
+                # transaction (carbongraph.planner).
+                pending = PendingContext(self.settings, db, principal, request)
                 async with asyncio.timeout(timeout):
-                    response = await self.run(request, context=context)
-            if context.api_key is not None and context.api_key.touch:
+                    response = await self.run(request, context=pending)  # type: ignore[call-overload]
+            context = pending.built
+            if context is not None and context.api_key is not None and context.api_key.touch:
                 tasks = BackgroundTasks()
                 if response.background is not None:
                     tasks.tasks.append(response.background)

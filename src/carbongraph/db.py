@@ -34,6 +34,12 @@ AnyResult = Result[*tuple[Any, ...]]
 
 
 def _on_cursor_execute(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+    note_statement(statement)
+
+
+def note_statement(statement: str) -> None:
+    """Tell the StatementLogs of the current context about ``statement`` (SQLAlchemy's run
+    through the engine's event; the query planner's own connections call it themselves)."""
     listeners = _STATEMENT_LISTENERS.get()
     if not listeners:
         return
@@ -95,6 +101,28 @@ def _configure_system_scope(engine: AsyncEngine) -> None:
         conn.exec_driver_sql(SYSTEM_SCOPE_SQL)
 
 
+def server_settings(settings: Settings) -> dict[str, str]:
+    """The session settings of every PostgreSQL connection (the engine's and the planner's)."""
+    return {
+        # The request timeout, enforced by PostgreSQL too, at no cost per request.
+        "statement_timeout": str(settings.request_timeout_seconds * 1000),
+        # Row-level security's sub-selects inflate cost estimates past the JIT threshold:
+        # compiling then takes ~0.6 s for a statement that runs in milliseconds. Short OLTP
+        # statements never gain from JIT.
+        "jit": "off",
+        # Timestamps are compared with instants computed in Python (local midnights in UTC,
+        # carbongraph.clock), never with the server's zone.
+        "TimeZone": "UTC",
+    }
+
+
+def asyncpg_dsn(url: str | sa.URL) -> str:
+    """A SQLAlchemy URL (``postgresql+asyncpg://…``) as the DSN asyncpg itself takes."""
+    return (
+        sa.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    )
+
+
 def create_engine(
     settings: Settings, *, system: bool = False, url: str | None = None
 ) -> AsyncEngine:
@@ -112,19 +140,7 @@ def create_engine(
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_pool_size,
             pool_pre_ping=True,
-            # The request timeout, enforced by PostgreSQL too, at no cost per request.
-            connect_args={
-                "server_settings": {
-                    "statement_timeout": str(settings.request_timeout_seconds * 1000),
-                    # Row-level security's sub-selects inflate cost estimates past the JIT
-                    # threshold: compiling then takes ~0.6 s for a statement that runs in
-                    # milliseconds. Short OLTP statements never gain from JIT.
-                    "jit": "off",
-                    # Timestamps are compared with instants computed in Python (local
-                    # midnights in UTC, carbongraph.clock), never with the server's zone.
-                    "TimeZone": "UTC",
-                }
-            },
+            connect_args={"server_settings": server_settings(settings)},
         )
     if system and engine.dialect.name == "postgresql":
         _configure_system_scope(engine)

@@ -245,47 +245,77 @@ def _grants_statement() -> sa.Select[tuple[object, ...]]:
 # Built once: it runs on every request, and constructing it costs more than executing it.
 GRANTS_STATEMENT = _grants_statement()
 
-# PostgreSQL: the same grants, and in the same statement the transaction-local scope that the
-# row-level security policies read (migration 0009, docs/security.md): the tenants of the
-# grants' paths (as resolve_grants derives them, then tenant_of), the people of RESIDENT grants,
-# and the platform flag. The database keeps tenants apart; who may see what inside a tenant
-# (and whether a refusal says FORBIDDEN or NOT_FOUND) stays with Viewer. The scope row always
-# exists, so the settings are made even for a principal without grants (an empty scope: nothing
-# personal is visible). A row of NULLs stands for "no grants".
-SCOPED_GRANTS_STATEMENT = sa.text(
-    """
-    WITH g AS MATERIALIZED (
+# PostgreSQL: the same grants, and in the same statement the scope that the row-level security
+# policies read (migration 0009, docs/security.md): the tenants of the grants' paths (as
+# resolve_grants derives them, then tenant_of), the people of RESIDENT grants, and the platform
+# flag. The database keeps tenants apart; who may see what inside a tenant (and whether a
+# refusal says FORBIDDEN or NOT_FOUND) stays with Viewer. The scope row always exists, so the
+# settings are made even for a principal without grants (an empty scope: nothing personal is
+# visible). A row of NULLs stands for "no grants".
+#
+# Written once with ``{subject}`` / ``{today}`` placeholders: SQLAlchemy binds ``:subject``
+# (a request's transaction), asyncpg ``$1`` (the query planner's connections, planner/pool.py).
+_GRANT_ROWS = """
       SELECT g.id, g.role, g.node_type, g.node_id, e.path AS e_path, c.path AS c_path,
              CASE WHEN g.node_type = 'Individual'
-                  THEN carbongraph_current_household_path(g.node_id, :today) END AS h_path
+                  THEN carbongraph_current_household_path(g.node_id, {today}) END AS h_path
       FROM role_grant g
       LEFT JOIN enterprise e ON g.node_type = 'Enterprise' AND e.id = g.node_id
       LEFT JOIN community c ON g.node_type = 'Community' AND c.id = g.node_id
-      WHERE g.principal = :subject
+      WHERE g.principal = {subject}"""
+
+# What the scope is derived from, as one value: equal fingerprints, equal grants and scope.
+_FINGERPRINT = (
+    "md5(coalesce(string_agg(concat_ws('|', id, role, node_type, node_id, e_path, c_path, "
+    "h_path), ';' ORDER BY id), ''))"
+)
+
+
+def grants_fingerprint_sql(subject: str, today: str) -> str:
+    """A scalar sub-select: the fingerprint of ``subject``'s grants today, as
+    ``scoped_grants_sql`` returns it."""
+    rows = _GRANT_ROWS.format(subject=subject, today=today)
+    return f"(SELECT {_FINGERPRINT} FROM ({rows}) AS fg)"
+
+
+def scoped_grants_sql(subject: str, today: str, *, local: bool) -> str:
+    """The grants and, in the same statement, the row-level security scope they imply:
+    transaction-local (``local``: a request's transaction) or for the session (a connection of
+    the query planner's own pool, which holds one viewer's scope between statements)."""
+    is_local = "true" if local else "false"
+    rows = _GRANT_ROWS.format(subject=subject, today=today)
+    return f"""
+    WITH g AS MATERIALIZED ({rows}
     ), s AS MATERIALIZED (
       SELECT
         set_config('carbongraph.unrestricted',
-                   CASE WHEN bool_or(role = 'PLATFORM_ADMIN') THEN 'on' ELSE '' END, true) AS a,
+                   CASE WHEN bool_or(role = 'PLATFORM_ADMIN') THEN 'on' ELSE '' END,
+                   {is_local}) AS a,
         set_config('carbongraph.paths',
                    coalesce(array_agg(DISTINCT
                                       split_part(coalesce(e_path, c_path, h_path), '/', 1) || '/%')
                               FILTER (WHERE coalesce(e_path, c_path, h_path) IS NOT NULL),
-                            '{}')::text, true) AS p,
+                            '{{}}')::text, {is_local}) AS p,
         set_config('carbongraph.individuals',
-                   coalesce(array_agg(node_id) FILTER (WHERE role = 'RESIDENT'), '{}')::text,
-                   true) AS i
+                   coalesce(array_agg(node_id) FILTER (WHERE role = 'RESIDENT'), '{{}}')::text,
+                   {is_local}) AS i,
+        {_FINGERPRINT} AS fingerprint
       FROM g
     )
-    SELECT g.role, g.node_type, g.node_id, g.e_path, g.c_path, g.h_path
+    SELECT g.role, g.node_type, g.node_id, g.e_path, g.c_path, g.h_path, s.fingerprint
     FROM s LEFT JOIN g ON true
     ORDER BY g.id
     """
+
+
+SCOPED_GRANTS_STATEMENT = sa.text(
+    scoped_grants_sql(":subject", ":today", local=True)
 ).bindparams(sa.bindparam("subject", type_=sa.String()), sa.bindparam("today", type_=sa.Date()))
 
 
 def resolve_grants(rows: Iterable[Sequence[Any]]) -> list[ResolvedGrant]:
     grants = []
-    for role, node_type, node_id, e_path, c_path, home_path in rows:
+    for role, node_type, node_id, e_path, c_path, home_path, *_fingerprint in rows:
         if role is None:  # SCOPED_GRANTS_STATEMENT's row for "no grants"
             continue
         path = {"Enterprise": e_path, "Community": c_path, "Individual": home_path}.get(

@@ -5,6 +5,22 @@ statement that builds the response's ``data`` (docs/architecture.md).
 ``annotate`` adds ``extensions.planner`` in development; ``encode`` writes a response whose
 ``data`` PostgreSQL built as text."""
 
-from carbongraph.planner.execute import Outcome, RawJSON, annotate, clear_caches, encode, try_plan
+from carbongraph.planner.execute import (
+    Outcome,
+    RawJSON,
+    annotate,
+    clear_caches,
+    encode,
+    try_plan,
+    try_plan_pooled,
+)
 
-__all__ = ["Outcome", "RawJSON", "annotate", "clear_caches", "encode", "try_plan"]
+__all__ = [
+    "Outcome",
+    "RawJSON",
+    "annotate",
+    "clear_caches",
+    "encode",
+    "try_plan",
+    "try_plan_pooled",
+]

@@ -4,6 +4,7 @@ must (``Outcome.reason``). Called before Strawberry executes an HTTP request's o
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from graphql import (
@@ -17,13 +18,19 @@ from graphql import (
 )
 from graphql.execution.values import get_variable_values
 from graphql.utilities import get_operation_ast
+from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.schema.schema import validate_document
 from strawberry.types import ExecutionResult
 
+from carbongraph.authz import Principal
+from carbongraph.authz.api_keys import ApiKeyPrincipal
+from carbongraph.clock import LocalDays
 from carbongraph.cost import rule_for, variable_sizes
+from carbongraph.db import StatementLog
 from carbongraph.observability import request_state, tracing
 from carbongraph.planner.cache import LRU
 from carbongraph.planner.compile import Plan, Unplannable, compile_operation
+from carbongraph.planner.pool import fetch, pool_for, set_scope
 from carbongraph.planner.render import Grants, Renderer
 
 
@@ -72,17 +79,27 @@ def clear_caches() -> None:
         cache.clear()
 
 
-async def try_plan(
+@dataclass
+class Prepared:
+    """A query operation the planner can compile, with its variables coerced."""
+
+    plan: Plan
+    variables: Any  # graphql-core's CoercedVariableValues
+
+
+def prepare(
     schema: GraphQLSchema,
-    context: Any,
+    settings: Any,
+    dialect: str,
     query: str | None,
     variables: dict[str, Any] | None,
     operation_name: str | None,
-) -> Outcome:
-    settings = context.settings
+) -> Prepared | Outcome:
+    """Everything that needs no database: parsing, validation, the plan (all cached) and the
+    variables. An Outcome says why the reference executor answers instead."""
     if not settings.planner:
         return Outcome(None, "the planner is off (CARBONGRAPH_PLANNER=off)")
-    if context.db.dialect != "postgresql":
+    if dialect != "postgresql":
         return Outcome(None, "not PostgreSQL")
     if not isinstance(query, str):
         return Outcome(None, "no query")
@@ -113,31 +130,112 @@ async def try_plan(
     coerced = get_variable_values(schema, plan.variable_definitions or (), variables or {})
     if isinstance(coerced, list):
         return Outcome(None, "variable errors")
-    grants = Grants.of(context.viewer, plan.guard_level(settings.small_cell_k))
+    return Prepared(plan, coerced)
+
+
+def _renderer(
+    prepared: Prepared, viewer: Any, settings: Any, today: date
+) -> Renderer | Outcome:
+    grants = Grants.of(viewer, prepared.plan.guard_level(settings.small_cell_k))
     if grants.empty:
         return Outcome(None, "the viewer holds no grant at the level the fields need", True)
-    renderer = Renderer(plan, coerced, grants, settings, context.today)
-    try:
-        sql = renderer.statement()
-    except Unplannable as exc:
-        return Outcome(None, str(exc), considered=True)
-    with tracing.planned_operation(plan.operation_name):
-        row = (await context.db.execute_driver_sql(sql, tuple(renderer.params))).one()
-    if not row[0]:
-        return Outcome(None, "a field could be refused or suppressed for this viewer", True)
+    return Renderer(prepared.plan, prepared.variables, grants, settings, today)
+
+
+def _answer(plan: Plan, data: str, statements: Any) -> Outcome:
     extensions: dict[str, Any] = {}
-    if context.statements is not None:
-        extensions["sqlStatements"] = context.statements.count
+    if statements is not None:
+        extensions["sqlStatements"] = statements.count
     state = request_state.current()
     if state is not None:  # what OperationObserver records for the reference executor
         state.operation = plan.operation_name or ""
         state.graphql_errors = False
     result = ExecutionResult(
-        data=RawJSON(row[1]),  # type: ignore[arg-type]  # JSON text, sent as is
+        data=RawJSON(data),  # type: ignore[arg-type]  # JSON text, sent as is
         errors=None,
         extensions=extensions or None,
     )
     return Outcome(result, considered=True)
+
+
+_REFUSABLE = "a field could be refused or suppressed for this viewer"
+
+
+async def try_plan(
+    schema: GraphQLSchema,
+    context: Any,
+    query: str | None,
+    variables: dict[str, Any] | None,
+    operation_name: str | None,
+) -> Outcome:
+    """Answer inside a request's transaction (its RequestDB, its viewer, its scope)."""
+    settings = context.settings
+    prepared = prepare(schema, settings, context.db.dialect, query, variables, operation_name)
+    if isinstance(prepared, Outcome):
+        return prepared
+    renderer = _renderer(prepared, context.viewer, settings, context.today)
+    if isinstance(renderer, Outcome):
+        return renderer
+    try:
+        sql = renderer.statement()
+    except Unplannable as exc:
+        return Outcome(None, str(exc), considered=True)
+    with tracing.planned_operation(prepared.plan.operation_name):
+        row = (await context.db.execute_driver_sql(sql, tuple(renderer.params))).one()
+    if not row[0]:
+        return Outcome(None, _REFUSABLE, True)
+    return _answer(prepared.plan, row[1], context.statements)
+
+
+async def try_plan_pooled(
+    schema: GraphQLSchema,
+    settings: Any,
+    engine: AsyncEngine,
+    principal: Principal | None,
+    query: str | None,
+    variables: dict[str, Any] | None,
+    operation_name: str | None,
+) -> Outcome:
+    """Answer on the planner's own connections (planner/pool.py), before any transaction of
+    the request: one statement when the connection holds this viewer's scope already, else the
+    scope statement first. Token principals only: an API key's secret is verified, and its
+    scope set, in the request's transaction, and ``try_plan`` answers there."""
+    prepared = prepare(schema, settings, engine.dialect.name, query, variables, operation_name)
+    if isinstance(prepared, Outcome):
+        return prepared
+    if principal is None or isinstance(principal, ApiKeyPrincipal):
+        # Anonymous: nothing is plannable; a key: see try_plan (its secret is verified first).
+        return Outcome(None, "an anonymous request or an API key", True)
+    today = LocalDays(settings.clock.now()).utc
+    statements = StatementLog().__enter__() if settings.report_sql_statements else None
+    try:
+        pool = await pool_for(engine, settings)
+        async with pool.acquire() as connection:
+            scope = connection.remembered_scope()
+            for _attempt in range(2):
+                if scope is None or (scope.subject, scope.today) != (principal.subject, today):
+                    scope = await set_scope(connection, principal, today)
+                renderer = _renderer(prepared, scope.viewer, settings, today)
+                if isinstance(renderer, Outcome):
+                    return renderer
+                try:
+                    sql = renderer.statement(renderer.fresh(scope.subject, scope.fingerprint))
+                except Unplannable as exc:
+                    return Outcome(None, str(exc), considered=True)
+                with tracing.planned_operation(prepared.plan.operation_name):
+                    row = await fetch(connection, sql, renderer.params)
+                if row[2]:
+                    break
+                # The grants changed since the scope was set: set it again, once.
+                scope = None
+            else:
+                return Outcome(None, "the viewer's grants changed while planning", True)
+    finally:
+        if statements is not None:
+            statements.__exit__(None, None, None)
+    if not row[0]:
+        return Outcome(None, _REFUSABLE, True)
+    return _answer(prepared.plan, row[1], statements)
 
 
 def annotate(result: Any, outcome: Outcome, settings: Any) -> Any:

@@ -15,6 +15,7 @@ from graphql.execution.values import VariableValues
 
 from carbongraph.accounting.reads import SCOPE3_CATEGORIES, bucket_end, bucket_start
 from carbongraph.authz import Access, Role, Viewer
+from carbongraph.authz.policy import grants_fingerprint_sql
 from carbongraph.authz.roles import SUBTREE_ACCESS
 from carbongraph.config import Settings
 from carbongraph.errors import CodedError
@@ -253,7 +254,10 @@ class Renderer:
         )
 
     # -- the statement -----------------------------------------------------------------------
-    def statement(self) -> str:
+    def statement(self, fresh: str = "true") -> str:
+        """The statement: (ok, the response's data as JSON text when ok, fresh). ``fresh``: a
+        condition that the statement runs under the scope its grants were read for (the
+        planner's own connections, planner/pool.py); when it is false nothing else counts."""
         guards: list[str] = []
         data: list[tuple[str, str]] = []
         for root in self.plan.roots:
@@ -262,8 +266,15 @@ class Renderer:
             guards.extend(guard)
         ok = " AND ".join(guards) if guards else "true"
         return (
-            f"SELECT g.ok, CASE WHEN g.ok THEN {obj(data)}::text END FROM (SELECT {ok} AS ok) AS g"
+            f"SELECT g.ok, CASE WHEN g.ok THEN {obj(data)}::text END, g.fresh FROM "
+            f"(SELECT f.fresh, f.fresh AND {ok} AS ok FROM (SELECT {fresh} AS fresh) AS f) AS g"
         )
+
+    def fresh(self, subject: str, fingerprint: str) -> str:
+        """The viewer's grants today still have ``fingerprint`` (that of the session's scope)."""
+        today = self.shared("today", self.today, "date")
+        subject_sql = self.bind(subject, "text")
+        return f"{grants_fingerprint_sql(subject_sql, today)} = {self.bind(fingerprint, 'text')}"
 
     def decode(self, raw: Any, expected: list[str]) -> tuple[str, int]:
         canonical = _canonical_id(raw)  # the usual form, 10x faster than Strawberry's decoding
