@@ -16,7 +16,8 @@ from graphql import (
     parse,
     specified_rules,
 )
-from graphql.execution.values import get_variable_values
+from graphql.execution.values import VariableValues, get_variable_values
+from graphql.language import ListTypeNode, NamedTypeNode, NonNullTypeNode
 from graphql.utilities import get_operation_ast
 from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.schema.schema import validate_document
@@ -84,7 +85,7 @@ class Prepared:
     """A query operation the planner can compile, with its variables coerced."""
 
     plan: Plan
-    variables: Any  # graphql-core's CoercedVariableValues
+    variables: VariableValues
 
 
 def prepare(
@@ -127,10 +128,71 @@ def prepare(
     plan = _plans.get((query, operation_name), lambda: _plan(schema, document, operation))
     if isinstance(plan, str):
         return Outcome(None, plan, considered=True)
-    coerced = get_variable_values(schema, plan.variable_definitions or (), variables or {})
+    definitions = plan.variable_definitions or ()
+    coerced = plain_variables(definitions, variables or {}) or get_variable_values(
+        schema, definitions, variables or {}
+    )
     if isinstance(coerced, list):
         return Outcome(None, "variable errors")
     return Prepared(plan, coerced)
+
+
+_INT32 = 2**31
+_STRINGS = frozenset({"ID", "String"})
+
+
+def _plain_value(type_node: Any, value: Any) -> bool:
+    """``value`` is what graphql-core's coercion of ``type_node`` would return unchanged: a
+    string for ID / String, a 32-bit int for Int, a bool for Boolean, a list of those."""
+    non_null = isinstance(type_node, NonNullTypeNode)
+    if non_null:
+        type_node = type_node.type
+    if value is None:
+        return not non_null
+    if isinstance(type_node, ListTypeNode):
+        item = type_node.type
+        if type(value) is not list:
+            return False
+        if (
+            isinstance(item, NonNullTypeNode)
+            and isinstance(item.type, NamedTypeNode)
+            and item.type.name.value in _STRINGS
+        ):
+            try:
+                "".join(value)  # every item a string, checked in C (1,000 IDs: ~10 µs)
+            except TypeError:
+                return False
+            return True
+        return all(_plain_value(item, v) for v in value)
+    name = type_node.name.value
+    if name in _STRINGS:
+        return type(value) is str
+    if name == "Int":
+        return type(value) is int and -_INT32 <= value < _INT32
+    if name == "Boolean":
+        return type(value) is bool
+    return False
+
+
+def plain_variables(definitions: Any, inputs: dict[str, Any]) -> VariableValues | None:
+    """The coerced variables when every one given is plain (``_plain_value``), and every one
+    left out is optional without a default: they are
+    coerced to themselves, without graphql-core's per-value walk (1,000 IDs: ~3 ms). None: let
+    graphql-core coerce them (defaults, input objects, enums, custom scalars, errors). Only
+    ``coerced`` is filled: it is all the renderer reads."""
+    coerced: dict[str, Any] = {}
+    for definition in definitions:
+        name = definition.variable.name.value
+        if name not in inputs:
+            optional = not isinstance(definition.type, NonNullTypeNode)
+            if optional and definition.default_value is None:
+                continue  # left out, no default: absent, as graphql-core leaves it
+            return None
+        if not _plain_value(definition.type, inputs[name]):
+            return None
+        value = inputs[name]
+        coerced[name] = list(value) if type(value) is list else value
+    return VariableValues(sources={}, coerced=coerced)
 
 
 def _renderer(

@@ -6,6 +6,9 @@ PostgreSQL's prepared statements are reused across requests."""
 from __future__ import annotations
 
 import base64
+import binascii
+import functools
+import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -35,7 +38,7 @@ from carbongraph.schema.hierarchy.queries import MAX_NODES
 from carbongraph.schema.relay import decode_global_id
 from carbongraph.schema.security.types import SECURITY_NODE_TYPES
 
-_INT4 = 2**31
+INT4_END = 2**31
 _ONE_DAY = timedelta(days=1)
 
 
@@ -43,7 +46,7 @@ class UnknownId(Unplannable):
     """A malformed ID, or one of another type: NOT_FOUND by ID, null in place in ``nodes``."""
 
 
-def _canonical_id(raw: Any) -> tuple[str, int] | None:
+def canonical_id(raw: Any) -> tuple[str, int] | None:
     """(type, pk) of a global ID in the plain form (strict base64 of ``Type:digits``), which
     Strawberry's decoding reads the same way; else None: any other spelling is left to
     ``decode_global_id``, whose answer it then is."""
@@ -56,6 +59,35 @@ def _canonical_id(raw: Any) -> tuple[str, int] | None:
     if not pk.isdigit() or not pk.isascii():
         return None
     return type_name, int(pk)
+
+
+# ``nodes(ids:)`` of up to MAX_NODES: the common case (every ID in the plain form of a node
+# type) is decoded in a few C-level passes over all of them instead of one Python decoding per
+# ID (1,000 IDs: 2.4 → about 1 ms); anything else goes the per-ID way.
+_strict_b64 = functools.partial(binascii.a2b_base64, strict_mode=True)
+_NODE_LINE = re.compile(rb"([A-Za-z]+):([0-9]{1,10})\n")
+_NODE_LINES = re.compile(rb"(?:[A-Za-z]+:[0-9]{1,10}\n)*")
+
+
+def plain_node_ids(raw_ids: list[Any]) -> tuple[list[str], list[int]] | None:
+    """(types, keys) when every ID is strict base64 of ``NodeType:digits`` with a 32-bit key
+    (which ``canonical_id`` and the reference read the same way); else None."""
+    try:
+        decoded = b"\n".join(map(_strict_b64, raw_ids)) + b"\n"
+    except (TypeError, ValueError):  # not a string, not strict base64
+        return None
+    # Every line matched whole, one line per ID: an ID decoding to a newline adds a line.
+    if not _NODE_LINES.fullmatch(decoded) or decoded.count(b"\n") != len(raw_ids):
+        return None
+    found = _NODE_LINE.findall(decoded)
+    types, keys = zip(*found, strict=True) if found else ((), ())
+    names = [t.decode() for t in types]
+    if not set(names) <= set(NODE_TYPES):
+        return None
+    pks = list(map(int, keys))
+    if pks and max(pks) >= INT4_END:
+        return None
+    return names, pks
 
 
 def gid_sql(type_name: str, id_sql: str) -> str:
@@ -277,7 +309,7 @@ class Renderer:
         return f"{grants_fingerprint_sql(subject_sql, today)} = {self.bind(fingerprint, 'text')}"
 
     def decode(self, raw: Any, expected: list[str]) -> tuple[str, int]:
-        canonical = _canonical_id(raw)  # the usual form, 10x faster than Strawberry's decoding
+        canonical = canonical_id(raw)  # the usual form, 10x faster than Strawberry's decoding
         if canonical is not None and canonical[0] in expected:
             type_name, pk = canonical
         else:
@@ -285,7 +317,7 @@ class Renderer:
                 type_name, pk = decode_global_id(raw, expected)
             except CodedError as exc:
                 raise UnknownId("an ID that is not found") from exc
-        if not -_INT4 <= pk < _INT4:
+        if not -INT4_END <= pk < INT4_END:
             # Keys are 32-bit: the reference executor's look-up fails on a larger one.
             raise Unplannable("an ID out of range")
         return type_name, pk
@@ -315,24 +347,28 @@ class Renderer:
         ids = args["ids"]
         if len(ids) > MAX_NODES:
             raise Unplannable("too many ids")
-        types: list[str] = []
-        pks: list[int] = []
-        for raw in ids:
-            try:
-                type_name, pk = self.decode(raw, [*NODE_TYPES, *SECURITY_NODE_TYPES])
-            except UnknownId:
-                type_name, pk = "", 0  # null in place, as the reference answers
-            if type_name and type_name not in NODE_TYPES:
-                raise Unplannable(f"nodes of type {type_name}")
-            types.append(type_name)
-            pks.append(pk)
+        plain = plain_node_ids(ids)
+        if plain is not None:
+            types, pks = plain
+        else:
+            types, pks = [], []
+            for raw in ids:
+                try:
+                    type_name, pk = self.decode(raw, [*NODE_TYPES, *SECURITY_NODE_TYPES])
+                except UnknownId:
+                    type_name, pk = "", 0  # null in place, as the reference answers
+                if type_name and type_name not in NODE_TYPES:
+                    raise Unplannable(f"nodes of type {type_name}")
+                types.append(type_name)
+                pks.append(pk)
+        present = set(types)
         t = self.bind(types, "text[]")
         k = self.bind(pks, "bigint[]")
         u = self.alias("u")
         branches = []
         guards = []
         for type_name in NODE_TYPES:
-            if type_name not in types:
+            if type_name not in present:
                 continue
             n, gn = self.alias("n"), self.alias("n")
             table = TABLES[type_name]
@@ -676,7 +712,7 @@ class Renderer:
         except CodedError as exc:
             raise Unplannable("invalid page arguments") from exc
         for cursor in (page.after, page.before):
-            if cursor is not None and not -_INT4 <= cursor < _INT4:
+            if cursor is not None and not -INT4_END <= cursor < INT4_END:
                 raise Unplannable("a cursor out of range")  # as for IDs
         sub = item.sub
         assert sub is not None
