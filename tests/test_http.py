@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import timedelta
 
 import jwt
@@ -140,6 +141,29 @@ def test_rs256_with_public_key_and_jwks(tmp_path):
     )
     with pytest.raises(InvalidToken):
         TokenVerifier(verifying).verify(forged)
+
+
+def test_a_verified_token_is_remembered_only_until_it_expires(monkeypatch):
+    settings = Settings.from_env(jwt_secret="s" * 32)
+    verifier = TokenVerifier(settings)
+    # Expired 29 s ago: accepted for about one more second under the 30 s leeway.
+    leeway = TokenVerifier.LEEWAY_SECONDS
+    token = mint_token(settings, "svc", ttl=timedelta(seconds=-(leeway - 1)))
+    calls = []
+    real = verifier._verify
+    monkeypatch.setattr(verifier, "_verify", lambda t: calls.append(t) or real(t))
+    assert verifier.verify(token).subject == "svc"
+    assert verifier.verify(token).subject == "svc"
+    assert len(calls) == 1  # the second answer came from what the first verified
+    time.sleep(1.5)
+    # Past exp + leeway the token is verified again, and refused as PyJWT refuses it.
+    with pytest.raises(InvalidToken, match="expired"):
+        verifier.verify(token)
+    assert len(calls) == 2
+    # A refused token is never remembered.
+    with pytest.raises(InvalidToken):
+        verifier.verify(token)
+    assert len(calls) == 3
 
 
 def test_production_requires_a_key():
