@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from carbongraph.app import create_app
 from carbongraph.authz import Role
 from carbongraph.db import StatementLog
-from carbongraph.planner.pool import forget_scopes
+from carbongraph.planner.pool import forget_scopes, pool_for
 from carbongraph.services.access import G
 from tests.conftest import Api
 from tests.world import build_world, gid, grant
@@ -86,3 +86,19 @@ async def test_a_grant_added_between_reads_is_answered_under_the_new_scope(engin
     assert granted["data"]["community"]["households"]["totalCount"] == 3
     # the stale plan, the scope statement, the plan again
     assert count == 3
+
+
+async def test_a_session_scope_changed_behind_the_planner_is_set_again(engine, api, pg):
+    """Whatever changes a planner connection's settings (a transaction-pooling proxy handing
+    the session to someone else, say), the planned statement answers only under the scope it
+    was derived from."""
+    world = await build_world(engine)
+    community = world.a.communities[0]
+    before, _ = await _read(api, community, "org-a")
+    pool = await pool_for(api.app_engine, api.settings)
+    async with pool.acquire() as connection:  # the connection the read used (most recent)
+        assert connection.remembered_scope().subject == "org-a"
+        await connection.execute("SELECT set_config('carbongraph.paths', '{}', false)")
+    after, count = await _read(api, community, "org-a")
+    assert after == before and "errors" not in after
+    assert count == 3  # the plan (not fresh), the scope statement, the plan

@@ -264,6 +264,9 @@ _GRANT_ROWS = """
       LEFT JOIN community c ON g.node_type = 'Community' AND c.id = g.node_id
       WHERE g.principal = {subject}"""
 
+# The settings the row-level security policies read, in the order the statement returns them.
+SCOPE_SETTINGS = ("carbongraph.unrestricted", "carbongraph.paths", "carbongraph.individuals")
+
 # What the scope is derived from, as one value: equal fingerprints, equal grants and scope.
 _FINGERPRINT = (
     "md5(coalesce(string_agg(concat_ws('|', id, role, node_type, node_id, e_path, c_path, "
@@ -302,7 +305,8 @@ def scoped_grants_sql(subject: str, today: str, *, local: bool) -> str:
         {_FINGERPRINT} AS fingerprint
       FROM g
     )
-    SELECT g.role, g.node_type, g.node_id, g.e_path, g.c_path, g.h_path, s.fingerprint
+    SELECT g.role, g.node_type, g.node_id, g.e_path, g.c_path, g.h_path,
+           s.fingerprint, s.a AS unrestricted, s.p AS paths, s.i AS individuals
     FROM s LEFT JOIN g ON true
     ORDER BY g.id
     """
@@ -315,7 +319,7 @@ SCOPED_GRANTS_STATEMENT = sa.text(
 
 def resolve_grants(rows: Iterable[Sequence[Any]]) -> list[ResolvedGrant]:
     grants = []
-    for role, node_type, node_id, e_path, c_path, home_path, *_fingerprint in rows:
+    for role, node_type, node_id, e_path, c_path, home_path, *_scope in rows:
         if role is None:  # SCOPED_GRANTS_STATEMENT's row for "no grants"
             continue
         path = {"Enterprise": e_path, "Community": c_path, "Individual": home_path}.get(

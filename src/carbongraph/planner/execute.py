@@ -281,7 +281,9 @@ async def try_plan_pooled(
                 if isinstance(renderer, Outcome):
                     return renderer
                 try:
-                    sql = renderer.statement(renderer.fresh(scope.subject, scope.fingerprint))
+                    sql = renderer.statement(
+                        renderer.fresh(scope.subject, scope.fingerprint, scope.settings)
+                    )
                 except Unplannable as exc:
                     return Outcome(None, str(exc), considered=True)
                 with tracing.planned_operation(prepared.plan.operation_name):

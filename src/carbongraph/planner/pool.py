@@ -36,7 +36,8 @@ class Scope:
 
     subject: str
     today: date
-    fingerprint: str
+    fingerprint: str  # of the grant rows the scope was derived from
+    settings: tuple[str, str, str]  # the three settings' values, as the statement set them
     viewer: Viewer
 
 
@@ -128,8 +129,13 @@ async def set_scope(connection: Any, principal: Principal, today: date) -> Scope
     connection.remember_scope(None)  # until the statement has succeeded
     note_statement(SCOPE_SQL)
     rows = await connection.fetch(SCOPE_SQL, principal.subject, today)
+    first = rows[0]
     scope = Scope(
-        principal.subject, today, rows[0]["fingerprint"], Viewer(principal, resolve_grants(rows))
+        principal.subject,
+        today,
+        first["fingerprint"],
+        (first["unrestricted"], first["paths"], first["individuals"]),
+        Viewer(principal, resolve_grants(rows)),
     )
     connection.remember_scope(scope)
     return scope

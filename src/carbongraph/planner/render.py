@@ -18,7 +18,7 @@ from graphql.execution.values import VariableValues
 
 from carbongraph.accounting.reads import SCOPE3_CATEGORIES, bucket_end, bucket_start
 from carbongraph.authz import Access, Role, Viewer
-from carbongraph.authz.policy import grants_fingerprint_sql
+from carbongraph.authz.policy import SCOPE_SETTINGS, grants_fingerprint_sql
 from carbongraph.authz.roles import SUBTREE_ACCESS
 from carbongraph.config import Settings
 from carbongraph.errors import CodedError
@@ -302,11 +302,18 @@ class Renderer:
             f"(SELECT f.fresh, f.fresh AND {ok} AS ok FROM (SELECT {fresh} AS fresh) AS f) AS g"
         )
 
-    def fresh(self, subject: str, fingerprint: str) -> str:
-        """The viewer's grants today still have ``fingerprint`` (that of the session's scope)."""
+    def fresh(self, subject: str, fingerprint: str, settings: tuple[str, str, str]) -> str:
+        """The session's scope is the one derived from the viewer's grants today: the grant rows
+        still have ``fingerprint``, and the session's settings are still ``settings`` (as set
+        from those rows; anything else having changed them, a transaction-pooling proxy
+        included, makes the statement answer nothing)."""
         today = self.shared("today", self.today, "date")
         subject_sql = self.bind(subject, "text")
-        return f"{grants_fingerprint_sql(subject_sql, today)} = {self.bind(fingerprint, 'text')}"
+        grants = grants_fingerprint_sql(subject_sql, today)
+        checks = [f"{grants} = {self.bind(fingerprint, 'text')}"]
+        for name, value in zip(SCOPE_SETTINGS, settings, strict=True):
+            checks.append(f"current_setting('{name}', true) = {self.bind(value, 'text')}")
+        return "(" + " AND ".join(checks) + ")"
 
     def decode(self, raw: Any, expected: list[str]) -> tuple[str, int]:
         canonical = canonical_id(raw)  # the usual form, 10x faster than Strawberry's decoding
