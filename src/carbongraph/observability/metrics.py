@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 import threading
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from prometheus_client import (
@@ -126,6 +128,16 @@ def observe_pool(engine: AsyncEngine) -> None:
 
     @event.listens_for(sync_engine, "checkin")
     def on_checkin(*_args: Any) -> None:
+        POOL_IN_USE.dec()
+
+
+@contextmanager
+def connection_in_use() -> Iterator[None]:
+    """A connection of a pool other than the engine's (the query planner's) is checked out."""
+    POOL_IN_USE.inc()
+    try:
+        yield
+    finally:
         POOL_IN_USE.dec()
 
 

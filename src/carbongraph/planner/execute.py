@@ -28,7 +28,7 @@ from carbongraph.authz.api_keys import ApiKeyPrincipal
 from carbongraph.clock import LocalDays
 from carbongraph.cost import rule_for, variable_sizes
 from carbongraph.db import StatementLog
-from carbongraph.observability import request_state, tracing
+from carbongraph.observability import metrics, request_state, tracing
 from carbongraph.planner.cache import LRU
 from carbongraph.planner.compile import Plan, Unplannable, compile_operation
 from carbongraph.planner.pool import fetch, pool_for, set_scope
@@ -273,27 +273,28 @@ async def try_plan_pooled(
     try:
         pool = await pool_for(engine, settings)
         async with pool.acquire() as connection:
-            scope = connection.remembered_scope()
-            for _attempt in range(2):
-                if scope is None or (scope.subject, scope.today) != (principal.subject, today):
-                    scope = await set_scope(connection, principal, today)
-                renderer = _renderer(prepared, scope.viewer, settings, today)
-                if isinstance(renderer, Outcome):
-                    return renderer
-                try:
-                    sql = renderer.statement(
-                        renderer.fresh(scope.subject, scope.fingerprint, scope.settings)
-                    )
-                except Unplannable as exc:
-                    return Outcome(None, str(exc), considered=True)
-                with tracing.planned_operation(prepared.plan.operation_name):
-                    row = await fetch(connection, sql, renderer.params)
-                if row[2]:
-                    break
-                # The grants changed since the scope was set: set it again, once.
-                scope = None
-            else:
-                return Outcome(None, "the viewer's grants changed while planning", True)
+            with metrics.connection_in_use():
+                scope = connection.remembered_scope()
+                for _attempt in range(2):
+                    if scope is None or (scope.subject, scope.today) != (principal.subject, today):
+                        scope = await set_scope(connection, principal, today)
+                    renderer = _renderer(prepared, scope.viewer, settings, today)
+                    if isinstance(renderer, Outcome):
+                        return renderer
+                    try:
+                        sql = renderer.statement(
+                            renderer.fresh(scope.subject, scope.fingerprint, scope.settings)
+                        )
+                    except Unplannable as exc:
+                        return Outcome(None, str(exc), considered=True)
+                    with tracing.planned_operation(prepared.plan.operation_name):
+                        row = await fetch(connection, sql, renderer.params)
+                    if row[2]:
+                        break
+                    # The grants changed since the scope was set: set it again, once.
+                    scope = None
+                else:
+                    return Outcome(None, "the viewer's grants changed while planning", True)
     finally:
         if statements is not None:
             statements.__exit__(None, None, None)

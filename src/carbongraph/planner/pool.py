@@ -28,6 +28,7 @@ from carbongraph.authz import Principal, Viewer
 from carbongraph.authz.policy import resolve_grants, scoped_grants_sql
 from carbongraph.config import Settings
 from carbongraph.db import asyncpg_dsn, note_statement, server_settings
+from carbongraph.observability import metrics
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ def _terminate_on_dispose(engine: AsyncEngine) -> None:
     def terminate(_engine: Any) -> None:
         for pool in (_pools.pop(engine, None) or {}).values():
             pool.terminate()
+            metrics.pool_closed(pool.get_max_size())
 
     event.listen(engine.sync_engine, "engine_disposed", terminate)
 
@@ -103,6 +105,7 @@ async def pool_for(engine: AsyncEngine, settings: Settings) -> asyncpg.Pool:
                 reset=_keep_session,
                 init=register,
             )
+            metrics.pool_opened(settings.db_pool_size)
         return pools[loop]
 
 
