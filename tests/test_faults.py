@@ -459,3 +459,16 @@ async def test_an_abandoned_resolver_leaves_the_transaction_usable(engine):
         await db.execute(sa.text("SELECT 1"))
     async with engine.connect() as conn:
         assert await conn.scalar(sa.select(sa.func.count()).select_from(Enterprise)) == 1
+
+
+def test_a_full_server_is_unavailable_not_an_internal_error():
+    """PostgreSQL refusing a connection because every slot is taken (53300) is answered 503
+    with Retry-After, like a server restarting, not 500."""
+    import asyncpg
+
+    from carbongraph.db import is_database_unavailable
+
+    full = asyncpg.exceptions.TooManyConnectionsError("sorry, too many clients already")
+    assert full.sqlstate == "53300"
+    assert is_database_unavailable(full)
+    assert not is_database_unavailable(asyncpg.exceptions.UniqueViolationError("duplicate"))

@@ -293,9 +293,10 @@ async def ping(engine: AsyncEngine) -> None:
         await conn.execute(sa.text("SELECT 1"))
 
 
-# SQLSTATE class 08 (connection exception) and the server going away or not yet accepting
-# connections (admin/crash shutdown, "cannot connect now").
-_UNAVAILABLE_SQLSTATES = ("57P01", "57P02", "57P03")
+# SQLSTATE class 08 (connection exception), the server going away or not yet accepting
+# connections (admin/crash shutdown, "cannot connect now"), and its connection slots all taken
+# (too_many_connections: a new connection is refused until others close).
+_UNAVAILABLE_SQLSTATES = ("57P01", "57P02", "57P03", "53300")
 
 
 def is_database_unavailable(exc: BaseException | None) -> bool:

@@ -69,6 +69,12 @@ _connections: weakref.WeakKeyDictionary[AsyncEngine, weakref.WeakSet[PlannerConn
 )
 
 
+def planner_pool_size(settings: Settings) -> int:
+    """Half the engine's pool size: a planned read holds its connection for one statement of a
+    few milliseconds, and every connection counts against PostgreSQL's ``max_connections``."""
+    return max(1, settings.db_pool_size // 2)
+
+
 def _terminate_on_dispose(engine: AsyncEngine) -> None:
     def terminate(_engine: Any) -> None:
         for pool in (_pools.pop(engine, None) or {}).values():
@@ -99,13 +105,13 @@ async def pool_for(engine: AsyncEngine, settings: Settings) -> asyncpg.Pool:
             pools[loop] = await asyncpg.create_pool(
                 asyncpg_dsn(engine.url),
                 min_size=0,
-                max_size=settings.db_pool_size,
+                max_size=planner_pool_size(settings),
                 server_settings=server_settings(settings),
                 connection_class=PlannerConnection,
                 reset=_keep_session,
                 init=register,
             )
-            metrics.pool_opened(settings.db_pool_size)
+            metrics.pool_opened(planner_pool_size(settings))
         return pools[loop]
 
 
