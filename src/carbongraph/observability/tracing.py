@@ -124,6 +124,24 @@ def planned_operation(name: str | None) -> Generator[None, None, None]:
         yield
 
 
+@contextlib.contextmanager
+def statement(sql: str, database: str | None) -> Generator[None, None, None]:
+    """A SQL statement's CLIENT span for a connection outside SQLAlchemy (the query planner's
+    own), named and described as the SQLAlchemy instrumentation names its spans."""
+    if _provider is None:
+        yield
+        return
+    tracer = _provider.get_tracer("carbongraph.planner")
+    verb = sql.split(maxsplit=1)[0] if sql.strip() else "SQL"
+    title = f"{verb} {database}" if database else verb
+    with tracer.start_as_current_span(title, kind=trace.SpanKind.CLIENT) as span:
+        span.set_attribute("db.system", "postgresql")
+        span.set_attribute("db.statement", sql)
+        if database:
+            span.set_attribute("db.name", database)
+        yield
+
+
 def shutdown() -> None:
     """Flush what is buffered (the app's shutdown)."""
     if _provider is not None:

@@ -28,7 +28,7 @@ from carbongraph.authz import Principal, Viewer
 from carbongraph.authz.policy import resolve_grants, scoped_grants_sql
 from carbongraph.config import Settings
 from carbongraph.db import asyncpg_dsn, note_statement, server_settings
-from carbongraph.observability import metrics
+from carbongraph.observability import metrics, tracing
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,7 @@ class PlannerConnection(asyncpg.Connection):
     """A connection that remembers the scope its session holds (None: not set yet)."""
 
     planner_scope: Scope | None = None
+    database: str | None = None  # for its statements' spans
 
     def remember_scope(self, scope: Scope | None) -> None:
         self.planner_scope = scope
@@ -99,6 +100,7 @@ async def pool_for(engine: AsyncEngine, settings: Settings) -> asyncpg.Pool:
         connections = _connections.setdefault(engine, weakref.WeakSet())
 
         async def register(connection: PlannerConnection) -> None:
+            connection.database = engine.url.database
             connections.add(connection)
 
         if loop not in pools:
@@ -130,14 +132,16 @@ SCOPE_SQL = scoped_grants_sql("$1::text", "$2::date", local=False)
 async def fetch(connection: Any, sql: str, params: tuple[Any, ...] | list[Any]) -> Any:
     """One statement on a planner connection, counted like every other (db.StatementLog)."""
     note_statement(sql)
-    return await connection.fetchrow(sql, *params)
+    with tracing.statement(sql, connection.database):
+        return await connection.fetchrow(sql, *params)
 
 
 async def set_scope(connection: Any, principal: Principal, today: date) -> Scope:
     """Scope ``connection``'s session to ``principal`` (one statement) and remember it."""
     connection.remember_scope(None)  # until the statement has succeeded
     note_statement(SCOPE_SQL)
-    rows = await connection.fetch(SCOPE_SQL, principal.subject, today)
+    with tracing.statement(SCOPE_SQL, connection.database):
+        rows = await connection.fetch(SCOPE_SQL, principal.subject, today)
     first = rows[0]
     scope = Scope(
         principal.subject,
