@@ -51,7 +51,14 @@ FROM {_STAGE} s
 LEFT JOIN LATERAL (
   SELECT i.id, i.archived_at FROM individual i WHERE i.id = s.individual_id OFFSET 0
 ) i ON true
-LEFT JOIN action_record ar ON ar.external_id = s.external_id
+-- The same for the stored externalIds (its unique index): joined, the planner trusted
+-- statistics taken before the previous batches were written (the application role cannot
+-- ANALYZE) and scanned the whole table for every row (a second batch of 5,000 after a
+-- DELETE ran past the statement timeout).
+LEFT JOIN LATERAL (
+  SELECT ar.id, ar.individual_id, ar.action_type_id, ar.units, ar.occurred_on
+  FROM action_record ar WHERE ar.external_id = s.external_id OFFSET 0
+) ar ON true
 """
 _USED = f"""
 SELECT ar.individual_id, ar.action_type_id, ar.occurred_on, sum(ar.units)
