@@ -81,13 +81,15 @@ class ImportReport:
         }
 
 
-async def refresh_statistics(engine: AsyncEngine) -> None:
+async def refresh_statistics(
+    engine: AsyncEngine, tables: str = "activity_record, footprint_total"
+) -> None:
     """A bulk load into fresh tables outgrows the planner's statistics (it would keep choosing
     sequential scans for the idempotency and overlap look-ups); refresh them as the load grows."""
     if engine.dialect.name != "postgresql":
         return
     async with engine.connect() as conn:
-        await conn.execute(sa.text("ANALYZE activity_record, footprint_total"))
+        await conn.execute(sa.text(f"ANALYZE {tables}"))
         await conn.commit()
 
 

@@ -6,6 +6,7 @@ import counts as verified. On PostgreSQL each batch is written set-based (action
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from carbongraph.accounting.importer import FileRow, ImportReport, read_rows
+from carbongraph.accounting.importer import FileRow, ImportReport, read_rows, refresh_statistics
 from carbongraph.actions.bulk import record_verified_set_based
 from carbongraph.actions.record import ActionError, ActionInput, record_actions
 from carbongraph.db import mark_writer
@@ -113,16 +114,17 @@ async def import_actions(
 ) -> ImportReport:
     report = ImportReport()
     today = today or datetime.now(UTC).date()
-    batch: list[FileRow] = []
 
-    async def flush() -> None:
-        if not batch:
-            return
+    async def flush(batch: list[FileRow], parsed: list[ActionInput | ActionError | None]) -> None:
         async with engine.connect() as conn:
             mark_writer(conn)  # SQLite: wait for the write lock at BEGIN, never fail on it
             transaction = await conn.begin()
-            refs = await _refs(conn, batch)
-            parsed = [_parse(row, refs) for row in batch]
+            # Rows naming their person by externalRef are parsed once the refs are read.
+            by_ref = [n for n, p in enumerate(parsed) if p is None]
+            if by_ref:
+                refs = await _refs(conn, [batch[n] for n in by_ref])
+                for n in by_ref:
+                    parsed[n] = _parse(batch[n], refs)
             errors = [p for p in parsed if isinstance(p, ActionError)]
             result = None
             if not errors:
@@ -143,6 +145,8 @@ async def import_actions(
             else:
                 await transaction.commit()
                 report.batches_committed += 1
+                if report.batches_committed % 20 == 1:
+                    await refresh_statistics(engine, "action_record, credit_entry, footprint_total")
                 report.created += len(result.created)
                 report.unchanged += len(result.unchanged)
                 report.warnings += [
@@ -152,11 +156,32 @@ async def import_actions(
         report.rows += len(batch)
         if on_progress:
             on_progress(len(batch))
-        batch.clear()
 
-    for row in read_rows(path):
-        batch.append(row)
-        if len(batch) >= batch_size:
-            await flush()
-    await flush()
+    # One batch is written while the next is read and parsed (batches still commit one after
+    # the other, in file order: caps and externalIds depend on the batches before).
+    writing: asyncio.Future[None] | None = None
+    batch: list[FileRow] = []
+    parsed: list[ActionInput | ActionError | None] = []
+    try:
+        for n, row in enumerate(read_rows(path), start=1):
+            batch.append(row)
+            parsed.append(None if _by_ref(row) else _parse(row, {}))
+            if n % 1000 == 0:
+                await asyncio.sleep(0)  # let the writer send its next statement
+            if len(batch) >= batch_size:
+                if writing is not None:
+                    await writing
+                writing = asyncio.ensure_future(flush(batch, parsed))
+                batch, parsed = [], []
+        if writing is not None:
+            await writing
+        if batch:
+            await flush(batch, parsed)
+    finally:
+        if writing is not None and not writing.done():
+            writing.cancel()
     return report
+
+
+def _by_ref(row: FileRow) -> bool:
+    return str(row.data.get("individual") or "").strip().startswith("Individual/ref:")

