@@ -297,9 +297,13 @@ class Renderer:
             data.append((root.key, value))
             guards.extend(guard)
         ok = " AND ".join(guards) if guards else "true"
+        # OFFSET 0 keeps each sub-select from being pulled up into the outer one, which would
+        # copy its expression to every place that reads it: the freshness check ran three
+        # times and the guard twice per statement.
         return (
             f"SELECT g.ok, CASE WHEN g.ok THEN {obj(data)}::text END, g.fresh FROM "
-            f"(SELECT f.fresh, f.fresh AND {ok} AS ok FROM (SELECT {fresh} AS fresh) AS f) AS g"
+            f"(SELECT f.fresh, f.fresh AND {ok} AS ok "
+            f"FROM (SELECT {fresh} AS fresh OFFSET 0) AS f OFFSET 0) AS g"
         )
 
     def fresh(self, subject: str, fingerprint: str, settings: tuple[str, str, str]) -> str:
