@@ -53,6 +53,7 @@ from carbongraph.observability import metrics, tracing
 from carbongraph.observability.metrics_endpoint import MetricsEndpoint
 from carbongraph.observability.request_context import RequestContext
 from carbongraph.observability.request_metrics import RequestMetrics
+from carbongraph.planner import shadow
 from carbongraph.ratelimit import RateLimiter
 from carbongraph.resolvers.context import Context, build_context
 from carbongraph.schema.schema import schema as default_schema
@@ -129,7 +130,15 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             data.variables,
             data.operation_name,
         )
-        result = outcome.result or await super().execute_single(*args, **kwargs)
+        if self.settings.planner_shadow:  # the reference executor checks the planned answer
+            reference = super().execute_single
+
+            async def run_reference(ctx: Context) -> Any:
+                return await reference(*args, **{**kwargs, "context": ctx})
+
+            result = await shadow.answer(outcome, context, run_reference)
+        else:
+            result = outcome.result or await super().execute_single(*args, **kwargs)
         return planner.annotate(result, outcome, self.settings)
 
     @staticmethod
@@ -165,7 +174,9 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         timeout = request.state.timeout
         write = request.method == "POST" and await self._runs_mutation(request, content_type)
         try:
-            async with request_db(self._engine_ref["engine"], write=write) as db:
+            # Shadow mode: one snapshot for the planned and the reference execution of a read.
+            snapshot = self.settings.planner_shadow
+            async with request_db(self._engine_ref["engine"], write=write, snapshot=snapshot) as db:
                 context = await build_context(self.settings, db, principal, request=request)
                 async with asyncio.timeout(timeout):
                     response = await self.run(request, context=context)
