@@ -14,6 +14,7 @@ import json
 import os
 import random
 import re
+import shutil
 import tempfile
 import uuid
 from collections import Counter
@@ -51,6 +52,12 @@ BACKENDS = ["sqlite", "postgresql"]
 # sent a mismatching read fails (``_no_planner_mismatch``) and the run ends with the totals.
 SHADOW_DIR = "CARBONGRAPH_TEST_SHADOW_DIR"
 SHADOW_REPORT = "CARBONGRAPH_PLANNER_SHADOW_REPORT"
+_OWN_SHADOW_DIR = pytest.StashKey[Path]()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _OWN_SHADOW_DIR in config.stash:  # after the summary; a directory given is the giver's
+        shutil.rmtree(config.stash[_OWN_SHADOW_DIR], ignore_errors=True)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -61,6 +68,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if worker is None and not os.environ.get(SHADOW_DIR):
         # The controller (or the only process): its workers inherit the directory.
         os.environ[SHADOW_DIR] = tempfile.mkdtemp(prefix="carbongraph-shadow-")
+        config.stash[_OWN_SHADOW_DIR] = Path(os.environ[SHADOW_DIR])
     os.environ[SHADOW_REPORT] = str(Path(os.environ[SHADOW_DIR]) / f"{worker or 'main'}.jsonl")
 
 
@@ -100,7 +108,8 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     total = len(records)
     planned = counts["equal"] + counts["mismatch"]
     reporter = terminalreporter
-    reporter.write_sep("-", "query planner shadow differential")
+    # Every read recorded in the directory: `make test` gives both its phases the same one.
+    reporter.write_sep("-", f"query planner shadow differential ({os.environ[SHADOW_DIR]})")
     reporter.write_line(
         f"{total} reads the planner considered on PostgreSQL: {planned} planned "
         f"({planned / max(total, 1):.1%}) and compared with the reference executor "
