@@ -5,9 +5,10 @@ A rollout check in the manner of GitHub's Scientist, and the test suite's differ
 (tests/conftest.py runs every PostgreSQL app in this mode). Both executions run in the request's
 transaction, which the app opens as ``REPEATABLE READ, READ ONLY`` in this mode
 (``RequestDB.snapshot``): they read one snapshot, so concurrent writes cannot make them differ.
-The reference run gets fresh DataLoaders (nothing cached by the planned run, which uses none)
-and its statements are kept out of the request's ``StatementLog`` (``extensions.sqlStatements``
-and the statement-count pins count the planned request alone).
+The reference run gets fresh DataLoaders (nothing cached by the planned run, which uses none),
+its statements are kept out of the request's ``StatementLog`` (``extensions.sqlStatements``
+and the statement-count pins count the planned request alone), and a trace shows it as one
+span (``tracing.shadow_execution``), not as a second operation.
 
 Compared: ``data`` (key order aside; JSON numbers by value, booleans apart) and ``errors``
 (message, path, ``extensions.code``). When they agree the planned answer is sent. When they
@@ -28,7 +29,7 @@ from strawberry.types import ExecutionResult
 
 from carbongraph.db import unobserved
 from carbongraph.errors import ErrorCode
-from carbongraph.observability import metrics, request_state
+from carbongraph.observability import metrics, request_state, tracing
 from carbongraph.planner.execute import Outcome
 from carbongraph.resolvers.context import Loaders
 
@@ -58,7 +59,7 @@ async def answer(outcome: Outcome, context: Any, reference: Reference) -> Execut
     )
     state = request_state.current()
     observed = (state.operation, state.graphql_errors) if state is not None else None
-    with unobserved():
+    with unobserved(), tracing.shadow_execution():
         expected = await reference(shadow)
     if state is not None and observed is not None:  # the metrics describe the planned answer
         state.operation, state.graphql_errors = observed
