@@ -51,7 +51,8 @@ serve: $(STAMP)
 # `make test`: pytest-xdist workers for the parallel phase (the suite mostly waits on databases
 # and subprocesses), then the tests marked `serial` alone. JUNIT=DIR writes DIR/parallel.xml
 # and DIR/serial.xml (.ci/run checks their union). Exit 5 (no test selected) is not a failure:
-# PYTEST_ARGS may name files of one phase only.
+# PYTEST_ARGS may name files of one phase only. Both phases record the planner's shadow
+# differential in one directory (tests/conftest.py): the second phase's summary is the suite's.
 TEST_WORKERS ?= 2
 JUNIT ?=
 
@@ -59,10 +60,14 @@ JUNIT ?=
 test: lock-check $(STAMP) gateway/node_modules $(PARTNER)/node_modules
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(eval SHADOW_DIR := $(shell mktemp -d -t carbongraph-shadow-XXXXXX))
+	CARBONGRAPH_TEST_SHADOW_DIR=$(SHADOW_DIR) \
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup -m "not serial" $(PYTEST_ARGS) \
 		$(if $(JUNIT),--junitxml=$(JUNIT)/parallel.xml) || test $$? -eq 5
+	CARBONGRAPH_TEST_SHADOW_DIR=$(SHADOW_DIR) \
 	$(BIN)/pytest -m serial $(PYTEST_ARGS) \
 		$(if $(JUNIT),--junitxml=$(JUNIT)/serial.xml) || test $$? -eq 5
+	rm -rf $(SHADOW_DIR)
 
 gateway/node_modules: gateway/package-lock.json
 	cd gateway && npm ci --no-audit --no-fund --loglevel=error

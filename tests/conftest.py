@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import os
 import random
 import re
+import shutil
+import tempfile
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -39,6 +43,82 @@ from carbongraph.models.security import clear_audit_events_for_tests
 
 DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 BACKENDS = ["sqlite", "postgresql"]
+
+# The planner's shadow mode (carbongraph.planner.shadow) is the suite's differential oracle: every
+# read a PostgreSQL app answers with the planner is executed by the reference executor too, and a
+# different answer is an error (PLANNER_MISMATCH). CARBONGRAPH_PLANNER=on|off in the environment
+# runs the suite without it (.ci/run's planner-off pass). Each process appends one line per read
+# to its own file in SHADOW_DIR (servers a test starts inherit its worker's file); the test that
+# sent a mismatching read fails (``_no_planner_mismatch``) and the run ends with the totals.
+SHADOW_DIR = "CARBONGRAPH_TEST_SHADOW_DIR"
+SHADOW_REPORT = "CARBONGRAPH_PLANNER_SHADOW_REPORT"
+_OWN_SHADOW_DIR = pytest.StashKey[Path]()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _OWN_SHADOW_DIR in config.stash:  # after the summary; a directory given is the giver's
+        shutil.rmtree(config.stash[_OWN_SHADOW_DIR], ignore_errors=True)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ.setdefault("CARBONGRAPH_PLANNER", "shadow")
+    if os.environ["CARBONGRAPH_PLANNER"] != "shadow":
+        return
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker is None and not os.environ.get(SHADOW_DIR):
+        # The controller (or the only process): its workers inherit the directory.
+        os.environ[SHADOW_DIR] = tempfile.mkdtemp(prefix="carbongraph-shadow-")
+        config.stash[_OWN_SHADOW_DIR] = Path(os.environ[SHADOW_DIR])
+    os.environ[SHADOW_REPORT] = str(Path(os.environ[SHADOW_DIR]) / f"{worker or 'main'}.jsonl")
+
+
+def _shadow_lines(path: Path, offset: int = 0) -> list[dict[str, Any]]:
+    with open(path, "rb") as f:
+        f.seek(offset)
+        return [json.loads(line) for line in f.read().splitlines() if line.strip()]
+
+
+@pytest.fixture(autouse=True)
+def _no_planner_mismatch() -> Iterator[None]:
+    report = os.environ.get(SHADOW_REPORT)
+    if os.environ.get("CARBONGRAPH_PLANNER") != "shadow" or not report:
+        yield
+        return
+    path = Path(report)
+    start = path.stat().st_size if path.exists() else 0
+    yield
+    if path.exists() and path.stat().st_size > start:
+        mismatches = [r for r in _shadow_lines(path, start) if r["result"] == "mismatch"]
+        if mismatches:
+            pytest.fail(
+                f"the query planner answered {len(mismatches)} read(s) of this test unlike the "
+                f"reference executor (shadow mode; the log has both answers): {mismatches[:3]}"
+            )
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The shadow differential's totals over every process of the run (the controller's, under
+    pytest-xdist), for the planner's closing note."""
+    if os.environ.get("PYTEST_XDIST_WORKER") or not os.environ.get(SHADOW_DIR):
+        return
+    if os.environ.get("CARBONGRAPH_PLANNER") != "shadow":
+        return
+    records = [r for p in Path(os.environ[SHADOW_DIR]).glob("*.jsonl") for r in _shadow_lines(p)]
+    counts = Counter(r["result"] for r in records)
+    total = len(records)
+    planned = counts["equal"] + counts["mismatch"]
+    reporter = terminalreporter
+    # Every read recorded in the directory: `make test` gives both its phases the same one.
+    reporter.write_sep("-", f"query planner shadow differential ({os.environ[SHADOW_DIR]})")
+    reporter.write_line(
+        f"{total} reads the planner considered on PostgreSQL: {planned} planned "
+        f"({planned / max(total, 1):.1%}) and compared with the reference executor "
+        f"({counts['equal']} equal, {counts['mismatch']} mismatches), {counts['fell_back']} "
+        f"fell back ({counts['fell_back'] / max(total, 1):.1%})"
+    )
+    reasons = Counter(r["detail"] for r in records if r["result"] == "fell_back")
+    for reason, n in reasons.most_common(8):
+        reporter.write_line(f"  fell back {n:>6}: {reason}")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -303,6 +303,9 @@ async def worlds(
     base = Settings.from_env(
         database_url=migrated_engine.url.render_as_string(hide_password=False),
         rate_limit_per_minute=0,
+        # This module compares the planner with the reference executor itself (on with off):
+        # the suite's shadow mode (tests/conftest.py) would execute each planned read once more.
+        planner_shadow=False,
     )
     variants = [
         replace(base, planner=True),

@@ -27,6 +27,17 @@ COMMUNITY = """query($id: ID!) { community(id: $id) { name
 
 
 @pytest.fixture
+async def api(api):
+    """The app with the planner on, not in shadow mode (which plans in the request's own
+    transaction, for the reference executor's check, not on the planner's connections)."""
+    settings = replace(api.settings, planner=True, planner_shadow=False)
+    app = create_app(settings, engine=api.app_engine)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        yield Api(client, settings, api.app_engine)
+
+
+@pytest.fixture
 def pg(engine, api):
     assert engine.dialect.name == "postgresql"
     forget_scopes(api.app_engine)
@@ -35,7 +46,9 @@ def pg(engine, api):
 @pytest.fixture
 async def reference(api):
     """The same app with the planner off: the reference executor alone."""
-    app = create_app(replace(api.settings, planner=False), engine=api.app_engine)
+    app = create_app(
+        replace(api.settings, planner=False, planner_shadow=False), engine=api.app_engine
+    )
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         yield Api(client, api.settings, api.app_engine)

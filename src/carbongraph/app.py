@@ -53,6 +53,7 @@ from carbongraph.observability import metrics, tracing
 from carbongraph.observability.metrics_endpoint import MetricsEndpoint
 from carbongraph.observability.request_context import RequestContext
 from carbongraph.observability.request_metrics import RequestMetrics
+from carbongraph.planner import shadow
 from carbongraph.ratelimit import RateLimiter
 from carbongraph.resolvers.context import Context, build_context
 from carbongraph.schema.schema import schema as default_schema
@@ -154,8 +155,11 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         Strawberry in the request's transaction."""
         data, context = kwargs["request_data"], kwargs["context"]
         schema = self.schema._schema  # type: ignore[attr-defined]  # BaseSchema lacks it
-        if isinstance(context, PendingContext) and isinstance(context.principal, ApiKeyPrincipal):
-            # A key's secret is verified, and its scope set, in the request's transaction.
+        if isinstance(context, PendingContext) and (
+            self.settings.planner_shadow or isinstance(context.principal, ApiKeyPrincipal)
+        ):
+            # Shadow mode plans in the request's snapshot, where the reference executor checks
+            # the answer; a key's secret is verified, and its scope set, in that transaction.
             context = kwargs["context"] = await context.get()
         if isinstance(context, PendingContext):
             outcome = await planner.try_plan_pooled(
@@ -169,11 +173,20 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             )
             if outcome.result is None:
                 kwargs["context"] = await context.get()
+            result = outcome.result or await super().execute_single(*args, **kwargs)
         else:
             outcome = await planner.try_plan(
                 schema, context, data.query, data.variables, data.operation_name
             )
-        result = outcome.result or await super().execute_single(*args, **kwargs)
+            if self.settings.planner_shadow:  # the reference executor checks the planned answer
+                reference = super().execute_single
+
+                async def run_reference(ctx: Context) -> Any:
+                    return await reference(*args, **{**kwargs, "context": ctx})
+
+                result = await shadow.answer(outcome, context, run_reference)
+            else:
+                result = outcome.result or await super().execute_single(*args, **kwargs)
         return planner.annotate(result, outcome, self.settings)
 
     @staticmethod
@@ -209,7 +222,9 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         timeout = request.state.timeout
         write = request.method == "POST" and await self._runs_mutation(request, content_type)
         try:
-            async with request_db(self._engine_ref["engine"], write=write) as db:
+            # Shadow mode: one snapshot for the planned and the reference execution of a read.
+            snapshot = self.settings.planner_shadow
+            async with request_db(self._engine_ref["engine"], write=write, snapshot=snapshot) as db:
                 # Built when the request needs it: a planned read never opens the request's
                 # transaction (carbongraph.planner).
                 pending = PendingContext(self.settings, db, principal, request)

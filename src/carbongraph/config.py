@@ -47,6 +47,13 @@ class Settings:
     # Read queries over the hierarchy compiled into one SQL statement on PostgreSQL
     # (carbongraph.planner, docs/architecture.md); CARBONGRAPH_PLANNER=off: Strawberry alone.
     planner: bool = True
+    # CARBONGRAPH_PLANNER=shadow: the planner answers, and every read it answers is executed by
+    # Strawberry too and compared (carbongraph.planner.shadow; docs/operations.md). A rollout
+    # check: it costs the reference executor's time on top of the planner's.
+    planner_shadow: bool = False
+    # Shadow mode: append one JSON line per read (planned and equal, mismatch, fell back) to this
+    # file (the test suite's summary of the differential; tests/conftest.py).
+    planner_shadow_report: Path | None = None
     # Limits on documents and requests (docs/security.md).
     max_depth: int = 6
     max_aliases: int = 15
@@ -116,6 +123,9 @@ class Settings:
             raw = os.environ.get(name)
             return Path(raw) if raw else None
 
+        planner_mode = os.environ.get("CARBONGRAPH_PLANNER", "on").strip().lower()
+        if planner_mode not in ("on", "shadow", "off", "1", "0", "true", "false", "yes", "no"):
+            raise ConfigError("CARBONGRAPH_PLANNER must be 'on', 'off' or 'shadow'")
         values: dict[str, object] = {
             "database_url": os.environ.get("CARBONGRAPH_DATABASE_URL") or DEFAULT_DATABASE_URL,
             "env": env,
@@ -130,8 +140,9 @@ class Settings:
             "max_page_size": _int("CARBONGRAPH_MAX_PAGE_SIZE", 100),
             "default_page_size": _int("CARBONGRAPH_DEFAULT_PAGE_SIZE", 20),
             "report_sql_statements": os.environ.get("CARBONGRAPH_REPORT_SQL_STATEMENTS") == "1",
-            "planner": os.environ.get("CARBONGRAPH_PLANNER", "on").strip().lower()
-            not in ("off", "0", "false", "no"),
+            "planner": planner_mode not in ("off", "0", "false", "no"),
+            "planner_shadow": planner_mode == "shadow",
+            "planner_shadow_report": path("CARBONGRAPH_PLANNER_SHADOW_REPORT"),
             "max_depth": _int("CARBONGRAPH_MAX_DEPTH", 6),
             "max_aliases": _int("CARBONGRAPH_MAX_ALIASES", 15),
             "max_directives": _int("CARBONGRAPH_MAX_DIRECTIVES", 50),
@@ -186,6 +197,8 @@ class Settings:
                 "production needs CARBONGRAPH_JWT_PUBLIC_KEY_FILE, CARBONGRAPH_JWT_JWKS_FILE "
                 "or CARBONGRAPH_JWT_SECRET"
             )
+        if self.planner_shadow and not self.planner:
+            raise ConfigError("the planner's shadow mode needs the planner (CARBONGRAPH_PLANNER)")
         if self.small_cell_k < 1:
             raise ConfigError("CARBONGRAPH_SMALL_CELL_K must be at least 1")
         if not 1 <= self.default_page_size <= self.max_page_size:

@@ -10,8 +10,9 @@ at a time, hence the lock.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -47,6 +48,18 @@ def note_statement(statement: str) -> None:
         return
     for listener in listeners:
         listener(statement)
+
+
+@contextlib.contextmanager
+def unobserved() -> Iterator[None]:
+    """Statements run inside (and in tasks started inside) reach no ``StatementLog``: the
+    planner's shadow run of the reference executor (carbongraph.planner.shadow) is not part of
+    the request's statements."""
+    token = _STATEMENT_LISTENERS.set(None)
+    try:
+        yield
+    finally:
+        _STATEMENT_LISTENERS.reset(token)
 
 
 class StatementLog:
@@ -172,9 +185,13 @@ class RequestFinished(RuntimeError):
 class RequestDB:
     """One request's database access: a lazily opened connection inside one transaction."""
 
-    def __init__(self, engine: AsyncEngine, *, write: bool = False) -> None:
+    def __init__(self, engine: AsyncEngine, *, write: bool = False, snapshot: bool = False) -> None:
         self.engine = engine
         self.write = write
+        # PostgreSQL: REPEATABLE READ, READ ONLY: every statement of the request reads the
+        # snapshot of its first, whatever commits meanwhile (the planner's shadow mode compares
+        # two executions of one read, which must see the same rows).
+        self.snapshot = snapshot and not write and self.dialect == "postgresql"
         self._conn: AsyncConnection | None = None
         self._lock = asyncio.Lock()
         self._closed = False
@@ -194,6 +211,11 @@ class RequestDB:
             conn = await self.engine.connect()
             if self.write:
                 mark_writer(conn)
+            if self.snapshot:
+                # Reset when the connection goes back to the pool (SQLAlchemy does it).
+                await conn.execution_options(
+                    isolation_level="REPEATABLE READ", postgresql_readonly=True
+                )
             await conn.begin()
             self._conn = conn
         return self._conn
@@ -277,8 +299,10 @@ class RequestDB:
 
 
 @asynccontextmanager
-async def request_db(engine: AsyncEngine, *, write: bool = False) -> AsyncIterator[RequestDB]:
-    db = RequestDB(engine, write=write)
+async def request_db(
+    engine: AsyncEngine, *, write: bool = False, snapshot: bool = False
+) -> AsyncIterator[RequestDB]:
+    db = RequestDB(engine, write=write, snapshot=snapshot)
     try:
         yield db
     except BaseException:

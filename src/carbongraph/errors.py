@@ -45,6 +45,9 @@ class ErrorCode(StrEnum):
     SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
     # Live updates (the event bus) are down: retry the subscription later.
     UNAVAILABLE = "UNAVAILABLE"
+    # The planner's shadow mode (docs/operations.md): the planned answer differed from the
+    # reference executor's. Never met with the planner on or off.
+    PLANNER_MISMATCH = "PLANNER_MISMATCH"
     # -- user errors (``UserError.code``; NOT_FOUND and FORBIDDEN above too) -------------------
     INVALID = "INVALID"
     REQUIRED = "REQUIRED"

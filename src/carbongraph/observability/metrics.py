@@ -63,6 +63,12 @@ REFUSALS = Counter(
     "or the static limit's code (max_depth_exceeded, ...).",
     ["reason"],
 )
+PLANNER_SHADOW_READS = Counter(
+    "carbongraph_planner_shadow_reads",
+    "Shadow mode (CARBONGRAPH_PLANNER=shadow): reads the query planner considered, by result: "
+    "equal, mismatch, fell_back.",
+    ["result"],
+)
 POOL_IN_USE = Gauge(
     "carbongraph_db_connections_in_use",
     "Database connections checked out of the pool.",

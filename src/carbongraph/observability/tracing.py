@@ -14,6 +14,7 @@ operation span (Strawberry's OpenTelemetry extension) and under it one span per 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import weakref
 from collections.abc import Generator
@@ -23,6 +24,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
@@ -33,6 +35,10 @@ from strawberry.extensions.tracing import OpenTelemetryExtension
 
 _provider: TracerProvider | None = None
 _trace_resolvers = False
+# Inside the planner's shadow run (shadow_execution): no operation span.
+_muted: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "carbongraph_tracing_muted", default=False
+)
 
 
 class ConfigurationError(RuntimeError):
@@ -128,7 +134,7 @@ def planned_operation(name: str | None) -> Generator[None, None, None]:
 def statement(sql: str, database: str | None) -> Generator[None, None, None]:
     """A SQL statement's CLIENT span for a connection outside SQLAlchemy (the query planner's
     own), named and described as the SQLAlchemy instrumentation names its spans."""
-    if _provider is None:
+    if _provider is None or _muted.get():
         yield
         return
     tracer = _provider.get_tracer("carbongraph.planner")
@@ -140,6 +146,24 @@ def statement(sql: str, database: str | None) -> Generator[None, None, None]:
         if database:
             span.set_attribute("db.name", database)
         yield
+
+
+@contextlib.contextmanager
+def shadow_execution() -> Generator[None, None, None]:
+    """The planner's shadow run of the reference executor (``carbongraph.planner.shadow``): one
+    span of its own, and nothing traced inside it: a trace shows the request's one operation and
+    its SQL, plus what the shadow check cost."""
+    if _provider is None:
+        yield
+        return
+    tracer = _provider.get_tracer("carbongraph.planner")
+    with tracer.start_as_current_span("planner shadow: reference executor"):
+        token = _muted.set(True)
+        try:
+            with suppress_instrumentation():  # SQLAlchemy's statement spans
+                yield
+        finally:
+            _muted.reset(token)
 
 
 def shutdown() -> None:
@@ -222,6 +246,6 @@ class ResolverTracing(OperationTracing):
 def schema_extension() -> SchemaExtension:
     """The schema's tracing extension for one operation: a no-op (without resolve hooks, so it
     costs nothing per field) unless tracing is on."""
-    if _provider is None:
+    if _provider is None or _muted.get():
         return SchemaExtension()
     return ResolverTracing() if _trace_resolvers else OperationTracing()

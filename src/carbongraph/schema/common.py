@@ -43,6 +43,8 @@ ERROR_CODES: Mapping[ErrorCode, str] = {
     ErrorCode.SERVICE_UNAVAILABLE: "The database cannot be reached; nothing was kept, retry "
     "(HTTP 503, `Retry-After`).",
     ErrorCode.UNAVAILABLE: "Live updates are unavailable right now; subscribe again later.",
+    ErrorCode.PLANNER_MISMATCH: "Development, planner shadow mode: the compiled read's answer "
+    "differed from the reference executor's (a defect; the server log has both).",
     ErrorCode.INVALID: "The input value is not acceptable (the message says why).",
     ErrorCode.REQUIRED: "A required input is missing or blank.",
     ErrorCode.TOO_LONG: "Longer than the field allows.",
