@@ -57,15 +57,17 @@ async def post(
 
 
 def after_planning(monkeypatch: pytest.MonkeyPatch, then: Callable[[Any], Any]) -> None:
-    """Run ``then(outcome)`` (a coroutine function) once the planner has answered."""
-    real = planner.try_plan
+    """Run ``then(outcome)`` (a coroutine function) once the planner has answered, in the
+    request's transaction (shadow mode) or on its own connections (the planner on)."""
+    for name in ("try_plan", "try_plan_pooled"):
+        real = getattr(planner, name)
 
-    async def try_plan(*args: Any) -> Any:
-        outcome = await real(*args)
-        await then(outcome)
-        return outcome
+        async def wrapped(*args: Any, _real: Any = real) -> Any:
+            outcome = await _real(*args)
+            await then(outcome)
+            return outcome
 
-    monkeypatch.setattr(planner, "try_plan", try_plan)
+        monkeypatch.setattr(planner, name, wrapped)
 
 
 @pytest.mark.postgresql_only
