@@ -175,11 +175,11 @@ def _plain_value(type_node: Any, value: Any) -> bool:
 
 
 def plain_variables(definitions: Any, inputs: dict[str, Any]) -> VariableValues | None:
-    """The coerced variables when every one given is plain (``_plain_value``), and every one
-    left out is optional without a default: they are
-    coerced to themselves, without graphql-core's per-value walk (1,000 IDs: ~3 ms). None: let
-    graphql-core coerce them (defaults, input objects, enums, custom scalars, errors). Only
-    ``coerced`` is filled: it is all the renderer reads."""
+    """The coerced variables when every one given is plain (``_plain_value``) and every one
+    left out is optional without a default: they coerce to themselves, without graphql-core's
+    per-value walk (1,000 IDs: ~3 ms). None: graphql-core coerces them (defaults, input
+    objects, enums, custom scalars, errors). Only ``coerced`` is filled: the renderer reads
+    nothing else."""
     coerced: dict[str, Any] = {}
     for definition in definitions:
         name = definition.variable.name.value
