@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from carbongraph.db import asyncpg_dsn
 from carbongraph.live.hub import Hub, hub_for
 from carbongraph.live.publish import PG_CHANNEL, decode
 
@@ -112,8 +112,7 @@ async def acquire(engine: AsyncEngine) -> PostgresRelay:
         relay, users = _RELAYS[key]
         _RELAYS[key] = (relay, users + 1)
         return relay
-    dsn = make_url(key).set(drivername="postgresql").render_as_string(hide_password=False)
-    relay = PostgresRelay(dsn, hub_for(key))
+    relay = PostgresRelay(asyncpg_dsn(key), hub_for(key))
     _RELAYS[key] = (relay, 1)
     await relay.start()
     return relay
