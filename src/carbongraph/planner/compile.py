@@ -74,7 +74,7 @@ COLUMNS: dict[str, dict[str, tuple[str, str]]] = {
         **_COMMON,
         "name": ("name", "value"),
         "dwellingType": ("dwelling_type", "value"),
-        "hasRooftopSolar": ("has_rooftop_solar", "value"),
+        "hasRooftopSolar": ("has_rooftop_solar", "boolean"),
     },
     "Individual": {
         **_COMMON,

@@ -195,9 +195,7 @@ def plain_variables(definitions: Any, inputs: dict[str, Any]) -> VariableValues 
     return VariableValues(sources={}, coerced=coerced)
 
 
-def _renderer(
-    prepared: Prepared, viewer: Any, settings: Any, today: date
-) -> Renderer | Outcome:
+def _renderer(prepared: Prepared, viewer: Any, settings: Any, today: date) -> Renderer | Outcome:
     grants = Grants.of(viewer, prepared.plan.guard_level(settings.small_cell_k))
     if grants.empty:
         return Outcome(None, "the viewer holds no grant at the level the fields need", True)
