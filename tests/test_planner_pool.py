@@ -115,3 +115,35 @@ async def test_a_session_scope_changed_behind_the_planner_is_set_again(engine, a
     after, count = await _read(api, community, "org-a")
     assert after == before and "errors" not in after
     assert count == 3  # the plan (not fresh), the scope statement, the plan
+
+
+async def test_repeated_requests_are_answered_per_variables_and_viewer(engine, api, pg, reference):
+    """A request repeated as it was reuses its rendered statement (planner/execute.py); the
+    same query with other variables, or as another viewer, must not."""
+    world = await build_world(engine)
+    a0, a1, b0 = world.a.communities[0], world.a.communities[1], world.b.communities[0]
+    sequence = [
+        (a0, "org-a"),
+        (a1, "org-a"),
+        (a0, "org-a"),
+        (b0, "org-a"),
+        (a0, "org-b"),
+        (b0, "org-b"),
+        (a0, "cm-a0"),
+        (a1, "cm-a0"),
+        (a0, "org-a"),
+        (b0, "org-b"),
+    ]
+    answers = []
+    for community, subject in sequence:
+        planned, _ = await _read(api, community, subject)
+        assert planned == (await _read(reference, community, subject))[0], (community, subject)
+        answers.append(planned)
+    assert answers[0] == answers[2] == answers[8] and "errors" not in answers[0]
+    assert answers[0] != answers[1]
+    assert answers[3].get("errors") and answers[4].get("errors") and answers[7].get("errors")
+    # repeated on one connection (the last read's, which held org-b's scope), the statement
+    # alone the second time
+    _, first = await _read(api, a0, "org-a")
+    _, again = await _read(api, a0, "org-a")
+    assert (first, again) == (2, 1)

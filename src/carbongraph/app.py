@@ -339,6 +339,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
     async def parse_http_body(self, request: Any) -> GraphQLRequestData:
         """The GraphQL-over-HTTP request parameters, type-checked (400 when malformed). The
         ``Content-Type`` was checked by ``ContentTypes``; batching is not enabled."""
+        checked_body = False  # a JSON body that cannot hold unstorable text
         if request.method == "GET":
             data: Any = self.parse_query_params(request.query_params)
             for name in ("variables", "extensions"):
@@ -347,7 +348,9 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         elif (request.content_type or "").startswith("multipart/form-data"):
             data = await self.parse_multipart(request)  # uploads: preflight checked by ContentTypes
         else:
-            data = self.parse_json(await request.get_body())  # 400 when not JSON
+            body = await request.get_body()
+            data = self.parse_json(body)  # 400 when not JSON
+            checked_body = not limits.may_hold_unstorable_text(body)
             if not isinstance(data, dict):
                 error = HTTPException(
                     400, "The request body must be one JSON object: batching is not supported."
@@ -370,7 +373,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
                 raise HTTPException(
                     400, f"The GraphQL operation's `{name}` must be an object or null."
                 )
-        if limits.has_unstorable_text(data.get("variables")):
+        if not checked_body and limits.has_unstorable_text(data.get("variables")):
             raise HTTPException(400, limits.UNSTORABLE_MESSAGE)
         return GraphQLRequestData(
             query=query,

@@ -31,5 +31,17 @@ class LRU(Generic[V]):
         self._items.move_to_end(key)
         return value
 
+    def peek(self, key: Hashable) -> V | None:
+        value = self._items.get(key)
+        if value is not None:
+            self._items.move_to_end(key)
+        return value
+
+    def put(self, key: Hashable, value: V) -> None:
+        self._items[key] = value
+        self._items.move_to_end(key)
+        if len(self._items) > self.size:
+            self._items.popitem(last=False)
+
     def clear(self) -> None:
         self._items.clear()
