@@ -447,19 +447,15 @@ async def b2_rollups(
     executor: Executor, nodes: dict[str, int], n: int, database_url: str
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for level, type_name in (
-        ("household", "Household"),
-        ("community", "Community"),
-        ("enterprise", "Enterprise"),
-    ):
+    for level, type_name in (("household", "Household"), ("community", "Community")):
         variables = {"id": to_global_id(type_name, nodes[level]), "p": PERIOD}
         out[level] = await executor.timed(FOOTPRINT, variables, n, 20)
+    out["enterprise"], out["raw_asyncpg_enterprise"] = await enterprise_against_raw(
+        executor, database_url, nodes["enterprise"], n
+    )
     out["platform"] = await executor.timed(PLATFORM_FOOTPRINT, {"p": PERIOD}, n, 20)
     out["ratio_enterprise_to_household_p50"] = round(
         out["enterprise"]["p50_ms"] / out["household"]["p50_ms"], 3
-    )
-    out["raw_asyncpg_enterprise"] = await raw_enterprise_footprint(
-        database_url, nodes["enterprise"], n
     )
     out["ratio_enterprise_to_raw_p50"] = round(
         out["enterprise"]["p50_ms"] / out["raw_asyncpg_enterprise"]["p50_ms"], 2
@@ -475,25 +471,34 @@ WHERE node = 'E' AND node_id = $1 AND via = 'communities' AND day BETWEEN $2 AND
 """
 
 
-async def raw_enterprise_footprint(database_url: str, enterprise: int, n: int) -> dict[str, Any]:
-    """The B2 baseline: the same sums over the totals by raw asyncpg (one connection, no
-    transaction, no grants), encoded with orjson."""
+async def enterprise_against_raw(
+    executor: Executor, database_url: str, enterprise: int, n: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The enterprise's footprint through the server's code, and the B2 baseline: the same
+    sums over the totals by raw asyncpg (one connection, no transaction, no grants), encoded
+    with orjson. Interleaved, one sample of each in turn, as B4."""
+    variables = {"id": to_global_id("Enterprise", enterprise), "p": PERIOD}
     dsn = asyncpg_dsn(database_url)
     start = datetime.strptime(MONTH + "-01", "%Y-%m-%d").date()
     end = (start.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
     conn = await asyncpg.connect(dsn)
-    times = []
+    ours: list[float] = []
+    times: list[float] = []
+    statements = 0
     try:
         for i in range(n + 20):
+            ms, _, statements = await executor.run(FOOTPRINT, variables)
             started = time.perf_counter()
             row = await conn.fetchrow(RAW_FOOTPRINT, enterprise, start, end)
             gross, offset = int(row[0]), int(row[1])
             orjson.dumps({"data": {"node": {"footprint": {"gross": gross, "net": gross - offset}}}})
             if i >= 20:
                 times.append((time.perf_counter() - started) * 1000)
+                ours.append(ms)
     finally:
         await conn.close()
-    return summary(times)
+    planned = executor.planned[FOOTPRINT]
+    return {**summary(ours), "sql_statements": statements, "planned": planned}, summary(times)
 
 
 STATEMENT = """query($id: ID!, $p: PeriodInput) { household(id: $id) { statement(period: $p) {
