@@ -661,15 +661,7 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
-def b3_nested(
-    database_url: str,
-    nodes: dict[str, int],
-    seconds: int,
-    token: str,
-    statements: int,
-    tenant_token: str,
-) -> dict[str, Any]:
-    port = 8765
+def _start_ours(database_url: str, port: int) -> subprocess.Popen[bytes]:
     # Throughput, not the rate limiter: with the default budget every request after the first
     # few dozen would be a 429.
     env = {
@@ -683,39 +675,16 @@ def b3_nested(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    try:
-        wait_http(f"http://127.0.0.1:{port}/readyz")
-        body = {
-            "query": NESTED,
-            "variables": {"c": to_global_id("Community", nodes["building"]), "p": PERIOD},
-        }
-        url = f"http://127.0.0.1:{port}/graphql"
-        wrk(url, body, token, 8, 2)  # warm-up, same for both sides
-        runs = [wrk(url, body, token, c, seconds) for c in (1, 8, 32)]
-        # The platform admin's scope passes every row policy at its first test; a manager of
-        # the building's tenant has every person checked against the tenant (docs/security.md).
-        tenant_run = wrk(url, body, tenant_token, 8, seconds)
-        rss = peak_rss_mb(server.pid)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-    return {
-        "server": "carbongraph (uvicorn, 1 worker)",
-        "community_id": nodes["building"],
-        "sql_statements_per_request": statements,
-        "runs": runs,
-        "tenant_manager_run": tenant_run,
-        "server_peak_rss_mb": rss,
-    }
+    wait_http(f"http://127.0.0.1:{port}/readyz")
+    return server
 
 
-def b3_peer(database_url: str, seconds: int) -> dict[str, Any]:
+def _start_peer(database_url: str, port: int) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
     if not (PEER / "node_modules").is_dir():
         subprocess.run(
             ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=PEER, check=True
         )
     request = json.loads((PEER / "request.json").read_text())
-    port = 8766
     pg = (
         sa.engine.make_url(database_url)
         .set(drivername="postgres")
@@ -731,30 +700,113 @@ def b3_peer(database_url: str, seconds: int) -> dict[str, Any]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    try:
-        url = f"http://127.0.0.1:{port}/graphql"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                import urllib.request
+    url = f"http://127.0.0.1:{port}/graphql"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            import urllib.request
 
-                req = urllib.request.Request(
-                    url,
-                    data=json.dumps(request).encode(),
-                    headers={"Content-Type": "application/json"},
-                )
-                with urllib.request.urlopen(req, timeout=5) as answer:
-                    if "errors" not in json.loads(answer.read()):
-                        break
-            except OSError:
-                time.sleep(0.5)
-        wrk(url, request, None, 8, 2)
-        runs = [wrk(url, request, None, c, seconds) for c in (1, 8, 32)]
-        rss = peak_rss_mb(server.pid)
+            req = urllib.request.Request(
+                url,
+                data=json.dumps(request).encode(),
+                headers={"Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(req, timeout=5) as answer:
+                if "errors" not in json.loads(answer.read()):
+                    break
+        except OSError:
+            time.sleep(0.5)
+    return server, request
+
+
+def _interleaved(
+    sides: list[tuple[str, dict[str, Any], str | None]], connections: int, seconds: int
+) -> list[dict[str, Any]]:
+    """wrk against each side (url, body, token) for ``seconds`` in all, in rounds of about
+    5 s taking turns (the order alternating), so that a drift of the machine weighs on every
+    side alike. Requests/s over all rounds; p50 the median of the rounds', p99 the highest."""
+    rounds = max(1, seconds // 5)
+    each = max(1, round(seconds / rounds))
+    done: list[list[dict[str, Any]]] = [[] for _ in sides]
+    for r in range(rounds):
+        order = range(len(sides)) if r % 2 == 0 else reversed(range(len(sides)))
+        for i in order:
+            url, body, token = sides[i]
+            done[i].append(wrk(url, body, token, connections, each))
+    out = []
+    for runs in done:
+        requests = sum(x["requests"] for x in runs)
+        seconds_run = sum(x["requests"] / x["requests_per_s"] for x in runs if x["requests_per_s"])
+        out.append(
+            {
+                "connections": connections,
+                "requests": requests,
+                "errors": sum(x["errors"] for x in runs),
+                "requests_per_s": round(requests / seconds_run, 1) if seconds_run else 0.0,
+                "p50_ms": statistics.median(x["p50_ms"] for x in runs),
+                "p99_ms": max(x["p99_ms"] for x in runs),
+                "rounds": len(runs),
+            }
+        )
+    return out
+
+
+def b3_nested_and_peer(
+    app_url: str,
+    database_url: str,
+    nodes: dict[str, int],
+    seconds: int,
+    token: str,
+    statements: int,
+    tenant_token: str,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """B3 against carbongraph (the application role) and its PostGraphile peer (the owner), both
+    servers up at once and measured in turns at each concurrency (``_interleaved``)."""
+    ours_port, peer_port = 8765, 8766
+    ours = _start_ours(app_url, ours_port)
+    peer = None
+    try:
+        peer, request = _start_peer(database_url, peer_port)
+        body = {
+            "query": NESTED,
+            "variables": {"c": to_global_id("Community", nodes["building"]), "p": PERIOD},
+        }
+        ours_url = f"http://127.0.0.1:{ours_port}/graphql"
+        peer_url = f"http://127.0.0.1:{peer_port}/graphql"
+        wrk(ours_url, body, token, 8, 2)  # warm-up, same for both sides
+        wrk(peer_url, request, None, 8, 2)
+        ours_runs, peer_runs = [], []
+        for c in (1, 8, 32):
+            mine, theirs = _interleaved(
+                [(ours_url, body, token), (peer_url, request, None)], c, seconds
+            )
+            ours_runs.append(mine)
+            peer_runs.append(theirs)
+        # The platform admin's scope passes every row policy at its first test; a manager of
+        # the building's tenant has every person checked against the tenant (docs/security.md).
+        tenant_run = wrk(ours_url, body, tenant_token, 8, seconds)
+        ours_rss, peer_rss = peak_rss_mb(ours.pid), peak_rss_mb(peer.pid)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
-    return {"server": "PostGraphile v5 (Node, 1 process)", "runs": runs, "server_peak_rss_mb": rss}
+        for server in (ours, peer):
+            if server is not None:
+                server.terminate()
+                server.wait(timeout=30)
+    return (
+        {
+            "server": "carbongraph (uvicorn, 1 worker)",
+            "community_id": nodes["building"],
+            "sql_statements_per_request": statements,
+            "runs": ours_runs,
+            "tenant_manager_run": tenant_run,
+            "server_peak_rss_mb": ours_rss,
+            "measured": "in turns with the peer, rounds of about 5 s",
+        },
+        {
+            "server": "PostGraphile v5 (Node, 1 process)",
+            "runs": peer_runs,
+            "server_peak_rss_mb": peer_rss,
+        },
+    )
 
 
 # -- B7 ------------------------------------------------------------------------------------------
@@ -1071,11 +1123,11 @@ async def main() -> int:
         await executor.engine.dispose()
         await owner.dispose()
     token = mint_token(Settings.from_env(), PRINCIPAL, ttl=timedelta(hours=2))
-    print("B3 nested query (carbongraph)", flush=True)
     tenant_token = mint_token(Settings.from_env(), TENANT_PRINCIPAL, ttl=timedelta(hours=2))
-    results["B3"] = b3_nested(app_url, nodes, args.seconds, token, statements, tenant_token)
-    print("B3-peer (PostGraphile)", flush=True)
-    results["B3_peer"] = b3_peer(database_url, args.seconds)
+    print("B3 nested query, carbongraph and PostGraphile in turns", flush=True)
+    results["B3"], results["B3_peer"] = b3_nested_and_peer(
+        app_url, database_url, nodes, args.seconds, token, statements, tenant_token
+    )
     ours = {r["connections"]: r["requests_per_s"] for r in results["B3"]["runs"]}
     theirs = {r["connections"]: r["requests_per_s"] for r in results["B3_peer"]["runs"]}
     results["B3"]["ratio_to_postgraphile"] = {c: round(ours[c] / theirs[c], 3) for c in ours}
