@@ -42,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -472,46 +473,65 @@ WHERE node = 'E' AND node_id = $1 AND via = 'communities' AND day BETWEEN $2 AND
 """
 
 
-async def enterprise_against_raw(
-    app_url: str, database_url: str, enterprise: int, n: int, rounds: int = 5
+async def _paired_rounds(
+    app_url: str,
+    dsn: str,
+    query: str,
+    variables: dict[str, Any],
+    raw: Callable[[Any], Awaitable[Any]],
+    n: int,
+    warmup: int,
+    rounds: int = 5,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The enterprise's footprint through the server's code, and the B2 baseline: the same
-    sums over the totals by raw asyncpg (one connection, no transaction, no grants), encoded
-    with orjson. Interleaved, one sample of each in turn, as B4; and in ``rounds`` with fresh
-    connections on both sides. On this machine one connection's round trip differs from
-    another's by up to 1.7x for the life of the connection (`SELECT 1`: 0.065-0.11 ms, by
-    where its server process runs), which at 0.1-0.2 ms a read decides the ratio if each side
-    keeps one connection. Medians over all rounds' samples."""
-    variables = {"id": to_global_id("Enterprise", enterprise), "p": PERIOD}
-    dsn = asyncpg_dsn(database_url)
-    start = datetime.strptime(MONTH + "-01", "%Y-%m-%d").date()
-    end = (start.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+    """``query`` through the server's code against ``raw`` (a raw asyncpg baseline, given its
+    connection), interleaved one sample of each in turn, in ``rounds`` with fresh connections on
+    both sides (a new Executor: the planner's own connections; a new raw connection). On this
+    machine one connection's round trip differs from another's by up to 1.7x for the life of
+    the connection (`SELECT 1`: 0.065-0.11 ms, by where its server process runs), which decides
+    a ratio of sub-millisecond reads if each side keeps one connection; and the machine drifts
+    between fast and slow phases within minutes, which separate blocks of samples would see
+    on one side only. Medians over all rounds' samples."""
     ours: list[float] = []
     times: list[float] = []
     statements = 0
     planned = False
-    per_round = max(1, n // rounds)
     for _ in range(rounds):
-        executor = Executor(app_url)  # its own engine: the planner's own connections, fresh
+        executor = Executor(app_url)
         conn = await asyncpg.connect(dsn)
         try:
-            for i in range(per_round + 20):
-                ms, _, statements = await executor.run(FOOTPRINT, variables)
+            for i in range(max(1, n // rounds) + warmup):
+                ms, _, statements = await executor.run(query, variables)
                 started = time.perf_counter()
-                row = await conn.fetchrow(RAW_FOOTPRINT, enterprise, start, end)
-                gross, offset = int(row[0]), int(row[1])
-                orjson.dumps(
-                    {"data": {"node": {"footprint": {"gross": gross, "net": gross - offset}}}}
-                )
-                if i >= 20:
+                await raw(conn)
+                if i >= warmup:
                     times.append((time.perf_counter() - started) * 1000)
                     ours.append(ms)
-            planned = executor.planned[FOOTPRINT]
+            planned = executor.planned[query]
         finally:
             await conn.close()
             await executor.engine.dispose()
-    ours_summary = {**summary(ours), "sql_statements": statements, "planned": planned}
-    return {**ours_summary, "rounds": rounds}, {**summary(times), "rounds": rounds}
+    graphql = {**summary(ours), "sql_statements": statements, "planned": planned}
+    return {**graphql, "rounds": rounds}, {**summary(times), "rounds": rounds}
+
+
+async def enterprise_against_raw(
+    app_url: str, database_url: str, enterprise: int, n: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The enterprise's footprint through the server's code, and the B2 baseline: the same
+    sums over the totals by raw asyncpg (no transaction, no grants), encoded with orjson;
+    ``_paired_rounds``."""
+    start = datetime.strptime(MONTH + "-01", "%Y-%m-%d").date()
+    end = (start.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+
+    async def raw(conn: Any) -> None:
+        row = await conn.fetchrow(RAW_FOOTPRINT, enterprise, start, end)
+        gross, offset = int(row[0]), int(row[1])
+        orjson.dumps({"data": {"node": {"footprint": {"gross": gross, "net": gross - offset}}}})
+
+    variables = {"id": to_global_id("Enterprise", enterprise), "p": PERIOD}
+    return await _paired_rounds(
+        app_url, asyncpg_dsn(database_url), FOOTPRINT, variables, raw, n, 20
+    )
 
 
 STATEMENT = """query($id: ID!, $p: PeriodInput) { household(id: $id) { statement(period: $p) {
@@ -572,43 +592,22 @@ async def b4_overhead(executor: Executor, database_url: str, n: int) -> dict[str
         "hasRooftopSolar } } }"
     )
     variables = {"ids": [to_global_id("Household", i) for i in ids]}
-    # Interleaved, one sample of each in turn: a drift of the machine (other tenants of the
-    # host, the page cache) then weighs on both sides alike. Separate blocks of samples saw
-    # the raw side anywhere between 1.3 and 2.9 ms within one session. And in rounds with
-    # fresh connections on both sides, as B2 (enterprise_against_raw): one connection's round
-    # trip differs from another's for its whole life.
-    rounds = 5
-    ours: list[float] = []
-    times: list[float] = []
-    statements = 0
-    planned = False
-    for _ in range(rounds):
-        fresh = Executor(executor.database_url)  # the planner's own connections, fresh
-        conn = await asyncpg.connect(dsn)
-        try:
-            for i in range(max(1, n // rounds) + 5):
-                ms, _, statements = await fresh.run(query, variables)
-                started = time.perf_counter()
-                rows = await conn.fetch(
-                    "SELECT id, dwelling_type, has_rooftop_solar FROM household"
-                    " WHERE id = ANY($1::int[])",
-                    ids,
-                )
-                orjson.dumps({"data": {"nodes": [dict(r) for r in rows]}})
-                if i >= 5:
-                    times.append((time.perf_counter() - started) * 1000)
-                    ours.append(ms)
-            planned = fresh.planned[query]
-        finally:
-            await conn.close()
-            await fresh.engine.dispose()
-    graphql = {**summary(ours), "sql_statements": statements, "planned": planned, "rounds": rounds}
-    raw = summary(times)
+
+    async def raw(conn: Any) -> None:
+        rows = await conn.fetch(
+            "SELECT id, dwelling_type, has_rooftop_solar FROM household WHERE id = ANY($1::int[])",
+            ids,
+        )
+        orjson.dumps({"data": {"nodes": [dict(r) for r in rows]}})
+
+    graphql, raw_times = await _paired_rounds(
+        executor.database_url, dsn, query, variables, raw, n, 5
+    )
     return {
         "objects": len(ids),
         "graphql": graphql,
-        "raw_asyncpg_orjson": raw,
-        "ratio_graphql_to_raw_p50": round(graphql["p50_ms"] / raw["p50_ms"], 2),
+        "raw_asyncpg_orjson": raw_times,
+        "ratio_graphql_to_raw_p50": round(graphql["p50_ms"] / raw_times["p50_ms"], 2),
     }
 
 
