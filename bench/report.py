@@ -26,6 +26,8 @@ ANALYSIS = Path(__file__).with_name("analysis.md")
 
 def render(r: dict[str, Any], results_file: str, command: str) -> str:
     b1, b2, b3, peer, b4 = r["B1"], r["B2"], r["B3"], r["B3_peer"], r["B4"]
+    # From the medians, not the rounded ratio: 2.005 is not within 2.
+    b4_ratio = b4["graphql"]["p50_ms"] / b4["raw_asyncpg_orjson"]["p50_ms"]
     ours = {x["connections"]: x for x in b3["runs"]}
     theirs = {x["connections"]: x for x in peer["runs"]}
     ratios = {
@@ -180,9 +182,9 @@ def render(r: dict[str, Any], results_file: str, command: str) -> str:
         (
             "B4",
             "ratio GraphQL / raw",
-            f"{b4['ratio_graphql_to_raw_p50']}",
+            f"{b4_ratio:.3f}",
             TARGETS["B4 ratio"],
-            _verdict(b4["ratio_graphql_to_raw_p50"] <= 2.0),
+            _verdict(b4_ratio <= 2.0),
         ),
         (
             "B5",

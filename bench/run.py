@@ -607,7 +607,7 @@ async def b4_overhead(executor: Executor, database_url: str, n: int) -> dict[str
         "objects": len(ids),
         "graphql": graphql,
         "raw_asyncpg_orjson": raw_times,
-        "ratio_graphql_to_raw_p50": round(graphql["p50_ms"] / raw_times["p50_ms"], 2),
+        "ratio_graphql_to_raw_p50": round(graphql["p50_ms"] / raw_times["p50_ms"], 3),
     }
 
 
@@ -763,7 +763,7 @@ def _interleaved(
                 "requests": requests,
                 "errors": sum(x["errors"] for x in runs),
                 "requests_per_s": round(requests / seconds_run, 1) if seconds_run else 0.0,
-                "p50_ms": statistics.median(x["p50_ms"] for x in runs),
+                "p50_ms": round(statistics.median(x["p50_ms"] for x in runs), 3),
                 "p99_ms": max(x["p99_ms"] for x in runs),
                 "rounds": len(runs),
             }
@@ -972,13 +972,29 @@ def write_results(
     path = path or ROOT / "bench" / "results" / f"{stamp}-{results['scale']}{only}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=1) + "\n")
-    if render_docs and (
-        results["scale"] == "city" or not (ROOT / "docs" / "benchmarks.md").exists()
-    ):
+    docs = ROOT / "docs" / "benchmarks.md"
+    if render_docs and (results["scale"] == "city" or not docs.exists()):
         from bench.report import render
 
-        (ROOT / "docs" / "benchmarks.md").write_text(render(results, path.name, command))
+        docs.write_text(
+            docs_with(
+                docs.read_text() if docs.exists() else "", render(results, path.name, command)
+            )
+        )
     return path
+
+
+# docs/benchmarks.md: notes written by hand above this line (runs compared, how the harness
+# changed), the latest city run's generated table below it, replaced by each city run.
+GENERATED = "<!-- bench/run.py: each city run replaces everything below this line -->"
+
+
+def docs_with(current: str, rendered: str) -> str:
+    """``current`` docs/benchmarks.md with its generated part replaced by ``rendered`` (the
+    whole page bench/report.py renders); what is above the marker is kept as it is."""
+    body = rendered.split("\n", 1)[1].lstrip("\n") if rendered.startswith("# ") else rendered
+    head = current.split(GENERATED, 1)[0] if GENERATED in current else "# Benchmarks\n\n"
+    return f"{head}{GENERATED}\n\n## Latest city run of bench/run.py\n\n{body}"
 
 
 def machine() -> dict[str, Any]:
