@@ -97,6 +97,8 @@ def _request_key(
     ``allow_nan=False`` keeps NaN from looking like null; True and 1 print differently."""
     if not isinstance(query, str) or not isinstance(operation_name, str | None):
         return None
+    if any(isinstance(v, list) and len(v) > 64 for v in (variables or {}).values()):
+        return None  # a long list: not worth serialising for a key it would not fit
     try:
         text = json.dumps(variables or {}, sort_keys=True, allow_nan=False)
     except (TypeError, ValueError):
@@ -127,6 +129,7 @@ class Prepared:
 
     plan: Plan
     variables: VariableValues
+    key: tuple[Any, ...] | None = None  # the request's _request_key, when it is cached
 
 
 def prepare(
@@ -136,16 +139,14 @@ def prepare(
     query: str | None,
     variables: dict[str, Any] | None,
     operation_name: str | None,
-    key: tuple[Any, ...] | None = None,
 ) -> Prepared | Outcome:
     """Everything that needs no database: parsing, validation, the plan (all cached) and the
-    variables. An Outcome says why the reference executor answers instead. ``key``: the
-    request's ``_request_key``, if the caller has it already."""
-    key = key or _request_key(schema, settings, dialect, query, variables, operation_name)
+    variables. An Outcome says why the reference executor answers instead."""
+    key = _request_key(schema, settings, dialect, query, variables, operation_name)
     if key is None:
-        return _prepare(schema, settings, dialect, query, variables, operation_name)
+        return _prepare(schema, settings, dialect, query, variables, operation_name, None)
     return _prepared.get(
-        key, lambda: _prepare(schema, settings, dialect, query, variables, operation_name)
+        key, lambda: _prepare(schema, settings, dialect, query, variables, operation_name, key)
     )
 
 
@@ -156,6 +157,7 @@ def _prepare(
     query: str | None,
     variables: dict[str, Any] | None,
     operation_name: str | None,
+    key: tuple[Any, ...] | None,
 ) -> Prepared | Outcome:
     if not settings.planner:
         return Outcome(None, "the planner is off (CARBONGRAPH_PLANNER=off)")
@@ -193,7 +195,7 @@ def _prepare(
     )
     if isinstance(coerced, list):
         return Outcome(None, "variable errors")
-    return Prepared(plan, coerced)
+    return Prepared(plan, coerced, key)
 
 
 _INT32 = 2**31
@@ -319,8 +321,7 @@ async def try_plan_pooled(
     the request: one statement when the connection holds this viewer's scope already, else the
     scope statement first. Token principals only: an API key's secret is verified, and its
     scope set, in the request's transaction, and ``try_plan`` answers there."""
-    key = _request_key(schema, settings, engine.dialect.name, query, variables, operation_name)
-    prepared = prepare(schema, settings, engine.dialect.name, query, variables, operation_name, key)
+    prepared = prepare(schema, settings, engine.dialect.name, query, variables, operation_name)
     if isinstance(prepared, Outcome):
         return prepared
     if principal is None or isinstance(principal, ApiKeyPrincipal):
@@ -336,7 +337,7 @@ async def try_plan_pooled(
                 for _attempt in range(2):
                     if scope is None or (scope.subject, scope.today) != (principal.subject, today):
                         scope = await set_scope(connection, principal, today)
-                    rendered = _render_pooled(prepared, key, scope, settings, today)
+                    rendered = _render_pooled(prepared, scope, settings, today)
                     if isinstance(rendered, Outcome):
                         return rendered
                     with tracing.planned_operation(prepared.plan.operation_name):
@@ -357,7 +358,6 @@ async def try_plan_pooled(
 
 def _render_pooled(
     prepared: Prepared,
-    key: tuple[Any, ...] | None,
     scope: Any,
     settings: Any,
     today: date,
@@ -365,8 +365,8 @@ def _render_pooled(
     """The statement and its parameters for ``scope`` (a planner connection's viewer), from
     the cache when the same request was rendered for the same scope (its grant rows' fingerprint
     included: a changed grant is another key)."""
-    statement_key = key and (
-        key,
+    statement_key = prepared.key and (
+        prepared.key,
         today,
         scope.subject,
         scope.fingerprint,
