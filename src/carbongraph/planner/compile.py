@@ -27,6 +27,7 @@ from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
+    GraphQLEnumType,
     GraphQLObjectType,
     GraphQLSchema,
     InlineFragmentNode,
@@ -62,18 +63,18 @@ _COMMON = {
     "archivedAt": ("archived_at", "datetime"),
 }
 COLUMNS: dict[str, dict[str, tuple[str, str]]] = {
-    "Enterprise": {**_COMMON, "name": ("name", "value"), "kind": ("kind", "value")},
+    "Enterprise": {**_COMMON, "name": ("name", "value"), "kind": ("kind", "enum")},
     "Community": {
         **_COMMON,
         "name": ("name", "value"),
-        "kind": ("kind", "value"),
+        "kind": ("kind", "enum"),
         "regionCode": ("region_code", "value"),
         "timezone": ("timezone", "value"),
     },
     "Household": {
         **_COMMON,
         "name": ("name", "value"),
-        "dwellingType": ("dwelling_type", "value"),
+        "dwellingType": ("dwelling_type", "enum"),
         "hasRooftopSolar": ("has_rooftop_solar", "boolean"),
     },
     "Individual": {
@@ -163,6 +164,7 @@ class Item:
     relation: str = ""
     child: str = ""  # a connection's node type
     constant: str = ""  # __typename
+    enum: tuple[tuple[str, str], ...] = ()  # an enum column's (stored value, GraphQL name)
 
 
 @dataclass
@@ -335,7 +337,13 @@ class Compiler:
             if name == "id":
                 return Item("id", name)
             if name in COLUMNS[type_name]:
-                return Item("column", name, column=COLUMNS[type_name][name])
+                column = COLUMNS[type_name][name]
+                if column[1] == "enum":  # stored values → the names GraphQL prints
+                    enum = get_named_type(field_def.type)
+                    assert isinstance(enum, GraphQLEnumType)
+                    stored = tuple((str(v.value), n) for n, v in enum.values.items())
+                    return Item("column", name, field_def=field_def, column=column, enum=stored)
+                return Item("column", name, column=column)
             if name in ("footprint", "reductions"):
                 target = "Footprint" if name == "footprint" else "Reductions"
                 return Item(name, name, node, field_def, sub=self.figures(target, sets))
