@@ -110,7 +110,7 @@ def test_each_list_field_is_counted(type_name, field_name):
     item = get_named_type(GQL.get_type(type_name).fields[field_name].type)  # type: ignore[union-attr]
     per_item = (spec.weight or 0) + MODEL.type_weights.get(item.name, 1)
     if (type_name, field_name) in UNDECLARED_BY_DESIGN:
-        three = '(representations: [{a: 1}, {a: 2}, {a: 3}])'
+        three = "(representations: [{a: 1}, {a: 2}, {a: 3}])"
         assert _field_cost(type_name, field_name, three) == 3 * per_item
         return
     if spec.list_size is None:  # sized by its parents (a connection's edges)
@@ -206,9 +206,7 @@ async def test_max_cost_is_the_settings_budget(engine, app_engine, settings):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             body = (await client.post("/graphql", json={"query": query}, headers=headers)).json()
-        assert [e["extensions"]["code"] for e in body.get("errors", [])] == (
-            [code] if code else []
-        )
+        assert [e["extensions"]["code"] for e in body.get("errors", [])] == ([code] if code else [])
 
 
 # -- the gateway's demand control on the same operations -----------------------------------------
@@ -237,16 +235,16 @@ AGREE = [
         {"e": "x"},
     ),
     (
-        "{ ghgInventory(nodeId: \"x\", year: 2025) { factors { unit } } platformFootprint("
+        '{ ghgInventory(nodeId: "x", year: 2025) { factors { unit } } platformFootprint('
         "period: {year: 2025}) { gross } actionTypes { code } activityTypes { code } "
         "emissionFactors { factorKey } me { grants { role } } apiKeys(first: 3) { edges { node "
         "{ scopes { role } } } } auditEvents(first: 7) { edges { node { operation } } } }",
         None,
     ),
     (
-        "{ campaigns(ownerId: \"x\", first: 2) { totalCount edges { node { topParticipants("
-        "first: 3) { rank } } } } rewards(ownerId: \"x\", first: 5) { edges { node { name } } } "
-        "actionReviewQueue(communityId: \"x\", last: 4) { edges { node { id } } } }",
+        '{ campaigns(ownerId: "x", first: 2) { totalCount edges { node { topParticipants('
+        'first: 3) { rank } } } } rewards(ownerId: "x", first: 5) { edges { node { name } } } '
+        'actionReviewQueue(communityId: "x", last: 4) { edges { node { id } } } }',
         None,
     ),
 ]

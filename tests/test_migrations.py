@@ -23,7 +23,7 @@ async def test_migrations_match_the_models(engine):
 def test_the_head_the_code_needs_is_alembics_head():
     """Commands check ``HEAD_REVISION`` without loading Alembic: it must name the newest
     migration script."""
-    assert migrate.HEAD_REVISION == migrate.head_revision()
+    assert migrate.head_revision() == migrate.HEAD_REVISION
 
 
 def test_the_import_commands_start_without_alembic():

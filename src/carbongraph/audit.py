@@ -261,9 +261,9 @@ def _plain(value: Any, converter: Any, key: str | None) -> Any:
             if item is UNSET:
                 continue
             plain = _plain(item, converter, key)
-            out[converter.get_graphql_name(field)] = protect(plain, key) if is_personal(
-                field
-            ) else plain
+            out[converter.get_graphql_name(field)] = (
+                protect(plain, key) if is_personal(field) else plain
+            )
         return out
     if isinstance(value, list | tuple):
         # Only the head is ever read (a summary keeps MAX_ITEMS, targets MAX_TARGETS, a long

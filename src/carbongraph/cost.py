@@ -217,9 +217,7 @@ class _Walk:
                     continue
                 target = self.schema.get_type(fragment.type_condition.name.value)
                 if target is not None:
-                    total += self.selections(
-                        target, fragment.selection_set, sized, seen | {name}
-                    )
+                    total += self.selections(target, fragment.selection_set, sized, seen | {name})
         return total
 
     def field(
@@ -242,9 +240,7 @@ class _Walk:
         own = spec.weight or 0
         type_weight = self.model.type_weights.get(named.name)
         own += type_weight if type_weight is not None else int(is_composite_type(named))
-        own += sum(
-            weight for arg, weight in spec.argument_weights.items() if _argument(node, arg)
-        )
+        own += sum(weight for arg, weight in spec.argument_weights.items() if _argument(node, arg))
         factor = 1
         child_sized: dict[str, int] = {}
         list_size = spec.list_size
@@ -387,9 +383,7 @@ def cost_rule(
 def rule_for(
     max_cost: int, default_list_size: int, variables: Mapping[str, Any] | None
 ) -> type[ValidationRule]:
-    return cost_rule(
-        max_cost, default_list_size, tuple(sorted(variable_sizes(variables).items()))
-    )
+    return cost_rule(max_cost, default_list_size, tuple(sorted(variable_sizes(variables).items())))
 
 
 class CostLimitExtension(SchemaExtension):

@@ -131,9 +131,7 @@ def server_settings(settings: Settings) -> dict[str, str]:
 
 def asyncpg_dsn(url: str | sa.URL) -> str:
     """A SQLAlchemy URL (``postgresql+asyncpg://…``) as the DSN asyncpg itself takes."""
-    return (
-        sa.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-    )
+    return sa.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def create_engine(

@@ -312,9 +312,9 @@ def scoped_grants_sql(subject: str, today: str, *, local: bool) -> str:
     """
 
 
-SCOPED_GRANTS_STATEMENT = sa.text(
-    scoped_grants_sql(":subject", ":today", local=True)
-).bindparams(sa.bindparam("subject", type_=sa.String()), sa.bindparam("today", type_=sa.Date()))
+SCOPED_GRANTS_STATEMENT = sa.text(scoped_grants_sql(":subject", ":today", local=True)).bindparams(
+    sa.bindparam("subject", type_=sa.String()), sa.bindparam("today", type_=sa.Date())
+)
 
 
 def resolve_grants(rows: Iterable[Sequence[Any]]) -> list[ResolvedGrant]:

@@ -463,9 +463,7 @@ class CampaignInfo:
         )
 
     @sized_field(MAX_PAGE, slicing=("first",))
-    async def top_participants(
-        self, info: Info, first: int = 10
-    ) -> list[CampaignStanding]:
+    async def top_participants(self, info: Info, first: int = 10) -> list[CampaignStanding]:
         first = max(0, min(first, info.context.settings.max_page_size))
         standings = await info.context.loaders.campaign_standings.load((self.row, first))
         names: dict[int, Any] = {}

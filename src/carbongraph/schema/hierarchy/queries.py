@@ -54,9 +54,7 @@ class HierarchyQueries:
         MAX_NODES,
         "Objects by global ID, in order; null where an ID is unknown or not visible.",
     )
-    async def nodes(
-        self, info: Info, ids: list[strawberry.ID]
-    ) -> list[relay.Node | None]:
+    async def nodes(self, info: Info, ids: list[strawberry.ID]) -> list[relay.Node | None]:
         if len(ids) > MAX_NODES:
             raise BadUserInput(f"At most {MAX_NODES} ids per request.", argument="ids")
         # One batched load per type, no task per id: this field serves bulk look-ups.

@@ -497,9 +497,7 @@ class IndividualNode(_Entity):
         "Every household this person has lived in, oldest first; null without personal access.",
         size=10,
     )
-    async def household_history(
-        self, info: Info
-    ) -> list[HouseholdMembershipPeriod] | None:
+    async def household_history(self, info: Info) -> list[HouseholdMembershipPeriod] | None:
         rows = await info.context.loaders.membership_history.load(self.pk)
         return [
             HouseholdMembershipPeriod(

@@ -107,9 +107,7 @@ class ApiKeyMutations:
     @strawberry.mutation(
         description="Issue an API key for a partner service. The secret is in the payload once."
     )
-    async def create_api_key(
-        self, info: Info, input: CreateApiKeyInput
-    ) -> CreateApiKeyPayload:
+    async def create_api_key(self, info: Info, input: CreateApiKeyInput) -> CreateApiKeyPayload:
         async def action() -> service.IssuedKey:
             scopes = [_scope(s, i) for i, s in enumerate(input.scopes)]
             return await service.create_key(
@@ -127,9 +125,7 @@ class ApiKeyMutations:
         description="Replace a key's secret: a new key with the same scopes; the old one stops "
         "at once or after `graceMinutes`."
     )
-    async def rotate_api_key(
-        self, info: Info, input: RotateApiKeyInput
-    ) -> RotateApiKeyPayload:
+    async def rotate_api_key(self, info: Info, input: RotateApiKeyInput) -> RotateApiKeyPayload:
         async def action() -> Any:
             return await service.rotate_key(
                 info.context.caller, _key_id(input.api_key_id), input.grace_minutes
@@ -149,9 +145,7 @@ class ApiKeyMutations:
         )
 
     @strawberry.mutation(description="Stop a key at once. Revoking twice changes nothing.")
-    async def revoke_api_key(
-        self, info: Info, input: RevokeApiKeyInput
-    ) -> RevokeApiKeyPayload:
+    async def revoke_api_key(self, info: Info, input: RevokeApiKeyInput) -> RevokeApiKeyPayload:
         async def action() -> service.KeyRecord:
             return await service.revoke_key(info.context.caller, _key_id(input.api_key_id))
 
