@@ -843,9 +843,24 @@ def _rides(people: list[int], count: int, first_day: datetime, prefix: str) -> l
     return out[:count]
 
 
+def _actions_import(imported: dict[str, Any], jobs: int, start_seconds: float) -> dict[str, Any]:
+    return {
+        "actions": imported["records"],
+        "jobs": jobs,
+        "seconds": imported["seconds"],
+        "actions_per_s": imported["records_per_s"],
+        "seconds_after_start": imported["seconds_after_start"],
+        "actions_per_s_after_start": imported["records_per_s_after_start"],
+        "peak_rss_mb": imported["peak_rss_mb"],
+        "batch_size": 20000,
+        "process_start_seconds": start_seconds,
+    }
+
+
 async def b7_actions(database_url: str, app_url: str, count: int) -> dict[str, Any]:
-    """Partner-verified actions: ``count`` through `carbongraph import actions` (as B1's
-    import: a child process, the application role) and ``count`` through
+    """Partner-verified actions: ``count`` through `carbongraph import actions --jobs 2` and
+    ``count`` with one job (as B1's import: a child process, the application role), and
+    ``count`` through
     `recordVerifiedActions` over HTTP, in batches of its documented maximum, by a partner
     service whose grants cover the people."""
     from carbongraph.schema.actions.mutations import MAX_BATCH
@@ -877,20 +892,34 @@ async def b7_actions(database_url: str, app_url: str, count: int) -> dict[str, A
     finally:
         await owner.dispose()
     start = datetime.now(UTC) - timedelta(days=200)
+    days = -(-count // (len(people) * 6)) + 1  # the days `count` rides take, and one more
     env = {"CARBONGRAPH_MIGRATION_DATABASE_URL": database_url, "CARBONGRAPH_DATABASE_URL": app_url}
+    imported: dict[int, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "actions.csv"
-        with path.open("w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["individual", "action_type", "units", "occurred_on", "external_id"])
-            for r in _rides(people, count, start, "import"):
+        # `--jobs 2`, then one job, each on its own days (the caps are not shared).
+        for n, jobs in enumerate((2, 1)):
+            path = Path(tmp) / f"actions-{jobs}.csv"
+            with path.open("w", newline="") as handle:
+                writer = csv.writer(handle)
                 writer.writerow(
-                    [f"Individual:{r['individual']}", "SUBWAY_TRIP", 1, r["day"], r["external_id"]]
+                    ["individual", "action_type", "units", "occurred_on", "external_id"]
                 )
-        imported = probe("actions", path, env, "--batch-size", "20000")
+                for r in _rides(people, count, start + timedelta(days=n * days), f"import{jobs}"):
+                    writer.writerow(
+                        [
+                            f"Individual:{r['individual']}",
+                            "SUBWAY_TRIP",
+                            1,
+                            r["day"],
+                            r["external_id"],
+                        ]
+                    )
+            imported[jobs] = probe(
+                "actions", path, env, "--batch-size", "20000", "--jobs", str(jobs)
+            )
     start_seconds = process_start_seconds()
-    # recordVerifiedActions over HTTP: days after the import's, so the caps are not shared.
-    later = start + timedelta(days=-(-count // (len(people) * 6)) + 1)
+    # recordVerifiedActions over HTTP: days after the imports', so the caps are not shared.
+    later = start + timedelta(days=2 * days)
     rides = _rides(people, count, later, "http")
     mutation = (
         "mutation($a: [RecordActionInput!]!) { recordVerifiedActions(input: {actions: $a}) "
@@ -941,16 +970,9 @@ async def b7_actions(database_url: str, app_url: str, count: int) -> dict[str, A
         server.wait(timeout=30)
     return {
         "people": len(people),
-        "import_actions": {
-            "actions": imported["records"],
-            "seconds": imported["seconds"],
-            "actions_per_s": imported["records_per_s"],
-            "seconds_after_start": imported["seconds_after_start"],
-            "actions_per_s_after_start": imported["records_per_s_after_start"],
-            "peak_rss_mb": imported["peak_rss_mb"],
-            "batch_size": 20000,
-            "process_start_seconds": start_seconds,
-        },
+        # Wall time of `carbongraph import actions --jobs 2` (process start included).
+        "import_actions": _actions_import(imported[2], 2, start_seconds),
+        "import_actions_single_job": _actions_import(imported[1], 1, start_seconds),
         "record_verified_actions": {
             "actions": http_created,
             "requests": len(statuses),

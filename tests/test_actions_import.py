@@ -285,3 +285,44 @@ def test_the_actions_command_reports_by_line(tmp_path):
     )
     assert result.returncode == 1 and "NOT_FOUND" in result.stderr
     assert "2,individual,NOT_FOUND" in (tmp_path / "r.csv").read_text()
+
+
+def _rides(people: list[int], days: int) -> list[dict[str, str]]:
+    """Six trips a person a day (the cap): each later trip of a day is judged against the
+    earlier ones, across batches."""
+    return [
+        {
+            "individual": f"Individual:{pk}",
+            "action_type": "SUBWAY_TRIP",
+            "units": "1",
+            "occurred_on": (date(2024, 1, 2) + timedelta(days=d)).isoformat(),
+            "external_id": f"ride-{pk}-{d}-{k}",
+        }
+        for d in range(days)
+        for k in range(6)
+        for pk in people
+    ]
+
+
+@pytest.mark.postgresql_only
+async def test_parallel_workers_leave_what_one_worker_leaves(engine, tmp_path):
+    world = await build_world(engine, communities=2, households=4, members=2)
+    path = tmp_path / "rides.csv"
+    rows = _rides(world.a.all_members + world.b.all_members, 3)
+    _write(path, rows)
+    one = await import_actions(engine, path, batch_size=20)
+    expected = await _state(engine)
+    await _wipe_actions(engine)
+    two = await import_actions(engine, path, batch_size=20, jobs=2)
+    assert (two.created, two.batches_failed, two.errors, two.jobs) == (len(rows), 0, [], 2)
+    assert one.created == len(rows)
+    assert await _state(engine) == expected
+    again = await import_actions(engine, path, batch_size=20, jobs=2)
+    assert (again.created, again.unchanged) == (0, len(rows))
+    assert await _state(engine) == expected
+    # One ride more than the cap, on a day already full: that batch is refused by line.
+    over = tmp_path / "over.csv"
+    _write(over, [{**rows[0], "external_id": "one-too-many"}])
+    refused = await import_actions(engine, over, jobs=2)
+    assert [(e[0], e[2]) for e in refused.errors] == [(2, "DAILY_CAP_REACHED")]
+    assert await _state(engine) == expected

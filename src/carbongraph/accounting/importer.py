@@ -6,8 +6,7 @@ import asyncio
 import contextlib
 import csv
 import json
-import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -224,9 +223,43 @@ async def _resolve_refs(conn: Any, rows: list[FileRow]) -> dict[tuple[str, str],
     return refs
 
 
-def _lane(row: FileRow, jobs: int) -> int:
-    """The worker of a row: by its account, so that each worker writes its own accounts."""
-    return zlib.crc32(str(row.data.get("account") or "").strip().encode()) % jobs
+def deal(row: FileRow, column: str, jobs: int) -> int:
+    """The worker of a row: by its account (``column`` as written), so that each worker writes
+    its own accounts, and an account's rows keep their order in the file."""
+    if jobs == 1:
+        return 0
+    return hash(str(row.data.get(column) or "").strip()) % jobs  # the same in one run
+
+
+class Workers:
+    """``jobs`` writers, each taking its lane's batches in order from a queue of one: reading
+    runs at most a batch ahead of each (memory: about three batches a worker, whatever the
+    file's size). The first worker's exception ends the import."""
+
+    def __init__(self, jobs: int, write: Callable[[Any], Awaitable[None]]) -> None:
+        self._queues: list[asyncio.Queue[Any]] = [asyncio.Queue(maxsize=1) for _ in range(jobs)]
+        self._tasks = [asyncio.ensure_future(self._work(q, write)) for q in self._queues]
+
+    @staticmethod
+    async def _work(queue: asyncio.Queue[Any], write: Callable[[Any], Awaitable[None]]) -> None:
+        while (item := await queue.get()) is not None:
+            await write(item)
+
+    async def hand(self, lane: int, item: Any) -> None:
+        put = asyncio.ensure_future(self._queues[lane].put(item))
+        await asyncio.wait({put, self._tasks[lane]}, return_when=asyncio.FIRST_COMPLETED)
+        if not put.done():  # the worker failed: its exception ends the import
+            put.cancel()
+            self._tasks[lane].result()
+
+    async def finish(self) -> None:
+        for lane in range(len(self._queues)):
+            await self.hand(lane, None)
+        await asyncio.gather(*self._tasks)
+
+    def cancel(self) -> None:
+        for task in self._tasks:
+            task.cancel()
 
 
 # Deadlock, serialization failure, unique violation (an externalId written meanwhile by another
@@ -234,7 +267,7 @@ def _lane(row: FileRow, jobs: int) -> int:
 _RETRY_SQLSTATES = {"40P01", "40001", "23505"}
 
 
-def _retryable(exc: BaseException) -> bool:
+def retryable(exc: BaseException) -> bool:
     orig = getattr(exc, "orig", None)
     sqlstate = getattr(orig, "sqlstate", None) or getattr(
         getattr(orig, "__cause__", None), "sqlstate", None
@@ -315,7 +348,7 @@ async def import_activities(
                 except sa.exc.DBAPIError as exc:
                     with contextlib.suppress(Exception):  # a lost connection cannot roll back
                         await transaction.rollback()
-                    if attempt < 2 and _retryable(exc):
+                    if attempt < 2 and retryable(exc):
                         continue
                     raise
                 if errors:
@@ -345,43 +378,26 @@ async def import_activities(
         await flush(batch)
         return report
 
-    # Workers on disjoint accounts, reading overlapped with writing: a bounded queue each, so
-    # reading never runs far ahead (memory: about three batches per worker, whatever the file).
-    # Rows are staged as they are read (compact tuples, not the parsed dicts).
-    queues: list[asyncio.Queue[list[Any] | None]] = [asyncio.Queue(maxsize=1) for _ in range(jobs)]
-
-    async def work(queue: asyncio.Queue[list[Any] | None]) -> None:
-        while (item := await queue.get()) is not None:
-            await flush(item)
-
-    workers = [asyncio.ensure_future(work(q)) for q in queues]
-
-    async def hand(lane: int, item: list[Any] | None) -> None:
-        put = asyncio.ensure_future(queues[lane].put(item))
-        await asyncio.wait({put, workers[lane]}, return_when=asyncio.FIRST_COMPLETED)
-        if not put.done():  # the worker failed: its exception ends the import
-            put.cancel()
-            workers[lane].result()
-
+    # Workers on disjoint accounts, reading overlapped with writing. Rows are staged as they
+    # are read (compact tuples, not the parsed dicts).
+    workers = Workers(jobs, flush)
     try:
         lanes: list[list[Any]] = [[] for _ in range(jobs)]
         for n, row in enumerate(read_rows(path), start=1):
-            lane = _lane(row, jobs) if jobs > 1 else 0
+            lane = deal(row, "account", jobs)
             staged = lanes[lane]
             staged.append(bulk.stage_row(len(staged), row.line, row.data, caches))
             if n % 1000 == 0:
                 await asyncio.sleep(0)  # let the workers send their next statements
             if len(staged) >= batch_size:
-                await hand(lane, lanes[lane])
+                await workers.hand(lane, lanes[lane])
                 lanes[lane] = []
         for lane in range(jobs):
             if lanes[lane]:
-                await hand(lane, lanes[lane])
-            await hand(lane, None)
-        await asyncio.gather(*workers)
+                await workers.hand(lane, lanes[lane])
+        await workers.finish()
     finally:
-        for worker in workers:
-            worker.cancel()
+        workers.cancel()
     report.errors.sort(key=lambda e: e[0])
     report.warnings.sort(key=lambda e: e[0])
     return report

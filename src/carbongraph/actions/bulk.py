@@ -9,10 +9,11 @@ database doing the work per batch instead of per row.
 3. One statement each reads what decides the outcome: accounts, stored externalIds, the
    household on each day, and the units already used against the daily caps. The decisions
    (in input order, as the reference makes them) are a loop over those facts in memory.
-4. Records, ledger GRANT entries and the Scope 3+ roll-up to every ancestor are each one
-   ``INSERT … SELECT`` from the staging table (``ON CONFLICT DO NOTHING`` on the externalId;
-   ``GROUP BY`` into ``footprint_total``, upserted in key order). Campaign bonuses and live
-   notifications go through the same functions as the reference.
+4. Records, ledger GRANT entries and the Scope 3+ roll-up to every ancestor are one
+   statement: an ``INSERT … SELECT`` from the staging table (``ON CONFLICT DO NOTHING`` on the
+   externalId) whose RETURNING rows feed the ledger's ``INSERT`` and the roll-up (``GROUP BY``
+   into ``footprint_total``, upserted in key order). Campaign bonuses and live notifications
+   go through the same functions as the reference.
 
 ``record_actions`` stays the reference (and the SQLite path); tests/test_actions_import.py
 checks on generated batches that both leave identical records, ledger entries and totals.
@@ -30,6 +31,8 @@ from carbongraph.live import publish as live
 from carbongraph.locks import lock_people
 
 _STAGE = "stage_verified_action"
+# An externalId another writer committed after this batch read the stored ones.
+TAKEN_MEANWHILE = "externalId is already in use"
 _CREATE = (
     f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} (n integer, individual_id bigint, "
     "action_type_id bigint, units integer, occurred_on date, external_id text) "
@@ -61,80 +64,98 @@ LEFT JOIN LATERAL (
 ) ar ON true
 """
 _USED = f"""
-SELECT ar.individual_id, ar.action_type_id, ar.occurred_on, sum(ar.units)
-FROM action_record ar
-JOIN (SELECT DISTINCT individual_id, occurred_on FROM {_STAGE}) k
-  ON k.individual_id = ar.individual_id AND k.occurred_on = ar.occurred_on
-WHERE ar.status <> 'REJECTED'
-GROUP BY ar.individual_id, ar.action_type_id, ar.occurred_on
+SELECT k.individual_id, ar.action_type_id, k.occurred_on, sum(ar.units)
+FROM (SELECT DISTINCT individual_id, occurred_on FROM {_STAGE}) k
+-- Per person and day, by index, as the look-ups above: with the statistics of an emptier
+-- table, joined, the planner scanned every stored action for every key (measured: past the
+-- statement timeout with two workers importing 100,000 actions, each waiting on the
+-- visibility of the other's uncommitted rows).
+CROSS JOIN LATERAL (
+  SELECT ar.action_type_id, ar.units FROM action_record ar
+  WHERE ar.individual_id = k.individual_id AND ar.occurred_on = k.occurred_on
+    AND ar.status <> 'REJECTED'
+  OFFSET 0
+) ar
+GROUP BY k.individual_id, ar.action_type_id, k.occurred_on
 """
-_INSERT = f"""
-INSERT INTO action_record (individual_id, action_type_id, units, occurred_on, status, source,
-    external_id, credits, avoided_g, household_id, evidence_id, recorded_by, decided_by,
-    decided_at, created_at)
-SELECT s.individual_id, s.action_type_id, s.units, s.occurred_on, 'APPROVED', 'PARTNER',
-    s.external_id, s.units * t.credits_per_unit, s.units * t.avoided_g_per_unit,
-    a.household_id, NULL, $2, 'auto', now(), now()
-FROM unnest($1::integer[], $3::bigint[]) AS a(n, household_id)
-JOIN {_STAGE} s ON s.n = a.n JOIN action_type t ON t.id = s.action_type_id
-ORDER BY s.n
-ON CONFLICT (external_id) DO NOTHING
-RETURNING id, external_id, individual_id, action_type_id, occurred_on, credits, household_id,
-  avoided_g
-"""
-# The ledger and the roll-up read the inserted rows as RETURNING gave them (arrays), not
-# action_record again by ``id = ANY(…)`` (a scan of the table per statement: measured 0.4 s
-# of the roll-up's 0.56 s for 20,000 actions).
-_INSERTED = (
-    "unnest($1::bigint[], $2::bigint[], $3::integer[], $4::bigint[], $5::date[], $6::bigint[],"
-    " $7::bigint[]) AS ar(id, individual_id, action_type_id, credits, occurred_on, avoided_g,"
-    " household_id)"
-)
-_LEDGER = f"""
-INSERT INTO credit_entry (individual_id, kind, amount, action_record_id, campaign_id, note,
-    created_by, created_at)
-SELECT ar.individual_id, 'GRANT', ar.credits, ar.id, NULL, t.code, $8, now()
-FROM {_INSERTED} JOIN action_type t ON t.id = ar.action_type_id
-ORDER BY ar.id
-"""
-# The roll-up of ``rollup.Attribution.targets`` in SQL: the platform, the person, the
-# household's chain (its path: e…/c…/h…/) and the employers of that day (via employees, with
-# the action type's employer scope).
-_TOTALS = f"""
-WITH a AS (
+# Records, ledger GRANT entries and the Scope 3+ roll-up in one statement: the ledger and the
+# roll-up read the inserted rows as RETURNING gives them (not action_record again by id: a
+# scan of the table per statement; nor arrays of them sent back by the client: encoding
+# 140,000 elements a statement cost asyncpg ~0.07 s for 20,000 actions). The accepted rows and
+# their households arrive as two comma-separated texts, for the same reason. A row another
+# writer took meanwhile (ON CONFLICT DO NOTHING) leaves fewer rows than accepted: the caller
+# then refuses the batch and rolls all of it back.
+_WRITE = f"""
+WITH accepted AS (
+  SELECT a.n, a.household_id
+  FROM unnest(string_to_array($1::text, ',')::integer[],
+              string_to_array($3::text, ',', '')::bigint[]) AS a(n, household_id)
+), ar AS (
+  INSERT INTO action_record (individual_id, action_type_id, units, occurred_on, status, source,
+      external_id, credits, avoided_g, household_id, evidence_id, recorded_by, decided_by,
+      decided_at, created_at)
+  SELECT s.individual_id, s.action_type_id, s.units, s.occurred_on, 'APPROVED', 'PARTNER',
+      s.external_id, s.units * t.credits_per_unit, s.units * t.avoided_g_per_unit,
+      a.household_id, NULL, $2, 'auto', now(), now()
+  FROM accepted a JOIN {_STAGE} s ON s.n = a.n JOIN action_type t ON t.id = s.action_type_id
+  ORDER BY s.n
+  ON CONFLICT (external_id) DO NOTHING
+  RETURNING id, external_id, individual_id, action_type_id, occurred_on, credits, household_id,
+    avoided_g
+), ledger AS (
+  INSERT INTO credit_entry (individual_id, kind, amount, action_record_id, campaign_id, note,
+      created_by, created_at)
+  SELECT ar.individual_id, 'GRANT', ar.credits, ar.id, NULL, t.code, $2, now()
+  FROM ar JOIN action_type t ON t.id = ar.action_type_id
+  ORDER BY ar.id
+),
+-- The roll-up of ``rollup.Attribution.targets`` in SQL: the platform, the person, the
+-- household's chain (its path: e…/c…/h…/) and the employers of that day (via employees, with
+-- the action type's employer scope).
+per_day AS (
   -- One row per person, day, home and action type before the fan-out to ancestors (a
   -- partner's file has several trips a person a day: measured 6x fewer rows to fan out).
   SELECT ar.individual_id, ar.occurred_on AS day, ar.household_id, t.scope, t.category,
          t.employer_scope, t.employer_category, sum(ar.avoided_g) AS avoided_g, count(*) AS n
-  FROM {_INSERTED} JOIN action_type t ON t.id = ar.action_type_id
+  FROM ar JOIN action_type t ON t.id = ar.action_type_id
   GROUP BY ar.individual_id, ar.occurred_on, ar.household_id, t.id
 ), targets AS (
-  SELECT 'P' AS node, 0::bigint AS node_id, '' AS via, day, scope, category, avoided_g, n FROM a
+  SELECT 'P' AS node, 0::bigint AS node_id, '' AS via, day, scope, category, avoided_g, n
+  FROM per_day
   UNION ALL
-  SELECT 'I', individual_id, '', day, scope, category, avoided_g, n FROM a
+  SELECT 'I', individual_id, '', day, scope, category, avoided_g, n FROM per_day
   UNION ALL
   SELECT upper(left(seg, 1)), substr(seg, 2)::bigint,
          CASE WHEN left(seg, 1) = 'e' THEN 'communities' ELSE '' END,
          day, scope, category, avoided_g, n
-  FROM a JOIN household h ON h.id = a.household_id
+  FROM per_day a JOIN household h ON h.id = a.household_id
   CROSS JOIN LATERAL unnest(string_to_array(trim(both '/' from h.path), '/')) AS seg
   UNION ALL
   SELECT 'E', em.enterprise_id, 'employees', day, employer_scope, employer_category, avoided_g, n
-  FROM a JOIN employment em ON em.individual_id = a.individual_id
+  FROM per_day a JOIN employment em ON em.individual_id = a.individual_id
    AND em.valid_from <= a.day AND (em.valid_to IS NULL OR em.valid_to > a.day)
+), rolled AS (
+  INSERT INTO footprint_total (node, node_id, via, day, kind, scope, category, location_g,
+      market_g, record_count)
+  SELECT node, node_id, via, day, 'reduction', scope, category, sum(avoided_g), sum(avoided_g),
+         sum(n)
+  FROM targets
+  GROUP BY node, node_id, via, day, scope, category
+  ORDER BY node, node_id, via, day, scope, category
+  ON CONFLICT (node, node_id, via, day, kind, scope, category) DO UPDATE SET
+    location_g = footprint_total.location_g + excluded.location_g,
+    market_g = footprint_total.market_g + excluded.market_g,
+    record_count = footprint_total.record_count + excluded.record_count
+  RETURNING node, node_id
 )
-INSERT INTO footprint_total (node, node_id, via, day, kind, scope, category, location_g,
-    market_g, record_count)
-SELECT node, node_id, via, day, 'reduction', scope, category, sum(avoided_g), sum(avoided_g),
-       sum(n)
-FROM targets
-GROUP BY node, node_id, via, day, scope, category
-ORDER BY node, node_id, via, day, scope, category
-ON CONFLICT (node, node_id, via, day, kind, scope, category) DO UPDATE SET
-  location_g = footprint_total.location_g + excluded.location_g,
-  market_g = footprint_total.market_g + excluded.market_g,
-  record_count = footprint_total.record_count + excluded.record_count
-RETURNING node, node_id
+-- The inserted actions, then the communities whose reductions changed (node_id, else null).
+SELECT id, external_id, individual_id, action_type_id, occurred_on, credits, household_id,
+       NULL::bigint AS community_id
+FROM ar
+UNION ALL
+SELECT DISTINCT NULL::bigint, NULL, NULL::bigint, NULL::bigint, NULL::date, NULL::bigint,
+       NULL::bigint, node_id
+FROM rolled WHERE node = 'C'
 """
 
 
@@ -262,29 +283,19 @@ async def record_verified_set_based(
         return result
 
     # The household of each accepted action's day, as read with the facts above.
-    households = [facts[n]["household_id"] for n in accepted]
-    inserted = await raw.fetch(_INSERT, accepted, recorded_by, households)
+    households = ",".join(
+        "" if (h := facts[n]["household_id"]) is None else str(h) for n in accepted
+    )
+    rows = await raw.fetch(_WRITE, ",".join(map(str, accepted)), recorded_by, households)
+    inserted = [r for r in rows if r["id"] is not None]
     if len(inserted) != len(accepted):
         # Taken since the lock by a row of someone else (another person's batch): refused.
         taken = {r["external_id"] for r in inserted}
         for n in accepted:
             if inputs[n].external_id not in taken:
-                fail(n, "externalId", "EXTERNAL_ID_CONFLICT", "externalId is already in use")
+                fail(n, "externalId", "EXTERNAL_ID_CONFLICT", TAKEN_MEANWHILE)
         return result
-    ids = [r["id"] for r in inserted]
-    result.created.extend(ids)
-    columns = (
-        "id",
-        "individual_id",
-        "action_type_id",
-        "credits",
-        "occurred_on",
-        "avoided_g",
-        "household_id",
-    )
-    arrays = [[r[c] for r in inserted] for c in columns]
-    await raw.execute(_LEDGER, *arrays, recorded_by)
-    rolled = await raw.fetch(_TOTALS, *arrays)
+    result.created.extend(r["id"] for r in inserted)
     by_id = {a.id: a for versions in catalog.by_code.values() for a in versions}
     from carbongraph.actions.campaigns import bonus_entries  # campaigns build on records
 
@@ -304,6 +315,6 @@ async def record_verified_set_based(
     await insert_entries(conn, await bonus_entries(conn, approved, recorded_by))
     await live.credits_changed(conn, {r["individual_id"] for r in inserted})
     await live.rankings_changed(
-        conn, live.REDUCTIONS, {r["node_id"] for r in rolled if r["node"] == "C"}
+        conn, live.REDUCTIONS, {r["community_id"] for r in rows if r["community_id"] is not None}
     )
     return result

@@ -7,6 +7,7 @@ import counts as verified. On PostgreSQL each batch is written set-based (action
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -15,8 +16,16 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from carbongraph.accounting.importer import FileRow, ImportReport, read_rows, refresh_statistics
-from carbongraph.actions.bulk import record_verified_set_based
+from carbongraph.accounting.importer import (
+    FileRow,
+    ImportReport,
+    Workers,
+    deal,
+    read_rows,
+    refresh_statistics,
+    retryable,
+)
+from carbongraph.actions.bulk import TAKEN_MEANWHILE, record_verified_set_based
 from carbongraph.actions.record import ActionError, ActionInput, record_actions
 from carbongraph.db import mark_writer
 from carbongraph.errors import CodedError
@@ -111,76 +120,121 @@ async def import_actions(
     recorded_by: str = "import",
     per_record: bool = False,
     today: date | None = None,
+    jobs: int = 1,
 ) -> ImportReport:
+    """Import ``path`` in batches of ``batch_size`` rows, each all or nothing. ``jobs`` > 1
+    (PostgreSQL) runs that many workers, rows dealt by person as written in the file: each
+    person's rows stay in file order (the daily caps decide in that order), and workers write
+    concurrently as any writers of credits do (the per-person lock)."""
     report = ImportReport()
     today = today or datetime.now(UTC).date()
+    if engine.dialect.name != "postgresql":
+        jobs = 1  # SQLite has one writer at a time
+    set_based = engine.dialect.name == "postgresql" and not per_record
+    report.method = "set-based" if set_based else "per-record"
+    report.jobs = jobs
 
-    async def flush(batch: list[FileRow], parsed: list[ActionInput | ActionError | None]) -> None:
-        async with engine.connect() as conn:
-            mark_writer(conn)  # SQLite: wait for the write lock at BEGIN, never fail on it
-            transaction = await conn.begin()
-            # Rows naming their person by externalRef are parsed once the refs are read.
-            by_ref = [n for n, p in enumerate(parsed) if p is None]
-            if by_ref:
-                refs = await _refs(conn, [batch[n] for n in by_ref])
-                for n in by_ref:
-                    parsed[n] = _parse(batch[n], refs)
-            errors = [p for p in parsed if isinstance(p, ActionError)]
-            result = None
-            if not errors:
-                inputs = [p for p in parsed if isinstance(p, ActionInput)]
-                result = await write_batch(
-                    conn, inputs, today=today, recorded_by=recorded_by, per_record=per_record
-                )
-                errors = [
-                    ActionError(
-                        batch[e.index].line, _COLUMN.get(e.field, e.field), e.code, e.message
-                    )
-                    for e in result.errors
-                ]
-            if errors or result is None:
-                await transaction.rollback()
-                report.batches_failed += 1
-                report.errors += [(e.index, e.field, e.code, e.message) for e in errors]
-            else:
-                await transaction.commit()
-                report.batches_committed += 1
-                if report.batches_committed % 20 == 1:
-                    await refresh_statistics(engine, "action_record, credit_entry, footprint_total")
-                report.created += len(result.created)
-                report.unchanged += len(result.unchanged)
-                report.warnings += [
-                    (batch[w.index].line, _COLUMN.get(w.field, w.field), w.code, w.message)
-                    for w in result.warnings
-                ]
+    async def flush(item: tuple[list[FileRow], list[ActionInput | ActionError | None]]) -> None:
+        batch, parsed = item
+        for attempt in range(3):
+            async with engine.connect() as conn:
+                mark_writer(conn)  # SQLite: wait for the write lock at BEGIN, never fail on it
+                transaction = await conn.begin()
+                try:
+                    outcome = await _write(conn, batch, parsed, today, recorded_by, per_record)
+                except sa.exc.DBAPIError as exc:
+                    with contextlib.suppress(Exception):  # a lost connection cannot roll back
+                        await transaction.rollback()
+                    if attempt < 2 and retryable(exc):
+                        continue
+                    raise
+                errors, result = outcome
+                if errors and attempt < 2 and _taken_meanwhile(errors):
+                    # Another writer (another worker) committed one of these externalIds while
+                    # this batch waited: once more, to judge the batch against what it wrote.
+                    await transaction.rollback()
+                    continue
+                if errors or result is None:
+                    await transaction.rollback()
+                    report.batches_failed += 1
+                    report.errors += [(e.index, e.field, e.code, e.message) for e in errors]
+                else:
+                    await transaction.commit()
+                    report.batches_committed += 1
+                    if report.batches_committed % 20 == 1:
+                        await refresh_statistics(
+                            engine, "action_record, credit_entry, footprint_total"
+                        )
+                    report.created += len(result.created)
+                    report.unchanged += len(result.unchanged)
+                    report.warnings += [
+                        (batch[w.index].line, _COLUMN.get(w.field, w.field), w.code, w.message)
+                        for w in result.warnings
+                    ]
+            break
         report.rows += len(batch)
         if on_progress:
             on_progress(len(batch))
 
-    # One batch is written while the next is read and parsed (batches still commit one after
-    # the other, in file order: caps and externalIds depend on the batches before).
-    writing: asyncio.Future[None] | None = None
-    batch: list[FileRow] = []
-    parsed: list[ActionInput | ActionError | None] = []
+    # Reading overlaps writing: each worker writes a batch while its next one is read.
+    workers = Workers(jobs, flush)
     try:
+        lanes: list[tuple[list[FileRow], list[ActionInput | ActionError | None]]] = [
+            ([], []) for _ in range(jobs)
+        ]
         for n, row in enumerate(read_rows(path), start=1):
+            lane = deal(row, "individual", jobs)
+            batch, parsed = lanes[lane]
             batch.append(row)
             parsed.append(None if _by_ref(row) else _parse(row, {}))
             if n % 1000 == 0:
-                await asyncio.sleep(0)  # let the writer send its next statement
+                await asyncio.sleep(0)  # let the workers send their next statements
             if len(batch) >= batch_size:
-                if writing is not None:
-                    await writing
-                writing = asyncio.ensure_future(flush(batch, parsed))
-                batch, parsed = [], []
-        if writing is not None:
-            await writing
-        if batch:
-            await flush(batch, parsed)
+                await workers.hand(lane, lanes[lane])
+                lanes[lane] = ([], [])
+        for lane in range(jobs):
+            if lanes[lane][0]:
+                await workers.hand(lane, lanes[lane])
+        await workers.finish()
     finally:
-        if writing is not None and not writing.done():
-            writing.cancel()
+        workers.cancel()
+    report.errors.sort(key=lambda e: e[0])
+    report.warnings.sort(key=lambda e: e[0])
     return report
+
+
+async def _write(
+    conn: Any,
+    batch: list[FileRow],
+    parsed: list[ActionInput | ActionError | None],
+    today: date,
+    recorded_by: str,
+    per_record: bool,
+) -> tuple[list[ActionError], Any]:
+    """One batch in ``conn``'s transaction: its row errors (by line), and the service's result
+    when there were none in the file's rows."""
+    # Rows naming their person by externalRef are parsed once the refs are read.
+    by_ref = [n for n, p in enumerate(parsed) if p is None]
+    if by_ref:
+        refs = await _refs(conn, [batch[n] for n in by_ref])
+        for n in by_ref:
+            parsed[n] = _parse(batch[n], refs)
+    errors = [p for p in parsed if isinstance(p, ActionError)]
+    if errors:
+        return errors, None
+    inputs = [p for p in parsed if isinstance(p, ActionInput)]
+    result = await write_batch(
+        conn, inputs, today=today, recorded_by=recorded_by, per_record=per_record
+    )
+    errors = [
+        ActionError(batch[e.index].line, _COLUMN.get(e.field, e.field), e.code, e.message)
+        for e in result.errors
+    ]
+    return errors, result
+
+
+def _taken_meanwhile(errors: list[ActionError]) -> bool:
+    return any(e.message == TAKEN_MEANWHILE for e in errors)
 
 
 def _by_ref(row: FileRow) -> bool:

@@ -194,6 +194,15 @@ def import_actions(
             "name, else a CSV of the row errors and warnings (NOT_ATTRIBUTED)."
         ),
     ] = None,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=16,
+            help="PostgreSQL: parallel workers, rows dealt by person as written in the file "
+            "(each person's rows in file order, so the daily caps decide as in one job).",
+        ),
+    ] = 1,
     per_record: Annotated[
         bool,
         typer.Option(
@@ -208,7 +217,8 @@ def import_actions(
     global ID or Individual/ref:EXTERNAL_REF), action_type (a code of actionTypes), units
     (default 1), occurred_on (YYYY-MM-DD), external_id. Set-based on PostgreSQL. The file is
     streamed: batches commit in file order, the next one read while one is written (memory:
-    about two batches)."""
+    about three batches a job); with --jobs N, each job commits its own people's batches in
+    file order."""
 
     from carbongraph.actions.importer import import_actions as run_import
 
@@ -219,7 +229,12 @@ def import_actions(
             settings,
             file,
             lambda engine, on_progress: run_import(
-                engine, file, batch_size=batch_size, on_progress=on_progress, per_record=per_record
+                engine,
+                file,
+                batch_size=batch_size,
+                on_progress=on_progress,
+                per_record=per_record,
+                jobs=jobs,
             ),
         )
 
