@@ -31,8 +31,6 @@ from carbongraph.live import publish as live
 from carbongraph.locks import lock_people
 
 _STAGE = "stage_verified_action"
-# An externalId another writer committed after this batch read the stored ones.
-TAKEN_MEANWHILE = "externalId is already in use"
 _CREATE = (
     f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} (n integer, individual_id bigint, "
     "action_type_id bigint, units integer, occurred_on date, external_id text) "
@@ -293,7 +291,7 @@ async def record_verified_set_based(
         taken = {r["external_id"] for r in inserted}
         for n in accepted:
             if inputs[n].external_id not in taken:
-                fail(n, "externalId", "EXTERNAL_ID_CONFLICT", TAKEN_MEANWHILE)
+                fail(n, "externalId", "EXTERNAL_ID_CONFLICT", "externalId is already in use")
         return result
     result.created.extend(r["id"] for r in inserted)
     by_id = {a.id: a for versions in catalog.by_code.values() for a in versions}

@@ -25,7 +25,7 @@ from carbongraph.accounting.importer import (
     refresh_statistics,
     retryable,
 )
-from carbongraph.actions.bulk import TAKEN_MEANWHILE, record_verified_set_based
+from carbongraph.actions.bulk import record_verified_set_based
 from carbongraph.actions.record import ActionError, ActionInput, record_actions
 from carbongraph.db import mark_writer
 from carbongraph.errors import CodedError
@@ -125,7 +125,8 @@ async def import_actions(
     """Import ``path`` in batches of ``batch_size`` rows, each all or nothing. ``jobs`` > 1
     (PostgreSQL) runs that many workers, rows dealt by person as written in the file: each
     person's rows stay in file order (the daily caps decide in that order), and workers write
-    concurrently as any writers of credits do (the per-person lock)."""
+    concurrently as any writers of credits do (the per-person lock; deadlocks and unique
+    violations roll the batch back and try it again)."""
     report = ImportReport()
     today = today or datetime.now(UTC).date()
     if engine.dialect.name != "postgresql":
@@ -149,11 +150,6 @@ async def import_actions(
                         continue
                     raise
                 errors, result = outcome
-                if errors and attempt < 2 and _taken_meanwhile(errors):
-                    # Another writer (another worker) committed one of these externalIds while
-                    # this batch waited: once more, to judge the batch against what it wrote.
-                    await transaction.rollback()
-                    continue
                 if errors or result is None:
                     await transaction.rollback()
                     report.batches_failed += 1
@@ -231,10 +227,6 @@ async def _write(
         for e in result.errors
     ]
     return errors, result
-
-
-def _taken_meanwhile(errors: list[ActionError]) -> bool:
-    return any(e.message == TAKEN_MEANWHILE for e in errors)
 
 
 def _by_ref(row: FileRow) -> bool:
