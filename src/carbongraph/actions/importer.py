@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -36,23 +37,31 @@ I = Individual.__table__  # noqa: E741
 COLUMNS = ("individual", "action_type", "units", "occurred_on", "external_id")
 
 
+_REQUIRED = ("individual", "action_type", "occurred_on", "external_id")
+
+
+@functools.lru_cache(maxsize=4096)
+def _day(text: str) -> date:
+    """``date.fromisoformat``, once per distinct day of a file (a ValueError is not kept)."""
+    return date.fromisoformat(text)
+
+
 def _parse(row: FileRow, refs: dict[str, int]) -> ActionInput | ActionError:
     d = row.data
-
-    def error(name: str, message: str, code: str = "INVALID") -> ActionError:
-        return ActionError(row.line, name, code, message)
-
     if "_error" in d:
-        return error("line", d["_error"])
-    for name in ("individual", "action_type", "occurred_on", "external_id"):
-        if not str(d.get(name) or "").strip():
-            return error(name, f"{name} is required (external_id makes re-imports safe)")
-    who = str(d["individual"]).strip()
+        return ActionError(row.line, "line", "INVALID", d["_error"])
+    who, action_type, occurred_on, external_id = values = [
+        str(d.get(name) or "").strip() for name in _REQUIRED
+    ]
+    if not all(values):
+        name = _REQUIRED[values.index("")]
+        message = f"{name} is required (external_id makes re-imports safe)"
+        return ActionError(row.line, name, "INVALID", message)
     pk: int | None = None
     if who.startswith("Individual/ref:"):
-        pk = refs.get(who.removeprefix("Individual/ref:"))
-    elif who.startswith("Individual:") and who.split(":", 1)[1].isdigit():
-        pk = int(who.split(":", 1)[1])
+        pk = refs.get(who[15:])
+    elif who.startswith("Individual:") and who[11:].isdigit():
+        pk = int(who[11:])
     else:
         try:
             type_name, decoded = decode_global_id(who)
@@ -60,26 +69,21 @@ def _parse(row: FileRow, refs: dict[str, int]) -> ActionInput | ActionError:
         except CodedError:
             pk = None
     if pk is None:
-        return error(
+        return ActionError(
+            row.line,
             "individual",
-            "individual is Individual:ID, a global ID or Individual/ref:EXTERNAL_REF of a person",
             "NOT_FOUND",
+            "individual is Individual:ID, a global ID or Individual/ref:EXTERNAL_REF of a person",
         )
     try:
         units = int(str(d.get("units") or "1").strip())
     except ValueError:
-        return error("units", "units is a whole number")
+        return ActionError(row.line, "units", "INVALID", "units is a whole number")
     try:
-        day = date.fromisoformat(str(d["occurred_on"]).strip())
+        day = _day(occurred_on)
     except ValueError:
-        return error("occurred_on", "occurred_on is YYYY-MM-DD", "INVALID_DATE")
-    return ActionInput(
-        individual_id=pk,
-        action_type=str(d["action_type"]).strip(),
-        units=units,
-        occurred_on=day,
-        external_id=str(d["external_id"]).strip(),
-    )
+        return ActionError(row.line, "occurred_on", "INVALID_DATE", "occurred_on is YYYY-MM-DD")
+    return ActionInput(pk, action_type, units, day, external_id)
 
 
 async def _refs(conn: Any, rows: list[FileRow]) -> dict[str, int]:
