@@ -67,6 +67,20 @@ def render(r: dict[str, Any], results_file: str, command: str) -> str:
             [
                 (
                     "B1",
+                    "write floor: the same records and totals only inserted again (2 sessions, "
+                    "owner, nothing to validate or price): records/s, ratio to raw COPY",
+                    f"{b1['write_floor']['records_per_s']:,}, {b1['write_floor']['ratio_to_raw']}",
+                    "",
+                    "",
+                ),
+            ]
+            if "write_floor" in b1
+            else []
+        ),
+        *(
+            [
+                (
+                    "B1",
                     "importer peak RSS: the dataset / a file 10x its activity (streamed)",
                     f"{b1['importer_peak_rss_mb']} / {b1['file_10x']['peak_rss_mb']} MB"
                     + ("" if b1["file_10x"].get("complete", True) else " (stopped early)"),
@@ -241,7 +255,10 @@ How each is measured (`bench/run.py`):
   `carbongraph import activities` on that CSV (process start, parsing, staging COPY,
   validation, emissions and roll-up totals in SQL; batches of 20,000) with one job and with
   `--jobs 2`, each into empty activity tables, and COPYs the same rows into a bare table
-  without indexes. The importer reports its own peak RSS and its time after its imports
+  without indexes. The write floor inserts again what the import wrote (its records and
+  `footprint_total` cells, set aside), half each in two sessions at once, as the owner: the
+  cost of the rows and their indexes alone, a bound on any import into these tables here.
+  The importer reports its own peak RSS and its time after its imports
   (`seconds_after_start`), also for a file ten times the activity (each copy 35 days
   earlier, its own external ids), imported with `--jobs 2`, its `VmHWM` sampled every 2 s
   (`BENCH_10X_SECONDS` stops it after that long: `complete: false`).

@@ -269,6 +269,7 @@ async def b1_ingest(scale: str, database_url: str, app_url: str, workdir: Path) 
     finally:
         await conn.close()
     raw_per_s = len(rows) / copy_seconds
+    floor = await _write_floor(dsn, records)
     return {
         "dataset": {k: int(v) for k, v in counts.items()},
         # Wall time of `carbongraph import activities --jobs 2` (process start, CSV parsing,
@@ -280,10 +281,72 @@ async def b1_ingest(scale: str, database_url: str, app_url: str, workdir: Path) 
             "seconds": round(copy_seconds, 3),
             "records_per_s": round(raw_per_s),
         },
+        "write_floor": {
+            **floor,
+            "ratio_to_raw": round(floor["records_per_s"] / raw_per_s, 4),
+        },
         "ratio_product_to_raw": round(jobs2["records_per_s"] / raw_per_s, 4),
         "ratio_single_job_to_raw": round(single["records_per_s"] / raw_per_s, 4),
         "importer_peak_rss_mb": jobs2["peak_rss_mb"],
         "process_start_seconds": process_start_seconds(),
+    }
+
+
+async def _write_floor(dsn: str, records: int) -> dict[str, Any]:
+    """How fast the rows the import wrote can be written at all: the same records and totals,
+    copied aside and inserted again (``INSERT … SELECT``, the totals with the import's upsert)
+    by two sessions at once, as the owner (no row-level security), with nothing to read,
+    validate, price or aggregate: a bound on any import into these tables on this machine.
+    The tables hold what they held before when it is done."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(
+            "DROP TABLE IF EXISTS bench_floor_records, bench_floor_totals;"
+            " CREATE UNLOGGED TABLE bench_floor_records AS SELECT * FROM activity_record;"
+            " CREATE UNLOGGED TABLE bench_floor_totals AS SELECT * FROM footprint_total;"
+            " TRUNCATE activity_record, footprint_total"
+        )
+        cells = await conn.fetchval("SELECT count(*) FROM bench_floor_totals")
+    finally:
+        await conn.close()
+
+    async def half(k: int) -> None:
+        session = await asyncpg.connect(dsn)
+        try:
+            async with session.transaction():
+                await session.execute(
+                    "INSERT INTO activity_record SELECT * FROM bench_floor_records"
+                    f" WHERE id % 2 = {k}"
+                )
+                await session.execute(
+                    "INSERT INTO footprint_total SELECT * FROM bench_floor_totals"
+                    f" WHERE (hashtext(node || node_id || day::text) & 1) = {k}"
+                    " ORDER BY node, node_id, via, day, kind, scope, category"
+                    " ON CONFLICT (node, node_id, via, day, kind, scope, category) DO UPDATE SET"
+                    " location_g = footprint_total.location_g + excluded.location_g,"
+                    " market_g = footprint_total.market_g + excluded.market_g,"
+                    " record_count = footprint_total.record_count + excluded.record_count"
+                )
+        finally:
+            await session.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(half(0), half(1))
+    seconds = time.perf_counter() - started
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(
+            "DROP TABLE bench_floor_records, bench_floor_totals;"
+            " ANALYZE activity_record, footprint_total"
+        )
+    finally:
+        await conn.close()
+    return {
+        "records": records,
+        "total_cells": cells,
+        "sessions": 2,
+        "seconds": round(seconds, 2),
+        "records_per_s": round(records / seconds),
     }
 
 
