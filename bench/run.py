@@ -544,7 +544,7 @@ async def _paired_rounds(
     raw: Callable[[Any], Awaitable[Any]],
     n: int,
     warmup: int,
-    rounds: int = 5,
+    rounds: int = 10,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """``query`` through the server's code against ``raw`` (a raw asyncpg baseline, given its
     connection), interleaved one sample of each in turn, in ``rounds`` with fresh connections on

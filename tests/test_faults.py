@@ -17,7 +17,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -108,6 +108,82 @@ async def test_killed_import_keeps_whole_batches_and_resumes(engine, settings, t
     assert f"created {len(rows) - count}, unchanged {count}" in out
     assert await _records(engine) == (len(rows), len(rows))
     await _assert_totals_reconcile(engine)
+
+
+async def _actions(engine) -> tuple[int, int, int, int]:
+    """Actions, distinct externalIds, ledger GRANT entries, and the platform's Scope 3+
+    reductions less the actions' avoided grams (0 when the roll-up matches the records)."""
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                sa.text(
+                    "SELECT (SELECT count(*) FROM action_record),"
+                    " (SELECT count(DISTINCT external_id) FROM action_record),"
+                    " (SELECT count(*) FROM credit_entry WHERE kind = 'GRANT'),"
+                    " (SELECT coalesce(sum(location_g), 0) FROM footprint_total"
+                    "   WHERE node = 'P' AND kind = 'reduction')"
+                    " - (SELECT coalesce(sum(avoided_g), 0) FROM action_record)"
+                )
+            )
+        ).one()
+        return (int(row[0]), int(row[1]), int(row[2]), int(row[3]))
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+async def test_killed_actions_import_keeps_whole_batches_and_resumes(
+    engine, settings, tmp_path, jobs
+):
+    """`carbongraph import actions`: on PostgreSQL set-based (one worker or two), on SQLite
+    the reference path. Whole batches of actions, their ledger entries and roll-ups stay."""
+    world = await build_world(engine, communities=4, households=5, members=2)
+    people = world.a.all_members
+    rows = [
+        {
+            "individual": f"Individual:{pk}",
+            "action_type": "SUBWAY_TRIP",
+            "units": "1",
+            "occurred_on": (datetime(2024, 1, 2) + timedelta(days=d)).date().isoformat(),
+            "external_id": f"ride-{pk}-{d}-{k}",
+        }
+        for d in range(70)
+        for k in range(6)  # the daily cap
+        for pk in people
+    ]
+    batch = 500
+    path = tmp_path / "rides.csv"
+    _write_csv(path, rows)
+
+    def run() -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [*CLI, "import", "actions", str(path), "--batch-size", str(batch), "--jobs", jobs],
+            env={**os.environ, "CARBONGRAPH_DATABASE_URL": settings.database_url},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    importer = run()
+    deadline = time.monotonic() + 120
+    committed = 0
+    while committed < batch and time.monotonic() < deadline:
+        assert importer.poll() is None, importer.communicate()
+        committed = (await _actions(engine))[0]
+        await asyncio.sleep(0.02)
+    importer.send_signal(signal.SIGKILL)
+    importer.communicate(timeout=30)
+    assert importer.returncode == -signal.SIGKILL
+
+    count, distinct, grants, unreconciled = await _actions(engine)
+    assert batch <= count < len(rows), "the kill must land mid-import"
+    # Whole batches only (the cut one left nothing), each action with its ledger entry and
+    # its roll-up.
+    assert count % batch == 0 and distinct == count == grants and unreconciled == 0
+
+    rerun = run()
+    out, err = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, err
+    assert f"created {len(rows) - count}, unchanged {count}" in out
+    assert await _actions(engine) == (len(rows), len(rows), len(rows), 0)
 
 
 # -- PostgreSQL restarted while the server runs ------------------------------------------------
