@@ -11,6 +11,8 @@ from dataclasses import replace
 import httpx
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from carbongraph.app import create_app
 from carbongraph.authz import Role
@@ -147,3 +149,119 @@ async def test_repeated_requests_are_answered_per_variables_and_viewer(engine, a
     _, first = await _read(api, a0, "org-a")
     _, again = await _read(api, a0, "org-a")
     assert (first, again) == (2, 1)
+
+
+# -- generated sequences: the caches against the reference executor -----------------------------
+
+NODES = """query($ids: [ID!]!) { nodes(ids: $ids) { id
+  ... on Household { home: name dwellingType } ... on Community { name kind } } }"""
+FOOTPRINT = """query($id: ID!, $p: PeriodInput!) { node(id: $id) {
+  ... on Enterprise { name footprint(period: $p) { gross net } }
+  ... on Community { name footprint(period: $p) { gross net recordCount } } } }"""
+PAGE = """query($id: ID!, $n: Int) { community(id: $id) {
+  households(first: $n) { totalCount pageInfo { hasNextPage } edges { cursor node { id } } } } }"""
+SUBJECTS = ["admin", "org-a", "org-b", "esg-a", "cm-a0", "resident-a", "partner-a"]
+
+
+def _steps(world):
+    """One request (a query, its variables, a viewer) or a change of a viewer's grants."""
+    a, b = world.a, world.b
+    communities = st.sampled_from(a.communities + b.communities)
+    households = a.all_households + b.all_households
+    ids = st.lists(
+        st.one_of(
+            st.sampled_from(households).map(lambda pk: gid("Household", pk)),
+            communities.map(lambda pk: gid("Community", pk)),
+        ),
+        max_size=70,  # past the 64 IDs above which a request is not kept as a key
+    )
+    periods = st.sampled_from([{"year": 2024}, {"month": "2024-01"}, {"month": "2024-02"}])
+    requests = st.one_of(
+        st.tuples(st.just(NODES), st.fixed_dictionaries({"ids": ids})),
+        st.tuples(
+            st.just(FOOTPRINT),
+            st.fixed_dictionaries(
+                {
+                    "id": st.one_of(
+                        communities.map(lambda pk: gid("Community", pk)),
+                        st.sampled_from([a.enterprise, b.enterprise]).map(
+                            lambda pk: gid("Enterprise", pk)
+                        ),
+                    ),
+                    "p": periods,
+                }
+            ),
+        ),
+        st.tuples(
+            st.just(PAGE),
+            st.fixed_dictionaries(
+                {"id": communities.map(lambda pk: gid("Community", pk)), "n": st.integers(0, 4)}
+            ),
+        ),
+    )
+    grants = st.tuples(
+        st.sampled_from(["grant", "revoke"]), st.sampled_from(["cm-a0", "esg-a"]), communities
+    )
+    return st.lists(
+        st.one_of(
+            st.tuples(st.just("read"), requests, st.sampled_from(SUBJECTS)),
+            st.tuples(st.just("change"), grants, st.just("")),
+        ),
+        min_size=4,
+        max_size=14,
+    )
+
+
+async def _ask(api, query, variables, subject) -> tuple[dict, bool]:
+    body = await api.gql(query, variables, subject=subject, allow_errors=True)
+    planned = bool(body.get("extensions", {}).get("planner", {}).get("planned"))
+    return {k: v for k, v in body.items() if k != "extensions"}, planned
+
+
+async def test_generated_sequences_of_requests_and_grant_changes_answer_as_the_reference(
+    engine, api, pg, reference
+):
+    """Requests repeated or varied (variables, viewers), with grants added and revoked between
+    them, on the planner's connections with its caches (prepared requests, rendered statements
+    per viewer's scope): every answer, errors included, is the reference executor's."""
+    world = await build_world(engine)
+    portal: list = []
+
+    @settings(
+        max_examples=12,
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+    @given(_steps(world))
+    def collect(steps) -> None:
+        portal.append(steps)
+
+    collect()
+    compared = planned_count = 0
+    for steps in portal:
+        # Each sequence repeated: the second pass meets caches the first one filled.
+        for kind, what, subject in steps + steps:
+            if kind == "change":
+                action, principal, community = what
+                held = sa.and_(
+                    G.c.principal == principal,
+                    G.c.node_type == "Community",
+                    G.c.node_id == community,
+                    G.c.role == Role.COMMUNITY_MANAGER.value,
+                )
+                async with engine.begin() as conn:
+                    has = await conn.scalar(sa.select(sa.func.count()).where(held))
+                if action == "grant" and not has:
+                    await grant(engine, principal, Role.COMMUNITY_MANAGER, "Community", community)
+                elif action == "revoke":
+                    async with engine.begin() as conn:
+                        await conn.execute(sa.delete(G).where(held))
+                continue
+            query, variables = what
+            answer, planned = await _ask(api, query, variables, subject)
+            expected, _ = await _ask(reference, query, variables, subject)
+            assert answer == expected, (query, variables, subject)
+            compared += 1
+            planned_count += planned
+    assert compared >= 12 * 4 and planned_count >= compared // 4, (compared, planned_count)
