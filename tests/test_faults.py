@@ -16,7 +16,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -77,6 +77,21 @@ def _import(
     )
 
 
+async def _kill_after(
+    importer: subprocess.Popen[str], rows: int, stored: Callable[[], Awaitable[tuple[int, ...]]]
+) -> None:
+    """SIGKILL ``importer`` once ``stored()`` counts ``rows`` (its first batch committed)."""
+    deadline = time.monotonic() + 120
+    committed = 0
+    while committed < rows and time.monotonic() < deadline:
+        assert importer.poll() is None, importer.communicate()
+        committed = (await stored())[0]
+        await asyncio.sleep(0.02)
+    importer.send_signal(signal.SIGKILL)
+    importer.communicate(timeout=30)
+    assert importer.returncode == -signal.SIGKILL
+
+
 @pytest.mark.parametrize("jobs", ["1", "2"])
 async def test_killed_import_keeps_whole_batches_and_resumes(engine, settings, tmp_path, jobs):
     """On PostgreSQL the set-based path (with one worker or two), on SQLite the per-record."""
@@ -87,15 +102,7 @@ async def test_killed_import_keeps_whole_batches_and_resumes(engine, settings, t
     _write_csv(path, rows)
 
     importer = _import(settings, path, batch, "--jobs", jobs)
-    deadline = time.monotonic() + 120
-    committed = 0
-    while committed < batch and time.monotonic() < deadline:
-        assert importer.poll() is None, importer.communicate()
-        committed = (await _records(engine))[0]
-        await asyncio.sleep(0.02)
-    importer.send_signal(signal.SIGKILL)
-    importer.communicate(timeout=30)
-    assert importer.returncode == -signal.SIGKILL
+    await _kill_after(importer, batch, lambda: _records(engine))
 
     count, distinct = await _records(engine)
     assert batch <= count < len(rows), "the kill must land mid-import"
@@ -163,15 +170,7 @@ async def test_killed_actions_import_keeps_whole_batches_and_resumes(
         )
 
     importer = run()
-    deadline = time.monotonic() + 120
-    committed = 0
-    while committed < batch and time.monotonic() < deadline:
-        assert importer.poll() is None, importer.communicate()
-        committed = (await _actions(engine))[0]
-        await asyncio.sleep(0.02)
-    importer.send_signal(signal.SIGKILL)
-    importer.communicate(timeout=30)
-    assert importer.returncode == -signal.SIGKILL
+    await _kill_after(importer, batch, lambda: _actions(engine))
 
     count, distinct, grants, unreconciled = await _actions(engine)
     assert batch <= count < len(rows), "the kill must land mid-import"

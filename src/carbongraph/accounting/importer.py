@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -37,6 +37,7 @@ COLUMNS = (
     "meter_ref",
     "data_quality",
 )
+T = TypeVar("T")
 REF_TABLES = {"Individual": Individual.__table__, "Household": Household.__table__}
 
 
@@ -223,6 +224,34 @@ async def _resolve_refs(conn: Any, rows: list[FileRow]) -> dict[tuple[str, str],
     return refs
 
 
+async def run_batch(
+    engine: AsyncEngine,
+    write: Callable[[Any], Awaitable[T]],
+    keep: Callable[[T], bool],
+) -> T:
+    """``write(conn)`` in a transaction of its own, committed when ``keep`` says so of what it
+    returned, else rolled back. A deadlock, a serialization failure or a unique violation rolls
+    it back and runs it again (twice): it then sees what the other writer committed."""
+    for attempt in range(3):
+        async with engine.connect() as conn:
+            mark_writer(conn)  # SQLite: wait for the write lock at BEGIN, never fail on it
+            transaction = await conn.begin()
+            try:
+                outcome = await write(conn)
+            except sa.exc.DBAPIError as exc:
+                with contextlib.suppress(Exception):  # a lost connection cannot roll back
+                    await transaction.rollback()
+                if attempt < 2 and retryable(exc):
+                    continue
+                raise
+            if keep(outcome):
+                await transaction.commit()
+            else:
+                await transaction.rollback()
+            return outcome
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
 def deal(row: FileRow, column: str, jobs: int) -> int:
     """The worker of a row: by its account (``column`` as written), so that each worker writes
     its own accounts, and an account's rows keep their order in the file."""
@@ -339,31 +368,19 @@ async def import_activities(
     async def flush(batch: list[Any]) -> None:
         if not batch:
             return
-        for attempt in range(3):
-            async with engine.connect() as conn:
-                mark_writer(conn)  # SQLite: wait for the write lock at BEGIN, never fail on it
-                transaction = await conn.begin()
-                try:
-                    errors, created, unchanged, warnings = await write(conn, batch)
-                except sa.exc.DBAPIError as exc:
-                    with contextlib.suppress(Exception):  # a lost connection cannot roll back
-                        await transaction.rollback()
-                    if attempt < 2 and retryable(exc):
-                        continue
-                    raise
-                if errors:
-                    await transaction.rollback()
-                    report.batches_failed += 1
-                    report.errors += errors
-                else:
-                    await transaction.commit()
-                    report.batches_committed += 1
-                    report.created += created
-                    report.unchanged += unchanged
-                    report.warnings += warnings
-                    if report.batches_committed % 20 == 1:
-                        await refresh_statistics(engine)
-            break
+        errors, created, unchanged, warnings = await run_batch(
+            engine, lambda conn: write(conn, batch), lambda outcome: not outcome[0]
+        )
+        if errors:
+            report.batches_failed += 1
+            report.errors += errors
+        else:
+            report.batches_committed += 1
+            report.created += created
+            report.unchanged += unchanged
+            report.warnings += warnings
+            if report.batches_committed % 20 == 1:
+                await refresh_statistics(engine)
         report.rows += len(batch)
         if on_progress:
             on_progress(len(batch))

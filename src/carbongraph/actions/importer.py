@@ -7,7 +7,6 @@ import counts as verified. On PostgreSQL each batch is written set-based (action
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 from collections.abc import Callable
 from datetime import UTC, date, datetime
@@ -24,11 +23,10 @@ from carbongraph.accounting.importer import (
     deal,
     read_rows,
     refresh_statistics,
-    retryable,
+    run_batch,
 )
 from carbongraph.actions.bulk import record_verified_set_based
 from carbongraph.actions.record import ActionError, ActionInput, record_actions
-from carbongraph.db import mark_writer
 from carbongraph.errors import CodedError
 from carbongraph.globalids import decode_global_id
 from carbongraph.models import Individual
@@ -141,37 +139,24 @@ async def import_actions(
 
     async def flush(item: tuple[list[FileRow], list[ActionInput | ActionError | None]]) -> None:
         batch, parsed = item
-        for attempt in range(3):
-            async with engine.connect() as conn:
-                mark_writer(conn)  # SQLite: wait for the write lock at BEGIN, never fail on it
-                transaction = await conn.begin()
-                try:
-                    outcome = await _write(conn, batch, parsed, today, recorded_by, per_record)
-                except sa.exc.DBAPIError as exc:
-                    with contextlib.suppress(Exception):  # a lost connection cannot roll back
-                        await transaction.rollback()
-                    if attempt < 2 and retryable(exc):
-                        continue
-                    raise
-                errors, result = outcome
-                if errors or result is None:
-                    await transaction.rollback()
-                    report.batches_failed += 1
-                    report.errors += [(e.index, e.field, e.code, e.message) for e in errors]
-                else:
-                    await transaction.commit()
-                    report.batches_committed += 1
-                    if report.batches_committed % 20 == 1:
-                        await refresh_statistics(
-                            engine, "action_record, credit_entry, footprint_total"
-                        )
-                    report.created += len(result.created)
-                    report.unchanged += len(result.unchanged)
-                    report.warnings += [
-                        (batch[w.index].line, _COLUMN.get(w.field, w.field), w.code, w.message)
-                        for w in result.warnings
-                    ]
-            break
+        errors, result = await run_batch(
+            engine,
+            lambda conn: _write(conn, batch, parsed, today, recorded_by, per_record),
+            lambda outcome: not outcome[0] and outcome[1] is not None,
+        )
+        if errors or result is None:
+            report.batches_failed += 1
+            report.errors += [(e.index, e.field, e.code, e.message) for e in errors]
+        else:
+            report.batches_committed += 1
+            if report.batches_committed % 20 == 1:
+                await refresh_statistics(engine, "action_record, credit_entry, footprint_total")
+            report.created += len(result.created)
+            report.unchanged += len(result.unchanged)
+            report.warnings += [
+                (batch[w.index].line, _COLUMN.get(w.field, w.field), w.code, w.message)
+                for w in result.warnings
+            ]
         report.rows += len(batch)
         if on_progress:
             on_progress(len(batch))
