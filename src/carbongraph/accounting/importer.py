@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import csv
 import json
+import zlib
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
@@ -257,7 +258,9 @@ def deal(row: FileRow, column: str, jobs: int) -> int:
     its own accounts, and an account's rows keep their order in the file."""
     if jobs == 1:
         return 0
-    return hash(str(row.data.get(column) or "").strip()) % jobs  # the same in one run
+    # crc32, not hash(): the same file is dealt the same way in every run (and so batched the
+    # same way: a rerun reports the same batches).
+    return zlib.crc32(str(row.data.get(column) or "").strip().encode()) % jobs
 
 
 class Workers:
