@@ -93,3 +93,31 @@ async def test_concurrent_overlapping_readings_of_one_meter_accept_one(
             sa.select(sa.func.sum(T.c.record_count)).where(T.c.node == "I", T.c.node_id == person)
         )
     assert counted == 1
+
+
+async def test_the_importer_refreshes_statistics_as_the_application_role(
+    engine, system_app_engine, tmp_path
+):
+    """Only a table's owner may ANALYZE it: the importers' refresh goes through
+    ``carbongraph_analyze`` (migration 0013), which analyses the tables bulk loads fill and no
+    other."""
+    from carbongraph.accounting.importer import refresh_statistics
+
+    world = await build_world(engine, communities=1, households=2, members=2)
+    async with engine.begin() as conn:  # statistics of the empty table
+        await conn.execute(sa.text("ANALYZE activity_record"))
+    path = tmp_path / "gas.jsonl"
+    _jsonl(path, _gas_rows(world.a.all_members, 30))
+    report = await import_activities(system_app_engine, path, batch_size=1000)
+    assert report.errors == [] and report.created == 4 * 30
+    await refresh_statistics(system_app_engine)
+    async with engine.connect() as conn:
+        tuples = await conn.scalar(
+            sa.text("SELECT reltuples FROM pg_class WHERE oid = 'activity_record'::regclass")
+        )
+    assert tuples == 4 * 30
+    async with system_app_engine.connect() as conn:
+        with pytest.raises(sa.exc.DBAPIError, match="not a table bulk loads fill"):
+            await conn.execute(
+                sa.text("SELECT carbongraph_analyze(:t)"), {"t": ["activity_record", "role_grant"]}
+            )

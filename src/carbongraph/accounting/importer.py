@@ -82,15 +82,18 @@ class ImportReport:
         }
 
 
-async def refresh_statistics(
-    engine: AsyncEngine, tables: str = "activity_record, footprint_total"
-) -> None:
+async def refresh_statistics(engine: AsyncEngine, tables: str = "activity_record") -> None:
     """A bulk load into fresh tables outgrows the planner's statistics (it would keep choosing
-    sequential scans for the idempotency and overlap look-ups); refresh them as the load grows."""
+    sequential scans for the idempotency and overlap look-ups); refresh them as the load grows.
+    Through ``carbongraph_analyze`` (migration 0013): only a table's owner may ANALYZE it, and
+    the importers run as the application role. Not ``footprint_total``: a load writes it only
+    through its primary key (``ON CONFLICT``), whatever its statistics, and it is the largest
+    table to sample."""
     if engine.dialect.name != "postgresql":
         return
+    names = [t.strip() for t in tables.split(",")]
     async with engine.connect() as conn:
-        await conn.execute(sa.text(f"ANALYZE {tables}"))
+        await conn.execute(sa.text("SELECT carbongraph_analyze(:tables)"), {"tables": names})
         await conn.commit()
 
 

@@ -150,7 +150,7 @@ async def import_actions(
         else:
             report.batches_committed += 1
             if report.batches_committed % 20 == 1:
-                await refresh_statistics(engine, "action_record, credit_entry, footprint_total")
+                await refresh_statistics(engine, "action_record, credit_entry")
             report.created += len(result.created)
             report.unchanged += len(result.unchanged)
             report.warnings += [
