@@ -17,7 +17,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -29,6 +29,7 @@ from carbongraph.config import Settings
 from carbongraph.db import create_engine
 from carbongraph.models import ActivityRecord, Enterprise, FootprintTotal
 from tests.processes import Processes, free_port
+from tests.test_actions_import import _rides
 from tests.test_evidence import upload
 from tests.test_import import _gas_rows, _write_csv
 from tests.test_reconciliation import _recompute
@@ -143,19 +144,7 @@ async def test_killed_actions_import_keeps_whole_batches_and_resumes(
     """`carbongraph import actions`: on PostgreSQL set-based (one worker or two), on SQLite
     the reference path. Whole batches of actions, their ledger entries and roll-ups stay."""
     world = await build_world(engine, communities=4, households=5, members=2)
-    people = world.a.all_members
-    rows = [
-        {
-            "individual": f"Individual:{pk}",
-            "action_type": "SUBWAY_TRIP",
-            "units": "1",
-            "occurred_on": (datetime(2024, 1, 2) + timedelta(days=d)).date().isoformat(),
-            "external_id": f"ride-{pk}-{d}-{k}",
-        }
-        for d in range(70)
-        for k in range(6)  # the daily cap
-        for pk in people
-    ]
+    rows = _rides(world.a.all_members, 70)  # six trips a person a day: the cap
     batch = 500
     path = tmp_path / "rides.csv"
     _write_csv(path, rows)
