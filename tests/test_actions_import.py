@@ -3,10 +3,12 @@ against the per-record reference (record_actions) on generated batches."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import os
 import subprocess
 import sys
+from collections import Counter
 from datetime import date, timedelta
 
 import pytest
@@ -16,8 +18,11 @@ from hypothesis import strategies as st
 
 from carbongraph.actions.importer import import_actions, write_batch
 from carbongraph.actions.record import ActionInput
+from carbongraph.config import Settings
+from carbongraph.db import create_engine
 from carbongraph.models import ActionRecordRow, ActionType, Campaign, CreditEntry, FootprintTotal
 from carbongraph.models.base import utcnow
+from tests.ledger_invariant import assert_ledger_invariant
 from tests.world import build_world
 
 AR = ActionRecordRow.__table__
@@ -326,3 +331,68 @@ async def test_parallel_workers_leave_what_one_worker_leaves(engine, tmp_path):
     refused = await import_actions(engine, over, jobs=2)
     assert [(e[0], e[2]) for e in refused.errors] == [(2, "DAILY_CAP_REACHED")]
     assert await _state(engine) == expected
+
+
+# -- the set-based writer under concurrency (PostgreSQL) ----------------------------------------
+
+
+async def _fifty_writers(engine, batches: list[list[ActionInput]]) -> list:
+    """Each batch through the set-based writer in its own transaction, all at once (as 50
+    workers, or 50 imports, would): committed when it has no row errors."""
+    from carbongraph.accounting.importer import run_batch
+
+    url = engine.url.render_as_string(hide_password=False)
+    writers = create_engine(Settings.from_env(database_url=url, db_pool_size=len(batches)))
+    try:
+        return await asyncio.gather(
+            *(
+                run_batch(
+                    writers,
+                    lambda conn, b=batch: write_batch(
+                        conn, b, today=TODAY, recorded_by="import", per_record=False
+                    ),
+                    lambda result: not result.errors,
+                )
+                for batch in batches
+            )
+        )
+    finally:
+        await writers.dispose()
+
+
+@pytest.mark.postgresql_only
+async def test_50_concurrent_set_based_batches_meet_the_daily_cap(engine):
+    world = await build_world(engine)
+    me = world.a.all_members[0]
+    results = await _fifty_writers(
+        engine,
+        [
+            [ActionInput(me, "SUBWAY_TRIP", 1, date(2024, 2, 1), external_id=f"metro-{n}")]
+            for n in range(50)
+        ],
+    )
+    answers = Counter(r.errors[0].code if r.errors else "ok" for r in results)
+    assert answers == Counter({"ok": 6, "DAILY_CAP_REACHED": 44}), answers  # the cap: 6
+    records, ledger, totals = await _state(engine)
+    assert len(records) == len(ledger) == 6
+    platform = sum(t[7] for t in totals if t[0] == "P" and t[4] == "reduction")
+    assert platform == sum(r[8] for r in records)
+    await assert_ledger_invariant(engine)
+
+
+@pytest.mark.postgresql_only
+async def test_50_concurrent_set_based_replays_of_one_batch_create_it_once(engine):
+    world = await build_world(engine)
+    batch = [
+        ActionInput(pk, "SUBWAY_TRIP", 1, date(2024, 2, day), external_id=f"metro-{pk}-{day}")
+        for pk in world.a.all_members[:4]
+        for day in (1, 2)
+    ]
+    results = await _fifty_writers(engine, [list(batch) for _ in range(50)])
+    answers = Counter(
+        (len(r.created), len(r.unchanged), tuple(e.code for e in r.errors)) for r in results
+    )
+    assert answers == Counter({(len(batch), 0, ()): 1, (0, len(batch), ()): 49}), answers
+    records, ledger, _ = await _state(engine)
+    assert len(records) == len(ledger) == len(batch)
+    await assert_ledger_invariant(engine)
