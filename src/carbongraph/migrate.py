@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # The newest migration, which this version of the code needs. Every command checks it, and
 # Alembic (with Mako and Pygments: half a second of every command's start) is loaded only to
-# migrate; tests/test_cli.py checks that this is Alembic's head.
+# migrate; tests/test_migrations.py checks that this is Alembic's head.
 HEAD_REVISION = "0013"
 
 

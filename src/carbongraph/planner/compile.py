@@ -342,7 +342,7 @@ class Compiler:
                     enum = get_named_type(field_def.type)
                     assert isinstance(enum, GraphQLEnumType)
                     stored = tuple((str(v.value), n) for n, v in enum.values.items())
-                    return Item("column", name, field_def=field_def, column=column, enum=stored)
+                    return Item("column", name, column=column, enum=stored)
                 return Item("column", name, column=column)
             if name in ("footprint", "reductions"):
                 target = "Footprint" if name == "footprint" else "Reductions"
