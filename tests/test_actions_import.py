@@ -316,6 +316,8 @@ async def test_parallel_workers_leave_what_one_worker_leaves(engine, tmp_path):
     rows = _rides(world.a.all_members + world.b.all_members, 3)
     _write(path, rows)
     one = await import_actions(engine, path, batch_size=20)
+    # The report (--report FILE.json) says which path wrote the batches.
+    assert (one.method, one.jobs) == ("set-based", 1)
     expected = await _state(engine)
     await _wipe_actions(engine)
     two = await import_actions(engine, path, batch_size=20, jobs=2)
@@ -328,8 +330,9 @@ async def test_parallel_workers_leave_what_one_worker_leaves(engine, tmp_path):
     # One ride more than the cap, on a day already full: that batch is refused by line.
     over = tmp_path / "over.csv"
     _write(over, [{**rows[0], "external_id": "one-too-many"}])
-    refused = await import_actions(engine, over, jobs=2)
+    refused = await import_actions(engine, over, jobs=2, per_record=True)
     assert [(e[0], e[2]) for e in refused.errors] == [(2, "DAILY_CAP_REACHED")]
+    assert refused.method == "per-record"
     assert await _state(engine) == expected
 
 
